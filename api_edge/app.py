@@ -1,0 +1,62 @@
+"""The HTTP edge: FastAPI app, its broker and correlator, routes by domain."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api_edge import accounts, customers, errors, health, operations
+from api_edge.gateway import Gateway
+from bus import observability
+from bus.broker import make_broker
+from bus.correlator import Correlator
+from bus.settings import load
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = load()
+    registry = observability.metrics_registry()
+    broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"))
+    correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"))
+    await broker.start()
+    app.state.settings = settings
+    app.state.registry = registry
+    app.state.broker = broker
+    app.state.gateway = Gateway(correlator, settings.request_timeout_s)
+    app.state.readiness = health.Readiness(settings.amqp_url)
+    try:
+        yield
+    finally:
+        await app.state.readiness.close()
+        await broker.stop()
+
+
+app = FastAPI(
+    title="CBS core banking API",
+    version="1.0.0",
+    description="Customers and accounts. Every POST needs an `Idempotency-Key`; refusals are problem+json.",
+    lifespan=lifespan,
+)
+app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
+app.add_exception_handler(StarletteHTTPException, errors.on_http_error)  # type: ignore[arg-type]
+
+
+@app.middleware("http")
+async def bounded_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+    limit = request.app.state.settings.max_body_bytes
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        return errors.problem(413, "payload_too_large", f"request bodies are limited to {limit} bytes")
+    response: Response = await call_next(request)
+    return response
+
+
+for module in (health, operations, customers, accounts):
+    app.include_router(module.router)

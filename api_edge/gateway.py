@@ -1,0 +1,100 @@
+"""Send a command through the correlator and turn its reply into an HTTP response."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ValidationError, create_model
+
+from api_edge.auth import Principal
+from api_edge.errors import problem, status_for
+from bus.correlator import Backpressure, Correlator, ReplyTimeout, Unroutable
+from contracts.common import Command, Reply
+
+IDEMPOTENCY_KEY_MAX = 200
+
+
+def worker_of(command: type[Command] | Command) -> str:
+    return command.routing_key.split(".", 1)[0]
+
+
+def operation_id(worker: str, message_id: str) -> str:
+    return f"{worker}.{message_id}"
+
+
+async def idempotency_key(
+    idempotency_key: str | None = Header(default=None, description="client-made key; a retry with it never repeats the effect"),
+) -> str | None:
+    return idempotency_key
+
+
+def body_model(contract: type[Command], *, exclude: set[str], name: str) -> type[BaseModel]:
+    """The HTTP body of a command whose ids come from the path: the contract minus those fields."""
+    fields: dict[str, Any] = {
+        field_name: (info.annotation, info) for field_name, info in contract.model_fields.items() if field_name not in exclude
+    }
+    return create_model(name, __config__=contract.model_config, **fields)  # type: ignore[call-overload]
+
+
+class Gateway:
+    def __init__(self, correlator: Correlator, timeout_s: float) -> None:
+        self.correlator = correlator
+        self.timeout_s = timeout_s
+
+    async def send(
+        self,
+        request: Request,
+        command: Command,
+        principal: Principal,
+        *,
+        key: str | None,
+        created: bool = False,
+    ) -> Response:
+        """POST-style: a client key is required and becomes the message_id."""
+        if not command.read_only:
+            if key is None:
+                return problem(400, "idempotency_key_required", "POST requires an Idempotency-Key header")
+            if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+                return problem(400, "invalid_message", f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
+        message_id = key or uuid.uuid4().hex
+        return await self._exchange(command, principal, message_id, created)
+
+    async def query(self, command: Command, principal: Principal) -> Response:
+        return await self._exchange(command, principal, uuid.uuid4().hex, created=False)
+
+    async def _exchange(self, command: Command, principal: Principal, message_id: str, created: bool) -> Response:
+        try:
+            reply = await self.correlator.send(
+                command, message_id=message_id, timeout_s=self.timeout_s, headers={"x-actor": principal.actor_header()}
+            )
+        except ReplyTimeout:
+            op = operation_id(worker_of(command), message_id)
+            return JSONResponse(
+                {"operation_id": op, "status": "accepted", "status_url": f"/v1/operations/{op}"},
+                status_code=202,
+                headers={"Location": f"/v1/operations/{op}"},
+            )
+        except Backpressure as exc:
+            return problem(503, "backpressure", str(exc), headers={"Retry-After": "1"})
+        except Unroutable as exc:
+            return problem(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+        return reply_response(reply, created=created)
+
+
+def reply_response(reply: Reply, *, created: bool = False) -> Response:
+    if reply.ok:
+        return JSONResponse(reply.result, status_code=201 if created else 200)
+    assert reply.error is not None
+    return problem(status_for(reply.error.code), reply.error.code, reply.error.message, reply.error.details)
+
+
+def build(contract: type[Command], data: dict[str, Any]) -> Command | Response:
+    """Validate path + body into the contract; a mismatch is the client's 400."""
+    try:
+        return contract.model_validate(data)
+    except ValidationError as exc:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return problem(400, "invalid_message", f"not a valid {contract.__name__}", errors)

@@ -1,0 +1,47 @@
+"""`GET /v1/operations/{id}`: the reply of a command that outlived the HTTP wait (a 202).
+
+The edge stores nothing: the owning worker's inbox keeps every reply by message_id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from api_edge.auth import Principal, principal
+from api_edge.errors import problem
+from api_edge.gateway import reply_response
+from bus import topology
+from bus.correlator import ReplyTimeout
+from bus.settings import WORKERS
+from contracts.common import GetOperation, OperationStatus
+
+router = APIRouter(prefix="/v1/operations", tags=["operations"])
+
+
+@router.get("/{operation_id}")
+async def get_operation(operation_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+    worker, _, message_id = operation_id.partition(".")
+    if worker not in WORKERS or not message_id:
+        return problem(404, "operation_unknown", "operation ids look like <worker>.<idempotency key>")
+    gateway = request.app.state.gateway
+    try:
+        reply = await gateway.correlator.request(
+            topology.get_operation_key(worker),
+            GetOperation(operation_id=message_id).model_dump(mode="json"),
+            "common.get_operation.v1",
+            message_id=uuid.uuid4().hex,
+            timeout_s=gateway.timeout_s,
+            headers={"x-actor": who.actor_header()},
+        )
+    except ReplyTimeout:
+        return problem(503, "unavailable", f"the {worker} worker did not answer in time", headers={"Retry-After": "5"})
+    if not reply.ok:
+        return reply_response(reply)
+    status = OperationStatus.model_validate(reply.result)
+    if status.status == "unknown" or status.reply is None:
+        # Not (yet) received by the worker: it may still be queued. The client may retry its POST.
+        return problem(404, "operation_unknown", "no reply is recorded for this operation (yet)")
+    return reply_response(status.reply)

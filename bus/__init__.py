@@ -1,0 +1,1 @@
+"""The plumbing every CBS process shares: settings, topology, broker, inbox, outbox, migrations."""

@@ -1,0 +1,39 @@
+"""The one way every CBS process builds its RabbitMQ broker."""
+
+from __future__ import annotations
+
+import logging
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
+from prometheus_client import CollectorRegistry
+
+from bus.settings import Settings
+
+
+def make_broker(
+    process: str, settings: Settings, registry: CollectorRegistry, tracer_provider: object | None = None
+) -> RabbitBroker:
+    """A broker with bounded prefetch, publisher confirms and telemetry.
+
+    NACK_ON_ERROR: an unexpected exception is transient until proven otherwise, so the message
+    is redelivered (up to the queue's delivery limit, then dead-lettered). Permanent errors are
+    rejected explicitly by the runtime.
+    """
+    return RabbitBroker(
+        settings.amqp_url,
+        # Without an explicit prefetch no basic.qos is sent and every ready message becomes a task.
+        default_channel=Channel(prefetch_count=settings.prefetch, publisher_confirms=True),
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        graceful_timeout=settings.graceful_timeout_s,
+        app_id=process,
+        fail_fast=True,
+        reconnect_interval=2.0,
+        logger=logging.getLogger("faststream"),
+        middlewares=(
+            RabbitTelemetryMiddleware(tracer_provider=tracer_provider),
+            RabbitPrometheusMiddleware(registry=registry, app_name=process),
+        ),
+    )

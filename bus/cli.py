@@ -1,0 +1,128 @@
+"""`cbs`: run, migrate and operate the cluster."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import json
+import logging
+import sys
+
+from bus import dlq, observability, topology
+from bus.migrate import migrate
+from bus.settings import WORKERS, load
+from bus.supervisor import Supervisor, cbs_process
+
+
+def _run(coro: object) -> object:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+async def _declare_topology(amqp_url: str) -> None:
+    from faststream.rabbit import RabbitBroker
+
+    broker = RabbitBroker(amqp_url, logger=None)
+    await broker.connect()
+    try:
+        await topology.declare_all(broker)
+    finally:
+        await broker.stop()
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    settings = load()
+    applied = _run(migrate(settings, WORKERS))
+    _run(_declare_topology(settings.amqp_url))
+    print(json.dumps({"migrated": applied, "topology": "declared"}))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if args.name not in WORKERS:
+        print(f"unknown worker {args.name!r}; known: {', '.join(WORKERS)}", file=sys.stderr)
+        return 2
+    if args.replicas > 1:
+        specs = [cbs_process(f"{args.name}-{i}", "worker", args.name) for i in range(args.replicas)]
+        return _supervise(specs)
+    module = importlib.import_module(f"workers.{args.name}.app")
+    _run(module.app.run())
+    return 0
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = load()
+    observability.configure_logging("edge")
+    uvicorn.run(
+        "api_edge.app:app",
+        host=settings.edge_host,
+        port=settings.edge_port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+    )
+    return 0
+
+
+def _supervise(specs: list) -> int:
+    observability.configure_logging("supervisor")
+    settings = load()
+    return int(_run(Supervisor(specs, stop_timeout_s=settings.graceful_timeout_s + 10).run()))  # type: ignore[arg-type]
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    settings = load()
+    specs = [cbs_process("edge", "edge")]
+    specs += [cbs_process(f"{w}-worker", "worker", w) for w in WORKERS]
+    base = f"http://{settings.edge_host}:{settings.edge_port}"
+    print(f"CBS edge: {base}  (API docs: {base}/docs, ready: {base}/health/ready)", flush=True)
+    return _supervise(specs)
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    settings = load()
+    if args.action == "list":
+        for letter in _run(dlq.list_dead(settings.amqp_url, args.limit)):  # type: ignore[union-attr]
+            print(json.dumps(letter.as_dict()))
+        return 0
+    if not args.all and not args.id:
+        print("replay needs --id MESSAGE_ID (repeatable) or --all", file=sys.stderr)
+        return 2
+    replayed = _run(dlq.replay(settings.amqp_url, None if args.all else set(args.id), args.limit))
+    print(json.dumps({"replayed": replayed}))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cbs", description="CBS core banking cluster")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("migrate", help="create the database, roles, schemas and topology").set_defaults(func=cmd_migrate)
+    sub.add_parser("up", help="run the edge and every worker, supervised").set_defaults(func=cmd_up)
+    sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=cmd_edge)
+    w = sub.add_parser("worker", help="run one worker (N replicas compete on its queues)")
+    w.add_argument("name", choices=WORKERS)
+    w.add_argument("--replicas", type=int, default=1)
+    w.set_defaults(func=cmd_worker)
+    d = sub.add_parser("dlq", help="list or replay dead letters")
+    d.add_argument("action", choices=("list", "replay"))
+    d.add_argument("--id", action="append", help="message_id to replay (repeatable)")
+    d.add_argument("--all", action="store_true", help="replay every dead letter")
+    d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
+    d.set_defaults(func=cmd_dlq)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO)
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Request/reply for the edge: one exclusive reply queue per instance, `correlation_id → future`.
+
+Not `broker.request`: that allows one request in flight per process and waits forever by
+default. Here any number are in flight, each bounded by its own timeout, and a late or
+unknown reply is dropped (the worker's inbox still has it for the status route).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiormq.abc import DeliveredMessage
+from faststream.rabbit import RabbitBroker, RabbitMessage
+
+from bus import topology
+from contracts.common import Command, Reply
+
+MAX_IN_FLIGHT = 10_000  # past this the edge answers 503 instead of growing without bound
+
+
+class Backpressure(RuntimeError):
+    """Too many requests in flight; the caller should answer 503."""
+
+
+class Unroutable(RuntimeError):
+    """No queue is bound for the routing key: the topology was not declared (run `cbs migrate`)."""
+
+
+class ReplyTimeout(TimeoutError):
+    def __init__(self, operation_id: str) -> None:
+        super().__init__(operation_id)
+        self.operation_id = operation_id
+
+
+class Correlator:
+    def __init__(self, broker: RabbitBroker, instance: str | None = None) -> None:
+        self.broker = broker
+        self.instance = instance or uuid.uuid4().hex[:12]
+        self.reply_queue = topology.edge_reply_queue(self.instance)
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        broker.subscriber(self.reply_queue, no_reply=True, include_in_schema=False)(self._on_reply)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def _on_reply(self, body: dict[str, Any], msg: RabbitMessage) -> None:
+        future = self._pending.pop(msg.correlation_id, None)
+        if future is not None and not future.done():
+            future.set_result(body)
+
+    async def send(
+        self,
+        command: Command,
+        *,
+        message_id: str,
+        timeout_s: float,
+        headers: dict[str, Any] | None = None,
+    ) -> Reply:
+        """Publish a command and wait for its reply; ReplyTimeout when none comes in time."""
+        return await self.request(
+            command.routing_key, command.model_dump(mode="json"), command.message_type,
+            message_id=message_id, timeout_s=timeout_s, headers=headers,
+        )
+
+    async def request(
+        self,
+        routing_key: str,
+        payload: dict[str, Any],
+        message_type: str,
+        *,
+        message_id: str,
+        timeout_s: float,
+        headers: dict[str, Any] | None = None,
+    ) -> Reply:
+        if len(self._pending) >= MAX_IN_FLIGHT:
+            raise Backpressure(f"{MAX_IN_FLIGHT} requests in flight")
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            confirm = await self.broker.publish(
+                payload,
+                exchange=topology.COMMANDS,
+                routing_key=routing_key,
+                message_id=message_id,
+                correlation_id=correlation_id,
+                message_type=message_type,
+                reply_to=self.reply_queue.name,
+                headers=headers or {},
+                persist=True,
+                mandatory=True,
+                timeout=timeout_s,
+            )
+            if isinstance(confirm, DeliveredMessage):  # basic.return
+                raise Unroutable(f"no queue for {routing_key}")
+            body = await asyncio.wait_for(future, timeout_s)
+        except TimeoutError as exc:
+            raise ReplyTimeout(message_id) from exc
+        finally:
+            self._pending.pop(correlation_id, None)
+        return Reply.model_validate(body)

@@ -1,0 +1,26 @@
+"""asyncpg pools: one per worker, connected as the worker's own role, in its own schema."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Without a codec jsonb arrives as str.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, schema: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        command_timeout=10,
+        max_inactive_connection_lifetime=300,
+        init=_init_connection,
+        server_settings={"application_name": application_name, "search_path": schema},
+    )
+    assert pool is not None
+    return pool

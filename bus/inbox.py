@@ -1,0 +1,57 @@
+"""The idempotent consumer (DESIGN §4.2): a redelivery gets the stored reply and no second effect."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A message_id this consumer already handled."""
+
+    request_hash: str
+    reply: dict[str, Any] | None
+
+
+async def claim(conn: asyncpg.Connection, consumer: str, message_id: str, body_hash: str) -> Seen | None:
+    """Insert the inbox row, or return what was stored for this message_id.
+
+    A concurrent duplicate blocks on the primary key until the first transaction ends, so it
+    sees the committed reply (READ COMMITTED), never a half-done effect.
+    """
+    inserted = await conn.fetchval(
+        "INSERT INTO inbox (consumer, message_id, request_hash) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        consumer,
+        message_id,
+        body_hash,
+    )
+    if inserted:
+        return None
+    row = await conn.fetchrow(
+        "SELECT request_hash, reply FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id
+    )
+    assert row is not None, "inbox row vanished under a conflict"
+    return Seen(request_hash=row["request_hash"], reply=row["reply"])
+
+
+async def store_reply(conn: asyncpg.Connection, consumer: str, message_id: str, reply: dict[str, Any]) -> None:
+    await conn.execute(
+        "UPDATE inbox SET reply = $3 WHERE consumer = $1 AND message_id = $2", consumer, message_id, reply
+    )
+
+
+async def find_reply(conn: asyncpg.Connection, message_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT reply, received_at FROM inbox WHERE message_id = $1 AND reply IS NOT NULL "
+        "ORDER BY received_at DESC LIMIT 1",
+        message_id,
+    )

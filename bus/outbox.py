@@ -1,0 +1,143 @@
+"""The transactional outbox (DESIGN §4.3): events commit with the state change, a relay sends them.
+
+The relay wakes on NOTIFY and also polls, so an event is never stranded by a missed
+notification. Several replicas may relay at once: `FOR UPDATE SKIP LOCKED` splits the rows.
+Publishing is at-least-once; consumers drop a repeat by its message_id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+from aiormq.abc import DeliveredMessage
+from faststream.rabbit import RabbitBroker
+from opentelemetry import context as otel_context
+from opentelemetry.propagate import extract, inject
+
+from bus.topology import EVENTS
+from contracts.common import Event
+
+NOTIFY_CHANNEL = "cbs_outbox"
+RELAY_BATCH = 200  # rows per relay transaction
+PUBLISH_TIMEOUT_S = 10.0
+
+log = logging.getLogger("cbs.outbox")
+UNROUTED = object()
+
+
+async def add(
+    conn: asyncpg.Connection, event: Event, *, correlation_id: str | None, causation_id: str | None
+) -> str:
+    """Queue an event in the caller's database transaction; returns its message_id."""
+    assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
+    message_id = str(uuid.uuid4())
+    headers: dict[str, Any] = {}
+    inject(headers)  # the trace continues when the relay publishes
+    if causation_id:
+        headers["x-causation-id"] = causation_id
+    await conn.execute(
+        "INSERT INTO outbox (message_id, routing_key, message_type, payload, headers, correlation_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6)",
+        message_id,
+        event.routing_key,
+        event.message_type,
+        event.model_dump(mode="json"),
+        headers,
+        correlation_id,
+    )
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    return message_id
+
+
+class OutboxRelay:
+    def __init__(self, pool: asyncpg.Pool, broker: RabbitBroker, *, poll_interval_s: float) -> None:
+        self._pool = pool
+        self._broker = broker
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    async def start(self) -> None:
+        self._listener = await self._pool.acquire()
+        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._listener:
+            await self._listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            await self._pool.release(self._listener)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                sent = await self.relay_once()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                log.warning("outbox relay failed, will retry: %r", exc)
+                sent = 0
+            if sent < RELAY_BATCH:  # a full batch means more may be waiting
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def relay_once(self) -> int:
+        """Publish one batch of unsent events; returns how many were confirmed."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "SELECT id, message_id, routing_key, message_type, payload, headers, correlation_id "
+                "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                RELAY_BATCH,
+            )
+            if not rows:
+                return 0
+            # Confirms dominate the latency, so the batch is published concurrently.
+            outcomes = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+            sent = [r["id"] for r, outcome in zip(rows, outcomes) if outcome is None or outcome is UNROUTED]
+            failed = [(r["id"], repr(o)) for r, o in zip(rows, outcomes) if isinstance(o, BaseException)]
+            if sent:
+                await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent)
+            for row_id, error in failed:
+                await conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1", row_id, error
+                )
+            if failed:
+                log.warning("outbox: %d events not confirmed, retrying later: %s", len(failed), failed[0][1])
+            return len(sent)
+
+    async def _publish(self, row: asyncpg.Record) -> object | None:
+        headers = dict(row["headers"])
+        token = otel_context.attach(extract(headers))
+        try:
+            confirm = await self._broker.publish(
+                row["payload"],
+                exchange=EVENTS,
+                routing_key=row["routing_key"],
+                message_id=row["message_id"],
+                correlation_id=row["correlation_id"],
+                message_type=row["message_type"],
+                headers=headers,
+                persist=True,
+                mandatory=True,
+                timeout=PUBLISH_TIMEOUT_S,
+            )
+        finally:
+            otel_context.detach(token)
+        if isinstance(confirm, DeliveredMessage):
+            # basic.return: no queue is bound for this key. An event is a broadcast fact; with
+            # no subscriber there is nobody to tell, so it counts as sent (audit, which binds
+            # `#`, makes every event routable once it runs).
+            log.info("event %s had no subscriber", row["routing_key"])
+            return UNROUTED
+        return None

@@ -1,0 +1,108 @@
+"""All of CBS's broker topology, in one place (DESIGN §3).
+
+Exchanges: `cbs.commands`, `cbs.events`, `cbs.dlx` (durable topics). One quorum queue per
+command, named as its routing key; one event queue per consuming worker; one dead-letter queue.
+Queue arguments can never change in place (RabbitMQ refuses an inequivalent redeclare): to
+change one, give the queue a new name.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+from contracts import account, customer
+from contracts.common import Command
+
+COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
+EVENTS = RabbitExchange("cbs.events", type=ExchangeType.TOPIC, durable=True)
+DLX = RabbitExchange("cbs.dlx", type=ExchangeType.TOPIC, durable=True)
+
+QUEUE_MAX_LENGTH = 100_000  # messages; past it publishers get a nack (reject-publish), not a silent drop
+DELIVERY_LIMIT = 5  # redeliveries of a failing message before it is dead-lettered
+DEAD_LETTER_QUEUE_NAME = "cbs.dead"
+
+# Each worker's contract module: its commands get a queue each.
+WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account}
+
+# Event queues: consuming worker -> routing keys it binds on `cbs.events`.
+EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
+    "account": ("customer.#",),
+}
+
+
+def _quorum_arguments() -> dict[str, Any]:
+    # at-least-once dead-lettering needs reject-publish overflow (drop-head would silently
+    # fall back to at-most-once); both work on RabbitMQ 3.10 and 4.x.
+    return {
+        "x-dead-letter-exchange": DLX.name,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-max-length": QUEUE_MAX_LENGTH,
+        "x-delivery-limit": DELIVERY_LIMIT,
+    }
+
+
+def command_queue(routing_key: str) -> RabbitQueue:
+    return RabbitQueue(
+        routing_key, queue_type=QueueType.QUORUM, routing_key=routing_key, arguments=_quorum_arguments()
+    )
+
+
+def get_operation_key(worker: str) -> str:
+    return f"{worker}.get_operation"
+
+
+def worker_commands(worker: str) -> tuple[type[Command], ...]:
+    return tuple(WORKER_CONTRACTS[worker].COMMANDS)
+
+
+def command_keys(worker: str) -> list[str]:
+    """Every command routing key the worker consumes, the generic status query included."""
+    return [c.routing_key for c in worker_commands(worker)] + [get_operation_key(worker)]
+
+
+def event_queue(worker: str) -> RabbitQueue:
+    name = f"{worker}.events"
+    first_key = EVENT_BINDINGS[worker][0]
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=first_key, arguments=_quorum_arguments())
+
+
+def dead_letter_queue() -> RabbitQueue:
+    # The dead-letter queue itself has no DLX: a message is never dead-lettered twice.
+    return RabbitQueue(
+        DEAD_LETTER_QUEUE_NAME,
+        queue_type=QueueType.QUORUM,
+        routing_key="#",
+        arguments={"x-max-length": 1_000_000, "x-overflow": "reject-publish"},
+    )
+
+
+def edge_reply_queue(instance: str) -> RabbitQueue:
+    # Exclusive: it lives and dies with the edge's connection (RabbitMQ 4.3 refuses transient
+    # non-exclusive queues). Replies in flight are lost with it; clients retry by Idempotency-Key.
+    return RabbitQueue(f"edge.replies.{instance}", durable=False, exclusive=True, auto_delete=True)
+
+
+async def declare_all(broker: Any) -> None:
+    """Declare every exchange, queue and binding, so nothing published early is unroutable."""
+    commands = await broker.declare_exchange(COMMANDS)
+    events = await broker.declare_exchange(EVENTS)
+    dlx = await broker.declare_exchange(DLX)
+    dead = await broker.declare_queue(dead_letter_queue())
+    await dead.bind(dlx, routing_key="#")
+    for worker in WORKER_CONTRACTS:
+        for key in command_keys(worker):
+            queue = await broker.declare_queue(command_queue(key))
+            await queue.bind(commands, routing_key=key)
+    for worker in EVENT_BINDINGS:
+        await bind_event_queue(broker, worker, events)
+
+
+async def bind_event_queue(broker: Any, worker: str, events: Any | None = None) -> None:
+    events = events or await broker.declare_exchange(EVENTS)
+    queue = await broker.declare_queue(event_queue(worker))
+    for key in EVENT_BINDINGS[worker]:
+        await queue.bind(events, routing_key=key)

@@ -1,0 +1,100 @@
+"""Builds a worker process from its routes: subscriptions, pool, outbox relay, lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker, RabbitMessage
+from faststream.specification import AsyncAPI
+
+from bus import db, observability, topology
+from bus.broker import make_broker
+from bus.outbox import OutboxRelay
+from bus.runtime import CommandHandler, Routes, Runtime
+from bus.settings import Settings, load
+
+
+async def raw_body(msg: Any, original: Any = None) -> bytes:
+    """Hand the handler the undecoded body: the runtime validates it against the contract."""
+    return bytes(msg.body)
+
+
+def _subscribe_command(broker: RabbitBroker, runtime: Runtime, contract: Any, handler: CommandHandler) -> None:
+    key = contract.routing_key
+
+    @broker.subscriber(
+        topology.command_queue(key), topology.COMMANDS, decoder=raw_body, no_reply=True,
+        title=key, description=f"{contract.__doc__ or key} Routing key `{key}` on `cbs.commands`.",
+    )
+    async def consume(body: bytes, msg: RabbitMessage) -> None:
+        await runtime.consume_command(contract, handler, body, msg)
+
+
+def _subscribe_get_operation(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
+    key = topology.get_operation_key(worker)
+
+    @broker.subscriber(
+        topology.command_queue(key), topology.COMMANDS, decoder=raw_body, no_reply=True,
+        title=key, description=f"The stored reply of a {worker} command by its message_id.",
+    )
+    async def consume(body: bytes, msg: RabbitMessage) -> None:
+        await runtime.consume_get_operation(body, msg)
+
+
+def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
+    @broker.subscriber(
+        topology.event_queue(worker), topology.EVENTS, decoder=raw_body, no_reply=True,
+        title=f"{worker}.events", description=f"Events {worker} acts on: {topology.EVENT_BINDINGS[worker]}",
+    )
+    async def consume(body: bytes, msg: RabbitMessage) -> None:
+        await runtime.consume_event(body, msg)
+
+
+def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
+    settings = settings or load()
+    worker = routes.worker
+    process = f"{worker}-worker"
+    observability.configure_logging(process)
+    registry = observability.metrics_registry()
+    broker = make_broker(process, settings, registry, observability.tracer_provider(process))
+    runtime = Runtime(routes, broker, max_body_bytes=settings.max_body_bytes)
+    missing = {c.routing_key for c in topology.worker_commands(worker)} - {c.routing_key for c in routes.commands}
+    assert not missing, f"{worker} has contracts without handlers: {sorted(missing)}"
+    for contract, handler in routes.commands.items():
+        _subscribe_command(broker, runtime, contract, handler)
+    _subscribe_get_operation(broker, runtime, worker)
+    if worker in topology.EVENT_BINDINGS:
+        _subscribe_events(broker, runtime, worker)
+
+    relay: OutboxRelay | None = None
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        runtime.pool = await db.create_pool(
+            settings.worker_database_url(worker), worker, max_size=settings.db_pool_max, application_name=process
+        )
+        try:
+            yield
+        finally:
+            await runtime.pool.close()
+
+    app = FastStream(broker, lifespan=lifespan, specification=AsyncAPI(title=f"CBS {worker}", version="1.0.0"))
+
+    @app.after_startup
+    async def start_relay() -> None:
+        nonlocal relay
+        await topology.declare_all(broker)  # binds every event key, not only the first
+        assert runtime.pool is not None
+        relay = OutboxRelay(runtime.pool, broker, poll_interval_s=settings.outbox_poll_ms / 1000)
+        await relay.start()
+
+    @app.on_shutdown
+    async def stop_relay() -> None:
+        if relay is not None:
+            await relay.stop()
+
+    app.runtime = runtime  # type: ignore[attr-defined]  # tests reach the pool through it
+    return app

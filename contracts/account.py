@@ -1,0 +1,241 @@
+"""Messages of the account worker: products, account opening, reads and the lifecycle.
+
+Every command answers a `Reply`; the docstring of each command names the model its `result` holds.
+Money is integer minor units of the product's currency (banking-rules §0).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+from uuid import UUID
+
+from pydantic import Field
+
+from contracts.common import Command, Contract, Event, Page, amount_field, currency_field
+
+# Product codes are lower snake case so they read well in URLs and routing logs.
+PRODUCT_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+BRANCH_PATTERN = r"^[0-9]{3}$"
+# Prefix + 3-digit branch + 8-digit branch sequence + 1 Luhn check digit (workers/account/domain.py).
+ACCOUNT_NUMBER_PATTERN = r"^(SAV|CUR|FD|RD)[0-9]{12}$"
+
+
+class ProductType(StrEnum):
+    savings = "savings"
+    current = "current"
+
+
+class AccountStatus(StrEnum):
+    active = "active"
+    dormant = "dormant"
+    frozen = "frozen"
+    closed = "closed"
+    # FD/RD open unfunded (banking-rules §2); savings and current never use it.
+    inactive = "inactive"
+
+
+class AccountError(StrEnum):
+    """Stable refusal codes of the account worker (the reply's `error.code`)."""
+
+    account_not_found = "account_not_found"
+    product_not_found = "product_not_found"
+    customer_unknown = "customer_unknown"
+    # Customer not `active`, or KYC not `completed`.
+    customer_not_eligible = "customer_not_eligible"
+    # The same account_id was already used to open a different account.
+    account_exists = "account_exists"
+    invalid_transition = "invalid_transition"
+    account_closed = "account_closed"
+    account_frozen = "account_frozen"
+    close_refused_nonzero_balance = "close_refused_nonzero_balance"
+    close_refused_pending_transfers = "close_refused_pending_transfers"
+
+
+def _actor_field() -> Any:
+    return Field(min_length=1, max_length=200, description="who asked for the change (staff or system id)")
+
+
+def _reason_field() -> Any:
+    return Field(min_length=1, max_length=500, description="why, recorded with the change")
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class ProductView(Contract):
+    code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product code, e.g. `savings`")
+    type: ProductType = Field(description="savings or current")
+    currency: str = currency_field("ISO 4217 currency of accounts of this product")
+    minimum_balance: int = amount_field("balance the account must keep, minor units")
+    daily_cash_withdrawal_limit: int = amount_field("cash withdrawals a bank day, minor units")
+    daily_payments_out_limit: int = amount_field("payments out a bank day, minor units")
+    monthly_debit_limit: int = amount_field("customer debits a calendar month, minor units")
+    overdraft_limit: int = amount_field("overdraft allowed below zero, minor units; 0 = none")
+    rate_bps: int = Field(ge=0, le=100_000, description="credit interest, basis points a year")
+
+
+class ProductList(Contract):
+    items: list[ProductView] = Field(description="every product open for new accounts")
+
+
+class AccountView(Contract):
+    account_id: UUID = Field(description="account id chosen by the opener")
+    number: str = Field(pattern=ACCOUNT_NUMBER_PATTERN, description="account number with its check digit")
+    customer_id: UUID = Field(description="the primary holder")
+    product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product the account was opened under")
+    type: ProductType = Field(description="savings or current")
+    currency: str = currency_field("ISO 4217 currency of the account")
+    status: AccountStatus = Field(description="active, dormant, frozen, closed or inactive")
+    status_before_freeze: AccountStatus | None = Field(
+        default=None, description="status an unfreeze restores; set only while frozen"
+    )
+    ledger_account_id: UUID = Field(description="the ledger account that holds the money")
+    branch: str = Field(pattern=BRANCH_PATTERN, description="3-digit branch code")
+    nickname: str | None = Field(default=None, description="the holder's own name for the account")
+    opened_at: datetime = Field(description="UTC time of opening")
+    closed_at: datetime | None = Field(default=None, description="UTC time of closing; null while open")
+    version: int = Field(ge=1, description="increases by one on every change")
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+class ListProducts(Command):
+    """Result: `ProductList`."""
+
+    routing_key: ClassVar[str] = "account.list_products"
+    message_type: ClassVar[str] = "account.list_products.v1"
+    read_only: ClassVar[bool] = True
+
+
+class OpenAccount(Command):
+    """Open a savings or current account. Result: `AccountView`."""
+
+    routing_key: ClassVar[str] = "account.open_account"
+    message_type: ClassVar[str] = "account.open_account.v1"
+
+    account_id: UUID = Field(description="new account's id, chosen by the caller (makes retries safe)")
+    customer_id: UUID = Field(description="the primary holder; must be active with KYC completed")
+    product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="code from `account.list_products`")
+    branch: str = Field(default="000", pattern=BRANCH_PATTERN, description="3-digit branch code")
+    nickname: str | None = Field(default=None, min_length=1, max_length=60, description="holder's own name for it")
+
+
+class GetAccount(Command):
+    """Result: `AccountView`."""
+
+    routing_key: ClassVar[str] = "account.get_account"
+    message_type: ClassVar[str] = "account.get_account.v1"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID = Field(description="the account to read")
+
+
+class ListCustomerAccounts(Command):
+    """Result: `Page[AccountView]`, oldest first."""
+
+    routing_key: ClassVar[str] = "account.list_customer_accounts"
+    message_type: ClassVar[str] = "account.list_customer_accounts.v1"
+    read_only: ClassVar[bool] = True
+
+    customer_id: UUID = Field(description="whose accounts")
+    limit: int = Field(default=50, ge=1, le=100, description="page size, at most 100")
+    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+
+
+class FreezeAccount(Command):
+    """Freeze both sides of the account. Result: `AccountView`."""
+
+    routing_key: ClassVar[str] = "account.freeze_account"
+    message_type: ClassVar[str] = "account.freeze_account.v1"
+
+    account_id: UUID = Field(description="the account to freeze")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class UnfreezeAccount(Command):
+    """Restore the status the account had before its freeze. Result: `AccountView`."""
+
+    routing_key: ClassVar[str] = "account.unfreeze_account"
+    message_type: ClassVar[str] = "account.unfreeze_account.v1"
+
+    account_id: UUID = Field(description="the account to unfreeze")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class CloseAccount(Command):
+    """Close for good; refused unless the balance is zero. Result: `AccountView`."""
+
+    routing_key: ClassVar[str] = "account.close_account"
+    message_type: ClassVar[str] = "account.close_account.v1"
+
+    account_id: UUID = Field(description="the account to close")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class _AccountFact(Event):
+    """Fields every account event carries, so a consumer can act without asking back."""
+
+    account_id: UUID = Field(description="the account")
+    customer_id: UUID = Field(description="the primary holder")
+    number: str = Field(pattern=ACCOUNT_NUMBER_PATTERN, description="account number")
+    product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product of the account")
+    currency: str = currency_field("ISO 4217 currency of the account")
+    status: AccountStatus = Field(description="status after the event")
+    occurred_at: datetime = Field(description="UTC time the change was committed")
+
+
+class AccountOpened(_AccountFact):
+    routing_key: ClassVar[str] = "account.opened"
+    message_type: ClassVar[str] = "account.opened.v1"
+
+    type: ProductType = Field(description="savings or current")
+    branch: str = Field(pattern=BRANCH_PATTERN, description="3-digit branch code")
+    ledger_account_id: UUID = Field(description="the ledger account that holds the money")
+
+
+class AccountFrozen(_AccountFact):
+    routing_key: ClassVar[str] = "account.frozen"
+    message_type: ClassVar[str] = "account.frozen.v1"
+
+    status_before_freeze: AccountStatus = Field(description="status an unfreeze will restore")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class AccountUnfrozen(_AccountFact):
+    routing_key: ClassVar[str] = "account.unfrozen"
+    message_type: ClassVar[str] = "account.unfrozen.v1"
+
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class AccountClosed(_AccountFact):
+    routing_key: ClassVar[str] = "account.closed"
+    message_type: ClassVar[str] = "account.closed.v1"
+
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+AccountPage = Page[AccountView]
+
+COMMANDS: tuple[type[Command], ...] = (
+    ListProducts,
+    OpenAccount,
+    GetAccount,
+    ListCustomerAccounts,
+    FreezeAccount,
+    UnfreezeAccount,
+    CloseAccount,
+)
+EVENTS: tuple[type[Event], ...] = (AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed)

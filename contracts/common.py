@@ -1,0 +1,115 @@
+"""Shared building blocks of every contract: money, ids, the reply envelope, error codes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# ISO 4217 exponents of the currencies CBS knows. Money is always integer minor units.
+CURRENCY_EXPONENTS: dict[str, int] = {"INR": 2, "USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KWD": 3}
+
+Currency = str  # validated by the field pattern below; the list above says what is known
+
+MAX_AMOUNT = 10**17  # fits in bigint with room for sums; larger is refused, never wrapped
+
+
+class Contract(BaseModel):
+    """Base of every message body: frozen, unknown fields refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # `<worker>.<name>.v<N>`; sent as the AMQP `type` property.
+    message_type: ClassVar[str] = ""
+
+
+class Command(Contract):
+    """A request for a change or an answer; its routing key is `<worker>.<command>`."""
+
+    routing_key: ClassVar[str] = ""
+    # Read-only commands keep no inbox row: repeating them has no effect to guard.
+    read_only: ClassVar[bool] = False
+
+
+class Event(Contract):
+    """A fact that happened, published through the owner's outbox."""
+
+    routing_key: ClassVar[str] = ""
+
+
+def currency_field(description: str = "ISO 4217 currency code") -> Any:
+    return Field(pattern=r"^[A-Z]{3}$", description=description)
+
+
+def amount_field(description: str = "amount in minor units of the currency") -> Any:
+    return Field(ge=0, le=MAX_AMOUNT, description=description)
+
+
+class ErrorCode(StrEnum):
+    """Codes every worker may answer; domain modules add their own stable codes."""
+
+    invalid_message = "invalid_message"
+    not_found = "not_found"
+    conflict = "conflict"
+    operation_unknown = "operation_unknown"
+    internal_error = "internal_error"
+
+
+class ErrorBody(Contract):
+    code: str = Field(description="stable snake_case refusal code")
+    message: str = Field(description="human-readable explanation")
+    details: dict[str, Any] | list[Any] | None = Field(default=None, description="structured details")
+
+
+class Reply(Contract):
+    """The envelope of every reply: `ok` with a result, or a refusal with an error."""
+
+    message_type: ClassVar[str] = "reply.v1"
+
+    ok: bool = Field(description="true when the command took effect or the query answered")
+    result: dict[str, Any] | list[Any] | None = Field(default=None, description="the answer when ok")
+    error: ErrorBody | None = Field(default=None, description="the refusal when not ok")
+
+    @classmethod
+    def success(cls, result: BaseModel | dict[str, Any] | list[Any] | None = None) -> "Reply":
+        if isinstance(result, BaseModel):
+            result = result.model_dump(mode="json")
+        return cls(ok=True, result=result)
+
+    @classmethod
+    def refusal(cls, code: str, message: str, details: Any = None) -> "Reply":
+        return cls(ok=False, error=ErrorBody(code=str(code), message=message, details=details))
+
+
+T = TypeVar("T")
+
+
+class Page(Contract, Generic[T]):
+    """A page of results with an opaque cursor for the next one."""
+
+    items: list[T] = Field(description="the results of this page")
+    next_cursor: str | None = Field(default=None, description="pass back to get the next page; null at the end")
+
+
+class PageRequest(Contract):
+    limit: int = Field(default=50, ge=1, le=500, description="page size, at most 500")
+    cursor: str | None = Field(default=None, description="cursor from the previous page")
+
+
+class GetOperation(Contract):
+    """Ask a worker for the stored reply of a command by its message_id (the operation id)."""
+
+    operation_id: str = Field(min_length=1, max_length=200, description="message_id of the command")
+
+
+class OperationStatus(Contract):
+    operation_id: str
+    status: str = Field(description="'done' with the stored reply, or 'unknown' when never received")
+    reply: Reply | None = None
+    received_at: datetime | None = None
+
+
+Id = UUID

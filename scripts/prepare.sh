@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Makes this machine ready to run or test CBS: Python venv with the project installed,
+# PostgreSQL and RabbitMQ running on loopback (installed with apt on Debian when missing).
+# Safe to run again: each step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[prepare]\033[0m %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_updated=0
+apt_install() {
+  command -v apt-get >/dev/null || { echo "$* missing and no apt-get here: install it by hand" >&2; exit 1; }
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+PYTHON=${PYTHON:-python3}
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  say "installing Python 3.11+"; apt_install python3 python3-venv python3-dev
+  PYTHON=python3
+fi
+
+# --- PostgreSQL -------------------------------------------------------------------------
+if ! command -v pg_ctlcluster >/dev/null; then
+  say "installing PostgreSQL"; apt_install postgresql
+  fresh_pg=1
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  say "starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if [ "${fresh_pg:-0}" = 1 ]; then
+  # A fresh Debian cluster asks passwords on TCP; local development trusts loopback only.
+  hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n1)
+  as_root sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main reload
+fi
+pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
+
+# --- RabbitMQ ---------------------------------------------------------------------------
+if ! command -v rabbitmqctl >/dev/null; then
+  say "installing RabbitMQ"; apt_install rabbitmq-server
+fi
+if ! rabbitmqctl -q status >/dev/null 2>&1; then
+  say "starting RabbitMQ"
+  as_root rabbitmq-server -detached || true
+fi
+as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
+
+# --- Python environment -----------------------------------------------------------------
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv"; "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.cbs-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  say "installing CBS and its dependencies"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e '.[test]'
+  touch "$stamp"
+fi
+say "ready"

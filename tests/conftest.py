@@ -1,0 +1,64 @@
+"""Test isolation: a fresh RabbitMQ vhost and a fresh PostgreSQL database per test run.
+
+They are named after the run, created on first use by an integration or end-to-end test, and
+dropped at the end, so runs never see each other's leftovers and never touch `make run`'s data.
+Unit tests use neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+RUN_ID = uuid.uuid4().hex[:10]
+VHOST = f"cbs_test_{RUN_ID}"
+DATABASE = f"cbs_test_{RUN_ID}"
+ADMIN_DSN = os.environ.get("CBS_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432")
+
+# Set before any worker or edge module builds its settings.
+os.environ["CBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+os.environ["CBS_DATABASE_URL"] = f"{ADMIN_DSN}/{DATABASE}"
+os.environ.setdefault("CBS_OUTBOX_POLL_MS", "100")
+os.environ.setdefault("CBS_GRACEFUL_TIMEOUT_S", "5")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[dict[str, str]]:
+    """The run's own vhost and database, migrated and with the whole topology declared."""
+    _rabbitmqctl("add_vhost", VHOST)
+    _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    from bus.cli import main as cbs
+
+    assert cbs(["migrate"]) == 0
+    try:
+        yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"]}
+    finally:
+        _rabbitmqctl("delete_vhost", VHOST)
+        asyncio.run(_drop_database())
+
+
+async def _drop_database() -> None:
+    conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def admin_db(infra: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
+    """A superuser pool on the run's database, for assertions across schemas."""
+    pool = await asyncpg.create_pool(infra["database_url"], min_size=1, max_size=4)
+    assert pool is not None
+    yield pool
+    await pool.close()

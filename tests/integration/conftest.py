@@ -1,0 +1,75 @@
+"""Integration: the real workers' apps, in this process, on the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from faststream.rabbit import RabbitBroker
+
+from bus import topology
+from bus.correlator import Correlator
+from contracts.common import Command, Reply
+
+WORKERS_UNDER_TEST = ("account",)
+
+
+@pytest.fixture(scope="session")
+async def workers(infra: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    apps = {name: importlib.import_module(f"workers.{name}.app").app for name in WORKERS_UNDER_TEST}
+    lifespans = []
+    for app in apps.values():
+        lifespan = app.lifespan_context()
+        await lifespan.__aenter__()
+        lifespans.append(lifespan)
+        await app.start()
+    yield apps
+    for app in apps.values():
+        await app.stop()
+    for lifespan in lifespans:
+        await lifespan.__aexit__(None, None, None)
+
+
+class BusClient:
+    """Talks to the workers as a partner or the edge would: contracts over AMQP."""
+
+    def __init__(self, broker: RabbitBroker, correlator: Correlator) -> None:
+        self.broker = broker
+        self.correlator = correlator
+
+    async def send(self, command: Command, *, message_id: str | None = None, timeout_s: float = 10) -> Reply:
+        return await self.correlator.send(command, message_id=message_id or uuid.uuid4().hex, timeout_s=timeout_s)
+
+    async def ok(self, command: Command, **kwargs: Any) -> dict[str, Any]:
+        reply = await self.send(command, **kwargs)
+        assert reply.ok, reply.error
+        assert isinstance(reply.result, dict)
+        return reply.result
+
+    async def publish_raw(self, routing_key: str, body: bytes, **kwargs: Any) -> None:
+        await self.broker.publish(body, exchange=topology.COMMANDS, routing_key=routing_key, persist=True, **kwargs)
+
+
+@pytest.fixture(scope="session")
+async def bus(workers: dict[str, Any], infra: dict[str, str]) -> AsyncIterator[BusClient]:
+    broker = RabbitBroker(infra["amqp_url"], logger=None)
+    correlator = Correlator(broker)
+    await broker.start()
+    yield BusClient(broker, correlator)
+    await broker.stop()
+
+
+async def eventually(check: Any, timeout_s: float = 10.0, interval_s: float = 0.05) -> Any:
+    """Poll an async check until it returns something truthy (events are asynchronous)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = await check()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s (last: {result!r})")
+        await asyncio.sleep(interval_s)

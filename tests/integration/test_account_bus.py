@@ -1,0 +1,153 @@
+"""The account worker through its messages, against the real RabbitMQ and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bus import topology
+from contracts import account as a
+from contracts import customer as cu
+from contracts.common import Reply
+from tests.integration.conftest import BusClient, eventually
+
+
+async def publish_customer_event(bus: BusClient, event: cu._CustomerEvent) -> None:
+    """Customer facts as the customer worker's outbox would publish them."""
+    await bus.broker.publish(
+        event.model_dump(mode="json"),
+        exchange=topology.EVENTS,
+        routing_key=event.routing_key,
+        message_id=str(uuid.uuid4()),
+        message_type=event.message_type,
+        persist=True,
+    )
+
+
+def registered(customer_id: uuid.UUID, at: datetime) -> cu.CustomerRegistered:
+    return cu.CustomerRegistered(
+        customer_id=customer_id, occurred_at=at, customer_number="C0000001", customer_type="individual",
+        name="Asha Rao", email="asha@example.com", phone="+919800000001", language="en",
+        status="inactive", kyc_status="pending", risk_category="low",
+    )
+
+
+def kyc_completed(customer_id: uuid.UUID, at: datetime) -> cu.CustomerKycStatusChanged:
+    return cu.CustomerKycStatusChanged(
+        customer_id=customer_id, occurred_at=at, old_status="in_progress", new_status="completed", status="active"
+    )
+
+
+async def eligible_customer(bus: BusClient, admin_db) -> uuid.UUID:
+    customer_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    await publish_customer_event(bus, registered(customer_id, now))
+    await publish_customer_event(bus, kyc_completed(customer_id, now + timedelta(seconds=1)))
+
+    async def standing():
+        return await admin_db.fetchval(
+            "SELECT kyc_status = 'completed' FROM account.customer_standing WHERE customer_id = $1", customer_id
+        )
+
+    await eventually(standing)
+    return customer_id
+
+
+async def test_products_are_listed(bus: BusClient) -> None:
+    result = await bus.ok(a.ListProducts())
+    codes = {p["code"]: p for p in result["items"]}
+    assert codes["savings"]["minimum_balance"] == 10_000
+    assert codes["current"]["daily_payments_out_limit"] == 100_000_000
+
+
+async def test_open_refused_until_kyc_completed(bus: BusClient, admin_db) -> None:
+    customer_id = uuid.uuid4()
+    reply = await bus.send(a.OpenAccount(account_id=uuid.uuid4(), customer_id=customer_id, product_code="savings"))
+    assert reply.error is not None and reply.error.code == "customer_unknown"
+
+    await publish_customer_event(bus, registered(customer_id, datetime.now(UTC)))
+
+    async def known():
+        return await admin_db.fetchval("SELECT true FROM account.customer_standing WHERE customer_id = $1", customer_id)
+
+    await eventually(known)
+    reply = await bus.send(a.OpenAccount(account_id=uuid.uuid4(), customer_id=customer_id, product_code="savings"))
+    assert reply.error is not None and reply.error.code == "customer_not_eligible"
+
+
+async def test_a_late_older_event_does_not_undo_a_newer_one(bus: BusClient, admin_db) -> None:
+    customer_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    await publish_customer_event(bus, kyc_completed(customer_id, now + timedelta(seconds=1)))
+    await publish_customer_event(bus, registered(customer_id, now))  # arrives last, happened first
+
+    async def settled():
+        return await admin_db.fetchval(
+            "SELECT count(*) FROM account.inbox WHERE consumer = 'account.events' AND reply IS NOT NULL"
+            " AND message_id IN (SELECT message_id FROM account.inbox)"
+        )
+
+    await eventually(settled)
+    account_id = uuid.uuid4()
+
+    async def opened():
+        reply = await bus.send(a.OpenAccount(account_id=account_id, customer_id=customer_id, product_code="savings"))
+        return reply.ok
+
+    await eventually(opened)
+
+
+async def test_open_get_list_and_lifecycle(bus: BusClient, admin_db) -> None:
+    customer_id = await eligible_customer(bus, admin_db)
+    account_id = uuid.uuid4()
+    opened = await bus.ok(a.OpenAccount(account_id=account_id, customer_id=customer_id, product_code="current"))
+    assert opened["status"] == "active" and opened["number"].startswith("CUR000")
+    assert opened["ledger_account_id"] == str(account_id)
+
+    assert (await bus.ok(a.GetAccount(account_id=account_id)))["number"] == opened["number"]
+    second = await bus.ok(a.OpenAccount(account_id=uuid.uuid4(), customer_id=customer_id, product_code="savings"))
+    page = await bus.ok(a.ListCustomerAccounts(customer_id=customer_id, limit=1))
+    assert [x["account_id"] for x in page["items"]] == [str(account_id)]
+    page2 = await bus.ok(a.ListCustomerAccounts(customer_id=customer_id, limit=1, cursor=page["next_cursor"]))
+    assert [x["account_id"] for x in page2["items"]] == [second["account_id"]] and page2["next_cursor"] is None
+
+    frozen = await bus.ok(a.FreezeAccount(account_id=account_id, actor="officer-1", reason="court order"))
+    assert frozen["status"] == "frozen" and frozen["status_before_freeze"] == "active"
+    refused = await bus.send(a.CloseAccount(account_id=account_id, actor="officer-1", reason="request"))
+    assert refused.error is not None and refused.error.code == "account_frozen"
+    assert (await bus.ok(a.UnfreezeAccount(account_id=account_id, actor="officer-1", reason="lifted")))["status"] == "active"
+    closed = await bus.ok(a.CloseAccount(account_id=account_id, actor="officer-1", reason="request"))
+    assert closed["status"] == "closed" and closed["closed_at"] is not None
+    again = await bus.send(a.FreezeAccount(account_id=account_id, actor="officer-1", reason="late"))
+    assert again.error is not None and again.error.code == "account_closed"
+
+    events = await admin_db.fetch(
+        "SELECT routing_key FROM account.outbox WHERE payload->>'account_id' = $1 ORDER BY id", str(account_id)
+    )
+    assert [e["routing_key"] for e in events] == ["account.opened", "account.frozen", "account.unfrozen", "account.closed"]
+
+
+async def test_same_message_id_gives_one_effect_and_the_same_reply(bus: BusClient, admin_db) -> None:
+    customer_id = await eligible_customer(bus, admin_db)
+    command = a.OpenAccount(account_id=uuid.uuid4(), customer_id=customer_id, product_code="savings")
+    key = f"open-{uuid.uuid4()}"
+    first = await bus.send(command, message_id=key)
+    second = await bus.send(command, message_id=key)
+    assert first.ok and first == second
+    count = await admin_db.fetchval("SELECT count(*) FROM account.account WHERE customer_id = $1", customer_id)
+    opened_events = await admin_db.fetchval(
+        "SELECT count(*) FROM account.outbox WHERE routing_key = 'account.opened' AND payload->>'customer_id' = $1",
+        str(customer_id),
+    )
+    assert (count, opened_events) == (1, 1)
+
+    other = a.OpenAccount(account_id=uuid.uuid4(), customer_id=customer_id, product_code="current")
+    reused = await bus.send(other, message_id=key)
+    assert reused.error is not None and reused.error.code == "idempotency_key_reused"
+
+
+async def test_unknown_account_is_not_found(bus: BusClient) -> None:
+    reply = await bus.send(a.GetAccount(account_id=uuid.uuid4()))
+    assert reply.error is not None and reply.error.code == "account_not_found"

@@ -1,0 +1,279 @@
+"""Account rules (banking-rules §2): products, numbers, eligibility and the status machine.
+
+Pure: no I/O, no clock, no id generation. Refusals are returned as `Refusal` values; a broken
+precondition the caller controls (an out-of-range sequence, a frozen row without its previous
+status) is a bug and fails an assertion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contracts.account import AccountError, AccountStatus, ProductType, ProductView
+from contracts.common import CURRENCY_EXPONENTS
+
+DEFAULT_CURRENCY = "INR"
+SAVINGS_CODE = "savings"
+CURRENT_CODE = "current"
+# Savings credit interest is a product setting the rules leave open; current accounts earn none.
+DEFAULT_SAVINGS_RATE_BPS = 350
+
+# Ledger account code and flags of a customer deposit (banking-rules §3): a liability, so the
+# ledger refuses a debit beyond credits + overdraft_limit; history keeps balances as of any time.
+CUSTOMER_DEPOSIT_CODE = "customer_deposit"
+DEPOSIT_LEDGER_FLAGS = frozenset({"debits_must_not_exceed_credits", "history"})
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: AccountError
+    message: str
+
+
+# --- products --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A product's rules; field names match `ProductView`, money in minor units."""
+
+    code: str
+    type: ProductType
+    currency: str
+    minimum_balance: int
+    daily_cash_withdrawal_limit: int
+    daily_payments_out_limit: int
+    monthly_debit_limit: int
+    overdraft_limit: int
+    rate_bps: int
+
+    def view(self) -> ProductView:
+        return ProductView(
+            code=self.code,
+            type=self.type,
+            currency=self.currency,
+            minimum_balance=self.minimum_balance,
+            daily_cash_withdrawal_limit=self.daily_cash_withdrawal_limit,
+            daily_payments_out_limit=self.daily_payments_out_limit,
+            monthly_debit_limit=self.monthly_debit_limit,
+            overdraft_limit=self.overdraft_limit,
+            rate_bps=self.rate_bps,
+        )
+
+
+def to_minor(major: int, currency: str) -> int:
+    """The rules write whole major units; the configured currency's exponent decides the scale."""
+    assert currency in CURRENCY_EXPONENTS, f"unknown currency {currency}"
+    return major * 10 ** CURRENCY_EXPONENTS[currency]
+
+
+def product_catalogue(
+    currency: str = DEFAULT_CURRENCY,
+    *,
+    current_overdraft_limit: int = 0,
+    savings_rate_bps: int = DEFAULT_SAVINGS_RATE_BPS,
+) -> dict[str, Product]:
+    """Savings and current with the §2 defaults, keyed by product code.
+
+    `current_overdraft_limit` is in minor units; savings never overdraws.
+    """
+    assert current_overdraft_limit >= 0 and savings_rate_bps >= 0
+    savings = Product(
+        code=SAVINGS_CODE,
+        type=ProductType.savings,
+        currency=currency,
+        minimum_balance=to_minor(100, currency),
+        daily_cash_withdrawal_limit=to_minor(50_000, currency),
+        daily_payments_out_limit=to_minor(100_000, currency),
+        monthly_debit_limit=to_minor(1_000_000, currency),
+        overdraft_limit=0,
+        rate_bps=savings_rate_bps,
+    )
+    # §2 decision: current = 10 × savings for the cash, payment and monthly limits.
+    current = Product(
+        code=CURRENT_CODE,
+        type=ProductType.current,
+        currency=currency,
+        minimum_balance=to_minor(500, currency),
+        daily_cash_withdrawal_limit=10 * savings.daily_cash_withdrawal_limit,
+        daily_payments_out_limit=10 * savings.daily_payments_out_limit,
+        monthly_debit_limit=10 * savings.monthly_debit_limit,
+        overdraft_limit=current_overdraft_limit,
+        rate_bps=0,
+    )
+    return {p.code: p for p in (savings, current)}
+
+
+def find_product(catalogue: Mapping[str, Product], code: str) -> Product | Refusal:
+    product = catalogue.get(code)
+    if product is None:
+        return Refusal(AccountError.product_not_found, f"no product with code {code!r}")
+    return product
+
+
+def ledger_overdraft_limit(product: Product) -> int:
+    """§2 decision: the ledger enforces the floor, so every worker's debit respects it.
+
+    Negative when the minimum balance exceeds the overdraft: the ledger then keeps that much in.
+    """
+    return product.overdraft_limit - product.minimum_balance
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAccountSpec:
+    code: str
+    currency: str
+    flags: frozenset[str]
+    overdraft_limit: int
+
+
+def ledger_account_spec(product: Product) -> LedgerAccountSpec:
+    """What the ledger account behind a new account of `product` must look like."""
+    return LedgerAccountSpec(
+        code=CUSTOMER_DEPOSIT_CODE,
+        currency=product.currency,
+        flags=DEPOSIT_LEDGER_FLAGS,
+        overdraft_limit=ledger_overdraft_limit(product),
+    )
+
+
+def ledger_flags(status: AccountStatus) -> frozenset[str]:
+    """Ledger flags for an account status: §2 decision, a freeze is total and closed refuses all."""
+    if status == AccountStatus.frozen:
+        return DEPOSIT_LEDGER_FLAGS | {"frozen"}
+    if status == AccountStatus.closed:
+        return DEPOSIT_LEDGER_FLAGS | {"closed"}
+    return DEPOSIT_LEDGER_FLAGS
+
+
+# --- account numbers -------------------------------------------------------------------------
+
+ACCOUNT_PREFIXES: dict[ProductType, str] = {ProductType.savings: "SAV", ProductType.current: "CUR"}
+MAX_BRANCH_SEQUENCE = 99_999_999  # 8 digits
+_NUMBER_RE = re.compile(r"^(?P<prefix>[A-Z]{2,3})(?P<digits>[0-9]{12})$")
+
+
+# Check digit: Luhn (mod 10) over the 11 digits of branch + sequence. Chosen over ISO 7064
+# MOD 97-10 because one digit keeps the §2 shape plus one character, and Luhn still catches every
+# single-digit error and every adjacent transposition except 09 ↔ 90. The letter prefix is not
+# covered: it is checked against the known prefixes instead.
+def luhn_check_digit(digits: str) -> int:
+    assert digits.isdigit(), "Luhn runs over decimal digits only"
+    total = 0
+    # The check digit will take the rightmost place, so the payload's rightmost digit is doubled.
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return (10 - total % 10) % 10
+
+
+def luhn_is_valid(digits: str) -> bool:
+    if len(digits) < 2 or not digits.isdigit():
+        return False
+    return luhn_check_digit(digits[:-1]) == int(digits[-1])
+
+
+def account_number(product_type: ProductType, branch: str, sequence: int) -> str:
+    """E.g. savings, "000", 1234 → `SAV00000001234` + check digit."""
+    assert re.fullmatch(r"[0-9]{3}", branch), f"branch must be 3 digits, got {branch!r}"
+    assert 1 <= sequence <= MAX_BRANCH_SEQUENCE, f"branch sequence out of range: {sequence}"
+    payload = f"{branch}{sequence:08d}"
+    return f"{ACCOUNT_PREFIXES[product_type]}{payload}{luhn_check_digit(payload)}"
+
+
+def is_valid_account_number(s: str) -> bool:
+    m = _NUMBER_RE.fullmatch(s)
+    if m is None or m["prefix"] not in ACCOUNT_PREFIXES.values():
+        return False
+    return int(m["digits"][3:11]) >= 1 and luhn_is_valid(m["digits"])
+
+
+# --- eligibility -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerStanding:
+    """What the account worker knows of a customer from `customer.*` events."""
+
+    status: str  # inactive, active, suspended, closed
+    kyc_status: str  # pending, in_progress, completed, rejected, expired
+
+
+def check_eligibility(customer: CustomerStanding | None) -> Refusal | None:
+    """§1: a new account needs an active customer with completed KYC. None = eligible."""
+    if customer is None:
+        return Refusal(AccountError.customer_unknown, "no customer with this id is known")
+    if customer.status != "active":
+        return Refusal(AccountError.customer_not_eligible, f"customer is {customer.status}, not active")
+    if customer.kyc_status != "completed":
+        return Refusal(AccountError.customer_not_eligible, f"customer KYC is {customer.kyc_status}, not completed")
+    return None
+
+
+def decide_opening(
+    customer: CustomerStanding | None, product_code: str, catalogue: Mapping[str, Product]
+) -> Product | Refusal:
+    """The product to open under, or why not."""
+    product = find_product(catalogue, product_code)
+    if isinstance(product, Refusal):
+        return product
+    refusal = check_eligibility(customer)
+    return refusal if refusal is not None else product
+
+
+def opening_status(product_type: ProductType) -> AccountStatus:
+    # Savings and current open active, an initial deposit is optional (§2).
+    assert product_type in (ProductType.savings, ProductType.current)
+    return AccountStatus.active
+
+
+# --- status machine --------------------------------------------------------------------------
+
+_OPEN = (AccountStatus.active, AccountStatus.dormant)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    status: AccountStatus
+    status_before_freeze: AccountStatus | None = None
+
+
+def _closed() -> Refusal:
+    return Refusal(AccountError.account_closed, "the account is closed")
+
+
+def freeze(status: AccountStatus) -> StatusChange | Refusal:
+    if status == AccountStatus.closed:
+        return _closed()
+    if status not in _OPEN:
+        return Refusal(AccountError.invalid_transition, f"cannot freeze an account that is {status}")
+    return StatusChange(AccountStatus.frozen, status_before_freeze=AccountStatus(status))
+
+
+def unfreeze(status: AccountStatus, status_before_freeze: AccountStatus | None) -> StatusChange | Refusal:
+    if status == AccountStatus.closed:
+        return _closed()
+    if status != AccountStatus.frozen:
+        return Refusal(AccountError.invalid_transition, f"cannot unfreeze an account that is {status}")
+    assert status_before_freeze in _OPEN, f"frozen account remembers {status_before_freeze!r}"
+    return StatusChange(AccountStatus(status_before_freeze))
+
+
+def close(status: AccountStatus, *, balance: int, pending: int = 0) -> StatusChange | Refusal:
+    """Close at zero balance only. `pending` = the ledger's debits + credits pending (holds)."""
+    assert pending >= 0, "pending amounts are never negative"
+    if status == AccountStatus.closed:
+        return _closed()
+    if status == AccountStatus.frozen:
+        return Refusal(AccountError.account_frozen, "unfreeze the account before closing it")
+    if status not in _OPEN:
+        return Refusal(AccountError.invalid_transition, f"cannot close an account that is {status}")
+    if balance != 0:
+        return Refusal(AccountError.close_refused_nonzero_balance, f"balance is {balance}, must be 0")
+    if pending != 0:
+        return Refusal(AccountError.close_refused_pending_transfers, "holds or pending transfers remain")
+    return StatusChange(AccountStatus.closed)

@@ -1,0 +1,29 @@
+"""The account worker's contract sheet: every command and event it consumes, and its handler."""
+
+from __future__ import annotations
+
+from bus.runtime import EventRoute, Routes
+from contracts import account as c
+from contracts import customer as customer_events
+from workers.account import handlers as h
+
+ROUTES = Routes(
+    worker="account",
+    commands={
+        c.ListProducts: h.list_products,
+        c.OpenAccount: h.open_account,
+        c.GetAccount: h.get_account,
+        c.ListCustomerAccounts: h.list_customer_accounts,
+        c.FreezeAccount: h.freeze_account,
+        c.UnfreezeAccount: h.unfreeze_account,
+        c.CloseAccount: h.close_account,
+    },
+    events=(
+        EventRoute(customer_events.CustomerRegistered, h.on_customer_registered),
+        EventRoute(customer_events.CustomerKycStatusChanged, h.on_kyc_status_changed),
+        EventRoute(customer_events.CustomerSuspended, h.on_customer_status_changed),
+        EventRoute(customer_events.CustomerReactivated, h.on_customer_status_changed),
+        EventRoute(customer_events.CustomerClosed, h.on_customer_status_changed),
+    ),
+)
+# Published events (through the outbox): account.opened, account.frozen, account.unfrozen, account.closed.
