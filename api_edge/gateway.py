@@ -52,12 +52,13 @@ class Gateway:
         *,
         key: str | None,
         created: bool = False,
+        require_key: bool = True,
     ) -> Response:
-        """POST-style: a client key is required and becomes the message_id."""
+        """A change: the client's Idempotency-Key (required on POST) becomes the message_id."""
         if not command.read_only:
-            if key is None:
+            if key is None and require_key:
                 return problem(400, "idempotency_key_required", "POST requires an Idempotency-Key header")
-            if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+            if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
                 return problem(400, "invalid_message", f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
         message_id = key or uuid.uuid4().hex
         return await self._exchange(command, principal, message_id, created)

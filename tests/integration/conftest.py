@@ -15,10 +15,11 @@ from bus import topology
 from bus.correlator import Correlator
 from contracts.common import Command, Reply
 
-WORKERS_UNDER_TEST = ("account",)
+WORKERS_UNDER_TEST = ("customer", "account")
 
 
-@pytest.fixture(scope="session")
+# Package scope: the in-process workers must be gone before the end-to-end tests start theirs.
+@pytest.fixture(scope="package")
 async def workers(infra: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
     apps = {name: importlib.import_module(f"workers.{name}.app").app for name in WORKERS_UNDER_TEST}
     lifespans = []
@@ -54,7 +55,7 @@ class BusClient:
         await self.broker.publish(body, exchange=topology.COMMANDS, routing_key=routing_key, persist=True, **kwargs)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def bus(workers: dict[str, Any], infra: dict[str, str]) -> AsyncIterator[BusClient]:
     broker = RabbitBroker(infra["amqp_url"], logger=None)
     correlator = Correlator(broker)

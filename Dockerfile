@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+#
+# One image for every CBS process: the edge, each worker and the one-shot migration.
+# compose.yaml (and the Kubernetes manifests) pick the process with the command,
+# e.g. `cbs edge`, `cbs worker account`, `cbs migrate`.
+#
+#   docker build -t cbs:dev .
+#   docker run --rm cbs:dev cbs --help
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- build: install the project and its dependencies into a self-contained venv ---------
+FROM ${PYTHON_IMAGE} AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+ENV PATH="/opt/venv/bin:${PATH}"
+
+WORKDIR /src
+# Every top-level package of pyproject's [tool.setuptools.packages.find]; the SQL
+# migrations (bus/sql, workers/<name>/migrations) ship as package data.
+COPY pyproject.toml ./
+COPY bus/ bus/
+COPY contracts/ contracts/
+COPY workers/ workers/
+COPY api_edge/ api_edge/
+RUN pip install . \
+    && cd / && cbs --help > /dev/null
+
+# --- runtime: the venv only, run as an unprivileged user ----------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    CBS_EDGE_HOST=0.0.0.0 \
+    CBS_EDGE_PORT=8080
+
+RUN groupadd --system --gid 10001 cbs \
+    && useradd --system --uid 10001 --gid cbs --home-dir /home/cbs --create-home \
+       --shell /usr/sbin/nologin cbs
+
+COPY --from=build /opt/venv /opt/venv
+
+WORKDIR /home/cbs
+USER cbs:cbs
+
+EXPOSE 8080
+
+# Each compose service / Deployment sets its own command; this default only lists them.
+CMD ["cbs", "--help"]

@@ -1,0 +1,86 @@
+"""End to end: the edge and every worker as real processes (`cbs edge`, `cbs worker NAME`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bus.settings import WORKERS
+
+ROOT = Path(__file__).resolve().parents[2]
+LOGS = ROOT / ".test-logs"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Cluster:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.base_url = f"http://127.0.0.1:{env['CBS_EDGE_PORT']}"
+        LOGS.mkdir(exist_ok=True)
+
+    def start(self, name: str) -> None:
+        args = ["edge"] if name == "edge" else ["worker", name]
+        log = open(LOGS / f"{name}.log", "ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "bus.cli", *args], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no chance to finish anything in flight."""
+        process = self.processes[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def wait_ready(self, timeout_s: float = 60) -> dict:
+        deadline = time.monotonic() + timeout_s
+        last: object = None
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                assert process.poll() is None, f"{name} exited with {process.returncode}; see {LOGS / (name + '.log')}"
+            try:
+                response = httpx.get(f"{self.base_url}/health/ready", timeout=3)
+                last = response.json()
+                if response.status_code == 200:
+                    return last  # type: ignore[return-value]
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.3)
+        raise AssertionError(f"cluster not ready in {timeout_s} s: {last}")
+
+
+@pytest.fixture(scope="session")
+def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
+    env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5"}
+    c = Cluster(env)
+    for name in ("edge", *WORKERS):
+        c.start(name)
+    try:
+        c.wait_ready()
+        yield c
+    finally:
+        c.stop_all()

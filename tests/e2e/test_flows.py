@@ -1,0 +1,129 @@
+"""The customer → KYC → account flow over HTTP and, as a partner would, over AMQP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+import httpx
+
+from tests.e2e.conftest import ROOT, Cluster
+
+pytestmark = __import__("pytest").mark.e2e
+
+
+def post(client: httpx.Client, path: str, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+    return client.post(path, json=body, headers={"Idempotency-Key": key or uuid.uuid4().hex})
+
+
+def register_body(suffix: str) -> dict[str, Any]:
+    return {
+        "customer_id": str(uuid.uuid4()),
+        "customer_type": "individual",
+        "first_name": "Meera",
+        "last_name": f"Iyer {suffix}",
+        "date_of_birth": "1988-04-12",
+        "email": f"meera-{suffix}@example.com",
+        "phone": "+919811111111",
+        "national_id": f"NID-{suffix}",
+        "addresses": [{"street": "12 Residency Road", "city": "Bengaluru", "country": "IN"}],
+    }
+
+
+def verified_customer(client: httpx.Client) -> str:
+    body = register_body(uuid.uuid4().hex[:8])
+    created = post(client, "/v1/customers", body)
+    assert created.status_code == 201, created.text
+    customer_id = body["customer_id"]
+    for document_type in ("national_id", "utility_bill", "photo"):
+        document_id = str(uuid.uuid4())
+        added = post(client, f"/v1/customers/{customer_id}/kyc/documents", {
+            "document_id": document_id, "document_type": document_type, "number": f"{document_type}-1",
+            "issuer": "Issuer", "issue_date": date.today().isoformat(),
+        })  # fmt: skip
+        assert added.status_code == 201, added.text
+        verified = post(client, f"/v1/customers/{customer_id}/kyc/verify", {"document_id": document_id})
+        assert verified.status_code == 200, verified.text
+    return customer_id
+
+
+def open_account_when_eligible(client: httpx.Client, customer_id: str, product_code: str = "savings") -> dict[str, Any]:
+    """The account worker learns of the KYC from an event: a moment after the customer worker."""
+    body = {"account_id": str(uuid.uuid4()), "customer_id": customer_id, "product_code": product_code}
+    deadline = time.monotonic() + 20
+    while True:
+        response = post(client, "/v1/accounts", body)
+        if response.status_code == 201 or time.monotonic() > deadline:
+            break
+        assert response.json()["code"] in ("customer_unknown", "customer_not_eligible"), response.text
+        time.sleep(0.2)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_register_kyc_open_freeze_read_over_http(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+        customer_id = verified_customer(client)
+        customer = client.get(f"/v1/customers/{customer_id}").json()
+        assert (customer["status"], customer["kyc_status"]) == ("active", "completed")
+
+        account = open_account_when_eligible(client, customer_id)
+        assert account["status"] == "active"
+        frozen = post(client, f"/v1/accounts/{account['account_id']}/freeze", {"reason": "suspected fraud"})
+        assert frozen.status_code == 200 and frozen.json()["status"] == "frozen"
+
+        read = client.get(f"/v1/accounts/{account['account_id']}").json()
+        assert read["status"] == "frozen" and read["status_before_freeze"] == "active"
+        listed = client.get(f"/v1/customers/{customer_id}/accounts").json()
+        assert [x["account_id"] for x in listed["items"]] == [account["account_id"]]
+
+
+def test_refusals_are_problem_json(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+        missing_key = client.post("/v1/customers", json=register_body("nokey"))
+        assert missing_key.status_code == 400 and missing_key.json()["code"] == "idempotency_key_required"
+        bad = post(client, "/v1/customers", {"customer_type": "individual"})
+        assert bad.status_code == 400
+        assert bad.headers["content-type"].startswith("application/problem+json") and bad.json()["code"] == "invalid_message"
+        unknown = client.get(f"/v1/accounts/{uuid.uuid4()}")
+        assert unknown.status_code == 404 and unknown.json()["code"] == "account_not_found"
+        not_eligible = post(client, "/v1/accounts", {"account_id": str(uuid.uuid4()), "customer_id": str(uuid.uuid4()),
+                                                     "product_code": "savings"})
+        assert not_eligible.status_code == 404 and not_eligible.json()["code"] == "customer_unknown"
+
+
+def test_a_retried_post_has_one_effect_and_the_same_answer(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+        body, key = register_body(uuid.uuid4().hex[:8]), uuid.uuid4().hex
+        first, second = post(client, "/v1/customers", body, key), post(client, "/v1/customers", body, key)
+        assert first.status_code == second.status_code == 201 and first.json() == second.json()
+        other = {**body, "customer_id": str(uuid.uuid4())}
+        assert post(client, "/v1/customers", other, key).status_code == 409  # idempotency_key_reused
+        status = client.get(f"/v1/operations/customer.{key}")
+        assert status.status_code == 201 or status.status_code == 200
+        assert status.json()["customer_id"] == body["customer_id"]
+
+
+def test_health_and_metrics(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+        assert client.get("/health/live").json() == {"status": "live"}
+        ready = client.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["queues_without_consumers"] == []
+        assert "faststream_published_messages_total" in client.get("/metrics").text
+        assert "/v1/customers" in client.get("/openapi.json").json()["paths"]
+
+
+def test_partner_flow_over_amqp(cluster: Cluster) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "partner_flow.py")],
+        env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["kyc_status"], result["customer_status"], result["account_status"]) == ("completed", "active", "frozen")

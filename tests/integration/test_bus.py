@@ -1,0 +1,96 @@
+"""The bus's own machinery on the real services: dead letters, replay, migrations."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from bus import dlq, migrate, topology
+from bus.settings import load
+from contracts import account as a
+from tests.integration.conftest import BusClient, eventually
+
+
+async def test_malformed_command_is_answered_and_dead_lettered_then_listed(bus: BusClient, infra) -> None:
+    message_id = f"bad-{uuid.uuid4()}"
+    reply = await bus.correlator.request(
+        "account.get_account", {"account_id": "not-a-uuid"}, "account.get_account.v1", message_id=message_id, timeout_s=10
+    )
+    assert reply.error is not None and reply.error.code == "invalid_message"
+    assert reply.error.details and reply.error.details[0]["loc"] == ["account_id"]
+
+    async def listed():
+        return [d for d in await dlq.list_dead(infra["amqp_url"]) if d.message_id == message_id]
+
+    [letter] = await eventually(listed)
+    assert letter.routing_key == "account.get_account" and letter.reason == "rejected"
+    # Listing only peeks: the letter is still there.
+    assert await listed()
+
+
+async def test_replay_sends_a_dead_letter_back_to_its_queue(bus: BusClient, infra, admin_db) -> None:
+    message_id = f"replayed-{uuid.uuid4()}"
+    command = a.FreezeAccount(account_id=uuid.uuid4(), actor="ops", reason="replay test")
+    # As RabbitMQ dead-letters: same routing key, onto cbs.dlx.
+    await bus.broker.publish(
+        command.model_dump(mode="json"), exchange=topology.DLX, routing_key=command.routing_key,
+        message_id=message_id, message_type=command.message_type, persist=True,
+    )  # fmt: skip
+
+    async def listed():
+        return [d for d in await dlq.list_dead(infra["amqp_url"]) if d.message_id == message_id]
+
+    await eventually(listed)
+    assert await dlq.replay(infra["amqp_url"], {message_id}) == [message_id]
+
+    async def handled():
+        return await admin_db.fetchval(
+            "SELECT reply->'error'->>'code' FROM account.inbox WHERE consumer = 'account.freeze_account' "
+            "AND message_id = $1",
+            message_id,
+        )
+
+    assert await eventually(handled) == "account_not_found"
+    assert not await listed()
+
+
+async def test_migrations_are_recorded_and_an_edited_one_is_refused(infra, tmp_path: Path, monkeypatch) -> None:
+    conn = await asyncpg.connect(load().database_url)
+    try:
+        assert await migrate.migrate_worker(conn, "account") == []  # already applied by the fixture
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM account.schema_migrations ORDER BY 1")]
+        assert versions == ["0001_accounts", "bus_0001_inbox_outbox"]
+
+        edited = tmp_path / "0001_accounts.sql"
+        edited.write_text("-- edited after it was applied\n")
+        monkeypatch.setattr(migrate, "migrations_for", lambda worker: [migrate.Migration("0001_accounts", edited)])
+        with pytest.raises(migrate.MigrationError, match="was edited"):
+            await migrate.migrate_worker(conn, "account")
+    finally:
+        await conn.close()
+
+
+async def test_each_worker_role_sees_only_its_own_schema(infra) -> None:
+    settings = load()
+    conn = await asyncpg.connect(settings.worker_database_url("account"))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM account.account") >= 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetchval("SELECT count(*) FROM customer.inbox")
+    finally:
+        await conn.close()
+
+
+def test_every_queue_is_quorum_with_dead_lettering_and_bounds() -> None:
+    for worker in topology.WORKER_CONTRACTS:
+        for key in topology.command_keys(worker):
+            queue = topology.command_queue(key)
+            args = json.loads(json.dumps(queue.arguments))
+            assert args["x-queue-type"] == "quorum"
+            assert args["x-dead-letter-exchange"] == "cbs.dlx" and args["x-dead-letter-strategy"] == "at-least-once"
+            assert args["x-overflow"] == "reject-publish"
+            assert args["x-max-length"] > 0 and args["x-delivery-limit"] > 0

@@ -1,0 +1,58 @@
+"""Pure pieces of the bus and the edge: cursors, refusal → HTTP status, body models."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from api_edge.errors import status_for
+from api_edge.gateway import body_model
+from bus.paging import decode_cursor, encode_cursor
+from contracts import account as a
+from contracts.common import Reply
+
+
+# Real cursors hold a timestamp and an id: short printable text.
+@given(st.lists(st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40), min_size=1, max_size=3))
+def test_cursor_round_trips(values: list[str]) -> None:
+    assert decode_cursor(encode_cursor(*values), len(values)) == values
+
+
+@pytest.mark.parametrize("junk", ["", "!!!", "bm90IGpzb24", encode_cursor("a", "b")])
+def test_foreign_cursor_is_refused(junk: str) -> None:
+    assert decode_cursor(junk, 3) is None
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("invalid_message", 400),
+        ("account_not_found", 404),
+        ("customer_unknown", 404),
+        ("idempotency_key_reused", 409),
+        ("exists_with_different_amount", 409),
+        ("duplicate_email", 409),
+        ("customer_not_eligible", 422),
+        ("exceeds_credits", 422),
+        ("backpressure", 503),
+    ],
+)
+def test_refusal_codes_map_to_http_statuses(code: str, status: int) -> None:
+    assert status_for(code) == status
+
+
+def test_body_model_drops_path_fields_and_keeps_validation() -> None:
+    model = body_model(a.FreezeAccount, exclude={"account_id"}, name="FreezeBody")
+    assert set(model.model_fields) == {"actor", "reason"}
+    with pytest.raises(ValueError):
+        model(actor="", reason="x")
+
+
+def test_reply_envelope() -> None:
+    ok = Reply.success({"a": 1})
+    assert ok.ok and ok.result == {"a": 1} and ok.error is None
+    refused = Reply.refusal("account_frozen", "frozen", {"id": str(uuid.uuid4())})
+    assert not refused.ok and refused.error is not None and refused.error.code == "account_frozen"
