@@ -99,6 +99,16 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bus import bench
+
+    settings = load()
+    url = args.url or f"http://{settings.edge_host}:{settings.edge_port}"
+    figures = bench.bench_register(url, args.count)
+    print(figures.table())
+    return 0 if set(figures.statuses) <= {200, 201} else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cbs", description="CBS core banking cluster")
     sub = p.add_subparsers(dest="command", required=True)
@@ -115,6 +125,11 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--all", action="store_true", help="replay every dead letter")
     d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
     d.set_defaults(func=cmd_dlq)
+    b = sub.add_parser("bench", help="measure through the running edge and print a table")
+    b.add_argument("--kind", choices=("register",), default="register")
+    b.add_argument("--count", type=int, default=1000)
+    b.add_argument("--url", help="edge base URL (default from CBS_EDGE_HOST/PORT)")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

@@ -73,7 +73,8 @@ class Cluster:
         raise AssertionError(f"cluster not ready in {timeout_s} s: {last}")
 
 
-@pytest.fixture(scope="session")
+# Package scope: the processes are gone before the integration tests start their in-process workers.
+@pytest.fixture(scope="package")
 def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5"}
     c = Cluster(env)

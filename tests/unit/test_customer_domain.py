@@ -567,6 +567,8 @@ def _cmd(kind: type, c: CustomerView):  # type: ignore[no-untyped-def]
 def test_suspend_reactivate_close() -> None:
     inactive = registered()
     refused(decide_suspend(inactive, _cmd(SuspendCustomer, inactive), NOW), CustomerError.invalid_transition)
+    # Reactivation must not let an officer skip onboarding: only KYC completion activates.
+    refused(decide_reactivate(inactive, _cmd(ReactivateCustomer, inactive), NOW), CustomerError.invalid_transition)
     active = with_verified(inactive, INDIVIDUAL_DOCS)
     refused(decide_reactivate(active, _cmd(ReactivateCustomer, active), NOW), CustomerError.invalid_transition)
     change = ok(decide_suspend(active, _cmd(SuspendCustomer, active), NOW))

@@ -397,6 +397,9 @@ def decide_suspend(customer: CustomerView, cmd: SuspendCustomer, now: datetime) 
 
 
 def decide_reactivate(customer: CustomerView, cmd: ReactivateCustomer, now: datetime) -> Change | Refusal:
+    # inactive → active is KYC completion's move, never an officer's: it would skip onboarding.
+    if customer.status is S.inactive:
+        return Refusal(CustomerError.invalid_transition, "an inactive customer becomes active only when KYC completes")
     return _move_status(customer, S.active, cmd.actor, cmd.reason, now)
 
 

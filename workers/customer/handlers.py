@@ -60,7 +60,7 @@ async def get_customer(ctx: Context, cmd: c.GetCustomer) -> Reply:
 
 async def update_customer(ctx: Context, cmd: c.UpdateCustomer) -> Reply:
     return await _change(
-        ctx, cmd.customer_id, lambda customer: domain.decide_update(customer, cmd, ctx.now.date(), ctx.now, HIGH_RISK_COUNTRIES)
+        ctx, cmd.customer_id, lambda x: domain.decide_update(x, cmd, ctx.now.date(), ctx.now, HIGH_RISK_COUNTRIES)
     )
 
 
@@ -74,27 +74,28 @@ async def search_customers(ctx: Context, cmd: c.SearchCustomers) -> Reply:
     found = await store.search(ctx.conn, cmd.query, after_number=after_number, limit=cmd.limit + 1)
     page, more = found[: cmd.limit], len(found) > cmd.limit
     next_cursor = encode_cursor(page[-1].customer_number) if more else None
-    return Reply.success(c.CustomerPage(items=[domain.summary(x) for x in page], next_cursor=next_cursor))
+    items = [domain.summary(customer) for customer in page]
+    return Reply.success(c.CustomerPage(items=items, next_cursor=next_cursor))
 
 
 async def add_kyc_document(ctx: Context, cmd: c.AddKycDocument) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda customer: domain.decide_add_document(customer, cmd, ctx.now.date(), ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_add_document(x, cmd, ctx.now.date(), ctx.now))
 
 
 async def verify_kyc_document(ctx: Context, cmd: c.VerifyKycDocument) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda customer: domain.decide_verify_document(customer, cmd, ctx.now.date(), ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_verify_document(x, cmd, ctx.now.date(), ctx.now))
 
 
 async def reject_kyc_document(ctx: Context, cmd: c.RejectKycDocument) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda customer: domain.decide_reject_document(customer, cmd, ctx.now.date(), ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_reject_document(x, cmd, ctx.now.date(), ctx.now))
 
 
 async def suspend_customer(ctx: Context, cmd: c.SuspendCustomer) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda customer: domain.decide_suspend(customer, cmd, ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_suspend(x, cmd, ctx.now))
 
 
 async def reactivate_customer(ctx: Context, cmd: c.ReactivateCustomer) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda customer: domain.decide_reactivate(customer, cmd, ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_reactivate(x, cmd, ctx.now))
 
 
 async def close_customer(ctx: Context, cmd: c.CloseCustomer) -> Reply:
@@ -102,13 +103,16 @@ async def close_customer(ctx: Context, cmd: c.CloseCustomer) -> Reply:
     # does not consume yet, so none are known and closing is never refused for them.
     # TODO(account events issue): keep an open_products count per customer and pass it here.
     open_products = 0
-    return await _change(ctx, cmd.customer_id, lambda customer: domain.decide_close(customer, cmd, open_products, ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_close(x, cmd, open_products, ctx.now))
 
 
 # --- shared steps --------------------------------------------------------------------------
 
 
-async def _change(ctx: Context, customer_id: UUID, decide: Callable[[c.CustomerView], Change | Refusal]) -> Reply:
+Decide = Callable[[c.CustomerView], Change | Refusal]
+
+
+async def _change(ctx: Context, customer_id: UUID, decide: Decide) -> Reply:
     """Lock, decide, save and emit: the recipe of every command that changes a customer."""
     customer = await store.load(ctx.conn, customer_id, for_update=True)
     if customer is None:

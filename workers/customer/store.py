@@ -26,6 +26,12 @@ def _search_text(customer: CustomerView) -> str:
     return " ".join(part for part in parts if part).lower()
 
 
+_COLUMNS = (
+    "customer_id, customer_number, email, national_id, phone, status, kyc_status, search_text, "
+    "version, created_at, updated_at, data"
+)
+
+
 def _columns(customer: CustomerView) -> tuple[object, ...]:
     """$1..$12 of insert and save, in the order of _COLUMNS."""
     return (
@@ -42,12 +48,6 @@ def _columns(customer: CustomerView) -> tuple[object, ...]:
         customer.updated_at,
         customer.model_dump(mode="json"),
     )
-
-
-_COLUMNS = (
-    "customer_id, customer_number, email, national_id, phone, status, kyc_status, search_text, "
-    "version, created_at, updated_at, data"
-)
 
 
 async def next_customer_number(conn: asyncpg.Connection) -> int:
