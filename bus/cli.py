@@ -135,6 +135,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per bench request is noise
     args = parser().parse_args(argv)
     return int(args.func(args))
 

@@ -20,10 +20,16 @@ correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
+            "service": self.service,
+            "pid": record.process,
             "logger": record.name,
             "msg": record.getMessage(),
         }
@@ -34,7 +40,7 @@ class JsonFormatter(logging.Formatter):
         if span_context.is_valid:
             entry["trace_id"] = format(span_context.trace_id, "032x")
             entry["span_id"] = format(span_context.span_id, "016x")
-        for key in ("message_id", "routing_key", "process"):
+        for key in ("message_id", "routing_key"):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
@@ -43,17 +49,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def configure_logging(process: str) -> logging.Logger:
+def configure_logging(process: str) -> None:
     level = os.environ.get("CBS_LOG_LEVEL", "INFO").upper()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(process))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Per-message "Received/Processed" lines would drown everything else at load.
     logging.getLogger("faststream").setLevel(os.environ.get("CBS_MESSAGE_LOG_LEVEL", "WARNING").upper())
     logging.getLogger("uvicorn.access").setLevel("WARNING")
-    return logging.LoggerAdapter(logging.getLogger(f"cbs.{process}"), {"process": process})  # type: ignore[return-value]
 
 
 def tracer_provider(service_name: str) -> TracerProvider:

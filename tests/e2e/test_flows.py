@@ -127,3 +127,23 @@ def test_partner_flow_over_amqp(cluster: Cluster) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert (result["kyc_status"], result["customer_status"], result["account_status"]) == ("completed", "active", "frozen")
+
+
+def test_no_reply_in_time_gives_202_and_the_operation_answers_later(cluster: Cluster) -> None:
+    with httpx.Client(base_url=cluster.base_url, timeout=30) as client:
+        customer_id = verified_customer(client)
+        account = open_account_when_eligible(client, customer_id)
+        cluster.kill("account")
+        try:
+            key = uuid.uuid4().hex
+            accepted = post(client, f"/v1/accounts/{account['account_id']}/freeze", {"reason": "while down"}, key)
+            assert accepted.status_code == 202, accepted.text
+            assert accepted.headers["Location"] == f"/v1/operations/account.{key}"
+            assert client.get(accepted.headers["Location"]).status_code in (404, 503)  # nobody has it yet
+        finally:
+            cluster.start("account")
+        deadline = time.monotonic() + 30
+        while (status := client.get(accepted.headers["Location"])).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert status.status_code == 200 and status.json()["status"] == "frozen"
+        cluster.wait_ready()

@@ -56,3 +56,18 @@ def test_reply_envelope() -> None:
     assert ok.ok and ok.result == {"a": 1} and ok.error is None
     refused = Reply.refusal("account_frozen", "frozen", {"id": str(uuid.uuid4())})
     assert not refused.ok and refused.error is not None and refused.error.code == "account_frozen"
+
+
+def test_json_logs_carry_service_and_correlation_id() -> None:
+    import json
+    import logging
+
+    from bus.observability import JsonFormatter, correlation_id_var
+
+    token = correlation_id_var.set("corr-1")
+    try:
+        record = logging.LogRecord("cbs.test", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+        entry = json.loads(JsonFormatter("customer-worker").format(record))
+    finally:
+        correlation_id_var.reset(token)
+    assert entry["msg"] == "hello world" and entry["service"] == "customer-worker" and entry["correlation_id"] == "corr-1"
