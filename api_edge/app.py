@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api_edge import accounts, customers, errors, health, operations
+from api_edge import accounts, customers, errors, health, ledger, operations
 from api_edge.gateway import Gateway
 from bus import observability
 from bus.broker import make_broker
@@ -58,5 +58,5 @@ async def bounded_body(request: Request, call_next):  # type: ignore[no-untyped-
     return response
 
 
-for module in (health, operations, customers, accounts):
+for module in (health, operations, customers, accounts, ledger):
     app.include_router(module.router)

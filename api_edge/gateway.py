@@ -67,8 +67,14 @@ class Gateway:
         return await self._exchange(command, principal, uuid.uuid4().hex, created=False)
 
     async def _exchange(self, command: Command, principal: Principal, message_id: str, created: bool) -> Response:
+        reply = await self.ask(command, principal, message_id)
+        return reply if isinstance(reply, Response) else reply_response(reply, created=created)
+
+    async def ask(self, command: Command, principal: Principal, message_id: str | None = None) -> Reply | Response:
+        """The reply, or the response that says why there is none (202, 503)."""
+        message_id = message_id or uuid.uuid4().hex
         try:
-            reply = await self.correlator.send(
+            return await self.correlator.send(
                 command, message_id=message_id, timeout_s=self.timeout_s, headers={"x-actor": principal.actor_header()}
             )
         except ReplyTimeout:
@@ -82,7 +88,6 @@ class Gateway:
             return problem(503, "backpressure", str(exc), headers={"Retry-After": "1"})
         except Unroutable as exc:
             return problem(503, "unavailable", str(exc), headers={"Retry-After": "5"})
-        return reply_response(reply, created=created)
 
 
 def reply_response(reply: Reply, *, created: bool = False) -> Response:

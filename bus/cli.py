@@ -100,13 +100,38 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from bus import bench
-
     settings = load()
     url = args.url or f"http://{settings.edge_host}:{settings.edge_port}"
-    figures = bench.bench_register(url, args.count)
-    print(figures.table())
-    return 0 if set(figures.statuses) <= {200, 201} else 1
+    if args.kind == "register":
+        from bus import bench
+
+        figures = bench.bench_register(url, args.count)
+        print(figures.table())
+        return 0 if set(figures.statuses) <= {200, 201} else 1
+    from bus import bench_transfers as bt
+
+    options = bt.Options(
+        via=args.via, accounts=args.accounts, seconds=args.seconds, concurrency=args.concurrency, batch=args.batch,
+        rate=args.rate, zipf=args.zipf, hot=args.hot, edge_url=url,
+    )  # fmt: skip
+    text, ok = _run(bt.run(options, settings.amqp_url))  # type: ignore[misc]
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_ledger(args: argparse.Namespace) -> int:
+    """`cbs ledger verify`: recompute every balance from the transfers, through the bus."""
+    from bus import bench_transfers as bt
+    from contracts import ledger as c
+
+    async def verify() -> dict:
+        async with bt.Sender(bt.Options(), load().amqp_url) as sender:
+            reply = await sender.bus(c.Verify(), timeout_s=args.timeout)
+        return reply.model_dump(mode="json")
+
+    reply = _run(verify())
+    print(json.dumps(reply, indent=2))
+    return 0 if reply["ok"] and reply["result"]["ok"] else 1  # type: ignore[index]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -126,10 +151,22 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
     d.set_defaults(func=cmd_dlq)
     b = sub.add_parser("bench", help="measure through the running edge and print a table")
-    b.add_argument("--kind", choices=("register",), default="register")
-    b.add_argument("--count", type=int, default=1000)
+    b.add_argument("--kind", choices=("transfers", "register"), default="transfers")
+    b.add_argument("--via", choices=("bus", "edge"), default="bus", help="transfers: straight onto the bus or over HTTP")
+    b.add_argument("--accounts", type=int, default=1000)
+    b.add_argument("--seconds", type=float, default=10.0)
+    b.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for their reply")
+    b.add_argument("--batch", type=int, default=1, help="transfers per create_transfers command")
+    b.add_argument("--rate", type=float, help="open loop: commands a second (instead of closed loop)")
+    b.add_argument("--zipf", type=float, help="skew the account choice (Zipf exponent, e.g. 1.1)")
+    b.add_argument("--hot", action="store_true", help="every transfer touches one hot account")
+    b.add_argument("--count", type=int, default=1000, help="register: sequential requests")
     b.add_argument("--url", help="edge base URL (default from CBS_EDGE_HOST/PORT)")
     b.set_defaults(func=cmd_bench)
+    lg = sub.add_parser("ledger", help="ledger operations")
+    lg.add_argument("action", choices=("verify",))
+    lg.add_argument("--timeout", type=float, default=300)
+    lg.set_defaults(func=cmd_ledger)
     return p
 
 

@@ -49,9 +49,42 @@ async def store_reply(conn: asyncpg.Connection, consumer: str, message_id: str, 
     )
 
 
+async def find_stored(conn: asyncpg.Connection, consumer: str, message_id: str) -> dict[str, Any] | None:
+    return await conn.fetchval("SELECT reply FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id)
+
+
 async def find_reply(conn: asyncpg.Connection, message_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT reply, received_at FROM inbox WHERE message_id = $1 AND reply IS NOT NULL "
         "ORDER BY received_at DESC LIMIT 1",
         message_id,
+    )
+
+
+async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tuple[str, str]]) -> dict[str, Seen]:
+    """`claim` for a batch in two round trips: returns what was already stored, by message_id."""
+    ids = [m for m, _ in messages]
+    inserted = await conn.fetch(
+        "INSERT INTO inbox (consumer, message_id, request_hash) "
+        "SELECT $1, m, h FROM unnest($2::text[], $3::text[]) AS t(m, h) ON CONFLICT DO NOTHING RETURNING message_id",
+        consumer,
+        ids,
+        [h for _, h in messages],
+    )
+    new = {r["message_id"] for r in inserted}
+    old = [m for m in ids if m not in new]
+    if not old:
+        return {}
+    rows = await conn.fetch(
+        "SELECT message_id, request_hash, reply FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
+        consumer,
+        old,
+    )
+    return {r["message_id"]: Seen(r["request_hash"], r["reply"]) for r in rows}
+
+
+async def store_replies(conn: asyncpg.Connection, consumer: str, replies: list[tuple[str, dict[str, Any]]]) -> None:
+    await conn.executemany(
+        "UPDATE inbox SET reply = $3 WHERE consumer = $1 AND message_id = $2",
+        [(consumer, message_id, reply) for message_id, reply in replies],
     )

@@ -18,8 +18,8 @@ from faststream.rabbit import RabbitBroker
 from opentelemetry import context as otel_context
 from opentelemetry.propagate import extract, inject
 
-from bus.topology import EVENTS
-from contracts.common import Event
+from bus.topology import COMMANDS, EVENTS
+from contracts.common import Command, Event
 
 NOTIFY_CHANNEL = "cbs_outbox"
 RELAY_BATCH = 200  # rows per relay transaction
@@ -35,22 +35,75 @@ async def add(
     """Queue an event in the caller's database transaction; returns its message_id."""
     assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
     message_id = str(uuid.uuid4())
+    await _insert(conn, EVENTS.name, event, message_id, correlation_id, causation_id, reply_to=None)
+    return message_id
+
+
+async def add_many(
+    conn: asyncpg.Connection, events: list[tuple[Event, str | None, str | None]]
+) -> None:
+    """Queue many events (event, correlation_id, causation_id) in one round trip: group commit's path."""
+    if not events:
+        return
+    trace_headers: dict[str, Any] = {}
+    inject(trace_headers)
+    rows = []
+    for event, correlation_id, causation_id in events:
+        assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
+        headers = {**trace_headers, **({"x-causation-id": causation_id} if causation_id else {})}
+        rows.append(
+            (str(uuid.uuid4()), EVENTS.name, event.routing_key, event.message_type, event.model_dump(mode="json"),
+             headers, correlation_id, None)
+        )  # fmt: skip
+    await conn.executemany(
+        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload, headers, correlation_id, "
+        "reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        rows,
+    )
+    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+
+
+async def add_command(
+    conn: asyncpg.Connection,
+    command: Command,
+    *,
+    message_id: str,
+    correlation_id: str,
+    reply_to: str,
+    causation_id: str | None,
+) -> None:
+    """Queue a command to another worker; its message_id is chosen so a resend is idempotent."""
+    assert command.routing_key and command.message_type, f"{type(command).__name__} lacks routing metadata"
+    await _insert(conn, COMMANDS.name, command, message_id, correlation_id, causation_id, reply_to=reply_to)
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    exchange: str,
+    message: Event | Command,
+    message_id: str,
+    correlation_id: str | None,
+    causation_id: str | None,
+    *,
+    reply_to: str | None,
+) -> None:
     headers: dict[str, Any] = {}
     inject(headers)  # the trace continues when the relay publishes
     if causation_id:
         headers["x-causation-id"] = causation_id
     await conn.execute(
-        "INSERT INTO outbox (message_id, routing_key, message_type, payload, headers, correlation_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload, headers, correlation_id, "
+        "reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         message_id,
-        event.routing_key,
-        event.message_type,
-        event.model_dump(mode="json"),
+        exchange,
+        message.routing_key,
+        message.message_type,
+        message.model_dump(mode="json"),
         headers,
         correlation_id,
+        reply_to,
     )
     await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-    return message_id
 
 
 class OutboxRelay:
@@ -96,7 +149,7 @@ class OutboxRelay:
         """Publish one batch of unsent events; returns how many were confirmed."""
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                "SELECT id, message_id, routing_key, message_type, payload, headers, correlation_id "
+                "SELECT id, message_id, exchange, routing_key, message_type, payload, headers, correlation_id, reply_to "
                 "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 RELAY_BATCH,
             )
@@ -122,8 +175,9 @@ class OutboxRelay:
         try:
             confirm = await self._broker.publish(
                 row["payload"],
-                exchange=EVENTS,
+                exchange=COMMANDS if row["exchange"] == COMMANDS.name else EVENTS,
                 routing_key=row["routing_key"],
+                reply_to=row["reply_to"],
                 message_id=row["message_id"],
                 correlation_id=row["correlation_id"],
                 message_type=row["message_type"],
@@ -135,6 +189,8 @@ class OutboxRelay:
         finally:
             otel_context.detach(token)
         if isinstance(confirm, DeliveredMessage):
+            if row["exchange"] == COMMANDS.name:
+                raise RuntimeError(f"no queue for command {row['routing_key']}")  # retried: a command must arrive
             # basic.return: no queue is bound for this key. An event is a broadcast fact; with
             # no subscriber there is nobody to tell, so it counts as sent (audit, which binds
             # `#`, makes every event routable once it runs).

@@ -23,7 +23,8 @@ from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bus import inbox, outbox
+from bus import inbox, outbox, saga, topology
+from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
 from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
 
@@ -44,13 +45,26 @@ C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
 
 
+class Deferred:
+    """A handler's answer when the reply must wait for another worker (a saga step)."""
+
+    def __repr__(self) -> str:
+        return "DEFER"
+
+
+DEFER = Deferred()
+
+
 @dataclass
 class Context:
     """What a handler may use: the open transaction and the facts of the message."""
 
     conn: asyncpg.Connection
+    worker: str
+    consumer: str
     message_id: str
     correlation_id: str | None
+    reply_to: str | None
     actor: str | None
     broker_user: str | None
     now: datetime
@@ -63,9 +77,30 @@ class Context:
         )
         self.emitted.append(event_id)
 
+    async def request(self, command: Command, *, step: str, state: dict[str, Any]) -> Deferred:
+        """Ask another worker, without waiting in memory: record the step, send through the outbox.
 
-CommandHandler = Callable[[Context, Any], Awaitable[Reply]]
+        The other worker's reply comes back on `<worker>.replies` and runs the continuation
+        registered for `step`, which answers this message. The step id doubles as the sent
+        command's message_id, so a resend can never take effect twice.
+        """
+        step_id = f"{self.worker}:{step}:{self.message_id}"
+        await saga.record(self.conn, step_id, step, state, origin=self)
+        await outbox.add_command(
+            self.conn,
+            command,
+            message_id=step_id,
+            correlation_id=step_id,
+            reply_to=topology.replies_queue_name(self.worker),
+            causation_id=self.message_id,
+        )
+        return DEFER
+
+
+CommandHandler = Callable[[Context, Any], Awaitable[Reply | Deferred]]
 EventHandler = Callable[[Context, Any], Awaitable[None]]
+# A saga step's continuation: (ctx, the state the step recorded, the other worker's reply).
+Continuation = Callable[[Context, dict[str, Any], Reply], Awaitable[Reply | Deferred]]
 
 
 @dataclass(frozen=True)
@@ -81,6 +116,11 @@ class Routes:
     worker: str
     commands: Mapping[type[Command], CommandHandler]
     events: tuple[EventRoute[Any], ...] = ()
+    continuations: Mapping[str, Continuation] = field(default_factory=dict)
+    # Commands answered by group commit: many messages, one database transaction.
+    batched: Mapping[type[Command], BatchHandler] = field(default_factory=dict)
+    # How many units (e.g. transfers) a batched command carries, to bound a batch's size.
+    batch_units: Callable[[Command], int] = lambda _: 1
 
     def event_route(self, message_type: str | None) -> EventRoute[Any] | None:
         return next((r for r in self.events if r.contract.message_type == message_type), None)
@@ -103,34 +143,82 @@ class Runtime:
                               msg: RabbitMessage) -> None:
         raw = msg.raw_message
         correlation_id_var.set(raw.correlation_id)
-        command = await self._parse(contract, body, msg)
-        reply = await self._with_db(lambda conn: self._run_command(conn, contract, handler, command, body, msg))
-        await self._reply(msg, reply)
+        command = await self.parse(contract, body, msg)
+        reply = await self.in_transaction(lambda conn: self._run_command(conn, contract, handler, command, body, msg))
+        if reply is not None:
+            await self.reply_to_sender(msg, reply)
 
     async def _run_command(self, conn: asyncpg.Connection, contract: type[Command], handler: CommandHandler,
-                           command: Command, body: bytes, msg: RabbitMessage) -> Reply:
-        raw = msg.raw_message
-        message_id = str(raw.message_id)
-        ctx = self._context(conn, msg)
+                           command: Command, body: bytes, msg: RabbitMessage) -> Reply | None:
+        """The reply to send now, or None while a saga step still owes it."""
+        message_id = str(msg.raw_message.message_id)
+        consumer = contract.routing_key
+        ctx = self.context_for(conn, msg, consumer)
         if contract.read_only:
-            return await handler(ctx, command)
+            result = await handler(ctx, command)
+            assert isinstance(result, Reply), f"read-only {consumer} cannot defer its reply"
+            return result
         body_hash = inbox.request_hash(body)
-        seen = await inbox.claim(conn, contract.routing_key, message_id, body_hash)
+        seen = await inbox.claim(conn, consumer, message_id, body_hash)
         if seen is not None:
-            if seen.request_hash != body_hash:
-                return Reply.refusal(
-                    "idempotency_key_reused",
-                    "this message_id was already used for a different request",
-                    {"message_id": message_id},
-                )
-            assert seen.reply is not None, "a committed inbox row always holds its reply"
-            return Reply.model_validate(seen.reply)
-        reply = await handler(ctx, command)
-        await inbox.store_reply(conn, contract.routing_key, message_id, reply.model_dump(mode="json"))
-        return reply
+            return self.stored_answer(seen, message_id, body_hash)
+        result = await handler(ctx, command)
+        if isinstance(result, Deferred):
+            return None
+        await inbox.store_reply(conn, consumer, message_id, result.model_dump(mode="json"))
+        return result
+
+    @staticmethod
+    def stored_answer(seen: inbox.Seen, message_id: str, body_hash: str) -> Reply | None:
+        if seen.request_hash != body_hash:
+            return Reply.refusal(
+                "idempotency_key_reused",
+                "this message_id was already used for a different request",
+                {"message_id": message_id},
+            )
+        # A reply still owed by a saga step comes when the step completes.
+        return Reply.model_validate(seen.reply) if seen.reply is not None else None
+
+    # -- saga replies ----------------------------------------------------------------------
+
+    async def consume_saga_reply(self, body: bytes, msg: RabbitMessage) -> None:
+        """Another worker answered a step: run its continuation, then answer the origin."""
+        raw = msg.raw_message
+        step_id = raw.correlation_id
+        try:
+            reply = Reply.model_validate_json(body)
+        except ValidationError:
+            await self._refuse_invalid(msg, "a reply must be a Reply envelope", None)
+        if not step_id:
+            await self._refuse_invalid(msg, "a saga reply needs the step id as correlation_id", None)
+
+        async def complete(conn: asyncpg.Connection) -> tuple[Reply, saga.Step] | None:
+            step = await saga.lock(conn, step_id)
+            if step is None:
+                log.warning("reply for unknown saga step %s dropped", step_id)
+                return None
+            if step.completed:
+                # A repeated reply: the worker may have died after committing but before it
+                # answered the origin, so answer again with what was stored.
+                stored = await inbox.find_stored(conn, step.origin_consumer, step.origin_message_id)
+                return (Reply.model_validate(stored), step) if stored is not None else None
+            continuation = self.routes.continuations[step.kind]
+            ctx = self._origin_context(conn, step)
+            result = await continuation(ctx, step.state, reply)
+            if isinstance(result, Deferred):
+                await saga.complete(conn, step_id)  # the continuation started a new step
+                return None
+            await saga.complete(conn, step_id)
+            await inbox.store_reply(conn, step.origin_consumer, step.origin_message_id, result.model_dump(mode="json"))
+            return result, step
+
+        done = await self.in_transaction(complete)
+        if done is not None:
+            final, step = done
+            await self._publish_reply(final, step.origin_reply_to, step.origin_correlation_id, step.origin_message_id)
 
     async def consume_get_operation(self, body: bytes, msg: RabbitMessage) -> None:
-        query = await self._parse(GetOperation, body, msg)
+        query = await self.parse(GetOperation, body, msg)
 
         async def lookup(conn: asyncpg.Connection) -> Reply:
             row = await inbox.find_reply(conn, query.operation_id)
@@ -145,7 +233,7 @@ class Runtime:
                 )
             return Reply.success(status)
 
-        await self._reply(msg, await self._with_db(lookup))
+        await self.reply_to_sender(msg, await self.in_transaction(lookup))
 
     # -- events ----------------------------------------------------------------------------
 
@@ -155,21 +243,21 @@ class Runtime:
         route = self.routes.event_route(raw.type)
         if route is None:
             return  # a fact this worker does not act on
-        event = await self._parse(route.contract, body, msg)
+        event = await self.parse(route.contract, body, msg)
         consumer = f"{self.routes.worker}.events"
 
         async def apply(conn: asyncpg.Connection) -> None:
             message_id = str(raw.message_id)
             if await inbox.claim(conn, consumer, message_id, inbox.request_hash(body)) is not None:
                 return
-            await route.handler(self._context(conn, msg), event)
+            await route.handler(self.context_for(conn, msg, consumer), event)
             await inbox.store_reply(conn, consumer, message_id, {"ok": True})
 
-        await self._with_db(apply)
+        await self.in_transaction(apply)
 
     # -- shared steps ----------------------------------------------------------------------
 
-    async def _parse(self, contract: type[BaseModel], body: bytes, msg: RabbitMessage) -> Any:
+    async def parse(self, contract: type[BaseModel], body: bytes, msg: RabbitMessage) -> Any:
         """Validate a delivery; a permanent failure is answered and dead-lettered."""
         raw = msg.raw_message
         if not raw.message_id:
@@ -183,10 +271,10 @@ class Runtime:
 
     async def _refuse_invalid(self, msg: RabbitMessage, message: str, details: Any) -> None:
         log.warning("invalid message %s on %s: %s", msg.raw_message.message_id, msg.raw_message.routing_key, message)
-        await self._reply(msg, Reply.refusal(ErrorCode.invalid_message, message, details))
+        await self.reply_to_sender(msg, Reply.refusal(ErrorCode.invalid_message, message, details))
         raise RejectMessage()  # to the dead-letter exchange, never requeued
 
-    async def _with_db(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+    async def in_transaction(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         assert self.pool is not None, "runtime used before its pool was opened"
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
@@ -198,27 +286,49 @@ class Runtime:
                 async with self.pool.acquire(timeout=10) as conn, conn.transaction():
                     return await work(conn)
 
-    def _context(self, conn: asyncpg.Connection, msg: RabbitMessage) -> Context:
+    def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:
         raw = msg.raw_message
         actor = (raw.headers or {}).get("x-actor")
         return Context(
             conn=conn,
+            worker=self.routes.worker,
+            consumer=consumer,
             message_id=str(raw.message_id),
             correlation_id=raw.correlation_id,
+            reply_to=raw.reply_to or None,
             actor=str(actor) if actor is not None else None,
             broker_user=raw.user_id,
             now=datetime.now(UTC),
         )
 
-    async def _reply(self, msg: RabbitMessage, reply: Reply) -> None:
+    def _origin_context(self, conn: asyncpg.Connection, step: saga.Step) -> Context:
+        """A continuation acts on behalf of the command that started the saga."""
+        return Context(
+            conn=conn,
+            worker=self.routes.worker,
+            consumer=step.origin_consumer,
+            message_id=step.origin_message_id,
+            correlation_id=step.origin_correlation_id,
+            reply_to=step.origin_reply_to,
+            actor=None,
+            broker_user=None,
+            now=datetime.now(UTC),
+        )
+
+    async def reply_to_sender(self, msg: RabbitMessage, reply: Reply) -> None:
         raw = msg.raw_message
-        if not raw.reply_to:
+        await self._publish_reply(reply, raw.reply_to, raw.correlation_id, raw.message_id)
+
+    async def _publish_reply(
+        self, reply: Reply, reply_to: str | None, correlation_id: str | None, message_id: str | None
+    ) -> None:
+        if not reply_to:
             return  # fire and forget: the partner follows events, or asks for the operation
         await self.broker.publish(
             reply.model_dump(mode="json"),
-            routing_key=raw.reply_to,
-            correlation_id=raw.correlation_id,
-            message_id=f"{raw.message_id}.reply",
+            routing_key=reply_to,
+            correlation_id=correlation_id,
+            message_id=f"{message_id}.reply",
             message_type=Reply.message_type,
             persist=True,
             # A vanished reply queue (the edge restarted) must not fail the command that committed.

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-WORKERS: tuple[str, ...] = ("customer", "account")
+WORKERS: tuple[str, ...] = ("customer", "account", "ledger")
 
 
 def _env(name: str, default: str) -> str:
@@ -33,6 +33,9 @@ class Settings:
     graceful_timeout_s: float = field(default_factory=lambda: float(_env("CBS_GRACEFUL_TIMEOUT_S", "20")))
     outbox_poll_ms: int = field(default_factory=lambda: int(_env("CBS_OUTBOX_POLL_MS", "200")))
     max_body_bytes: int = field(default_factory=lambda: int(_env("CBS_MAX_BODY_BYTES", str(256 * 1024))))
+    # Group commit: how long a batch waits for company, and how many deliveries it may gather.
+    group_commit_window_ms: float = field(default_factory=lambda: float(_env("CBS_GROUP_COMMIT_WINDOW_MS", "2")))
+    batch_prefetch: int = field(default_factory=lambda: int(_env("CBS_BATCH_PREFETCH", "256")))
     # Password for the per-worker database roles; unset with local trust auth.
     db_role_password: str | None = field(default_factory=lambda: os.environ.get("CBS_DB_ROLE_PASSWORD"))
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, customer
+from contracts import account, customer, ledger
 from contracts.common import Command
 
 COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
@@ -25,7 +25,7 @@ DELIVERY_LIMIT = 5  # redeliveries of a failing message before it is dead-letter
 DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 
 # Each worker's contract module: its commands get a queue each.
-WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account}
+WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger}
 
 # Event queues: consuming worker -> routing keys it binds on `cbs.events`.
 EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
@@ -70,6 +70,16 @@ def event_queue(worker: str) -> RabbitQueue:
     return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=first_key, arguments=_quorum_arguments())
 
 
+def replies_queue_name(worker: str) -> str:
+    return f"{worker}.replies"
+
+
+def replies_queue(worker: str) -> RabbitQueue:
+    """Where other workers' replies to this worker's saga steps wait, durable like any command."""
+    name = replies_queue_name(worker)
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=name, arguments=_quorum_arguments())
+
+
 def dead_letter_queue() -> RabbitQueue:
     # The dead-letter queue itself has no DLX: a message is never dead-lettered twice.
     return RabbitQueue(
@@ -97,6 +107,7 @@ async def declare_all(broker: Any) -> None:
         for key in command_keys(worker):
             queue = await broker.declare_queue(command_queue(key))
             await queue.bind(commands, routing_key=key)
+        await broker.declare_queue(replies_queue(worker))  # addressed by name (default exchange)
     for worker in EVENT_BINDINGS:
         await bind_event_queue(broker, worker, events)
 

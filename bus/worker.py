@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from faststream import FastStream
-from faststream.rabbit import RabbitBroker, RabbitMessage
+from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
 from faststream.specification import AsyncAPI
 
 from bus import db, observability, topology
 from bus.broker import make_broker
+from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
 from bus.runtime import CommandHandler, Routes, Runtime
 from bus.settings import Settings, load
@@ -53,6 +54,32 @@ def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> No
         await runtime.consume_event(body, msg)
 
 
+def _subscribe_batched(
+    broker: RabbitBroker, runtime: Runtime, contract: Any, committer: GroupCommitter, prefetch: int
+) -> None:
+    key = contract.routing_key
+
+    @broker.subscriber(
+        topology.command_queue(key), topology.COMMANDS, decoder=raw_body, no_reply=True,
+        # Its own channel: a batch can only gather what the prefetch lets in.
+        channel=Channel(prefetch_count=prefetch),
+        title=key, description=f"{contract.__doc__ or key} Routing key `{key}` on `cbs.commands` (group commit).",
+    )
+    async def consume(body: bytes, msg: RabbitMessage) -> None:
+        command = await runtime.parse(contract, body, msg)
+        reply = await committer.submit(command, msg, body)
+        await runtime.reply_to_sender(msg, reply)
+
+
+def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
+    @broker.subscriber(
+        topology.replies_queue(worker), decoder=raw_body, no_reply=True,
+        title=topology.replies_queue_name(worker), description=f"Replies to {worker}'s saga steps.",
+    )
+    async def consume(body: bytes, msg: RabbitMessage) -> None:
+        await runtime.consume_saga_reply(body, msg)
+
+
 def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
     settings = settings or load()
     worker = routes.worker
@@ -61,13 +88,23 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
     registry = observability.metrics_registry()
     broker = make_broker(process, settings, registry, observability.tracer_provider(process))
     runtime = Runtime(routes, broker, max_body_bytes=settings.max_body_bytes)
-    missing = {c.routing_key for c in topology.worker_commands(worker)} - {c.routing_key for c in routes.commands}
+    handled = {c.routing_key for c in routes.commands} | {c.routing_key for c in routes.batched}
+    missing = {c.routing_key for c in topology.worker_commands(worker)} - handled
     assert not missing, f"{worker} has contracts without handlers: {sorted(missing)}"
     for contract, handler in routes.commands.items():
         _subscribe_command(broker, runtime, contract, handler)
+    limits = BatchLimits(window_ms=settings.group_commit_window_ms)
+    committers = [
+        GroupCommitter(runtime, contract, handler, limits, routes.batch_units)
+        for contract, handler in routes.batched.items()
+    ]
+    for committer in committers:
+        _subscribe_batched(broker, runtime, committer.contract, committer, settings.batch_prefetch)
     _subscribe_get_operation(broker, runtime, worker)
     if worker in topology.EVENT_BINDINGS:
         _subscribe_events(broker, runtime, worker)
+    if routes.continuations:
+        _subscribe_saga_replies(broker, runtime, worker)
 
     relay: OutboxRelay | None = None
 
@@ -95,6 +132,11 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
     async def stop_relay() -> None:
         if relay is not None:
             await relay.stop()
+
+    @app.after_shutdown
+    async def stop_committers() -> None:
+        for committer in committers:
+            await committer.stop()
 
     app.runtime = runtime  # type: ignore[attr-defined]  # tests reach the pool through it
     return app

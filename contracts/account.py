@@ -34,6 +34,8 @@ class AccountStatus(StrEnum):
     closed = "closed"
     # FD/RD open unfunded (banking-rules §2); savings and current never use it.
     inactive = "inactive"
+    # Recorded, waiting for the ledger to create its ledger account; usable once `active`.
+    opening = "opening"
 
 
 class AccountError(StrEnum):
@@ -51,6 +53,8 @@ class AccountError(StrEnum):
     account_frozen = "account_frozen"
     close_refused_nonzero_balance = "close_refused_nonzero_balance"
     close_refused_pending_transfers = "close_refused_pending_transfers"
+    # The ledger would not create or change the account's ledger account (details say why).
+    ledger_refused = "ledger_refused"
 
 
 def _actor_field() -> Any:

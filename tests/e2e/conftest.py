@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -76,6 +77,7 @@ class Cluster:
 # Package scope: the processes are gone before the integration tests start their in-process workers.
 @pytest.fixture(scope="package")
 def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
+    shutil.rmtree(LOGS, ignore_errors=True)  # this run's logs only
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5"}
     c = Cluster(env)
     for name in ("edge", *WORKERS):

@@ -66,7 +66,10 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_nothing(cluster: Clust
         cluster.kill("account")
         answered_before_restart = len(replies)
         cluster.start("account")
-        await asyncio.wait_for(all_answered.wait(), 120)
+        try:
+            await asyncio.wait_for(all_answered.wait(), 120)
+        except TimeoutError:
+            raise AssertionError(f"{len(replies)} of {COMMANDS_IN_FLIGHT} answered; {await _diagnose(infra)}") from None
 
     assert answered_before_restart < COMMANDS_IN_FLIGHT, "the kill came too late to test anything"
     for correlation_id, answers in replies.items():
@@ -90,3 +93,17 @@ async def test_sigkilled_worker_loses_nothing_and_repeats_nothing(cluster: Clust
     finally:
         await conn.close()
     assert (accounts, numbers, opened) == (COMMANDS_IN_FLIGHT, COMMANDS_IN_FLIGHT, COMMANDS_IN_FLIGHT)
+
+
+async def _diagnose(infra: dict[str, str]) -> dict[str, object]:
+    conn = await asyncpg.connect(infra["database_url"])
+    try:
+        return {
+            "account_status": dict(await conn.fetch("SELECT status, count(*) FROM account.account GROUP BY 1")),
+            "open_steps": await conn.fetchval("SELECT count(*) FROM account.saga_step WHERE completed_at IS NULL"),
+            "unsent_outbox": await conn.fetchval("SELECT count(*) FROM account.outbox WHERE published_at IS NULL"),
+            "pending_inbox": await conn.fetchval("SELECT count(*) FROM account.inbox WHERE reply IS NULL"),
+            "ledger_accounts": await conn.fetchval("SELECT count(*) FROM ledger.ledger_account WHERE code = 'customer_deposit'"),
+        }
+    finally:
+        await conn.close()

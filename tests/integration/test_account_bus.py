@@ -124,7 +124,8 @@ async def test_open_get_list_and_lifecycle(bus: BusClient, admin_db) -> None:
     assert again.error is not None and again.error.code == "account_closed"
 
     events = await admin_db.fetch(
-        "SELECT routing_key FROM account.outbox WHERE payload->>'account_id' = $1 ORDER BY id", str(account_id)
+        "SELECT routing_key FROM account.outbox WHERE exchange = 'cbs.events' AND payload->>'account_id' = $1 ORDER BY id",
+        str(account_id),
     )
     assert [e["routing_key"] for e in events] == ["account.opened", "account.frozen", "account.unfrozen", "account.closed"]
 

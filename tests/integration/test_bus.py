@@ -63,7 +63,8 @@ async def test_migrations_are_recorded_and_an_edited_one_is_refused(infra, tmp_p
     try:
         assert await migrate.migrate_worker(conn, "account") == []  # already applied by the fixture
         versions = [r["version"] for r in await conn.fetch("SELECT version FROM account.schema_migrations ORDER BY 1")]
-        assert versions == ["0001_accounts", "bus_0001_inbox_outbox"]
+        assert versions == sorted(m.version for m in migrate.migrations_for("account"))
+        assert "0001_accounts" in versions and "bus_0001_inbox_outbox" in versions
 
         edited = tmp_path / "0001_accounts.sql"
         edited.write_text("-- edited after it was applied\n")

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contracts.account import AccountError, AccountStatus, ProductType, ProductView
+from contracts.account import AccountView, AccountError, AccountStatus, ProductType, ProductView
 from contracts.common import CURRENCY_EXPONENTS
 
 DEFAULT_CURRENCY = "INR"
@@ -226,9 +226,22 @@ def decide_opening(
 
 
 def opening_status(product_type: ProductType) -> AccountStatus:
-    # Savings and current open active, an initial deposit is optional (§2).
+    # Savings and current become active (an initial deposit is optional, §2) as soon as the
+    # ledger has created their ledger account; until then no money could reach them.
     assert product_type in (ProductType.savings, ProductType.current)
-    return AccountStatus.active
+    return AccountStatus.opening
+
+
+def ledger_account_created(status: AccountStatus) -> StatusChange | Refusal:
+    if status != AccountStatus.opening:
+        return Refusal(AccountError.invalid_transition, f"account is {status}, not opening")
+    return StatusChange(AccountStatus.active)
+
+
+def ledger_account_refused(status: AccountStatus) -> StatusChange:
+    """The ledger would not create the ledger account: the account is closed, never usable."""
+    assert status == AccountStatus.opening, f"only an opening account can fail to open, not {status}"
+    return StatusChange(AccountStatus.closed)
 
 
 # --- status machine --------------------------------------------------------------------------
@@ -277,3 +290,24 @@ def close(status: AccountStatus, *, balance: int, pending: int = 0) -> StatusCha
     if pending != 0:
         return Refusal(AccountError.close_refused_pending_transfers, "holds or pending transfers remain")
     return StatusChange(AccountStatus.closed)
+
+
+# --- checks before asking the ledger ------------------------------------------------------------
+# The account changes only after the ledger has applied the flag; these say beforehand whether
+# the change is legal at all, so an illegal one never reaches the ledger.
+
+
+def freeze_check(account: AccountView) -> Refusal | None:
+    change = freeze(account.status)
+    return change if isinstance(change, Refusal) else None
+
+
+def unfreeze_check(account: AccountView) -> Refusal | None:
+    change = unfreeze(account.status, account.status_before_freeze)
+    return change if isinstance(change, Refusal) else None
+
+
+def close_check(account: AccountView) -> Refusal | None:
+    # Balance 0 here: the ledger, which holds the money, refuses a close with money or holds.
+    change = close(account.status, balance=0)
+    return change if isinstance(change, Refusal) else None

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from bus.paging import decode_cursor, encode_cursor
-from bus.runtime import Context
+from bus.runtime import Context, Deferred
 from contracts import account as c
 from contracts import customer as customer_events
+from contracts import ledger
 from contracts.common import ErrorCode, Reply
 from workers.account import domain, store
 from workers.account.domain import Refusal
 
 CATALOGUE = domain.product_catalogue()
+STEP_CREATE_LEDGER_ACCOUNT = "create_ledger_account"
+STEP_SET_LEDGER_FLAGS = "set_ledger_flags"
 
 
 def refuse(refusal: Refusal) -> Reply:
@@ -28,7 +33,7 @@ async def list_products(ctx: Context, cmd: c.ListProducts) -> Reply:
     return Reply.success(c.ProductList(items=[p.view() for p in CATALOGUE.values()]))
 
 
-async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply:
+async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply | Deferred:
     existing = await store.get_account(ctx.conn, cmd.account_id)
     if existing is not None:
         # The same id asking for the same account is a retry; anything else is a clash.
@@ -48,7 +53,7 @@ async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply:
         type=product.type,
         currency=product.currency,
         status=domain.opening_status(product.type),
-        # The ledger account shares the account's id (it is created by the ledger worker).
+        # The ledger account shares the account's id.
         ledger_account_id=cmd.account_id,
         branch=cmd.branch,
         nickname=cmd.nickname,
@@ -56,12 +61,42 @@ async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply:
         version=1,
     )
     await store.insert_account(ctx.conn, account)
-    await ctx.emit(
-        c.AccountOpened(
-            **_fact(account, ctx.now), type=account.type, branch=account.branch, ledger_account_id=account.ledger_account_id
-        )
+    spec = domain.ledger_account_spec(product)
+    new_ledger_account = ledger.NewAccount(
+        id=account.ledger_account_id,
+        currency=spec.currency,
+        code=spec.code,
+        flags=ledger.AccountFlags(**{flag: True for flag in spec.flags}),
+        overdraft_limit=spec.overdraft_limit,
+        owner_id=account.customer_id,
     )
-    return Reply.success(account)
+    return await ctx.request(
+        ledger.CreateAccounts(accounts=[new_ledger_account]),
+        step=STEP_CREATE_LEDGER_ACCOUNT,
+        state={"account_id": str(account.account_id)},
+    )
+
+
+async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    """The ledger answered `create_accounts`: the account becomes active, or is closed unused."""
+    account = await store.get_account(ctx.conn, UUID(state["account_id"]), for_update=True)
+    assert account is not None, "an opening account is never deleted"
+    result = (reply.result or {}).get("results", [{}])[0].get("result") if reply.ok else None
+    if result in ("ok", "exists"):
+        change = domain.ledger_account_created(account.status)
+        if isinstance(change, Refusal):
+            return Reply.success(account)  # a repeated answer after the account moved on
+        account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
+        await ctx.emit(
+            c.AccountOpened(
+                **_fact(account, ctx.now), type=account.type, branch=account.branch,
+                ledger_account_id=account.ledger_account_id,
+            )
+        )  # fmt: skip
+        return Reply.success(account)
+    await store.change_status(ctx.conn, account.account_id, domain.ledger_account_refused(account.status), ctx.now)
+    details = {"ledger_result": result, "ledger_error": reply.error.model_dump() if reply.error else None}
+    return Reply.refusal(c.AccountError.ledger_refused, "the ledger would not create the account", details)
 
 
 async def get_account(ctx: Context, cmd: c.GetAccount) -> Reply:
@@ -82,47 +117,67 @@ async def list_customer_accounts(ctx: Context, cmd: c.ListCustomerAccounts) -> R
     return Reply.success(c.AccountPage(items=page, next_cursor=next_cursor))
 
 
-async def freeze_account(ctx: Context, cmd: c.FreezeAccount) -> Reply:
+async def freeze_account(ctx: Context, cmd: c.FreezeAccount) -> Reply | Deferred:
+    return await _ask_ledger_first(ctx, cmd, domain.freeze_check, "freeze")
+
+
+async def unfreeze_account(ctx: Context, cmd: c.UnfreezeAccount) -> Reply | Deferred:
+    return await _ask_ledger_first(ctx, cmd, domain.unfreeze_check, "unfreeze")
+
+
+async def close_account(ctx: Context, cmd: c.CloseAccount) -> Reply | Deferred:
+    # The balance and holds are the ledger's to judge: it refuses to close unless both are zero.
+    return await _ask_ledger_first(ctx, cmd, domain.close_check, "close")
+
+
+LifecycleCommand = c.FreezeAccount | c.UnfreezeAccount | c.CloseAccount
+
+
+async def _ask_ledger_first(
+    ctx: Context, cmd: LifecycleCommand, check: Callable[[c.AccountView], Refusal | None], action: str
+) -> Reply | Deferred:
+    """A freeze must hold in the ledger before the account says it is frozen: the ledger first."""
     account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
     if account is None:
         return not_found(cmd.account_id)
-    change = domain.freeze(account.status)
+    if refusal := check(account):
+        return refuse(refusal)
+    flags = ledger.SetAccountFlags(account_id=account.ledger_account_id, action=action, actor=cmd.actor, reason=cmd.reason)
+    state = {"account_id": str(account.account_id), "action": action, "actor": cmd.actor, "reason": cmd.reason}
+    return await ctx.request(flags, step=STEP_SET_LEDGER_FLAGS, state=state)
+
+
+async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    """The ledger applied (or refused) the flag: now the account follows, and says so."""
+    account = await store.get_account(ctx.conn, UUID(state["account_id"]), for_update=True)
+    assert account is not None, "accounts are never deleted"
+    if not reply.ok:
+        assert reply.error is not None
+        return Reply.refusal(LEDGER_REFUSALS.get(reply.error.code, reply.error.code), reply.error.message, reply.error.details)
+    action, actor, reason = state["action"], state["actor"], state["reason"]
+    decide = {"freeze": lambda a: domain.freeze(a.status), "unfreeze": lambda a: domain.unfreeze(a.status, a.status_before_freeze),
+              "close": lambda a: domain.close(a.status, balance=0)}[action]  # fmt: skip
+    change = decide(account)
     if isinstance(change, Refusal):
-        return refuse(change)
+        return refuse(change)  # the account moved on meanwhile (a concurrent change won)
     account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
-    assert account.status_before_freeze is not None
-    await ctx.emit(
-        c.AccountFrozen(
-            **_fact(account, ctx.now), status_before_freeze=account.status_before_freeze, actor=cmd.actor, reason=cmd.reason
-        )
-    )
+    if action == "freeze":
+        assert account.status_before_freeze is not None
+        event: Any = c.AccountFrozen(**_fact(account, ctx.now), status_before_freeze=account.status_before_freeze,
+                                     actor=actor, reason=reason)  # fmt: skip
+    elif action == "unfreeze":
+        event = c.AccountUnfrozen(**_fact(account, ctx.now), actor=actor, reason=reason)
+    else:
+        event = c.AccountClosed(**_fact(account, ctx.now), actor=actor, reason=reason)
+    await ctx.emit(event)
     return Reply.success(account)
 
 
-async def unfreeze_account(ctx: Context, cmd: c.UnfreezeAccount) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
-    if account is None:
-        return not_found(cmd.account_id)
-    change = domain.unfreeze(account.status, account.status_before_freeze)
-    if isinstance(change, Refusal):
-        return refuse(change)
-    account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
-    await ctx.emit(c.AccountUnfrozen(**_fact(account, ctx.now), actor=cmd.actor, reason=cmd.reason))
-    return Reply.success(account)
-
-
-async def close_account(ctx: Context, cmd: c.CloseAccount) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
-    if account is None:
-        return not_found(cmd.account_id)
-    # Until the ledger worker exists no money can reach an account, so its balance is zero.
-    # TODO(ledger issue): ask the ledger (a saga step) for balance and pending amounts first.
-    change = domain.close(account.status, balance=0, pending=0)
-    if isinstance(change, Refusal):
-        return refuse(change)
-    account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
-    await ctx.emit(c.AccountClosed(**_fact(account, ctx.now), actor=cmd.actor, reason=cmd.reason))
-    return Reply.success(account)
+# The ledger's refusal codes, in the account's words.
+LEDGER_REFUSALS = {
+    "account_not_found": c.AccountError.ledger_refused,
+    "account_already_closed": c.AccountError.account_closed,
+}
 
 
 def _fact(account: c.AccountView, now: datetime) -> dict[str, object]:

@@ -25,5 +25,11 @@ ROUTES = Routes(
         EventRoute(customer_events.CustomerReactivated, h.on_customer_status_changed),
         EventRoute(customer_events.CustomerClosed, h.on_customer_status_changed),
     ),
+    # Saga steps: the ledger's replies to what the account asked of it.
+    continuations={
+        h.STEP_CREATE_LEDGER_ACCOUNT: h.ledger_account_answered,
+        h.STEP_SET_LEDGER_FLAGS: h.ledger_flags_answered,
+    },
 )
+# Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags.
 # Published events (through the outbox): account.opened, account.frozen, account.unfrozen, account.closed.

@@ -1,0 +1,159 @@
+"""Group commit (DESIGN §7): many messages, one database transaction, one fsync.
+
+Deliveries of a batched command wait in memory (bounded by the channel's prefetch) for at
+most `window_ms`; the batch is then committed in one transaction: the inbox rows, the
+handler's effects and outbox rows, the stored replies. Only after the commit does each
+delivery get its reply and its ack, so a crash anywhere loses nothing: uncommitted
+deliveries are redelivered, committed ones find their inbox rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from faststream.rabbit import RabbitMessage
+
+from bus import inbox
+from contracts.common import Command, Reply
+
+if TYPE_CHECKING:
+    from bus.runtime import Context, Runtime
+
+log = logging.getLogger("cbs.batching")
+
+
+@dataclass
+class Item:
+    command: Command
+    msg: RabbitMessage
+    body_hash: str
+    future: asyncio.Future[Reply] = field(repr=False)
+
+    @property
+    def message_id(self) -> str:
+        return str(self.msg.raw_message.message_id)
+
+
+# (the contexts, one per fresh message, sharing the transaction; their commands) -> a reply each
+BatchHandler = Callable[[Sequence[tuple["Context", Any]]], Awaitable[list[Reply]]]
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    window_ms: float = 2.0  # how long the first message of a batch may wait for company
+    max_messages: int = 64
+    max_units: int = 8_000  # e.g. transfers: a batch never holds more than this many
+    concurrent_batches: int = 2  # batches in flight per process (disjoint accounts commit in parallel)
+
+
+class GroupCommitter:
+    def __init__(
+        self,
+        runtime: "Runtime",
+        contract: type[Command],
+        handler: BatchHandler,
+        limits: BatchLimits,
+        units: Callable[[Command], int] = lambda _: 1,
+    ) -> None:
+        self.runtime = runtime
+        self.contract = contract
+        self.handler = handler
+        self.limits = limits
+        self.units = units
+        self._queue: asyncio.Queue[Item] = asyncio.Queue()
+        self._slots = asyncio.Semaphore(limits.concurrent_batches)
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._collect(), name=f"group-commit-{self.contract.routing_key}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, *self._in_flight, return_exceptions=True)
+
+    async def submit(self, command: Command, msg: RabbitMessage, body: bytes) -> Reply:
+        if self._task is None:
+            self.start()
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        await self._queue.put(Item(command, msg, inbox.request_hash(body), future))
+        return await future
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()
+            batch = [await self._queue.get()]
+            units = self.units(batch[0].command)
+            deadline = loop.time() + self.limits.window_ms / 1000
+            while len(batch) < self.limits.max_messages:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    break
+                if units + self.units(item.command) > self.limits.max_units:
+                    await self._queue.put(item)  # waits for the next batch (order within a batch only)
+                    break
+                batch.append(item)
+                units += self.units(item.command)
+            task = asyncio.create_task(self._run(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _run(self, batch: list[Item]) -> None:
+        try:
+            await self._commit_and_answer(batch)
+        finally:
+            self._slots.release()  # taken by `_collect` for this batch
+
+    async def _commit_and_answer(self, batch: list[Item]) -> None:
+        try:
+            replies = await self.runtime.in_transaction(lambda conn: self._commit(conn, batch))
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)  # its delivery is nacked and comes back
+                return
+            # A bug in one message must not fail its neighbours on every redelivery.
+            log.warning("batch of %d failed (%r); committing its messages one by one", len(batch), exc)
+            for item in batch:
+                await self._commit_and_answer([item])
+            return
+        for item, reply in zip(batch, replies):
+            if not item.future.done():
+                item.future.set_result(reply)
+
+    async def _commit(self, conn: asyncpg.Connection, batch: list[Item]) -> list[Reply]:
+        consumer = self.contract.routing_key
+        replies: dict[int, Reply] = {}
+        first_of: dict[str, int] = {}  # message_id -> index of its first delivery in this batch
+        fresh: list[int] = []
+        claimed = await inbox.claim_many(conn, consumer, [(i.message_id, i.body_hash) for i in batch])
+        for index, item in enumerate(batch):
+            if item.message_id in first_of:
+                continue  # the same message twice in one batch: answered like its first copy
+            first_of[item.message_id] = index
+            seen = claimed.get(item.message_id)
+            if seen is None:
+                fresh.append(index)
+            else:
+                repeat = self.runtime.stored_answer(seen, item.message_id, item.body_hash)
+                assert repeat is not None, f"{consumer} never defers, so a stored row has its reply"
+                replies[index] = repeat
+        if fresh:
+            contexts = [(self.runtime.context_for(conn, batch[i].msg, consumer), batch[i].command) for i in fresh]
+            answers = await self.handler(contexts)
+            assert len(answers) == len(fresh), "a batch handler answers every message"
+            replies.update(zip(fresh, answers))
+            await inbox.store_replies(
+                conn, consumer, [(batch[i].message_id, replies[i].model_dump(mode="json")) for i in fresh]
+            )
+        return [replies[first_of[item.message_id]] for item in batch]

@@ -1,0 +1,225 @@
+"""`cbs bench --kind transfers`: the ledger's throughput and latency, through the bus or the edge.
+
+Set-up: N customer-style ledger accounts, each funded from the bank's vault. Load: transfers
+between random pairs (uniform, Zipf-skewed, or all touching one hot account), each command
+carrying `--batch` transfers, for `--seconds`, closed-loop (`--concurrency` senders, each
+waiting for its reply) or open-loop (`--rate` commands a second, latency counted from the
+scheduled send time so a stall is not hidden). Then `ledger.verify`. Prints one table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import random
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from faststream.rabbit import RabbitBroker
+
+from bus.correlator import Correlator
+from contracts import ledger as c
+from contracts.common import Reply
+
+MAX_SECONDS = 600  # a bench never runs unbounded
+OPENING_BALANCE = 10_000_000_00  # minor units per account: room for any run
+CURRENCY = "INR"
+
+
+def vault_id(currency: str) -> uuid.UUID:
+    # Same derivation as the ledger's migration (bank accounts are named, never looked up).
+    return uuid.UUID(hashlib.md5(f"cbs.ledger.cash_vault.{currency}".encode()).hexdigest())
+
+
+@dataclass
+class Options:
+    via: str = "bus"
+    accounts: int = 1000
+    seconds: float = 10.0
+    concurrency: int = 32
+    batch: int = 1
+    rate: float | None = None  # commands/s; None = closed loop
+    zipf: float | None = None
+    hot: bool = False
+    edge_url: str = "http://127.0.0.1:8080"
+
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    results: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+class Sender:
+    """Sends a CreateTransfers and returns the per-transfer result codes."""
+
+    def __init__(self, options: Options, amqp_url: str) -> None:
+        self.options = options
+        self.amqp_url = amqp_url
+        self.broker: RabbitBroker | None = None
+        self.correlator: Correlator | None = None
+        self.http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> "Sender":
+        self.broker = RabbitBroker(self.amqp_url, logger=None)
+        self.correlator = Correlator(self.broker)
+        await self.broker.start()
+        if self.options.via == "edge":
+            limits = httpx.Limits(max_connections=self.options.concurrency, max_keepalive_connections=self.options.concurrency)
+            self.http = httpx.AsyncClient(base_url=self.options.edge_url, timeout=30, limits=limits)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.http:
+            await self.http.aclose()
+        if self.broker:
+            await self.broker.stop()
+
+    async def bus(self, command: Any, timeout_s: float = 30) -> Reply:
+        assert self.correlator is not None
+        return await self.correlator.send(command, message_id=uuid.uuid4().hex, timeout_s=timeout_s)
+
+    async def transfers(self, command: c.CreateTransfers) -> list[str]:
+        if self.options.via == "bus":
+            reply = await self.bus(command)
+            if not reply.ok:
+                return [f"refused:{reply.error.code if reply.error else '?'}"]
+            return [r["result"] for r in (reply.result or {})["results"]]
+        assert self.http is not None
+        response = await self.http.post(
+            "/v1/ledger/transfers", json=command.model_dump(mode="json"), headers={"Idempotency-Key": uuid.uuid4().hex}
+        )
+        if response.status_code != 200:
+            return [f"http_{response.status_code}"]
+        return [r["result"] for r in response.json()["results"]]
+
+
+class Picker:
+    def __init__(self, options: Options, accounts: list[uuid.UUID], rng: random.Random) -> None:
+        self.accounts = accounts
+        self.rng = rng
+        self.options = options
+        if options.zipf:
+            weights = [1 / (rank**options.zipf) for rank in range(1, len(accounts) + 1)]
+            total = sum(weights)
+            self.cumulative = [sum(weights[: i + 1]) / total for i in range(len(weights))]
+
+    def pair(self) -> tuple[uuid.UUID, uuid.UUID]:
+        if self.options.hot:
+            other = self.rng.choice(self.accounts[1:])
+            return (self.accounts[0], other) if self.rng.random() < 0.5 else (other, self.accounts[0])
+        while True:
+            a, b = self._one(), self._one()
+            if a != b:
+                return a, b
+
+    def _one(self) -> uuid.UUID:
+        if not self.options.zipf:
+            return self.rng.choice(self.accounts)
+        import bisect
+
+        return self.accounts[min(bisect.bisect_left(self.cumulative, self.rng.random()), len(self.accounts) - 1)]
+
+
+async def set_up(sender: Sender, count: int) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(count)]
+    for start in range(0, count, c.MAX_BATCH):
+        chunk = ids[start : start + c.MAX_BATCH]
+        new = [c.NewAccount(id=i, currency=CURRENCY, code="customer_deposit",
+                            flags=c.AccountFlags(debits_must_not_exceed_credits=True, history=True)) for i in chunk]  # fmt: skip
+        reply = await sender.bus(c.CreateAccounts(accounts=new))
+        assert reply.ok and all(r["result"] == "ok" for r in reply.result["results"]), reply  # type: ignore[index]
+        funding = [c.NewTransfer(id=uuid.uuid4(), debit_account_id=vault_id(CURRENCY), credit_account_id=i,
+                                 amount=OPENING_BALANCE, currency=CURRENCY, code="deposit") for i in chunk]  # fmt: skip
+        reply = await sender.bus(c.CreateTransfers(transfers=funding))
+        assert reply.ok and all(r["result"] == "ok" for r in reply.result["results"]), reply  # type: ignore[index]
+    return ids
+
+
+def _command(picker: Picker, batch: int, rng: random.Random) -> c.CreateTransfers:
+    transfers = []
+    for _ in range(batch):
+        debit, credit = picker.pair()
+        transfers.append(c.NewTransfer(id=uuid.uuid4(), debit_account_id=debit, credit_account_id=credit,
+                                       amount=rng.randint(1, 10_000), currency=CURRENCY, code="internal_transfer"))  # fmt: skip
+    return c.CreateTransfers(transfers=transfers)
+
+
+async def _one(sender: Sender, command: c.CreateTransfers, tally: Tally, started: float) -> None:
+    try:
+        codes = await sender.transfers(command)
+    except Exception as exc:  # a bench reports failures, it does not stop on them
+        tally.errors[type(exc).__name__] += 1
+        return
+    tally.latencies_ms.append((time.perf_counter() - started) * 1000)
+    tally.results.update(codes)
+
+
+async def drive(sender: Sender, options: Options, accounts: list[uuid.UUID]) -> tuple[Tally, float]:
+    rng = random.Random(7)
+    picker = Picker(options, accounts, rng)
+    tally = Tally()
+    seconds = min(options.seconds, MAX_SECONDS)
+    t0 = time.perf_counter()
+    deadline = t0 + seconds
+    if options.rate is None:
+
+        async def loop() -> None:
+            while time.perf_counter() < deadline:
+                await _one(sender, _command(picker, options.batch, rng), tally, time.perf_counter())
+
+        await asyncio.gather(*(loop() for _ in range(options.concurrency)))
+    else:
+        interval = 1 / options.rate
+        in_flight: set[asyncio.Task[None]] = set()
+        n = 0
+        while (scheduled := t0 + n * interval) < deadline:
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            task = asyncio.create_task(_one(sender, _command(picker, options.batch, rng), tally, scheduled))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            n += 1
+        await asyncio.gather(*in_flight)
+    return tally, time.perf_counter() - t0
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+
+
+def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any]) -> str:
+    transfers = sum(tally.results.values())
+    mode = f"open loop {options.rate:g}/s" if options.rate else f"closed loop x{options.concurrency}"
+    skew = "hot account" if options.hot else (f"zipf {options.zipf:g}" if options.zipf else "uniform")
+    rows = [
+        ("via", options.via),
+        ("load", f"{mode}, {options.batch} transfer(s)/command, {skew}, {options.accounts} accounts"),
+        ("seconds", f"{elapsed:.1f}"),
+        ("commands", str(len(tally.latencies_ms))),
+        ("transfers", str(transfers)),
+        ("transfers/s", f"{transfers / elapsed:.0f}"),
+        ("latency p50 ms", f"{percentile(tally.latencies_ms, 50):.1f}"),
+        ("latency p95 ms", f"{percentile(tally.latencies_ms, 95):.1f}"),
+        ("latency p99 ms", f"{percentile(tally.latencies_ms, 99):.1f}"),
+        ("results", ", ".join(f"{k}: {v}" for k, v in tally.results.most_common()) or "-"),
+        ("errors", ", ".join(f"{k}: {v}" for k, v in tally.errors.most_common()) or "none"),
+        ("ledger.verify", "ok" if verify.get("ok") else f"FAILED: {verify.get('mismatches')}"),
+        ("verified", f"{verify.get('accounts_checked')} accounts, {verify.get('transfers_checked')} transfers"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+async def run(options: Options, amqp_url: str) -> tuple[str, bool]:
+    async with Sender(options, amqp_url) as sender:
+        accounts = await set_up(sender, options.accounts)
+        tally, elapsed = await drive(sender, options, accounts)
+        verify = await sender.bus(c.Verify(), timeout_s=300)
+    result = verify.result if verify.ok and isinstance(verify.result, dict) else {"ok": False, "mismatches": verify.error}
+    return table(options, tally, elapsed, result), bool(result.get("ok")) and not tally.errors

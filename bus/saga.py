@@ -1,0 +1,55 @@
+"""Saga steps: a worker that needs another's answer records the step and moves on (DESIGN §3).
+
+A crash between sending and the reply loses nothing: the step is a row, the command left
+through the outbox, and the reply waits in `<worker>.replies` until the worker is back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+if TYPE_CHECKING:
+    from bus.runtime import Context
+
+
+@dataclass(frozen=True)
+class Step:
+    step_id: str
+    kind: str
+    state: dict[str, Any]
+    origin_consumer: str
+    origin_message_id: str
+    origin_reply_to: str | None
+    origin_correlation_id: str | None
+    completed: bool = False
+
+
+async def record(conn: asyncpg.Connection, step_id: str, kind: str, state: dict[str, Any], origin: "Context") -> None:
+    await conn.execute(
+        "INSERT INTO saga_step (step_id, kind, state, origin_consumer, origin_message_id, origin_reply_to, "
+        "origin_correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        step_id,
+        kind,
+        state,
+        origin.consumer,
+        origin.message_id,
+        origin.reply_to,
+        origin.correlation_id,
+    )
+
+
+async def lock(conn: asyncpg.Connection, step_id: str) -> Step | None:
+    """The step, locked so a repeated reply waits for the first and then finds it completed."""
+    row = await conn.fetchrow(
+        "SELECT step_id, kind, state, origin_consumer, origin_message_id, origin_reply_to, origin_correlation_id, "
+        "completed_at IS NOT NULL AS completed FROM saga_step WHERE step_id = $1 FOR UPDATE",
+        step_id,
+    )
+    return Step(**dict(row)) if row else None
+
+
+async def complete(conn: asyncpg.Connection, step_id: str) -> None:
+    await conn.execute("UPDATE saga_step SET completed_at = now() WHERE step_id = $1", step_id)

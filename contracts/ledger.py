@@ -1,0 +1,510 @@
+"""Messages of the ledger worker: double-entry accounts and transfers (DESIGN §5, banking-rules §3).
+
+Semantics follow TigerBeetle's on PostgreSQL. Every command answers a `Reply`; the docstring of
+each command names the model its `result` holds. Money is integer minor units; balances are the
+four TigerBeetle balances, and a balance is credit-normal (`credits_posted − debits_posted`).
+
+Batch commands (`create_accounts`, `create_transfers`) always answer `ok` with one result code
+per item: a refused transfer is a result code, not a refusal of the whole command.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field
+
+# Account and transfer codes are lower snake case: they name a purpose (customer_deposit, fee).
+CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+# A balance is a PostgreSQL bigint; the ledger refuses a transfer that would overflow one.
+MAX_BALANCE = 2**63 - 1
+MAX_BATCH = 1000
+MAX_TIMEOUT_S = 31_536_000  # one year: a hold longer than that is a lien (timeout 0)
+MAX_USER_DATA_KEYS = 16
+
+UserDataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+UserDataValue = Annotated[str, StringConstraints(max_length=256)] | int | bool | None
+UserData = dict[UserDataKey, UserDataValue]
+
+TransferStatus = Literal["posted", "pending", "pending_posted", "pending_voided", "pending_expired"]
+
+
+def _code_field(description: str) -> Any:
+    return Field(pattern=CODE_PATTERN, description=description)
+
+
+def _user_data_field() -> Any:
+    return Field(
+        default=None,
+        max_length=MAX_USER_DATA_KEYS,
+        description=f"caller's small annotations, at most {MAX_USER_DATA_KEYS} keys; the ledger never reads them",
+    )
+
+
+def _balance_field(description: str) -> Any:
+    return Field(ge=0, le=MAX_BALANCE, description=description)
+
+
+def _ids_field(what: str) -> Any:
+    return Field(min_length=1, max_length=MAX_BATCH, description=f"{what} to look up, 1 to {MAX_BATCH}")
+
+
+# --- result codes ----------------------------------------------------------------------------
+
+
+class TransferResultCode(StrEnum):
+    """Result of one transfer, in the order they are checked: the first that applies wins.
+
+    banking-rules §3 fixes the order; the codes it does not name sit where they logically belong
+    (request validation before lookups, lookups before balance checks).
+    """
+
+    ok = "ok"
+    linked_event_failed = "linked_event_failed"
+    linked_event_chain_open = "linked_event_chain_open"
+    id_must_not_be_zero = "id_must_not_be_zero"
+    exists_with_different_flags = "exists_with_different_flags"
+    exists_with_different_pending_id = "exists_with_different_pending_id"
+    exists_with_different_timeout = "exists_with_different_timeout"
+    exists_with_different_debit_account_id = "exists_with_different_debit_account_id"
+    exists_with_different_credit_account_id = "exists_with_different_credit_account_id"
+    exists_with_different_amount = "exists_with_different_amount"
+    exists_with_different_currency = "exists_with_different_currency"
+    exists_with_different_code = "exists_with_different_code"
+    exists_with_different_reference = "exists_with_different_reference"
+    exists_with_different_user_data = "exists_with_different_user_data"
+    exists = "exists"
+    id_already_failed = "id_already_failed"
+    flags_are_mutually_exclusive = "flags_are_mutually_exclusive"
+    debit_account_id_required = "debit_account_id_required"
+    credit_account_id_required = "credit_account_id_required"
+    accounts_must_be_different = "accounts_must_be_different"
+    pending_id_must_be_zero = "pending_id_must_be_zero"
+    pending_id_required = "pending_id_required"
+    timeout_reserved_for_pending_transfer = "timeout_reserved_for_pending_transfer"
+    amount_must_not_be_zero = "amount_must_not_be_zero"
+    debit_account_not_found = "debit_account_not_found"
+    credit_account_not_found = "credit_account_not_found"
+    currency_mismatch = "currency_mismatch"
+    pending_transfer_not_found = "pending_transfer_not_found"
+    pending_transfer_not_pending = "pending_transfer_not_pending"
+    pending_transfer_has_different_debit_account_id = "pending_transfer_has_different_debit_account_id"
+    pending_transfer_has_different_credit_account_id = "pending_transfer_has_different_credit_account_id"
+    exceeds_pending_transfer_amount = "exceeds_pending_transfer_amount"
+    # A void releases the whole hold: its amount is 0 or exactly the pending amount.
+    pending_transfer_has_different_amount = "pending_transfer_has_different_amount"
+    pending_transfer_already_posted = "pending_transfer_already_posted"
+    pending_transfer_already_voided = "pending_transfer_already_voided"
+    pending_transfer_expired = "pending_transfer_expired"
+    debit_account_frozen = "debit_account_frozen"
+    credit_account_frozen = "credit_account_frozen"
+    debit_account_already_closed = "debit_account_already_closed"
+    credit_account_already_closed = "credit_account_already_closed"
+    overflows_debits_pending = "overflows_debits_pending"
+    overflows_credits_pending = "overflows_credits_pending"
+    overflows_debits_posted = "overflows_debits_posted"
+    overflows_credits_posted = "overflows_credits_posted"
+    # pending + posted on one side: keeps every sum the store may compute inside a bigint.
+    overflows_debits = "overflows_debits"
+    overflows_credits = "overflows_credits"
+    overflows_timeout = "overflows_timeout"
+    exceeds_credits = "exceeds_credits"
+    exceeds_debits = "exceeds_debits"
+
+
+class AccountResultCode(StrEnum):
+    """Result of one new account, in the order they are checked."""
+
+    ok = "ok"
+    id_must_not_be_zero = "id_must_not_be_zero"
+    flags_are_mutually_exclusive = "flags_are_mutually_exclusive"
+    exists_with_different_currency = "exists_with_different_currency"
+    exists_with_different_code = "exists_with_different_code"
+    exists_with_different_flags = "exists_with_different_flags"
+    exists_with_different_overdraft_limit = "exists_with_different_overdraft_limit"
+    exists_with_different_owner_id = "exists_with_different_owner_id"
+    exists = "exists"
+
+
+class LedgerError(StrEnum):
+    """Stable refusal codes of the ledger's non-batch commands (the reply's `error.code`)."""
+
+    account_not_found = "account_not_found"
+    account_already_closed = "account_already_closed"
+    close_refused_nonzero_balance = "close_refused_nonzero_balance"
+    close_refused_pending_transfers = "close_refused_pending_transfers"
+    # Balances as of a past time are kept only for accounts with `flags.history`.
+    history_not_enabled = "history_not_enabled"
+    invalid_cursor = "invalid_cursor"
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+class AccountFlags(Contract):
+    """Constraints the ledger enforces on every transfer; set at creation, never changed."""
+
+    debits_must_not_exceed_credits: bool = Field(
+        default=False, description="liability: debits + pending debits ≤ credits + overdraft_limit"
+    )
+    credits_must_not_exceed_debits: bool = Field(
+        default=False, description="asset: credits + pending credits ≤ debits + overdraft_limit"
+    )
+    history: bool = Field(default=False, description="keep balances after every transfer, for balance-as-of reads")
+
+
+class NewAccount(Contract):
+    id: UUID = Field(description="account id chosen by the caller (makes retries safe); never the zero UUID")
+    currency: str = currency_field("ISO 4217 currency; one ledger per currency")
+    code: str = _code_field("what the account is for, e.g. `customer_deposit`, `cash_vault`, `fee_income`")
+    flags: AccountFlags = Field(default_factory=AccountFlags, description="balance constraints and history")
+    overdraft_limit: int = Field(
+        default=0,
+        ge=-MAX_AMOUNT,
+        le=MAX_AMOUNT,
+        description="how far debits may exceed credits (mirrored for debit-normal accounts); "
+        "negative = a minimum balance",
+    )
+    owner_id: UUID | None = Field(default=None, description="customer who owns it; null for the bank's own accounts")
+    user_data: UserData | None = _user_data_field()
+
+
+class AccountView(Contract):
+    id: UUID = Field(description="the account id")
+    currency: str = currency_field("ISO 4217 currency of the account")
+    code: str = _code_field("what the account is for")
+    flags: AccountFlags = Field(description="balance constraints and history")
+    frozen: bool = Field(description="true while frozen: refuses debits and credits, voids still release")
+    closed: bool = Field(description="true once closed (terminal): refuses everything but voids")
+    overdraft_limit: int = Field(description="how far debits may exceed credits; negative = a minimum balance")
+    owner_id: UUID | None = Field(default=None, description="customer who owns it")
+    debits_pending: int = _balance_field("held debits not yet posted, minor units")
+    debits_posted: int = _balance_field("posted debits, minor units")
+    credits_pending: int = _balance_field("held credits not yet posted, minor units")
+    credits_posted: int = _balance_field("posted credits, minor units")
+    balance: int = Field(description="credits_posted − debits_posted (credit-normal), minor units")
+    available: int = Field(description="balance − debits_pending: what may be spent now, minor units")
+    created_at: AwareDatetime = Field(description="when the account was created, UTC")
+    user_data: UserData | None = _user_data_field()
+
+
+class AccountResult(Contract):
+    index: int = Field(ge=0, description="position of the account in the request")
+    id: UUID = Field(description="the account id")
+    result: str = Field(description="an `AccountResultCode`; `ok` and `exists` mean the account is there")
+
+
+class CreateAccountsResult(Contract):
+    results: list[AccountResult] = Field(description="one result per requested account, in request order")
+
+
+class AccountsResult(Contract):
+    accounts: list[AccountView] = Field(description="the accounts found, in request order; unknown ids are absent")
+
+
+class BalancesAfter(Contract):
+    account_id: UUID = Field(description="the account")
+    debits_pending: int = _balance_field("held debits after the change")
+    debits_posted: int = _balance_field("posted debits after the change")
+    credits_pending: int = _balance_field("held credits after the change")
+    credits_posted: int = _balance_field("posted credits after the change")
+
+
+# --- transfers -------------------------------------------------------------------------------
+
+
+class TransferFlags(Contract):
+    linked: bool = Field(default=False, description="succeeds or fails together with the next transfer in the batch")
+    pending: bool = Field(default=False, description="a hold: reserves the amount until posted, voided or expired")
+    post_pending: bool = Field(default=False, description="posts the pending transfer `pending_id` (wholly or partly)")
+    void_pending: bool = Field(default=False, description="releases the pending transfer `pending_id`")
+    balancing_debit: bool = Field(
+        default=False, description="move at most what the debit account's debits_must_not_exceed_credits allows"
+    )
+    balancing_credit: bool = Field(
+        default=False, description="move at most what the credit account's credits_must_not_exceed_debits allows"
+    )
+
+
+class NewTransfer(Contract):
+    id: UUID = Field(description="transfer id chosen by the caller (UUIDv7 preferred); never the zero UUID")
+    debit_account_id: UUID | None = Field(
+        default=None, description="account debited; required unless post/void, where it defaults to the pending one's"
+    )
+    credit_account_id: UUID | None = Field(
+        default=None, description="account credited; required unless post/void, where it defaults to the pending one's"
+    )
+    amount: int = amount_field("minor units; must be > 0, except post (0 = the full pending amount) and void")
+    currency: str = currency_field("ISO 4217 currency; both accounts must hold it")
+    code: str = _code_field("why the money moves, e.g. `deposit`, `withdrawal`, `internal_transfer`, `fee`")
+    flags: TransferFlags = Field(default_factory=TransferFlags, description="linked, two-phase and balancing flags")
+    pending_id: UUID | None = Field(
+        default=None, description="the pending transfer to post or void; only with those flags"
+    )
+    timeout_s: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_TIMEOUT_S,
+        description="seconds until a pending transfer expires; 0 = never; pending only",
+    )
+    reference: str | None = Field(default=None, max_length=100, description="caller's reference, e.g. a payment id")
+    user_data: UserData | None = _user_data_field()
+
+
+class TransferResult(Contract):
+    index: int = Field(ge=0, description="position of the transfer in the request")
+    id: UUID = Field(description="the transfer id")
+    result: str = Field(description="a `TransferResultCode`; `ok` and `exists` mean the transfer is in the ledger")
+    amount: int | None = Field(default=None, ge=0, description="amount actually moved or held (after balancing)")
+    timestamp: AwareDatetime | None = Field(default=None, description="ledger time of the transfer, when it exists")
+
+
+class CreateTransfersResult(Contract):
+    results: list[TransferResult] = Field(description="one result per requested transfer, in request order")
+
+
+class TransferView(Contract):
+    id: UUID = Field(description="the transfer id")
+    debit_account_id: UUID = Field(description="account debited")
+    credit_account_id: UUID = Field(description="account credited")
+    amount: int = Field(ge=0, description="amount moved or held, minor units (a void: the amount released)")
+    currency: str = currency_field("ISO 4217 currency")
+    code: str = _code_field("why the money moved")
+    flags: TransferFlags = Field(description="flags as requested")
+    pending_id: UUID | None = Field(default=None, description="the pending transfer a post or void resolved")
+    timeout_s: int = Field(ge=0, description="seconds a pending transfer was held for; 0 = no expiry")
+    reference: str | None = Field(default=None, description="caller's reference")
+    user_data: UserData | None = _user_data_field()
+    timestamp: AwareDatetime = Field(description="ledger time; strictly increasing within a batch")
+    status: TransferStatus = Field(
+        description="posted (single-phase, post or void: final), pending (open hold), or pending_posted / "
+        "pending_voided / pending_expired (a hold after its resolution)"
+    )
+
+
+class TransfersResult(Contract):
+    transfers: list[TransferView] = Field(description="the transfers found, in request order; unknown ids are absent")
+
+
+class HistoryEntry(Contract):
+    transfer_id: UUID = Field(description="the transfer that changed the account")
+    timestamp: AwareDatetime = Field(description="ledger time of the transfer")
+    code: str = _code_field("why the money moved")
+    amount: int = Field(ge=0, description="amount moved, held or released, minor units")
+    side: Literal["debit", "credit"] = Field(description="which side of the transfer this account was on")
+    pending: bool = Field(description="true when the entry changed pending balances only (a hold)")
+    debits_pending: int = _balance_field("held debits after the transfer")
+    debits_posted: int = _balance_field("posted debits after the transfer")
+    credits_pending: int = _balance_field("held credits after the transfer")
+    credits_posted: int = _balance_field("posted credits after the transfer")
+
+
+HistoryPage = Page[HistoryEntry]
+
+
+class BalanceAt(Contract):
+    account_id: UUID = Field(description="the account")
+    at: AwareDatetime = Field(description="the point in time asked for")
+    debits_pending: int = _balance_field("held debits at that time")
+    debits_posted: int = _balance_field("posted debits at that time")
+    credits_pending: int = _balance_field("held credits at that time")
+    credits_posted: int = _balance_field("posted credits at that time")
+    balance: int = Field(description="credits_posted − debits_posted at that time")
+
+
+class VerifyResult(Contract):
+    ok: bool = Field(description="true when every balance equals its transfers and debits equal credits per currency")
+    accounts_checked: int = Field(ge=0, description="accounts whose balances were recomputed")
+    transfers_checked: int = Field(ge=0, description="transfers read")
+    mismatches: list[dict[str, Any]] = Field(
+        description="each broken invariant: account or currency, the field, stored and expected values"
+    )
+    totals: list[dict[str, Any]] = Field(
+        description="per currency: currency, debits_posted, credits_posted, debits_pending, credits_pending"
+    )
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+class CreateAccounts(Command):
+    """Create ledger accounts. Result: `CreateAccountsResult`."""
+
+    routing_key: ClassVar[str] = "ledger.create_accounts"
+    message_type: ClassVar[str] = "ledger.create_accounts.v1"
+
+    accounts: list[NewAccount] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} accounts")
+
+
+class CreateTransfers(Command):
+    """Move money. Result: `CreateTransfersResult`, one result per transfer."""
+
+    routing_key: ClassVar[str] = "ledger.create_transfers"
+    message_type: ClassVar[str] = "ledger.create_transfers.v1"
+
+    transfers: list[NewTransfer] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} transfers")
+
+
+class SetAccountFlags(Command):
+    """Freeze, unfreeze or close a ledger account. Result: `AccountView`.
+
+    Refusals: account_not_found, account_already_closed, close_refused_nonzero_balance,
+    close_refused_pending_transfers.
+    """
+
+    routing_key: ClassVar[str] = "ledger.set_account_flags"
+    message_type: ClassVar[str] = "ledger.set_account_flags.v1"
+
+    account_id: UUID = Field(description="the ledger account")
+    action: Literal["freeze", "unfreeze", "close"] = Field(description="close is terminal and needs zero balances")
+    actor: str = Field(min_length=1, max_length=200, description="who asked for the change (staff or system id)")
+    reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
+
+
+class LookupAccounts(Command):
+    """Result: `AccountsResult`."""
+
+    routing_key: ClassVar[str] = "ledger.lookup_accounts"
+    message_type: ClassVar[str] = "ledger.lookup_accounts.v1"
+    read_only: ClassVar[bool] = True
+
+    ids: list[UUID] = _ids_field("account ids")
+
+
+class LookupTransfers(Command):
+    """Result: `TransfersResult`."""
+
+    routing_key: ClassVar[str] = "ledger.lookup_transfers"
+    message_type: ClassVar[str] = "ledger.lookup_transfers.v1"
+    read_only: ClassVar[bool] = True
+
+    ids: list[UUID] = _ids_field("transfer ids")
+
+
+class GetAccountHistory(Command):
+    """An account's transfers with its balances after each, oldest first. Result: `HistoryPage`."""
+
+    routing_key: ClassVar[str] = "ledger.get_account_history"
+    message_type: ClassVar[str] = "ledger.get_account_history.v1"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID = Field(description="the account")
+    since: AwareDatetime | None = Field(default=None, description="only transfers at or after this time")
+    until: AwareDatetime | None = Field(default=None, description="only transfers before this time")
+    code: str | None = Field(default=None, pattern=CODE_PATTERN, description="only transfers with this code")
+    limit: int = Field(default=100, ge=1, le=500, description="page size, at most 500")
+    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+
+
+class GetBalanceAt(Command):
+    """Balances as of a point in time (accounts with `flags.history`). Result: `BalanceAt`."""
+
+    routing_key: ClassVar[str] = "ledger.get_balance_at"
+    message_type: ClassVar[str] = "ledger.get_balance_at.v1"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID = Field(description="the account")
+    at: AwareDatetime = Field(description="the point in time; transfers stamped at or before it count")
+
+
+class Verify(Command):
+    """Recompute every balance from the transfers and check debits = credits. Result: `VerifyResult`."""
+
+    routing_key: ClassVar[str] = "ledger.verify"
+    message_type: ClassVar[str] = "ledger.verify.v1"
+    read_only: ClassVar[bool] = True
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+class _TransferFact(Event):
+    """A transfer with both accounts' balances after it, so a consumer never has to ask back."""
+
+    id: UUID = Field(description="the transfer id")
+    debit_account_id: UUID = Field(description="account debited")
+    credit_account_id: UUID = Field(description="account credited")
+    amount: int = Field(ge=0, description="amount moved, held or released, minor units")
+    currency: str = currency_field("ISO 4217 currency")
+    code: str = _code_field("why the money moved")
+    flags: TransferFlags = Field(description="flags as requested")
+    pending_id: UUID | None = Field(default=None, description="the pending transfer a post or void resolved")
+    timeout_s: int = Field(default=0, ge=0, description="seconds a pending transfer is held for; 0 = no expiry")
+    reference: str | None = Field(default=None, description="caller's reference")
+    user_data: UserData | None = _user_data_field()
+    timestamp: AwareDatetime = Field(description="ledger time of the transfer")
+    debit_account: BalancesAfter = Field(description="the debit account's balances after the transfer")
+    credit_account: BalancesAfter = Field(description="the credit account's balances after the transfer")
+    debit_owner_id: UUID | None = Field(default=None, description="customer owning the debit account, when known")
+    credit_owner_id: UUID | None = Field(default=None, description="customer owning the credit account, when known")
+    occurred_at: AwareDatetime = Field(description="UTC time the change was committed")
+
+
+class TransferPosted(_TransferFact):
+    """A single-phase transfer or a post of a pending one moved money."""
+
+    routing_key: ClassVar[str] = "ledger.transfer_posted"
+    message_type: ClassVar[str] = "ledger.transfer_posted.v1"
+
+
+class TransferPending(_TransferFact):
+    """A hold was placed."""
+
+    routing_key: ClassVar[str] = "ledger.transfer_pending"
+    message_type: ClassVar[str] = "ledger.transfer_pending.v1"
+
+
+class TransferVoided(_TransferFact):
+    """A hold was released: by a void transfer (`id` = the void's id) or by expiry (`id` = `pending_id`)."""
+
+    routing_key: ClassVar[str] = "ledger.transfer_voided"
+    message_type: ClassVar[str] = "ledger.transfer_voided.v1"
+
+    pending_id: UUID = Field(description="the pending transfer released")
+    reason: Literal["voided", "expired"] = Field(description="voided by a transfer, or expired by its timeout")
+
+
+class AccountCreated(Event):
+    routing_key: ClassVar[str] = "ledger.account_created"
+    message_type: ClassVar[str] = "ledger.account_created.v1"
+
+    id: UUID = Field(description="the ledger account id")
+    currency: str = currency_field("ISO 4217 currency of the account")
+    code: str = _code_field("what the account is for")
+    owner_id: UUID | None = Field(default=None, description="customer who owns it")
+    flags: AccountFlags = Field(default_factory=AccountFlags, description="balance constraints and history")
+    overdraft_limit: int = Field(
+        default=0, description="how far debits may exceed credits; negative = a minimum balance"
+    )
+    occurred_at: AwareDatetime = Field(description="UTC time the account was created")
+
+
+class AccountFlagsChanged(Event):
+    routing_key: ClassVar[str] = "ledger.account_flags_changed"
+    message_type: ClassVar[str] = "ledger.account_flags_changed.v1"
+
+    account_id: UUID = Field(description="the ledger account")
+    owner_id: UUID | None = Field(default=None, description="customer who owns it")
+    frozen: bool = Field(description="frozen after the change")
+    closed: bool = Field(description="closed after the change")
+    actor: str = Field(min_length=1, max_length=200, description="who asked for the change")
+    reason: str = Field(min_length=1, max_length=500, description="why")
+    balances: BalancesAfter = Field(description="the account's balances at the change")
+    occurred_at: AwareDatetime = Field(description="UTC time the change was committed")
+
+
+COMMANDS: tuple[type[Command], ...] = (
+    CreateAccounts,
+    CreateTransfers,
+    SetAccountFlags,
+    LookupAccounts,
+    LookupTransfers,
+    GetAccountHistory,
+    GetBalanceAt,
+    Verify,
+)
+EVENTS: tuple[type[Event], ...] = (TransferPosted, TransferPending, TransferVoided, AccountCreated, AccountFlagsChanged)

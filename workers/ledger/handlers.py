@@ -1,0 +1,232 @@
+"""The ledger's recipes. `create_transfers` is group-committed: many commands, one transaction.
+
+Recipe for a batch: load the transfers involved, lock their accounts in id order, take the
+database clock, let the pure engine decide every transfer in order, write everything in bulk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from bus import outbox
+from bus.paging import decode_cursor, encode_cursor
+from bus.runtime import Context
+from contracts import ledger as c
+from contracts.common import ErrorCode, Reply
+from workers.ledger import domain, store
+from workers.ledger.domain import Ledger, Outcome, StoredTransfer
+
+EXPIRY_BATCH = 500  # holds released per sweep transaction
+
+
+# --- transfers (group commit) ----------------------------------------------------------------
+
+
+async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -> list[Reply]:
+    conn = items[0][0].conn
+    requests = [t for _, cmd in items for t in cmd.transfers]
+    ledger, now = await _load_and_lock(conn, [t.id for t in requests], [t.pending_id for t in requests if t.pending_id],
+                                       {a for t in requests for a in (t.debit_account_id, t.credit_account_id) if a})
+    failed_before = set(ledger.failed)
+    # Holds past their timeout are released first, in this same commit (the sweep may lag).
+    expiries = domain.expire_pending(ledger, [t.pending_id for t in requests if t.pending_id], now)
+    replies, all_outcomes, events = [], list(expiries), [(e, None, None) for e in _events(ledger, expiries, now)]
+    offset_us = 0
+    for ctx, cmd in items:
+        # Each command gets its own microsecond range, so timestamps strictly increase in the batch.
+        outcomes = domain.create_transfers(ledger, cmd.transfers, now + timedelta(microseconds=offset_us))
+        offset_us += len(cmd.transfers)
+        all_outcomes += outcomes
+        events += [(e, ctx.correlation_id, ctx.message_id) for e in _events(ledger, outcomes, ctx.now)]
+        replies.append(Reply.success(c.CreateTransfersResult(results=[_result(o) for o in outcomes])))
+    new_failures = [(i, str(code)) for i, code in ledger.failed.items() if i not in failed_before]
+    await _write(conn, ledger, all_outcomes, new_failures, now)
+    await _emit_many(conn, events)
+    return replies
+
+
+async def expire_due_holds(conn: asyncpg.Connection, correlation_id: str | None = None) -> int:
+    """One sweep: release holds past their timeout. Safe on every replica at once: the second
+    to lock the accounts finds the hold no longer pending and skips it."""
+    due = await store.expired_pending_ids(conn, await store.db_now(conn), EXPIRY_BATCH)
+    if not due:
+        return 0
+    ledger, now = await _load_and_lock(conn, [], due, set())
+    outcomes = domain.expire_pending(ledger, due, now)
+    await _write(conn, ledger, outcomes, [], now)
+    await _emit_many(conn, [(e, correlation_id, None) for e in _events(ledger, outcomes, now)])
+    return len(outcomes)
+
+
+async def _load_and_lock(
+    conn: asyncpg.Connection, ids: list[UUID], pending_ids: list[UUID], account_ids: set[UUID]
+) -> tuple[Ledger, datetime]:
+    held = await store.load_transfers(conn, pending_ids)
+    account_ids |= {a for p in held.values() for a in (p.debit_account_id, p.credit_account_id)}
+    accounts = await store.lock_accounts(conn, account_ids)
+    # Read again under the locks: another batch may have resolved a hold in between.
+    transfers = await store.load_transfers(conn, [*ids, *pending_ids])
+    failed = await store.load_failed(conn, ids)
+    now = await store.db_now(conn)
+    return Ledger(accounts, transfers, {i: c.TransferResultCode(r) for i, r in failed.items()}), now
+
+
+async def _write(
+    conn: asyncpg.Connection, ledger: Ledger, outcomes: list[Outcome], failures: list[tuple[UUID, str]], now: datetime
+) -> None:
+    new = [o.transfer for o in outcomes if o.transfer is not None]
+    resolved = {o.resolved_pending.id: ledger.transfers[o.resolved_pending.id] for o in outcomes if o.resolved_pending}
+    touched = {a for t in [*new, *resolved.values()] for a in (t.debit_account_id, t.credit_account_id)}
+    await store.insert_transfers(conn, new)
+    await store.update_transfer_states(conn, list(resolved.values()))
+    await store.save_balances(conn, [ledger.accounts[a] for a in sorted(touched)])
+    await store.insert_history(conn, [row for o in outcomes for row in _history_rows(o, now)])
+    await store.insert_failed(conn, failures)
+
+
+def _history_rows(o: Outcome, now: datetime) -> list[store.HistoryRow]:
+    if o.after is None:
+        return []
+    t = o.transfer or o.resolved_pending
+    assert t is not None
+    pending = t.state == domain.PENDING or t.flags.void_pending or o.transfer is None
+    rows = []
+    for side, after in (("debit", o.after[0]), ("credit", o.after[1])):
+        rows.append((after.account_id, t.id, t.timestamp if o.transfer else now, t.code, t.amount, side, pending,
+                     after.debits_pending, after.debits_posted, after.credits_pending, after.credits_posted))  # fmt: skip
+    return rows
+
+
+def _result(o: Outcome) -> c.TransferResult:
+    stored = o.transfer or o.existing
+    return c.TransferResult(
+        index=o.index,
+        id=o.id,
+        result=str(o.result),
+        amount=stored.amount if stored else None,
+        timestamp=stored.timestamp if stored else None,
+    )
+
+
+def _events(ledger: Ledger, outcomes: list[Outcome], now: datetime) -> list[c.Event]:
+    events: list[Any] = []
+    for o in outcomes:
+        if o.after is None:
+            continue
+        t = o.transfer
+        if t is None:  # an expiry: the hold itself is the fact
+            assert o.resolved_pending is not None
+            events.append(_fact(c.TransferVoided, ledger, o.resolved_pending, o, now, reason="expired",
+                                pending_id=o.resolved_pending.id))  # fmt: skip
+        elif t.flags.void_pending:
+            events.append(_fact(c.TransferVoided, ledger, t, o, now, reason="voided"))
+        elif t.state == domain.PENDING:
+            events.append(_fact(c.TransferPending, ledger, t, o, now))
+        else:
+            events.append(_fact(c.TransferPosted, ledger, t, o, now))
+    return events
+
+
+def _fact(event: type[Any], ledger: Ledger, t: StoredTransfer, o: Outcome, now: datetime, **extra: Any) -> Any:
+    assert o.after is not None
+    fields = {
+        "id": t.id, "debit_account_id": t.debit_account_id, "credit_account_id": t.credit_account_id,
+        "amount": t.amount, "currency": t.currency, "code": t.code, "flags": t.flags, "pending_id": t.pending_id,
+        "timeout_s": t.timeout_s, "reference": t.reference, "user_data": t.user_data, "timestamp": t.timestamp,
+        "debit_account": o.after[0], "credit_account": o.after[1],
+        "debit_owner_id": ledger.accounts[t.debit_account_id].owner_id,
+        "credit_owner_id": ledger.accounts[t.credit_account_id].owner_id, "occurred_at": now,
+    }  # fmt: skip
+    return event(**{**fields, **extra})
+
+
+async def _emit_many(conn: asyncpg.Connection, events: list[tuple[Any, str | None, str | None]]) -> None:
+    await outbox.add_many(conn, events)
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+async def create_accounts(ctx: Context, cmd: c.CreateAccounts) -> Reply:
+    ids = sorted({a.id for a in cmd.accounts})
+    existing = await store.lock_accounts(ctx.conn, ids)
+    known = set(existing)
+    results = domain.create_accounts(existing, cmd.accounts)
+    new = [(existing[a.id], a.user_data) for a, code in results if code == "ok"]
+    await store.insert_accounts(ctx.conn, new)
+    for state, _ in new:
+        assert state.id not in known
+        await ctx.emit(c.AccountCreated(id=state.id, currency=state.currency, code=state.code, owner_id=state.owner_id,
+                                        flags=state.flags, overdraft_limit=state.overdraft_limit, occurred_at=ctx.now))  # fmt: skip
+    out = [c.AccountResult(index=i, id=a.id, result=str(code)) for i, (a, code) in enumerate(results)]
+    return Reply.success(c.CreateAccountsResult(results=out))
+
+
+async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
+    accounts = await store.lock_accounts(ctx.conn, [cmd.account_id])
+    account = accounts.get(cmd.account_id)
+    if account is None:
+        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    if refusal := domain.set_flags(account, cmd.action):
+        return Reply.refusal(refusal, f"cannot {cmd.action} ledger account {cmd.account_id}: {refusal}")
+    await store.save_flags(ctx.conn, account)
+    await ctx.emit(c.AccountFlagsChanged(
+        account_id=account.id, owner_id=account.owner_id, frozen=account.frozen, closed=account.closed,
+        actor=cmd.actor, reason=cmd.reason, balances=domain.balances_after(account), occurred_at=ctx.now,
+    ))  # fmt: skip
+    [(state, created_at)] = await store.read_accounts(ctx.conn, [account.id])
+    return Reply.success(domain.account_view(state, created_at))
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+async def lookup_accounts(ctx: Context, cmd: c.LookupAccounts) -> Reply:
+    found = {a.id: (a, created) for a, created in await store.read_accounts(ctx.conn, cmd.ids)}
+    views = [domain.account_view(*found[i]) for i in dict.fromkeys(cmd.ids) if i in found]
+    return Reply.success(c.AccountsResult(accounts=views))
+
+
+async def lookup_transfers(ctx: Context, cmd: c.LookupTransfers) -> Reply:
+    found = await store.load_transfers(ctx.conn, cmd.ids)
+    return Reply.success(c.TransfersResult(transfers=[domain.transfer_view(found[i]) for i in dict.fromkeys(cmd.ids) if i in found]))
+
+
+async def get_account_history(ctx: Context, cmd: c.GetAccountHistory) -> Reply:
+    after_seq = None
+    if cmd.cursor is not None:
+        values = decode_cursor(cmd.cursor, 1)
+        if values is None or not values[0].isdigit():
+            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
+        after_seq = int(values[0])
+    if not await store.read_accounts(ctx.conn, [cmd.account_id]):
+        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    rows = await store.history(ctx.conn, cmd.account_id, since=cmd.since, until=cmd.until, code=cmd.code,
+                               after_seq=after_seq, limit=cmd.limit + 1)  # fmt: skip
+    page, more = rows[: cmd.limit], len(rows) > cmd.limit
+    entries = [c.HistoryEntry(timestamp=r["ts"], **{k: r[k] for k in r.keys() if k not in ("seq", "ts")}) for r in page]
+    return Reply.success(c.HistoryPage(items=entries, next_cursor=encode_cursor(page[-1]["seq"]) if more else None))
+
+
+async def get_balance_at(ctx: Context, cmd: c.GetBalanceAt) -> Reply:
+    if not await store.read_accounts(ctx.conn, [cmd.account_id]):
+        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    row = await store.balance_at(ctx.conn, cmd.account_id, cmd.at)
+    b = dict(row) if row else {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0}
+    return Reply.success(c.BalanceAt(account_id=cmd.account_id, at=cmd.at, balance=b["credits_posted"] - b["debits_posted"], **b))
+
+
+async def verify(ctx: Context, cmd: c.Verify) -> Reply:
+    mismatches, totals, accounts, transfers = await store.verify(ctx.conn)
+    for total in totals:
+        for debits, credits in (("debits_posted", "credits_posted"), ("debits_pending", "credits_pending")):
+            if total[debits] != total[credits]:
+                mismatches.append({"currency": total["currency"], "field": debits, "stored": total[debits],
+                                   "expected": total[credits]})  # fmt: skip
+    return Reply.success(c.VerifyResult(ok=not mismatches, accounts_checked=accounts, transfers_checked=transfers,
+                                        mismatches=mismatches, totals=totals))  # fmt: skip

@@ -1,0 +1,24 @@
+"""The ledger's contract sheet. `create_transfers` is group-committed (DESIGN §7)."""
+
+from __future__ import annotations
+
+from bus.runtime import Routes
+from contracts import ledger as c
+from workers.ledger import handlers as h
+
+ROUTES = Routes(
+    worker="ledger",
+    commands={
+        c.CreateAccounts: h.create_accounts,
+        c.SetAccountFlags: h.set_account_flags,
+        c.LookupAccounts: h.lookup_accounts,
+        c.LookupTransfers: h.lookup_transfers,
+        c.GetAccountHistory: h.get_account_history,
+        c.GetBalanceAt: h.get_balance_at,
+        c.Verify: h.verify,
+    },
+    batched={c.CreateTransfers: h.create_transfers},
+    batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]
+)
+# Published (through the outbox): ledger.transfer_posted, ledger.transfer_pending,
+# ledger.transfer_voided, ledger.account_created, ledger.account_flags_changed.

@@ -1,0 +1,259 @@
+"""The ledger's SQL, in plain asyncpg. Bulk statements only on the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from contracts.ledger import AccountFlags, TransferFlags
+from workers.ledger.domain import AccountState, StoredTransfer
+
+_FLAG_BITS = ("linked", "pending", "post_pending", "void_pending", "balancing_debit", "balancing_credit")
+
+_ACCOUNT_COLUMNS = (
+    "id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits, history, frozen, closed, "
+    "overdraft_limit, owner_id, debits_pending, debits_posted, credits_pending, credits_posted"
+)
+_TRANSFER_COLUMNS = (
+    "id, debit_account_id, credit_account_id, amount, requested_amount, currency, code, flags, pending_id, "
+    "timeout_s, reference, user_data, ts, expires_at, state"
+)
+
+
+def flags_to_bits(flags: TransferFlags) -> int:
+    return sum(1 << i for i, name in enumerate(_FLAG_BITS) if getattr(flags, name))
+
+
+def bits_to_flags(bits: int) -> TransferFlags:
+    return TransferFlags(**{name: bool(bits & (1 << i)) for i, name in enumerate(_FLAG_BITS)})
+
+
+def _account(row: asyncpg.Record) -> AccountState:
+    return AccountState(
+        id=row["id"],
+        currency=row["currency"],
+        code=row["code"],
+        flags=AccountFlags(
+            debits_must_not_exceed_credits=row["debits_must_not_exceed_credits"],
+            credits_must_not_exceed_debits=row["credits_must_not_exceed_debits"],
+            history=row["history"],
+        ),
+        overdraft_limit=row["overdraft_limit"],
+        debits_pending=row["debits_pending"],
+        debits_posted=row["debits_posted"],
+        credits_pending=row["credits_pending"],
+        credits_posted=row["credits_posted"],
+        frozen=row["frozen"],
+        closed=row["closed"],
+        owner_id=row["owner_id"],
+    )
+
+
+def _transfer(row: asyncpg.Record) -> StoredTransfer:
+    return StoredTransfer(
+        id=row["id"],
+        debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"],
+        amount=row["amount"],
+        requested_amount=row["requested_amount"],
+        currency=row["currency"],
+        code=row["code"],
+        flags=bits_to_flags(row["flags"]),
+        pending_id=row["pending_id"],
+        timeout_s=row["timeout_s"],
+        reference=row["reference"],
+        user_data=row["user_data"],
+        timestamp=row["ts"],
+        expires_at=row["expires_at"],
+        state=row["state"],
+    )
+
+
+async def lock_accounts(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, AccountState]:
+    """Lock in id order: two batches touching the same accounts can never deadlock."""
+    rows = await conn.fetch(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_account WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        sorted(set(ids)),
+    )
+    return {r["id"]: _account(r) for r in rows}
+
+
+async def read_accounts(conn: asyncpg.Connection, ids: Sequence[UUID]) -> list[tuple[AccountState, datetime]]:
+    rows = await conn.fetch(
+        f"SELECT {_ACCOUNT_COLUMNS}, created_at FROM ledger_account WHERE id = ANY($1::uuid[]) ORDER BY id", list(ids)
+    )
+    return [(_account(r), r["created_at"]) for r in rows]
+
+
+async def insert_accounts(conn: asyncpg.Connection, accounts: Sequence[tuple[AccountState, dict | None]]) -> None:
+    await conn.executemany(
+        "INSERT INTO ledger_account (id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits, "
+        "history, overdraft_limit, owner_id, user_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        [
+            (a.id, a.currency, a.code, a.flags.debits_must_not_exceed_credits, a.flags.credits_must_not_exceed_debits,
+             a.flags.history, a.overdraft_limit, a.owner_id, user_data)
+            for a, user_data in accounts
+        ],
+    )  # fmt: skip
+
+
+async def load_transfers(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, StoredTransfer]:
+    rows = await conn.fetch(f"SELECT {_TRANSFER_COLUMNS} FROM transfer WHERE id = ANY($1::uuid[])", list(set(ids)))
+    return {r["id"]: _transfer(r) for r in rows}
+
+
+async def load_failed(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, str]:
+    rows = await conn.fetch("SELECT id, result FROM transfer_failed WHERE id = ANY($1::uuid[])", list(set(ids)))
+    return {r["id"]: r["result"] for r in rows}
+
+
+async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[StoredTransfer]) -> None:
+    if not transfers:
+        return
+    await conn.copy_records_to_table(
+        "transfer",
+        columns=[c.strip() for c in _TRANSFER_COLUMNS.split(",")],
+        records=[
+            (t.id, t.debit_account_id, t.credit_account_id, t.amount, t.requested_amount, t.currency, t.code,
+             flags_to_bits(t.flags), t.pending_id, t.timeout_s, t.reference, t.user_data, t.timestamp, t.expires_at,
+             t.state)
+            for t in transfers
+        ],
+    )  # fmt: skip
+
+
+async def update_transfer_states(conn: asyncpg.Connection, transfers: Sequence[StoredTransfer]) -> None:
+    if transfers:
+        await conn.execute(
+            "UPDATE transfer SET state = u.state FROM unnest($1::uuid[], $2::text[]) AS u(id, state) "
+            "WHERE transfer.id = u.id",
+            [t.id for t in transfers],
+            [t.state for t in transfers],
+        )
+
+
+async def insert_failed(conn: asyncpg.Connection, failed: Sequence[tuple[UUID, str]]) -> None:
+    if failed:
+        await conn.execute(
+            "INSERT INTO transfer_failed (id, result) SELECT * FROM unnest($1::uuid[], $2::text[]) "
+            "ON CONFLICT DO NOTHING",
+            [i for i, _ in failed],
+            [r for _, r in failed],
+        )
+
+
+async def save_balances(conn: asyncpg.Connection, accounts: Sequence[AccountState]) -> None:
+    if accounts:
+        await conn.execute(
+            "UPDATE ledger_account SET debits_pending = u.dp, debits_posted = u.dpo, credits_pending = u.cp, "
+            "credits_posted = u.cpo FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[]) "
+            "AS u(id, dp, dpo, cp, cpo) WHERE ledger_account.id = u.id",
+            [a.id for a in accounts],
+            [a.debits_pending for a in accounts],
+            [a.debits_posted for a in accounts],
+            [a.credits_pending for a in accounts],
+            [a.credits_posted for a in accounts],
+        )
+
+
+async def save_flags(conn: asyncpg.Connection, account: AccountState) -> None:
+    await conn.execute(
+        "UPDATE ledger_account SET frozen = $2, closed = $3 WHERE id = $1", account.id, account.frozen, account.closed
+    )
+
+
+HistoryRow = tuple[UUID, UUID, datetime, str, int, str, bool, int, int, int, int]
+
+
+async def insert_history(conn: asyncpg.Connection, rows: Sequence[HistoryRow]) -> None:
+    if rows:
+        await conn.copy_records_to_table(
+            "account_history",
+            columns=["account_id", "transfer_id", "ts", "code", "amount", "side", "pending", "debits_pending",
+                     "debits_posted", "credits_pending", "credits_posted"],
+            records=rows,
+        )  # fmt: skip
+
+
+async def history(
+    conn: asyncpg.Connection, account_id: UUID, *, since: datetime | None, until: datetime | None,
+    code: str | None, after_seq: int | None, limit: int,
+) -> list[asyncpg.Record]:  # fmt: skip
+    return await conn.fetch(
+        "SELECT seq, transfer_id, ts, code, amount, side, pending, debits_pending, debits_posted, credits_pending, "
+        "credits_posted FROM account_history WHERE account_id = $1 AND ($2::timestamptz IS NULL OR ts >= $2) "
+        "AND ($3::timestamptz IS NULL OR ts < $3) AND ($4::text IS NULL OR code = $4) "
+        "AND ($5::bigint IS NULL OR seq > $5) ORDER BY seq LIMIT $6",
+        account_id, since, until, code, after_seq, limit,
+    )  # fmt: skip
+
+
+async def balance_at(conn: asyncpg.Connection, account_id: UUID, at: datetime) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT debits_pending, debits_posted, credits_pending, credits_posted FROM account_history "
+        "WHERE account_id = $1 AND ts <= $2 ORDER BY seq DESC LIMIT 1",
+        account_id,
+        at,
+    )
+
+
+async def expired_pending_ids(conn: asyncpg.Connection, now: datetime, limit: int) -> list[UUID]:
+    rows = await conn.fetch(
+        "SELECT id FROM transfer WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at LIMIT $2", now, limit
+    )
+    return [r["id"] for r in rows]
+
+
+async def ensure_bank_accounts(conn: asyncpg.Connection, currency: str) -> int:
+    return await conn.fetchval("SELECT ensure_bank_accounts($1)", currency)
+
+
+async def db_now(conn: asyncpg.Connection) -> datetime:
+    """The database's clock, read under the account locks: one clock for every replica."""
+    return await conn.fetchval("SELECT clock_timestamp()")
+
+
+async def verify(conn: asyncpg.Connection) -> tuple[list[dict], list[dict], int, int]:
+    """Balances recomputed from the transfers vs stored, and totals per currency."""
+    mismatches = await conn.fetch(
+        """
+        WITH moved AS (
+            SELECT debit_account_id AS account_id,
+                   sum(amount) FILTER (WHERE state = 'posted' AND flags & 8 = 0) AS dpo,
+                   sum(amount) FILTER (WHERE state = 'pending') AS dp,
+                   0::numeric AS cpo, 0::numeric AS cp
+              FROM transfer GROUP BY debit_account_id
+            UNION ALL
+            SELECT credit_account_id, 0, 0,
+                   sum(amount) FILTER (WHERE state = 'posted' AND flags & 8 = 0),
+                   sum(amount) FILTER (WHERE state = 'pending')
+              FROM transfer GROUP BY credit_account_id
+        ), expected AS (
+            SELECT account_id, coalesce(sum(dpo), 0) AS dpo, coalesce(sum(dp), 0) AS dp,
+                   coalesce(sum(cpo), 0) AS cpo, coalesce(sum(cp), 0) AS cp
+              FROM moved GROUP BY account_id
+        )
+        SELECT a.id, a.debits_posted, a.debits_pending, a.credits_posted, a.credits_pending,
+               coalesce(e.dpo, 0) AS expected_debits_posted, coalesce(e.dp, 0) AS expected_debits_pending,
+               coalesce(e.cpo, 0) AS expected_credits_posted, coalesce(e.cp, 0) AS expected_credits_pending
+          FROM ledger_account a LEFT JOIN expected e ON e.account_id = a.id
+         WHERE a.debits_posted <> coalesce(e.dpo, 0) OR a.debits_pending <> coalesce(e.dp, 0)
+            OR a.credits_posted <> coalesce(e.cpo, 0) OR a.credits_pending <> coalesce(e.cp, 0)
+        """
+    )
+    totals = await conn.fetch(
+        "SELECT currency, sum(debits_posted) AS debits_posted, sum(credits_posted) AS credits_posted, "
+        "sum(debits_pending) AS debits_pending, sum(credits_pending) AS credits_pending "
+        "FROM ledger_account GROUP BY currency ORDER BY currency"
+    )
+    accounts = await conn.fetchval("SELECT count(*) FROM ledger_account")
+    transfers = await conn.fetchval("SELECT count(*) FROM transfer")
+    return (
+        [{k: (str(v) if isinstance(v, UUID) else int(v)) for k, v in dict(r).items()} for r in mismatches],
+        [{k: (v if k == "currency" else int(v)) for k, v in dict(r).items()} for r in totals],
+        accounts,
+        transfers,
+    )
