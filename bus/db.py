@@ -7,9 +7,19 @@ import json
 import asyncpg
 
 
+def _encode_jsonb(value: object) -> bytes:
+    return b"\x01" + json.dumps(value).encode()  # binary jsonb: a version byte, then the text
+
+
+def _decode_jsonb(data: bytes) -> object:
+    return json.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    # Without a codec jsonb arrives as str.
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Without a codec jsonb arrives as str. Binary format, so COPY (bulk inserts) can carry it too.
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
 
 
 async def create_pool(dsn: str, schema: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
