@@ -147,3 +147,35 @@ def test_no_reply_in_time_gives_202_and_the_operation_answers_later(cluster: Clu
             time.sleep(0.3)
         assert status.status_code == 200 and status.json()["status"] == "frozen"
         cluster.wait_ready()
+
+
+def test_money_reaches_an_account_through_the_ledger_and_blocks_its_closing(cluster: Cluster) -> None:
+    import hashlib
+
+    vault = str(uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest()))
+    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+        account = open_account_when_eligible(client, verified_customer(client))
+        account_id = account["account_id"]
+        empty = client.get(f"/v1/accounts/{account_id}/balance").json()
+        assert (empty["balance"], empty["overdraft_limit"]) == (0, -10_000)  # savings: 100.00 minimum balance
+
+        deposit = {"id": str(uuid.uuid4()), "debit_account_id": vault, "credit_account_id": account_id,
+                   "amount": 250_000, "currency": "INR", "code": "deposit"}  # fmt: skip
+        posted = post(client, "/v1/ledger/transfers", {"transfers": [deposit]})
+        assert posted.status_code == 200 and posted.json()["results"][0]["result"] == "ok", posted.text
+        too_much = {**deposit, "id": str(uuid.uuid4()), "debit_account_id": account_id, "credit_account_id": vault,
+                    "amount": 250_000 - 10_000 + 1, "code": "withdrawal"}  # fmt: skip
+        refused = post(client, "/v1/ledger/transfers", {"transfers": [too_much]})
+        assert refused.json()["results"][0]["result"] == "exceeds_credits"  # the minimum balance holds
+
+        balance = client.get(f"/v1/accounts/{account_id}/balance").json()
+        assert (balance["balance"], balance["available"]) == (250_000, 250_000)
+        history = client.get(f"/v1/accounts/{account_id}/history").json()
+        assert [(e["transfer_id"], e["side"], e["credits_posted"]) for e in history["items"]] == [
+            (deposit["id"], "credit", 250_000)
+        ]
+        assert client.get(f"/v1/ledger/transfers/{deposit['id']}").json()["status"] == "posted"
+
+        close = post(client, f"/v1/accounts/{account_id}/close", {"reason": "customer request"})
+        assert close.status_code == 422 and close.json()["code"] == "close_refused_nonzero_balance", close.text
+        assert client.get(f"/v1/accounts/{account_id}").json()["status"] == "active"
