@@ -138,8 +138,6 @@ class LedgerError(StrEnum):
     close_refused_nonzero_balance = "close_refused_nonzero_balance"
     close_refused_pending_transfers = "close_refused_pending_transfers"
     # Balances as of a past time are kept only for accounts with `flags.history`.
-    history_not_enabled = "history_not_enabled"
-    invalid_cursor = "invalid_cursor"
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -401,7 +399,7 @@ class GetAccountHistory(Command):
 
 
 class GetBalanceAt(Command):
-    """Balances as of a point in time (accounts with `flags.history`). Result: `BalanceAt`."""
+    """Balances as of a point in time (history is kept for every account). Result: `BalanceAt`."""
 
     routing_key: ClassVar[str] = "ledger.get_balance_at"
     message_type: ClassVar[str] = "ledger.get_balance_at.v1"

@@ -154,6 +154,7 @@ async def _emit_many(conn: asyncpg.Connection, events: list[tuple[Any, str | Non
 
 async def create_accounts(ctx: Context, cmd: c.CreateAccounts) -> Reply:
     ids = sorted({a.id for a in cmd.accounts})
+    await store.lock_ids_for_creation(ctx.conn, ids)
     existing = await store.lock_accounts(ctx.conn, ids)
     known = set(existing)
     results = domain.create_accounts(existing, cmd.accounts)

@@ -81,6 +81,13 @@ async def lock_accounts(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[U
     return {r["id"]: _account(r) for r in rows}
 
 
+async def lock_ids_for_creation(conn: asyncpg.Connection, ids: Iterable[UUID]) -> None:
+    """Serialise concurrent creations of the same new id (a row lock needs a row to exist)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(i::text, 0)) FROM unnest($1::uuid[]) AS i", sorted(set(ids))
+    )
+
+
 async def read_accounts(conn: asyncpg.Connection, ids: Sequence[UUID]) -> list[tuple[AccountState, datetime]]:
     rows = await conn.fetch(
         f"SELECT {_ACCOUNT_COLUMNS}, created_at FROM ledger_account WHERE id = ANY($1::uuid[]) ORDER BY id", list(ids)
