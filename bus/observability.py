@@ -13,6 +13,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from prometheus_client import CollectorRegistry
 
 # Set by the worker runtime and the edge for the message or request being handled.
@@ -62,7 +63,11 @@ def configure_logging(process: str) -> None:
 
 
 def tracer_provider(service_name: str) -> TracerProvider:
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or os.environ.get("OTEL_CONSOLE") == "1"
+    # With nowhere to send spans, recording them is pure cost; unsampled spans still carry
+    # trace ids, so logs and propagated `traceparent` headers keep working.
+    sampler = ParentBased(TraceIdRatioBased(float(os.environ.get("CBS_TRACE_SAMPLE_RATIO", "1.0")))) if exporting else ALWAYS_OFF
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # optional extra
 

@@ -32,7 +32,8 @@ class Settings:
     db_pool_max: int = field(default_factory=lambda: int(_env("CBS_DB_POOL_MAX", "8")))
     graceful_timeout_s: float = field(default_factory=lambda: float(_env("CBS_GRACEFUL_TIMEOUT_S", "20")))
     outbox_poll_ms: int = field(default_factory=lambda: int(_env("CBS_OUTBOX_POLL_MS", "200")))
-    max_body_bytes: int = field(default_factory=lambda: int(_env("CBS_MAX_BODY_BYTES", str(256 * 1024))))
+    # Big enough for the largest contract (1,000 transfers with full user_data), and no more.
+    max_body_bytes: int = field(default_factory=lambda: int(_env("CBS_MAX_BODY_BYTES", str(8 * 1024 * 1024))))
     # Group commit: how long a batch waits for company, and how many deliveries it may gather.
     group_commit_window_ms: float = field(default_factory=lambda: float(_env("CBS_GROUP_COMMIT_WINDOW_MS", "2")))
     batch_prefetch: int = field(default_factory=lambda: int(_env("CBS_BATCH_PREFETCH", "256")))

@@ -125,7 +125,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
         nonlocal relay
         await topology.declare_all(broker)  # binds every event key, not only the first
         assert runtime.pool is not None
-        relay = OutboxRelay(runtime.pool, broker, poll_interval_s=settings.outbox_poll_ms / 1000)
+        relay = OutboxRelay(runtime.pool, settings.amqp_url, poll_interval_s=settings.outbox_poll_ms / 1000)
         await relay.start()
 
     @app.on_shutdown

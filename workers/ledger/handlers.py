@@ -66,12 +66,12 @@ async def expire_due_holds(conn: asyncpg.Connection, correlation_id: str | None 
 async def _load_and_lock(
     conn: asyncpg.Connection, ids: list[UUID], pending_ids: list[UUID], account_ids: set[UUID]
 ) -> tuple[Ledger, datetime]:
-    held = await store.load_transfers(conn, pending_ids)
+    held = await store.load_transfers(conn, pending_ids) if pending_ids else {}
     account_ids |= {a for p in held.values() for a in (p.debit_account_id, p.credit_account_id)}
     accounts = await store.lock_accounts(conn, account_ids)
     # Read again under the locks: another batch may have resolved a hold in between.
     transfers = await store.load_transfers(conn, [*ids, *pending_ids])
-    failed = await store.load_failed(conn, ids)
+    failed = await store.load_failed(conn, ids) if ids else {}
     now = await store.db_now(conn)
     return Ledger(accounts, transfers, {i: c.TransferResultCode(r) for i, r in failed.items()}), now
 
