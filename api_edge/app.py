@@ -6,10 +6,10 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_edge import accounts, customers, errors, health, ledger, operations
 from api_edge.gateway import Gateway
@@ -48,14 +48,25 @@ app.add_exception_handler(RequestValidationError, errors.on_validation_error)  #
 app.add_exception_handler(StarletteHTTPException, errors.on_http_error)  # type: ignore[arg-type]
 
 
-@app.middleware("http")
-async def bounded_body(request: Request, call_next):  # type: ignore[no-untyped-def]
-    limit = request.app.state.settings.max_body_bytes
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        return errors.problem(413, "payload_too_large", f"request bodies are limited to {limit} bytes")
-    response: Response = await call_next(request)
-    return response
+class BoundedBody:
+    """Refuses a declared body larger than the limit before reading it (pure ASGI: no per-request
+    task the way `@app.middleware("http")` adds one)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.limit = load().max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.limit:
+                response = errors.problem(413, "payload_too_large", f"request bodies are limited to {self.limit} bytes")
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+app.add_middleware(BoundedBody)
 
 
 for module in (health, operations, customers, accounts, ledger):

@@ -71,3 +71,17 @@ def test_json_logs_carry_service_and_correlation_id() -> None:
     finally:
         correlation_id_var.reset(token)
     assert entry["msg"] == "hello world" and entry["service"] == "customer-worker" and entry["correlation_id"] == "corr-1"
+
+
+async def test_an_oversized_body_is_refused_before_it_is_read(monkeypatch) -> None:
+    import httpx
+    from starlette.responses import PlainTextResponse
+
+    from api_edge.app import BoundedBody
+
+    monkeypatch.setenv("CBS_MAX_BODY_BYTES", "100")
+    guarded = BoundedBody(PlainTextResponse("reached"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guarded), base_url="http://edge") as client:
+        small, big = await client.post("/", content=b"x" * 100), await client.post("/", content=b"x" * 101)
+    assert small.text == "reached"
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
