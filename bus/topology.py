@@ -30,6 +30,7 @@ WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": acco
 # Event queues: consuming worker -> routing keys it binds on `cbs.events`.
 EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "account": ("customer.#",),
+    "customer": ("account.opened", "account.closed"),
 }
 
 

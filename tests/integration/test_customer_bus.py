@@ -320,3 +320,29 @@ async def test_account_opens_once_kyc_completes(bus: BusClient) -> None:
 
     account = await eventually(opened)
     assert account["customer_id"] == str(customer_id) and account["status"] == "active"
+
+
+async def test_a_customer_with_an_open_account_cannot_be_closed(bus: BusClient, admin_db) -> None:
+    customer_id = uuid.UUID((await kyc_completed_customer(bus))["customer_id"])
+    account_id = uuid.uuid4()
+
+    async def opened():
+        reply = await bus.send(a.OpenAccount(account_id=account_id, customer_id=customer_id, product_code="savings"))
+        return reply.ok
+
+    await eventually(opened)
+
+    async def learnt():  # account.opened has reached the customer worker
+        return await admin_db.fetchval(
+            "SELECT count(*) FROM customer.open_product WHERE customer_id = $1 AND NOT closed", customer_id
+        )
+
+    await eventually(learnt)
+    assert await refused(bus, status_command(cu.CloseCustomer, customer_id)) == "close_refused_open_products"
+    await bus.ok(a.CloseAccount(account_id=account_id, actor="officer-1", reason="customer leaves"))
+
+    async def closed():
+        reply = await bus.send(status_command(cu.CloseCustomer, customer_id))
+        return reply.ok and reply.result["status"] == "closed"  # type: ignore[index]
+
+    await eventually(closed)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from bus.paging import decode_cursor, encode_cursor
 from bus.runtime import Context
+from contracts import account as account_events
 from contracts import customer as c
 from contracts.common import ErrorCode, Reply
 from workers.customer import domain, store
@@ -101,8 +102,8 @@ async def reactivate_customer(ctx: Context, cmd: c.ReactivateCustomer) -> Reply:
 async def close_customer(ctx: Context, cmd: c.CloseCustomer) -> Reply:
     # Open accounts and loans are counted from account.* and loan.* events, which this worker
     # does not consume yet, so none are known and closing is never refused for them.
-    # TODO(account events issue): keep an open_products count per customer and pass it here.
-    open_products = 0
+    # Counted from account.* events (loans will add theirs the same way).
+    open_products = await store.open_products(ctx.conn, cmd.customer_id)
     return await _change(ctx, cmd.customer_id, lambda x: domain.decide_close(x, cmd, open_products, ctx.now))
 
 
@@ -131,3 +132,14 @@ async def _emit(ctx: Context, change: Change) -> Reply:
     for event in change.events:
         await ctx.emit(event)
     return Reply.success(change.customer)
+
+
+# --- what the customer worker learns from the account worker ---------------------------------
+
+
+async def on_account_opened(ctx: Context, event: account_events.AccountOpened) -> None:
+    await store.product_opened(ctx.conn, event.account_id, event.customer_id, "account")
+
+
+async def on_account_closed(ctx: Context, event: account_events.AccountClosed) -> None:
+    await store.product_closed(ctx.conn, event.account_id, event.customer_id, "account")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bus.runtime import Routes
+from bus.runtime import EventRoute, Routes
+from contracts import account as account_events
 from contracts import customer as c
 from workers.customer import handlers as h
 
@@ -20,7 +21,11 @@ ROUTES = Routes(
         c.ReactivateCustomer: h.reactivate_customer,
         c.CloseCustomer: h.close_customer,
     },
-    # No events consumed yet: account.* (open products, for close) comes with a later issue.
+    # Open accounts, so a customer is never closed while one is open.
+    events=(
+        EventRoute(account_events.AccountOpened, h.on_account_opened),
+        EventRoute(account_events.AccountClosed, h.on_account_closed),
+    ),
 )
 # Published events (through the outbox): customer.registered, customer.updated,
 # customer.kyc_status_changed, customer.suspended, customer.reactivated, customer.closed,

@@ -118,3 +118,26 @@ async def search(
 def _escape_like(text: str) -> str:
     """`%` and `_` typed by a user are literal characters, not wildcards (`\\` is LIKE's escape)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def product_opened(conn: asyncpg.Connection, product_id: UUID, customer_id: UUID, kind: str) -> None:
+    await conn.execute(
+        "INSERT INTO open_product (product_id, customer_id, kind) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        product_id,
+        customer_id,
+        kind,
+    )
+
+
+async def product_closed(conn: asyncpg.Connection, product_id: UUID, customer_id: UUID, kind: str) -> None:
+    await conn.execute(
+        "INSERT INTO open_product (product_id, customer_id, kind, closed) VALUES ($1, $2, $3, true) "
+        "ON CONFLICT (product_id) DO UPDATE SET closed = true",
+        product_id,
+        customer_id,
+        kind,
+    )
+
+
+async def open_products(conn: asyncpg.Connection, customer_id: UUID) -> int:
+    return await conn.fetchval("SELECT count(*) FROM open_product WHERE customer_id = $1 AND NOT closed", customer_id)
