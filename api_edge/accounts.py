@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api_edge.auth import Principal, principal
+from api_edge.auth import Principal, require
 from api_edge.gateway import body_model, build, idempotency_key
 from contracts import account as c
 
@@ -27,7 +27,7 @@ def _gateway(request: Request):  # type: ignore[no-untyped-def]
 
 
 @router.get("/v1/products")
-async def list_products(request: Request, who: Principal = Depends(principal)) -> Response:
+async def list_products(request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
     return await _gateway(request).query(c.ListProducts(), who)
 
 
@@ -35,7 +35,7 @@ async def list_products(request: Request, who: Principal = Depends(principal)) -
 async def open_account(
     body: OpenAccountBody,  # type: ignore[valid-type]
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("accounts:write", "accounts"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = build(c.OpenAccount, body.model_dump())  # type: ignore[attr-defined]
@@ -45,7 +45,7 @@ async def open_account(
 
 
 @router.get("/v1/accounts/{account_id}")
-async def get_account(account_id: UUID, request: Request, who: Principal = Depends(principal)) -> Response:
+async def get_account(account_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
     return await _gateway(request).query(c.GetAccount(account_id=account_id), who)
 
 
@@ -55,7 +55,7 @@ async def list_customer_accounts(
     request: Request,
     limit: int = Query(default=50, ge=1, le=100),
     cursor: str | None = Query(default=None, max_length=500),
-    who: Principal = Depends(principal),
+    who: Principal = require("accounts:read", "accounts"),
 ) -> Response:
     command = c.ListCustomerAccounts(customer_id=customer_id, limit=limit, cursor=cursor)
     return await _gateway(request).query(command, who)
@@ -67,7 +67,7 @@ def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | t
         account_id: UUID,
         body: LifecycleBody,
         request: Request,
-        who: Principal = Depends(principal),
+        who: Principal = require("accounts:freeze", "accounts"),
         key: str | None = Depends(idempotency_key),
     ) -> Response:
         # The actor is who the edge authenticated, never what the body claims.

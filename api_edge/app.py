@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api_edge import accounts, customers, errors, health, ledger, operations
+from api_edge import accounts, customers, docs, errors, health, ledger, operations, sessions
+from api_edge.auth import AuthError, Authenticator
 from api_edge.gateway import Gateway
+from api_edge.limits import RateLimiter
 from bus import observability
 from bus.broker import make_broker
 from bus.correlator import Correlator
@@ -30,6 +33,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.registry = registry
     app.state.broker = broker
     app.state.gateway = Gateway(correlator, settings.request_timeout_s)
+    app.state.authenticator = Authenticator(app.state.gateway)
+    app.state.limiter = RateLimiter()
     app.state.readiness = health.Readiness(settings.amqp_url)
     try:
         yield
@@ -45,6 +50,7 @@ app = FastAPI(
     lifespan=lifespan,
 )
 app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
+app.add_exception_handler(AuthError, errors.on_auth_error)  # type: ignore[arg-type]
 app.add_exception_handler(StarletteHTTPException, errors.on_http_error)  # type: ignore[arg-type]
 
 
@@ -66,8 +72,42 @@ class BoundedBody:
         await self.app(scope, receive, send)
 
 
+class SecurityHeaders:
+    """Headers every API response carries; the interactive docs need their scripts, so no CSP there."""
+
+    HEADERS = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"cache-control", b"no-store"),
+        (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    ]
+    CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
+
+        async def with_headers(message: dict) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *self.HEADERS, *([] if docs else [self.CSP])]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 app.add_middleware(BoundedBody)
+app.add_middleware(SecurityHeaders)
+if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split(",") if o.strip()]:
+    # Off unless configured: browsers may call the API only from the origins named.
+    app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
+                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key"])  # fmt: skip
 
 
-for module in (health, operations, customers, accounts, ledger):
+for module in (health, docs, sessions, operations, customers, accounts, ledger):
     app.include_router(module.router)

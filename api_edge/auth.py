@@ -1,25 +1,197 @@
-"""The authentication seam. Every route depends on `principal`; identity (issue 4) fills it in.
+"""Who is asking, and may they: every route depends on `require(permission)`.
 
-Until then everyone is the anonymous development principal: the edge is open, and says so in
-the README.
+Access tokens are verified here, locally, with the identity worker's published keys (JWKS,
+fetched over the bus and refreshed when an unknown key id shows up): no round trip per
+request. API keys (`X-API-Key`) are checked by the identity worker once and cached briefly.
+Optionally, tokens of an external OpenID Connect issuer are accepted (CBS_OIDC_JWKS_URL).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from fastapi import Depends, Header, Request
+
+from api_edge.limits import limit_for, retry_after_header
+from contracts.common import Reply
+
+ISSUER = "cbs"
+AUDIENCE = "cbs"
+JWKS_REFRESH_S = 300.0  # keys are re-read at least this often...
+JWKS_MIN_INTERVAL_S = 10.0  # ...and at most this often when an unknown kid arrives
+API_KEY_CACHE_S = 60.0  # a revoked API key stops working within this long
+API_KEY_CACHE_MAX = 10_000
+
+
+class AuthError(Exception):
+    """Answered as problem+json by the app's handler: 401, 403, 429 or 503."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.headers = headers or ({"WWW-Authenticate": 'Bearer realm="cbs"'} if status == 401 else {})
 
 
 @dataclass(frozen=True)
 class Principal:
     subject: str
     roles: tuple[str, ...] = ()
+    permissions: frozenset[str] = frozenset()
+    customer_id: str | None = None
+    via: str = "token"  # token, api_key or oidc
 
     def actor_header(self) -> str:
-        return self.subject
+        """What workers see in `x-actor` (trusted only from the edge's broker user)."""
+        return json.dumps({"sub": self.subject, "roles": list(self.roles), "customer_id": self.customer_id,
+                           "via": self.via}, separators=(",", ":"))  # fmt: skip
+
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions
 
 
-ANONYMOUS = Principal(subject="anonymous", roles=("development",))
+@dataclass
+class KeySet:
+    keys: dict[str, Any] = field(default_factory=dict)
+    fetched_at: float = 0.0
 
 
-async def principal() -> Principal:
-    return ANONYMOUS
+class Authenticator:
+    def __init__(self, gateway: Any) -> None:
+        self.gateway = gateway
+        self.keyset = KeySet()
+        self.api_keys: dict[str, tuple[float, Principal]] = {}
+        self.oidc = _oidc_client()
+
+    async def principal_from(self, authorization: str | None, api_key: str | None) -> Principal:
+        if api_key:
+            return await self._api_key(api_key)
+        if not authorization or not authorization.lower().startswith("bearer "):
+            raise AuthError(401, "unauthenticated", "send `Authorization: Bearer <token>` or `X-API-Key`")
+        return await self._token(authorization[7:].strip())
+
+    async def _token(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(401, "unauthenticated", f"malformed token: {exc}") from exc
+        kid = header.get("kid")
+        key = await self._key(kid)
+        if key is None:
+            if self.oidc is not None:
+                return self._oidc_token(token)
+            raise AuthError(401, "unauthenticated", "token signed by an unknown key")
+        try:
+            claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=ISSUER,
+                                options={"require": ["exp", "iat", "sub"]})  # fmt: skip
+        except jwt.InvalidTokenError as exc:
+            raise AuthError(401, "unauthenticated", f"invalid token: {exc}") from exc
+        if claims.get("typ", "access") != "access":
+            raise AuthError(401, "unauthenticated", "not an access token")
+        return Principal(
+            subject=str(claims["sub"]),
+            roles=tuple(claims.get("roles", ())),
+            permissions=frozenset(claims.get("permissions", ())),
+            customer_id=claims.get("customer_id"),
+        )
+
+    async def _key(self, kid: str | None) -> Any:
+        stale = time.monotonic() - self.keyset.fetched_at > JWKS_REFRESH_S
+        unknown = kid not in self.keyset.keys and time.monotonic() - self.keyset.fetched_at > JWKS_MIN_INTERVAL_S
+        if stale or unknown:
+            await self._refresh_keys()
+        return self.keyset.keys.get(kid)
+
+    async def _refresh_keys(self) -> None:
+        from contracts import identity
+
+        reply = await self._ask(identity.GetJwks())
+        keys = {}
+        for jwk in (reply.result or {}).get("keys", []) if reply.ok else []:
+            keys[jwk["kid"]] = jwt.PyJWK.from_dict(jwk).key
+        if keys:
+            self.keyset = KeySet(keys, time.monotonic())
+
+    async def _api_key(self, secret: str) -> Principal:
+        from contracts import identity
+
+        digest = hashlib.sha256(secret.encode()).hexdigest()  # the cache never holds the secret
+        cached = self.api_keys.get(digest)
+        if cached and time.monotonic() - cached[0] < API_KEY_CACHE_S:
+            return cached[1]
+        reply = await self._ask(identity.VerifyApiKey(secret=secret))
+        if not reply.ok or not isinstance(reply.result, dict):
+            raise AuthError(401, "unauthenticated", "invalid API key")
+        r = reply.result
+        principal = Principal(subject=str(r["user_id"]), roles=tuple(r.get("roles", ())),
+                              permissions=frozenset(r.get("permissions", ())), customer_id=r.get("customer_id"),
+                              via="api_key")  # fmt: skip
+        if len(self.api_keys) >= API_KEY_CACHE_MAX:
+            self.api_keys.clear()
+        self.api_keys[digest] = (time.monotonic(), principal)
+        return principal
+
+    async def _ask(self, command: Any) -> Reply:
+        from bus.correlator import ReplyTimeout
+
+        try:
+            return await self.gateway.correlator.send(command, message_id=uuid.uuid4().hex, timeout_s=self.gateway.timeout_s)
+        except ReplyTimeout as exc:
+            raise AuthError(503, "unavailable", "identity did not answer in time") from exc
+
+    def _oidc_token(self, token: str) -> Principal:
+        assert self.oidc is not None
+        client, issuer, audience = self.oidc
+        try:
+            key = client.get_signing_key_from_jwt(token).key
+            claims = jwt.decode(token, key, algorithms=["RS256", "ES256", "EdDSA"], audience=audience, issuer=issuer)
+        except jwt.PyJWTError as exc:
+            raise AuthError(401, "unauthenticated", f"invalid token: {exc}") from exc
+        roles = tuple(claims.get("roles", ()))
+        from contracts.identity import ROLE_PERMISSIONS
+
+        permissions = frozenset(p for role in roles for p in ROLE_PERMISSIONS.get(role, ()))
+        return Principal(subject=str(claims["sub"]), roles=roles, permissions=permissions,
+                         customer_id=claims.get("customer_id"), via="oidc")  # fmt: skip
+
+
+def _oidc_client() -> tuple[jwt.PyJWKClient, str | None, str] | None:
+    url = os.environ.get("CBS_OIDC_JWKS_URL")
+    if not url:
+        return None
+    return jwt.PyJWKClient(url, cache_keys=True), os.environ.get("CBS_OIDC_ISSUER"), os.environ.get("CBS_OIDC_AUDIENCE", AUDIENCE)
+
+
+async def principal(
+    request: Request,
+    authorization: str | None = Header(default=None, description="`Bearer <access token>`"),
+    x_api_key: str | None = Header(default=None, description="an API key, instead of a token"),
+) -> Principal:
+    who = await request.app.state.authenticator.principal_from(authorization, x_api_key)
+    request.state.principal = who  # the rate limiter keys on it
+    return who
+
+
+def require(permission: str | None, route_class: str = "default") -> Any:
+    """A dependency: an authenticated caller holding `permission` (None: any), within its rate."""
+
+    async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
+        if permission is not None and not who.may(permission):
+            raise AuthError(403, "forbidden", f"this needs the `{permission}` permission")
+        throttle(request, who.subject, route_class, limit_for(route_class, who.roles))
+        return who
+
+    return Depends(check)
+
+
+def throttle(request: Request, key: str, route_class: str, limit_per_min: float) -> None:
+    wait_s = request.app.state.limiter.take(key, route_class, limit_per_min)
+    if wait_s:
+        raise AuthError(429, "rate_limited", f"more than {limit_per_min:g} {route_class} requests a minute",
+                        {"Retry-After": retry_after_header(wait_s)})  # fmt: skip

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from api_edge.auth import Principal, principal
+from api_edge.auth import Principal, require
 from api_edge.gateway import body_model, build, idempotency_key
 from contracts import customer as c
 
@@ -40,7 +40,7 @@ def _gateway(request: Request):  # type: ignore[no-untyped-def]
 async def register_customer(
     body: RegisterBody,  # type: ignore[valid-type]
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("customers:write"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = build(c.RegisterCustomer, body.model_dump())  # type: ignore[attr-defined]
@@ -50,7 +50,7 @@ async def register_customer(
 
 
 @router.get("/v1/customers/{customer_id}")
-async def get_customer(customer_id: UUID, request: Request, who: Principal = Depends(principal)) -> Response:
+async def get_customer(customer_id: UUID, request: Request, who: Principal = require("customers:read")) -> Response:
     return await _gateway(request).query(c.GetCustomer(customer_id=customer_id), who)
 
 
@@ -60,7 +60,7 @@ async def search_customers(
     query: str = Query(min_length=1, max_length=200, description="name, number, email, phone or national id"),
     limit: int = Query(default=20, ge=1, le=100),
     cursor: str | None = Query(default=None, max_length=500),
-    who: Principal = Depends(principal),
+    who: Principal = require("customers:search"),
 ) -> Response:
     return await _gateway(request).query(c.SearchCustomers(query=query, limit=limit, cursor=cursor), who)
 
@@ -70,7 +70,7 @@ async def update_customer(
     customer_id: UUID,
     body: UpdateBody,  # type: ignore[valid-type]
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("customers:write"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     # Only the fields the client sent are changes; absent ones stay as they are.
@@ -85,7 +85,7 @@ async def add_kyc_document(
     customer_id: UUID,
     body: DocumentBody,  # type: ignore[valid-type]
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("customers:write"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = build(c.AddKycDocument, {**body.model_dump(), "customer_id": customer_id})  # type: ignore[attr-defined]
@@ -99,7 +99,7 @@ async def verify_kyc_document(
     customer_id: UUID,
     body: VerifyBody,
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("kyc:verify"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = c.VerifyKycDocument(customer_id=customer_id, document_id=body.document_id, reviewer=who.subject)
@@ -111,7 +111,7 @@ async def reject_kyc_document(
     customer_id: UUID,
     body: RejectBody,
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("kyc:verify"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = c.RejectKycDocument(
@@ -126,7 +126,7 @@ def _lifecycle(command_type: type[c._StatusCommand], verb: str) -> None:
         customer_id: UUID,
         body: LifecycleBody,
         request: Request,
-        who: Principal = Depends(principal),
+        who: Principal = require("customers:manage"),
         key: str | None = Depends(idempotency_key),
     ) -> Response:
         command = command_type(customer_id=customer_id, actor=who.subject, reason=body.reason)

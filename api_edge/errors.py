@@ -52,3 +52,7 @@ async def on_validation_error(request: Request, exc: RequestValidationError) -> 
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
     return problem(exc.status_code, code, str(exc.detail))
+
+
+async def on_auth_error(request: Request, exc: Any) -> JSONResponse:
+    return problem(exc.status, exc.code, exc.message, headers=exc.headers)

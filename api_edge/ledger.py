@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api_edge.auth import Principal, principal
+from api_edge.auth import Principal, require
 from api_edge.errors import problem
 from api_edge.gateway import body_model, build, idempotency_key
 from contracts import ledger as c
@@ -31,7 +31,7 @@ def _gateway(request: Request):  # type: ignore[no-untyped-def]
 async def create_transfers(
     body: CreateTransfersBody,  # type: ignore[valid-type]
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("transfers:create", "transfers"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     """1 to 1,000 transfers; one result each (`ok`, `exists`, or a refusal code), in order."""
@@ -45,7 +45,7 @@ async def create_transfers(
 async def create_accounts(
     body: CreateAccountsBody,  # type: ignore[valid-type]
     request: Request,
-    who: Principal = Depends(principal),
+    who: Principal = require("ledger:admin"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = build(c.CreateAccounts, body.model_dump())  # type: ignore[attr-defined]
@@ -55,12 +55,12 @@ async def create_accounts(
 
 
 @router.get("/v1/ledger/transfers/{transfer_id}")
-async def get_transfer(transfer_id: UUID, request: Request, who: Principal = Depends(principal)) -> Response:
+async def get_transfer(transfer_id: UUID, request: Request, who: Principal = require("ledger:read")) -> Response:
     return await _first(request, c.LookupTransfers(ids=[transfer_id]), who, "transfers", "transfer_not_found")
 
 
 @router.get("/v1/accounts/{account_id}/balance")
-async def get_balance(account_id: UUID, request: Request, who: Principal = Depends(principal)) -> Response:
+async def get_balance(account_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
     # An account's ledger account shares its id (the account worker creates it so).
     return await _first(request, c.LookupAccounts(ids=[account_id]), who, "accounts", "account_not_found")
 
@@ -74,7 +74,7 @@ async def get_history(
     code: str | None = Query(default=None, pattern=c.CODE_PATTERN),
     limit: int = Query(default=100, ge=1, le=500),
     cursor: str | None = Query(default=None, max_length=500),
-    who: Principal = Depends(principal),
+    who: Principal = require("accounts:read", "accounts"),
 ) -> Response:
     command = build(c.GetAccountHistory, {"account_id": account_id, "since": since, "until": until, "code": code,
                                           "limit": limit, "cursor": cursor})  # fmt: skip

@@ -10,7 +10,7 @@ import uuid
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from api_edge.auth import Principal, principal
+from api_edge.auth import Principal, require
 from api_edge.errors import problem
 from api_edge.gateway import reply_response
 from bus import topology
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 
 @router.get("/{operation_id}")
-async def get_operation(operation_id: str, request: Request, who: Principal = Depends(principal)) -> Response:
+async def get_operation(operation_id: str, request: Request, who: Principal = require(None)) -> Response:
     worker, _, message_id = operation_id.partition(".")
     if worker not in WORKERS or not message_id:
         return problem(404, "operation_unknown", "operation ids look like <worker>.<idempotency key>")

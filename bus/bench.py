@@ -6,6 +6,7 @@ latency of one command's full round trip (HTTP → bus → worker → database c
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import uuid
@@ -64,6 +65,11 @@ def bench_register(base_url: str, count: int) -> Figures:
     latencies_ms: list[float] = []
     statuses: Counter[int] = Counter()
     with httpx.Client(base_url=base_url, timeout=30) as client:
+        form = {"grant_type": "password", "username": os.environ.get("CBS_ADMIN_USERNAME", "admin"),
+                "password": os.environ.get("CBS_ADMIN_PASSWORD", "cbs-dev-admin-password")}  # fmt: skip
+        login = client.post("/v1/auth/token", data=form)
+        assert login.status_code == 200, login.text
+        client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         started = time.perf_counter()
         for i in range(count):
             t0 = time.perf_counter()

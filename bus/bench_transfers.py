@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import random
 import time
 import uuid
@@ -74,7 +75,17 @@ class Sender:
             connector = aiohttp.TCPConnector(limit=self.options.concurrency)
             self.http = aiohttp.ClientSession(self.options.edge_url, connector=connector,
                                               timeout=aiohttp.ClientTimeout(total=30))  # fmt: skip
+            self.http.headers["Authorization"] = f"Bearer {await self._login()}"
         return self
+
+    async def _login(self) -> str:
+        """The bench acts as the first admin (CBS_ADMIN_USERNAME / CBS_ADMIN_PASSWORD)."""
+        assert self.http is not None
+        form = {"grant_type": "password", "username": os.environ.get("CBS_ADMIN_USERNAME", "admin"),
+                "password": os.environ.get("CBS_ADMIN_PASSWORD", "cbs-dev-admin-password")}  # fmt: skip
+        async with self.http.post("/v1/auth/token", data=form) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["access_token"])
 
     async def __aexit__(self, *exc: Any) -> None:
         if self.http:

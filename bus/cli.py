@@ -7,7 +7,9 @@ import asyncio
 import importlib
 import json
 import logging
+import subprocess
 import sys
+from typing import Any
 
 from bus import dlq, observability, topology
 from bus.migrate import migrate
@@ -134,6 +136,80 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 0 if reply["ok"] and reply["result"]["ok"] else 1  # type: ignore[index]
 
 
+def cmd_partner(args: argparse.Namespace) -> int:
+    """`cbs partner ...`: partner systems' broker users (bus/partners.py). Prints JSON lines."""
+    from bus import partners
+
+    amqp_url = load().amqp_url
+    vhost = getattr(args, "vhost", None) or partners.vhost_of(amqp_url)
+    try:
+        if args.action == "list":
+            for partner in partners.list_partners(vhost):
+                print(json.dumps(partner.as_dict()))
+            return 0
+        if args.action == "add":
+            creds = partners.create_user(args.name, args.may_send, vhost)
+            try:
+                _run(partners.declare_queues(partners.url_for_vhost(amqp_url, vhost), args.name))
+            except BaseException:
+                partners.delete_user(args.name)  # no user without its queues
+                raise
+            partner = partners.Partner(args.name, partners.check_keys(args.may_send))
+            # The only time the password is shown: hand it to the partner over a safe channel.
+            print(json.dumps({**partner.as_dict(), "vhost": vhost, "password": creds.password}))
+            return 0
+        if args.action == "rotate-secret":
+            creds = partners.rotate_secret(args.name, close_connections=args.close_connections)
+            print(json.dumps({"name": args.name, "user": creds.user, "password": creds.password}))
+            return 0
+        partners.delete_user(args.name)
+        if not args.keep_queues:
+            _run(partners.delete_queues(partners.url_for_vhost(amqp_url, vhost), args.name))
+        print(json.dumps({"removed": args.name, "queues_deleted": not args.keep_queues}))
+        return 0
+    except partners.PartnerError as exc:
+        print(f"cbs partner {args.action}: {exc}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as exc:  # its command line and output never hold a secret
+        failed = " ".join(exc.cmd[2:])
+        print(f"cbs partner {args.action}: rabbitmqctl {failed} failed: {(exc.stderr or '').strip()}", file=sys.stderr)
+        return 1
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """`cbs docs asyncapi`: write the bus's AsyncAPI document (commit it: a test compares)."""
+    from bus.asyncapi import asyncapi_yaml
+
+    text = asyncapi_yaml()
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(args.output, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(json.dumps({"written": args.output, "bytes": len(text.encode())}))
+    return 0
+
+
+def _partner_parser(sub: Any) -> None:
+    pa = sub.add_parser("partner", help="partner systems' broker users and their permissions")
+    actions = pa.add_subparsers(dest="action", required=True)
+    vhost_help = "vhost (default: the path of CBS_AMQP_URL)"
+    add = actions.add_parser("add", help="create the partner's user and queues; prints its password once")
+    add.add_argument("name", help="partner name; its broker user is partner.NAME")
+    add.add_argument("--may-send", nargs="+", required=True, metavar="ROUTING_KEY", help="command keys it may publish")
+    add.add_argument("--vhost", help=vhost_help)
+    ls = actions.add_parser("list", help="every partner and the routing keys it may send")
+    ls.add_argument("--vhost", help=vhost_help)
+    rm = actions.add_parser("remove", help="delete the partner's user (and its queues)")
+    rm.add_argument("name")
+    rm.add_argument("--vhost", help=vhost_help)
+    rm.add_argument("--keep-queues", action="store_true", help="keep partner.NAME.replies/.events")
+    rot = actions.add_parser("rotate-secret", help="a new password; the old one stops working for new connections")
+    rot.add_argument("name")
+    rot.add_argument("--close-connections", action="store_true", help="also drop its open connections (after a leak)")
+    pa.set_defaults(func=cmd_partner)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cbs", description="CBS core banking cluster")
     sub = p.add_subparsers(dest="command", required=True)
@@ -167,6 +243,11 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("action", choices=("verify",))
     lg.add_argument("--timeout", type=float, default=300)
     lg.set_defaults(func=cmd_ledger)
+    _partner_parser(sub)
+    dc = sub.add_parser("docs", help="generate documents")
+    dc.add_argument("kind", choices=("asyncapi",))
+    dc.add_argument("-o", "--output", default="docs/asyncapi.yaml", help="file to write, or - for stdout")
+    dc.set_defaults(func=cmd_docs)
     return p
 
 

@@ -26,6 +26,9 @@ os.environ["CBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
 os.environ["CBS_DATABASE_URL"] = f"{ADMIN_DSN}/{DATABASE}"
 os.environ.setdefault("CBS_OUTBOX_POLL_MS", "100")
 os.environ.setdefault("CBS_GRACEFUL_TIMEOUT_S", "5")
+# The first admin of the run's database (identity creates it on start), shared by every test.
+os.environ.setdefault("CBS_ADMIN_USERNAME", "admin")
+os.environ.setdefault("CBS_ADMIN_PASSWORD", "test-admin-password-not-a-secret")
 
 
 def _rabbitmqctl(*args: str) -> None:

@@ -19,6 +19,8 @@ from bus.settings import WORKERS
 
 ROOT = Path(__file__).resolve().parents[2]
 LOGS = ROOT / ".test-logs"
+ADMIN_USERNAME = os.environ["CBS_ADMIN_USERNAME"]  # set by tests/conftest.py
+ADMIN_PASSWORD = os.environ["CBS_ADMIN_PASSWORD"]
 
 
 def _free_port() -> int:
@@ -32,6 +34,7 @@ class Cluster:
         self.env = env
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.base_url = f"http://127.0.0.1:{env['CBS_EDGE_PORT']}"
+        self._admin_token: str | None = None
         LOGS.mkdir(exist_ok=True)
 
     def start(self, name: str) -> None:
@@ -57,6 +60,21 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 process.kill()
 
+    def token(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
+        """An access token from the edge's OAuth2 token route (password grant)."""
+        response = httpx.post(f"{self.base_url}/v1/auth/token", timeout=10,
+                              data={"grant_type": "password", "username": username, "password": password})  # fmt: skip
+        assert response.status_code == 200, response.text
+        return str(response.json()["access_token"])
+
+    def client(self, timeout: float = 10, token: str | None = None) -> httpx.Client:
+        """An HTTP client authenticated as the first admin (or with the token given)."""
+        if token is None:
+            if self._admin_token is None:
+                self._admin_token = self.token()
+            token = self._admin_token
+        return httpx.Client(base_url=self.base_url, timeout=timeout, headers={"Authorization": f"Bearer {token}"})
+
     def wait_ready(self, timeout_s: float = 60) -> dict:
         deadline = time.monotonic() + timeout_s
         last: object = None
@@ -78,7 +96,9 @@ class Cluster:
 @pytest.fixture(scope="package")
 def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
     shutil.rmtree(LOGS, ignore_errors=True)  # this run's logs only
-    env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5"}
+    # The auth class allows 10 requests a minute per address; these tests log in more often.
+    env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5",
+           "CBS_RATE_AUTH_PER_MIN": "1000"}  # fmt: skip
     c = Cluster(env)
     for name in ("edge", *WORKERS):
         c.start(name)

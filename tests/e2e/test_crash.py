@@ -23,7 +23,7 @@ KILL_AFTER_REPLIES = 60
 
 
 async def test_sigkilled_worker_loses_nothing_and_repeats_nothing(cluster: Cluster, infra: dict[str, str]) -> None:
-    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+    with cluster.client(timeout=10) as client:
         customer_id = verified_customer(client)
         open_account_when_eligible(client, customer_id)  # the account worker knows the customer now
 

@@ -68,7 +68,7 @@ def open_account_when_eligible(client: httpx.Client, customer_id: str, product_c
 
 
 def test_register_kyc_open_freeze_read_over_http(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+    with cluster.client(timeout=10) as client:
         customer_id = verified_customer(client)
         customer = client.get(f"/v1/customers/{customer_id}").json()
         assert (customer["status"], customer["kyc_status"]) == ("active", "completed")
@@ -85,7 +85,7 @@ def test_register_kyc_open_freeze_read_over_http(cluster: Cluster) -> None:
 
 
 def test_refusals_are_problem_json(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+    with cluster.client(timeout=10) as client:
         missing_key = client.post("/v1/customers", json=register_body("nokey"))
         assert missing_key.status_code == 400 and missing_key.json()["code"] == "idempotency_key_required"
         bad = post(client, "/v1/customers", {"customer_type": "individual"})
@@ -99,7 +99,7 @@ def test_refusals_are_problem_json(cluster: Cluster) -> None:
 
 
 def test_a_retried_post_has_one_effect_and_the_same_answer(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+    with cluster.client(timeout=10) as client:
         body, key = register_body(uuid.uuid4().hex[:8]), uuid.uuid4().hex
         first, second = post(client, "/v1/customers", body, key), post(client, "/v1/customers", body, key)
         assert first.status_code == second.status_code == 201 and first.json() == second.json()
@@ -111,7 +111,7 @@ def test_a_retried_post_has_one_effect_and_the_same_answer(cluster: Cluster) -> 
 
 
 def test_health_and_metrics(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+    with cluster.client(timeout=10) as client:
         assert client.get("/health/live").json() == {"status": "live"}
         ready = client.get("/health/ready")
         assert ready.status_code == 200 and ready.json()["queues_without_consumers"] == []
@@ -130,7 +130,7 @@ def test_partner_flow_over_amqp(cluster: Cluster) -> None:
 
 
 def test_no_reply_in_time_gives_202_and_the_operation_answers_later(cluster: Cluster) -> None:
-    with httpx.Client(base_url=cluster.base_url, timeout=30) as client:
+    with cluster.client(timeout=30) as client:
         customer_id = verified_customer(client)
         account = open_account_when_eligible(client, customer_id)
         cluster.kill("account")
@@ -153,7 +153,7 @@ def test_money_reaches_an_account_through_the_ledger_and_blocks_its_closing(clus
     import hashlib
 
     vault = str(uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest()))
-    with httpx.Client(base_url=cluster.base_url, timeout=10) as client:
+    with cluster.client(timeout=10) as client:
         account = open_account_when_eligible(client, verified_customer(client))
         account_id = account["account_id"]
         empty = client.get(f"/v1/accounts/{account_id}/balance").json()

@@ -1,0 +1,128 @@
+"""Logins and who may log in: OAuth2 token routes, and the admins' users and API keys."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from api_edge.auth import Principal, require, throttle
+from api_edge.errors import problem
+from api_edge.gateway import body_model, build, idempotency_key, reply_response
+from api_edge.limits import limit_for
+from contracts import identity as c
+
+router = APIRouter(tags=["auth"])
+
+CreateUserBody = body_model(c.CreateUser, exclude=set(), name="CreateUserBody")
+CreateApiKeyBody = body_model(c.CreateApiKey, exclude=set(), name="CreateApiKeyBody")
+
+# Token refusals are 400 (RFC 6749 §5.2) except a lockout, which says when to come back.
+_TOKEN_STATUS = {"locked_out": 401, "invalid_credentials": 400, "invalid_refresh_token": 400,
+                 "refresh_token_revoked": 400}  # fmt: skip
+
+
+class RefreshBody(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200, description="the refresh token to use or revoke")
+
+
+def _gateway(request: Request):  # type: ignore[no-untyped-def]
+    return request.app.state.gateway
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _token(request: Request, command: c.IssueToken) -> Response:
+    throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
+    reply = await _gateway(request).ask(command, ANONYMOUS)
+    if isinstance(reply, Response):
+        return reply
+    if not reply.ok:
+        assert reply.error is not None
+        status = _TOKEN_STATUS.get(reply.error.code, 400)
+        return problem(status, reply.error.code, reply.error.message, reply.error.details)
+    return JSONResponse(reply.result, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+ANONYMOUS = Principal(subject="anonymous")
+
+
+@router.post("/v1/auth/token")
+async def issue_token(
+    request: Request,
+    grant_type: c.GrantType = Form(description="password, client_credentials or refresh_token"),
+    username: str | None = Form(default=None, max_length=200),
+    password: str | None = Form(default=None, max_length=c.PASSWORD_MAX_CHARS),
+    client_id: str | None = Form(default=None, max_length=200),
+    client_secret: str | None = Form(default=None, max_length=200),
+    refresh_token: str | None = Form(default=None, max_length=200),
+    scope: str | None = Form(default=None, max_length=1000),
+) -> Response:
+    """OAuth2 token endpoint (form-encoded, RFC 6749): a short-lived access token and a refresh token."""
+    command = build(c.IssueToken, {"grant_type": grant_type, "username": username, "password": password,
+                                   "client_id": client_id, "client_secret": client_secret,
+                                   "refresh_token": refresh_token, "scope": scope})  # fmt: skip
+    if isinstance(command, Response):
+        return command
+    return await _token(request, command)  # type: ignore[arg-type]
+
+
+@router.post("/v1/auth/refresh")
+async def refresh(body: RefreshBody, request: Request) -> Response:
+    """A new token pair for a refresh token, which is used up (reusing it revokes the login)."""
+    return await _token(request, c.IssueToken(grant_type=c.GrantType.refresh_token, refresh_token=body.refresh_token))
+
+
+@router.post("/v1/auth/logout")
+async def logout(body: RefreshBody, request: Request) -> Response:
+    throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
+    reply = await _gateway(request).ask(c.RevokeRefreshToken(refresh_token=body.refresh_token), ANONYMOUS)
+    return reply if isinstance(reply, Response) else reply_response(reply)
+
+
+@router.post("/v1/users", status_code=201)
+async def create_user(
+    body: CreateUserBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("users:admin"),
+) -> Response:
+    command = build(c.CreateUser, body.model_dump(mode="json"))  # type: ignore[attr-defined]
+    if isinstance(command, Response):
+        return command
+    reply = await _gateway(request).ask(command, who)
+    return reply if isinstance(reply, Response) else reply_response(reply, created=True)
+
+
+@router.get("/v1/users/{user_id}")
+async def get_user(user_id: UUID, request: Request, who: Principal = require("users:admin")) -> Response:
+    return await _gateway(request).query(c.GetUser(user_id=user_id), who)
+
+
+@router.post("/v1/users/{user_id}/disable")
+async def disable_user(user_id: UUID, request: Request, who: Principal = require("users:admin")) -> Response:
+    reply = await _gateway(request).ask(c.DisableUser(user_id=user_id, actor=who.subject, reason="disabled by an admin"), who)
+    return reply if isinstance(reply, Response) else reply_response(reply)
+
+
+@router.post("/v1/api-keys", status_code=201)
+async def create_api_key(
+    body: CreateApiKeyBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("users:admin"),
+) -> Response:
+    """The secret is in this response only: store it now."""
+    command = build(c.CreateApiKey, body.model_dump(mode="json"))  # type: ignore[attr-defined]
+    if isinstance(command, Response):
+        return command
+    reply = await _gateway(request).ask(command, who)
+    return reply if isinstance(reply, Response) else reply_response(reply, created=True)
+
+
+@router.post("/v1/api-keys/{key_id}/revoke")
+async def revoke_api_key(key_id: UUID, request: Request, who: Principal = require("users:admin")) -> Response:
+    reply = await _gateway(request).ask(c.RevokeApiKey(key_id=key_id), who)
+    return reply if isinstance(reply, Response) else reply_response(reply)

@@ -1,0 +1,292 @@
+"""Partners on the broker: one RabbitMQ user each, allowed only what its contract says (DESIGN §1, §3).
+
+A partner `acme` is the broker user `partner.acme`. The registry of partners is the broker's own
+user list: nothing is stored elsewhere. In its vhost a partner may
+
+- configure nothing (`^$`): it declares no exchange or queue; `cbs partner add` declares its
+  queues for it with the operator's URL;
+- write only to `cbs.commands`, and there only the routing keys it was given (topic permissions);
+- read only its own queues, `partner.<name>.replies` and `partner.<name>.events`.
+
+The broker enforces all of it: a publish to another routing key or a consume from another queue
+closes the partner's channel with ACCESS_REFUSED, and a `user_id` property that is not the
+connection's user is refused with PRECONDITION_FAILED. So a message with `user_id` set is known to
+come from that user. `may_send` and `trusted_actor` are the worker-side reading of the same rules,
+for defence in depth; the broker's permissions are what enforce them today.
+
+Secrets: the password is generated here, handed to `rabbitmqctl` on stdin (never on its command
+line, where `ps` would show it) and returned once to the caller; it is never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from bus import topology
+
+USER_PREFIX = "partner."
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")  # no dot: `partner.<name>.` stays unambiguous
+ROUTING_KEY_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")  # literal keys only, no wildcards
+SECRET_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits
+RABBITMQCTL_TIMEOUT_S = 60
+
+NOTHING = "^$"
+
+
+class PartnerError(Exception):
+    """An operator mistake (bad name, unknown key, no such partner): said plainly, exit 2."""
+
+
+@dataclass(frozen=True)
+class Partner:
+    name: str
+    may_send: tuple[str, ...]
+
+    @property
+    def user(self) -> str:
+        return user_of(self.name)
+
+    def as_dict(self) -> dict[str, Any]:
+        queues = list(queues_of(self.name))
+        return {"name": self.name, "user": self.user, "may_send": list(self.may_send), "queues": queues}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: str
+
+
+# -- pure rules ---------------------------------------------------------------------------------
+
+
+def user_of(name: str) -> str:
+    return f"{USER_PREFIX}{name}"
+
+
+def replies_queue_name(name: str) -> str:
+    return f"{user_of(name)}.replies"
+
+
+def events_queue_name(name: str) -> str:
+    return f"{user_of(name)}.events"
+
+
+def queues_of(name: str) -> tuple[str, str]:
+    return replies_queue_name(name), events_queue_name(name)
+
+
+def check_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise PartnerError(f"partner name {name!r} must match {NAME_PATTERN.pattern}")
+    return name
+
+
+def known_command_keys() -> frozenset[str]:
+    return frozenset(key for worker in topology.WORKER_CONTRACTS for key in topology.command_keys(worker))
+
+
+def check_keys(keys: Iterable[str], known: frozenset[str] | None = None) -> tuple[str, ...]:
+    """The keys, sorted and unique; refuses wildcards, and keys no worker consumes (a typo)."""
+    chosen = tuple(sorted(set(keys)))
+    if not chosen:
+        raise PartnerError("a partner needs at least one routing key it may send")
+    malformed = [k for k in chosen if not ROUTING_KEY_PATTERN.match(k)]
+    if malformed:
+        raise PartnerError(f"routing keys must be literal `<worker>.<command>` keys: {malformed}")
+    unknown = sorted(set(chosen) - (known if known is not None else known_command_keys()))
+    if unknown:
+        raise PartnerError(f"no worker consumes {unknown}")
+    return chosen
+
+
+def keys_pattern(keys: Iterable[str]) -> str:
+    """The topic-permission regex that matches exactly these routing keys."""
+    return "^(" + "|".join(re.escape(k) for k in sorted(keys)) + ")$"
+
+
+def keys_from_pattern(pattern: str) -> tuple[str, ...]:
+    """The inverse of `keys_pattern`, for listing what a partner may send."""
+    match = re.fullmatch(r"\^\((.*)\)\$", pattern)
+    if match is None or not match.group(1):
+        return ()
+    return tuple(re.sub(r"\\(.)", r"\1", k) for k in match.group(1).split("|"))
+
+
+def vhost_permissions(name: str) -> tuple[str, str, str]:
+    """(configure, write, read) regexes of the partner in its vhost."""
+    own_queues = "^" + re.escape(f"{user_of(name)}.") + ".*$"
+    return NOTHING, "^" + re.escape(topology.COMMANDS.name) + "$", own_queues
+
+
+def may_send(user_id: str | None, routing_key: str, grants: Mapping[str, frozenset[str]]) -> bool:
+    """Whether a command published with this validated `user_id` may be acted on.
+
+    `grants` maps a partner's broker user (`partner.<name>`) to the routing keys it was given
+    (`load_grants`). A partner user may send only its keys. A message with no `user_id`, or with a
+    user that is not a partner (the edge, a worker), is not a partner's to judge: True.
+
+    The broker already enforces this with topic permissions, before any worker sees the message;
+    and a partner can leave `user_id` unset, so this check alone could never be the enforcement.
+    It is defence in depth for workers, should a permission ever be set too wide.
+    """
+    if user_id is None or not user_id.startswith(USER_PREFIX):
+        return True
+    return routing_key in grants.get(user_id, frozenset())
+
+
+def trusted_actor(user_id: str | None, actor: str | None, edge_users: frozenset[str]) -> str | None:
+    """The `x-actor` header, only when the broker-validated publisher is the edge (DESIGN §3).
+
+    A partner can write any header, but it cannot set `user_id` to another user (the broker
+    refuses it), so a partner's `x-actor: staff` never reads as staff.
+    """
+    return actor if user_id is not None and user_id in edge_users else None
+
+
+def vhost_of(amqp_url: str) -> str:
+    """The vhost an AMQP URL names: its path, percent-decoded; "/" when it has none."""
+    path = urlsplit(amqp_url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def url_for_vhost(amqp_url: str, vhost: str) -> str:
+    parts = urlsplit(amqp_url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(SECRET_BYTES)
+
+
+# -- rabbitmqctl --------------------------------------------------------------------------------
+
+
+def rabbitmqctl(*args: str, secret: str | None = None) -> str:
+    """Run rabbitmqctl; a secret goes on stdin. Raises CalledProcessError (which never holds it)."""
+    done = subprocess.run(
+        ["rabbitmqctl", "-q", *args],
+        input=None if secret is None else secret + "\n",
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=RABBITMQCTL_TIMEOUT_S,
+    )
+    return done.stdout
+
+
+def _json(*args: str) -> list[dict[str, Any]]:
+    out = rabbitmqctl(*args, "--formatter", "json").strip()
+    return json.loads(out) if out else []
+
+
+def partner_users() -> list[str]:
+    """Every partner's broker user: the registry of partners."""
+    return sorted(u["user"] for u in _json("list_users") if str(u["user"]).startswith(USER_PREFIX))
+
+
+def exists(name: str) -> bool:
+    return user_of(name) in partner_users()
+
+
+def load_grants(vhost: str) -> dict[str, frozenset[str]]:
+    """Partner user -> routing keys it may publish on `cbs.commands` in this vhost."""
+    grants: dict[str, frozenset[str]] = {}
+    for row in _json("list_topic_permissions", "-p", vhost):
+        user = str(row["user"])
+        if user.startswith(USER_PREFIX) and row["exchange"] == topology.COMMANDS.name:
+            grants[user] = frozenset(keys_from_pattern(str(row["write"])))
+    return grants
+
+
+def list_partners(vhost: str) -> list[Partner]:
+    grants = load_grants(vhost)
+    return [
+        Partner(name=user[len(USER_PREFIX):], may_send=tuple(sorted(grants.get(user, frozenset()))))
+        for user in partner_users()
+    ]
+
+
+def create_user(name: str, keys: Iterable[str], vhost: str) -> Credentials:
+    """Create the partner's user and permissions; on any failure, leave no half-made user."""
+    check_name(name)
+    chosen = check_keys(keys)
+    if exists(name):
+        raise PartnerError(f"partner {name!r} exists; use rotate-secret or remove it first")
+    user, password = user_of(name), new_secret()
+    rabbitmqctl("add_user", user, secret=password)
+    try:
+        rabbitmqctl("set_user_tags", user)  # no tags: no management UI, no policymaker
+        rabbitmqctl("set_permissions", "-p", vhost, user, *vhost_permissions(name))
+        rabbitmqctl("set_topic_permissions", "-p", vhost, user, topology.COMMANDS.name, keys_pattern(chosen), NOTHING)
+    except BaseException:
+        rabbitmqctl("delete_user", user)
+        raise
+    return Credentials(user=user, password=password)
+
+
+def rotate_secret(name: str, *, close_connections: bool = False) -> Credentials:
+    """A new password: new connections need it at once.
+
+    Open connections stay, so a partner can switch without an outage; after a leak, close them
+    (`close_connections`) and the old secret is useless at once.
+    """
+    check_name(name)
+    if not exists(name):
+        raise PartnerError(f"no partner {name!r}")
+    password = new_secret()
+    rabbitmqctl("change_password", user_of(name), secret=password)
+    if close_connections:
+        rabbitmqctl("close_all_user_connections", user_of(name), "partner secret rotated")
+    return Credentials(user=user_of(name), password=password)
+
+
+def delete_user(name: str) -> None:
+    """Delete the partner's user; the broker drops its permissions and closes its connections."""
+    check_name(name)
+    if not exists(name):
+        raise PartnerError(f"no partner {name!r}")
+    rabbitmqctl("delete_user", user_of(name))
+
+
+# -- queues (declared by the operator: partners may configure nothing) ---------------------------
+
+
+def partner_queues(name: str) -> list[Any]:
+    from faststream.rabbit import QueueType, RabbitQueue
+
+    # Bounded and dead-lettered like every queue of the bus (DESIGN §3).
+    arguments = topology._quorum_arguments()  # noqa: SLF001  # one definition of the queue arguments
+    return [RabbitQueue(q, queue_type=QueueType.QUORUM, durable=True, arguments=arguments) for q in queues_of(name)]
+
+
+async def declare_queues(amqp_url: str, name: str) -> None:
+    """Declare the partner's reply and event queues; no event bindings (the operator chooses them)."""
+    from faststream.rabbit import RabbitBroker
+
+    broker = RabbitBroker(amqp_url, logger=None)
+    await broker.connect()
+    try:
+        for queue in partner_queues(name):
+            await broker.declare_queue(queue)
+    finally:
+        await broker.stop()
+
+
+async def delete_queues(amqp_url: str, name: str) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in queues_of(name):
+            await channel.queue_delete(queue)  # RabbitMQ answers delete-ok for a missing queue too
+    finally:
+        await connection.close()

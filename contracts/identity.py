@@ -1,0 +1,505 @@
+"""Messages of the identity worker: users, logins, tokens, API keys and signing keys.
+
+What a caller should know:
+- Roles map to named permissions in `ROLE_PERMISSIONS`; the edge checks a route's permission
+  against the `permissions` claim of the access token (or the API key's scopes).
+- Access tokens are JWTs signed EdDSA (Ed25519) with a `kid` header; verify them with the keys of
+  `identity.get_jwks` (issuer and audience `cbs`, claim `typ` = `access`). Refresh tokens and API
+  keys are opaque; only their SHA-256 is stored.
+- Secrets (passwords, refresh tokens, API keys) travel as `SecretStr`: masked in reprs and logs,
+  written in clear only into the JSON body on the wire; `model_dump(mode="json",
+  context={"redact": True})` masks them (audit and logs). No event or stored reply holds one.
+- `issue_token`, `create_user` and `create_api_key` keep no inbox row (they are marked
+  `read_only`): their body holds a password or their reply a secret, and neither may rest in the
+  database. Each is safe to repeat by itself: see each command's docstring.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import Field, PlainSerializer, SecretStr, SerializationInfo, model_validator
+
+from contracts.common import Command, Contract, Event, Page
+
+# Stored lower-case; a login matches whatever case was typed.
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,99}$"
+PASSWORD_MIN_CHARS = 12  # banking-rules §8 leaves it open; NIST SP 800-63B: length over composition
+PASSWORD_MAX_CHARS = 1024  # bounds the hashing work one message can demand
+ACCESS_TOKEN_TTL_S = 30 * 60
+REFRESH_TOKEN_TTL_S = 7 * 24 * 3600
+ISSUER = "cbs"
+AUDIENCE = "cbs"
+
+REDACTED = "**********"
+
+
+def _wire_text(secret: SecretStr, info: SerializationInfo) -> str:
+    # `model_dump(mode="json", context={"redact": True})` is the dump for logs and audit records.
+    return REDACTED if (info.context or {}).get("redact") else secret.get_secret_value()
+
+
+# Clear text in the JSON body (it must cross the wire), masked in reprs and redacted dumps.
+Secret = Annotated[SecretStr, PlainSerializer(_wire_text, return_type=str, when_used="json")]
+
+
+class Role(StrEnum):
+    customer = "customer"  # a bank customer's own login, tied to a customer id
+    teller = "teller"  # branch counter staff
+    officer = "officer"  # back office: KYC, freezes, approvals
+    admin = "admin"  # everything, including users
+    auditor = "auditor"  # reads only, audit trail included
+    partner = "partner"  # an API client of a partner system (client credentials, API keys)
+
+
+class Permission(StrEnum):
+    customers_read = "customers:read"
+    customers_write = "customers:write"
+    customers_search = "customers:search"  # find any customer: staff only
+    customers_manage = "customers:manage"  # suspend, reactivate, close: back office
+    kyc_verify = "kyc:verify"
+    accounts_read = "accounts:read"
+    accounts_write = "accounts:write"
+    accounts_freeze = "accounts:freeze"
+    transfers_create = "transfers:create"  # direct ledger transfers: staff and partners, never customers
+    ledger_read = "ledger:read"
+    ledger_admin = "ledger:admin"
+    payments_create = "payments:create"
+    payments_approve = "payments:approve"
+    users_admin = "users:admin"
+    audit_read = "audit:read"
+
+
+P = Permission
+# A customer's permissions reach only their own records: the owning worker checks ownership.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.customer: frozenset({P.customers_read, P.accounts_read, P.accounts_write, P.ledger_read, P.payments_create}),
+    Role.teller: frozenset(
+        {P.customers_read, P.customers_write, P.customers_search, P.accounts_read, P.accounts_write, P.ledger_read,
+         P.payments_create}
+    ),  # fmt: skip
+    Role.officer: frozenset(
+        {P.customers_read, P.customers_write, P.customers_search, P.customers_manage, P.kyc_verify, P.accounts_read,
+         P.accounts_write, P.accounts_freeze, P.transfers_create, P.ledger_read, P.payments_create,
+         P.payments_approve}
+    ),  # fmt: skip
+    Role.admin: frozenset(Permission),
+    Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read}),
+    Role.partner: frozenset({P.accounts_read, P.ledger_read, P.transfers_create, P.payments_create}),
+}
+del P
+
+
+def permissions_of(roles: list[str] | tuple[str, ...] | frozenset[str]) -> frozenset[str]:
+    """The union of the roles' permissions; an unknown role grants nothing."""
+    return frozenset(p for role in roles for p in ROLE_PERMISSIONS.get(role, ()))
+
+
+class IdentityError(StrEnum):
+    """Stable refusal codes of the identity worker (the reply's `error.code`)."""
+
+    # Unknown user or wrong password: deliberately one code, so a guesser learns nothing.
+    invalid_credentials = "invalid_credentials"
+    locked_out = "locked_out"
+    user_exists = "user_exists"
+    user_not_found = "user_not_found"
+    user_disabled = "user_disabled"
+    invalid_refresh_token = "invalid_refresh_token"  # unknown or expired
+    refresh_token_revoked = "refresh_token_revoked"  # reused after rotation or logout: the family is revoked
+    api_key_not_found = "api_key_not_found"
+    api_key_exists = "api_key_exists"
+    invalid_api_key = "invalid_api_key"  # unknown, revoked, expired, or not the client's
+    forbidden_scope = "forbidden_scope"  # asked for permissions the user does not hold
+    weak_password = "weak_password"
+    last_admin = "last_admin"  # disabling the last active admin would lock everyone out
+
+
+class GrantType(StrEnum):
+    password = "password"
+    client_credentials = "client_credentials"
+    refresh_token = "refresh_token"
+
+
+class UserStatus(StrEnum):
+    active = "active"
+    disabled = "disabled"
+
+
+def _username(description: str = "login name, 3 to 100 characters, case-insensitive") -> Any:
+    return Field(pattern=USERNAME_PATTERN, description=description)
+
+
+def _scopes_field(description: str) -> Any:
+    return Field(min_length=1, max_length=len(Permission), description=description)
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+class UserView(Contract):
+    user_id: UUID = Field(description="the user's id, chosen by the creator")
+    username: str = Field(description="login name, lower-case")
+    display_name: str = Field(description="name shown to people")
+    roles: list[Role] = Field(description="the user's roles")
+    permissions: list[str] = Field(description="the roles' permissions, sorted")
+    customer_id: UUID | None = Field(default=None, description="the customer this login belongs to (role customer)")
+    status: UserStatus = Field(description="active or disabled")
+    locked_until: datetime | None = Field(default=None, description="UTC end of a password lockout in force, else null")
+    created_at: datetime = Field(description="UTC time of creation")
+    disabled_at: datetime | None = Field(default=None, description="UTC time of disabling, else null")
+
+
+UserPage = Page[UserView]
+
+
+class TokenPair(Contract):
+    """An OAuth2 token response (RFC 6749 §5.1)."""
+
+    access_token: str = Field(description="a JWT signed EdDSA; verify with `identity.get_jwks`")
+    token_type: Literal["Bearer"] = Field(default="Bearer", description="always Bearer")
+    expires_in: int = Field(description="seconds the access token is valid")
+    refresh_token: str | None = Field(default=None, description="opaque, single use; absent for client_credentials")
+    refresh_expires_in: int | None = Field(default=None, description="seconds the refresh token is valid")
+    scope: str = Field(description="the token's permissions, space-separated, sorted")
+
+
+class ApiKeyView(Contract):
+    key_id: UUID = Field(description="the key's id; its hex is part of the secret")
+    user_id: UUID = Field(description="the user the key acts as")
+    name: str = Field(description="what the key is for")
+    scopes: list[str] = Field(description="permissions the key grants, sorted (a subset of the user's)")
+    created_at: datetime = Field(description="UTC time of creation")
+    expires_at: datetime | None = Field(default=None, description="UTC expiry, or null for none")
+    revoked_at: datetime | None = Field(default=None, description="UTC time of revocation, else null")
+
+
+class ApiKeyIssued(ApiKeyView):
+    secret: str = Field(description="`cbs_<key_id hex>_<random>`: shown this once, stored only as a hash")
+
+
+class ApiKeyPrincipal(Contract):
+    """Who an API key acts as: what the edge caches for `X-API-Key`."""
+
+    user_id: UUID = Field(description="the key's user (the token `sub` equivalent)")
+    username: str = Field(description="the key's user's login name")
+    key_id: UUID = Field(description="the key that was presented")
+    roles: list[Role] = Field(description="the user's roles")
+    permissions: list[str] = Field(description="the key's scopes, sorted: what the key may do")
+    customer_id: UUID | None = Field(default=None, description="the customer, for a customer's key")
+
+
+class Jwk(Contract):
+    """An Ed25519 public key as a JWK (RFC 8037)."""
+
+    kty: Literal["OKP"] = "OKP"
+    crv: Literal["Ed25519"] = "Ed25519"
+    x: str = Field(description="the public key, base64url without padding")
+    kid: str = Field(description="key id, as in the token header")
+    alg: Literal["EdDSA"] = "EdDSA"
+    use: Literal["sig"] = "sig"
+
+
+class Jwks(Contract):
+    keys: list[Jwk] = Field(description="the active key and retired keys whose tokens may still be unexpired")
+
+
+class RotatedKey(Contract):
+    kid: str = Field(description="the new active key's id")
+    previous_kid: str | None = Field(default=None, description="the key it replaced, kept in the JWKS for now")
+
+
+class Revoked(Contract):
+    revoked: bool = Field(description="true when something was revoked now; false when already revoked or unknown")
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+class _NoInbox(Command):
+    # Not a query: the runtime's `read_only` is its only way to keep no inbox row, and these
+    # must keep none (a stored reply would hold a secret; a stored body hash is a fast,
+    # unsalted hash of a password). Their handlers are idempotent on their own.
+    read_only: ClassVar[bool] = True
+
+
+class CreateUser(_NoInbox):
+    """Create a login. Repeating it with the same user_id and username answers the same user.
+    Result: `UserView`."""
+
+    routing_key: ClassVar[str] = "identity.create_user"
+    message_type: ClassVar[str] = "identity.create_user.v1"
+
+    user_id: UUID = Field(description="new user's id, chosen by the caller (makes retries safe)")
+    username: str = _username()
+    password: Secret = Field(max_length=PASSWORD_MAX_CHARS, description=f"at least {PASSWORD_MIN_CHARS} characters")
+    roles: list[Role] = Field(min_length=1, max_length=len(Role), description="one or more roles")
+    customer_id: UUID | None = Field(default=None, description="required for, and only for, role customer")
+    display_name: str = Field(min_length=1, max_length=200, description="name shown to people")
+
+    @model_validator(mode="after")
+    def _customer_login(self) -> CreateUser:
+        is_customer = Role.customer in self.roles
+        if is_customer != (self.customer_id is not None):
+            raise ValueError("customer_id is required for role customer, and only for it")
+        if is_customer and len(set(self.roles)) > 1:
+            raise ValueError("a customer login holds no staff role")
+        return self
+
+
+class IssueToken(_NoInbox):
+    """OAuth2 token endpoint: password, client_credentials or refresh_token grant. Result: `TokenPair`.
+
+    Repeating a password or client grant issues another pair. Repeating a refresh grant presents
+    a used refresh token: that is reuse, and revokes the family (the client logs in again).
+    """
+
+    routing_key: ClassVar[str] = "identity.issue_token"
+    message_type: ClassVar[str] = "identity.issue_token.v1"
+
+    grant_type: GrantType = Field(description="password, client_credentials or refresh_token")
+    username: str | None = Field(default=None, min_length=1, max_length=200, description="password grant")
+    password: Secret | None = Field(default=None, max_length=PASSWORD_MAX_CHARS, description="password grant")
+    client_id: str | None = Field(default=None, min_length=1, max_length=200,
+                                  description="client_credentials: the API client's username")  # fmt: skip
+    client_secret: Secret | None = Field(default=None, max_length=200, description="client_credentials: an API key")
+    refresh_token: Secret | None = Field(default=None, max_length=200, description="refresh_token grant")
+    scope: str | None = Field(default=None, max_length=1000,
+                              description="optional: space-separated permissions to narrow the token to")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _grant_fields(self) -> IssueToken:
+        needed = {
+            GrantType.password: ("username", "password"),
+            GrantType.client_credentials: ("client_id", "client_secret"),
+            GrantType.refresh_token: ("refresh_token",),
+        }[self.grant_type]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"grant {self.grant_type} needs {', '.join(missing)}")
+        return self
+
+
+class RevokeRefreshToken(Command):
+    """Logout: revoke the refresh token and every token rotated from the same login. Result: `Revoked`.
+
+    An unknown token is no error (RFC 7009 §2.2): the answer is `revoked: false`.
+    """
+
+    routing_key: ClassVar[str] = "identity.revoke_refresh_token"
+    message_type: ClassVar[str] = "identity.revoke_refresh_token.v1"
+
+    refresh_token: Secret = Field(max_length=200, description="the refresh token to revoke")
+
+
+class CreateApiKey(_NoInbox):
+    """Create an API key; its secret is in this reply only. Repeating the key_id is refused
+    (`api_key_exists`): the secret cannot be shown twice. Result: `ApiKeyIssued`."""
+
+    routing_key: ClassVar[str] = "identity.create_api_key"
+    message_type: ClassVar[str] = "identity.create_api_key.v1"
+
+    key_id: UUID = Field(description="new key's id, chosen by the caller")
+    user_id: UUID = Field(description="the active user the key acts as")
+    scopes: list[Permission] = _scopes_field("permissions the key grants; each must be one the user holds")
+    name: str = Field(min_length=1, max_length=200, description="what the key is for")
+    expires_at: datetime | None = Field(default=None, description="UTC expiry; null for none")
+
+
+class RevokeApiKey(Command):
+    """Revoke an API key for good (already revoked: answered again). Result: `ApiKeyView`."""
+
+    routing_key: ClassVar[str] = "identity.revoke_api_key"
+    message_type: ClassVar[str] = "identity.revoke_api_key.v1"
+
+    key_id: UUID = Field(description="the key to revoke")
+
+
+class VerifyApiKey(Command):
+    """Who an API key acts as; refused with `invalid_api_key`. Result: `ApiKeyPrincipal`."""
+
+    routing_key: ClassVar[str] = "identity.verify_api_key"
+    message_type: ClassVar[str] = "identity.verify_api_key.v1"
+    read_only: ClassVar[bool] = True
+
+    secret: Secret = Field(max_length=200, description="the API key as presented")
+
+
+class GetJwks(Command):
+    """The public signing keys. Result: `Jwks`."""
+
+    routing_key: ClassVar[str] = "identity.get_jwks"
+    message_type: ClassVar[str] = "identity.get_jwks.v1"
+    read_only: ClassVar[bool] = True
+
+
+class RotateSigningKey(Command):
+    """Make a new signing key the active one; the old one stays published until its tokens
+    expire. Result: `RotatedKey`."""
+
+    routing_key: ClassVar[str] = "identity.rotate_signing_key"
+    message_type: ClassVar[str] = "identity.rotate_signing_key.v1"
+
+    reason: str = Field(default="scheduled", min_length=1, max_length=500, description="why, for the audit trail")
+
+
+class GetUser(Command):
+    """Result: `UserView`."""
+
+    routing_key: ClassVar[str] = "identity.get_user"
+    message_type: ClassVar[str] = "identity.get_user.v1"
+    read_only: ClassVar[bool] = True
+
+    user_id: UUID = Field(description="the user to read")
+
+
+class ListUsers(Command):
+    """Result: `Page[UserView]`, by username."""
+
+    routing_key: ClassVar[str] = "identity.list_users"
+    message_type: ClassVar[str] = "identity.list_users.v1"
+    read_only: ClassVar[bool] = True
+
+    role: Role | None = Field(default=None, description="only users holding this role")
+    limit: int = Field(default=50, ge=1, le=100, description="page size, at most 100")
+    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+
+
+class DisableUser(Command):
+    """Disable a login: no new tokens, its refresh tokens revoked, its API keys refused.
+    Already disabled: answered again. Result: `UserView`."""
+
+    routing_key: ClassVar[str] = "identity.disable_user"
+    message_type: ClassVar[str] = "identity.disable_user.v1"
+
+    user_id: UUID = Field(description="the user to disable")
+    actor: str = Field(min_length=1, max_length=200, description="who disabled it")
+    reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
+
+
+# --- events (never a password, token or secret) ----------------------------------------------
+
+
+class LoginSucceeded(Event):
+    routing_key: ClassVar[str] = "identity.login_succeeded"
+    message_type: ClassVar[str] = "identity.login_succeeded.v1"
+
+    user_id: UUID = Field(description="who logged in")
+    username: str = Field(description="their login name")
+    grant_type: GrantType = Field(description="how")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class LoginFailed(Event):
+    routing_key: ClassVar[str] = "identity.login_failed"
+    message_type: ClassVar[str] = "identity.login_failed.v1"
+
+    username: str = Field(description="the login name (or client_id) as typed, truncated to 200 characters")
+    user_id: UUID | None = Field(default=None, description="the user, when the name is known")
+    grant_type: GrantType = Field(description="how")
+    reason: str = Field(description="unknown_user, invalid_credentials, locked_out, user_disabled, invalid_api_key, ...")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class LockedOut(Event):
+    routing_key: ClassVar[str] = "identity.locked_out"
+    message_type: ClassVar[str] = "identity.locked_out.v1"
+
+    user_id: UUID = Field(description="the locked user")
+    username: str = Field(description="their login name")
+    failed_attempts: int = Field(description="consecutive failures that caused the lock")
+    locked_until: datetime = Field(description="UTC end of the lock")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class RefreshTokenReused(Event):
+    """A used or revoked refresh token came back: likely stolen, so its whole family was revoked."""
+
+    routing_key: ClassVar[str] = "identity.refresh_token_reused"
+    message_type: ClassVar[str] = "identity.refresh_token_reused.v1"
+
+    user_id: UUID = Field(description="whose token")
+    family_id: UUID = Field(description="the login session whose tokens were all revoked")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class KeyRotated(Event):
+    routing_key: ClassVar[str] = "identity.key_rotated"
+    message_type: ClassVar[str] = "identity.key_rotated.v1"
+
+    kid: str = Field(description="the new active key's id")
+    previous_kid: str | None = Field(default=None, description="the key it replaced")
+    reason: str = Field(description="why")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class UserCreated(Event):
+    routing_key: ClassVar[str] = "identity.user_created"
+    message_type: ClassVar[str] = "identity.user_created.v1"
+
+    user_id: UUID = Field(description="the new user")
+    username: str = Field(description="login name")
+    display_name: str = Field(description="name shown to people")
+    roles: list[Role] = Field(description="roles")
+    customer_id: UUID | None = Field(default=None, description="the customer, for a customer login")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class UserDisabled(Event):
+    routing_key: ClassVar[str] = "identity.user_disabled"
+    message_type: ClassVar[str] = "identity.user_disabled.v1"
+
+    user_id: UUID = Field(description="the disabled user")
+    username: str = Field(description="login name")
+    actor: str = Field(description="who disabled it")
+    reason: str = Field(description="why")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class ApiKeyCreated(Event):
+    routing_key: ClassVar[str] = "identity.api_key_created"
+    message_type: ClassVar[str] = "identity.api_key_created.v1"
+
+    key_id: UUID = Field(description="the new key")
+    user_id: UUID = Field(description="the user it acts as")
+    name: str = Field(description="what it is for")
+    scopes: list[str] = Field(description="permissions it grants")
+    expires_at: datetime | None = Field(default=None, description="UTC expiry, or null")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class ApiKeyRevoked(Event):
+    routing_key: ClassVar[str] = "identity.api_key_revoked"
+    message_type: ClassVar[str] = "identity.api_key_revoked.v1"
+
+    key_id: UUID = Field(description="the revoked key")
+    user_id: UUID = Field(description="the user it acted as")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+COMMANDS: tuple[type[Command], ...] = (
+    CreateUser,
+    IssueToken,
+    RevokeRefreshToken,
+    CreateApiKey,
+    RevokeApiKey,
+    VerifyApiKey,
+    GetJwks,
+    RotateSigningKey,
+    GetUser,
+    ListUsers,
+    DisableUser,
+)
+EVENTS: tuple[type[Event], ...] = (
+    LoginSucceeded,
+    LoginFailed,
+    LockedOut,
+    RefreshTokenReused,
+    KeyRotated,
+    UserCreated,
+    UserDisabled,
+    ApiKeyCreated,
+    ApiKeyRevoked,
+)

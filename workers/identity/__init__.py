@@ -1,0 +1,1 @@
+"""The identity worker: logins, roles and permissions, tokens, API keys and signing keys."""

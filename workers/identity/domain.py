@@ -1,0 +1,263 @@
+"""Identity rules: passwords, lockout, tokens, refresh rotation, API keys and signing keys.
+
+Pure: no I/O, the clock and ids come in as arguments. The one thing drawn here is randomness
+from the OS CSPRNG (`secrets`, key generation): a secret passed in from outside would only be
+one more place holding it. Refusals are returned as `Refusal` values.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from contracts.identity import (
+    ACCESS_TOKEN_TTL_S,
+    AUDIENCE,
+    ISSUER,
+    PASSWORD_MIN_CHARS,
+    REFRESH_TOKEN_TTL_S,
+    IdentityError,
+    Jwk,
+    Jwks,
+    permissions_of,
+)
+
+MAX_FAILED_ATTEMPTS = 5
+LOCKOUT = timedelta(minutes=15)
+ACCESS_TTL = timedelta(seconds=ACCESS_TOKEN_TTL_S)
+REFRESH_TTL = timedelta(seconds=REFRESH_TOKEN_TTL_S)
+# A retired key stays published this much past the last token it signed, for clock skew.
+JWKS_GRACE = timedelta(minutes=5)
+API_KEY_PREFIX = "cbs"
+
+# argon2id with the library's defaults (RFC 9106 low-memory profile: t=3, m=64 MiB, p=4).
+_hasher = PasswordHasher()
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: IdentityError
+    message: str
+
+
+# --- passwords ---------------------------------------------------------------------------
+
+
+def password_refusal(password: str) -> Refusal | None:
+    # Length only, no composition rules: NIST SP 800-63B found those make passwords worse.
+    if len(password) < PASSWORD_MIN_CHARS:
+        return Refusal(IdentityError.weak_password, f"a password needs at least {PASSWORD_MIN_CHARS} characters")
+    return None
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(password_hash: str) -> bool:
+    """True when the hash was made with weaker parameters than today's: rehash on a good login."""
+    return _hasher.check_needs_rehash(password_hash)
+
+
+_dummy_hash: str | None = None
+
+
+def burn_verification(password: str) -> None:
+    """Spend what a real verification costs, so an unknown username answers no faster."""
+    global _dummy_hash
+    if _dummy_hash is None:
+        _dummy_hash = _hasher.hash(secrets.token_urlsafe(16))
+    verify_password(_dummy_hash, password)
+
+
+def normalise_username(username: str) -> str:
+    return username.strip().lower()
+
+
+# --- lockout -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoginState:
+    failed_attempts: int = 0
+    locked_until: datetime | None = None
+
+    def locked(self, now: datetime) -> bool:
+        return self.locked_until is not None and now < self.locked_until
+
+
+def after_failure(state: LoginState, now: datetime) -> LoginState:
+    """One more consecutive failure; the fifth locks for 15 minutes and starts a fresh count."""
+    assert not state.locked(now), "a locked login is refused before its password is checked"
+    attempts = state.failed_attempts + 1
+    if attempts >= MAX_FAILED_ATTEMPTS:
+        return LoginState(failed_attempts=0, locked_until=now + LOCKOUT)
+    return replace(state, failed_attempts=attempts)
+
+
+def after_success() -> LoginState:
+    return LoginState()
+
+
+# --- scopes ------------------------------------------------------------------------------
+
+
+def granted_scope(allowed: frozenset[str], requested: str | list[str] | None) -> frozenset[str] | Refusal:
+    """The permissions a token or key gets: what was asked for, if the holder has it all."""
+    if requested is None:
+        return allowed
+    wanted = frozenset(requested.split() if isinstance(requested, str) else requested)
+    if not wanted:
+        return allowed
+    if extra := wanted - allowed:
+        return Refusal(IdentityError.forbidden_scope, f"not held: {' '.join(sorted(extra))}")
+    return wanted
+
+
+# --- access tokens -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who a token speaks for."""
+
+    user_id: UUID
+    roles: tuple[str, ...]
+    customer_id: UUID | None
+
+    @property
+    def permissions(self) -> frozenset[str]:
+        return permissions_of(self.roles)
+
+
+def access_claims(subject: Subject, permissions: frozenset[str], now: datetime, jti: UUID) -> dict[str, Any]:
+    issued = int(now.timestamp())
+    return {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": str(subject.user_id),
+        "roles": sorted(str(r) for r in subject.roles),
+        "permissions": sorted(str(p) for p in permissions),
+        "customer_id": str(subject.customer_id) if subject.customer_id else None,
+        "iat": issued,
+        "exp": issued + ACCESS_TOKEN_TTL_S,
+        "jti": str(jti),
+        "typ": "access",
+    }
+
+
+def sign_access_token(claims: dict[str, Any], private_pem: str, kid: str) -> str:
+    key = serialization.load_pem_private_key(private_pem.encode(), password=None)
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": kid})
+
+
+# --- refresh tokens ----------------------------------------------------------------------
+
+
+def new_opaque_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    """SHA-256, unsalted: fine for 256-bit random secrets (nothing to guess), unlike passwords."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRefresh:
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+class RefreshOutcome(Enum):
+    rotate = "rotate"  # valid: revoke it, issue a new pair in the same family
+    reused = "reused"  # revoked already: someone holds a copy, so the whole family goes
+    expired = "expired"
+
+
+def judge_refresh(token: StoredRefresh, now: datetime) -> RefreshOutcome:
+    if token.revoked_at is not None:
+        return RefreshOutcome.reused
+    if now >= token.expires_at:
+        return RefreshOutcome.expired
+    return RefreshOutcome.rotate
+
+
+# --- API keys ----------------------------------------------------------------------------
+
+
+def new_api_key_secret(key_id: UUID) -> str:
+    # The key id inside the secret finds the row without a scan; the random part is the secret.
+    return f"{API_KEY_PREFIX}_{key_id.hex}_{secrets.token_urlsafe(32)}"
+
+
+def api_key_id(secret: str) -> UUID | None:
+    """The key id a secret names, or None when it is not shaped like one of ours."""
+    prefix, _, rest = secret.partition("_")
+    key_hex, _, random_part = rest.partition("_")
+    if prefix != API_KEY_PREFIX or len(key_hex) != 32 or not random_part:
+        return None
+    try:
+        return UUID(hex=key_hex)
+    except ValueError:
+        return None
+
+
+def digest_matches(stored_digest: str, presented: str) -> bool:
+    return hmac.compare_digest(stored_digest, token_digest(presented))
+
+
+def api_key_usable(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    return revoked_at is None and (expires_at is None or now < expires_at)
+
+
+# --- signing keys ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str
+    private_pem: str  # PKCS#8; in production a KMS or HSM would hold it and sign for us
+    public_x: str  # raw 32-byte public key, base64url without padding (the JWK `x`)
+
+
+def new_signing_key() -> SigningKey:
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return SigningKey(kid=uuid.uuid4().hex, private_pem=pem.decode(), public_x=public_x(private.public_key()))
+
+
+def public_x(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def jwks_cutoff(now: datetime) -> datetime:
+    """Keys retired after this may have signed a token still unexpired: they stay published."""
+    return now - ACCESS_TTL - JWKS_GRACE
+
+
+def jwks(public_keys: list[tuple[str, str]]) -> Jwks:
+    """The JWK set of (kid, x) pairs."""
+    return Jwks(keys=[Jwk(kid=kid, x=x) for kid, x in public_keys])
