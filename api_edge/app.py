@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -27,7 +28,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load()
     registry = observability.metrics_registry()
     broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"))
-    correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"))
+    correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"), user_id=urlsplit(settings.amqp_url).username)
     await broker.start()
     app.state.settings = settings
     app.state.registry = registry

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api_edge.auth import Principal, require
 from api_edge.errors import problem
-from api_edge.gateway import body_model, build, idempotency_key
+from api_edge.gateway import body_model, build, idempotency_key, reply_response
 from contracts import ledger as c
 
 router = APIRouter(tags=["ledger"])
@@ -89,7 +89,9 @@ async def _first(request: Request, command: c.LookupAccounts | c.LookupTransfers
     reply = await _gateway(request).ask(command, who)
     if isinstance(reply, Response):
         return reply
-    found = (reply.result or {}).get(key, []) if reply.ok else []
+    if not reply.ok:
+        return reply_response(reply)  # e.g. not_owner -> 403
+    found = (reply.result or {}).get(key, [])
     if not found:
         return problem(404, missing, "nothing with this id")
     return JSONResponse(found[0])

@@ -35,8 +35,11 @@ class ReplyTimeout(TimeoutError):
 
 
 class Correlator:
-    def __init__(self, broker: RabbitBroker, instance: str | None = None) -> None:
+    def __init__(self, broker: RabbitBroker, instance: str | None = None, user_id: str | None = None) -> None:
         self.broker = broker
+        # Sent as the AMQP user_id, which the broker checks against the connection's user: it is
+        # what lets workers trust this publisher's `x-actor` header.
+        self.user_id = user_id
         self.instance = instance or uuid.uuid4().hex[:12]
         self.reply_queue = topology.edge_reply_queue(self.instance)
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -90,6 +93,7 @@ class Correlator:
                 message_type=message_type,
                 reply_to=self.reply_queue.name,
                 headers=headers or {},
+                user_id=self.user_id,
                 persist=True,
                 mandatory=True,
                 timeout=timeout_s,

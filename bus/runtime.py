@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bus import inbox, outbox, saga, topology
+from bus.actor import Actor, actor_of, edge_users
 from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
 from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
@@ -65,7 +66,7 @@ class Context:
     message_id: str
     correlation_id: str | None
     reply_to: str | None
-    actor: str | None
+    actor: Actor | None
     broker_user: str | None
     now: datetime
     emitted: list[str] = field(default_factory=list)
@@ -136,6 +137,7 @@ class Runtime:
         self.broker = broker
         self.max_body_bytes = max_body_bytes
         self.pool: asyncpg.Pool | None = None
+        self.edge_users = edge_users()
 
     # -- commands --------------------------------------------------------------------------
 
@@ -288,7 +290,7 @@ class Runtime:
 
     def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:
         raw = msg.raw_message
-        actor = (raw.headers or {}).get("x-actor")
+        actor = actor_of(raw.user_id, (raw.headers or {}).get("x-actor"), self.edge_users)
         return Context(
             conn=conn,
             worker=self.routes.worker,
@@ -296,7 +298,7 @@ class Runtime:
             message_id=str(raw.message_id),
             correlation_id=raw.correlation_id,
             reply_to=raw.reply_to or None,
-            actor=str(actor) if actor is not None else None,
+            actor=actor,
             broker_user=raw.user_id,
             now=datetime.now(UTC),
         )

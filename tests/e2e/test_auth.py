@@ -144,3 +144,70 @@ def test_rate_limit_answers_429_then_recovers(cluster: Cluster) -> None:
 def test_the_asyncapi_document_is_served(cluster: Cluster) -> None:
     response = httpx.get(f"{cluster.base_url}/asyncapi")
     assert response.status_code == 200 and "ledger.create_transfers" in response.text
+
+
+def test_a_customer_reaches_only_their_own_records(cluster: Cluster) -> None:
+    from tests.e2e.test_flows import open_account_when_eligible, verified_customer
+
+    with cluster.client() as staff:
+        alice_customer = verified_customer(staff)
+        alice_account = open_account_when_eligible(staff, alice_customer)
+        bob_customer = verified_customer(staff)
+        bob_account = open_account_when_eligible(staff, bob_customer)
+    _, alice = new_user(cluster, ["customer"], customer_id=alice_customer)
+    token = login(cluster, alice).json()["access_token"]
+    with cluster.client(token=token) as client:
+        assert client.get(f"/v1/customers/{alice_customer}").status_code == 200
+        assert client.get(f"/v1/accounts/{alice_account['account_id']}").status_code == 200
+        assert client.get(f"/v1/accounts/{alice_account['account_id']}/balance").status_code == 200
+        for path in (f"/v1/customers/{bob_customer}", f"/v1/accounts/{bob_account['account_id']}",
+                     f"/v1/accounts/{bob_account['account_id']}/balance", f"/v1/customers/{bob_customer}/accounts",
+                     f"/v1/accounts/{bob_account['account_id']}/history"):  # fmt: skip
+            refused = client.get(path)
+            assert refused.status_code == 403 and refused.json()["code"] == "not_owner", (path, refused.text)
+        # Customers never call the ledger directly, whatever the route would allow.
+        move = {"transfers": [{"id": str(uuid.uuid4()), "debit_account_id": bob_account["account_id"],
+                               "credit_account_id": alice_account["account_id"], "amount": 1, "currency": "INR",
+                               "code": "internal_transfer"}]}  # fmt: skip
+        assert client.post("/v1/ledger/transfers", json=move, headers={"Idempotency-Key": uuid.uuid4().hex}).status_code == 403
+
+
+def test_x_actor_is_believed_only_from_the_edges_broker_user(cluster: Cluster, infra: dict[str, str]) -> None:
+    """A message naming a customer in `x-actor`: believed only when the broker-checked user_id is
+    the edge's (a partner cannot set another user's user_id: tests/integration/test_partners.py)."""
+    import asyncio
+
+    import aio_pika
+
+    from contracts import account as a
+    from contracts.common import Reply
+
+    from tests.e2e.test_flows import open_account_when_eligible, verified_customer
+
+    with cluster.client() as staff:
+        account = open_account_when_eligible(staff, verified_customer(staff))
+    forged = json.dumps({"sub": "mallory", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
+
+    async def ask(user_id: str | None) -> Reply:
+        connection = await aio_pika.connect(infra["amqp_url"])
+        async with connection:
+            channel = await connection.channel()
+            queue = await channel.declare_queue(exclusive=True)
+            exchange = await channel.get_exchange("cbs.commands")
+            command = a.GetAccount(account_id=uuid.UUID(account["account_id"]))
+            await exchange.publish(aio_pika.Message(
+                command.model_dump_json().encode(), message_id=uuid.uuid4().hex, reply_to=queue.name,
+                correlation_id="c", type=command.message_type, headers={"x-actor": forged}, user_id=user_id,
+            ), routing_key=command.routing_key)  # fmt: skip
+            for _ in range(100):  # the reply arrives within a few milliseconds; allow 10 s
+                if (message := await queue.get(fail=False)) is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert message is not None, "no reply"
+            return Reply.model_validate_json(message.body)
+
+    # Without user_id the header is not believed (the account is read as by a service) ...
+    assert asyncio.run(ask(None)).ok
+    # ... and with the edge's own user it is: a forged customer is refused.
+    trusted = asyncio.run(ask("guest"))
+    assert not trusted.ok and trusted.error is not None and trusted.error.code == "not_owner"

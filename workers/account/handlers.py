@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.paging import decode_cursor, encode_cursor
+from bus.actor import owner_only
 from bus.runtime import Context, Deferred
 from contracts import account as c
 from contracts import customer as customer_events
@@ -101,7 +102,9 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
 
 async def get_account(ctx: Context, cmd: c.GetAccount) -> Reply:
     account = await store.get_account(ctx.conn, cmd.account_id)
-    return Reply.success(account) if account else not_found(cmd.account_id)
+    if account is None:
+        return not_found(cmd.account_id)
+    return owner_only(ctx.actor, account.customer_id) or Reply.success(account)
 
 
 async def list_customer_accounts(ctx: Context, cmd: c.ListCustomerAccounts) -> Reply:

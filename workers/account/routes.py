@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from bus.actor import owned_by, staff_only
 from bus.runtime import EventRoute, Routes
 from contracts import account as c
 from contracts import customer as customer_events
 from workers.account import handlers as h
 
+own = owned_by(lambda cmd: cmd.customer_id)
+
 ROUTES = Routes(
     worker="account",
+    # A customer (x-actor from the edge) opens and reads only their own accounts (get_account
+    # checks the stored owner); the lifecycle is staff work.
     commands={
         c.ListProducts: h.list_products,
-        c.OpenAccount: h.open_account,
+        c.OpenAccount: own(h.open_account),
         c.GetAccount: h.get_account,
-        c.ListCustomerAccounts: h.list_customer_accounts,
-        c.FreezeAccount: h.freeze_account,
-        c.UnfreezeAccount: h.unfreeze_account,
-        c.CloseAccount: h.close_account,
+        c.ListCustomerAccounts: own(h.list_customer_accounts),
+        c.FreezeAccount: staff_only(h.freeze_account),
+        c.UnfreezeAccount: staff_only(h.unfreeze_account),
+        c.CloseAccount: staff_only(h.close_account),
     },
     events=(
         EventRoute(customer_events.CustomerRegistered, h.on_customer_registered),

@@ -100,9 +100,7 @@ async def reactivate_customer(ctx: Context, cmd: c.ReactivateCustomer) -> Reply:
 
 
 async def close_customer(ctx: Context, cmd: c.CloseCustomer) -> Reply:
-    # Open accounts and loans are counted from account.* and loan.* events, which this worker
-    # does not consume yet, so none are known and closing is never refused for them.
-    # Counted from account.* events (loans will add theirs the same way).
+    # Open accounts are counted from account.* events (loans will add theirs the same way).
     open_products = await store.open_products(ctx.conn, cmd.customer_id)
     return await _change(ctx, cmd.customer_id, lambda x: domain.decide_close(x, cmd, open_products, ctx.now))
 

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from bus.actor import owned_by, staff_only
 from bus.runtime import EventRoute, Routes
 from contracts import account as account_events
 from contracts import customer as c
 from workers.customer import handlers as h
 
+own = owned_by(lambda cmd: cmd.customer_id)
+
 ROUTES = Routes(
     worker="customer",
+    # A customer (x-actor from the edge) reaches only their own record; the rest is staff work.
     commands={
-        c.RegisterCustomer: h.register_customer,
-        c.GetCustomer: h.get_customer,
-        c.UpdateCustomer: h.update_customer,
-        c.SearchCustomers: h.search_customers,
-        c.AddKycDocument: h.add_kyc_document,
-        c.VerifyKycDocument: h.verify_kyc_document,
-        c.RejectKycDocument: h.reject_kyc_document,
-        c.SuspendCustomer: h.suspend_customer,
-        c.ReactivateCustomer: h.reactivate_customer,
-        c.CloseCustomer: h.close_customer,
+        c.RegisterCustomer: staff_only(h.register_customer),
+        c.GetCustomer: own(h.get_customer),
+        c.UpdateCustomer: own(h.update_customer),
+        c.SearchCustomers: staff_only(h.search_customers),
+        c.AddKycDocument: own(h.add_kyc_document),
+        c.VerifyKycDocument: staff_only(h.verify_kyc_document),
+        c.RejectKycDocument: staff_only(h.reject_kyc_document),
+        c.SuspendCustomer: staff_only(h.suspend_customer),
+        c.ReactivateCustomer: staff_only(h.reactivate_customer),
+        c.CloseCustomer: staff_only(h.close_customer),
     },
     # Open accounts, so a customer is never closed while one is open.
     events=(

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from bus import outbox
+from bus.actor import not_for_customers, owner_only
 from bus.paging import decode_cursor, encode_cursor
 from bus.runtime import Context
 from contracts import ledger as c
@@ -29,7 +30,8 @@ EXPIRY_BATCH = 500  # holds released per sweep transaction
 
 async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -> list[Reply]:
     conn = items[0][0].conn
-    requests = [t for _, cmd in items for t in cmd.transfers]
+    refused = {i: r for i, (ctx, _) in enumerate(items) if (r := not_for_customers(ctx.actor))}
+    requests = [t for i, (_, cmd) in enumerate(items) if i not in refused for t in cmd.transfers]
     ledger, now = await _load_and_lock(conn, [t.id for t in requests], [t.pending_id for t in requests if t.pending_id],
                                        {a for t in requests for a in (t.debit_account_id, t.credit_account_id) if a})
     failed_before = set(ledger.failed)
@@ -37,7 +39,10 @@ async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -
     expiries = domain.expire_pending(ledger, [t.pending_id for t in requests if t.pending_id], now)
     replies, all_outcomes, events = [], list(expiries), [(e, None, None) for e in _events(ledger, expiries, now)]
     offset_us = 0
-    for ctx, cmd in items:
+    for i, (ctx, cmd) in enumerate(items):
+        if i in refused:  # customers move money through payment orders, never here
+            replies.append(refused[i])
+            continue
         # Each command gets its own microsecond range, so timestamps strictly increase in the batch.
         outcomes = domain.create_transfers(ledger, cmd.transfers, now + timedelta(microseconds=offset_us))
         offset_us += len(cmd.transfers)
@@ -189,12 +194,22 @@ async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
 
 async def lookup_accounts(ctx: Context, cmd: c.LookupAccounts) -> Reply:
     found = {a.id: (a, created) for a, created in await store.read_accounts(ctx.conn, cmd.ids)}
+    for account, _ in found.values():
+        if refusal := owner_only(ctx.actor, account.owner_id):
+            return refusal
     views = [domain.account_view(*found[i]) for i in dict.fromkeys(cmd.ids) if i in found]
     return Reply.success(c.AccountsResult(accounts=views))
 
 
 async def lookup_transfers(ctx: Context, cmd: c.LookupTransfers) -> Reply:
     found = await store.load_transfers(ctx.conn, cmd.ids)
+    if ctx.actor is not None and ctx.actor.is_customer:
+        # A customer sees a transfer only when one of its sides is theirs.
+        sides = {a for t in found.values() for a in (t.debit_account_id, t.credit_account_id)}
+        owners = {a.id: a.owner_id for a, _ in await store.read_accounts(ctx.conn, list(sides))}
+        for t in found.values():
+            if all(owner_only(ctx.actor, owners.get(side)) for side in (t.debit_account_id, t.credit_account_id)):
+                return Reply.refusal("not_owner", "this transfer moved another customer's money")
     return Reply.success(c.TransfersResult(transfers=[domain.transfer_view(found[i]) for i in dict.fromkeys(cmd.ids) if i in found]))
 
 
@@ -205,8 +220,8 @@ async def get_account_history(ctx: Context, cmd: c.GetAccountHistory) -> Reply:
         if values is None or not values[0].isdigit():
             return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
         after_seq = int(values[0])
-    if not await store.read_accounts(ctx.conn, [cmd.account_id]):
-        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    if refusal := await _readable(ctx, cmd.account_id):
+        return refusal
     rows = await store.history(ctx.conn, cmd.account_id, since=cmd.since, until=cmd.until, code=cmd.code,
                                after_seq=after_seq, limit=cmd.limit + 1)  # fmt: skip
     page, more = rows[: cmd.limit], len(rows) > cmd.limit
@@ -215,11 +230,18 @@ async def get_account_history(ctx: Context, cmd: c.GetAccountHistory) -> Reply:
 
 
 async def get_balance_at(ctx: Context, cmd: c.GetBalanceAt) -> Reply:
-    if not await store.read_accounts(ctx.conn, [cmd.account_id]):
-        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    if refusal := await _readable(ctx, cmd.account_id):
+        return refusal
     row = await store.balance_at(ctx.conn, cmd.account_id, cmd.at)
     b = dict(row) if row else {"debits_pending": 0, "debits_posted": 0, "credits_pending": 0, "credits_posted": 0}
     return Reply.success(c.BalanceAt(account_id=cmd.account_id, at=cmd.at, balance=b["credits_posted"] - b["debits_posted"], **b))
+
+
+async def _readable(ctx: Context, account_id: UUID) -> Reply | None:
+    found = await store.read_accounts(ctx.conn, [account_id])
+    if not found:
+        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {account_id}")
+    return owner_only(ctx.actor, found[0][0].owner_id)
 
 
 async def verify(ctx: Context, cmd: c.Verify) -> Reply:

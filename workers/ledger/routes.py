@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from bus.actor import staff_only
 from bus.runtime import Routes
 from contracts import ledger as c
 from workers.ledger import handlers as h
 
 ROUTES = Routes(
     worker="ledger",
+    # Customers read only their own accounts (the handlers check owners); they never move money
+    # here directly: their payments go through the payment worker.
     commands={
-        c.CreateAccounts: h.create_accounts,
-        c.SetAccountFlags: h.set_account_flags,
+        c.CreateAccounts: staff_only(h.create_accounts),
+        c.SetAccountFlags: staff_only(h.set_account_flags),
         c.LookupAccounts: h.lookup_accounts,
         c.LookupTransfers: h.lookup_transfers,
         c.GetAccountHistory: h.get_account_history,
         c.GetBalanceAt: h.get_balance_at,
-        c.Verify: h.verify,
+        c.Verify: staff_only(h.verify),
     },
     batched={c.CreateTransfers: h.create_transfers},
     batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]
