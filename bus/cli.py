@@ -7,6 +7,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import subprocess
 import sys
 from typing import Any
@@ -84,6 +85,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     specs += [cbs_process(f"{w}-worker", "worker", w) for w in WORKERS]
     base = f"http://{settings.edge_host}:{settings.edge_port}"
     print(f"CBS edge: {base}  (API docs: {base}/docs, ready: {base}/health/ready)", flush=True)
+    if "CBS_ADMIN_PASSWORD" not in os.environ:
+        # Development only: documented in the README; set CBS_ADMIN_PASSWORD anywhere else.
+        print("First admin: admin / cbs-dev-admin-password (development default; set CBS_ADMIN_PASSWORD)", flush=True)
+        print(f"  curl -d grant_type=password -d username=admin -d password=cbs-dev-admin-password {base}/v1/auth/token",
+              flush=True)
     return _supervise(specs)
 
 
