@@ -87,7 +87,13 @@ def _fuzz(schema: Any, subtests: Any, exchange: Callable[[Any], None]) -> int:
     for operation in _operations(schema):
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             with subtests.test(msg=f"{operation.label} ({mode.value})"):
-                hypothesis.given(case=operation.as_strategy(generation_mode=mode))(SETTINGS(counted))()
+
+                @SETTINGS
+                @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+                def run(case: Any) -> None:
+                    counted(case)
+
+                run()
     return calls
 
 
