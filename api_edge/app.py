@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api_edge import accounts, customers, docs, errors, health, ledger, operations, sessions
 from api_edge.auth import AuthError, Authenticator
 from api_edge.gateway import Gateway
-from api_edge.limits import RateLimiter
+from api_edge.limits import make_limiter
 from bus import observability
 from bus.broker import make_broker
 from bus.correlator import Correlator
@@ -35,12 +35,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.broker = broker
     app.state.gateway = Gateway(correlator, settings.request_timeout_s)
     app.state.authenticator = Authenticator(app.state.gateway)
-    app.state.limiter = RateLimiter()
+    app.state.limiter = make_limiter()
     app.state.readiness = health.Readiness(settings.amqp_url)
     try:
         yield
     finally:
         await app.state.readiness.close()
+        if hasattr(app.state.limiter, "close"):
+            await app.state.limiter.close()
         await broker.stop()
 
 

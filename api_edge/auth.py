@@ -184,14 +184,14 @@ def require(permission: str | None, route_class: str = "default") -> Any:
     async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
         if permission is not None and not who.may(permission):
             raise AuthError(403, "forbidden", f"this needs the `{permission}` permission")
-        throttle(request, who.subject, route_class, limit_for(route_class, who.roles))
+        await throttle(request, who.subject, route_class, limit_for(route_class, who.roles))
         return who
 
     return Depends(check)
 
 
-def throttle(request: Request, key: str, route_class: str, limit_per_min: float) -> None:
-    wait_s = request.app.state.limiter.take(key, route_class, limit_per_min)
+async def throttle(request: Request, key: str, route_class: str, limit_per_min: float) -> None:
+    wait_s = await request.app.state.limiter.take(key, route_class, limit_per_min)
     if wait_s:
         raise AuthError(429, "rate_limited", f"more than {limit_per_min:g} {route_class} requests a minute",
                         {"Retry-After": retry_after_header(wait_s)})  # fmt: skip

@@ -37,7 +37,7 @@ def _client(request: Request) -> str:
 
 
 async def _token(request: Request, command: c.IssueToken) -> Response:
-    throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
+    await throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
     reply = await _gateway(request).ask(command, ANONYMOUS)
     if isinstance(reply, Response):
         return reply
@@ -79,7 +79,7 @@ async def refresh(body: RefreshBody, request: Request) -> Response:
 
 @router.post("/v1/auth/logout")
 async def logout(body: RefreshBody, request: Request) -> Response:
-    throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
+    await throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
     reply = await _gateway(request).ask(c.RevokeRefreshToken(refresh_token=body.refresh_token), ANONYMOUS)
     return reply if isinstance(reply, Response) else reply_response(reply)
 

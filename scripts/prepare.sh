@@ -48,6 +48,16 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
 fi
 as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
 
+# --- Redis (shared rate limits when CBS_REDIS_URL is set; the tests use it) ------------------
+if ! command -v redis-server >/dev/null; then
+  say "installing Redis"; apt_install redis-server
+fi
+if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
+  say "starting Redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+  for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.5; done
+fi
+
 # --- Python environment -----------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"; "$PYTHON" -m venv .venv
