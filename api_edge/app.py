@@ -51,6 +51,7 @@ app = FastAPI(
     version="1.0.0",
     description="Customers and accounts. Every POST needs an `Idempotency-Key`; refusals are problem+json.",
     lifespan=lifespan,
+    responses=errors.PROBLEM_RESPONSES,  # every refusal, on every route, is problem+json
 )
 app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
 app.add_exception_handler(AuthError, errors.on_auth_error)  # type: ignore[arg-type]

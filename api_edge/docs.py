@@ -17,6 +17,14 @@ def _document() -> str:
     return asyncapi_yaml()
 
 
-@router.get("/asyncapi", response_class=PlainTextResponse)
-async def asyncapi() -> PlainTextResponse:
-    return PlainTextResponse(_document(), media_type="application/yaml")
+class YamlResponse(PlainTextResponse):
+    media_type = "application/yaml"  # what the OpenAPI document says this route answers
+
+
+_DOCUMENT = {"type": "object", "required": ["asyncapi"], "description": "the AsyncAPI 3 document"}
+
+
+@router.get("/asyncapi", response_class=YamlResponse,
+            responses={200: {"content": {YamlResponse.media_type: {"schema": _DOCUMENT}}}})  # fmt: skip
+async def asyncapi() -> YamlResponse:
+    return YamlResponse(_document())

@@ -13,6 +13,28 @@ PROBLEM_JSON = "application/problem+json"
 
 _CONFLICT_CODES = {"idempotency_key_reused", "id_already_failed", "version_conflict", "account_exists"}
 
+# What every refusal looks like, for the OpenAPI document: the edge answers every 4xx and 5xx
+# with this (never FastAPI's default 422 `HTTPValidationError`: a body that does not match its
+# schema is a 400 problem here), so the document says so and clients and fuzzers can rely on it.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"},
+        "code": {"type": "string", "description": "the refusal code, stable: branch on this"},
+        "details": {"description": "what exactly was wrong, when there is more to say"},
+    },
+}
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
+    for status, description in (("4XX", "Refused: problem details (RFC 9457)"),
+                                ("5XX", "Not available now: problem details (RFC 9457)"))
+}  # fmt: skip
+
 
 def status_for(code: str) -> int:
     """The HTTP status of a refusal code (banking-rules §8)."""
@@ -45,12 +67,36 @@ def problem(status: int, code: str, detail: str, details: Any = None, headers: d
 
 
 async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if (refusal := await _unauthenticated(request)) is not None:
+        return refusal
     errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
     return problem(400, "invalid_message", "the request does not match its schema", errors)
 
 
+async def _unauthenticated(request: Request) -> JSONResponse | None:
+    """A body that does not even parse is refused before the route's dependencies run, so before
+    authentication: on a protected route, the 401 of an unauthenticated caller comes first."""
+    from api_edge.auth import AuthError, principal
+
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if dependant is None or hasattr(request.state, "principal") or not _needs(dependant, principal):
+        return None
+    try:
+        await principal(request, request.headers.get("authorization"), request.headers.get("x-api-key"))
+    except AuthError as refusal:
+        return await on_auth_error(request, refusal)
+    return None
+
+
+def _needs(dependant: Any, call: Any) -> bool:
+    return any(sub.call is call or _needs(sub, call) for sub in dependant.dependencies)
+
+
 async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code, "http_error")
+    if exc.status_code == 400 and (refusal := await _unauthenticated(request)) is not None:
+        return refusal  # FastAPI's "error parsing the body" (not UTF-8, ...): after authentication too
+    codes = {400: "invalid_message", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+    code = codes.get(exc.status_code, "http_error")
     return problem(exc.status_code, code, str(exc.detail))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -15,6 +16,8 @@ from bus.correlator import Backpressure, Correlator, ReplyTimeout, Unroutable
 from contracts.common import Command, Reply
 
 IDEMPOTENCY_KEY_MAX = 200
+# U+0000 as the JSON text of a command spells it: `\u0000` after an even number of backslashes.
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def worker_of(command: type[Command] | Command) -> str:
@@ -29,6 +32,13 @@ async def idempotency_key(
     idempotency_key: str | None = Header(default=None, description="client-made key; a retry with it never repeats the effect"),
 ) -> str | None:
     return idempotency_key
+
+
+def holds_nul(command: Command) -> bool:
+    """Whether some text of the command holds U+0000, which PostgreSQL text cannot store: the worker
+    would fail on it at every delivery and never answer. No valid request holds one."""
+    text = command.model_dump_json()  # the fast path: no `\u0000` at all (Rust-speed serialization)
+    return "\\u0000" in text and _NUL.search(text) is not None
 
 
 def body_model(contract: type[Command], *, exclude: set[str], name: str) -> type[BaseModel]:
@@ -71,7 +81,9 @@ class Gateway:
         return reply if isinstance(reply, Response) else reply_response(reply, created=created)
 
     async def ask(self, command: Command, principal: Principal, message_id: str | None = None) -> Reply | Response:
-        """The reply, or the response that says why there is none (202, 503)."""
+        """The reply, or the response that says why there is none (400, 202, 503)."""
+        if holds_nul(command):
+            return problem(400, "invalid_message", "text may not hold the NUL character (U+0000)")
         message_id = message_id or uuid.uuid4().hex
         try:
             return await self.correlator.send(

@@ -6,7 +6,7 @@ import time
 
 import aio_pika
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bus import topology
@@ -58,7 +58,8 @@ async def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", responses={503: {"description": "Not ready: the same report, saying what is missing",
+                                              "content": {"application/json": {}}}})  # fmt: skip
 async def ready(request: Request) -> JSONResponse:
     report = await request.app.state.readiness.check()
     broker_ok = await request.app.state.broker.ping(timeout=2)
@@ -67,6 +68,6 @@ async def ready(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready" if ok else "not_ready", **report}, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)  # documented as what it is: Prometheus text
 async def metrics(request: Request) -> Response:
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

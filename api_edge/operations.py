@@ -24,7 +24,7 @@ router = APIRouter(prefix="/v1/operations", tags=["operations"])
 @router.get("/{operation_id}")
 async def get_operation(operation_id: str, request: Request, who: Principal = require(None)) -> Response:
     worker, _, message_id = operation_id.partition(".")
-    if worker not in WORKERS or not message_id:
+    if worker not in WORKERS or not message_id or "\x00" in message_id:  # no key holds a NUL (see gateway)
         return problem(404, "operation_unknown", "operation ids look like <worker>.<idempotency key>")
     gateway = request.app.state.gateway
     try:

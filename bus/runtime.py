@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 DB_ATTEMPTS = 5
+# A JSON-escaped NUL: `\u0000` preceded by an even number of backslashes (not an escaped backslash).
+ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
@@ -266,6 +269,9 @@ class Runtime:
             await self._refuse_invalid(msg, "message_id is required: it is the idempotency key", None)
         if len(body) > self.max_body_bytes:
             await self._refuse_invalid(msg, f"body exceeds {self.max_body_bytes} bytes", None)
+        if b"\x00" in body or ESCAPED_NUL.search(body):
+            # PostgreSQL text cannot hold NUL: refused here, it would fail every redelivery.
+            await self._refuse_invalid(msg, "text fields must not contain NUL (U+0000)", None)
         try:
             return contract.model_validate_json(body)
         except ValidationError as exc:

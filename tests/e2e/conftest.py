@@ -98,7 +98,7 @@ def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
     shutil.rmtree(LOGS, ignore_errors=True)  # this run's logs only
     # The auth class allows 10 requests a minute per address; these tests log in more often.
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5",
-           "CBS_RATE_AUTH_PER_MIN": "1000"}  # fmt: skip
+           "CBS_RATE_AUTH_PER_MIN": "1000", "CBS_RATE_ADMIN_PER_MIN": "100000"}  # fmt: skip
     c = Cluster(env)
     for name in ("edge", *WORKERS):
         c.start(name)

@@ -95,3 +95,17 @@ def test_every_queue_is_quorum_with_dead_lettering_and_bounds() -> None:
             assert args["x-dead-letter-exchange"] == "cbs.dlx" and args["x-dead-letter-strategy"] == "at-least-once"
             assert args["x-overflow"] == "reject-publish"
             assert args["x-max-length"] > 0 and args["x-delivery-limit"] > 0
+
+
+async def test_a_nul_character_is_refused_as_invalid_not_retried(bus: BusClient) -> None:
+    """PostgreSQL text cannot hold U+0000: such a message is refused once, never redelivered."""
+    reply = await bus.correlator.request(
+        "customer.search_customers", {"query": "a\x00b"}, "customer.search_customers.v1",
+        message_id=f"nul-{uuid.uuid4()}", timeout_s=10,
+    )  # fmt: skip
+    assert reply.error is not None and reply.error.code == "invalid_message" and "NUL" in reply.error.message
+    legit = await bus.correlator.request(
+        "customer.search_customers", {"query": "a\\u0000b"}, "customer.search_customers.v1",  # a backslash, not a NUL
+        message_id=f"nul-{uuid.uuid4()}", timeout_s=10,
+    )  # fmt: skip
+    assert legit.ok

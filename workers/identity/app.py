@@ -21,7 +21,7 @@ log = logging.getLogger("cbs.identity")
 app = worker_app(ROUTES)
 
 
-@app.after_startup
+@app.on_startup  # before the queues are consumed: no login can arrive before the admin exists
 async def bootstrap() -> None:
     runtime = app.runtime  # type: ignore[attr-defined]
     username = os.environ.get("CBS_ADMIN_USERNAME", "admin")
