@@ -17,7 +17,6 @@ from uuid import UUID
 from contracts.ledger import (
     AccountResultCode,
     AccountView,
-    BalancesAfter,
     LedgerError,
     NewAccount,
     TransferResultCode,
@@ -36,6 +35,7 @@ from workers.ledger.engine import (
     Ledger,
     Outcome,
     StoredTransfer,
+    balances_after,
     chains,
     create_transfers,
     expire_pending,
@@ -84,16 +84,6 @@ def balance(a: AccountState) -> int:
 def available(a: AccountState) -> int:
     """What may be spent now: held debits are already promised."""
     return balance(a) - a.debits_pending
-
-
-def balances_after(a: AccountState) -> BalancesAfter:
-    return BalancesAfter(
-        account_id=a.id,
-        debits_pending=a.debits_pending,
-        debits_posted=a.debits_posted,
-        credits_pending=a.credits_pending,
-        credits_posted=a.credits_posted,
-    )
 
 
 def account_view(a: AccountState, created_at: datetime, user_data: dict[str, Any] | None = None) -> AccountView:

@@ -420,13 +420,13 @@ def _run_chain(ledger: Ledger, requests: Sequence[NewTransfer], chain: range, no
     ]
 
 
-def _snapshot(ledger: Ledger, t: StoredTransfer) -> tuple[BalancesAfter, BalancesAfter]:
-    def of(account_id: UUID) -> BalancesAfter:
-        a = ledger.accounts[account_id]
-        return BalancesAfter(account_id=a.id, debits_pending=a.debits_pending, debits_posted=a.debits_posted,
-                             credits_pending=a.credits_pending, credits_posted=a.credits_posted)  # fmt: skip
+def balances_after(a: AccountState) -> BalancesAfter:
+    return BalancesAfter(account_id=a.id, debits_pending=a.debits_pending, debits_posted=a.debits_posted,
+                         credits_pending=a.credits_pending, credits_posted=a.credits_posted)  # fmt: skip
 
-    return of(t.debit_account_id), of(t.credit_account_id)
+
+def _snapshot(ledger: Ledger, t: StoredTransfer) -> tuple[BalancesAfter, BalancesAfter]:
+    return balances_after(ledger.accounts[t.debit_account_id]), balances_after(ledger.accounts[t.credit_account_id])
 
 
 def create_transfers(ledger: Ledger, requests: Sequence[NewTransfer], now: datetime) -> list[Outcome]:
