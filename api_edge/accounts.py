@@ -41,7 +41,7 @@ async def open_account(
     command = build(c.OpenAccount, body.model_dump())  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    return await _gateway(request).send(request, command, who, key=key, created=True)
+    return await _gateway(request).send(command, who, key=key, created=True)
 
 
 @router.get("/v1/accounts/{account_id}")
@@ -72,7 +72,7 @@ def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | t
     ) -> Response:
         # The actor is who the edge authenticated, never what the body claims.
         command = command_type(account_id=account_id, actor=who.subject, reason=body.reason)
-        return await _gateway(request).send(request, command, who, key=key)
+        return await _gateway(request).send(command, who, key=key)
 
 
 _lifecycle(c.FreezeAccount, "freeze")

@@ -46,7 +46,7 @@ async def register_customer(
     command = build(c.RegisterCustomer, body.model_dump())  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    return await _gateway(request).send(request, command, who, key=key, created=True)
+    return await _gateway(request).send(command, who, key=key, created=True)
 
 
 @router.get("/v1/customers/{customer_id}")
@@ -77,7 +77,7 @@ async def update_customer(
     command = build(c.UpdateCustomer, {**body.model_dump(exclude_unset=True), "customer_id": customer_id})  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    return await _gateway(request).send(request, command, who, key=key, require_key=False)
+    return await _gateway(request).send(command, who, key=key, require_key=False)
 
 
 @router.post("/v1/customers/{customer_id}/kyc/documents", status_code=201)
@@ -91,7 +91,7 @@ async def add_kyc_document(
     command = build(c.AddKycDocument, {**body.model_dump(), "customer_id": customer_id})  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    return await _gateway(request).send(request, command, who, key=key, created=True)
+    return await _gateway(request).send(command, who, key=key, created=True)
 
 
 @router.post("/v1/customers/{customer_id}/kyc/verify")
@@ -103,7 +103,7 @@ async def verify_kyc_document(
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = c.VerifyKycDocument(customer_id=customer_id, document_id=body.document_id, reviewer=who.subject)
-    return await _gateway(request).send(request, command, who, key=key)
+    return await _gateway(request).send(command, who, key=key)
 
 
 @router.post("/v1/customers/{customer_id}/kyc/reject")
@@ -117,7 +117,7 @@ async def reject_kyc_document(
     command = c.RejectKycDocument(
         customer_id=customer_id, document_id=body.document_id, reviewer=who.subject, reason=body.reason
     )
-    return await _gateway(request).send(request, command, who, key=key)
+    return await _gateway(request).send(command, who, key=key)
 
 
 def _lifecycle(command_type: type[c._StatusCommand], verb: str) -> None:
@@ -130,7 +130,7 @@ def _lifecycle(command_type: type[c._StatusCommand], verb: str) -> None:
         key: str | None = Depends(idempotency_key),
     ) -> Response:
         command = command_type(customer_id=customer_id, actor=who.subject, reason=body.reason)
-        return await _gateway(request).send(request, command, who, key=key)
+        return await _gateway(request).send(command, who, key=key)
 
 
 _lifecycle(c.SuspendCustomer, "suspend")

@@ -6,7 +6,7 @@ import re
 import uuid
 from typing import Any
 
-from fastapi import Header, Request
+from fastapi import Header
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError, create_model
 
@@ -56,7 +56,6 @@ class Gateway:
 
     async def send(
         self,
-        request: Request,
         command: Command,
         principal: Principal,
         *,

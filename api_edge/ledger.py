@@ -38,7 +38,7 @@ async def create_transfers(
     command = build(c.CreateTransfers, body.model_dump())  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    return await _gateway(request).send(request, command, who, key=key)
+    return await _gateway(request).send(command, who, key=key)
 
 
 @router.post("/v1/ledger/accounts")
@@ -51,7 +51,7 @@ async def create_accounts(
     command = build(c.CreateAccounts, body.model_dump())  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    return await _gateway(request).send(request, command, who, key=key)
+    return await _gateway(request).send(command, who, key=key)
 
 
 @router.get("/v1/ledger/transfers/{transfer_id}")
