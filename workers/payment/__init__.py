@@ -1,0 +1,1 @@
+"""The payment worker: payment orders, limits, fees, approvals, rails and the clearing partner."""

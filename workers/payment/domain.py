@@ -1,0 +1,557 @@
+"""Payment rules (banking-rules §4): references, formats, rails and their windows, fees, limits,
+fraud score and approval, the status machine, refunds, maker-checker, and the ledger transfers.
+
+Pure: no I/O, no clock, no random. `now` is an aware datetime; random characters and payment ids
+come in as arguments. Refusals are returned as `Refusal` values; a broken precondition the caller
+controls (a naive datetime, a negative amount) is a bug and fails an assertion.
+
+Decisions the rules leave open:
+- Cash, refund and incoming-credit references use the `INT` prefix (they never leave the bank on a rail).
+- Status machine: immediate rails (IMPS, UPI) hold and send in one step (`initiated → processing`);
+  a held internal payment posts on approval (`pending → completed`), it has no partner to wait for.
+- RTGS cut-off is exclusive: an order at 16:00:00 waits for the next business day 09:00.
+- Ledger transfer ids derive from the payment id and a step name (uuid5), so a retried command
+  sends the same ids and the ledger answers `exists` instead of moving money twice.
+- Refunds return the principal, not the fee.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from contracts.ledger import NewTransfer, TransferFlags
+from contracts.payment import EXTERNAL_KINDS, FraudLevel, PaymentError, PaymentKind, PaymentStatus
+
+K, S, E = PaymentKind, PaymentStatus, PaymentError
+
+BANK_TZ = ZoneInfo("Asia/Kolkata")
+APPROVE_PERMISSION = "payments:approve"  # contracts.identity Permission.payments_approve
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    code: PaymentError
+    message: str
+    details: dict[str, Any] | None = None
+
+
+# --- reference -------------------------------------------------------------------------------
+
+REFERENCE_PREFIX: dict[PaymentKind, str] = {
+    K.internal: "INT", K.cash_deposit: "INT", K.cash_withdrawal: "INT", K.refund: "INT",
+    K.neft: "NEFT", K.rtgs: "RTGS", K.imps: "IMPS", K.upi: "UPI",
+}  # fmt: skip
+_RANDOM8 = re.compile(r"^[A-Z0-9]{8}$")
+
+
+def reference(kind: PaymentKind, now: datetime, random8: str, tz: ZoneInfo = BANK_TZ) -> str:
+    """Prefix + yyyymmddHHMMSS in bank time + 8 random uppercase alphanumerics."""
+    assert now.tzinfo is not None, "now must be aware"
+    assert _RANDOM8.match(random8), "random8 must be 8 uppercase alphanumerics"
+    return f"{REFERENCE_PREFIX[kind]}{now.astimezone(tz):%Y%m%d%H%M%S}{random8}"
+
+
+# --- formats ---------------------------------------------------------------------------------
+
+IFSC_RE = re.compile(r"^[A-Z]{4}0[A-Z0-9]{6}$")
+ACCOUNT_NUMBER_RE = re.compile(r"^[0-9]{9,18}$")
+VPA_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,255}@[a-z][a-z0-9]{1,63}$")
+DEFAULT_VPA_PROVIDERS = frozenset({"okaxis", "okhdfcbank", "okicici", "oksbi", "ybl", "paytm", "upi", "cbs"})
+DEFAULT_RESERVED_VPA_NAMES = frozenset({"admin", "root", "support", "test", "bank", "system", "null"})
+
+
+def check_ifsc(ifsc: str) -> Refusal | None:
+    if IFSC_RE.match(ifsc) is None:
+        return Refusal(E.invalid_ifsc, "IFSC is 4 letters, 0, then 6 letters or digits")
+    return None
+
+
+def check_account_number(number: str) -> Refusal | None:
+    if ACCOUNT_NUMBER_RE.match(number) is None:
+        return Refusal(E.invalid_account_number, "an external account number is 9 to 18 digits")
+    return None
+
+
+def normalize_vpa(
+    vpa: str,
+    providers: Collection[str] = DEFAULT_VPA_PROVIDERS,
+    reserved: Collection[str] = DEFAULT_RESERVED_VPA_NAMES,
+) -> str | Refusal:
+    """The VPA lower-cased, or a refusal: bad shape, unknown provider handle, reserved username."""
+    v = vpa.strip().lower()
+    if VPA_RE.match(v) is None:
+        return Refusal(E.invalid_vpa, "a VPA is name@handle in letters, digits, '.', '_' and '-'")
+    name, handle = v.split("@")
+    if handle not in providers:
+        return Refusal(E.invalid_vpa, f"unknown UPI handle @{handle}")
+    if name in reserved:
+        return Refusal(E.invalid_vpa, f"{name!r} is a reserved username")
+    return v
+
+
+# --- calendar and rail windows ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BankCalendar:
+    """Business days are Monday–Friday minus holidays, in the bank time zone (§0)."""
+
+    holidays: frozenset[date] = frozenset()
+    tz: ZoneInfo = BANK_TZ
+
+    def is_business_day(self, d: date) -> bool:
+        return d.weekday() < 5 and d not in self.holidays
+
+    def next_business_day(self, d: date) -> date:
+        """The first business day strictly after `d`."""
+        d += timedelta(days=1)
+        while not self.is_business_day(d):
+            d += timedelta(days=1)
+        return d
+
+
+NEFT_BATCHES = (time(0, 30), time(10, 30), time(13, 30), time(16, 30))
+NEFT_MIN_WAIT = timedelta(minutes=10)
+RTGS_OPEN, RTGS_CUTOFF = time(9, 0), time(16, 0)
+
+
+def next_neft_batch(accepted_at: datetime, calendar: BankCalendar = BankCalendar()) -> datetime:
+    """The first daily batch ≥ 10 minutes after acceptance (batches run every day, §4)."""
+    assert accepted_at.tzinfo is not None, "accepted_at must be aware"
+    earliest = accepted_at.astimezone(calendar.tz) + NEFT_MIN_WAIT
+    day = earliest.date()
+    while True:
+        for t in NEFT_BATCHES:
+            batch = datetime.combine(day, t, calendar.tz)
+            if batch >= earliest:
+                return batch
+        day += timedelta(days=1)
+
+
+def rtgs_window(accepted_at: datetime, calendar: BankCalendar = BankCalendar()) -> datetime:
+    """`accepted_at` itself within business hours before the cut-off, else the next opening 09:00."""
+    assert accepted_at.tzinfo is not None, "accepted_at must be aware"
+    local = accepted_at.astimezone(calendar.tz)
+    day = local.date()
+    if calendar.is_business_day(day):
+        if local.time() < RTGS_OPEN:
+            return datetime.combine(day, RTGS_OPEN, calendar.tz)
+        if local.time() < RTGS_CUTOFF:
+            return local
+    return datetime.combine(calendar.next_business_day(day), RTGS_OPEN, calendar.tz)
+
+
+def execute_at(kind: PaymentKind, accepted_at: datetime, calendar: BankCalendar = BankCalendar()) -> datetime:
+    """When the payment may go out: NEFT at its batch, RTGS in its window, everything else at once."""
+    if kind == K.neft:
+        return next_neft_batch(accepted_at, calendar)
+    if kind == K.rtgs:
+        return rtgs_window(accepted_at, calendar)
+    return accepted_at
+
+
+# --- rail amounts ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RailLimits:
+    """Per-payment minimum and maximum, minor units at exponent 2 (§4)."""
+
+    minimum: int = 1
+    maximum: int | None = None
+
+
+RAIL_LIMITS: dict[PaymentKind, RailLimits] = {
+    K.neft: RailLimits(maximum=1_000_000_000),
+    K.rtgs: RailLimits(minimum=20_000_000, maximum=100_000_000_000),
+    K.imps: RailLimits(maximum=50_000_000),
+    K.upi: RailLimits(maximum=2_500_000),
+}
+UPI_DAILY_CAP = 10_000_000  # per payer account, a bank day
+
+
+def check_rail_amount(
+    kind: PaymentKind,
+    amount: int,
+    *,
+    upi_used_today: int = 0,
+    limits: dict[PaymentKind, RailLimits] = RAIL_LIMITS,
+    upi_daily_cap: int = UPI_DAILY_CAP,
+) -> Refusal | None:
+    """The rail's per-payment bounds (inclusive) and UPI's daily cap; other kinds have none."""
+    assert amount > 0 and upi_used_today >= 0
+    rail = limits.get(kind)
+    if rail is None:
+        return None
+    if amount < rail.minimum:
+        return Refusal(E.rail_amount_below_minimum, f"{kind} needs at least {rail.minimum}", {"minimum": rail.minimum})
+    if rail.maximum is not None and amount > rail.maximum:
+        return Refusal(E.rail_amount_above_maximum, f"{kind} allows at most {rail.maximum}", {"maximum": rail.maximum})
+    if kind == K.upi and upi_used_today + amount > upi_daily_cap:
+        remaining = max(upi_daily_cap - upi_used_today, 0)
+        return Refusal(E.limit_exceeded, "UPI daily cap reached", {"limit": "upi_daily", "remaining": remaining})
+    return None
+
+
+# --- fees ------------------------------------------------------------------------------------
+
+EXTERNAL_FEE_BPS = 20  # 0.2 %
+
+
+def _bps_of(amount: int, bps: int) -> int:
+    return int((Decimal(amount) * bps / 10_000).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def payment_fee(kind: PaymentKind, amount: int, fee_bps: int = EXTERNAL_FEE_BPS) -> int:
+    """0.2 % on external rails, half-up to the minor unit; internal, cash and refunds free."""
+    assert amount >= 0
+    return _bps_of(amount, fee_bps) if kind in EXTERNAL_KINDS else 0
+
+
+def branch_withdrawal_fee(amount: int) -> int:
+    """§2 branch cash withdrawal: < 1,000.00 free; < 10,000.00 flat 25.00; else 0.3 % (exponent 2)."""
+    assert amount >= 0
+    if amount < 100_000:
+        return 0
+    if amount < 1_000_000:
+        return 2_500
+    return _bps_of(amount, 30)
+
+
+# --- limits ----------------------------------------------------------------------------------
+
+
+def check_limits(
+    amount: int,
+    *,
+    used_daily: int,
+    used_monthly: int,
+    daily_limit: int,
+    monthly_limit: int,
+    per_payment_limit: int | None = None,
+) -> Refusal | None:
+    """Inclusive (used + amount ≤ limit); when several are exceeded the lowest remaining is named."""
+    assert amount > 0 and used_daily >= 0 and used_monthly >= 0
+    remaining = {"daily": daily_limit - used_daily, "monthly": monthly_limit - used_monthly}
+    if per_payment_limit is not None:
+        remaining["per_payment"] = per_payment_limit
+    name, left = min(remaining.items(), key=lambda kv: kv[1])
+    if amount > left:
+        return Refusal(E.limit_exceeded, f"{name} limit: {max(left, 0)} left", {"limit": name, "remaining": max(left, 0)})
+    return None
+
+
+# --- fraud score and approval ----------------------------------------------------------------
+
+FRAUD_BASE = 10
+LARGE_AMOUNT = 5_000_000  # 50,000.00
+COOLING_OFF = timedelta(hours=24)
+VELOCITY_COUNT = 5  # more than this many payments in the last hour
+APPROVAL_AMOUNT = 10_000_000  # 100,000.00
+
+
+@dataclass(frozen=True, slots=True)
+class Screening:
+    score: int
+    level: FraudLevel
+    rules: tuple[str, ...]  # which rules added to the base, for the screening_hit event
+    approval_required: bool
+
+
+def fraud_score(
+    amount: int, *, now: datetime, payee_added_at: datetime | None, payments_last_hour: int
+) -> tuple[int, tuple[str, ...]]:
+    """Base 10; +30 amount > 50,000.00; +30 payee added < 24 h ago; +20 > 5 payments in the last hour."""
+    rules = []
+    if amount > LARGE_AMOUNT:
+        rules.append("large_amount")
+    if payee_added_at is not None and now - payee_added_at < COOLING_OFF:
+        rules.append("new_payee")
+    if payments_last_hour > VELOCITY_COUNT:
+        rules.append("velocity")
+    points = {"large_amount": 30, "new_payee": 30, "velocity": 20}
+    return min(FRAUD_BASE + sum(points[r] for r in rules), 100), tuple(rules)
+
+
+def fraud_level(score: int) -> FraudLevel:
+    if score >= 80:
+        return FraudLevel.critical
+    if score >= 60:
+        return FraudLevel.high
+    if score >= 30:
+        return FraudLevel.medium
+    return FraudLevel.low
+
+
+def screen(
+    amount: int, *, now: datetime, payee_added_at: datetime | None = None, payments_last_hour: int = 0
+) -> Screening | Refusal:
+    """Critical fails at once; ≥ 100,000.00 or high waits for a checker."""
+    score, rules = fraud_score(amount, now=now, payee_added_at=payee_added_at, payments_last_hour=payments_last_hour)
+    level = fraud_level(score)
+    if level == FraudLevel.critical:
+        return Refusal(E.fraud_suspected, f"fraud score {score} is critical", {"score": score, "rules": list(rules)})
+    return Screening(score, level, rules, amount >= APPROVAL_AMOUNT or level == FraudLevel.high)
+
+
+def check_approver(maker: str, approver: str, permissions: Iterable[str]) -> Refusal | None:
+    """Maker-checker: the approver holds the approval permission and is not the maker."""
+    if APPROVE_PERMISSION not in set(permissions):
+        return Refusal(E.permission_denied, f"approving needs {APPROVE_PERMISSION}")
+    if approver == maker:
+        return Refusal(E.maker_cannot_approve, "the maker of a payment cannot approve it")
+    return None
+
+
+def check_different_accounts(payer_account_id: UUID | None, payee_account_id: UUID | None) -> Refusal | None:
+    if payer_account_id is not None and payer_account_id == payee_account_id:
+        return Refusal(E.accounts_must_be_different, "payer and payee are the same account")
+    return None
+
+
+# --- status machine --------------------------------------------------------------------------
+
+
+class Step(StrEnum):
+    """What happens to a payment; `transition` says which status it leads to."""
+
+    hold = "hold"  # funds held, waiting for approval or a rail window
+    submit = "submit"  # sent to the clearing partner
+    complete = "complete"
+    fail = "fail"  # includes a checker's rejection, approval expiry and the partner's rejection
+    cancel = "cancel"
+    refund_in_full = "refund_in_full"
+
+
+TRANSITIONS: dict[tuple[PaymentStatus, Step], PaymentStatus] = {
+    (S.initiated, Step.hold): S.pending,
+    (S.initiated, Step.submit): S.processing,
+    (S.pending, Step.submit): S.processing,
+    (S.initiated, Step.complete): S.completed,
+    (S.pending, Step.complete): S.completed,
+    (S.processing, Step.complete): S.completed,
+    (S.initiated, Step.fail): S.failed,
+    (S.pending, Step.fail): S.failed,
+    (S.processing, Step.fail): S.failed,
+    (S.initiated, Step.cancel): S.cancelled,
+    (S.pending, Step.cancel): S.cancelled,
+    (S.completed, Step.refund_in_full): S.refunded,
+}
+TERMINAL = frozenset({S.failed, S.cancelled, S.refunded})
+
+
+def transition(status: PaymentStatus, step: Step) -> PaymentStatus | Refusal:
+    new = TRANSITIONS.get((status, step))
+    if new is None:
+        return Refusal(E.invalid_transition, f"cannot {step} a payment that is {status}")
+    return new
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+UPI_REFUND_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class RefundTarget:
+    """The facts of the original payment a refund needs."""
+
+    kind: PaymentKind
+    status: PaymentStatus
+    amount: int
+    currency: str
+    refunded_amount: int
+    completed_at: datetime | None
+
+
+def check_refund(original: RefundTarget, amount: int, currency: str, now: datetime) -> Refusal | None:
+    """Only completed payments, cumulative ≤ the amount, UPI within 24 h of completion."""
+    assert amount > 0
+    if original.kind in (K.refund, K.cash_deposit, K.cash_withdrawal):
+        return Refusal(E.not_refundable, f"a {original.kind} payment cannot be refunded")
+    if original.status != S.completed:
+        return Refusal(E.invalid_transition, f"only a completed payment can be refunded, not {original.status}")
+    if currency != original.currency:
+        return Refusal(E.currency_mismatch, f"the payment is in {original.currency}")
+    left = original.amount - original.refunded_amount
+    if amount > left:
+        return Refusal(E.refund_exceeds_amount, f"at most {left} is left to refund", {"remaining": left})
+    if original.kind == K.upi:
+        assert original.completed_at is not None, "a completed payment has its completion time"
+        if now - original.completed_at > UPI_REFUND_WINDOW:
+            return Refusal(E.refund_window_closed, "UPI payments are refundable within 24 h of completion")
+    return None
+
+
+def is_full_refund(original: RefundTarget, amount: int) -> bool:
+    """True when this refund brings the refunded total to the whole amount (the original → refunded)."""
+    return original.refunded_amount + amount == original.amount
+
+
+# --- ledger transfers ------------------------------------------------------------------------
+
+
+def bank_account_id(code: str, currency: str) -> UUID:
+    """The ledger's own id for a bank account: workers/ledger/migrations/0002_bank_accounts.sql
+    derives it the same way (md5 of code and currency), so no worker needs to ask for it."""
+    return UUID(hashlib.md5(f"cbs.ledger.{code}.{currency}".encode()).hexdigest())
+
+
+def clearing_account_id(kind: PaymentKind, currency: str) -> UUID:
+    assert kind in EXTERNAL_KINDS, f"{kind} has no clearing account"
+    return bank_account_id(f"clearing_{kind}", currency)
+
+
+def transfer_id(payment_id: UUID, step: str) -> UUID:
+    """Deterministic per payment and step: a retry repeats the ids and the ledger answers `exists`."""
+    return uuid.uuid5(payment_id, step)
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    debit: UUID
+    credit: UUID
+    amount: int
+    code: str
+    step: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransferPlan:
+    """What the payment asks of the ledger, all in one linked chain."""
+
+    payment_id: UUID
+    currency: str
+    reference: str
+    legs: list[Leg] = field(default_factory=list)
+
+    def transfers(self, *, pending: bool = False, timeout_s: int = 0) -> list[NewTransfer]:
+        legs = [leg for leg in self.legs if leg.amount > 0]
+        return [
+            NewTransfer(
+                id=transfer_id(self.payment_id, leg.step),
+                debit_account_id=leg.debit,
+                credit_account_id=leg.credit,
+                amount=leg.amount,
+                currency=self.currency,
+                code=leg.code,
+                flags=TransferFlags(linked=i < len(legs) - 1, pending=pending),
+                timeout_s=timeout_s if pending else 0,
+                reference=self.reference,
+            )
+            for i, leg in enumerate(legs)
+        ]
+
+
+def _principal_and_fee(
+    payment_id: UUID, reference: str, currency: str, payer: UUID, to: UUID, amount: int, fee: int, code: str
+) -> TransferPlan:
+    legs = [Leg(payer, to, amount, code, "principal")]
+    if fee:
+        legs.append(Leg(payer, bank_account_id("fee_income", currency), fee, "fee", "fee"))
+    return TransferPlan(payment_id, currency, reference, legs)
+
+
+def internal_transfers(
+    payment_id: UUID, reference: str, currency: str, *, payer: UUID, payee: UUID, amount: int, fee: int = 0
+) -> list[NewTransfer]:
+    """Single-phase payer → payee, the fee (if any) linked to it: both or neither."""
+    return _principal_and_fee(payment_id, reference, currency, payer, payee, amount, fee, "internal_transfer").transfers()
+
+
+def hold_transfers(
+    payment_id: UUID,
+    reference: str,
+    currency: str,
+    *,
+    kind: PaymentKind,
+    payer: UUID,
+    payee: UUID | None,
+    amount: int,
+    fee: int,
+    timeout_s: int = 0,
+) -> list[NewTransfer]:
+    """Pending hold: external → clearing_<rail>; internal waiting for approval → the payee."""
+    if kind in EXTERNAL_KINDS:
+        to, code = clearing_account_id(kind, currency), "payment_out"
+    else:
+        assert payee is not None, "an internal hold needs the payee"
+        to, code = payee, "internal_transfer"
+    plan = _principal_and_fee(payment_id, reference, currency, payer, to, amount, fee, code)
+    return plan.transfers(pending=True, timeout_s=timeout_s)
+
+
+def _resolve(holds: list[NewTransfer], *, post: bool, step: str) -> list[NewTransfer]:
+    flag = TransferFlags(post_pending=True) if post else TransferFlags(void_pending=True)
+    return [
+        NewTransfer(
+            id=uuid.uuid5(h.id, step),
+            amount=h.amount if post else 0,
+            currency=h.currency,
+            code=h.code,
+            flags=flag.model_copy(update={"linked": i < len(holds) - 1}),
+            pending_id=h.id,
+            reference=h.reference,
+        )
+        for i, h in enumerate(holds)
+    ]
+
+
+def post_transfers(holds: list[NewTransfer]) -> list[NewTransfer]:
+    """Post every hold of the payment (settlement or approval), linked: both or neither."""
+    return _resolve(holds, post=True, step="post")
+
+
+def void_transfers(holds: list[NewTransfer]) -> list[NewTransfer]:
+    """Release every hold of the payment (failure, rejection, cancellation)."""
+    return _resolve(holds, post=False, step="void")
+
+
+def cash_transfers(
+    payment_id: UUID, reference: str, currency: str, *, kind: PaymentKind, account: UUID, amount: int, fee: int = 0
+) -> list[NewTransfer]:
+    """Deposit: vault → customer. Withdrawal: customer → vault, its fee linked."""
+    vault = bank_account_id("cash_vault", currency)
+    if kind == K.cash_deposit:
+        assert fee == 0, "deposits are free"
+        return TransferPlan(payment_id, currency, reference, [Leg(vault, account, amount, "deposit", "principal")]).transfers()
+    assert kind == K.cash_withdrawal
+    return _principal_and_fee(payment_id, reference, currency, account, vault, amount, fee, "withdrawal").transfers()
+
+
+def incoming_transfers(
+    payment_id: UUID, reference: str, currency: str, *, rail: PaymentKind, account: UUID, amount: int
+) -> list[NewTransfer]:
+    """An inbound credit: clearing_<rail> → customer."""
+    leg = Leg(clearing_account_id(rail, currency), account, amount, "payment_in", "principal")
+    return TransferPlan(payment_id, currency, reference, [leg]).transfers()
+
+
+def refund_transfers(
+    refund_id: UUID,
+    reference: str,
+    currency: str,
+    *,
+    original_kind: PaymentKind,
+    original_payer: UUID,
+    original_payee: UUID | None,
+    amount: int,
+) -> list[NewTransfer]:
+    """Payer and payee swapped: internal payee → payer; external clearing_<rail> → payer."""
+    if original_kind in EXTERNAL_KINDS:
+        source = clearing_account_id(original_kind, currency)
+    else:
+        assert original_payee is not None, "an internal refund needs the original payee"
+        source = original_payee
+    leg = Leg(source, original_payer, amount, "refund", "principal")
+    return TransferPlan(refund_id, currency, reference, [leg]).transfers()
