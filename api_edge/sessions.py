@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -89,12 +89,12 @@ async def create_user(
     body: CreateUserBody,  # type: ignore[valid-type]
     request: Request,
     who: Principal = require("users:admin"),
+    key: str | None = Depends(idempotency_key),
 ) -> Response:
     command = build(c.CreateUser, body.model_dump(mode="json"))  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    reply = await _gateway(request).ask(command, who)
-    return reply if isinstance(reply, Response) else reply_response(reply, created=True)
+    return await _gateway(request).send(command, who, key=key, created=True)
 
 
 @router.get("/v1/users/{user_id}")
@@ -103,9 +103,11 @@ async def get_user(user_id: UUID, request: Request, who: Principal = require("us
 
 
 @router.post("/v1/users/{user_id}/disable")
-async def disable_user(user_id: UUID, request: Request, who: Principal = require("users:admin")) -> Response:
-    reply = await _gateway(request).ask(c.DisableUser(user_id=user_id, actor=who.subject, reason="disabled by an admin"), who)
-    return reply if isinstance(reply, Response) else reply_response(reply)
+async def disable_user(
+    user_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
+) -> Response:
+    command = c.DisableUser(user_id=user_id, actor=who.subject, reason="disabled by an admin")
+    return await _gateway(request).send(command, who, key=key)
 
 
 @router.post("/v1/api-keys", status_code=201)
@@ -113,16 +115,17 @@ async def create_api_key(
     body: CreateApiKeyBody,  # type: ignore[valid-type]
     request: Request,
     who: Principal = require("users:admin"),
+    key: str | None = Depends(idempotency_key),
 ) -> Response:
     """The secret is in this response only: store it now."""
     command = build(c.CreateApiKey, body.model_dump(mode="json"))  # type: ignore[attr-defined]
     if isinstance(command, Response):
         return command
-    reply = await _gateway(request).ask(command, who)
-    return reply if isinstance(reply, Response) else reply_response(reply, created=True)
+    return await _gateway(request).send(command, who, key=key, created=True)
 
 
 @router.post("/v1/api-keys/{key_id}/revoke")
-async def revoke_api_key(key_id: UUID, request: Request, who: Principal = require("users:admin")) -> Response:
-    reply = await _gateway(request).ask(c.RevokeApiKey(key_id=key_id), who)
-    return reply if isinstance(reply, Response) else reply_response(reply)
+async def revoke_api_key(
+    key_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
+) -> Response:
+    return await _gateway(request).send(c.RevokeApiKey(key_id=key_id), who, key=key)

@@ -46,6 +46,12 @@ class Figures:
         return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+def admin_login_form() -> dict[str, str]:
+    """Benches act as the first admin (CBS_ADMIN_USERNAME / CBS_ADMIN_PASSWORD, development defaults)."""
+    return {"grant_type": "password", "username": os.environ.get("CBS_ADMIN_USERNAME", "admin"),
+            "password": os.environ.get("CBS_ADMIN_PASSWORD", "cbs-dev-admin-password")}  # fmt: skip
+
+
 def _registration(run: str, i: int) -> dict[str, object]:
     return {
         "customer_id": str(uuid.uuid4()),
@@ -65,9 +71,7 @@ def bench_register(base_url: str, count: int) -> Figures:
     latencies_ms: list[float] = []
     statuses: Counter[int] = Counter()
     with httpx.Client(base_url=base_url, timeout=30) as client:
-        form = {"grant_type": "password", "username": os.environ.get("CBS_ADMIN_USERNAME", "admin"),
-                "password": os.environ.get("CBS_ADMIN_PASSWORD", "cbs-dev-admin-password")}  # fmt: skip
-        login = client.post("/v1/auth/token", data=form)
+        login = client.post("/v1/auth/token", data=admin_login_form())
         assert login.status_code == 200, login.text
         client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
         started = time.perf_counter()

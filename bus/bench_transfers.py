@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
 import time
 import uuid
@@ -79,11 +78,10 @@ class Sender:
         return self
 
     async def _login(self) -> str:
-        """The bench acts as the first admin (CBS_ADMIN_USERNAME / CBS_ADMIN_PASSWORD)."""
+        from bus.bench import admin_login_form
+
         assert self.http is not None
-        form = {"grant_type": "password", "username": os.environ.get("CBS_ADMIN_USERNAME", "admin"),
-                "password": os.environ.get("CBS_ADMIN_PASSWORD", "cbs-dev-admin-password")}  # fmt: skip
-        async with self.http.post("/v1/auth/token", data=form) as response:
+        async with self.http.post("/v1/auth/token", data=admin_login_form()) as response:
             assert response.status == 200, await response.text()
             return str((await response.json())["access_token"])
 
