@@ -204,6 +204,10 @@ class AccountOpened(_AccountFact):
     type: ProductType = Field(description="savings or current")
     branch: str = Field(pattern=BRANCH_PATTERN, description="3-digit branch code")
     ledger_account_id: UUID = Field(description="the ledger account that holds the money")
+    # The product's limits, so the payment worker can apply them without asking (banking-rules §2).
+    daily_cash_withdrawal_limit: int | None = Field(default=None, ge=0, description="cash withdrawals a bank day, minor units")
+    daily_payments_out_limit: int | None = Field(default=None, ge=0, description="payments out a bank day, minor units")
+    monthly_debit_limit: int | None = Field(default=None, ge=0, description="customer debits a calendar month, minor units")
 
 
 class AccountFrozen(_AccountFact):

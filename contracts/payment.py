@@ -28,6 +28,10 @@ class PaymentKind(StrEnum):
     imps = "imps"
     upi = "upi"
     refund = "refund"
+    # Staff correction of a completed payment: principal and fee back to the payer, in full.
+    reversal = "reversal"
+    # Money arriving from the clearing partner (`payment.incoming_credit`).
+    incoming = "incoming"
 
 
 # The rails that leave the bank through the clearing partner.
@@ -62,6 +66,15 @@ class FraudLevel(StrEnum):
     medium = "medium"
     high = "high"
     critical = "critical"
+
+
+class StandingOrderStatus(StrEnum):
+    active = "active"
+    # After 3 consecutive failures (banking-rules §4); only staff can act on it then.
+    suspended = "suspended"
+    cancelled = "cancelled"
+    # Past its end date.
+    ended = "ended"
 
 
 class Frequency(StrEnum):
@@ -105,6 +118,15 @@ class PaymentError(StrEnum):
     ledger_refused = "ledger_refused"
     # An incoming credit whose partner_reference was seen with different content.
     partner_reference_conflict = "partner_reference_conflict"
+    # The payee, standing order or payment id exists with different content.
+    payee_exists = "payee_exists"
+    standing_order_exists = "standing_order_exists"
+    # The account is known but cannot pay or be paid now (frozen, closed, still opening).
+    account_not_active = "account_not_active"
+    # A payment that only staff may place (cash, reversal) or a customer's order for another's account.
+    forbidden = "forbidden"
+    not_owner = "not_owner"
+    invalid_schedule = "invalid_schedule"
 
 
 def _actor_field() -> Any:
@@ -190,7 +212,17 @@ class StandingOrderView(Contract):
     end_date: date | None = Field(default=None, description="last possible due date; null = until cancelled")
     next_date: date | None = Field(default=None, description="next due date; null once ended")
     failures: int = Field(ge=0, description="consecutive failures; 3 suspend it")
-    suspended: bool = Field(description="true after 3 consecutive failures")
+    status: StandingOrderStatus = Field(description="active, suspended (3 failures), cancelled or ended")
+    customer_id: UUID = Field(description="the payer account's customer")
+    created_at: datetime = Field(description="UTC time it was created")
+
+
+class PayeePage(Contract):
+    items: list[PayeeView] = Field(description="the customer's payees, newest first")
+
+
+class StandingOrderPage(Contract):
+    items: list[StandingOrderView] = Field(description="the account's standing orders, newest first")
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -315,6 +347,61 @@ class CreateStandingOrder(Command):
     start_date: date = Field(description="first due date")
     end_date: date | None = Field(default=None, description="last possible due date")
     actor: str = _actor_field()
+
+
+class ListPayees(Command):
+    """Result: `PayeePage`, newest first (at most 500 payees a customer)."""
+
+    routing_key: ClassVar[str] = "payment.list_payees"
+    message_type: ClassVar[str] = "payment.list_payees.v1"
+    read_only: ClassVar[bool] = True
+
+    customer_id: UUID = Field(description="whose payees")
+
+
+class GetStandingOrder(Command):
+    """Result: `StandingOrderView`."""
+
+    routing_key: ClassVar[str] = "payment.get_standing_order"
+    message_type: ClassVar[str] = "payment.get_standing_order.v1"
+    read_only: ClassVar[bool] = True
+
+    standing_order_id: UUID = Field(description="the standing order")
+
+
+class ListStandingOrders(Command):
+    """Result: `StandingOrderPage`, the account's standing orders (at most 500), newest first."""
+
+    routing_key: ClassVar[str] = "payment.list_standing_orders"
+    message_type: ClassVar[str] = "payment.list_standing_orders.v1"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID = Field(description="the payer account")
+
+
+class CancelStandingOrder(Command):
+    """Stop a standing order; occurrences already placed are not touched. Result: `StandingOrderView`."""
+
+    routing_key: ClassVar[str] = "payment.cancel_standing_order"
+    message_type: ClassVar[str] = "payment.cancel_standing_order.v1"
+
+    standing_order_id: UUID = Field(description="the standing order")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class ReversePayment(Command):
+    """Staff correction: give back a completed payment's principal and fee in full, as a new payment
+    of kind `reversal`; the original becomes `refunded`. Refused once any refund was made.
+    Result: `PaymentView` of the reversal."""
+
+    routing_key: ClassVar[str] = "payment.reverse_payment"
+    message_type: ClassVar[str] = "payment.reverse_payment.v1"
+
+    reversal_id: UUID = Field(description="the reversal payment's id, chosen by the caller")
+    payment_id: UUID = Field(description="the completed payment to reverse")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
 
 
 # --- the clearing partner's messages ----------------------------------------------------------
@@ -472,6 +559,7 @@ class StandingOrderFailed(Event):
     code: str = Field(description="why it failed")
     failures: int = Field(ge=1, description="consecutive failures including this one")
     suspended: bool = Field(description="true when this failure suspended it (3 in a row)")
+    payment_id: UUID | None = Field(default=None, description="the occurrence's payment, when one was placed")
     occurred_at: datetime = Field(description="UTC time of the failure")
 
 
@@ -496,6 +584,11 @@ COMMANDS: tuple[type[Command], ...] = (
     RefundPayment,
     AddPayee,
     CreateStandingOrder,
+    ListPayees,
+    GetStandingOrder,
+    ListStandingOrders,
+    CancelStandingOrder,
+    ReversePayment,
     SettlePayment,
     RejectExternalPayment,
     IncomingCredit,

@@ -88,10 +88,14 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
         if isinstance(change, Refusal):
             return Reply.success(account)  # a repeated answer after the account moved on
         account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
+        product = CATALOGUE[account.product_code]
         await ctx.emit(
             c.AccountOpened(
                 **_fact(account, ctx.now), type=account.type, branch=account.branch,
                 ledger_account_id=account.ledger_account_id,
+                daily_cash_withdrawal_limit=product.daily_cash_withdrawal_limit,
+                daily_payments_out_limit=product.daily_payments_out_limit,
+                monthly_debit_limit=product.monthly_debit_limit,
             )
         )  # fmt: skip
         return Reply.success(account)

@@ -48,7 +48,8 @@ class Refusal:
 # --- reference -------------------------------------------------------------------------------
 
 REFERENCE_PREFIX: dict[PaymentKind, str] = {
-    K.internal: "INT", K.cash_deposit: "INT", K.cash_withdrawal: "INT", K.refund: "INT",
+    K.internal: "INT", K.cash_deposit: "INT", K.cash_withdrawal: "INT", K.refund: "INT", K.reversal: "INT",
+    K.incoming: "INT",
     K.neft: "NEFT", K.rtgs: "RTGS", K.imps: "IMPS", K.upi: "UPI",
 }  # fmt: skip
 _RANDOM8 = re.compile(r"^[A-Z0-9]{8}$")
