@@ -437,7 +437,7 @@ def test_fee_is_never_negative_nor_more_than_the_amount_and_transfers_balance(ki
     assert 0 <= fee <= amount
     if kind in (K.cash_deposit, K.cash_withdrawal):
         transfers = cash_transfers(PID, "R", "INR", kind=kind, account=PAYER, amount=amount)
-    elif kind in (K.internal, K.refund):
+    elif kind in (K.internal, K.refund, K.reversal, K.incoming):
         transfers = internal_transfers(PID, "R", "INR", payer=PAYER, payee=PAYEE, amount=amount, fee=fee)
     else:
         transfers = hold_transfers(PID, "R", "INR", kind=kind, payer=PAYER, payee=None, amount=amount, fee=fee)
