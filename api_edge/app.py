@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api_edge import accounts, customers, docs, errors, health, ledger, operations, sessions
+from api_edge import accounts, customers, docs, errors, health, ledger, operations, payments, sessions
 from api_edge.auth import AuthError, Authenticator
 from api_edge.gateway import Gateway
 from api_edge.limits import make_limiter
@@ -49,7 +49,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 app = FastAPI(
     title="CBS core banking API",
     version="1.0.0",
-    description="Customers and accounts. Every POST needs an `Idempotency-Key`; refusals are problem+json.",
+    description="Customers, accounts and payments. Every POST needs an `Idempotency-Key`; refusals are problem+json.",
     lifespan=lifespan,
     responses=errors.PROBLEM_RESPONSES,  # every refusal, on every route, is problem+json
 )
@@ -113,5 +113,5 @@ if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split("
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key"])  # fmt: skip
 
 
-for module in (health, docs, sessions, operations, customers, accounts, ledger):
+for module in (health, docs, sessions, operations, customers, accounts, ledger, payments):
     app.include_router(module.router)

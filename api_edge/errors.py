@@ -11,7 +11,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
 
-_CONFLICT_CODES = {"idempotency_key_reused", "id_already_failed", "version_conflict", "account_exists"}
+_CONFLICT_CODES = {
+    "idempotency_key_reused", "id_already_failed", "version_conflict", "account_exists",
+    "payment_exists", "payee_exists", "standing_order_exists", "partner_reference_conflict",
+}  # fmt: skip
+# Refused for who is asking, not for what was asked.
+_FORBIDDEN_CODES = {"forbidden", "not_owner", "permission_denied", "maker_cannot_approve"}
 
 # What every refusal looks like, for the OpenAPI document: the edge answers every 4xx and 5xx
 # with this (never FastAPI's default 422 `HTTPValidationError`: a body that does not match its
@@ -42,7 +47,7 @@ def status_for(code: str) -> int:
         return 400
     if code in ("unauthenticated",):
         return 401
-    if code in ("forbidden", "not_owner"):
+    if code in _FORBIDDEN_CODES:
         return 403
     if code == "not_found" or code.endswith("_not_found") or code == "customer_unknown":
         return 404

@@ -13,7 +13,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, customer, identity, ledger
+from contracts import account, customer, identity, ledger, payment
 from contracts.common import Command
 
 COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
@@ -25,12 +25,14 @@ DELIVERY_LIMIT = 5  # redeliveries of a failing message before it is dead-letter
 DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 
 # Each worker's contract module: its commands get a queue each.
-WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity}
+WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity,
+                                         "payment": payment}
 
 # Event queues: consuming worker -> routing keys it binds on `cbs.events`.
 EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "account": ("customer.#",),
     "customer": ("account.opened", "account.closed"),
+    "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed"),
 }
 
 

@@ -69,6 +69,8 @@ class Permission(StrEnum):
     ledger_admin = "ledger:admin"
     payments_create = "payments:create"
     payments_approve = "payments:approve"
+    payments_reverse = "payments:reverse"  # staff correction of a completed payment
+    cash_handle = "cash:handle"  # cash deposits and withdrawals at the counter
     users_admin = "users:admin"
     audit_read = "audit:read"
 
@@ -79,12 +81,12 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.customer: frozenset({P.customers_read, P.accounts_read, P.accounts_write, P.ledger_read, P.payments_create}),
     Role.teller: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.accounts_read, P.accounts_write, P.ledger_read,
-         P.payments_create}
+         P.payments_create, P.cash_handle}
     ),  # fmt: skip
     Role.officer: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.customers_manage, P.kyc_verify, P.accounts_read,
          P.accounts_write, P.accounts_freeze, P.transfers_create, P.ledger_read, P.payments_create,
-         P.payments_approve}
+         P.payments_approve, P.payments_reverse, P.cash_handle}
     ),  # fmt: skip
     Role.admin: frozenset(Permission),
     Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read}),

@@ -556,3 +556,104 @@ def refund_transfers(
         source = original_payee
     leg = Leg(source, original_payer, amount, "refund", "principal")
     return TransferPlan(refund_id, currency, reference, [leg]).transfers()
+
+
+def reversal_transfers(
+    reversal_id: UUID,
+    reference: str,
+    currency: str,
+    *,
+    original_kind: PaymentKind,
+    original_payer: UUID,
+    original_payee: UUID | None,
+    amount: int,
+    fee: int,
+) -> list[NewTransfer]:
+    """A staff correction: the principal back as a refund would, and the fee back from fee income, linked."""
+    if original_kind in EXTERNAL_KINDS:
+        source = clearing_account_id(original_kind, currency)
+    else:
+        assert original_payee is not None, "an internal reversal needs the original payee"
+        source = original_payee
+    legs = [Leg(source, original_payer, amount, "reversal", "principal")]
+    if fee:
+        legs.append(Leg(bank_account_id("fee_income", currency), original_payer, fee, "fee_reversal", "fee"))
+    return TransferPlan(reversal_id, currency, reference, legs).transfers()
+
+
+# --- admission: the order's shape, and which limits it uses ----------------------------------
+
+
+def bank_date(now: datetime, tz: ZoneInfo = BANK_TZ) -> date:
+    assert now.tzinfo is not None, "now must be aware"
+    return now.astimezone(tz).date()
+
+
+DEBIT_KINDS = frozenset({K.internal, K.cash_withdrawal}) | EXTERNAL_KINDS
+
+
+def limit_periods(kind: PaymentKind, now: datetime, tz: ZoneInfo = BANK_TZ) -> dict[str, date]:
+    """The usage periods a payment of this kind charges (§0: days and months in bank time).
+
+    Every customer debit counts against the month; payments out against the day, cash
+    withdrawals against the cash day instead; UPI also against its own daily cap.
+    Deposits, refunds, reversals and incoming credits charge nothing.
+    """
+    if kind not in DEBIT_KINDS:
+        return {}
+    today = bank_date(now, tz)
+    periods = {"month": today.replace(day=1)}
+    periods["cash_day" if kind == K.cash_withdrawal else "day"] = today
+    if kind == K.upi:
+        periods["upi_day"] = today
+    return periods
+
+
+def check_order_shape(kind: PaymentKind, payer_account_id: UUID | None, payee: Any) -> Refusal | None:
+    """Who pays and who is paid must fit the kind: cash has one side, internal two CBS accounts,
+    NEFT/RTGS/IMPS an external account with IFSC, UPI a VPA."""
+    has_payer, has_payee = payer_account_id is not None, payee is not None
+    internal_payee = has_payee and payee.account_id is not None
+    if kind == K.cash_deposit:
+        ok, need = (not has_payer and internal_payee), "a cash deposit names the credited account as payee.account_id, no payer"
+    elif kind == K.cash_withdrawal:
+        ok, need = (has_payer and not has_payee), "a cash withdrawal names the payer account and no payee"
+    elif kind == K.internal:
+        ok, need = (has_payer and internal_payee), "an internal transfer names the payer account and payee.account_id"
+    elif kind == K.upi:
+        ok, need = (has_payer and has_payee and payee.vpa is not None), "a UPI payment names the payer account and payee.vpa"
+    elif kind in EXTERNAL_KINDS:
+        ok, need = (has_payer and has_payee and payee.account_number is not None), (
+            f"a {kind} payment names the payer account and payee name, account_number and ifsc"
+        )
+    else:
+        ok, need = False, f"{kind} payments are not placed with payment.initiate_payment"
+    return None if ok else Refusal(E.invalid_payee, need)
+
+
+def normalize_payee(payee: Any) -> Any | Refusal:
+    """The payee with a lower-cased VPA, or the refusal for a malformed IFSC, account number or VPA."""
+    if payee is None or payee.account_id is not None:
+        return payee
+    if payee.vpa is not None:
+        vpa = normalize_vpa(payee.vpa)
+        return vpa if isinstance(vpa, Refusal) else payee.model_copy(update={"vpa": vpa})
+    return check_ifsc(payee.ifsc) or check_account_number(payee.account_number) or payee
+
+
+def ledger_refusal(results: list[dict[str, Any]]) -> Refusal | None:
+    """None when every transfer is in the ledger (`ok` or `exists`), else the refusal in the
+    payment's words: the first result that is not merely a linked failure names the cause."""
+    codes = [r.get("result") for r in results]
+    if codes and all(code in ("ok", "exists") for code in codes):
+        return None
+    cause = next((c for c in codes if c not in ("ok", "exists", "linked_event_failed")), "linked_event_failed")
+    words = {
+        "exceeds_credits": (E.insufficient_funds, "not enough money in the payer account"),
+        "debit_account_frozen": (E.account_not_active, "the payer account is frozen"),
+        "credit_account_frozen": (E.account_not_active, "the payee account is frozen"),
+        "debit_account_already_closed": (E.account_not_active, "the payer account is closed"),
+        "credit_account_already_closed": (E.account_not_active, "the payee account is closed"),
+    }
+    code, message = words.get(str(cause), (E.ledger_refused, f"the ledger refused: {cause}"))
+    return Refusal(code, message, {"ledger_result": cause})

@@ -1,0 +1,212 @@
+"""Payment routes: payment orders, approvals, refunds, reversals, payees and standing orders.
+
+The edge builds each command from the path, the body and the authenticated principal and forwards
+it; the payment worker decides. The actor is always who the edge authenticated, never what the
+body claims, and the checker's permissions are the ones the edge verified.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
+
+from api_edge.auth import Principal, require
+from api_edge.errors import problem
+from api_edge.gateway import body_model, build, idempotency_key
+from contracts import payment as c
+from contracts.common import Command
+
+router = APIRouter(tags=["payments"])
+
+CASH_KINDS = frozenset({c.PaymentKind.cash_deposit, c.PaymentKind.cash_withdrawal})
+# Kinds no caller places as an order: each has its own way in.
+NOT_PLACED_HERE = {
+    c.PaymentKind.reversal: "reversals have their own route: POST /v1/payments/{payment_id}/reverse",
+    c.PaymentKind.incoming: "incoming credits come from the clearing partner, not from this API",
+}
+
+InitiatePaymentBody = body_model(c.InitiatePayment, exclude={"actor", "verified"}, name="InitiatePaymentBody")
+RejectPaymentBody = body_model(c.RejectPayment, exclude={"payment_id", "actor", "permissions"}, name="RejectPaymentBody")
+CancelPaymentBody = body_model(c.CancelPayment, exclude={"payment_id", "actor"}, name="CancelPaymentBody")
+RefundPaymentBody = body_model(c.RefundPayment, exclude={"payment_id", "actor"}, name="RefundPaymentBody")
+ReversePaymentBody = body_model(c.ReversePayment, exclude={"payment_id", "actor"}, name="ReversePaymentBody")
+AddPayeeBody = body_model(c.AddPayee, exclude={"customer_id", "actor"}, name="AddPayeeBody")
+CreateStandingOrderBody = body_model(c.CreateStandingOrder, exclude={"actor"}, name="CreateStandingOrderBody")
+CancelStandingOrderBody = body_model(
+    c.CancelStandingOrder, exclude={"standing_order_id", "actor"}, name="CancelStandingOrderBody"
+)
+
+
+class ApprovePaymentBody(BaseModel):
+    """Nothing to say: the approver is the caller. An empty body or `{}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _gateway(request: Request):  # type: ignore[no-untyped-def]
+    return request.app.state.gateway
+
+
+async def _change(request: Request, contract: type[Command], data: dict[str, Any], who: Principal, key: str | None,
+                  created: bool = False) -> Response:  # fmt: skip
+    # The actor is who the edge authenticated, never what the body claims.
+    command = build(contract, {**data, "actor": who.subject})
+    if isinstance(command, Response):
+        return command
+    return await _gateway(request).send(command, who, key=key, created=created)
+
+
+@router.post("/v1/payments", status_code=201)
+async def initiate_payment(
+    body: InitiatePaymentBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Place a payment order: cash (tellers), internal, NEFT, RTGS, IMPS, UPI or a refund."""
+    kind = body.kind  # type: ignore[attr-defined]
+    if kind in NOT_PLACED_HERE:
+        return problem(400, "invalid_message", NOT_PLACED_HERE[kind])
+    if kind in CASH_KINDS and not who.may("cash:handle"):
+        return problem(403, "forbidden", "cash payments need the `cash:handle` permission")
+    data = body.model_dump()  # type: ignore[attr-defined]
+    return await _change(request, c.InitiatePayment, data, who, key, created=True)
+
+
+@router.get("/v1/payments/{payment_id}")
+async def get_payment(payment_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")) -> Response:
+    return await _gateway(request).query(c.GetPayment(payment_id=payment_id), who)
+
+
+@router.get("/v1/accounts/{account_id}/payments")
+async def list_account_payments(
+    account_id: UUID,
+    request: Request,
+    limit: int = Query(default=50, ge=1, le=100),
+    cursor: str | None = Query(default=None, max_length=500),
+    who: Principal = require("accounts:read", "payments"),
+) -> Response:
+    command = c.ListAccountPayments(account_id=account_id, limit=limit, cursor=cursor)
+    return await _gateway(request).query(command, who)
+
+
+@router.post("/v1/payments/{payment_id}/approve")
+async def approve_payment(
+    payment_id: UUID,
+    request: Request,
+    body: ApprovePaymentBody | None = None,
+    who: Principal = require("payments:approve", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = {"payment_id": payment_id, "permissions": sorted(who.permissions)}
+    return await _change(request, c.ApprovePayment, data, who, key)
+
+
+@router.post("/v1/payments/{payment_id}/reject")
+async def reject_payment(
+    payment_id: UUID,
+    body: RejectPaymentBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:approve", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
+    return await _change(request, c.RejectPayment, {**data, "permissions": sorted(who.permissions)}, who, key)
+
+
+@router.post("/v1/payments/{payment_id}/cancel")
+async def cancel_payment(
+    payment_id: UUID,
+    body: CancelPaymentBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
+    return await _change(request, c.CancelPayment, data, who, key)
+
+
+@router.post("/v1/payments/{payment_id}/refund", status_code=201)
+async def refund_payment(
+    payment_id: UUID,
+    body: RefundPaymentBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Refund a completed payment in full (no `amount`) or in part, as a new payment `refund_id`."""
+    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
+    return await _change(request, c.RefundPayment, data, who, key, created=True)
+
+
+@router.post("/v1/payments/{payment_id}/reverse", status_code=201)
+async def reverse_payment(
+    payment_id: UUID,
+    body: ReversePaymentBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:reverse", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Staff correction: principal and fee back to the payer in full, as a new payment `reversal_id`."""
+    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
+    return await _change(request, c.ReversePayment, data, who, key, created=True)
+
+
+@router.post("/v1/customers/{customer_id}/payees", status_code=201)
+async def add_payee(
+    customer_id: UUID,
+    body: AddPayeeBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = {**body.model_dump(), "customer_id": customer_id}  # type: ignore[attr-defined]
+    return await _change(request, c.AddPayee, data, who, key, created=True)
+
+
+@router.get("/v1/customers/{customer_id}/payees")
+async def list_payees(
+    customer_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")
+) -> Response:
+    return await _gateway(request).query(c.ListPayees(customer_id=customer_id), who)
+
+
+@router.post("/v1/standing-orders", status_code=201)
+async def create_standing_order(
+    body: CreateStandingOrderBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = body.model_dump()  # type: ignore[attr-defined]
+    return await _change(request, c.CreateStandingOrder, data, who, key, created=True)
+
+
+@router.get("/v1/standing-orders/{standing_order_id}")
+async def get_standing_order(
+    standing_order_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")
+) -> Response:
+    return await _gateway(request).query(c.GetStandingOrder(standing_order_id=standing_order_id), who)
+
+
+@router.get("/v1/accounts/{account_id}/standing-orders")
+async def list_standing_orders(
+    account_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")
+) -> Response:
+    return await _gateway(request).query(c.ListStandingOrders(account_id=account_id), who)
+
+
+@router.post("/v1/standing-orders/{standing_order_id}/cancel")
+async def cancel_standing_order(
+    standing_order_id: UUID,
+    body: CancelStandingOrderBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = {**body.model_dump(), "standing_order_id": standing_order_id}  # type: ignore[attr-defined]
+    return await _change(request, c.CancelStandingOrder, data, who, key)

@@ -1,0 +1,43 @@
+"""The payment worker's contract sheet: every command and event it consumes, and its handler."""
+
+from __future__ import annotations
+
+from bus.actor import owned_by
+from bus.runtime import EventRoute, Routes
+from contracts import payment as c
+from workers.payment import handlers as h
+from workers.payment import standing_orders as so
+
+own = owned_by(lambda cmd: cmd.customer_id)
+
+ROUTES = Routes(
+    worker="payment",
+    # Ownership is checked inside the handlers, against the accounts the payment names: a
+    # customer pays only from their own accounts, reads only payments they are a side of, and
+    # never approves, handles cash or speaks for the clearing partner.
+    commands={
+        c.InitiatePayment: h.initiate_payment,
+        c.GetPayment: h.get_payment,
+        c.ListAccountPayments: h.list_account_payments,
+        c.ApprovePayment: h.approve_payment,
+        c.RejectPayment: h.reject_payment,
+        c.CancelPayment: h.cancel_payment,
+        c.RefundPayment: h.refund_payment,
+        c.ReversePayment: h.reverse_payment,
+        c.AddPayee: own(h.add_payee),
+        c.ListPayees: own(h.list_payees),
+        c.CreateStandingOrder: so.create_standing_order,
+        c.GetStandingOrder: so.get_standing_order,
+        c.ListStandingOrders: so.list_standing_orders,
+        c.CancelStandingOrder: so.cancel_standing_order,
+        c.SettlePayment: h.settle_payment,
+        c.RejectExternalPayment: h.reject_external_payment,
+        c.IncomingCredit: h.incoming_credit,
+    },
+    events=tuple(EventRoute(event, h.on_account_fact) for event in h.ACCOUNT_EVENTS),
+    # Saga steps: the ledger's answers, one step name per thing asked of it.
+    continuations={f"{h.STEP_LEDGER}_{action}": h.ledger_answered for action in h.LEDGER_ACTIONS},
+)
+# Sent (through the outbox, replies on payment.replies): ledger.create_transfers.
+# Published events (through the outbox): payment.initiated, approval_required, approved, submitted,
+# completed, failed, cancelled, refunded, payee_added, standing_order_failed, screening_hit.

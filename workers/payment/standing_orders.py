@@ -1,0 +1,187 @@
+"""Standing orders: the commands that create, read and cancel them, and what an occurrence's
+result does to its order (banking-rules §4; the schedule's rules are in `schedule.py`).
+
+The scheduler itself (`handlers.run_due_standing_orders`) places occurrences as payments; this
+module only keeps the order's state. Dates are bank dates; `CBS_SCHEDULER_DATE_OFFSET_DAYS`
+moves the scheduler's "today" (for drills and tests of catch-up), and `CBS_BANK_HOLIDAYS`
+(comma-separated ISO dates) lists the holidays.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime, timedelta
+from uuid import UUID
+
+from bus.actor import owner_only
+from bus.runtime import Context
+from contracts import payment as c
+from contracts.common import Reply
+from contracts.payment import PaymentError, StandingOrderStatus
+from workers.payment import domain, schedule, store
+from workers.payment.domain import BankCalendar, Refusal
+from workers.payment.store import PaymentRow, StandingOrderRow
+
+E = PaymentError
+MAX_LISTED = 500
+
+
+def _calendar_from_env() -> BankCalendar:
+    raw = os.environ.get("CBS_BANK_HOLIDAYS", "")
+    return BankCalendar(holidays=frozenset(date.fromisoformat(d.strip()) for d in raw.split(",") if d.strip()))
+
+
+CALENDAR = _calendar_from_env()
+DATE_OFFSET = timedelta(days=int(os.environ.get("CBS_SCHEDULER_DATE_OFFSET_DAYS", "0")))
+
+
+def scheduler_today(now: datetime) -> date:
+    return domain.bank_date(now) + DATE_OFFSET
+
+
+def not_found(standing_order_id: UUID) -> Reply:
+    return Reply.refusal(E.standing_order_not_found, f"no standing order {standing_order_id}")
+
+
+async def create_standing_order(ctx: Context, cmd: c.CreateStandingOrder) -> Reply:
+    existing = await store.get_standing_order(ctx.conn, cmd.standing_order_id)
+    if existing is not None:
+        v = existing.view
+        if (v.payer_account_id, v.amount, v.frequency, v.start_date) == (cmd.payer_account_id, cmd.amount, cmd.frequency, cmd.start_date):
+            return Reply.success(v)
+        return Reply.refusal(E.standing_order_exists, f"standing order {cmd.standing_order_id} exists with other fields")
+    payer = await store.get_account(ctx.conn, cmd.payer_account_id)
+    if payer is None:
+        return Reply.refusal(E.account_not_found, f"no account {cmd.payer_account_id} known to payments")
+    if denied := owner_only(ctx.actor, payer.customer_id):
+        return denied
+    if payer.currency != cmd.currency:
+        return Reply.refusal(E.currency_mismatch, f"account {payer.account_id} is in {payer.currency}")
+    today = scheduler_today(ctx.now)
+    refusal = schedule.validate_standing_order(cmd.start_date, cmd.end_date, today, cmd.frequency, cmd.amount, cmd.kind)
+    refusal = refusal or domain.check_order_shape(cmd.kind, cmd.payer_account_id, cmd.payee)
+    payee = domain.normalize_payee(cmd.payee)
+    if refusal or isinstance(payee, Refusal):
+        found = refusal or payee
+        assert isinstance(found, Refusal)
+        return Reply.refusal(found.code, found.message, found.details)
+    if refusal := domain.check_different_accounts(cmd.payer_account_id, payee.account_id):
+        return Reply.refusal(refusal.code, refusal.message)
+    view = c.StandingOrderView(
+        standing_order_id=cmd.standing_order_id, payer_account_id=cmd.payer_account_id, payee=payee, kind=cmd.kind,
+        amount=cmd.amount, currency=cmd.currency, frequency=cmd.frequency, start_date=cmd.start_date,
+        end_date=cmd.end_date, next_date=schedule.due_date(cmd.start_date, CALENDAR), failures=0,
+        status=StandingOrderStatus.active, customer_id=payer.customer_id, created_at=ctx.now,
+    )  # fmt: skip
+    await store.insert_standing_order(ctx.conn, view, actor=ctx.actor.subject if ctx.actor else cmd.actor,
+                                      next_due=schedule.due_date(cmd.start_date, CALENDAR))  # fmt: skip
+    return Reply.success(view)
+
+
+async def get_standing_order(ctx: Context, cmd: c.GetStandingOrder) -> Reply:
+    row = await store.get_standing_order(ctx.conn, cmd.standing_order_id)
+    if row is None:
+        return not_found(cmd.standing_order_id)
+    return owner_only(ctx.actor, row.view.customer_id) or Reply.success(row.view)
+
+
+async def list_standing_orders(ctx: Context, cmd: c.ListStandingOrders) -> Reply:
+    account = await store.get_account(ctx.conn, cmd.account_id)
+    if denied := owner_only(ctx.actor, account.customer_id if account else None):
+        return denied
+    return Reply.success(c.StandingOrderPage(items=await store.account_standing_orders(ctx.conn, cmd.account_id, MAX_LISTED)))
+
+
+async def cancel_standing_order(ctx: Context, cmd: c.CancelStandingOrder) -> Reply:
+    row = await store.get_standing_order(ctx.conn, cmd.standing_order_id, for_update=True)
+    if row is None:
+        return not_found(cmd.standing_order_id)
+    if denied := owner_only(ctx.actor, row.view.customer_id):
+        return denied
+    if row.view.status in (StandingOrderStatus.cancelled, StandingOrderStatus.ended):
+        return Reply.success(row.view) if row.view.status == StandingOrderStatus.cancelled else Reply.refusal(
+            E.invalid_transition, "the standing order has ended"
+        )  # fmt: skip
+    row = await store.update_standing_order(ctx.conn, row.view.standing_order_id, ctx.now, status=StandingOrderStatus.cancelled)
+    return Reply.success(row.view)
+
+
+# --- what the scheduler decides, occurrence by occurrence ----------------------------------------
+
+
+def occurrences_due(order: StandingOrderRow, today: date, limit: int) -> list[schedule.Occurrence]:
+    """The retry owed (first: its nominal date is earlier), then every missed nominal date, in order."""
+    due: list[schedule.Occurrence] = []
+    if order.retry_on is not None and order.retry_nominal is not None and order.retry_on <= today:
+        due.append(schedule.Occurrence(order.retry_nominal, order.retry_on, schedule.RETRY))
+    if order.next_nominal is not None:
+        v = order.view
+        nominals = schedule.due_occurrences(start=v.start_date, frequency=v.frequency, end_date=v.end_date,
+                                            next_nominal=order.next_nominal, today=today, calendar=CALENDAR,
+                                            limit=max(limit - len(due), 1))  # fmt: skip
+        due += [schedule.Occurrence.first(n, CALENDAR) for n in nominals]
+    return due
+
+
+async def advance(ctx: Context, order: StandingOrderRow, placed: list[schedule.Occurrence], today: date) -> None:
+    """After placing: the retry is spent, and the next nominal date moves past what was placed
+    (or to none, when the schedule has nothing left before its end date)."""
+    changes: dict[str, object] = {}
+    if order.next_due is not None and order.next_due <= today and not any(o.attempt == schedule.FIRST for o in placed):
+        changes.update(next_nominal=None, next_due=None)
+    if any(o.attempt == schedule.RETRY for o in placed):
+        changes.update(retry_on=None, retry_nominal=None)
+    firsts = [o for o in placed if o.attempt == schedule.FIRST]
+    if firsts:
+        v = order.view
+        nxt = schedule.next_nominal_after(v.start_date, v.frequency, v.end_date, firsts[-1].nominal)
+        changes.update(next_nominal=nxt, next_due=schedule.due_date(nxt, CALENDAR) if nxt else None)
+    current = await store.get_standing_order(ctx.conn, order.view.standing_order_id, for_update=True)
+    assert current is not None
+    retry_left = current.retry_on is not None and "retry_on" not in changes
+    if "next_nominal" in changes and changes["next_nominal"] is None and not retry_left:
+        if current.view.status == StandingOrderStatus.active:
+            changes["status"] = StandingOrderStatus.ended
+    if changes:
+        await store.update_standing_order(ctx.conn, order.view.standing_order_id, ctx.now, **changes)
+
+
+async def occurrence_finished(ctx: Context, payment: PaymentRow, *, succeeded: bool) -> None:
+    """A placed occurrence completed or failed: count it (3 failures in a row suspend the order),
+    and schedule the one retry a failed first attempt gets."""
+    occurrence = await store.get_occurrence(ctx.conn, payment.view.payment_id)
+    if occurrence is None or occurrence.succeeded is not None:
+        return  # not an occurrence, or its result was already counted
+    await store.record_occurrence_result(ctx.conn, payment.view.payment_id, succeeded)
+    await occurrence_result(ctx, occurrence.standing_order_id, occurrence.nominal, occurrence.attempt,
+                            occurrence.placed_on, succeeded=succeeded, code=payment.view.failure_code,
+                            payment_id=payment.view.payment_id)  # fmt: skip
+
+
+async def occurrence_result(ctx: Context, standing_order_id: UUID, nominal: date, attempt: int, tried_on: date, *,
+                            succeeded: bool, code: str | None, payment_id: UUID | None) -> None:  # fmt: skip
+    order = await store.get_standing_order(ctx.conn, standing_order_id, for_update=True)
+    assert order is not None, "standing orders are never deleted"
+    v = order.view
+    if v.status in (StandingOrderStatus.suspended, StandingOrderStatus.cancelled):
+        return  # nothing more will be placed; a late result changes nothing
+    occ = schedule.Occurrence(nominal, schedule.due_date(nominal, CALENDAR), attempt)
+    decision = schedule.after_result(schedule.Schedule(v.start_date, v.frequency, v.end_date), occ,
+                                     failures=v.failures, succeeded=succeeded,
+                                     today=max(tried_on, occ.due), calendar=CALENDAR)  # fmt: skip
+    changes: dict[str, object] = {"failures": decision.failures}
+    if decision.retry is not None:
+        changes.update(retry_nominal=decision.retry.nominal, retry_on=decision.retry.due)
+    if decision.suspended:
+        changes["status"] = StandingOrderStatus.suspended
+    elif order.next_nominal is None and decision.retry is None and order.retry_on is None:
+        changes["status"] = StandingOrderStatus.ended
+    elif decision.retry is not None and v.status == StandingOrderStatus.ended:
+        changes["status"] = StandingOrderStatus.active
+    order = await store.update_standing_order(ctx.conn, standing_order_id, ctx.now, **changes)
+    if not succeeded:
+        await ctx.emit(c.StandingOrderFailed(
+            standing_order_id=standing_order_id, payer_account_id=v.payer_account_id, due_date=occ.due,
+            amount=v.amount, currency=v.currency, code=code or "failed", failures=decision.failures,
+            suspended=decision.suspended, payment_id=payment_id, occurred_at=ctx.now,
+        ))  # fmt: skip

@@ -1,0 +1,353 @@
+"""The payment worker's SQL, in plain asyncpg."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts.payment import PayeeView, PaymentView, StandingOrderStatus, StandingOrderView
+
+# --- accounts, as the account worker's events describe them -----------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KnownAccount:
+    account_id: UUID
+    customer_id: UUID
+    number: str
+    currency: str
+    status: str
+    daily_payments_out_limit: int | None
+    monthly_debit_limit: int | None
+    daily_cash_withdrawal_limit: int | None
+
+
+_ACCOUNT_COLUMNS = (
+    "account_id, customer_id, number, currency, status, daily_payments_out_limit, monthly_debit_limit, "
+    "daily_cash_withdrawal_limit"
+)
+
+
+async def get_account(conn: asyncpg.Connection, account_id: UUID, *, for_update: bool = False) -> KnownAccount | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM payment_account WHERE account_id = $1{lock}", account_id)
+    return KnownAccount(**dict(row)) if row else None
+
+
+async def account_by_number(conn: asyncpg.Connection, number: str) -> KnownAccount | None:
+    row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM payment_account WHERE number = $1", number)
+    return KnownAccount(**dict(row)) if row else None
+
+
+async def record_account(conn: asyncpg.Connection, fact: dict[str, Any], as_of: datetime) -> None:
+    """Keep the newest facts; events may arrive in any order. Limits come only with account.opened."""
+    await conn.execute(
+        "INSERT INTO payment_account (account_id, customer_id, number, product_code, currency, status, "
+        "daily_payments_out_limit, monthly_debit_limit, daily_cash_withdrawal_limit, as_of) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "ON CONFLICT (account_id) DO UPDATE SET status = EXCLUDED.status, as_of = EXCLUDED.as_of, "
+        "daily_payments_out_limit = coalesce(EXCLUDED.daily_payments_out_limit, payment_account.daily_payments_out_limit), "
+        "monthly_debit_limit = coalesce(EXCLUDED.monthly_debit_limit, payment_account.monthly_debit_limit), "
+        "daily_cash_withdrawal_limit = coalesce(EXCLUDED.daily_cash_withdrawal_limit, "
+        "payment_account.daily_cash_withdrawal_limit) "
+        "WHERE payment_account.as_of <= EXCLUDED.as_of",
+        fact["account_id"], fact["customer_id"], fact["number"], fact["product_code"], fact["currency"],
+        fact["status"], fact.get("daily_payments_out_limit"), fact.get("monthly_debit_limit"),
+        fact.get("daily_cash_withdrawal_limit"), as_of,
+    )  # fmt: skip
+
+
+# --- limit usage --------------------------------------------------------------------------------
+
+
+async def usage(conn: asyncpg.Connection, account_id: UUID, periods: dict[str, date]) -> dict[str, int]:
+    """Used amount per period name, 0 where nothing was charged yet."""
+    rows = await conn.fetch(
+        "SELECT period, used FROM limit_usage WHERE account_id = $1 AND (period, period_start) IN "
+        "(SELECT * FROM unnest($2::text[], $3::date[]))",
+        account_id, list(periods), list(periods.values()),
+    )  # fmt: skip
+    found = {r["period"]: r["used"] for r in rows}
+    return {name: found.get(name, 0) for name in periods}
+
+
+async def charge(conn: asyncpg.Connection, account_id: UUID, periods: dict[str, date], amount: int) -> None:
+    """Add (or, negative, give back) `amount` to each period's usage."""
+    await conn.execute(
+        "INSERT INTO limit_usage (account_id, period, period_start, used) "
+        "SELECT $1, p, s, greatest($4::bigint, 0) FROM unnest($2::text[], $3::date[]) AS t(p, s) "
+        "ON CONFLICT (account_id, period, period_start) DO UPDATE SET used = greatest(limit_usage.used + $4, 0)",
+        account_id, list(periods), list(periods.values()), amount,
+    )  # fmt: skip
+
+
+# --- payments -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """A payment as stored: the view plus what only the worker needs."""
+
+    view: PaymentView
+    payee_account_id: UUID | None
+    customer_id: UUID | None
+    needs_approval: bool
+    charged_periods: list[str]
+    refund_reserved: int
+    standing_order_id: UUID | None
+    expires_at: datetime | None
+    completed_at: datetime | None
+    failure_reason: str | None
+    partner: str | None
+
+
+_VIEW_COLUMNS = (
+    "payment_id", "reference", "kind", "channel", "status", "payer_account_id", "payee", "amount", "fee",
+    "currency", "fraud_score", "fraud_level", "refund_of", "refunded_amount", "maker", "approver",
+    "partner_reference", "failure_code", "description", "execute_at", "created_at", "updated_at",
+)  # fmt: skip
+_EXTRA_COLUMNS = (
+    "payee_account_id", "customer_id", "needs_approval", "charged_periods", "refund_reserved",
+    "standing_order_id", "expires_at", "completed_at", "failure_reason", "partner",
+)  # fmt: skip
+_PAYMENT_COLUMNS = ", ".join(_VIEW_COLUMNS + _EXTRA_COLUMNS)
+
+
+def _payment(row: asyncpg.Record) -> PaymentRow:
+    data = dict(row)
+    view = PaymentView.model_validate({k: data[k] for k in _VIEW_COLUMNS})
+    return PaymentRow(view=view, **{k: data[k] for k in _EXTRA_COLUMNS})
+
+
+async def get_payment(conn: asyncpg.Connection, payment_id: UUID, *, for_update: bool = False) -> PaymentRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT {_PAYMENT_COLUMNS} FROM payment WHERE payment_id = $1{lock}", payment_id)
+    return _payment(row) if row else None
+
+
+async def incoming_by_reference(conn: asyncpg.Connection, partner: str, reference: str) -> PaymentRow | None:
+    row = await conn.fetchrow(
+        f"SELECT {_PAYMENT_COLUMNS} FROM payment WHERE kind = 'incoming' AND partner = $1 AND partner_reference = $2",
+        partner, reference,
+    )  # fmt: skip
+    return _payment(row) if row else None
+
+
+async def insert_payment(conn: asyncpg.Connection, row: PaymentRow) -> None:
+    v = row.view
+    values: dict[str, Any] = v.model_dump(include=set(_VIEW_COLUMNS))
+    values["payee"] = v.payee.model_dump(mode="json", exclude_none=True) if v.payee else None
+    values.update({k: getattr(row, k) for k in _EXTRA_COLUMNS})
+    columns = list(values)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    await conn.execute(
+        f"INSERT INTO payment ({', '.join(columns)}) VALUES ({placeholders})", *[values[c] for c in columns]
+    )
+
+
+async def update_payment(conn: asyncpg.Connection, payment_id: UUID, now: datetime, **changes: Any) -> PaymentRow:
+    """Set the given columns (and updated_at); returns the row as it now is."""
+    assert changes and set(changes) <= set(_VIEW_COLUMNS + _EXTRA_COLUMNS), f"unknown columns {set(changes)}"
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
+    row = await conn.fetchrow(
+        f"UPDATE payment SET updated_at = $2, {sets} WHERE payment_id = $1 RETURNING {_PAYMENT_COLUMNS}",
+        payment_id, now, *changes.values(),
+    )  # fmt: skip
+    assert row is not None, f"payment {payment_id} vanished"
+    return _payment(row)
+
+
+async def payments_since(conn: asyncpg.Connection, payer_account_id: UUID, since: datetime) -> int:
+    """How many payments the account placed since then (velocity rule); failed ones count too."""
+    return await conn.fetchval(
+        "SELECT count(*) FROM payment WHERE payer_account_id = $1 AND created_at >= $2", payer_account_id, since
+    )
+
+
+async def account_payments(
+    conn: asyncpg.Connection, account_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
+) -> list[PaymentView]:
+    """Payments the account pays or receives, newest first, after the keyset cursor."""
+    cursor = "AND (created_at, payment_id) < ($2, $3)" if after else "AND $2::timestamptz IS NULL AND $3::uuid IS NULL"
+    rows = await conn.fetch(
+        f"SELECT {_PAYMENT_COLUMNS} FROM ("
+        f" (SELECT * FROM payment WHERE payer_account_id = $1 {cursor} ORDER BY created_at DESC, payment_id DESC LIMIT $4)"
+        f" UNION"
+        f" (SELECT * FROM payment WHERE payee_account_id = $1 {cursor} ORDER BY created_at DESC, payment_id DESC LIMIT $4)"
+        f") AS p ORDER BY created_at DESC, payment_id DESC LIMIT $4",
+        account_id, *(after or (None, None)), limit,
+    )  # fmt: skip
+    return [_payment(r).view for r in rows]
+
+
+async def due_payments(conn: asyncpg.Connection, now: datetime, limit: int) -> list[PaymentRow]:
+    """Payments a sweep must act on, locked (SKIP LOCKED: replicas share the work):
+    approvals past their expiry, settlements past their timeout, held payments whose rail window came."""
+    rows = await conn.fetch(
+        f"SELECT {_PAYMENT_COLUMNS} FROM payment WHERE "
+        "(status IN ('pending', 'processing') AND expires_at <= $1) "
+        "OR (status = 'pending' AND execute_at <= $1 AND (NOT needs_approval OR approver IS NOT NULL)) "
+        "ORDER BY coalesce(expires_at, execute_at) LIMIT $2 FOR UPDATE SKIP LOCKED",
+        now, limit,
+    )  # fmt: skip
+    return [_payment(r) for r in rows]
+
+
+# --- payees -----------------------------------------------------------------------------------------
+
+
+async def get_payee(conn: asyncpg.Connection, payee_id: UUID) -> PayeeView | None:
+    row = await conn.fetchrow("SELECT payee_id, customer_id, payee, added_at FROM payee WHERE payee_id = $1", payee_id)
+    return PayeeView.model_validate(dict(row)) if row else None
+
+
+async def count_payees(conn: asyncpg.Connection, customer_id: UUID) -> int:
+    return await conn.fetchval("SELECT count(*) FROM payee WHERE customer_id = $1", customer_id)
+
+
+async def insert_payee(conn: asyncpg.Connection, view: PayeeView) -> None:
+    await conn.execute(
+        "INSERT INTO payee (payee_id, customer_id, payee, added_at) VALUES ($1, $2, $3, $4)",
+        view.payee_id, view.customer_id, view.payee.model_dump(mode="json", exclude_none=True), view.added_at,
+    )  # fmt: skip
+
+
+async def customer_payees(conn: asyncpg.Connection, customer_id: UUID, limit: int) -> list[PayeeView]:
+    rows = await conn.fetch(
+        "SELECT payee_id, customer_id, payee, added_at FROM payee WHERE customer_id = $1 "
+        "ORDER BY added_at DESC, payee_id DESC LIMIT $2",
+        customer_id, limit,
+    )  # fmt: skip
+    return [PayeeView.model_validate(dict(r)) for r in rows]
+
+
+# --- standing orders ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StandingOrderRow:
+    view: StandingOrderView
+    next_nominal: date | None
+    next_due: date | None
+    retry_nominal: date | None
+    retry_on: date | None
+    actor: str
+
+
+_SO_COLUMNS = (
+    "standing_order_id, payer_account_id, customer_id, payee, kind, amount, currency, frequency, start_date, "
+    "end_date, next_nominal, next_due, retry_nominal, retry_on, failures, status, actor, created_at"
+)
+
+
+def _standing_order(row: asyncpg.Record) -> StandingOrderRow:
+    data = dict(row)
+    next_date = min((d for d in (data["retry_on"], data["next_due"]) if d is not None), default=None)
+    if data["status"] in (StandingOrderStatus.cancelled, StandingOrderStatus.ended):
+        next_date = None
+    view = StandingOrderView.model_validate(
+        {**{k: v for k, v in data.items() if k not in ("next_nominal", "next_due", "retry_nominal", "retry_on", "actor")},
+         "next_date": next_date}
+    )  # fmt: skip
+    return StandingOrderRow(
+        view, data["next_nominal"], data["next_due"], data["retry_nominal"], data["retry_on"], data["actor"]
+    )
+
+
+async def get_standing_order(
+    conn: asyncpg.Connection, standing_order_id: UUID, *, for_update: bool = False
+) -> StandingOrderRow | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(
+        f"SELECT {_SO_COLUMNS} FROM standing_order WHERE standing_order_id = $1{lock}", standing_order_id
+    )
+    return _standing_order(row) if row else None
+
+
+async def insert_standing_order(conn: asyncpg.Connection, view: StandingOrderView, actor: str, next_due: date) -> None:
+    await conn.execute(
+        "INSERT INTO standing_order (standing_order_id, payer_account_id, customer_id, payee, kind, amount, currency, "
+        "frequency, start_date, end_date, next_nominal, next_due, failures, status, actor, created_at, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $13, 0, 'active', $11, $12, $12)",
+        view.standing_order_id, view.payer_account_id, view.customer_id,
+        view.payee.model_dump(mode="json", exclude_none=True), view.kind, view.amount, view.currency,
+        view.frequency, view.start_date, view.end_date, actor, view.created_at, next_due,
+    )  # fmt: skip
+
+
+async def update_standing_order(
+    conn: asyncpg.Connection, standing_order_id: UUID, now: datetime, **changes: Any
+) -> StandingOrderRow:
+    allowed = {"next_nominal", "next_due", "retry_nominal", "retry_on", "failures", "status"}
+    assert changes and set(changes) <= allowed, f"unknown columns {set(changes) - allowed}"
+    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
+    row = await conn.fetchrow(
+        f"UPDATE standing_order SET updated_at = $2, {sets} WHERE standing_order_id = $1 RETURNING {_SO_COLUMNS}",
+        standing_order_id, now, *changes.values(),
+    )  # fmt: skip
+    assert row is not None
+    return _standing_order(row)
+
+
+async def account_standing_orders(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[StandingOrderView]:
+    rows = await conn.fetch(
+        f"SELECT {_SO_COLUMNS} FROM standing_order WHERE payer_account_id = $1 "
+        "ORDER BY created_at DESC, standing_order_id DESC LIMIT $2",
+        account_id, limit,
+    )  # fmt: skip
+    return [_standing_order(r).view for r in rows]
+
+
+async def due_standing_orders(conn: asyncpg.Connection, today: date, limit: int) -> list[StandingOrderRow]:
+    """Active standing orders with an occurrence or a retry due by `today`, locked (SKIP LOCKED:
+    replicas share the work, and an order is handled by one of them at a time)."""
+    rows = await conn.fetch(
+        f"SELECT {_SO_COLUMNS} FROM standing_order WHERE status = 'active' "
+        "AND least(next_due, retry_on) <= $1 ORDER BY least(next_due, retry_on) LIMIT $2 "
+        "FOR UPDATE SKIP LOCKED",
+        today, limit,
+    )  # fmt: skip
+    return [_standing_order(r) for r in rows]
+
+
+# --- standing-order occurrences -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceRow:
+    payment_id: UUID
+    standing_order_id: UUID
+    nominal: date
+    attempt: int
+    placed_on: date
+    succeeded: bool | None
+
+
+async def insert_occurrence(
+    conn: asyncpg.Connection, payment_id: UUID, standing_order_id: UUID, nominal: date, attempt: int, placed_on: date
+) -> bool:
+    """True when this occurrence is new; False when some run placed it already."""
+    return bool(await conn.fetchval(
+        "INSERT INTO standing_order_occurrence (payment_id, standing_order_id, nominal, attempt, placed_on) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+        payment_id, standing_order_id, nominal, attempt, placed_on,
+    ))  # fmt: skip
+
+
+async def get_occurrence(conn: asyncpg.Connection, payment_id: UUID) -> OccurrenceRow | None:
+    row = await conn.fetchrow(
+        "SELECT payment_id, standing_order_id, nominal, attempt, placed_on, succeeded "
+        "FROM standing_order_occurrence WHERE payment_id = $1",
+        payment_id,
+    )
+    return OccurrenceRow(**dict(row)) if row else None
+
+
+async def record_occurrence_result(conn: asyncpg.Connection, payment_id: UUID, succeeded: bool) -> None:
+    await conn.execute(
+        "UPDATE standing_order_occurrence SET succeeded = $2 WHERE payment_id = $1", payment_id, succeeded
+    )
