@@ -37,12 +37,20 @@ class Cluster:
         self._admin_token: str | None = None
         LOGS.mkdir(exist_ok=True)
 
-    def start(self, name: str) -> None:
-        args = ["edge"] if name == "edge" else ["worker", name]
+    def start(self, name: str, *, worker: str | None = None, env: dict[str, str] | None = None) -> None:
+        """Start the edge or a worker; `worker` and `env` start a named extra replica with its own settings."""
+        args = ["edge"] if name == "edge" else ["worker", worker or name]
         log = open(LOGS / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", *args], env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "bus.cli", *args], env={**self.env, **(env or {})}, cwd=ROOT, stdout=log,
+            stderr=subprocess.STDOUT,
         )
+
+    def stop(self, name: str) -> None:
+        """SIGTERM: a clean stop, as an operator's restart would do."""
+        process = self.processes.pop(name)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
 
     def kill(self, name: str) -> None:
         """SIGKILL: no chance to finish anything in flight."""

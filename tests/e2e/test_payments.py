@@ -1,0 +1,158 @@
+"""Payments end to end: the edge, every worker and extra payment replicas as real processes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import Cluster
+from tests.e2e.test_auth import login, new_user
+from tests.e2e.test_flows import open_account_when_eligible, post, verified_customer
+
+pytestmark = pytest.mark.e2e
+BANK_TZ = ZoneInfo("Asia/Kolkata")
+
+
+def wait_for(check: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what} not met within {timeout_s} s (last: {result!r})"
+        time.sleep(0.2)
+
+
+def payable_account(client: httpx.Client, customer_id: str, product: str = "savings") -> str:
+    """An account the payment worker already knows (it learns accounts from account.opened)."""
+    account_id = open_account_when_eligible(client, customer_id, product)["account_id"]
+    probe = {"payment_id": str(uuid.uuid4()), "kind": "cash_deposit", "channel": "branch",
+             "payee": {"account_id": account_id}, "amount": 1, "currency": "INR"}  # fmt: skip
+
+    def deposited() -> bool:
+        response = post(client, "/v1/payments", {**probe, "payment_id": str(uuid.uuid4())})
+        assert response.status_code in (201, 404), response.text
+        return response.status_code == 201
+
+    wait_for(deposited, what=f"payments to know account {account_id}")
+    return account_id
+
+
+def deposit(client: httpx.Client, account_id: str, amount: int) -> None:
+    body = {"payment_id": str(uuid.uuid4()), "kind": "cash_deposit", "channel": "branch",
+            "payee": {"account_id": account_id}, "amount": amount, "currency": "INR"}  # fmt: skip
+    response = post(client, "/v1/payments", body)
+    assert response.status_code == 201 and response.json()["status"] == "completed", response.text
+
+
+def balance(client: httpx.Client, account_id: str) -> int:
+    response = client.get(f"/v1/accounts/{account_id}/balance")
+    assert response.status_code == 200, response.text
+    return int(response.json()["balance"])
+
+
+def internal(payer: str, payee: str, amount: int, **extra: Any) -> dict[str, Any]:
+    return {"payment_id": str(uuid.uuid4()), "kind": "internal", "channel": "mobile", "payer_account_id": payer,
+            "payee": {"account_id": payee}, "amount": amount, "currency": "INR", **extra}  # fmt: skip
+
+
+def test_a_customer_pays_from_their_own_account_only(cluster: Cluster) -> None:
+    with cluster.client() as staff:
+        alice_customer, bob_customer = verified_customer(staff), verified_customer(staff)
+        alice = payable_account(staff, alice_customer)
+        bob = payable_account(staff, bob_customer)
+        deposit(staff, alice, 1_000_000)
+        deposit(staff, bob, 1_000_000)
+    _, username = new_user(cluster, ["customer"], customer_id=alice_customer)
+    with cluster.client(token=login(cluster, username).json()["access_token"]) as client:
+        paid = post(client, "/v1/payments", internal(alice, bob, 25_000))
+        assert paid.status_code == 201 and paid.json()["status"] == "completed", paid.text
+        assert client.get(f"/v1/payments/{paid.json()['payment_id']}").status_code == 200
+        theft = post(client, "/v1/payments", internal(bob, alice, 25_000))
+        assert theft.status_code == 403 and theft.json()["code"] == "not_owner", theft.text
+        cash = post(client, "/v1/payments", {"payment_id": str(uuid.uuid4()), "kind": "cash_deposit",
+                                             "channel": "branch", "payee": {"account_id": alice}, "amount": 1,
+                                             "currency": "INR"})  # fmt: skip
+        assert cash.status_code == 403, cash.text
+        listed = client.get(f"/v1/accounts/{alice}/payments")
+        assert listed.status_code == 200 and paid.json()["payment_id"] in {p["payment_id"] for p in listed.json()["items"]}
+        assert client.get(f"/v1/accounts/{bob}/payments").status_code == 403
+    with cluster.client() as staff:
+        assert balance(staff, alice) == 1_000_001 - 25_000
+        assert balance(staff, bob) == 1_000_001 + 25_000
+
+
+def test_maker_checker_over_http(cluster: Cluster) -> None:
+    maker_id, maker = new_user(cluster, ["officer"])
+    _, checker = new_user(cluster, ["officer"])
+    with cluster.client() as staff:
+        alice = payable_account(staff, verified_customer(staff), "current")
+        bob = payable_account(staff, verified_customer(staff))
+        deposit(staff, alice, 30_000_000)
+    with cluster.client(token=login(cluster, maker).json()["access_token"]) as client:
+        placed = post(client, "/v1/payments", internal(alice, bob, 15_000_000))
+        assert placed.status_code == 201 and placed.json()["status"] == "pending", placed.text
+        payment_id = placed.json()["payment_id"]
+        own = post(client, f"/v1/payments/{payment_id}/approve", {})
+        assert own.status_code == 403 and own.json()["code"] == "maker_cannot_approve", own.text
+    with cluster.client(token=login(cluster, checker).json()["access_token"]) as client:
+        approved = post(client, f"/v1/payments/{payment_id}/approve", {})
+        assert approved.status_code == 200 and approved.json()["status"] == "completed", approved.text
+        assert approved.json()["maker"] == maker_id and approved.json()["approver"] != maker_id
+    with cluster.client() as staff:
+        assert balance(staff, bob) == 1 + 15_000_000
+
+
+def _next_business_day(d: date) -> date:
+    d += timedelta(days=1)
+    while d.weekday() >= 5:
+        d += timedelta(days=1)
+    return d
+
+
+def test_standing_order_with_two_replicas_runs_each_occurrence_once_and_catches_up(cluster: Cluster) -> None:
+    """Created for a day to come; the payment worker is stopped across three due dates; two
+    replicas started afterwards (their clock 14 days on) place each missed occurrence exactly once."""
+    with cluster.client() as staff:
+        alice = payable_account(staff, verified_customer(staff))
+        bob = payable_account(staff, verified_customer(staff))
+        deposit(staff, alice, 1_000_000)
+        start = _next_business_day(datetime.now(UTC).astimezone(BANK_TZ).date())
+        order_id = str(uuid.uuid4())
+        created = post(staff, "/v1/standing-orders", {
+            "standing_order_id": order_id, "payer_account_id": alice, "payee": {"account_id": bob},
+            "kind": "internal", "amount": 7_000, "currency": "INR", "frequency": "weekly",
+            "start_date": start.isoformat(),
+        })  # fmt: skip
+        assert created.status_code == 201 and created.json()["next_date"] == start.isoformat(), created.text
+        time.sleep(2)
+        assert balance(staff, bob) == 1, "nothing is due before its start date"
+
+    cluster.stop("payment")
+    today = datetime.now(UTC).astimezone(BANK_TZ).date()
+    offset = (start - today).days + 14  # start, start + 7 and start + 14 have passed meanwhile
+    replicas = ("payment-a", "payment-b")
+    for name in replicas:
+        cluster.start(name, worker="payment", env={"CBS_SCHEDULER_DATE_OFFSET_DAYS": str(offset)})
+    try:
+        with cluster.client() as staff:
+            wait_for(lambda: balance(staff, bob) == 1 + 3 * 7_000, timeout_s=30, what="three occurrences paid")
+            time.sleep(3)  # more scheduler rounds on both replicas: nothing more is placed
+            assert balance(staff, bob) == 1 + 3 * 7_000
+            payments = staff.get(f"/v1/accounts/{alice}/payments").json()["items"]
+            occurrences = [p for p in payments if p["channel"] == "scheduler"]
+            assert len(occurrences) == 3 and all(p["status"] == "completed" for p in occurrences)
+            order = staff.get(f"/v1/standing-orders/{order_id}").json()
+            assert order["failures"] == 0 and order["next_date"] == (start + timedelta(days=21)).isoformat()
+    finally:
+        for name in replicas:
+            cluster.stop(name)
+        cluster.start("payment")
+        cluster.wait_ready()
