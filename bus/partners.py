@@ -8,6 +8,9 @@ user list: nothing is stored elsewhere. In its vhost a partner may
 - write only to `cbs.commands`, and there only the routing keys it was given (topic permissions);
 - read only its own queues, `partner.<name>.replies` and `partner.<name>.events`.
 
+Which events reach `partner.<name>.events` is the operator's choice too (`cbs partner add
+--events KEYS`): the operator binds the queue on `cbs.events`; the partner cannot.
+
 The broker enforces all of it: a publish to another routing key or a consume from another queue
 closes the partner's channel with ACCESS_REFUSED, and a `user_id` property that is not the
 connection's user is refused with PRECONDITION_FAILED. So a message with `user_id` set is known to
@@ -48,6 +51,7 @@ class PartnerError(Exception):
 class Partner:
     name: str
     may_send: tuple[str, ...]
+    events: tuple[str, ...] = ()  # routing keys its events queue is bound to on `cbs.events`
 
     @property
     def user(self) -> str:
@@ -55,7 +59,8 @@ class Partner:
 
     def as_dict(self) -> dict[str, Any]:
         queues = list(queues_of(self.name))
-        return {"name": self.name, "user": self.user, "may_send": list(self.may_send), "queues": queues}
+        return {"name": self.name, "user": self.user, "may_send": list(self.may_send), "events": list(self.events),
+                "queues": queues}
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,11 @@ def known_command_keys() -> frozenset[str]:
     return frozenset(key for worker in topology.WORKER_CONTRACTS for key in topology.command_keys(worker))
 
 
+def known_event_keys() -> frozenset[str]:
+    modules = topology.WORKER_CONTRACTS.values()
+    return frozenset(e.routing_key for module in modules for e in getattr(module, "EVENTS", ()))
+
+
 def check_keys(keys: Iterable[str], known: frozenset[str] | None = None) -> tuple[str, ...]:
     """The keys, sorted and unique; refuses wildcards, and keys no worker consumes (a typo)."""
     chosen = tuple(sorted(set(keys)))
@@ -104,6 +114,18 @@ def check_keys(keys: Iterable[str], known: frozenset[str] | None = None) -> tupl
     unknown = sorted(set(chosen) - (known if known is not None else known_command_keys()))
     if unknown:
         raise PartnerError(f"no worker consumes {unknown}")
+    return chosen
+
+
+def check_event_keys(keys: Iterable[str], known: frozenset[str] | None = None) -> tuple[str, ...]:
+    """The event keys, sorted and unique (none is fine); refuses wildcards and keys no contract names."""
+    chosen = tuple(sorted(set(keys)))
+    malformed = [k for k in chosen if not ROUTING_KEY_PATTERN.match(k)]
+    if malformed:
+        raise PartnerError(f"event keys must be literal `<worker>.<event>` keys: {malformed}")
+    unknown = sorted(set(chosen) - (known if known is not None else known_event_keys()))
+    if unknown:
+        raise PartnerError(f"no contract defines the events {unknown}")
     return chosen
 
 
@@ -206,12 +228,33 @@ def load_grants(vhost: str) -> dict[str, frozenset[str]]:
     return grants
 
 
+def load_event_bindings(vhost: str) -> dict[str, tuple[str, ...]]:
+    """Events queue name -> routing keys it is bound to on `cbs.events` in this vhost."""
+    bound: dict[str, set[str]] = {}
+    for row in _json("list_bindings", "-p", vhost, "source_name", "destination_name", "routing_key"):
+        queue = str(row["destination_name"])
+        if row["source_name"] == topology.EVENTS.name and queue.startswith(USER_PREFIX) and queue.endswith(".events"):
+            bound.setdefault(queue, set()).add(str(row["routing_key"]))
+    return {queue: tuple(sorted(keys)) for queue, keys in bound.items()}
+
+
 def list_partners(vhost: str) -> list[Partner]:
-    grants = load_grants(vhost)
-    return [
-        Partner(name=user[len(USER_PREFIX):], may_send=tuple(sorted(grants.get(user, frozenset()))))
-        for user in partner_users()
-    ]
+    grants, bindings = load_grants(vhost), load_event_bindings(vhost)
+    partners = []
+    for user in partner_users():
+        name = user[len(USER_PREFIX):]
+        may = tuple(sorted(grants.get(user, frozenset())))
+        partners.append(Partner(name=name, may_send=may, events=bindings.get(events_queue_name(name), ())))
+    return partners
+
+
+def partner_url(amqp_url: str, name: str, password: str) -> str:
+    """The partner's own AMQP URL: host, port and vhost of the operator's URL, the partner's user."""
+    parts = urlsplit(amqp_url)
+    host = parts.hostname or "127.0.0.1"
+    port = f":{parts.port}" if parts.port else ""
+    netloc = f"{quote(user_of(name), safe='')}:{quote(password, safe='')}@{host}{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def create_user(name: str, keys: Iterable[str], vhost: str) -> Credentials:
@@ -267,15 +310,18 @@ def partner_queues(name: str) -> list[Any]:
     return [RabbitQueue(q, queue_type=QueueType.QUORUM, durable=True, arguments=arguments) for q in queues_of(name)]
 
 
-async def declare_queues(amqp_url: str, name: str) -> None:
-    """Declare the partner's reply and event queues; no event bindings (the operator chooses them)."""
+async def declare_queues(amqp_url: str, name: str, events: Iterable[str] = ()) -> None:
+    """Declare the partner's reply and event queues, and bind the events queue to `events` keys."""
     from faststream.rabbit import RabbitBroker
 
     broker = RabbitBroker(amqp_url, logger=None)
     await broker.connect()
     try:
-        for queue in partner_queues(name):
-            await broker.declare_queue(queue)
+        declared = {queue.name: await broker.declare_queue(queue) for queue in partner_queues(name)}
+        if events:
+            exchange = await broker.declare_exchange(topology.EVENTS)
+            for key in events:
+                await declared[events_queue_name(name)].bind(exchange, routing_key=key)
     finally:
         await broker.stop()
 
