@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -12,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import LOGS, ROOT, Cluster
 from tests.e2e.test_auth import login, new_user
 from tests.e2e.test_flows import open_account_when_eligible, post, verified_customer
 
@@ -156,3 +160,52 @@ def test_standing_order_with_two_replicas_runs_each_occurrence_once_and_catches_
             cluster.stop(name)
         cluster.start("payment")
         cluster.wait_ready()
+
+
+def _cbs(cluster: Cluster, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bus.cli", *args], env={**cluster.env, **(env or {})}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_the_clearing_partner_settles_external_payments_and_credits_incoming_once(cluster: Cluster) -> None:
+    """The simulator runs as its own process, with its own broker user, on the published contracts."""
+    name = f"clr{uuid.uuid4().hex[:8]}"
+    added = _cbs(cluster, "partner", "add", name, "--events", "payment.submitted", "--may-send",
+                 "payment.settle_payment", "payment.reject_external_payment", "payment.incoming_credit")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    secret = {"CBS_PARTNER_SECRET": json.loads(added.stdout)["password"]}
+    log = open(LOGS / f"clearing-sim-{name}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "bus.cli", "partner", "clearing-sim", "--name", name,
+                                "--delay-s", "0.2", "--reject-rate", "0"], env={**cluster.env, **secret}, cwd=ROOT,
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        with cluster.client() as staff:
+            alice = payable_account(staff, verified_customer(staff))
+            deposit(staff, alice, 1_000_000)
+            placed = post(staff, "/v1/payments", {
+                "payment_id": str(uuid.uuid4()), "kind": "imps", "channel": "internet_banking",
+                "payer_account_id": alice, "amount": 100_000, "currency": "INR",
+                "payee": {"name": "Ravi Kumar", "account_number": "123456789012", "ifsc": "HDFC0001234"},
+            })  # fmt: skip
+            assert placed.status_code == 201 and placed.json()["status"] == "processing", placed.text
+            payment_id = placed.json()["payment_id"]
+
+            def settled() -> bool:
+                return staff.get(f"/v1/payments/{payment_id}").json()["status"] == "completed"
+
+            wait_for(settled, what="settlement by the clearing partner")
+            view = staff.get(f"/v1/payments/{payment_id}").json()
+            assert view["partner_reference"].startswith("CLR") and view["fee"] == 200
+            assert balance(staff, alice) == 1_000_001 - 100_200
+
+            number = staff.get(f"/v1/accounts/{alice}").json()["number"]
+            credit = ["partner", "clearing-sim", "credit", "--name", name, "--reference", f"UTR{uuid.uuid4().hex[:10]}",
+                      "--rail", "neft", "--account-number", number, "--amount", "55500", "--payer-name", "Acme Ltd"]  # fmt: skip
+            for _ in range(2):  # the partner repeats itself: credited once
+                sent = _cbs(cluster, *credit, env=secret)
+                assert sent.returncode == 0, sent.stderr
+            assert balance(staff, alice) == 1_000_001 - 100_200 + 55_500
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+        _cbs(cluster, "partner", "remove", name)
