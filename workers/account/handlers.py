@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import decode_time_id, page_of
 from bus.actor import owner_only
 from bus.runtime import Context, Deferred
 from contracts import account as c
@@ -112,15 +112,11 @@ async def get_account(ctx: Context, cmd: c.GetAccount) -> Reply:
 
 
 async def list_customer_accounts(ctx: Context, cmd: c.ListCustomerAccounts) -> Reply:
-    after = None
-    if cmd.cursor is not None:
-        values = decode_cursor(cmd.cursor, 2)
-        if values is None:
-            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
-        after = (datetime.fromisoformat(values[0]), UUID(values[1]))
+    after = decode_time_id(cmd.cursor) if cmd.cursor is not None else None
+    if cmd.cursor is not None and after is None:
+        return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
     accounts = await store.customer_accounts(ctx.conn, cmd.customer_id, after=after, limit=cmd.limit + 1)
-    page, more = accounts[: cmd.limit], len(accounts) > cmd.limit
-    next_cursor = encode_cursor(page[-1].opened_at.isoformat(), page[-1].account_id) if more else None
+    page, next_cursor = page_of(accounts, cmd.limit, lambda a: (a.opened_at.isoformat(), a.account_id))
     return Reply.success(c.AccountPage(items=page, next_cursor=next_cursor))
 
 

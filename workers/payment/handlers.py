@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.actor import Actor, not_for_customers, owner_only
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import decode_time_id, page_of
 from bus.runtime import Context, Deferred
 from contracts import account as account_events
 from contracts import ledger
@@ -653,15 +653,11 @@ async def get_payment(ctx: Context, cmd: c.GetPayment) -> Reply:
 async def list_account_payments(ctx: Context, cmd: c.ListAccountPayments) -> Reply:
     if denied := owner_only(ctx.actor, await _owner_of(ctx, cmd.account_id)):
         return denied
-    after = None
-    if cmd.cursor is not None:
-        values = decode_cursor(cmd.cursor, 2)
-        if values is None:
-            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
-        after = (datetime.fromisoformat(values[0]), UUID(values[1]))
+    after = decode_time_id(cmd.cursor) if cmd.cursor is not None else None
+    if cmd.cursor is not None and after is None:
+        return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
     found = await store.account_payments(ctx.conn, cmd.account_id, after=after, limit=cmd.limit + 1)
-    page, more = found[: cmd.limit], len(found) > cmd.limit
-    cursor = encode_cursor(page[-1].created_at.isoformat(), page[-1].payment_id) if more else None
+    page, cursor = page_of(found, cmd.limit, lambda p: (p.created_at.isoformat(), p.payment_id))
     return Reply.success(c.PaymentPage(items=page, next_cursor=cursor))
 
 
