@@ -547,38 +547,21 @@ def refund_transfers(
     original_payer: UUID,
     original_payee: UUID | None,
     amount: int,
+    fee: int = 0,
+    reversal: bool = False,
 ) -> list[NewTransfer]:
-    """Payer and payee swapped: internal payee → payer; external clearing_<rail> → payer."""
+    """Payer and payee swapped: internal payee → payer; external clearing_<rail> → payer.
+    A reversal (a staff correction) also gives the fee back from fee income, linked."""
     if original_kind in EXTERNAL_KINDS:
         source = clearing_account_id(original_kind, currency)
     else:
         assert original_payee is not None, "an internal refund needs the original payee"
         source = original_payee
-    leg = Leg(source, original_payer, amount, "refund", "principal")
-    return TransferPlan(refund_id, currency, reference, [leg]).transfers()
-
-
-def reversal_transfers(
-    reversal_id: UUID,
-    reference: str,
-    currency: str,
-    *,
-    original_kind: PaymentKind,
-    original_payer: UUID,
-    original_payee: UUID | None,
-    amount: int,
-    fee: int,
-) -> list[NewTransfer]:
-    """A staff correction: the principal back as a refund would, and the fee back from fee income, linked."""
-    if original_kind in EXTERNAL_KINDS:
-        source = clearing_account_id(original_kind, currency)
-    else:
-        assert original_payee is not None, "an internal reversal needs the original payee"
-        source = original_payee
-    legs = [Leg(source, original_payer, amount, "reversal", "principal")]
+    assert reversal or fee == 0, "a refund returns the principal only"
+    legs = [Leg(source, original_payer, amount, "reversal" if reversal else "refund", "principal")]
     if fee:
         legs.append(Leg(bank_account_id("fee_income", currency), original_payer, fee, "fee_reversal", "fee"))
-    return TransferPlan(reversal_id, currency, reference, legs).transfers()
+    return TransferPlan(refund_id, currency, reference, legs).transfers()
 
 
 # --- admission: the order's shape, and which limits it uses ----------------------------------

@@ -466,29 +466,31 @@ async def cancel_payment(ctx: Context, cmd: c.CancelPayment) -> Reply | Deferred
 
 
 async def settle_payment(ctx: Context, cmd: c.SettlePayment) -> Reply | Deferred:
-    row = await _partner_payment(ctx, cmd.payment_id)
+    row = await _partner_answer(ctx, cmd.payment_id, cmd.partner_reference, S.completed)
     if isinstance(row, Reply):
         return row
-    if row.view.status == S.completed and row.view.partner_reference == cmd.partner_reference:
-        return _answer(row)  # the partner repeated itself
-    if row.view.status != S.processing or row.partner is not None:
-        return Reply.refusal(E.invalid_transition, f"payment {cmd.payment_id} is {row.view.status}, not awaiting settlement")
-    row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, partner_reference=cmd.partner_reference,
-                                     partner=ctx.broker_user or "internal")  # fmt: skip
     return await _ask_ledger(ctx, row, "post_hold", domain.post_transfers(_holds(row)))
 
 
 async def reject_external_payment(ctx: Context, cmd: c.RejectExternalPayment) -> Reply | Deferred:
-    row = await _partner_payment(ctx, cmd.payment_id)
+    row = await _partner_answer(ctx, cmd.payment_id, cmd.partner_reference, S.failed)
     if isinstance(row, Reply):
         return row
-    if row.view.status == S.failed and row.view.partner_reference == cmd.partner_reference:
-        return _answer(row)
-    if row.view.status != S.processing or row.partner is not None:
-        return Reply.refusal(E.invalid_transition, f"payment {cmd.payment_id} is {row.view.status}, not awaiting settlement")
-    row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, partner_reference=cmd.partner_reference,
-                                     partner=ctx.broker_user or "internal")  # fmt: skip
     return await _fail_and_release(ctx, row, "rejected_by_partner", cmd.reason)
+
+
+async def _partner_answer(ctx: Context, payment_id: UUID, reference: str, outcome: PaymentStatus) -> PaymentRow | Reply:
+    """The payment the partner answers for, marked answered; or the reply when there is nothing to do."""
+    row = await _partner_payment(ctx, payment_id)
+    if isinstance(row, Reply):
+        return row
+    v = row.view
+    if row.partner is not None and v.partner_reference == reference and v.status in (outcome, S.processing):
+        return _answer(row)  # the partner repeated itself (its first answer may still be with the ledger)
+    if v.status != S.processing or row.partner is not None:
+        return Reply.refusal(E.invalid_transition, f"payment {payment_id} is {v.status}, not awaiting settlement")
+    return await store.update_payment(ctx.conn, v.payment_id, ctx.now, partner_reference=reference,
+                                      partner=ctx.broker_user or "internal")  # fmt: skip
 
 
 async def _partner_payment(ctx: Context, payment_id: UUID) -> PaymentRow | Reply:
@@ -590,14 +592,9 @@ async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int 
     # Reserved now, so two concurrent refunds can never give back more than the amount.
     await store.update_payment(ctx.conn, original_id, ctx.now, refund_reserved=original.refund_reserved + amount)
     await ctx.emit(c.PaymentInitiated(**_fact(row, ctx.now), fee=view.fee, fraud_score=view.fraud_score, fraud_level=view.fraud_level))
-    if reversal:
-        transfers = domain.reversal_transfers(new_id, view.reference, o.currency, original_kind=o.kind,
-                                              original_payer=o.payer_account_id, original_payee=original.payee_account_id,
-                                              amount=amount, fee=o.fee)  # fmt: skip
-    else:
-        transfers = domain.refund_transfers(new_id, view.reference, o.currency, original_kind=o.kind,
-                                            original_payer=o.payer_account_id, original_payee=original.payee_account_id,
-                                            amount=amount)  # fmt: skip
+    transfers = domain.refund_transfers(new_id, view.reference, o.currency, original_kind=o.kind,
+                                        original_payer=o.payer_account_id, original_payee=original.payee_account_id,
+                                        amount=amount, fee=view.fee, reversal=reversal)  # fmt: skip
     return await _ask_ledger(ctx, row, "reverse" if reversal else "refund", transfers)
 
 
