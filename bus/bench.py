@@ -52,7 +52,8 @@ def admin_login_form() -> dict[str, str]:
             "password": os.environ.get("CBS_ADMIN_PASSWORD", "cbs-dev-admin-password")}  # fmt: skip
 
 
-def _registration(run: str, i: int) -> dict[str, object]:
+def registration(run: str, i: int) -> dict[str, object]:
+    """A new individual customer's registration body (also the payment bench's customers)."""
     return {
         "customer_id": str(uuid.uuid4()),
         "customer_type": "individual",
@@ -77,7 +78,7 @@ def bench_register(base_url: str, count: int) -> Figures:
         started = time.perf_counter()
         for i in range(count):
             t0 = time.perf_counter()
-            response = client.post("/v1/customers", json=_registration(run, i), headers={"Idempotency-Key": f"{run}-{i}"})
+            response = client.post("/v1/customers", json=registration(run, i), headers={"Idempotency-Key": f"{run}-{i}"})
             latencies_ms.append((time.perf_counter() - t0) * 1000)
             statuses[response.status_code] += 1
         seconds = time.perf_counter() - started

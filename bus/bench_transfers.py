@@ -5,16 +5,20 @@ between random pairs (uniform, Zipf-skewed, or all touching one hot account), ea
 carrying `--batch` transfers, for `--seconds`, closed-loop (`--concurrency` senders, each
 waiting for its reply) or open-loop (`--rate` commands a second, latency counted from the
 scheduled send time so a stall is not hidden). Then `ledger.verify`. Prints one table.
+The load driver, account picker, edge client and table serve `--kind payment` too
+(bus/bench_payments.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,20 +99,26 @@ class Sender:
         assert self.correlator is not None
         return await self.correlator.send(command, message_id=uuid.uuid4().hex, timeout_s=timeout_s)
 
+    async def post(self, path: str, body: Any, key: str | None = None) -> tuple[int, Any]:
+        """POST a JSON body through the edge with a fresh (or given) Idempotency-Key: (status, JSON or None)."""
+        assert self.http is not None
+        data = body.model_dump_json() if hasattr(body, "model_dump_json") else json.dumps(body)
+        async with self.http.post(path, data=data, headers={
+            "Idempotency-Key": key or uuid.uuid4().hex, "Content-Type": "application/json",
+        }) as response:  # fmt: skip
+            text = await response.text()
+            return response.status, json.loads(text) if text else None
+
     async def transfers(self, command: c.CreateTransfers) -> list[str]:
         if self.options.via == "bus":
             reply = await self.bus(command)
             if not reply.ok:
                 return [f"refused:{reply.error.code if reply.error else '?'}"]
             return [r["result"] for r in (reply.result or {})["results"]]
-        assert self.http is not None
-        async with self.http.post(
-            "/v1/ledger/transfers", data=command.model_dump_json(),
-            headers={"Idempotency-Key": uuid.uuid4().hex, "Content-Type": "application/json"},
-        ) as response:  # fmt: skip
-            if response.status != 200:
-                return [f"http_{response.status}"]
-            return [r["result"] for r in (await response.json())["results"]]
+        status, answer = await self.post("/v1/ledger/transfers", command)
+        if status != 200:
+            return [f"http_{status}"]
+        return [r["result"] for r in answer["results"]]
 
 
 class Picker:
@@ -162,9 +172,12 @@ def _command(picker: Picker, batch: int, rng: random.Random) -> c.CreateTransfer
     return c.CreateTransfers(transfers=transfers)
 
 
-async def _one(sender: Sender, command: c.CreateTransfers, tally: Tally, started: float) -> None:
+Request = Callable[[], Awaitable[list[str]]]  # builds one request (synchronously) and sends it: result codes
+
+
+async def _one(request: Awaitable[list[str]], tally: Tally, started: float) -> None:
     try:
-        codes = await sender.transfers(command)
+        codes = await request
     except Exception as exc:  # a bench reports failures, it does not stop on them
         tally.errors[type(exc).__name__] += 1
         return
@@ -172,9 +185,8 @@ async def _one(sender: Sender, command: c.CreateTransfers, tally: Tally, started
     tally.results.update(codes)
 
 
-async def drive(sender: Sender, options: Options, accounts: list[uuid.UUID]) -> tuple[Tally, float]:
-    rng = random.Random(7)
-    picker = Picker(options, accounts, rng)
+async def drive(options: Options, request: Request) -> tuple[Tally, float]:
+    """Closed loop (`concurrency` senders) or open loop (`rate`/s) of `request` for `seconds`."""
     tally = Tally()
     seconds = min(options.seconds, MAX_SECONDS)
     t0 = time.perf_counter()
@@ -183,7 +195,7 @@ async def drive(sender: Sender, options: Options, accounts: list[uuid.UUID]) -> 
 
         async def loop() -> None:
             while time.perf_counter() < deadline:
-                await _one(sender, _command(picker, options.batch, rng), tally, time.perf_counter())
+                await _one(request(), tally, time.perf_counter())
 
         await asyncio.gather(*(loop() for _ in range(options.concurrency)))
     else:
@@ -192,7 +204,7 @@ async def drive(sender: Sender, options: Options, accounts: list[uuid.UUID]) -> 
         n = 0
         while (scheduled := t0 + n * interval) < deadline:
             await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            task = asyncio.create_task(_one(sender, _command(picker, options.batch, rng), tally, scheduled))
+            task = asyncio.create_task(_one(request(), tally, scheduled))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
             n += 1
@@ -205,17 +217,24 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any]) -> str:
-    transfers = sum(tally.results.values())
+def load_text(options: Options, per_command: str) -> str:
     mode = f"open loop {options.rate:g}/s" if options.rate else f"closed loop x{options.concurrency}"
     skew = "hot account" if options.hot else (f"zipf {options.zipf:g}" if options.zipf else "uniform")
+    return f"{mode}, {per_command}, {skew}, {options.accounts} accounts"
+
+
+def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any], *, per_command: str = "",
+          counted: tuple[str, int] | None = None, before: tuple[tuple[str, str], ...] = ()) -> str:  # fmt: skip
+    """One table; `counted` = (what, how many) for the throughput row (default: every transfer result)."""
+    what, done = counted or ("transfers", sum(tally.results.values()))
     rows = [
         ("via", options.via),
-        ("load", f"{mode}, {options.batch} transfer(s)/command, {skew}, {options.accounts} accounts"),
+        ("load", load_text(options, per_command or f"{options.batch} transfer(s)/command")),
+        *before,
         ("seconds", f"{elapsed:.1f}"),
         ("commands", str(len(tally.latencies_ms))),
-        ("transfers", str(transfers)),
-        ("transfers/s", f"{transfers / elapsed:.0f}"),
+        (what, str(done)),
+        (f"{what}/s", f"{done / elapsed:.0f}"),
         ("latency p50 ms", f"{percentile(tally.latencies_ms, 50):.1f}"),
         ("latency p95 ms", f"{percentile(tally.latencies_ms, 95):.1f}"),
         ("latency p99 ms", f"{percentile(tally.latencies_ms, 99):.1f}"),
@@ -228,10 +247,16 @@ def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any]
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
+async def verify_ledger(sender: Sender) -> dict[str, Any]:
+    verify = await sender.bus(c.Verify(), timeout_s=300)
+    return verify.result if verify.ok and isinstance(verify.result, dict) else {"ok": False, "mismatches": verify.error}
+
+
 async def run(options: Options, amqp_url: str) -> tuple[str, bool]:
     async with Sender(options, amqp_url) as sender:
         accounts = await set_up(sender, options.accounts)
-        tally, elapsed = await drive(sender, options, accounts)
-        verify = await sender.bus(c.Verify(), timeout_s=300)
-    result = verify.result if verify.ok and isinstance(verify.result, dict) else {"ok": False, "mismatches": verify.error}
+        rng = random.Random(7)
+        picker = Picker(options, accounts, rng)
+        tally, elapsed = await drive(options, lambda: sender.transfers(_command(picker, options.batch, rng)))
+        result = await verify_ledger(sender)
     return table(options, tally, elapsed, result), bool(result.get("ok")) and not tally.errors
