@@ -39,7 +39,8 @@ routing key (`<worker>.<command>`), persistent, with these AMQP properties:
 
 Your broker user may publish only the routing keys it was granted, and read only your own queues
 (`partner.<name>.replies`, `partner.<name>.events`); it cannot declare anything. A publish outside
-your grant closes your channel with `ACCESS_REFUSED`.
+your grant closes your channel with `ACCESS_REFUSED`; should one ever get through, the worker
+refuses it with `code: "forbidden"` (workers learn your grant from `partner.access_changed`).
 
 **Replies** are `{{"ok": true, "result": ...}}` or `{{"ok": false, "error": {{"code", "message",
 "details"}}}}`. A business refusal is a reply with a stable `code`, never a lost message. A
@@ -99,7 +100,7 @@ def _check_unique_names() -> None:
     # Schemas are keyed by class name in the document: two contracts with one name would
     # silently show one payload for both.
     seen: dict[str, type[Any]] = {}
-    for contracts in topology.WORKER_CONTRACTS.values():
+    for contracts in (*topology.WORKER_CONTRACTS.values(), *topology.OPERATOR_CONTRACTS.values()):
         for model in (*contracts.COMMANDS, *contracts.EVENTS):
             other = seen.setdefault(model.__name__, model)
             assert other is model, f"{model.__module__}.{model.__name__} and {other.__module__} share a name"
@@ -120,7 +121,7 @@ def docs_broker() -> RabbitBroker:
             GET_OPERATION_TYPE,
         )  # fmt: skip
     _replies(broker)
-    for contracts in topology.WORKER_CONTRACTS.values():
+    for contracts in (*topology.WORKER_CONTRACTS.values(), *topology.OPERATOR_CONTRACTS.values()):
         events: tuple[type[Event], ...] = tuple(contracts.EVENTS)
         for event in events:
             _event(broker, event)

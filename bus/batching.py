@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faststream.rabbit import RabbitMessage
 
-from bus import inbox
+from bus import grants, inbox
 from contracts.common import Command, Reply
 
 if TYPE_CHECKING:
@@ -140,13 +140,30 @@ class GroupCommitter:
             if not item.future.done():
                 item.future.set_result(reply)
 
+    async def _partner_refusals(self, conn: asyncpg.Connection, batch: list[Item]) -> dict[int, Reply]:
+        """Index -> refusal of each partner message outside its grant (one query for the batch)."""
+        consumer = self.contract.routing_key
+        actors = {n: self.runtime.context_for(conn, i.msg, consumer).actor for n, i in enumerate(batch)}
+        users = {n: a.subject for n, a in actors.items() if a is not None and a.via == "partner"}
+        if not users:
+            return {}
+        known = await grants.load(conn, set(users.values()))
+        refusals = {n: grants.refuse(user, consumer, known) for n, user in users.items()}
+        return {n: r for n, r in refusals.items() if r is not None}
+
     async def _commit(self, conn: asyncpg.Connection, batch: list[Item]) -> list[Reply]:
         consumer = self.contract.routing_key
         replies: dict[int, Reply] = {}
         first_of: dict[str, int] = {}  # message_id -> index of its first delivery in this batch
         fresh: list[int] = []
-        claimed = await inbox.claim_many(conn, consumer, [(i.message_id, i.body_hash) for i in batch])
+        refused = await self._partner_refusals(conn, batch)
+        claimed = await inbox.claim_many(
+            conn, consumer, [(i.message_id, i.body_hash) for n, i in enumerate(batch) if n not in refused]
+        )
+        replies.update(refused)  # each its own refusal, not stored: once granted, it is acted on
         for index, item in enumerate(batch):
+            if index in refused:
+                continue
             if item.message_id in first_of:
                 continue  # the same message twice in one batch: answered like its first copy
             first_of[item.message_id] = index
@@ -165,4 +182,4 @@ class GroupCommitter:
             await inbox.store_replies(
                 conn, consumer, [(batch[i].message_id, replies[i].model_dump(mode="json")) for i in fresh]
             )
-        return [replies[first_of[item.message_id]] for item in batch]
+        return [replies[n] if n in refused else replies[first_of[item.message_id]] for n, item in enumerate(batch)]

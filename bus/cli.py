@@ -118,11 +118,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0 if set(figures.statuses) <= {200, 201} else 1
     from bus import bench_transfers as bt
 
+    if args.kind == "payment" and (args.via == "bus" or args.batch != 1):
+        print("cbs bench --kind payment: payments go through the edge, one order a request (no --via bus, --batch)",
+              file=sys.stderr)  # fmt: skip
+        return 2
     options = bt.Options(
-        via=args.via, accounts=args.accounts, seconds=args.seconds, concurrency=args.concurrency, batch=args.batch,
-        rate=args.rate, zipf=args.zipf, hot=args.hot, edge_url=url,
+        via="edge" if args.kind == "payment" else args.via or "bus", accounts=args.accounts, seconds=args.seconds,
+        concurrency=args.concurrency, batch=args.batch, rate=args.rate, zipf=args.zipf, hot=args.hot, edge_url=url,
     )  # fmt: skip
-    text, ok = _run(bt.run(options, settings.amqp_url))  # type: ignore[misc]
+    from bus import bench_payments
+
+    bench_run = bench_payments.run if args.kind == "payment" else bt.run
+    text, ok = _run(bench_run(options, settings.amqp_url))  # type: ignore[misc]
     print(text)
     return 0 if ok else 1
 
@@ -153,14 +160,28 @@ def cmd_partner(args: argparse.Namespace) -> int:
             for partner in partners.list_partners(vhost):
                 print(json.dumps(partner.as_dict()))
             return 0
+        if args.action == "clearing-sim":
+            return cmd_clearing_sim(args, amqp_url)
+        vhost_url = partners.url_for_vhost(amqp_url, vhost)
         if args.action == "add":
-            creds = partners.create_user(args.name, args.may_send, vhost)
+            events = partners.check_event_keys(args.events or ())
+            keys = partners.check_keys(args.may_send)
+            if partners.exists(partners.check_name(args.name)):
+                raise partners.PartnerError(f"partner {args.name!r} exists; use rotate-secret or remove it first")
+            # Workers learn the grant before the partner can publish anything (defence in depth).
+            _run(partners.publish_access(vhost_url, args.name, keys))
             try:
-                _run(partners.declare_queues(partners.url_for_vhost(amqp_url, vhost), args.name))
+                creds = partners.create_user(args.name, keys, vhost)
+                try:
+                    _run(partners.declare_queues(vhost_url, args.name, events))
+                except BaseException:
+                    partners.delete_user(args.name)  # no user without its queues
+                    raise
             except BaseException:
-                partners.delete_user(args.name)  # no user without its queues
+                if not partners.exists(args.name):
+                    _run(partners.publish_access(vhost_url, args.name, ()))  # and no grant without its user
                 raise
-            partner = partners.Partner(args.name, partners.check_keys(args.may_send))
+            partner = partners.Partner(args.name, keys, events)
             # The only time the password is shown: hand it to the partner over a safe channel.
             print(json.dumps({**partner.as_dict(), "vhost": vhost, "password": creds.password}))
             return 0
@@ -168,9 +189,18 @@ def cmd_partner(args: argparse.Namespace) -> int:
             creds = partners.rotate_secret(args.name, close_connections=args.close_connections)
             print(json.dumps({"name": args.name, "user": creds.user, "password": creds.password}))
             return 0
+        if args.action == "sync-grants":
+            # Tell every worker each partner's grant as the broker holds it (e.g. partners made
+            # before workers checked grants, or a worker whose grants were lost).
+            for partner in partners.list_partners(vhost):
+                _run(partners.publish_access(vhost_url, partner.name, partner.may_send))
+                print(json.dumps({"name": partner.name, "user": partner.user, "may_send": list(partner.may_send)}))
+            return 0
         partners.delete_user(args.name)
+        # After the user is gone: workers stop honouring a grant nobody can use any more.
+        _run(partners.publish_access(vhost_url, args.name, ()))
         if not args.keep_queues:
-            _run(partners.delete_queues(partners.url_for_vhost(amqp_url, vhost), args.name))
+            _run(partners.delete_queues(vhost_url, args.name))
         print(json.dumps({"removed": args.name, "queues_deleted": not args.keep_queues}))
         return 0
     except partners.PartnerError as exc:
@@ -180,6 +210,70 @@ def cmd_partner(args: argparse.Namespace) -> int:
         failed = " ".join(exc.cmd[2:])
         print(f"cbs partner {args.action}: rabbitmqctl {failed} failed: {(exc.stderr or '').strip()}", file=sys.stderr)
         return 1
+
+
+CLEARING_SIM_HELP = """Run a simulated clearing house as partner NAME: settle (or reject) every
+payment.submitted on partner.NAME.events; `credit` sends one incoming credit instead.
+Credentials: CBS_PARTNER_URL (the partner's full amqp:// URL), or the password `cbs partner add`
+printed, from --secret-file FILE or CBS_PARTNER_SECRET, with host and vhost taken from
+CBS_AMQP_URL. Never on the command line (ps shows it). Set it up once with
+  cbs partner add clearing --events payment.submitted --may-send payment.settle_payment
+      payment.reject_external_payment payment.incoming_credit"""
+
+
+def _partner_amqp_url(args: argparse.Namespace, amqp_url: str, name: str) -> str:
+    from bus import partners
+
+    if os.environ.get("CBS_PARTNER_URL"):
+        return os.environ["CBS_PARTNER_URL"]
+    secret_file = getattr(args, "secret_file", None)
+    if secret_file:
+        with open(secret_file, encoding="utf-8") as f:
+            password = f.read().strip()
+    else:
+        password = os.environ.get("CBS_PARTNER_SECRET", "")
+    if not password:
+        raise partners.PartnerError("set CBS_PARTNER_URL, CBS_PARTNER_SECRET or --secret-file (see --help)")
+    return partners.partner_url(amqp_url, name, password)
+
+
+def cmd_clearing_sim(args: argparse.Namespace, amqp_url: str) -> int:
+    import signal
+
+    from bus import clearing_sim, partners
+
+    import aiormq
+
+    name = partners.check_name(getattr(args, "name", None) or "clearing")
+    url = _partner_amqp_url(args, amqp_url, name)
+    if getattr(args, "sim_action", None) == "credit":
+        try:
+            reply = _run(clearing_sim.send_incoming_credit(
+                url, name, partner_reference=args.reference, rail=args.rail, payee_account_number=args.account_number,
+                payer_name=args.payer_name, amount=args.amount, currency=args.currency, timeout_s=args.timeout,
+            ))  # fmt: skip
+        except (TimeoutError, aiormq.exceptions.AMQPError) as exc:
+            print(f"cbs partner clearing-sim credit: {exc!r}", file=sys.stderr)
+            return 1
+        print(json.dumps(reply))
+        return 0 if reply.get("ok") else 1  # type: ignore[union-attr]
+    if not 0.0 <= args.reject_rate <= 1.0:
+        raise partners.PartnerError("--reject-rate must be within 0 and 1")
+
+    async def simulate() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await clearing_sim.run(url, name, settle_delay_s=args.delay_s, reject_rate=args.reject_rate, seed=args.seed,
+                               stop_event=stop)  # fmt: skip
+
+    try:
+        _run(simulate())
+    except aiormq.exceptions.AMQPError as exc:  # refused login or permission, a missing queue
+        print(f"cbs partner clearing-sim: {exc!r}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -203,6 +297,8 @@ def _partner_parser(sub: Any) -> None:
     add = actions.add_parser("add", help="create the partner's user and queues; prints its password once")
     add.add_argument("name", help="partner name; its broker user is partner.NAME")
     add.add_argument("--may-send", nargs="+", required=True, metavar="ROUTING_KEY", help="command keys it may publish")
+    add.add_argument("--events", nargs="+", metavar="EVENT_KEY",
+                     help="event keys bound to partner.NAME.events on cbs.events, e.g. payment.submitted")
     add.add_argument("--vhost", help=vhost_help)
     ls = actions.add_parser("list", help="every partner and the routing keys it may send")
     ls.add_argument("--vhost", help=vhost_help)
@@ -213,7 +309,33 @@ def _partner_parser(sub: Any) -> None:
     rot = actions.add_parser("rotate-secret", help="a new password; the old one stops working for new connections")
     rot.add_argument("name")
     rot.add_argument("--close-connections", action="store_true", help="also drop its open connections (after a leak)")
+    sync = actions.add_parser("sync-grants", help="publish every partner's grant to the workers (partner.access_changed)")
+    sync.add_argument("--vhost", help=vhost_help)
+    _clearing_sim_parser(actions)
     pa.set_defaults(func=cmd_partner)
+
+
+def _clearing_sim_parser(actions: Any) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        # SUPPRESS: accepted before or after `credit` without one overwriting the other.
+        p.add_argument("--name", default=argparse.SUPPRESS, help="partner name (default: clearing)")
+        p.add_argument("--secret-file", default=argparse.SUPPRESS, help="file holding the partner's password")
+
+    sim = actions.add_parser("clearing-sim", help="run a simulated clearing house as a partner",
+                             description=CLEARING_SIM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common(sim)
+    sim.add_argument("--delay-s", type=float, default=2.0, help="seconds before settling each payment")
+    sim.add_argument("--reject-rate", type=float, default=0.1, help="share of payments rejected, 0 to 1")
+    sim.add_argument("--seed", type=int, default=1, help="seed and payment id fix which are rejected")
+    credit = sim.add_subparsers(dest="sim_action").add_parser("credit", help="send one incoming credit")
+    common(credit)
+    credit.add_argument("--reference", required=True, help="the partner's reference; the same one credits once")
+    credit.add_argument("--rail", default="neft", choices=("neft", "rtgs", "imps", "upi"))
+    credit.add_argument("--account-number", required=True, help="the CBS account number credited")
+    credit.add_argument("--amount", type=int, required=True, help="minor units")
+    credit.add_argument("--payer-name", required=True)
+    credit.add_argument("--currency", default="INR")
+    credit.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the reply")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -233,9 +355,10 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
     d.set_defaults(func=cmd_dlq)
     b = sub.add_parser("bench", help="measure through the running edge and print a table")
-    b.add_argument("--kind", choices=("transfers", "register"), default="transfers")
-    b.add_argument("--via", choices=("bus", "edge"), default="bus", help="transfers: straight onto the bus or over HTTP")
-    b.add_argument("--accounts", type=int, default=1000)
+    b.add_argument("--kind", choices=("transfers", "payment", "register"), default="transfers",
+                   help="ledger transfers, internal payment orders (through the edge), or registrations")  # fmt: skip
+    b.add_argument("--via", choices=("bus", "edge"), help="transfers: straight onto the bus (default) or over HTTP")
+    b.add_argument("--accounts", type=int, default=1000, help="payment: current accounts opened through the edge")
     b.add_argument("--seconds", type=float, default=10.0)
     b.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for their reply")
     b.add_argument("--batch", type=int, default=1, help="transfers per create_transfers command")

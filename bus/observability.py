@@ -41,7 +41,7 @@ class JsonFormatter(logging.Formatter):
         if span_context.is_valid:
             entry["trace_id"] = format(span_context.trace_id, "032x")
             entry["span_id"] = format(span_context.span_id, "016x")
-        for key in ("message_id", "routing_key"):
+        for key in ("message_id", "routing_key", "partner"):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value

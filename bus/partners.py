@@ -336,3 +336,58 @@ async def delete_queues(amqp_url: str, name: str) -> None:
             await channel.queue_delete(queue)  # RabbitMQ answers delete-ok for a missing queue too
     finally:
         await connection.close()
+
+
+# -- grants as events (what workers learn; DESIGN §3: workers learn facts from events) ------------
+
+
+def access_changed(name: str, keys: Iterable[str], occurred_at: Any = None) -> Any:
+    """The `partner.access_changed` fact for this partner: its whole grant (none when removed)."""
+    from datetime import UTC, datetime
+
+    from contracts.partner import PartnerAccessChanged
+
+    return PartnerAccessChanged(
+        partner=user_of(check_name(name)), may_send=sorted(set(keys)), occurred_at=occurred_at or datetime.now(UTC)
+    )
+
+
+async def publish_event(amqp_url: str, event: Any, *, message_id: str | None = None) -> None:
+    """Publish an operator's event on `cbs.events`: persistent, confirmed, and routed (mandatory).
+
+    The topology is declared first, so every worker's events queue exists and holds the fact even
+    while the worker is down; an unroutable return or a nack raises (the operator's command fails).
+    """
+    import uuid
+
+    import aio_pika
+    from aiormq.abc import DeliveredMessage
+    from faststream.rabbit import RabbitBroker
+    from pamqp.commands import Basic
+
+    broker = RabbitBroker(amqp_url, logger=None)
+    await broker.connect()
+    try:
+        await topology.declare_all(broker)
+    finally:
+        await broker.stop()
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange(topology.EVENTS.name)
+        message = aio_pika.Message(
+            event.model_dump_json().encode(), content_type="application/json", message_id=message_id or uuid.uuid4().hex,
+            type=event.message_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )  # fmt: skip
+        confirm = await exchange.publish(message, routing_key=event.routing_key, mandatory=True, timeout=30)
+        if isinstance(confirm, DeliveredMessage):
+            raise PartnerError(f"no queue is bound for {event.routing_key}: run `cbs migrate` first")
+        if not isinstance(confirm, Basic.Ack):
+            raise PartnerError(f"the broker did not confirm {event.routing_key}: {confirm!r}")
+    finally:
+        await connection.close()
+
+
+async def publish_access(amqp_url: str, name: str, keys: Iterable[str]) -> None:
+    """Tell every worker what partner `name` may send now (an empty `keys`: nothing)."""
+    await publish_event(amqp_url, access_changed(name, keys))

@@ -24,11 +24,12 @@ from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bus import inbox, outbox, saga, topology
+from bus import grants, inbox, outbox, saga, topology
 from bus.actor import Actor, actor_of, edge_users
 from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
 from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
+from contracts.partner import PartnerAccessChanged
 
 log = logging.getLogger("cbs.runtime")
 
@@ -159,6 +160,9 @@ class Runtime:
         message_id = str(msg.raw_message.message_id)
         consumer = contract.routing_key
         ctx = self.context_for(conn, msg, consumer)
+        refusal = await self.partner_refusal(conn, ctx.actor, consumer)
+        if refusal is not None:
+            return refusal  # not stored: once granted, the same message_id is acted on
         if contract.read_only:
             result = await handler(ctx, command)
             assert isinstance(result, Reply), f"read-only {consumer} cannot defer its reply"
@@ -172,6 +176,13 @@ class Runtime:
             return None
         await inbox.store_reply(conn, consumer, message_id, result.model_dump(mode="json"))
         return result
+
+    @staticmethod
+    async def partner_refusal(conn: asyncpg.Connection, actor: Actor | None, routing_key: str) -> Reply | None:
+        """Defence in depth: a partner's command outside the grant this worker learned is refused."""
+        if actor is None or actor.via != "partner":
+            return None
+        return await grants.check(conn, actor.subject, routing_key)
 
     @staticmethod
     def stored_answer(seen: inbox.Seen, message_id: str, body_hash: str) -> Reply | None:
@@ -225,7 +236,12 @@ class Runtime:
     async def consume_get_operation(self, body: bytes, msg: RabbitMessage) -> None:
         query = await self.parse(GetOperation, body, msg)
 
+        key = topology.get_operation_key(self.routes.worker)
+
         async def lookup(conn: asyncpg.Connection) -> Reply:
+            refusal = await self.partner_refusal(conn, self.context_for(conn, msg, key).actor, key)
+            if refusal is not None:
+                return refusal
             row = await inbox.find_reply(conn, query.operation_id)
             if row is None:
                 status = OperationStatus(operation_id=query.operation_id, status="unknown")
@@ -245,6 +261,12 @@ class Runtime:
     async def consume_event(self, body: bytes, msg: RabbitMessage) -> None:
         raw = msg.raw_message
         correlation_id_var.set(raw.correlation_id)
+        if raw.type == PartnerAccessChanged.message_type:
+            # Every worker learns every partner's grant, before and apart from its own events.
+            # No inbox row: keeping the newest grant is idempotent in itself.
+            changed = await self.parse(PartnerAccessChanged, body, msg)
+            await self.in_transaction(lambda conn: grants.record(conn, changed))
+            return
         route = self.routes.event_route(raw.type)
         if route is None:
             return  # a fact this worker does not act on

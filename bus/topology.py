@@ -13,7 +13,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, customer, identity, ledger, payment
+from contracts import account, customer, identity, ledger, payment, partner
 from contracts.common import Command
 
 COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
@@ -28,11 +28,22 @@ DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity,
                                          "payment": payment}
 
-# Event queues: consuming worker -> routing keys it binds on `cbs.events`.
-EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
+# Contract modules of events no worker owns: the operator publishes them (`cbs partner`).
+OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner}
+
+# Facts every worker learns, whatever its own domain: which commands each partner may send.
+SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)
+
+# The events each worker acts on in its own domain.
+_DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "account": ("customer.#",),
     "customer": ("account.opened", "account.closed"),
     "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed"),
+}
+
+# Event queues (`<worker>.events`): consuming worker -> routing keys it binds on `cbs.events`.
+EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
+    worker: (*_DOMAIN_EVENT_BINDINGS.get(worker, ()), *SHARED_EVENT_KEYS) for worker in WORKER_CONTRACTS
 }
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 from faststream.rabbit import RabbitBroker
 
@@ -25,7 +26,7 @@ from bus import clearing_sim, partners, topology
 from contracts import payment as pay
 from contracts.common import Reply
 from tests.integration.conftest import BusClient, eventually
-from tests.integration.test_partners import PartnerUser, channel_of, cbs, unique_name
+from tests.integration.test_partners import PartnerUser, channel_of, cbs, granted, unique_name
 
 SIM_KEYS = (pay.SettlePayment.routing_key, pay.RejectExternalPayment.routing_key, pay.IncomingCredit.routing_key)
 
@@ -152,8 +153,9 @@ async def test_replies_to_the_partner_are_drained(clearing: PartnerUser) -> None
 
 
 async def test_incoming_credit_is_sent_and_the_workers_reply_returned(
-    bus: BusClient, clearing: PartnerUser
+    bus: BusClient, clearing: PartnerUser, admin_db: asyncpg.Pool
 ) -> None:
+    await granted(admin_db, "payment", clearing.user, SIM_KEYS)  # the worker learns the grant from an event
     reference = f"UTR{uuid.uuid4().hex[:12].upper()}"
     url = partners.partner_url(os.environ["CBS_AMQP_URL"], clearing.name, clearing.password)
 

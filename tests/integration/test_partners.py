@@ -16,16 +16,20 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aio_pika
 import aiormq
+import asyncpg
 import pytest
 
 from bus import partners, topology
 from contracts import customer as cu
-from contracts.common import Reply
+from contracts import ledger as lg
+from contracts.common import Command, Reply
+from contracts.partner import PartnerAccessChanged
 from tests.conftest import VHOST
 from tests.integration.conftest import BusClient, eventually
 
@@ -118,13 +122,131 @@ async def publish(channel: aio_pika.abc.AbstractChannel, routing_key: str, messa
     await target.publish(message, routing_key=routing_key)
 
 
+# -- the grants workers learn from `partner.access_changed` ---------------------------------------
+
+
+async def grant_of(admin_db: asyncpg.Pool, worker: str, user: str) -> tuple[frozenset[str], datetime] | None:
+    row = await admin_db.fetchrow(f"SELECT may_send, as_of FROM {worker}.partner_grant WHERE partner = $1", user)
+    return None if row is None else (frozenset(row["may_send"]), row["as_of"])
+
+
+async def granted(admin_db: asyncpg.Pool, worker: str, user: str, keys: Any, *, since: datetime | None = None) -> None:
+    """Wait until the worker holds exactly this grant (it learns it from an event, asynchronously)."""
+
+    async def holds() -> bool:
+        grant = await grant_of(admin_db, worker, user)
+        return grant is not None and grant[0] == frozenset(keys) and (since is None or grant[1] >= since)
+
+    await eventually(holds)
+
+
+async def publish_grant(user: str, keys: Any, occurred_at: datetime) -> None:
+    """A `partner.access_changed` as the operator publishes it, straight to cbs.events."""
+    event = PartnerAccessChanged(partner=user, may_send=sorted(keys), occurred_at=occurred_at)
+    async with channel_of(bus_admin_url()) as admin:
+        await publish(admin, event.routing_key, aio_pika.Message(
+            event.model_dump_json().encode(), content_type="application/json", message_id=uuid.uuid4().hex,
+            type=event.message_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ), exchange=topology.EVENTS.name)  # fmt: skip
+
+
+async def ask_as(p: PartnerUser, command: Command, message_id: str | None = None) -> Reply:
+    """Publish a command as the partner (with its validated user_id) and wait for the reply."""
+    correlation_id = uuid.uuid4().hex
+    async with channel_of(p.url()) as channel:
+        await publish(channel, command.routing_key, aio_pika.Message(
+            command.model_dump_json().encode(), content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=message_id or uuid.uuid4().hex,
+            type=command.message_type, reply_to=p.replies, correlation_id=correlation_id, user_id=p.user,
+        ))  # fmt: skip
+        replies = await channel.get_queue(p.replies)
+
+        async def reply() -> aio_pika.abc.AbstractIncomingMessage | None:
+            while (message := await replies.get(no_ack=True, fail=False)) is not None:
+                if message.correlation_id == correlation_id:
+                    return message
+            return None
+
+        delivered = await eventually(reply)
+    return Reply.model_validate_json(delivered.body)
+
+
+def assert_forbidden(answer: Reply, p: PartnerUser, routing_key: str) -> None:
+    assert not answer.ok and answer.error is not None, answer
+    assert answer.error.code == "forbidden"
+    assert answer.error.details == {"partner": p.user, "routing_key": routing_key}
+
+
+async def test_add_and_remove_tell_every_worker_the_grant(
+    bus: BusClient, add_partner: AddPartner, admin_db: asyncpg.Pool
+) -> None:
+    p = await add_partner(cu.GetCustomer.routing_key)
+    for worker in topology.WORKER_CONTRACTS:  # every worker, not only the one that consumes the key
+        await granted(admin_db, worker, p.user, {cu.GetCustomer.routing_key})
+    assert (await cbs("partner", "remove", p.name)).returncode == 0
+    for worker in topology.WORKER_CONTRACTS:
+        await granted(admin_db, worker, p.user, ())
+
+
+async def test_worker_refuses_a_command_outside_the_newest_grant(
+    bus: BusClient, add_partner: AddPartner, admin_db: asyncpg.Pool
+) -> None:
+    """The broker lets the key through (topic permission); the worker's newer grant says no."""
+    p = await add_partner(cu.GetCustomer.routing_key, cu.RegisterCustomer.routing_key)
+    await granted(admin_db, "customer", p.user, {cu.GetCustomer.routing_key, cu.RegisterCustomer.routing_key})
+    now = datetime.now(UTC)
+    await publish_grant(p.user, [cu.RegisterCustomer.routing_key], now + timedelta(seconds=1))
+    await granted(admin_db, "customer", p.user, {cu.RegisterCustomer.routing_key})
+    message_id = uuid.uuid4().hex
+    refused = await ask_as(p, cu.GetCustomer(customer_id=uuid.uuid4()), message_id)
+    assert_forbidden(refused, p, cu.GetCustomer.routing_key)
+
+    # (b) A grant that arrives late, older than the one held, does not undo it.
+    await publish_grant(p.user, [cu.GetCustomer.routing_key, cu.RegisterCustomer.routing_key], now)
+    marker = f"partner.{unique_name()}"  # behind the late grant on the same queue: once seen, it was applied
+    await publish_grant(marker, [cu.GetCustomer.routing_key], now)
+    await granted(admin_db, "customer", marker, {cu.GetCustomer.routing_key})
+    assert (await grant_of(admin_db, "customer", p.user)) == (frozenset({cu.RegisterCustomer.routing_key}),
+                                                               now + timedelta(seconds=1))
+    assert_forbidden(await ask_as(p, cu.GetCustomer(customer_id=uuid.uuid4())), p, cu.GetCustomer.routing_key)
+
+    # A newer grant restores it; a refusal is not stored, so the same message_id is now acted on.
+    await publish_grant(p.user, [cu.GetCustomer.routing_key], now + timedelta(seconds=2))
+    await granted(admin_db, "customer", p.user, {cu.GetCustomer.routing_key})
+    answer = await ask_as(p, cu.GetCustomer(customer_id=uuid.uuid4()), message_id)
+    assert answer.error is not None and answer.error.code == cu.CustomerError.customer_not_found
+
+
+async def test_batched_command_outside_the_grant_is_refused_alone(
+    bus: BusClient, add_partner: AddPartner, admin_db: asyncpg.Pool
+) -> None:
+    """ledger.create_transfers goes through group commit: each refused message gets its own refusal."""
+    p = await add_partner(lg.CreateTransfers.routing_key)
+    await granted(admin_db, "ledger", p.user, {lg.CreateTransfers.routing_key})
+
+    def transfers() -> lg.CreateTransfers:
+        return lg.CreateTransfers(transfers=[lg.NewTransfer(
+            id=uuid.uuid4(), debit_account_id=uuid.uuid4(), credit_account_id=uuid.uuid4(), amount=100,
+            currency="INR", code="internal_transfer",
+        )])  # fmt: skip
+
+    allowed = await ask_as(p, transfers())
+    assert allowed.ok or (allowed.error is not None and allowed.error.code != "forbidden"), allowed
+    await publish_grant(p.user, [], datetime.now(UTC) + timedelta(seconds=1))
+    await granted(admin_db, "ledger", p.user, ())
+    refused, other = await asyncio.gather(ask_as(p, transfers()), bus.send(transfers()))
+    assert_forbidden(refused, p, lg.CreateTransfers.routing_key)
+    assert other.ok or (other.error is not None and other.error.code != "forbidden"), other  # its neighbours run
+
+
 # -- what a partner may do ----------------------------------------------------------------------
 
 
 async def test_allowed_command_is_handled_and_answered_on_the_partners_reply_queue(
-    bus: BusClient, add_partner: AddPartner
+    bus: BusClient, add_partner: AddPartner, admin_db: asyncpg.Pool
 ) -> None:
     p = await add_partner(cu.GetCustomer.routing_key)
+    await granted(admin_db, "customer", p.user, {cu.GetCustomer.routing_key})
     correlation_id = uuid.uuid4().hex
     async with channel_of(p.url()) as channel:
         await publish(channel, cu.GetCustomer.routing_key,
