@@ -1,8 +1,11 @@
-"""The transactional outbox (DESIGN §4.3): events commit with the state change, a relay sends them.
+"""The transactional outbox (DESIGN §4.3): events commit with the state change, then leave.
 
-The relay wakes on NOTIFY and also polls, so an event is never stranded by a missed
-notification. Several replicas may relay at once: `FOR UPDATE SKIP LOCKED` splits the rows.
-Publishing is at-least-once; consumers drop a repeat by its message_id.
+Fast path: the process that committed the rows publishes them itself right after the commit
+(`OutboxRelay.publish_committed`) and marks them sent; no notification and no polling stand
+between a handler and the message it sent. Safety net: the relay polls for rows that are still
+unsent some time after they were written (the committing process died, or the broker refused),
+so nothing is stranded. Several replicas may relay at once: `FOR UPDATE SKIP LOCKED` splits the
+rows. Publishing is at-least-once; consumers drop a repeat by its message_id.
 """
 
 from __future__ import annotations
@@ -11,57 +14,112 @@ import asyncio
 import json
 import logging
 import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+import aio_pika
 import asyncpg
 from aiormq.abc import DeliveredMessage
-import aio_pika
 from opentelemetry.propagate import inject
 from pamqp.commands import Basic
 
 from bus.topology import COMMANDS, EVENTS
 from contracts.common import Command, Event
 
-NOTIFY_CHANNEL = "cbs_outbox"
 RELAY_BATCH = 200  # rows per relay transaction
 PUBLISH_TIMEOUT_S = 10.0
+# How long the committing process has to publish its own rows before the relay takes them over.
+DEFAULT_GRACE = timedelta(seconds=2)
+MAX_DIRECT_IN_FLIGHT = 2_000  # messages published on the fast path and not yet confirmed
+MARK_BATCH = 500  # message ids marked sent per UPDATE
 
 log = logging.getLogger("cbs.outbox")
 UNROUTED = object()
 
+_INSERT = (
+    "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload, headers, correlation_id, "
+    "reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One outbox row as written: what the fast path publishes after the commit."""
+
+    message_id: str
+    exchange: str
+    routing_key: str
+    message_type: str
+    payload: dict[str, Any]
+    headers: dict[str, Any] = field(default_factory=dict)
+    correlation_id: str | None = None
+    reply_to: str | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return (self.message_id, self.exchange, self.routing_key, self.message_type, self.payload, self.headers,
+                self.correlation_id, self.reply_to)  # fmt: skip
+
+
+# The rows written by the transaction running in this task, for the fast path after its commit.
+_written: ContextVar[list[Outgoing] | None] = ContextVar("cbs_outbox_written", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[list[Outgoing]]:
+    """Gather what `add`, `add_many` and `add_command` write inside this block (one transaction)."""
+    written: list[Outgoing] = []
+    token = _written.set(written)
+    try:
+        yield written
+    finally:
+        _written.reset(token)
+
+
+def _track(messages: list[Outgoing]) -> None:
+    written = _written.get()
+    if written is not None:
+        written.extend(messages)
+
+
+def _headers(causation_id: str | None, trace: dict[str, Any] | None = None) -> dict[str, Any]:
+    headers: dict[str, Any] = dict(trace) if trace is not None else {}
+    if trace is None:
+        inject(headers)  # the trace continues when the message is published
+    if causation_id:
+        headers["x-causation-id"] = causation_id
+    return headers
+
 
 async def add(
     conn: asyncpg.Connection, event: Event, *, correlation_id: str | None, causation_id: str | None
-) -> str:
-    """Queue an event in the caller's database transaction; returns its message_id."""
+) -> Outgoing:
+    """Queue an event in the caller's database transaction."""
     assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
-    message_id = str(uuid.uuid4())
-    await _insert(conn, EVENTS.name, event, message_id, correlation_id, causation_id, reply_to=None)
-    return message_id
+    message = Outgoing(str(uuid.uuid4()), EVENTS.name, event.routing_key, event.message_type,
+                       event.model_dump(mode="json"), _headers(causation_id), correlation_id)  # fmt: skip
+    await conn.execute(_INSERT, *message.row())
+    _track([message])
+    return message
 
 
-async def add_many(
-    conn: asyncpg.Connection, events: list[tuple[Event, str | None, str | None]]
-) -> None:
+async def add_many(conn: asyncpg.Connection, events: list[tuple[Event, str | None, str | None]]) -> list[Outgoing]:
     """Queue many events (event, correlation_id, causation_id) in one round trip: group commit's path."""
     if not events:
-        return
-    trace_headers: dict[str, Any] = {}
-    inject(trace_headers)
-    rows = []
+        return []
+    trace: dict[str, Any] = {}
+    inject(trace)
+    messages = []
     for event, correlation_id, causation_id in events:
         assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
-        headers = {**trace_headers, **({"x-causation-id": causation_id} if causation_id else {})}
-        rows.append(
-            (str(uuid.uuid4()), EVENTS.name, event.routing_key, event.message_type, event.model_dump(mode="json"),
-             headers, correlation_id, None)
-        )  # fmt: skip
-    await conn.executemany(
-        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload, headers, correlation_id, "
-        "reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        rows,
-    )
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        messages.append(Outgoing(str(uuid.uuid4()), EVENTS.name, event.routing_key, event.message_type,
+                                 event.model_dump(mode="json"), _headers(causation_id, trace), correlation_id))  # fmt: skip
+    await conn.executemany(_INSERT, [m.row() for m in messages])
+    _track(messages)
+    return messages
 
 
 async def add_command(
@@ -72,39 +130,14 @@ async def add_command(
     correlation_id: str,
     reply_to: str,
     causation_id: str | None,
-) -> None:
+) -> Outgoing:
     """Queue a command to another worker; its message_id is chosen so a resend is idempotent."""
     assert command.routing_key and command.message_type, f"{type(command).__name__} lacks routing metadata"
-    await _insert(conn, COMMANDS.name, command, message_id, correlation_id, causation_id, reply_to=reply_to)
-
-
-async def _insert(
-    conn: asyncpg.Connection,
-    exchange: str,
-    message: Event | Command,
-    message_id: str,
-    correlation_id: str | None,
-    causation_id: str | None,
-    *,
-    reply_to: str | None,
-) -> None:
-    headers: dict[str, Any] = {}
-    inject(headers)  # the trace continues when the relay publishes
-    if causation_id:
-        headers["x-causation-id"] = causation_id
-    await conn.execute(
-        "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload, headers, correlation_id, "
-        "reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        message_id,
-        exchange,
-        message.routing_key,
-        message.message_type,
-        message.model_dump(mode="json"),
-        headers,
-        correlation_id,
-        reply_to,
-    )
-    await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+    message = Outgoing(message_id, COMMANDS.name, command.routing_key, command.message_type,
+                       command.model_dump(mode="json"), _headers(causation_id), correlation_id, reply_to)  # fmt: skip
+    await conn.execute(_INSERT, *message.row())
+    _track([message])
+    return message
 
 
 class OutboxRelay:
@@ -112,37 +145,89 @@ class OutboxRelay:
     already carry their trace headers, and the framework's per-message middlewares would
     cost more CPU than the publish itself at ledger rates."""
 
-    def __init__(self, pool: asyncpg.Pool, amqp_url: str, *, poll_interval_s: float) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, amqp_url: str, *, poll_interval_s: float, grace: timedelta = DEFAULT_GRACE
+    ) -> None:
         self._pool = pool
         self._amqp_url = amqp_url
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._poll_interval_s = poll_interval_s
-        self._wake = asyncio.Event()
+        self._grace = grace
         self._task: asyncio.Task[None] | None = None
-        self._listener: asyncpg.Connection | None = None
+        self._marker: asyncio.Task[None] | None = None
+        self._confirmed: list[str] = []  # fast-path message ids confirmed, not yet marked sent
+        self._marked = asyncio.Event()
+        self._in_flight = asyncio.Semaphore(MAX_DIRECT_IN_FLIGHT)
+        self._direct: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._connection = await aio_pika.connect_robust(self._amqp_url, client_properties={"connection_name": "outbox"})
         channel = await self._connection.channel(publisher_confirms=True)
         for exchange in (COMMANDS, EVENTS):
             self._exchanges[exchange.name] = await channel.get_exchange(exchange.name, ensure=False)
-        self._listener = await self._pool.acquire()
-        await self._listener.add_listener(NOTIFY_CHANNEL, self._on_notify)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
+        self._marker = asyncio.create_task(self._mark_forever(), name="outbox-marker")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        if self._listener:
-            await self._listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self._pool.release(self._listener)
+        if self._direct:
+            await asyncio.wait(self._direct, timeout=PUBLISH_TIMEOUT_S)
+        for task in (self._task, self._marker):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        await self._mark_confirmed()  # what was confirmed is not published twice after a clean stop
         if self._connection:
             await self._connection.close()
+
+    # -- fast path ---------------------------------------------------------------------------
+
+    async def publish_committed(self, messages: Iterable[Outgoing]) -> None:
+        """Publish rows whose transaction has committed, without waiting for the confirms.
+
+        Bounded: past MAX_DIRECT_IN_FLIGHT unconfirmed messages the caller waits here (back
+        pressure). A message that is not confirmed stays unsent and the relay takes it over.
+        """
+        for message in messages:
+            await self._in_flight.acquire()
+            task = asyncio.create_task(self._publish_direct(message))
+            self._direct.add(task)
+            task.add_done_callback(self._direct.discard)
+
+    async def _publish_direct(self, message: Outgoing) -> None:
+        try:
+            await self._publish(message)
+            self._confirmed.append(message.message_id)
+            self._marked.set()
+        except Exception as exc:  # the relay's safety net publishes it later
+            log.warning("direct publish of %s failed, the relay will retry: %r", message.message_id, exc)
+        finally:
+            self._in_flight.release()
+
+    async def _mark_forever(self) -> None:
+        while True:
+            await self._marked.wait()
+            self._marked.clear()
+            try:
+                await self._mark_confirmed()
+            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+                log.warning("marking published outbox rows failed, will retry: %r", exc)
+                self._marked.set()
+                await asyncio.sleep(self._poll_interval_s)
+
+    async def _mark_confirmed(self) -> None:
+        """One UPDATE for every confirmed id gathered meanwhile (ids stay queued if it fails)."""
+        while self._confirmed:
+            ids = self._confirmed[:MARK_BATCH]
+            async with self._pool.acquire() as conn:
+                await conn.execute(
+                    "UPDATE outbox SET published_at = clock_timestamp() WHERE message_id = ANY($1::text[]) "
+                    "AND published_at IS NULL",
+                    ids,
+                )
+            del self._confirmed[: len(ids)]
+
+    # -- safety net --------------------------------------------------------------------------
 
     async def _run(self) -> None:
         while True:
@@ -152,28 +237,27 @@ class OutboxRelay:
                 log.warning("outbox relay failed, will retry: %r", exc)
                 sent = 0
             if sent < RELAY_BATCH:  # a full batch means more may be waiting
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-                except asyncio.TimeoutError:
-                    pass
+                await asyncio.sleep(self._poll_interval_s)
 
-    async def relay_once(self) -> int:
-        """Publish one batch of unsent events; returns how many were confirmed."""
+    async def relay_once(self, grace: timedelta | None = None) -> int:
+        """Publish one batch of rows still unsent after the grace period; returns how many were confirmed."""
+        grace = self._grace if grace is None else grace
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 "SELECT id, message_id, exchange, routing_key, message_type, payload, headers, correlation_id, reply_to "
-                "FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "FROM outbox WHERE published_at IS NULL AND created_at <= clock_timestamp() - $2::interval "
+                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 RELAY_BATCH,
+                grace,
             )
             if not rows:
                 return 0
             # Confirms dominate the latency, so the batch is published concurrently.
-            outcomes = await asyncio.gather(*(self._publish(r) for r in rows), return_exceptions=True)
+            outcomes = await asyncio.gather(*(self._publish(_outgoing(r)) for r in rows), return_exceptions=True)
             sent = [r["id"] for r, outcome in zip(rows, outcomes) if outcome is None or outcome is UNROUTED]
             failed = [(r["id"], repr(o)) for r, o in zip(rows, outcomes) if isinstance(o, BaseException)]
             if sent:
-                await conn.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", sent)
+                await conn.execute("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1::bigint[])", sent)
             for row_id, error in failed:
                 await conn.execute(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1", row_id, error
@@ -182,28 +266,33 @@ class OutboxRelay:
                 log.warning("outbox: %d events not confirmed, retrying later: %s", len(failed), failed[0][1])
             return len(sent)
 
-    async def _publish(self, row: asyncpg.Record) -> object | None:
+    async def _publish(self, row: Outgoing) -> object | None:
         message = aio_pika.Message(
-            body=json.dumps(row["payload"]).encode(),
+            body=json.dumps(row.payload).encode(),
             content_type="application/json",
-            headers=dict(row["headers"]),
-            message_id=row["message_id"],
-            correlation_id=row["correlation_id"],
-            reply_to=row["reply_to"],
-            type=row["message_type"],
+            headers=dict(row.headers),
+            message_id=row.message_id,
+            correlation_id=row.correlation_id,
+            reply_to=row.reply_to,
+            type=row.message_type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        confirm = await self._exchanges[row["exchange"]].publish(
-            message, routing_key=row["routing_key"], mandatory=True, timeout=PUBLISH_TIMEOUT_S
+        confirm = await self._exchanges[row.exchange].publish(
+            message, routing_key=row.routing_key, mandatory=True, timeout=PUBLISH_TIMEOUT_S
         )
         if isinstance(confirm, DeliveredMessage):
-            if row["exchange"] == COMMANDS.name:
-                raise RuntimeError(f"no queue for command {row['routing_key']}")  # retried: a command must arrive
+            if row.exchange == COMMANDS.name:
+                raise RuntimeError(f"no queue for command {row.routing_key}")  # retried: a command must arrive
             # basic.return: no queue is bound for this key. An event is a broadcast fact; with
             # no subscriber there is nobody to tell, so it counts as sent (audit, which binds
             # `#`, makes every event routable once it runs).
-            log.debug("event %s had no subscriber", row["routing_key"])
+            log.debug("event %s had no subscriber", row.routing_key)
             return UNROUTED
         if not isinstance(confirm, Basic.Ack):
-            raise RuntimeError(f"broker did not confirm {row['message_id']}: {confirm!r}")
+            raise RuntimeError(f"broker did not confirm {row.message_id}: {confirm!r}")
         return None
+
+
+def _outgoing(row: asyncpg.Record) -> Outgoing:
+    return Outgoing(row["message_id"], row["exchange"], row["routing_key"], row["message_type"], row["payload"],
+                    dict(row["headers"]), row["correlation_id"], row["reply_to"])  # fmt: skip

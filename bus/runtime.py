@@ -77,10 +77,8 @@ class Context:
 
     async def emit(self, event: Event) -> None:
         """Queue an event in this transaction; it leaves through the outbox after commit."""
-        event_id = await outbox.add(
-            self.conn, event, correlation_id=self.correlation_id, causation_id=self.message_id
-        )
-        self.emitted.append(event_id)
+        message = await outbox.add(self.conn, event, correlation_id=self.correlation_id, causation_id=self.message_id)
+        self.emitted.append(message.message_id)
 
     async def request(self, command: Command, *, step: str, state: dict[str, Any]) -> Deferred:
         """Ask another worker, without waiting in memory: record the step, send through the outbox.
@@ -142,6 +140,8 @@ class Runtime:
         self.max_body_bytes = max_body_bytes
         self.pool: asyncpg.Pool | None = None
         self.edge_users = edge_users()
+        # Publishes outbox rows right after their commit (set once the relay has started).
+        self.publisher: outbox.OutboxRelay | None = None
 
     # -- commands --------------------------------------------------------------------------
 
@@ -305,6 +305,8 @@ class Runtime:
         raise RejectMessage()  # to the dead-letter exchange, never requeued
 
     async def in_transaction(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
+        """Run `work` in one transaction (retried on transient errors); after the commit, what it
+        wrote to the outbox is published at once (the relay is only the safety net)."""
         assert self.pool is not None, "runtime used before its pool was opened"
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT_DB_ERRORS),
@@ -312,9 +314,12 @@ class Runtime:
             wait=wait_random_exponential(multiplier=0.02, max=1.0),
             reraise=True,
         ):
-            with attempt:
+            with attempt, outbox.collecting() as written:
                 async with self.pool.acquire(timeout=10) as conn, conn.transaction():
-                    return await work(conn)
+                    result = await work(conn)
+                if written and self.publisher is not None:
+                    await self.publisher.publish_committed(written)
+                return result
 
     def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:
         raw = msg.raw_message

@@ -127,9 +127,11 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
         assert runtime.pool is not None
         relay = OutboxRelay(runtime.pool, settings.amqp_url, poll_interval_s=settings.outbox_poll_ms / 1000)
         await relay.start()
+        runtime.publisher = relay
 
     @app.on_shutdown
     async def stop_relay() -> None:
+        runtime.publisher = None  # what is still written from here on is left to the next start's relay
         if relay is not None:
             await relay.stop()
 
