@@ -22,6 +22,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are not reset: asyncpg's default reset is a round trip per
+    transaction (RESET ALL, UNLISTEN *, …) and workers change no session state — the schema is
+    set once per connection and nothing in a pooled connection LISTENs or holds advisory locks."""
+
+
 async def create_pool(dsn: str, schema: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         dsn,
@@ -30,6 +36,7 @@ async def create_pool(dsn: str, schema: str, *, max_size: int, application_name:
         command_timeout=10,
         max_inactive_connection_lifetime=300,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"application_name": application_name, "search_path": schema},
     )
     assert pool is not None

@@ -64,14 +64,23 @@ class Outgoing:
                 self.correlation_id, self.reply_to)  # fmt: skip
 
 
-# The rows written by the transaction running in this task, for the fast path after its commit.
-_written: ContextVar[list[Outgoing] | None] = ContextVar("cbs_outbox_written", default=None)
+@dataclass
+class Written:
+    """The rows one transaction writes: inserted together by `flush` before its commit, then
+    published by the fast path after it."""
+
+    messages: list[Outgoing] = field(default_factory=list)
+    unsaved: list[Outgoing] = field(default_factory=list)
+
+
+_written: ContextVar[Written | None] = ContextVar("cbs_outbox_written", default=None)
 
 
 @contextmanager
-def collecting() -> Iterator[list[Outgoing]]:
-    """Gather what `add`, `add_many` and `add_command` write inside this block (one transaction)."""
-    written: list[Outgoing] = []
+def collecting() -> Iterator[Written]:
+    """Inside this block (one transaction), `add`, `add_many` and `add_command` only queue their
+    rows; `flush` inserts them in one round trip and must run before the commit."""
+    written = Written()
     token = _written.set(written)
     try:
         yield written
@@ -79,10 +88,21 @@ def collecting() -> Iterator[list[Outgoing]]:
         _written.reset(token)
 
 
-def _track(messages: list[Outgoing]) -> None:
+async def flush(conn: asyncpg.Connection) -> None:
     written = _written.get()
-    if written is not None:
-        written.extend(messages)
+    if written is not None and written.unsaved:
+        await conn.executemany(_INSERT, [m.row() for m in written.unsaved])
+        written.unsaved.clear()
+
+
+async def _save(conn: asyncpg.Connection, messages: list[Outgoing]) -> None:
+    """Queue the rows when a transaction collects them; else insert them now."""
+    written = _written.get()
+    if written is None:
+        await conn.executemany(_INSERT, [m.row() for m in messages])
+        return
+    written.messages.extend(messages)
+    written.unsaved.extend(messages)
 
 
 def _headers(causation_id: str | None, trace: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -101,8 +121,7 @@ async def add(
     assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
     message = Outgoing(str(uuid.uuid4()), EVENTS.name, event.routing_key, event.message_type,
                        event.model_dump(mode="json"), _headers(causation_id), correlation_id)  # fmt: skip
-    await conn.execute(_INSERT, *message.row())
-    _track([message])
+    await _save(conn, [message])
     return message
 
 
@@ -117,8 +136,7 @@ async def add_many(conn: asyncpg.Connection, events: list[tuple[Event, str | Non
         assert event.routing_key and event.message_type, f"{type(event).__name__} lacks routing metadata"
         messages.append(Outgoing(str(uuid.uuid4()), EVENTS.name, event.routing_key, event.message_type,
                                  event.model_dump(mode="json"), _headers(causation_id, trace), correlation_id))  # fmt: skip
-    await conn.executemany(_INSERT, [m.row() for m in messages])
-    _track(messages)
+    await _save(conn, messages)
     return messages
 
 
@@ -135,8 +153,7 @@ async def add_command(
     assert command.routing_key and command.message_type, f"{type(command).__name__} lacks routing metadata"
     message = Outgoing(message_id, COMMANDS.name, command.routing_key, command.message_type,
                        command.model_dump(mode="json"), _headers(causation_id), correlation_id, reply_to)  # fmt: skip
-    await conn.execute(_INSERT, *message.row())
-    _track([message])
+    await _save(conn, [message])
     return message
 
 

@@ -224,8 +224,8 @@ class Runtime:
             if isinstance(result, Deferred):
                 await saga.complete(conn, step_id)  # the continuation started a new step
                 return None
-            await saga.complete(conn, step_id)
-            await inbox.store_reply(conn, step.origin_consumer, step.origin_message_id, result.model_dump(mode="json"))
+            answer = (step.origin_consumer, step.origin_message_id, result.model_dump(mode="json"))
+            await saga.complete(conn, step_id, answer=answer)
             return result, step
 
         done = await self.in_transaction(complete)
@@ -317,8 +317,9 @@ class Runtime:
             with attempt, outbox.collecting() as written:
                 async with self.pool.acquire(timeout=10) as conn, conn.transaction():
                     result = await work(conn)
-                if written and self.publisher is not None:
-                    await self.publisher.publish_committed(written)
+                    await outbox.flush(conn)
+                if written.messages and self.publisher is not None:
+                    await self.publisher.publish_committed(written.messages)
                 return result
 
     def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:

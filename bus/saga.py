@@ -51,5 +51,15 @@ async def lock(conn: asyncpg.Connection, step_id: str) -> Step | None:
     return Step(**dict(row)) if row else None
 
 
-async def complete(conn: asyncpg.Connection, step_id: str) -> None:
-    await conn.execute("UPDATE saga_step SET completed_at = now() WHERE step_id = $1", step_id)
+async def complete(conn: asyncpg.Connection, step_id: str, *, answer: tuple[str, str, dict[str, Any]] | None = None) -> None:
+    """Mark the step done; with `answer` (origin consumer, origin message_id, reply), also store the
+    origin's reply in its inbox row, in the same round trip."""
+    if answer is None:
+        await conn.execute("UPDATE saga_step SET completed_at = now() WHERE step_id = $1", step_id)
+        return
+    await conn.execute(
+        "WITH done AS (UPDATE saga_step SET completed_at = now() WHERE step_id = $1) "
+        "UPDATE inbox SET reply = $4 WHERE consumer = $2 AND message_id = $3",
+        step_id,
+        *answer,
+    )

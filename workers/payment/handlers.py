@@ -130,10 +130,7 @@ async def place(ctx: Context, order: Order) -> Reply | Deferred:
     if isinstance(admitted, Reply):
         return admitted
     row = admitted
-    await store.insert_payment(ctx.conn, row)
-    periods = _periods(row)
-    if periods:
-        await store.charge(ctx.conn, row.view.payer_account_id, periods, row.view.amount + row.view.fee)  # type: ignore[arg-type]
+    await store.insert_payment(ctx.conn, row, charge=_periods(row))
     await ctx.emit(c.PaymentInitiated(**_fact(row, ctx.now), fee=row.view.fee, fraud_score=row.view.fraud_score,
                                       fraud_level=row.view.fraud_level))  # fmt: skip
     return await _first_ledger_step(ctx, row)
@@ -147,7 +144,7 @@ async def admit(ctx: Context, order: Order) -> PaymentRow | Reply:
     payee, payer, payee_account = parties
     fee = _fee(order)
     periods = domain.limit_periods(order.kind, ctx.now)
-    used = await store.usage(ctx.conn, payer.account_id, periods) if payer and periods else {}
+    used, recent = await store.activity(ctx.conn, payer.account_id, periods, ctx.now - timedelta(hours=1)) if payer else ({}, 0)
     if refusal := domain.check_rail_amount(order.kind, order.amount, upi_used_today=used.get("upi_day", 0)):
         return refuse(refusal)
     if payer is not None and (refusal := _check_limits(order, payer, used, order.amount + fee)):
@@ -155,7 +152,6 @@ async def admit(ctx: Context, order: Order) -> PaymentRow | Reply:
     saved_payee = await _saved_payee(ctx, order, payer)
     if isinstance(saved_payee, Reply):
         return saved_payee
-    recent = await store.payments_since(ctx.conn, payer.account_id, ctx.now - timedelta(hours=1)) if payer else 0
     screening = domain.screen(order.amount, now=ctx.now, payee_added_at=saved_payee, payments_last_hour=recent)
     if order.kind not in domain.DEBIT_KINDS:
         # Money coming in (a teller's deposit) is not a payment out: nothing to score or approve.

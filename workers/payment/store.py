@@ -64,15 +64,20 @@ async def record_account(conn: asyncpg.Connection, fact: dict[str, Any], as_of: 
 # --- limit usage --------------------------------------------------------------------------------
 
 
-async def usage(conn: asyncpg.Connection, account_id: UUID, periods: dict[str, date]) -> dict[str, int]:
-    """Used amount per period name, 0 where nothing was charged yet."""
-    rows = await conn.fetch(
-        "SELECT period, used FROM limit_usage WHERE account_id = $1 AND (period, period_start) IN "
-        "(SELECT * FROM unnest($2::text[], $3::date[]))",
-        account_id, list(periods), list(periods.values()),
+async def activity(
+    conn: asyncpg.Connection, account_id: UUID, periods: dict[str, date], since: datetime
+) -> tuple[dict[str, int], int]:
+    """In one round trip: the amount used per period (0 where nothing was charged yet), and how
+    many payments the account placed since `since` (the velocity rule; failed ones count too)."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT coalesce(jsonb_object_agg(period, used), '{}'::jsonb) FROM limit_usage "
+        "        WHERE account_id = $1 AND (period, period_start) IN (SELECT * FROM unnest($2::text[], $3::date[])))"
+        " AS used, "
+        "(SELECT count(*) FROM payment WHERE payer_account_id = $1 AND created_at >= $4) AS recent",
+        account_id, list(periods), list(periods.values()), since,
     )  # fmt: skip
-    found = {r["period"]: r["used"] for r in rows}
-    return {name: found.get(name, 0) for name in periods}
+    found = row["used"]
+    return {name: int(found.get(name, 0)) for name in periods}, row["recent"]
 
 
 async def charge(conn: asyncpg.Connection, account_id: UUID, periods: dict[str, date], amount: int) -> None:
@@ -137,16 +142,28 @@ async def incoming_by_reference(conn: asyncpg.Connection, partner: str, referenc
     return _payment(row) if row else None
 
 
-async def insert_payment(conn: asyncpg.Connection, row: PaymentRow) -> None:
+async def insert_payment(conn: asyncpg.Connection, row: PaymentRow, charge: dict[str, date] | None = None) -> None:
+    """Store a new payment; with `charge`, also add its amount and fee to the payer's usage of
+    those periods, in the same statement."""
     v = row.view
     values: dict[str, Any] = v.model_dump(include=set(_VIEW_COLUMNS))
     values["payee"] = v.payee.model_dump(mode="json", exclude_none=True) if v.payee else None
     values.update({k: getattr(row, k) for k in _EXTRA_COLUMNS})
     columns = list(values)
+    args = [values[c] for c in columns]
     placeholders = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    insert = f"INSERT INTO payment ({', '.join(columns)}) VALUES ({placeholders})"
+    if not charge:
+        await conn.execute(insert, *args)
+        return
+    n = len(args)
     await conn.execute(
-        f"INSERT INTO payment ({', '.join(columns)}) VALUES ({placeholders})", *[values[c] for c in columns]
-    )
+        f"WITH new_payment AS ({insert} RETURNING payer_account_id, amount + fee AS charged) "
+        "INSERT INTO limit_usage (account_id, period, period_start, used) "
+        f"SELECT payer_account_id, p, s, charged FROM new_payment, unnest(${n + 1}::text[], ${n + 2}::date[]) AS t(p, s) "
+        "ON CONFLICT (account_id, period, period_start) DO UPDATE SET used = limit_usage.used + EXCLUDED.used",
+        *args, list(charge), list(charge.values()),
+    )  # fmt: skip
 
 
 async def update_payment(conn: asyncpg.Connection, payment_id: UUID, now: datetime, **changes: Any) -> PaymentRow:
@@ -159,13 +176,6 @@ async def update_payment(conn: asyncpg.Connection, payment_id: UUID, now: dateti
     )  # fmt: skip
     assert row is not None, f"payment {payment_id} vanished"
     return _payment(row)
-
-
-async def payments_since(conn: asyncpg.Connection, payer_account_id: UUID, since: datetime) -> int:
-    """How many payments the account placed since then (velocity rule); failed ones count too."""
-    return await conn.fetchval(
-        "SELECT count(*) FROM payment WHERE payer_account_id = $1 AND created_at >= $2", payer_account_id, since
-    )
 
 
 async def account_payments(
