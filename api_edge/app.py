@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api_edge import accounts, customers, docs, errors, health, ledger, operations, payments, sessions
+from api_edge import accounts, audit, customers, docs, errors, health, ledger, operations, payments, sessions
 from api_edge.auth import AuthError, Authenticator
 from api_edge.gateway import Gateway
 from api_edge.limits import make_limiter
@@ -113,5 +113,5 @@ if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split("
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key"])  # fmt: skip
 
 
-for module in (health, docs, sessions, operations, customers, accounts, ledger, payments):
+for module in (health, docs, sessions, operations, customers, accounts, ledger, payments, audit):
     app.include_router(module.router)

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-WORKERS: tuple[str, ...] = ("customer", "account", "ledger", "identity", "payment")
+WORKERS: tuple[str, ...] = ("customer", "account", "ledger", "identity", "payment", "audit")
 
 
 def _env(name: str, default: str) -> str:

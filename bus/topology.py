@@ -13,7 +13,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, customer, identity, ledger, payment, partner
+from contracts import account, audit, customer, identity, ledger, payment, partner
 from contracts.common import Command
 
 COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
@@ -26,7 +26,15 @@ DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 
 # Each worker's contract module: its commands get a queue each.
 WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity,
-                                         "payment": payment}
+                                         "payment": payment, "audit": audit}
+
+# Audit's taps (banking-rules §7): its own two queues bound `#`, one per exchange, so it sees every
+# command and event. Audit stays out of EVENT_BINDINGS on purpose: those queues are consumed by
+# the standard runtime (`consume_event`), while audit consumes its taps raw and in batches
+# (workers/audit/recorder.py), `partner.access_changed` included (it learns grants from there).
+AUDIT_WORKER = "audit"
+AUDIT_COMMANDS_QUEUE = "audit.commands"
+AUDIT_EVENTS_QUEUE = "audit.events"
 
 # Contract modules of events no worker owns: the operator publishes them (`cbs partner`).
 OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner}
@@ -43,7 +51,9 @@ _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
 
 # Event queues (`<worker>.events`): consuming worker -> routing keys it binds on `cbs.events`.
 EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
-    worker: (*_DOMAIN_EVENT_BINDINGS.get(worker, ()), *SHARED_EVENT_KEYS) for worker in WORKER_CONTRACTS
+    worker: (*_DOMAIN_EVENT_BINDINGS.get(worker, ()), *SHARED_EVENT_KEYS)
+    for worker in WORKER_CONTRACTS
+    if worker != AUDIT_WORKER
 }
 
 
@@ -82,6 +92,14 @@ def event_queue(worker: str) -> RabbitQueue:
     name = f"{worker}.events"
     first_key = EVENT_BINDINGS[worker][0]
     return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=first_key, arguments=_quorum_arguments())
+
+
+def audit_tap_queues() -> tuple[tuple[RabbitQueue, RabbitExchange], ...]:
+    """(queue, exchange) of audit's taps, each bound `#` (every routing key)."""
+    return tuple(
+        (RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key="#", arguments=_quorum_arguments()), exchange)
+        for name, exchange in ((AUDIT_COMMANDS_QUEUE, COMMANDS), (AUDIT_EVENTS_QUEUE, EVENTS))
+    )
 
 
 def replies_queue_name(worker: str) -> str:
@@ -124,6 +142,9 @@ async def declare_all(broker: Any) -> None:
         await broker.declare_queue(replies_queue(worker))  # addressed by name (default exchange)
     for worker in EVENT_BINDINGS:
         await bind_event_queue(broker, worker, events)
+    for tap, exchange in audit_tap_queues():
+        queue = await broker.declare_queue(tap)
+        await queue.bind(commands if exchange is COMMANDS else events, routing_key="#")
 
 
 async def bind_event_queue(broker: Any, worker: str, events: Any | None = None) -> None:

@@ -15,7 +15,7 @@ from bus import topology
 from bus.correlator import Correlator
 from contracts.common import Command, Reply
 
-WORKERS_UNDER_TEST = ("customer", "account", "ledger", "identity", "payment")
+WORKERS_UNDER_TEST = ("customer", "account", "ledger", "identity", "payment", "audit")
 
 
 # Package scope: the in-process workers must be gone before the end-to-end tests start theirs.

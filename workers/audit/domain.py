@@ -573,3 +573,22 @@ def verify_chain(
             return ChainCheck(False, checked, index, BreakReason.hash_mismatch, expected_prev)
         expected_prev = bytes(stored_hash)
     return ChainCheck(True, checked, None, None, expected_prev)
+
+
+# --- compliance frameworks -------------------------------------------------------------------
+
+
+def compliance_frameworks(flags: Iterable[str], tags: Iterable[str]) -> tuple[str, ...]:
+    """The frameworks a compliance event names (decision): `sox` → SOX; `data_access`/`privacy`
+    → GDPR; `financial` → PCI_DSS; a regulatory tag (KYC, sanctions screening) → AML. Sorted."""
+    flags, tags = set(flags), set(tags)
+    found = set()
+    if F.sox in flags:
+        found.add("SOX")
+    if flags & {F.data_access, F.privacy}:
+        found.add("GDPR")
+    if F.financial in flags:
+        found.add("PCI_DSS")
+    if tags:
+        found.add("AML")
+    return tuple(sorted(found))

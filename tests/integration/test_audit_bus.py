@@ -1,0 +1,231 @@
+"""The audit worker through the bus: every command and event recorded once, redacted, chained."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from bus import topology
+from contracts import audit as au
+from contracts import customer as cu
+from contracts import identity as idn
+from contracts import ledger as lg
+from tests.conftest import VHOST
+from tests.integration.conftest import BusClient, eventually
+
+
+async def record_of(admin_db: asyncpg.Pool, event_id: str, exchange: str | None = None) -> asyncpg.Record | None:
+    sql = "SELECT * FROM audit.audit_record WHERE event_id = $1"
+    if exchange is None:
+        return await admin_db.fetchrow(sql, event_id)
+    return await admin_db.fetchrow(sql + " AND exchange = $2", event_id, exchange)
+
+
+async def recorded(admin_db: asyncpg.Pool, event_id: str, exchange: str | None = None) -> asyncpg.Record:
+    async def check() -> asyncpg.Record | None:
+        return await record_of(admin_db, event_id, exchange)
+
+    return await eventually(check)
+
+
+async def publish_event(bus: BusClient, event: Any, message_id: str, **kwargs: Any) -> None:
+    await bus.broker.publish(
+        event.model_dump(mode="json"), exchange=topology.EVENTS, routing_key=event.routing_key,
+        message_id=message_id, message_type=event.message_type, persist=True, **kwargs,
+    )  # fmt: skip
+
+
+def registered(customer_id: uuid.UUID) -> cu.CustomerRegistered:
+    return cu.CustomerRegistered(
+        customer_id=customer_id, occurred_at=datetime.now(UTC), customer_number="C0000009",
+        customer_type="individual", name="Audit Test", email="audit@example.com", phone="+919800000009",
+        language="en", status="inactive", kyc_status="pending", risk_category="low",
+    )  # fmt: skip
+
+
+async def test_a_command_and_an_event_are_recorded(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    account_id, command_id = uuid.uuid4(), f"audit-cmd-{uuid.uuid4()}"
+    command = lg.CreateAccounts(accounts=[lg.NewAccount(id=account_id, currency="INR", code="customer_deposit")])
+    await bus.ok(command, message_id=command_id)
+    row = await recorded(admin_db, command_id, "cbs.commands")
+    assert (row["routing_key"], row["kind"], row["message_type"]) == ("ledger.create_accounts", "command", "ledger.create_accounts.v1")
+    assert (row["entity_type"], row["entity_id"]) == ("account", str(account_id))
+    assert (row["record_type"], row["severity"], row["status"], row["risk_score"]) == ("transaction", "medium", "pending", 30)
+    assert row["retention"] == "long" and list(row["compliance_flags"]) == ["aml", "financial"]
+    assert row["payload"] is not None and json.loads(row["payload"])["accounts"][0]["id"] == str(account_id)
+    assert row["broker_user"] is None or row["broker_user"] == "guest"
+    assert len(row["hash"]) == len(row["prev_hash"]) == 32
+
+    customer_id, event_id = uuid.uuid4(), f"audit-evt-{uuid.uuid4()}"
+    await publish_event(bus, registered(customer_id), event_id, correlation_id="corr-1",
+                        headers={"x-causation-id": "cause-1", "x-actor": json.dumps({"sub": "teller-7"})})  # fmt: skip
+    row = await recorded(admin_db, event_id, "cbs.events")
+    assert (row["routing_key"], row["kind"], row["entity_type"], row["entity_id"]) == (
+        "customer.registered", "event", "customer", str(customer_id))  # fmt: skip
+    assert (row["risk_score"], row["status"], row["correlation_id"], row["causation_id"], row["actor"]) == (
+        5, "success", "corr-1", "cause-1", "teller-7")  # fmt: skip
+
+
+async def test_a_redelivered_message_is_stored_once(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    event = registered(uuid.uuid4())
+    event_id = f"audit-dup-{uuid.uuid4()}"
+    for _ in range(3):  # the same message_id, as a publisher's retry would send it
+        await publish_event(bus, event, event_id)
+    await recorded(admin_db, event_id)
+    sentinel = f"audit-sentinel-{uuid.uuid4()}"
+    await publish_event(bus, registered(uuid.uuid4()), sentinel)
+    await recorded(admin_db, sentinel)
+    assert await admin_db.fetchval("SELECT count(*) FROM audit.audit_record WHERE event_id = $1", event_id) == 1
+
+
+async def test_a_password_never_reaches_the_audit_table(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    password = f"pw-{uuid.uuid4().hex}"
+    message_id = f"audit-login-{uuid.uuid4()}"
+    reply = await bus.send(idn.IssueToken(grant_type="password", username="nobody-audit", password=password),
+                           message_id=message_id)  # fmt: skip
+    assert not reply.ok  # no such user; audit records the request all the same
+    row = await recorded(admin_db, message_id)
+    assert json.loads(row["payload"])["password"] == idn.REDACTED
+    assert (row["record_type"], row["routing_key"]) == ("login", "identity.issue_token")
+    # An invalid body that carries a password: stored without payload, and the error quotes nothing.
+    bad_id = f"audit-badlogin-{uuid.uuid4()}"
+    body = json.dumps({"grant_type": "password", "username": "x" * 300, "password": password}).encode()
+    await bus.publish_raw("identity.issue_token", body, message_id=bad_id, message_type=idn.IssueToken.message_type)
+    bad = await recorded(admin_db, bad_id)
+    assert bad["payload"] is None and bad["parse_error"] and bad["payload_sha256"] == hashlib.sha256(body).hexdigest()
+    everything = await admin_db.fetchval("SELECT string_agg(r::text, E'\\n') FROM audit.audit_record r")
+    assert password not in everything
+    outbox = await admin_db.fetchval("SELECT coalesce(string_agg(o::text, E'\\n'), '') FROM audit.outbox o")
+    assert password not in outbox
+
+
+def _queue_depth(name: str) -> int:
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "list_queues", "-p", VHOST, "name", "messages"], check=True, capture_output=True,
+        text=True, timeout=60,
+    ).stdout  # fmt: skip
+    return next(int(line.split()[1]) for line in out.splitlines() if line.split()[:1] == [name])
+
+
+async def test_an_unparseable_message_is_stored_without_payload_and_acked(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    body = b"{not json at all"
+    message_id = f"audit-poison-{uuid.uuid4()}"
+    # A routing key no worker binds: only audit's tap sees it.
+    await bus.publish_raw("audit.no_such_command", body, message_id=message_id, message_type="audit.no_such_command.v1")
+    row = await recorded(admin_db, message_id)
+    assert row["payload"] is None and "unknown message type" in row["parse_error"]
+    assert (row["payload_sha256"], row["payload_bytes"]) == (hashlib.sha256(body).hexdigest(), len(body))
+    known_id = f"audit-badjson-{uuid.uuid4()}"
+    await bus.publish_raw("audit.list_records", body, message_id=known_id, message_type=au.ListRecords.message_type)
+    known = await recorded(admin_db, known_id)
+    assert known["payload"] is None and "json_invalid" in known["parse_error"]
+
+    async def drained() -> bool:
+        return _queue_depth(topology.AUDIT_COMMANDS_QUEUE) == 0  # acked, nothing waits or loops
+
+    await eventually(drained)
+
+
+async def test_audit_commands_are_refused_to_customers(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    actor = json.dumps({"sub": "cust-1", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
+    message_id = uuid.uuid4().hex
+    bus.correlator.user_id = "guest"  # as the edge publishes: the broker-validated user makes x-actor count
+    try:
+        reply = await bus.correlator.send(au.ListRecords(limit=1), message_id=message_id, timeout_s=10,
+                                          headers={"x-actor": actor})  # fmt: skip
+    finally:
+        bus.correlator.user_id = None
+    assert reply.error is not None and reply.error.code == "forbidden"
+    row = await recorded(admin_db, message_id)
+    assert (row["actor"], row["broker_user"], row["severity"]) == ("cust-1", "guest", "low")
+
+
+async def test_list_records_filters_and_pages_newest_first(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    customer_id = uuid.uuid4()
+    ids = [f"audit-page-{i}-{uuid.uuid4()}" for i in range(3)]
+    for event_id in ids:
+        await publish_event(bus, registered(customer_id), event_id)
+    for event_id in ids:
+        await recorded(admin_db, event_id)
+    first = await bus.ok(au.ListRecords(entity_id=str(customer_id), routing_key_prefix="customer.", limit=2))
+    assert len(first["items"]) == 2 and first["next_cursor"]
+    second = await bus.ok(au.ListRecords(entity_id=str(customer_id), limit=2, cursor=first["next_cursor"]))
+    seqs = [r["seq"] for r in first["items"] + second["items"]]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) == 3
+    assert {r["event_id"] for r in first["items"] + second["items"]} == set(ids)
+    none = await bus.ok(au.ListRecords(entity_id=str(customer_id), routing_key_prefix="payment_"))
+    assert none["items"] == []  # `_` is a literal in the prefix, not a wildcard
+
+
+async def test_the_chain_verifies_and_a_tampered_record_is_found(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    event_id = f"audit-chain-{uuid.uuid4()}"
+    await publish_event(bus, registered(uuid.uuid4()), event_id)
+    target = await recorded(admin_db, event_id)
+    check = await bus.ok(au.VerifyChain())
+    assert check["ok"] and check["complete"] and check["records_checked"] >= target["seq"], check
+
+    async with admin_db.acquire() as conn, conn.transaction():
+        # The table refuses UPDATE even to its owner (a trigger); a superuser can switch that off.
+        await conn.execute("SET LOCAL session_replication_role = replica")
+        await conn.execute("UPDATE audit.audit_record SET payload = '{\"tampered\": true}' WHERE seq = $1", target["seq"])
+    try:
+        broken = await bus.ok(au.VerifyChain())
+        assert not broken["ok"] and (broken["first_broken_seq"], broken["reason"]) == (target["seq"], "hash_mismatch")
+        assert broken["last_seq_checked"] == target["seq"] - 1 or target["seq"] == 1
+
+        async def raised() -> asyncpg.Record | None:
+            return await admin_db.fetchrow(
+                "SELECT * FROM audit.audit_record WHERE routing_key = 'audit.chain_broken' "
+                "AND (payload->>'first_broken_seq')::bigint = $1", target["seq"],
+            )  # fmt: skip
+
+        alarm = await eventually(raised)  # published through the outbox, recorded by audit itself
+        assert (alarm["record_type"], alarm["severity"], alarm["retention"]) == ("security", "critical", "permanent")
+    finally:
+        async with admin_db.acquire() as conn, conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("UPDATE audit.audit_record SET payload = $2 WHERE seq = $1", target["seq"], target["payload"])
+    assert (await bus.ok(au.VerifyChain()))["ok"]
+
+
+async def test_the_worker_role_cannot_rewrite_a_record(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    event_id = f"audit-rewrite-{uuid.uuid4()}"
+    await publish_event(bus, registered(uuid.uuid4()), event_id)
+    seq = (await recorded(admin_db, event_id))["seq"]
+    async with admin_db.acquire() as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute("SET LOCAL ROLE cbs_audit")
+                await conn.execute("UPDATE audit.audit_record SET actor = 'mallory' WHERE seq = $1", seq)
+        except asyncpg.RaiseError as exc:
+            assert "append-only" in str(exc)
+        else:
+            raise AssertionError("an audit record was updated")
+
+
+async def test_a_security_record_raises_a_security_event(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    message_id = f"audit-authfail-{uuid.uuid4()}"
+    # No contract names it: stored without payload, classified by its routing key all the same.
+    await bus.broker.publish(b"{}", exchange=topology.EVENTS, routing_key="edge.auth_failed", message_id=message_id,
+                             persist=True)  # fmt: skip
+    row = await recorded(admin_db, message_id)
+    assert (row["record_type"], row["payload"]) == ("authentication", None) and "no contract" in row["parse_error"]
+
+    async def raised() -> asyncpg.Record | None:
+        return await admin_db.fetchrow(
+            "SELECT * FROM audit.audit_record WHERE routing_key = 'audit.security_event_raised' "
+            "AND payload->>'event_id' = $1", message_id,
+        )  # fmt: skip
+
+    alarm = await eventually(raised)
+    payload = json.loads(alarm["payload"])
+    assert (payload["record_seq"], payload["threat_type"]) == (row["seq"], "edge.auth_failed")
+    # audit's own events raise no follow-up of their own
+    assert await admin_db.fetchval(
+        "SELECT count(*) FROM audit.outbox WHERE payload->>'event_id' = $1", alarm["event_id"]) == 0  # fmt: skip

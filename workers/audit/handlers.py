@@ -1,0 +1,148 @@
+"""The audit worker's recipes: append a batch to the chain; list records; verify the chain."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from bus import grants, outbox
+from bus.paging import decode_cursor, encode_cursor
+from bus.runtime import Context
+from contracts import audit as c
+from contracts.common import Event, Page, Reply
+from workers.audit import domain, store
+from workers.audit.recorder import Draft
+
+# --- append (the taps) -----------------------------------------------------------------------
+
+
+def _record(draft: Draft, seq: int, prev_hash: bytes, recorded_at: datetime) -> dict[str, Any]:
+    k = draft.classification
+    record: dict[str, Any] = {
+        "event_id": draft.event_id, "exchange": draft.exchange, "routing_key": draft.routing_key,
+        "message_type": draft.message_type, "kind": draft.kind, "correlation_id": draft.correlation_id,
+        "causation_id": draft.causation_id, "actor": draft.actor, "broker_user": draft.broker_user,
+        "entity_type": draft.entity_type, "entity_id": draft.entity_id, "record_type": k.record_type.value,
+        "status": k.status.value, "severity": k.severity.value, "risk_score": k.risk_score,
+        "retention": k.retention.value, "expires_at": domain.expires_at(recorded_at, k.retention),
+        "compliance_flags": [f.value for f in k.compliance_flags], "regulatory_tags": list(k.regulatory_tags),
+        "payload": draft.payload, "payload_sha256": draft.payload_sha256, "payload_bytes": draft.payload_bytes,
+        "parse_error": draft.parse_error, "recorded_at": recorded_at,
+    }  # fmt: skip
+    assert tuple(record) == store.CHAINED
+    record["hash"] = domain.chain_hash(prev_hash, record)
+    record.update(seq=seq, prev_hash=prev_hash)
+    return record
+
+
+def _followups(record: dict[str, Any], draft: Draft) -> list[Event]:
+    k = draft.classification
+    common = dict(
+        record_seq=record["seq"], event_id=draft.event_id, routing_key_seen=draft.routing_key,
+        entity_type=draft.entity_type, entity_id=draft.entity_id, actor=draft.actor, broker_user=draft.broker_user,
+        risk_score=k.risk_score, occurred_at=record["recorded_at"],
+    )  # fmt: skip
+    events: list[Event] = []
+    if k.security_followup:
+        events.append(c.SecurityEventRaised(**common, threat_type=k.name or draft.routing_key, threat_level=k.severity.value))
+    if k.compliance_followup:
+        events.append(c.ComplianceEventRaised(
+            **common,
+            frameworks=list(domain.compliance_frameworks(k.compliance_flags, k.regulatory_tags)),
+            control=k.name or draft.routing_key,
+            evidence={"compliance_flags": record["compliance_flags"], "regulatory_tags": record["regulatory_tags"],
+                      "record_hash": record["hash"].hex()},
+        ))  # fmt: skip
+    return events
+
+
+async def append(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
+    """Chain the drafts not stored yet, in arrival order, in the caller's transaction."""
+    head, now = await store.lock_head(conn)  # held until commit: appends are one chain
+    unique = list({d.key: d for d in reversed(drafts)}.values())[::-1]  # first of each key
+    seen = await store.already_recorded(conn, [d.key for d in unique])
+    fresh = [d for d in unique if d.key not in seen]
+    if not fresh:
+        return
+    records, followups, prev = [], [], head.last_hash
+    for offset, draft in enumerate(fresh, start=1):
+        record = _record(draft, head.last_seq + offset, prev, now)
+        records.append(record)
+        prev = record["hash"]
+        followups += [(e, draft.correlation_id, draft.event_id) for e in _followups(record, draft)]
+    await store.insert_records(conn, records)
+    await store.set_head(conn, store.Head(head.last_seq + len(fresh), prev))
+    await outbox.add_many(conn, followups)
+    for draft in fresh:
+        if draft.grant is not None:
+            await grants.record(conn, draft.grant)  # every worker learns partners' grants
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+def _view(row: asyncpg.Record) -> c.AuditRecordView:
+    fields = store.chained_fields(row) or {k: row[k] for k in store.CHAINED}
+    if row["archived_at"] is not None:
+        fields["payload"] = None
+    fields["compliance_flags"] = list(row["compliance_flags"])
+    fields["regulatory_tags"] = list(row["regulatory_tags"])
+    fields["amqp_type"] = fields.pop("message_type")
+    return c.AuditRecordView(**fields, seq=row["seq"], prev_hash=bytes(row["prev_hash"]).hex(), hash=bytes(row["hash"]).hex())
+
+
+async def list_records(ctx: Context, cmd: c.ListRecords) -> Reply:
+    before_seq = None
+    if cmd.cursor is not None:
+        values = decode_cursor(cmd.cursor, 1)
+        if values is None or not values[0].isdigit():
+            return Reply.refusal(c.AuditError.invalid_cursor, "this cursor is not one audit gave")
+        before_seq = int(values[0])
+    rows = await store.list_records(
+        ctx.conn, entity_id=cmd.entity_id, actor=cmd.actor, routing_key_prefix=cmd.routing_key_prefix,
+        since=cmd.since, until=cmd.until, before_seq=before_seq, limit=cmd.limit + 1,
+    )  # fmt: skip
+    page = rows[: cmd.limit]
+    cursor = encode_cursor(page[-1]["seq"]) if len(rows) > cmd.limit else None
+    return Reply.success(Page[c.AuditRecordView](items=[_view(r) for r in page], next_cursor=cursor))
+
+
+async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:
+    """Walk from `from_seq` to the head as it was when the walk began, in pages."""
+    head = await store.head(ctx.conn)
+    start_prev = domain.GENESIS if cmd.from_seq == 1 else await store.prev_hash_at(ctx.conn, cmd.from_seq)
+    if start_prev is None:
+        return Reply.refusal(c.AuditError.invalid_range, f"no audit record {cmd.from_seq}")
+    seq, prev, checked, last_ok = cmd.from_seq, start_prev, 0, None
+    broken: tuple[int, str] | None = None
+    while seq <= head.last_seq and checked < cmd.max_records:
+        limit = min(store.VERIFY_PAGE, cmd.max_records - checked)
+        rows = await store.chain_page(ctx.conn, seq, head.last_seq, limit)
+        if not rows:
+            break
+        check = domain.verify_chain(((r["prev_hash"], r["hash"], store.chained_fields(r)) for r in rows), prev)
+        checked += check.records_checked
+        if not check.ok:
+            assert check.first_broken_index is not None and check.reason is not None
+            broken = rows[check.first_broken_index]["seq"], check.reason.value
+            if check.first_broken_index:
+                last_ok = rows[check.first_broken_index - 1]["seq"]
+            break
+        prev, last_ok, seq = check.last_hash, rows[-1]["seq"], rows[-1]["seq"] + 1
+    complete = broken is None and (last_ok or cmd.from_seq - 1) >= head.last_seq
+    if complete and prev != head.last_hash:
+        broken = head.last_seq, "head_mismatch"  # the tail was cut or rewritten
+    result = c.ChainVerification(
+        ok=broken is None, records_checked=checked, from_seq=cmd.from_seq, last_seq_checked=last_ok,
+        complete=complete, first_broken_seq=None if broken is None else broken[0],
+        reason=None if broken is None else broken[1],
+    )  # fmt: skip
+    if broken is not None:
+        await ctx.emit(c.ChainBroken(
+            first_broken_seq=broken[0], reason=broken[1], records_checked=checked, detected_at=ctx.now,
+            requested_by=ctx.actor.subject if ctx.actor is not None else ctx.broker_user,
+        ))  # fmt: skip
+    return Reply.success(result)

@@ -1,0 +1,27 @@
+"""The audit worker's contract sheet.
+
+Its own commands (staff only: customers are refused here whatever the edge allowed; partners
+are refused unless granted, which the operator never does for audit):
+  audit.list_records, audit.verify_chain  (+ audit.get_operation, like every worker)
+Consumed raw, in batches (workers/audit/recorder.py, wired in app.py):
+  audit.commands  bound `#` on cbs.commands
+  audit.events    bound `#` on cbs.events (partner.access_changed included: audit learns grants there)
+Published (through the outbox): audit.chain_broken, audit.security_event_raised,
+audit.compliance_event_raised. Audit records its own events like any other, and raises no
+follow-up for them (banking-rules §7).
+"""
+
+from __future__ import annotations
+
+from bus.actor import staff_only
+from bus.runtime import Routes
+from contracts import audit as c
+from workers.audit import handlers as h
+
+ROUTES = Routes(
+    worker="audit",
+    commands={
+        c.ListRecords: staff_only(h.list_records),
+        c.VerifyChain: staff_only(h.verify_chain),
+    },
+)
