@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Any
 
 from faststream import AckPolicy
+from faststream._internal.context.context_type import Context
 from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.message import RabbitMessage
 from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import CollectorRegistry
@@ -37,3 +40,17 @@ def make_broker(
             RabbitPrometheusMiddleware(registry=registry, app_name=process),
         ),
     )
+
+
+class _MessageContext(Context):
+    """FastStream's own `RabbitMessage` annotation resolves the message with a synchronous
+    context lookup, which fast_depends runs in a worker thread, for every delivery: a thread hop
+    per message, measured at ~10% of a worker's CPU under load. The same lookup declared async
+    runs inline."""
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        return super().use(**kwargs)
+
+
+# The delivery a subscriber receives: use `msg: Delivery` instead of `msg: RabbitMessage`.
+Delivery = Annotated[RabbitMessage, _MessageContext("message")]

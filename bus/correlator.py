@@ -12,9 +12,10 @@ import uuid
 from typing import Any
 
 from aiormq.abc import DeliveredMessage
-from faststream.rabbit import RabbitBroker, RabbitMessage
+from faststream.rabbit import RabbitBroker
 
 from bus import topology
+from bus.broker import Delivery
 from contracts.common import Command, Reply
 
 MAX_IN_FLIGHT = 10_000  # past this the edge answers 503 instead of growing without bound
@@ -49,7 +50,7 @@ class Correlator:
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def _on_reply(self, body: dict[str, Any], msg: RabbitMessage) -> None:
+    async def _on_reply(self, body: dict[str, Any], msg: Delivery) -> None:
         future = self._pending.pop(msg.correlation_id, None)
         if future is not None and not future.done():
             future.set_result(body)

@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from faststream import FastStream
-from faststream.rabbit import Channel, RabbitBroker, RabbitMessage
+from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
 
 from bus import db, observability, topology
-from bus.broker import make_broker
+from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
 from bus.runtime import CommandHandler, Routes, Runtime
@@ -30,7 +30,7 @@ def _subscribe_command(broker: RabbitBroker, runtime: Runtime, contract: Any, ha
         topology.command_queue(key), topology.COMMANDS, decoder=raw_body, no_reply=True,
         title=key, description=f"{contract.__doc__ or key} Routing key `{key}` on `cbs.commands`.",
     )
-    async def consume(body: bytes, msg: RabbitMessage) -> None:
+    async def consume(body: bytes, msg: Delivery) -> None:
         await runtime.consume_command(contract, handler, body, msg)
 
 
@@ -41,7 +41,7 @@ def _subscribe_get_operation(broker: RabbitBroker, runtime: Runtime, worker: str
         topology.command_queue(key), topology.COMMANDS, decoder=raw_body, no_reply=True,
         title=key, description=f"The stored reply of a {worker} command by its message_id.",
     )
-    async def consume(body: bytes, msg: RabbitMessage) -> None:
+    async def consume(body: bytes, msg: Delivery) -> None:
         await runtime.consume_get_operation(body, msg)
 
 
@@ -50,7 +50,7 @@ def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> No
         topology.event_queue(worker), topology.EVENTS, decoder=raw_body, no_reply=True,
         title=f"{worker}.events", description=f"Events {worker} acts on: {topology.EVENT_BINDINGS[worker]}",
     )
-    async def consume(body: bytes, msg: RabbitMessage) -> None:
+    async def consume(body: bytes, msg: Delivery) -> None:
         await runtime.consume_event(body, msg)
 
 
@@ -65,7 +65,7 @@ def _subscribe_batched(
         channel=Channel(prefetch_count=prefetch),
         title=key, description=f"{contract.__doc__ or key} Routing key `{key}` on `cbs.commands` (group commit).",
     )
-    async def consume(body: bytes, msg: RabbitMessage) -> None:
+    async def consume(body: bytes, msg: Delivery) -> None:
         command = await runtime.parse(contract, body, msg)
         reply = await committer.submit(command, msg, body)
         await runtime.reply_to_sender(msg, reply)
@@ -76,7 +76,7 @@ def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str)
         topology.replies_queue(worker), decoder=raw_body, no_reply=True,
         title=topology.replies_queue_name(worker), description=f"Replies to {worker}'s saga steps.",
     )
-    async def consume(body: bytes, msg: RabbitMessage) -> None:
+    async def consume(body: bytes, msg: Delivery) -> None:
         await runtime.consume_saga_reply(body, msg)
 
 

@@ -8,9 +8,10 @@ record is committed.
 
 from __future__ import annotations
 
-from faststream.rabbit import Channel, RabbitMessage
+from faststream.rabbit import Channel
 
 from bus import topology
+from bus.broker import Delivery
 from bus.settings import load
 from bus.worker import raw_body, worker_app
 from workers.audit import handlers
@@ -34,7 +35,7 @@ def _tap(queue: object, exchange: object, kind: Kind) -> None:
         queue, exchange, decoder=raw_body, no_reply=True, channel=Channel(prefetch_count=TAP_PREFETCH),  # type: ignore[arg-type]
         title=queue.name, description=f"Audit's tap: every {kind} on `{name}` (`#`), recorded and hash-chained.",  # type: ignore[attr-defined]
     )  # fmt: skip
-    async def record(body: bytes, msg: RabbitMessage) -> None:
+    async def record(body: bytes, msg: Delivery) -> None:
         raw = msg.raw_message
         draft = draft_of(
             body, exchange=name, kind=kind, message_id=raw.message_id, routing_key=raw.routing_key or "",
