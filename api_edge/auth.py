@@ -33,10 +33,13 @@ API_KEY_CACHE_MAX = 10_000
 class AuthError(Exception):
     """Answered as problem+json by the app's handler: 401, 403, 429 or 503."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None, *,
+                 who: Principal | None = None, permission: str | None = None) -> None:  # fmt: skip
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.headers = headers or ({"WWW-Authenticate": 'Bearer realm="cbs"'} if status == 401 else {})
+        # For a 403: who was refused and what they lacked (published as edge.access_denied).
+        self.who, self.permission = who, permission
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,7 @@ def require(permission: str | None, route_class: str = "default") -> Any:
 
     async def check(request: Request, who: Principal = Depends(principal)) -> Principal:
         if permission is not None and not who.may(permission):
-            raise AuthError(403, "forbidden", f"this needs the `{permission}` permission")
+            raise AuthError(403, "forbidden", f"this needs the `{permission}` permission", who=who, permission=permission)
         await throttle(request, who.subject, route_class, limit_for(route_class, who.roles))
         return who
 

@@ -106,4 +106,7 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONRe
 
 
 async def on_auth_error(request: Request, exc: Any) -> JSONResponse:
+    from api_edge import refusals
+
+    await refusals.record(request, exc)  # 401 and 403 are facts audit keeps
     return problem(exc.status, exc.code, exc.message, headers=exc.headers)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 
-from api_edge.auth import Principal, require
+from api_edge.auth import AuthError, Principal, require
 from api_edge.errors import problem
 from api_edge.gateway import body_model, build, idempotency_key
 from contracts import payment as c
@@ -72,7 +72,7 @@ async def initiate_payment(
     if kind in NOT_PLACED_HERE:
         return problem(400, "invalid_message", NOT_PLACED_HERE[kind])
     if kind in CASH_KINDS and not who.may("cash:handle"):
-        return problem(403, "forbidden", "cash payments need the `cash:handle` permission")
+        raise AuthError(403, "forbidden", "cash payments need the `cash:handle` permission", who=who, permission="cash:handle")
     data = body.model_dump()  # type: ignore[attr-defined]
     return await _change(request, c.InitiatePayment, data, who, key, created=True)
 

@@ -182,4 +182,7 @@ class GroupCommitter:
             await inbox.store_replies(
                 conn, consumer, [(batch[i].message_id, replies[i].model_dump(mode="json")) for i in fresh]
             )
+        for index in [*refused, *fresh]:
+            if not replies[index].ok:
+                await self.runtime.record_refusal(self.runtime.context_for(conn, batch[index].msg, consumer), replies[index])
         return [replies[n] if n in refused else replies[first_of[item.message_id]] for n, item in enumerate(batch)]

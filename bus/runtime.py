@@ -28,6 +28,7 @@ from bus import grants, inbox, outbox, saga, topology
 from bus.actor import Actor, actor_of, edge_users
 from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
+from contracts import security
 from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
 from contracts.partner import PartnerAccessChanged
 
@@ -43,6 +44,8 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 DB_ATTEMPTS = 5
+# Refusal codes that are about who asked, not what was asked: each is published as access_denied.
+ACCESS_REFUSALS = frozenset({"forbidden", "not_owner", "unauthenticated"})
 # A JSON-escaped NUL: `\u0000` preceded by an even number of backslashes (not an escaped backslash).
 ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -162,10 +165,12 @@ class Runtime:
         ctx = self.context_for(conn, msg, consumer)
         refusal = await self.partner_refusal(conn, ctx.actor, consumer)
         if refusal is not None:
+            await self.record_refusal(ctx, refusal)
             return refusal  # not stored: once granted, the same message_id is acted on
         if contract.read_only:
             result = await handler(ctx, command)
             assert isinstance(result, Reply), f"read-only {consumer} cannot defer its reply"
+            await self.record_refusal(ctx, result)
             return result
         body_hash = inbox.request_hash(body)
         seen = await inbox.claim(conn, consumer, message_id, body_hash)
@@ -174,8 +179,23 @@ class Runtime:
         result = await handler(ctx, command)
         if isinstance(result, Deferred):
             return None
+        await self.record_refusal(ctx, result)
         await inbox.store_reply(conn, consumer, message_id, result.model_dump(mode="json"))
         return result
+
+    async def record_refusal(self, ctx: Context, reply: Reply) -> None:
+        """A command refused for who sent it is a fact audit keeps: `<worker>.access_denied`,
+        committed with the refusal (through the outbox)."""
+        if reply.ok or reply.error is None or reply.error.code not in ACCESS_REFUSALS:
+            return
+        event_type = security.ACCESS_DENIED.get(self.routes.worker)
+        if event_type is None:
+            return  # not one of the bank's workers (a test's)
+        await ctx.emit(event_type(
+            command=ctx.consumer, command_message_id=ctx.message_id[:200], code=reply.error.code,
+            reason=reply.error.message[:500], subject=ctx.actor.subject[:200] if ctx.actor else None,
+            broker_user=ctx.broker_user, occurred_at=ctx.now,
+        ))  # fmt: skip
 
     @staticmethod
     async def partner_refusal(conn: asyncpg.Connection, actor: Actor | None, routing_key: str) -> Reply | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, audit, customer, identity, ledger, payment, partner
+from contracts import account, audit, customer, identity, ledger, partner, payment, security
 from contracts.common import Command
 
 COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
@@ -37,7 +37,7 @@ AUDIT_COMMANDS_QUEUE = "audit.commands"
 AUDIT_EVENTS_QUEUE = "audit.events"
 
 # Contract modules of events no worker owns: the operator publishes them (`cbs partner`).
-OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner}
+OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner, "security": security}
 
 # Facts every worker learns, whatever its own domain: which commands each partner may send.
 SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)

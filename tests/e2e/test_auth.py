@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from typing import Any
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -211,3 +212,40 @@ def test_x_actor_is_believed_only_from_the_edges_broker_user(cluster: Cluster, i
     # ... and with the edge's own user it is: a forged customer is refused.
     trusted = asyncio.run(ask("guest"))
     assert not trusted.ok and trusted.error is not None and trusted.error.code == "not_owner"
+
+
+def test_every_refusal_is_recorded_by_audit(cluster: Cluster) -> None:
+    """401 and 403 at the edge, and a worker's not_owner, each end up as an audit record."""
+    from tests.e2e.test_flows import verified_customer
+
+    missing = f"/v1/accounts/{uuid.uuid4()}"
+    assert httpx.get(f"{cluster.base_url}{missing}", timeout=10).status_code == 401
+    _, auditor = new_user(cluster, ["auditor"])
+    with cluster.client(token=login(cluster, auditor).json()["access_token"]) as client:
+        move = {"transfers": [{"id": str(uuid.uuid4()), "debit_account_id": str(uuid.uuid4()),
+                               "credit_account_id": str(uuid.uuid4()), "amount": 1, "currency": "INR",
+                               "code": "internal_transfer"}]}  # fmt: skip
+        denied = client.post("/v1/ledger/transfers", json=move, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert denied.status_code == 403
+    with cluster.client() as staff:
+        bob = verified_customer(staff)
+    _, alice = new_user(cluster, ["customer"], customer_id=str(uuid.uuid4()))
+    with cluster.client(token=login(cluster, alice).json()["access_token"]) as client:
+        assert client.get(f"/v1/customers/{bob}").status_code == 403
+
+    def audited(prefix: str, match: Any) -> bool:
+        with cluster.client() as admin:
+            found = admin.get("/v1/audit/records", params={"routing_key_prefix": prefix, "limit": 100})
+            assert found.status_code == 200, found.text
+            return any(match(r.get("payload") or {}) for r in found.json()["items"])
+
+    deadline = time.monotonic() + 20
+    checks = {
+        "edge.auth_failed": lambda p: p.get("path") == missing,
+        "edge.access_denied": lambda p: p.get("path") == "/v1/ledger/transfers" and p.get("permission") == "transfers:create",
+        "customer.access_denied": lambda p: p.get("code") == "not_owner" and p.get("command") == "customer.get_customer",
+    }
+    while checks and time.monotonic() < deadline:
+        checks = {k: m for k, m in checks.items() if not audited(k, m)}
+        time.sleep(0.3)
+    assert not checks, f"not recorded: {sorted(checks)}"

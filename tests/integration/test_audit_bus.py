@@ -211,11 +211,11 @@ async def test_the_worker_role_cannot_rewrite_a_record(bus: BusClient, admin_db:
 
 async def test_a_security_record_raises_a_security_event(bus: BusClient, admin_db: asyncpg.Pool) -> None:
     message_id = f"audit-authfail-{uuid.uuid4()}"
-    # No contract names it: stored without payload, classified by its routing key all the same.
+    # A body its contract refuses: stored without payload, classified by its routing key all the same.
     await bus.broker.publish(b"{}", exchange=topology.EVENTS, routing_key="edge.auth_failed", message_id=message_id,
                              persist=True)  # fmt: skip
     row = await recorded(admin_db, message_id)
-    assert (row["record_type"], row["payload"]) == ("authentication", None) and "no contract" in row["parse_error"]
+    assert (row["record_type"], row["payload"]) == ("authentication", None) and "invalid body" in row["parse_error"]
 
     async def raised() -> asyncpg.Record | None:
         return await admin_db.fetchrow(
@@ -229,3 +229,29 @@ async def test_a_security_record_raises_a_security_event(bus: BusClient, admin_d
     # audit's own events raise no follow-up of their own
     assert await admin_db.fetchval(
         "SELECT count(*) FROM audit.outbox WHERE payload->>'event_id' = $1", alarm["event_id"]) == 0  # fmt: skip
+
+
+async def test_a_refusal_for_who_asked_is_published_and_recorded(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    """A customer (x-actor from the edge's broker user) reading another customer's record: the
+    customer worker answers not_owner and publishes customer.access_denied, which audit keeps."""
+    message_id = uuid.uuid4().hex
+    intruder = json.dumps({"sub": "mallory", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
+    bus.correlator.user_id = "guest"  # as the edge publishes: the broker-validated user makes x-actor count
+    try:
+        reply = await bus.correlator.send(cu.GetCustomer(customer_id=uuid.uuid4()), message_id=message_id,
+                                          timeout_s=10, headers={"x-actor": intruder})  # fmt: skip
+    finally:
+        bus.correlator.user_id = None
+    assert reply.error is not None and reply.error.code == "not_owner", reply
+
+    async def published() -> Any:
+        return await admin_db.fetchrow(
+            "SELECT payload, record_type, status FROM audit.audit_record WHERE routing_key = 'customer.access_denied' "
+            "AND payload::jsonb->>'command_message_id' = $1",
+            message_id,
+        )
+
+    row = await eventually(published)
+    payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
+    assert (payload["subject"], payload["code"], payload["command"]) == ("mallory", "not_owner", "customer.get_customer")
+    assert (row["record_type"], row["status"]) == ("authorization", "failure")

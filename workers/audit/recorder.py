@@ -29,7 +29,7 @@ from pydantic import BaseModel, ValidationError
 
 from bus.asyncapi import GET_OPERATION_TYPE
 from bus.runtime import TRANSIENT_DB_ERRORS
-from contracts import account, audit, customer, identity, ledger, partner, payment
+from contracts import account, audit, customer, identity, ledger, partner, payment, security
 from contracts.common import GetOperation
 from contracts.partner import PartnerAccessChanged
 from workers.audit import domain
@@ -42,7 +42,7 @@ MAX_TEXT_CHARS = 1_000  # envelope fields (routing key, ids, actor) are cut here
 RETRY_MAX_S = 5.0
 
 Kind = Literal["command", "event"]
-CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, audit)
+CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit)
 
 
 def _contracts_by_type() -> dict[str, type[BaseModel]]:
