@@ -62,8 +62,13 @@ def configure_logging(process: str) -> None:
     logging.getLogger("uvicorn.access").setLevel("WARNING")
 
 
+def tracing_exported() -> bool:
+    """Spans go somewhere: an OTLP collector, or the console."""
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or os.environ.get("OTEL_CONSOLE") == "1"
+
+
 def tracer_provider(service_name: str) -> TracerProvider:
-    exporting = bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or os.environ.get("OTEL_CONSOLE") == "1"
+    exporting = tracing_exported()
     # With nowhere to send spans, recording them is pure cost; unsampled spans still carry
     # trace ids, so logs and propagated `traceparent` headers keep working.
     sampler = ParentBased(TraceIdRatioBased(float(os.environ.get("CBS_TRACE_SAMPLE_RATIO", "1.0")))) if exporting else ALWAYS_OFF
