@@ -78,6 +78,8 @@ class StandingOrderStatus(StrEnum):
 
 
 class Frequency(StrEnum):
+    # A scheduled payment: one occurrence, on the start date.
+    once = "once"
     weekly = "weekly"
     monthly = "monthly"
     quarterly = "quarterly"

@@ -424,3 +424,76 @@ async def test_account_payments_are_listed_newest_first_with_a_cursor(bus: BusCl
     rest = await bus.ok(p.ListAccountPayments(account_id=alice, limit=2, cursor=first["next_cursor"]))
     assert [x["amount"] for x in rest["items"]] == [1_000, 1_000_000]  # the deposit credited alice
     assert rest["next_cursor"] is None
+
+
+# --- every rail to completed ---------------------------------------------------------------------------
+
+
+async def _settle_when_submitted(bus: BusClient, payment_id: UUID, reference: str) -> dict[str, Any]:
+    async def submitted() -> bool:
+        return (await payment(bus, payment_id))["status"] == "processing"
+
+    await eventually(submitted, timeout_s=15)
+    done = await bus.send(p.SettlePayment(payment_id=payment_id, partner_reference=reference, settled_at=datetime.now(UTC)))
+    assert done.ok and done.result["status"] == "completed", done
+    return done.result
+
+
+async def _batch_time_has_come(admin_db: Any, payment_id: UUID) -> None:
+    """The clock's part, done by hand: the payment's rail window opens now (the sweep does the rest)."""
+    await admin_db.execute("UPDATE payment.payment SET execute_at = now() WHERE payment_id = $1", payment_id)
+
+
+async def test_neft_goes_out_with_its_batch_and_settles(bus: BusClient, admin_db) -> None:
+    alice = await open_account(bus, admin_db)
+    await deposit(bus, alice, 1_000_000)
+    payment_id = uuid.uuid4()
+    placed = await pay(bus, p.PaymentKind.neft, 100_000, payer=alice, payee=NEFT_PAYEE, payment_id=payment_id)
+    assert placed.ok and placed.result["status"] == "pending" and placed.result["reference"].startswith("NEFT")
+    await _batch_time_has_come(admin_db, payment_id)
+    done = await _settle_when_submitted(bus, payment_id, "NEFT-UTR-1")
+    assert done["fee"] == 200
+    assert await balance(bus, alice) == (1_000_000 - 100_200, 0)
+
+
+async def test_rtgs_needs_its_minimum_a_checker_and_its_window(bus: BusClient, admin_db) -> None:
+    alice = await open_account(bus, admin_db, "current")
+    await deposit(bus, alice, 30_000_000)
+    payment_id = uuid.uuid4()
+    placed = await pay(bus, p.PaymentKind.rtgs, 20_000_000, payer=alice, payee=NEFT_PAYEE, payment_id=payment_id, actor=OFFICER)
+    assert placed.ok and placed.result["status"] == "pending", placed  # 200,000.00 ≥ the approval threshold
+    approved = await bus.send(p.ApprovePayment(payment_id=payment_id, actor=OTHER_OFFICER, permissions=APPROVE))
+    assert approved.ok and approved.result["approver"] == OTHER_OFFICER
+    if approved.result["status"] == "pending":  # outside RTGS hours: it waits for the next window
+        await _batch_time_has_come(admin_db, payment_id)
+    await _settle_when_submitted(bus, payment_id, "RTGS-UTR-1")
+    assert await balance(bus, alice) == (30_000_000 - 20_040_000, 0)  # fee 0.2 % = 40,000
+
+
+async def test_upi_goes_out_at_once_and_settles(bus: BusClient, admin_db) -> None:
+    alice = await open_account(bus, admin_db)
+    await deposit(bus, alice, 1_000_000)
+    payment_id = uuid.uuid4()
+    placed = await pay(bus, p.PaymentKind.upi, 250_000, payer=alice, payee=p.Payee(vpa="Ravi@OKSBI"), payment_id=payment_id)
+    assert placed.ok and placed.result["status"] == "processing" and placed.result["payee"]["vpa"] == "ravi@oksbi"
+    await _settle_when_submitted(bus, payment_id, "UPI-1")
+    assert await balance(bus, alice) == (1_000_000 - 250_500, 0)
+
+
+async def test_a_scheduled_payment_runs_once_on_its_date(bus: BusClient, admin_db, business_today) -> None:
+    alice, bob = await open_account(bus, admin_db), await open_account(bus, admin_db)
+    await deposit(bus, alice, 1_000_000)
+    order_id = uuid.uuid4()
+    created = await bus.send(p.CreateStandingOrder(
+        standing_order_id=order_id, payer_account_id=alice, payee=p.Payee(account_id=bob), kind=p.PaymentKind.internal,
+        amount=4_321, currency="INR", frequency=p.Frequency.once, start_date=business_today, actor="alice",
+    ))  # fmt: skip
+    assert created.ok, created
+
+    async def ended() -> bool:
+        return (await bus.ok(p.GetStandingOrder(standing_order_id=order_id)))["status"] == "ended"
+
+    await eventually(ended, timeout_s=15)
+    await asyncio.sleep(1.5)
+    assert await _occurrences(admin_db, order_id) == 1
+    assert await balance(bus, bob) == (4_321, 0)

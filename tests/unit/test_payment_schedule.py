@@ -259,6 +259,7 @@ def test_validation_names_the_field() -> None:
 
 dates = st.dates(min_value=date(2000, 1, 1), max_value=date(2100, 12, 31))
 frequencies = st.sampled_from(list(Frequency))
+recurring = st.sampled_from([f for f in Frequency if f != Frequency.once])
 calendars = st.frozensets(st.dates(min_value=date(2000, 1, 1), max_value=date(2101, 12, 31)), max_size=40).map(
     lambda h: BankCalendar(holidays=h)
 )
@@ -315,7 +316,7 @@ def test_catch_up_in_pages_places_every_due_nominal_date_once_in_order(
     assert len(set(placed)) == len(placed)
 
 
-@given(dates, frequencies, st.integers(0, 2000))
+@given(dates, recurring, st.integers(0, 2000))
 def test_next_nominal_after_is_the_following_schedule_date(start: date, frequency: Frequency, offset: int) -> None:
     d = start + timedelta(days=offset)
     nxt = next_nominal_after(start, frequency, None, d)
@@ -346,3 +347,15 @@ def test_failures_count_every_failed_attempt_and_suspend_at_three(results: list[
 def test_occurrence_ids_differ_per_nominal_date_and_attempt(so: uuid.UUID, a: date, b: date, x: int, y: int) -> None:
     same = (a, x) == (b, y)
     assert (occurrence_payment_id(so, a, x) == occurrence_payment_id(so, b, y)) is same
+
+
+def test_a_scheduled_payment_happens_once_on_its_date_even_after_downtime() -> None:
+    start = date(2026, 12, 5)  # a Saturday: due the Monday after
+    once = Frequency.once
+    assert list(nominal_dates(start, once)) == [start]
+    assert next_nominal_after(start, once, None, start) is None
+    caught_up = due_occurrences(start=start, frequency=once, end_date=None, next_nominal=start,
+                                today=date(2026, 12, 20), calendar=BankCalendar(), limit=10)  # fmt: skip
+    assert caught_up == [start]
+    assert due_occurrences(start=start, frequency=once, end_date=None, next_nominal=start,
+                           today=date(2026, 12, 6), calendar=BankCalendar(), limit=10) == []  # fmt: skip

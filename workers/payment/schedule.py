@@ -51,6 +51,8 @@ _MONTHS = {Frequency.monthly: 1, Frequency.quarterly: 3}
 def _nth(start: date, frequency: Frequency, k: int) -> date | None:
     """The k-th nominal date (k = 0 is `start`); None past `date.max`."""
     assert k >= 0
+    if frequency == Frequency.once:
+        return start if k == 0 else None
     try:
         if frequency == Frequency.weekly:
             return start + timedelta(days=7 * k)
@@ -65,6 +67,8 @@ def _first_index_on_or_after(start: date, frequency: Frequency, d: date) -> int:
     """The smallest k with `_nth(start, frequency, k) >= d`."""
     if d <= start:
         return 0
+    if frequency == Frequency.once:
+        return 1  # past its only date
     if frequency == Frequency.weekly:
         return -(-(d - start).days // 7)
     months = (d.year - start.year) * 12 + d.month - start.month
@@ -228,7 +232,7 @@ def validate_standing_order(
     """A new standing order: start on or after today (bank date), end on or after start, a known
     frequency, internal or an external rail, and an amount the rail takes per payment."""
     assert amount > 0, "the contract keeps amounts positive"
-    if frequency not in _MONTHS and frequency != Frequency.weekly:
+    if frequency not in _MONTHS and frequency not in (Frequency.weekly, Frequency.once):
         return Refusal(PaymentError.invalid_schedule, f"unknown frequency {frequency!r}", {"field": "frequency"})
     if kind not in STANDING_ORDER_KINDS:
         return Refusal(
