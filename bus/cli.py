@@ -27,21 +27,10 @@ def _run(coro: object) -> object:
         return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-async def _declare_topology(amqp_url: str) -> None:
-    from faststream.rabbit import RabbitBroker
-
-    broker = RabbitBroker(amqp_url, logger=None)
-    await broker.connect()
-    try:
-        await topology.declare_all(broker)
-    finally:
-        await broker.stop()
-
-
 def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load()
     applied = _run(migrate(settings, WORKERS))
-    _run(_declare_topology(settings.amqp_url))
+    _run(topology.declare_on(settings.amqp_url))
     print(json.dumps({"migrated": applied, "topology": "declared"}))
     return 0
 

@@ -362,15 +362,9 @@ async def publish_event(amqp_url: str, event: Any, *, message_id: str | None = N
 
     import aio_pika
     from aiormq.abc import DeliveredMessage
-    from faststream.rabbit import RabbitBroker
     from pamqp.commands import Basic
 
-    broker = RabbitBroker(amqp_url, logger=None)
-    await broker.connect()
-    try:
-        await topology.declare_all(broker)
-    finally:
-        await broker.stop()
+    await topology.declare_on(amqp_url)
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)

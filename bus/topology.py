@@ -152,3 +152,15 @@ async def bind_event_queue(broker: Any, worker: str, events: Any | None = None) 
     queue = await broker.declare_queue(event_queue(worker))
     for key in EVENT_BINDINGS[worker]:
         await queue.bind(events, routing_key=key)
+
+
+async def declare_on(amqp_url: str) -> None:
+    """Declare the whole topology with a short-lived connection (the operator's tools)."""
+    from faststream.rabbit import RabbitBroker
+
+    broker = RabbitBroker(amqp_url, logger=None)
+    await broker.connect()
+    try:
+        await declare_all(broker)
+    finally:
+        await broker.stop()

@@ -404,12 +404,10 @@ async def _fail_and_release(ctx: Context, row: PaymentRow, code: str, reason: st
 
 
 async def approve_payment(ctx: Context, cmd: c.ApprovePayment) -> Reply | Deferred:
-    row = await _awaiting_approval(ctx, cmd.payment_id)
-    if isinstance(row, Reply):
-        return row
-    approver = _maker(ctx.actor, cmd.actor)
-    if refusal := domain.check_approver(row.view.maker, approver, _permissions(ctx.actor, cmd.permissions)):
-        return refuse(refusal)
+    checked = await _checker(ctx, cmd)
+    if isinstance(checked, Reply):
+        return checked
+    row, approver = checked
     row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, approver=approver, expires_at=None)
     await ctx.emit(c.PaymentApproved(**_fact(row, ctx.now), approver=approver))
     if row.view.kind in EXTERNAL_KINDS:
@@ -418,14 +416,23 @@ async def approve_payment(ctx: Context, cmd: c.ApprovePayment) -> Reply | Deferr
 
 
 async def reject_payment(ctx: Context, cmd: c.RejectPayment) -> Reply | Deferred:
+    checked = await _checker(ctx, cmd)
+    if isinstance(checked, Reply):
+        return checked
+    row, checker = checked
+    row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, approver=checker)
+    return await _fail_and_release(ctx, row, "rejected", cmd.reason)
+
+
+async def _checker(ctx: Context, cmd: c.ApprovePayment | c.RejectPayment) -> tuple[PaymentRow, str] | Reply:
+    """The payment waiting for a checker, locked, and the checker, who may decide it (not its maker)."""
     row = await _awaiting_approval(ctx, cmd.payment_id)
     if isinstance(row, Reply):
         return row
     checker = _maker(ctx.actor, cmd.actor)
     if refusal := domain.check_approver(row.view.maker, checker, _permissions(ctx.actor, cmd.permissions)):
         return refuse(refusal)
-    row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, approver=checker)
-    return await _fail_and_release(ctx, row, "rejected", cmd.reason)
+    return row, checker
 
 
 def _permissions(actor: Actor | None, claimed: list[str]) -> list[str]:
