@@ -25,7 +25,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Released connections are not reset: asyncpg's default reset is a round trip per
     transaction (RESET ALL, UNLISTEN *, …) and workers change no session state — the schema is
-    set once per connection and nothing in a pooled connection LISTENs or holds advisory locks."""
+    set once per connection and nothing in a pooled connection LISTENs or holds advisory locks.
+    A connection given back inside a transaction (its task was cancelled) is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 async def create_pool(dsn: str, schema: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
