@@ -209,3 +209,25 @@ def test_the_clearing_partner_settles_external_payments_and_credits_incoming_onc
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
         _cbs(cluster, "partner", "remove", name)
+
+
+def test_concurrent_orders_over_http_never_exceed_the_daily_limit(cluster: Cluster) -> None:
+    """Savings: 100,000.00 a day. 30 orders of 9,000.00 at once through the edge: exactly 11 fit."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with cluster.client() as staff:
+        alice = payable_account(staff, verified_customer(staff))
+        bob = payable_account(staff, verified_customer(staff))
+        deposit(staff, alice, 50_000_000)
+
+    def order(_: int) -> httpx.Response:
+        with cluster.client(timeout=30) as client:
+            return post(client, "/v1/payments", internal(alice, bob, 900_000))
+
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(order, range(30)))
+    accepted = [a for a in answers if a.status_code == 201]
+    assert {a.json()["code"] for a in answers if a.status_code != 201} == {"limit_exceeded"}
+    assert len(accepted) == 11 and all(a.json()["status"] == "completed" for a in accepted)
+    with cluster.client() as staff:
+        assert balance(staff, bob) == 1 + 11 * 900_000
