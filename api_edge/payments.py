@@ -106,54 +106,34 @@ async def approve_payment(
     return await _change(request, c.ApprovePayment, data, who, key)
 
 
-@router.post("/v1/payments/{payment_id}/reject")
-async def reject_payment(
-    payment_id: UUID,
-    body: RejectPaymentBody,  # type: ignore[valid-type]
-    request: Request,
-    who: Principal = require("payments:approve", "payments"),
-    key: str | None = Depends(idempotency_key),
-) -> Response:
-    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
-    return await _change(request, c.RejectPayment, {**data, "permissions": sorted(who.permissions)}, who, key)
+def _payment_action(verb: str, contract: type[Command], body_type: Any, permission: str, *, created: bool = False,
+                    checker: bool = False, doc: str | None = None) -> None:  # fmt: skip
+    """`POST /v1/payments/{payment_id}/<verb>`: the body, the path's payment id and the caller
+    make the command; a checker's command also carries the permissions the edge verified."""
+
+    async def act(
+        payment_id: UUID,
+        body: Any,
+        request: Request,
+        who: Principal = require(permission, "payments"),
+        key: str | None = Depends(idempotency_key),
+    ) -> Response:
+        data = {**body.model_dump(), "payment_id": payment_id}
+        if checker:
+            data["permissions"] = sorted(who.permissions)
+        return await _change(request, contract, data, who, key, created=created)
+
+    act.__annotations__["body"] = body_type  # a model, not a name: this module postpones annotations
+    router.post(f"/v1/payments/{{payment_id}}/{verb}", name=f"{verb}_payment", status_code=201 if created else 200,
+                description=doc)(act)  # fmt: skip
 
 
-@router.post("/v1/payments/{payment_id}/cancel")
-async def cancel_payment(
-    payment_id: UUID,
-    body: CancelPaymentBody,  # type: ignore[valid-type]
-    request: Request,
-    who: Principal = require("payments:create", "payments"),
-    key: str | None = Depends(idempotency_key),
-) -> Response:
-    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
-    return await _change(request, c.CancelPayment, data, who, key)
-
-
-@router.post("/v1/payments/{payment_id}/refund", status_code=201)
-async def refund_payment(
-    payment_id: UUID,
-    body: RefundPaymentBody,  # type: ignore[valid-type]
-    request: Request,
-    who: Principal = require("payments:create", "payments"),
-    key: str | None = Depends(idempotency_key),
-) -> Response:
-    """Refund a completed payment in full (no `amount`) or in part, as a new payment `refund_id`."""
-    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
-    return await _change(request, c.RefundPayment, data, who, key, created=True)
-
-
-@router.post("/v1/payments/{payment_id}/reverse", status_code=201)
-async def reverse_payment(
-    payment_id: UUID,
-    body: ReversePaymentBody,  # type: ignore[valid-type]
-    request: Request,
-    who: Principal = require("payments:reverse", "payments"),
-    key: str | None = Depends(idempotency_key),
-) -> Response:
-    """Staff correction: principal and fee back to the payer in full, as a new payment `reversal_id`."""
-    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
-    return await _change(request, c.ReversePayment, data, who, key, created=True)
+_payment_action("reject", c.RejectPayment, RejectPaymentBody, "payments:approve", checker=True)
+_payment_action("cancel", c.CancelPayment, CancelPaymentBody, "payments:create")
+_payment_action("refund", c.RefundPayment, RefundPaymentBody, "payments:create", created=True,
+                doc="Refund a completed payment in full (no `amount`) or in part, as a new payment `refund_id`.")
+_payment_action("reverse", c.ReversePayment, ReversePaymentBody, "payments:reverse", created=True,
+                doc="Staff correction: principal and fee back to the payer in full, as a new payment `reversal_id`.")
 
 
 @router.post("/v1/customers/{customer_id}/payees", status_code=201)
