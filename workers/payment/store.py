@@ -166,15 +166,24 @@ async def insert_payment(conn: asyncpg.Connection, row: PaymentRow, charge: dict
     )  # fmt: skip
 
 
-async def update_payment(conn: asyncpg.Connection, payment_id: UUID, now: datetime, **changes: Any) -> PaymentRow:
-    """Set the given columns (and updated_at); returns the row as it now is."""
-    assert changes and set(changes) <= set(_VIEW_COLUMNS + _EXTRA_COLUMNS), f"unknown columns {set(changes)}"
+async def _update(
+    conn: asyncpg.Connection, table: str, key: tuple[str, UUID], returning: str, allowed: set[str], now: datetime,
+    changes: dict[str, Any],
+) -> asyncpg.Record:
+    """Set the given columns (only those allowed) and updated_at; returns the row as it now is."""
+    assert changes and set(changes) <= allowed, f"unknown columns {set(changes) - allowed}"
     sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
     row = await conn.fetchrow(
-        f"UPDATE payment SET updated_at = $2, {sets} WHERE payment_id = $1 RETURNING {_PAYMENT_COLUMNS}",
-        payment_id, now, *changes.values(),
+        f"UPDATE {table} SET updated_at = $2, {sets} WHERE {key[0]} = $1 RETURNING {returning}",
+        key[1], now, *changes.values(),
     )  # fmt: skip
-    assert row is not None, f"payment {payment_id} vanished"
+    assert row is not None, f"{table} {key[1]} vanished"
+    return row
+
+
+async def update_payment(conn: asyncpg.Connection, payment_id: UUID, now: datetime, **changes: Any) -> PaymentRow:
+    row = await _update(conn, "payment", ("payment_id", payment_id), _PAYMENT_COLUMNS,
+                        set(_VIEW_COLUMNS + _EXTRA_COLUMNS), now, changes)  # fmt: skip
     return _payment(row)
 
 
@@ -293,13 +302,8 @@ async def update_standing_order(
     conn: asyncpg.Connection, standing_order_id: UUID, now: datetime, **changes: Any
 ) -> StandingOrderRow:
     allowed = {"next_nominal", "next_due", "retry_nominal", "retry_on", "failures", "status"}
-    assert changes and set(changes) <= allowed, f"unknown columns {set(changes) - allowed}"
-    sets = ", ".join(f"{c} = ${i}" for i, c in enumerate(changes, start=3))
-    row = await conn.fetchrow(
-        f"UPDATE standing_order SET updated_at = $2, {sets} WHERE standing_order_id = $1 RETURNING {_SO_COLUMNS}",
-        standing_order_id, now, *changes.values(),
-    )  # fmt: skip
-    assert row is not None
+    row = await _update(conn, "standing_order", ("standing_order_id", standing_order_id), _SO_COLUMNS, allowed,
+                        now, changes)  # fmt: skip
     return _standing_order(row)
 
 
