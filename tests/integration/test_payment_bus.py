@@ -336,6 +336,10 @@ async def test_a_new_payee_cannot_be_paid_during_its_cooling_off(bus: BusClient,
     assert added.ok and added.result["payee"]["vpa"] == "ravi.k@ybl"
     listed = await bus.ok(p.ListPayees(customer_id=customer_id))
     assert [x["payee_id"] for x in listed["items"]] == [str(payee_id)]
+    again = await bus.send(p.AddPayee(payee_id=payee_id, customer_id=customer_id, payee=p.Payee(vpa="ravi.k@ybl"), actor="alice"))
+    assert again.ok and again.result["added_at"] == added.result["added_at"]  # a retry, not a second payee
+    other = await bus.send(p.AddPayee(payee_id=payee_id, customer_id=customer_id, payee=p.Payee(vpa="sita@ybl"), actor="alice"))
+    assert code(other) == "payee_exists"
 
     fast_config(payee_cooling_off=timedelta(hours=1))
     early = await pay(bus, p.PaymentKind.upi, 10_000, payer=alice, payee=p.Payee(vpa="ravi.k@ybl"), payee_id=payee_id)

@@ -665,14 +665,14 @@ async def list_account_payments(ctx: Context, cmd: c.ListAccountPayments) -> Rep
 
 
 async def add_payee(ctx: Context, cmd: c.AddPayee) -> Reply:
-    existing = await store.get_payee(ctx.conn, cmd.payee_id)
-    if existing is not None:
-        if existing.customer_id == cmd.customer_id:
-            return Reply.success(existing)
-        return Reply.refusal(E.payee_exists, f"payee {cmd.payee_id} exists with other fields")
     payee = domain.normalize_payee(cmd.payee)
     if isinstance(payee, Refusal):
         return refuse(payee)
+    existing = await store.get_payee(ctx.conn, cmd.payee_id)
+    if existing is not None:
+        if (existing.customer_id, existing.payee) == (cmd.customer_id, payee):
+            return Reply.success(existing)  # a retry
+        return Reply.refusal(E.payee_exists, f"payee {cmd.payee_id} exists with other fields")
     if await store.count_payees(ctx.conn, cmd.customer_id) >= MAX_PAYEES:
         return Reply.refusal(E.limit_exceeded, f"a customer keeps at most {MAX_PAYEES} payees", {"limit": "payees"})
     view = c.PayeeView(payee_id=cmd.payee_id, customer_id=cmd.customer_id, payee=payee, added_at=ctx.now)
