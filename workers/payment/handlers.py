@@ -110,12 +110,12 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
     order = Order(
         payment_id=cmd.payment_id, kind=cmd.kind, channel=cmd.channel, payer_account_id=cmd.payer_account_id,
         payee=cmd.payee, payee_id=cmd.payee_id, amount=cmd.amount, currency=cmd.currency,
-        description=cmd.description, maker=_maker(ctx.actor, cmd.actor),
+        description=cmd.description, maker=_subject(ctx.actor, cmd.actor),
     )  # fmt: skip
     return await place(ctx, order)
 
 
-def _maker(actor: Actor | None, claimed: str) -> str:
+def _subject(actor: Actor | None, claimed: str) -> str:
     """The authenticated subject when there is one: a body cannot name somebody else as maker."""
     return actor.subject if actor is not None else claimed
 
@@ -429,7 +429,7 @@ async def _checker(ctx: Context, cmd: c.ApprovePayment | c.RejectPayment) -> tup
     row = await _awaiting_approval(ctx, cmd.payment_id)
     if isinstance(row, Reply):
         return row
-    checker = _maker(ctx.actor, cmd.actor)
+    checker = _subject(ctx.actor, cmd.actor)
     if refusal := domain.check_approver(row.view.maker, checker, _permissions(ctx.actor, cmd.permissions)):
         return refuse(refusal)
     return row, checker
@@ -465,7 +465,7 @@ async def cancel_payment(ctx: Context, cmd: c.CancelPayment) -> Reply | Deferred
         return Reply.refusal(E.invalid_transition, "the payment is being placed; try again in a moment")
     if isinstance(refusal := domain.transition(row.view.status, Step.cancel), Refusal):
         return refuse(refusal)
-    return await _fail_and_release(ctx, row, "cancelled", cmd.reason, status=S.cancelled, actor=_maker(ctx.actor, cmd.actor))
+    return await _fail_and_release(ctx, row, "cancelled", cmd.reason, status=S.cancelled, actor=_subject(ctx.actor, cmd.actor))
 
 
 async def settle_payment(ctx: Context, cmd: c.SettlePayment) -> Reply | Deferred:
@@ -585,7 +585,7 @@ async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int 
         payment_id=new_id, reference=domain.reference(kind, ctx.now, random8()), kind=kind, channel=o.channel,
         status=S.initiated, payer_account_id=original.payee_account_id, payee=c.Payee(account_id=o.payer_account_id),
         amount=amount, fee=o.fee if reversal else 0, currency=o.currency, fraud_score=domain.FRAUD_BASE,
-        fraud_level=c.FraudLevel.low, refund_of=original_id, refunded_amount=0, maker=_maker(ctx.actor, actor),
+        fraud_level=c.FraudLevel.low, refund_of=original_id, refunded_amount=0, maker=_subject(ctx.actor, actor),
         description=reason[:140], created_at=ctx.now, updated_at=ctx.now,
     )  # fmt: skip
     row = PaymentRow(view=view, payee_account_id=o.payer_account_id, customer_id=original.customer_id,

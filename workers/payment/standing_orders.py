@@ -58,15 +58,15 @@ async def create_standing_order(ctx: Context, cmd: c.CreateStandingOrder) -> Rep
     if payer.currency != cmd.currency:
         return Reply.refusal(E.currency_mismatch, f"account {payer.account_id} is in {payer.currency}")
     today = scheduler_today(ctx.now)
-    refusal = schedule.validate_standing_order(cmd.start_date, cmd.end_date, today, cmd.frequency, cmd.amount, cmd.kind)
-    refusal = refusal or domain.check_order_shape(cmd.kind, cmd.payer_account_id, cmd.payee)
     payee = domain.normalize_payee(cmd.payee)
-    if refusal or isinstance(payee, Refusal):
-        found = refusal or payee
-        assert isinstance(found, Refusal)
-        return Reply.refusal(found.code, found.message, found.details)
-    if refusal := domain.check_different_accounts(cmd.payer_account_id, payee.account_id):
-        return Reply.refusal(refusal.code, refusal.message)
+    refusal = (
+        schedule.validate_standing_order(cmd.start_date, cmd.end_date, today, cmd.frequency, cmd.amount, cmd.kind)
+        or domain.check_order_shape(cmd.kind, cmd.payer_account_id, cmd.payee)
+        or (payee if isinstance(payee, Refusal) else domain.check_different_accounts(cmd.payer_account_id, payee.account_id))
+    )
+    if refusal is not None:
+        return Reply.refusal(refusal.code, refusal.message, refusal.details)
+    assert not isinstance(payee, Refusal)
     view = c.StandingOrderView(
         standing_order_id=cmd.standing_order_id, payer_account_id=cmd.payer_account_id, payee=payee, kind=cmd.kind,
         amount=cmd.amount, currency=cmd.currency, frequency=cmd.frequency, start_date=cmd.start_date,
@@ -98,10 +98,10 @@ async def cancel_standing_order(ctx: Context, cmd: c.CancelStandingOrder) -> Rep
         return not_found(cmd.standing_order_id)
     if denied := owner_only(ctx.actor, row.view.customer_id):
         return denied
-    if row.view.status in (StandingOrderStatus.cancelled, StandingOrderStatus.ended):
-        return Reply.success(row.view) if row.view.status == StandingOrderStatus.cancelled else Reply.refusal(
-            E.invalid_transition, "the standing order has ended"
-        )  # fmt: skip
+    if row.view.status == StandingOrderStatus.cancelled:
+        return Reply.success(row.view)  # a retry
+    if row.view.status == StandingOrderStatus.ended:
+        return Reply.refusal(E.invalid_transition, "the standing order has ended")
     row = await store.update_standing_order(ctx.conn, row.view.standing_order_id, ctx.now, status=StandingOrderStatus.cancelled)
     return Reply.success(row.view)
 
