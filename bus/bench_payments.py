@@ -38,12 +38,17 @@ NOT_YET = {
 
 async def _created(sender: bt.Sender, path: str, body: dict[str, Any]) -> dict[str, Any]:
     """POST until 201, while the refusal only says the other worker has not caught up yet (a new key
-    each time: a refusal is the stored answer of its key)."""
+    each time: a refusal is the stored answer of its key). A 202 (no reply within the edge's wait,
+    on a loaded machine) is asked again under the same key: the stored reply comes back."""
     deadline = time.monotonic() + SETTLE_S
+    key = uuid.uuid4().hex
     while True:
-        status, answer = await sender.post(path, body)
+        status, answer = await sender.post(path, body, key=key)
         if status == 201:
             return dict(answer)
+        if status == 202 and time.monotonic() < deadline:
+            continue
+        key = uuid.uuid4().hex
         code = answer.get("code") if isinstance(answer, dict) else None
         if code not in NOT_YET.get(path, ()) or time.monotonic() > deadline:
             raise RuntimeError(f"set-up: POST {path} answered {status}: {answer}")
@@ -80,14 +85,19 @@ async def _account(sender: bt.Sender, customer: str) -> uuid.UUID:
 
 
 async def set_up(sender: bt.Sender, count: int, parallel: int) -> list[uuid.UUID]:
-    """`count` funded current accounts, `ACCOUNTS_PER_CUSTOMER` a customer, `parallel` customers at a time."""
+    """`count` funded current accounts, `ACCOUNTS_PER_CUSTOMER` a customer, `parallel` request chains at a time."""
     run = uuid.uuid4().hex[:8]
+    # One gate for every request chain, customers' and accounts' alike: a burst of a thousand
+    # openings at once would outwait the edge's reply timeout on a small machine.
     gate = asyncio.Semaphore(parallel)
 
-    async def one(i: int, accounts: int) -> list[uuid.UUID]:
+    async def gated(work: Any) -> Any:
         async with gate:
-            customer = await _customer(sender, run, i)
-            return list(await asyncio.gather(*(_account(sender, customer) for _ in range(accounts))))
+            return await work
+
+    async def one(i: int, accounts: int) -> list[uuid.UUID]:
+        customer = await gated(_customer(sender, run, i))
+        return list(await asyncio.gather(*(gated(_account(sender, customer)) for _ in range(accounts))))
 
     sizes = [min(ACCOUNTS_PER_CUSTOMER, count - start) for start in range(0, count, ACCOUNTS_PER_CUSTOMER)]
     return [a for chunk in await asyncio.gather(*(one(i, n) for i, n in enumerate(sizes))) for a in chunk]
