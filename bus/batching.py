@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 from faststream.rabbit import RabbitMessage
 
-from bus import grants, inbox
+from bus import grants, inbox, joint
 from contracts.common import Command, Reply
 
 if TYPE_CHECKING:
-    from bus.runtime import Context, Runtime
+    from bus.runtime import CommandHandler, Context, Deferred, Runtime
 
 log = logging.getLogger("cbs.batching")
 
@@ -32,15 +32,26 @@ class Item:
     command: Command
     msg: RabbitMessage
     body_hash: str
-    future: asyncio.Future[Reply] = field(repr=False)
+    future: asyncio.Future[Reply | None] = field(repr=False)  # None: a saga step owes the reply
 
     @property
     def message_id(self) -> str:
         return str(self.msg.raw_message.message_id)
 
 
-# (the contexts, one per fresh message, sharing the transaction; their commands) -> a reply each
-BatchHandler = Callable[[Sequence[tuple["Context", Any]]], Awaitable[list[Reply]]]
+# (the contexts, one per fresh message, sharing the transaction; their commands) -> an answer each
+# (a Reply, or DEFER when a saga step will answer it).
+BatchHandler = Callable[[Sequence[tuple["Context", Any]]], Awaitable[list["Reply | Deferred"]]]
+
+
+def each(handler: "CommandHandler") -> BatchHandler:
+    """A plain handler run for each message of a batch in turn, in the batch's one transaction:
+    the batch shares the commit, and its requests of other workers may leave as one (bus/joint.py)."""
+
+    async def run(items: Sequence[tuple["Context", Any]]) -> list["Reply | Deferred"]:
+        return [await handler(ctx, command) for ctx, command in items]
+
+    return run
 
 
 @dataclass(frozen=True)
@@ -81,10 +92,11 @@ class GroupCommitter:
             self._task.cancel()
             await asyncio.gather(self._task, *self._in_flight, return_exceptions=True)
 
-    async def submit(self, command: Command, msg: RabbitMessage, body: bytes) -> Reply:
+    async def submit(self, command: Command, msg: RabbitMessage, body: bytes) -> Reply | None:
+        """The reply to send now, or None while a saga step still owes it."""
         if self._task is None:
             self.start()
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Reply | None] = asyncio.get_running_loop().create_future()
         await self._queue.put(Item(command, msg, inbox.request_hash(body), future))
         return await future
 
@@ -151,9 +163,9 @@ class GroupCommitter:
         refusals = {n: grants.refuse(user, consumer, known) for n, user in users.items()}
         return {n: r for n, r in refusals.items() if r is not None}
 
-    async def _commit(self, conn: asyncpg.Connection, batch: list[Item]) -> list[Reply]:
+    async def _commit(self, conn: asyncpg.Connection, batch: list[Item]) -> list[Reply | None]:
         consumer = self.contract.routing_key
-        replies: dict[int, Reply] = {}
+        replies: dict[int, Reply | None] = {}
         first_of: dict[str, int] = {}  # message_id -> index of its first delivery in this batch
         fresh: list[int] = []
         refused = await self._partner_refusals(conn, batch)
@@ -171,18 +183,22 @@ class GroupCommitter:
             if seen is None:
                 fresh.append(index)
             else:
-                repeat = self.runtime.stored_answer(seen, item.message_id, item.body_hash)
-                assert repeat is not None, f"{consumer} never defers, so a stored row has its reply"
-                replies[index] = repeat
+                replies[index] = self.runtime.stored_answer(seen, item.message_id, item.body_hash)
         if fresh:
+            collector = joint.Collector(dict(self.runtime.routes.joint))
             contexts = [(self.runtime.context_for(conn, batch[i].msg, consumer), batch[i].command) for i in fresh]
+            for ctx, _ in contexts:
+                ctx.joint = collector
             answers = await self.handler(contexts)
             assert len(answers) == len(fresh), "a batch handler answers every message"
-            replies.update(zip(fresh, answers))
-            await inbox.store_replies(
-                conn, consumer, [(batch[i].message_id, replies[i].model_dump(mode="json")) for i in fresh]
-            )
+            await collector.send(conn, self.runtime.routes.worker, consumer)
+            replies.update((i, a if isinstance(a, Reply) else None) for i, a in zip(fresh, answers))
+            # A deferred message's reply is stored by the saga step that answers it.
+            await inbox.store_replies(conn, consumer, [
+                (batch[i].message_id, reply.model_dump(mode="json")) for i in fresh if (reply := replies[i]) is not None
+            ])  # fmt: skip
         for index in [*refused, *fresh]:
-            if not replies[index].ok:
-                await self.runtime.record_refusal(self.runtime.context_for(conn, batch[index].msg, consumer), replies[index])
+            reply = replies[index]
+            if reply is not None and not reply.ok:
+                await self.runtime.record_refusal(self.runtime.context_for(conn, batch[index].msg, consumer), reply)
         return [replies[n] if n in refused else replies[first_of[item.message_id]] for n, item in enumerate(batch)]

@@ -84,6 +84,8 @@ async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tup
 
 
 async def store_replies(conn: asyncpg.Connection, consumer: str, replies: list[tuple[str, dict[str, Any]]]) -> None:
+    if not replies:
+        return
     await conn.executemany(
         "UPDATE inbox SET reply = $3 WHERE consumer = $1 AND message_id = $2",
         [(consumer, message_id, reply) for message_id, reply in replies],

@@ -24,7 +24,7 @@ from faststream.rabbit import RabbitBroker, RabbitMessage
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bus import grants, inbox, outbox, saga, topology
+from bus import grants, inbox, joint, outbox, saga, topology
 from bus.actor import Actor, actor_of, edge_users
 from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
@@ -77,6 +77,8 @@ class Context:
     broker_user: str | None
     now: datetime
     emitted: list[str] = field(default_factory=list)
+    # Set in a group-committed batch: requests of joinable contracts leave as one (bus/joint.py).
+    joint: joint.Collector | None = None
 
     async def emit(self, event: Event) -> None:
         """Queue an event in this transaction; it leaves through the outbox after commit."""
@@ -92,6 +94,9 @@ class Context:
         """
         step_id = f"{self.worker}:{step}:{self.message_id}"
         await saga.record(self.conn, step_id, step, state, origin=self)
+        if self.joint is not None and self.joint.accepts(command):
+            self.joint.members.append(joint.Member(step_id, command, self.message_id))
+            return DEFER
         await outbox.add_command(
             self.conn,
             command,
@@ -127,6 +132,8 @@ class Routes:
     batched: Mapping[type[Command], BatchHandler] = field(default_factory=dict)
     # How many units (e.g. transfers) a batched command carries, to bound a batch's size.
     batch_units: Callable[[Command], int] = lambda _: 1
+    # Commands this worker asks of others that a batch may send as one (bus/joint.py).
+    joint: Mapping[type[Command], joint.Combiner[Any]] = field(default_factory=dict)
 
     def event_route(self, message_type: str | None) -> EventRoute[Any] | None:
         return next((r for r in self.events if r.contract.message_type == message_type), None)
@@ -228,30 +235,58 @@ class Runtime:
         if not step_id:
             await self._refuse_invalid(msg, "a saga reply needs the step id as correlation_id", None)
 
-        async def complete(conn: asyncpg.Connection) -> tuple[Reply, saga.Step] | None:
+        async def complete(conn: asyncpg.Connection) -> list[tuple[Reply, saga.Step]]:
             step = await saga.lock(conn, step_id)
             if step is None:
                 log.warning("reply for unknown saga step %s dropped", step_id)
-                return None
-            if step.completed:
-                # A repeated reply: the worker may have died after committing but before it
-                # answered the origin, so answer again with what was stored.
-                stored = await inbox.find_stored(conn, step.origin_consumer, step.origin_message_id)
-                return (Reply.model_validate(stored), step) if stored is not None else None
-            continuation = self.routes.continuations[step.kind]
-            ctx = self._origin_context(conn, step)
-            result = await continuation(ctx, step.state, reply)
-            if isinstance(result, Deferred):
-                await saga.complete(conn, step_id)  # the continuation started a new step
-                return None
-            answer = (step.origin_consumer, step.origin_message_id, result.model_dump(mode="json"))
-            await saga.complete(conn, step_id, answer=answer)
-            return result, step
+                return []
+            if step.kind == joint.KIND:
+                return await self._continue_joint(conn, step, reply)
+            return await self._continue(conn, step, reply)
 
-        done = await self.in_transaction(complete)
-        if done is not None:
-            final, step = done
+        for final, step in await self.in_transaction(complete):
             await self._publish_reply(final, step.origin_reply_to, step.origin_correlation_id, step.origin_message_id)
+
+    async def _continue(self, conn: asyncpg.Connection, step: saga.Step, reply: Reply,
+                        completions: list[tuple[str, tuple[str, str, dict[str, Any]] | None]] | None = None,
+                        ) -> list[tuple[Reply, saga.Step]]:  # fmt: skip
+        """Run the step's continuation: the origin's answer, if it is owed now. With `completions`,
+        the step's completion is left there for the caller to write with others."""
+        if step.completed:
+            # A repeated reply: the worker may have died after committing but before it
+            # answered the origin, so answer again with what was stored.
+            stored = await inbox.find_stored(conn, step.origin_consumer, step.origin_message_id)
+            return [(Reply.model_validate(stored), step)] if stored is not None else []
+        continuation = self.routes.continuations[step.kind]
+        result = await continuation(self._origin_context(conn, step), step.state, reply)
+        # Deferred: the continuation started a new step, which will answer the origin.
+        answer = None if isinstance(result, Deferred) else (
+            step.origin_consumer, step.origin_message_id, result.model_dump(mode="json"))  # fmt: skip
+        if completions is not None:
+            completions.append((step.step_id, answer))
+        else:
+            await saga.complete(conn, step.step_id, answer=answer)
+        return [] if isinstance(result, Deferred) else [(result, step)]
+
+    async def _continue_joint(self, conn: asyncpg.Connection, step: saga.Step,
+                              reply: Reply) -> list[tuple[Reply, saga.Step]]:  # fmt: skip
+        """One reply for several members: each gets its own part and runs its own continuation;
+        the members are locked, and completed with their origins' replies, in one statement each."""
+        members = joint.members_of(step)
+        combiner = next(c for c in self.routes.joint.values() if c.contract.routing_key == step.state["contract"])
+        # Completed already (a repeated reply): every member answers with what it stored.
+        parts = [reply] * len(members) if step.completed else combiner.split(reply, [size for _, size in members])
+        found = await saga.lock_many(conn, [member_id for member_id, _ in members])
+        completions: list[tuple[str, tuple[str, str, dict[str, Any]] | None]] = []
+        answers: list[tuple[Reply, saga.Step]] = []
+        for (member_id, _), part in zip(members, parts, strict=True):
+            assert member_id in found, f"joint step {step.step_id} names unknown step {member_id}"
+            answers += await self._continue(conn, found[member_id], part, completions)
+        if not step.completed:
+            completions.append((step.step_id, None))
+        await saga.complete_many(conn, [step_id for step_id, _ in completions],
+                                 [answer for _, answer in completions if answer is not None])  # fmt: skip
+        return answers
 
     async def consume_get_operation(self, body: bytes, msg: RabbitMessage) -> None:
         query = await self.parse(GetOperation, body, msg)

@@ -6,6 +6,7 @@ through the outbox, and the reply waits in `<worker>.replies` until the worker i
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,16 @@ async def record(conn: asyncpg.Connection, step_id: str, kind: str, state: dict[
     )
 
 
+async def record_joint(conn: asyncpg.Connection, joint_id: str, consumer: str, state: dict[str, Any]) -> None:
+    """A joint step (bus/joint.py): it answers nobody itself, its members do."""
+    await conn.execute(
+        "INSERT INTO saga_step (step_id, kind, state, origin_consumer, origin_message_id) VALUES ($1, 'joint', $2, $3, $1)",
+        joint_id,
+        state,
+        consumer,
+    )
+
+
 async def lock(conn: asyncpg.Connection, step_id: str) -> Step | None:
     """The step, locked so a repeated reply waits for the first and then finds it completed."""
     row = await conn.fetchrow(
@@ -49,6 +60,32 @@ async def lock(conn: asyncpg.Connection, step_id: str) -> Step | None:
         step_id,
     )
     return Step(**dict(row)) if row else None
+
+
+async def lock_many(conn: asyncpg.Connection, step_ids: list[str]) -> dict[str, Step]:
+    """`lock` for several steps in one round trip (a joint step's members), in id order."""
+    rows = await conn.fetch(
+        "SELECT step_id, kind, state, origin_consumer, origin_message_id, origin_reply_to, origin_correlation_id, "
+        "completed_at IS NOT NULL AS completed FROM saga_step WHERE step_id = ANY($1::text[]) "
+        "ORDER BY step_id FOR UPDATE",
+        step_ids,
+    )
+    return {row["step_id"]: Step(**dict(row)) for row in rows}
+
+
+async def complete_many(conn: asyncpg.Connection, step_ids: list[str], answers: list[tuple[str, str, dict[str, Any]]]) -> None:
+    """`complete` for several steps and the origins' replies they owe, in one round trip."""
+    if not step_ids:
+        return
+    await conn.execute(
+        "WITH done AS (UPDATE saga_step SET completed_at = now() WHERE step_id = ANY($1::text[])) "
+        "UPDATE inbox SET reply = a.reply::jsonb FROM unnest($2::text[], $3::text[], $4::text[]) AS a(consumer, message_id, reply) "
+        "WHERE inbox.consumer = a.consumer AND inbox.message_id = a.message_id",
+        step_ids,
+        [consumer for consumer, _, _ in answers],
+        [message_id for _, message_id, _ in answers],
+        [json.dumps(reply) for _, _, reply in answers],
+    )
 
 
 async def complete(conn: asyncpg.Connection, step_id: str, *, answer: tuple[str, str, dict[str, Any]] | None = None) -> None:

@@ -68,7 +68,8 @@ def _subscribe_batched(
     async def consume(body: bytes, msg: Delivery) -> None:
         command = await runtime.parse(contract, body, msg)
         reply = await committer.submit(command, msg, body)
-        await runtime.reply_to_sender(msg, reply)
+        if reply is not None:
+            await runtime.reply_to_sender(msg, reply)
 
 
 def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
@@ -141,4 +142,5 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
             await committer.stop()
 
     app.runtime = runtime  # type: ignore[attr-defined]  # tests reach the pool through it
+    app.committers = {c.contract: c for c in committers}  # type: ignore[attr-defined]  # and batch limits
     return app

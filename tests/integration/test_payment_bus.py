@@ -4,6 +4,7 @@ real RabbitMQ and PostgreSQL: each kind of order to its end, with balances read 
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -501,3 +502,67 @@ async def test_a_scheduled_payment_runs_once_on_its_date(bus: BusClient, admin_d
     await asyncio.sleep(1.5)
     assert await _occurrences(admin_db, order_id) == 1
     assert await balance(bus, bob) == (4_321, 0)
+
+
+# --- orders placed together ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def wide_batches(workers: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders sent in one burst commit as one batch: the window is wide enough to gather them all."""
+    committer = workers["payment"].committers[p.InitiatePayment]
+    monkeypatch.setattr(committer, "limits", replace(committer.limits, window_ms=300))
+
+
+async def test_orders_placed_together_ask_the_ledger_once_and_each_gets_its_own_outcome(
+    bus: BusClient, admin_db, wide_batches
+) -> None:
+    """One joint ledger command for the batch (bus/joint.py); a payer without funds fails alone, a
+    withdrawal's fee stays linked to its principal, and a repeated joint reply moves nothing."""
+    alice, bob, carol = [await open_account(bus, admin_db) for _ in range(3)]
+    await deposit(bus, alice, 5_000_000)
+    joints_before = await admin_db.fetchval("SELECT count(*) FROM payment.saga_step WHERE kind = 'joint'")
+
+    replies = await asyncio.gather(
+        *(pay(bus, p.PaymentKind.internal, 10_000 + n, payer=alice, to=bob) for n in range(12)),
+        pay(bus, p.PaymentKind.internal, 5_000, payer=carol, to=bob),  # carol has nothing
+        pay(bus, p.PaymentKind.cash_withdrawal, 1_000_000, payer=alice),  # 30.00 fee, linked
+    )
+
+    *transfers, broke, withdrawal = replies
+    assert all(r.ok and r.result["status"] == "completed" for r in transfers), [r.error for r in transfers]
+    assert code(broke) == "insufficient_funds"
+    assert withdrawal.ok and withdrawal.result["fee"] == 3_000, withdrawal.error
+    sent = sum(10_000 + n for n in range(12))
+    assert await balance(bus, bob) == (sent, 0)
+    assert await balance(bus, alice) == (5_000_000 - sent - 1_003_000, 0)
+    assert await balance(bus, carol) == (0, 0)
+    joints = await admin_db.fetch(
+        "SELECT step_id, state FROM payment.saga_step WHERE kind = 'joint' ORDER BY created_at OFFSET $1", joints_before
+    )
+    assert joints, "the burst was not joined into one ledger command"
+    members = [m for j in joints for m in json.loads(j["state"])["members"]]
+    assert len(members) > len(joints)  # several orders per ledger command
+    joint_ids = [j["step_id"] for j in joints]
+    ledger_commands = await admin_db.fetchval(
+        "SELECT count(*) FROM ledger.inbox WHERE consumer = 'ledger.create_transfers' AND message_id = ANY($1::text[])",
+        joint_ids,
+    )
+    assert ledger_commands == len(joints)
+
+    # The ledger's reply delivered again (a crash before the ack): the stored answers go out again,
+    # nothing moves twice and no payment changes.
+    payments_before = await admin_db.fetch("SELECT payment_id, status, updated_at FROM payment.payment ORDER BY 1")
+    again = Reply.success({"results": []})
+    await bus.broker.publish(again.model_dump(mode="json"), routing_key="payment.replies", correlation_id=joint_ids[0],
+                             message_id=f"{joint_ids[0]}.reply", message_type=Reply.message_type, persist=True)  # fmt: skip
+
+    async def consumed() -> bool:
+        return bool(await admin_db.fetchval(
+            "SELECT count(*) = 0 FROM payment.saga_step WHERE step_id = $1 AND completed_at IS NULL", joint_ids[0]
+        ))  # fmt: skip
+
+    await eventually(consumed)
+    await asyncio.sleep(0.5)  # time for a wrong second effect to show
+    assert await admin_db.fetch("SELECT payment_id, status, updated_at FROM payment.payment ORDER BY 1") == payments_before
+    assert await balance(bus, bob) == (sent, 0)
