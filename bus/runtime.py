@@ -248,7 +248,7 @@ class Runtime:
             await self._publish_reply(final, step.origin_reply_to, step.origin_correlation_id, step.origin_message_id)
 
     async def _continue(self, conn: asyncpg.Connection, step: saga.Step, reply: Reply,
-                        completions: list[tuple[str, tuple[str, str, dict[str, Any]] | None]] | None = None,
+                        completions: list[tuple[str, saga.Answer | None]] | None = None,
                         ) -> list[tuple[Reply, saga.Step]]:  # fmt: skip
         """Run the step's continuation: the origin's answer, if it is owed now. With `completions`,
         the step's completion is left there for the caller to write with others."""
@@ -277,7 +277,7 @@ class Runtime:
         # Completed already (a repeated reply): every member answers with what it stored.
         parts = [reply] * len(members) if step.completed else combiner.split(reply, [size for _, size in members])
         found = await saga.lock_many(conn, [member_id for member_id, _ in members])
-        completions: list[tuple[str, tuple[str, str, dict[str, Any]] | None]] = []
+        completions: list[tuple[str, saga.Answer | None]] = []
         answers: list[tuple[Reply, saga.Step]] = []
         for (member_id, _), part in zip(members, parts, strict=True):
             assert member_id in found, f"joint step {step.step_id} names unknown step {member_id}"

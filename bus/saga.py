@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from bus.runtime import Context
 
 
+# What a completed step owes its origin: (origin consumer, origin message_id, the reply as JSON).
+Answer = tuple[str, str, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Step:
     step_id: str
@@ -73,7 +77,7 @@ async def lock_many(conn: asyncpg.Connection, step_ids: list[str]) -> dict[str, 
     return {row["step_id"]: Step(**dict(row)) for row in rows}
 
 
-async def complete_many(conn: asyncpg.Connection, step_ids: list[str], answers: list[tuple[str, str, dict[str, Any]]]) -> None:
+async def complete_many(conn: asyncpg.Connection, step_ids: list[str], answers: list[Answer]) -> None:
     """`complete` for several steps and the origins' replies they owe, in one round trip."""
     if not step_ids:
         return
@@ -88,7 +92,7 @@ async def complete_many(conn: asyncpg.Connection, step_ids: list[str], answers: 
     )
 
 
-async def complete(conn: asyncpg.Connection, step_id: str, *, answer: tuple[str, str, dict[str, Any]] | None = None) -> None:
+async def complete(conn: asyncpg.Connection, step_id: str, *, answer: Answer | None = None) -> None:
     """Mark the step done; with `answer` (origin consumer, origin message_id, reply), also store the
     origin's reply in its inbox row, in the same round trip."""
     if answer is None:
