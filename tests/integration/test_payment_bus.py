@@ -413,6 +413,22 @@ async def test_a_standing_order_refused_for_funds_is_reported(bus: BusClient, ad
     assert code(refused) == "invalid_schedule"
 
 
+async def test_a_standing_order_is_refused_from_an_account_that_cannot_pay(bus: BusClient, admin_db, business_today) -> None:
+    alice, bob = await open_account(bus, admin_db), await open_account(bus, admin_db)
+    await bus.ok(a.FreezeAccount(account_id=alice, actor="officer-1", reason="court order"))
+
+    async def frozen_here() -> bool:
+        status = await admin_db.fetchval("SELECT status FROM payment.payment_account WHERE account_id = $1", alice)
+        return bool(status == "frozen")
+
+    await eventually(frozen_here)
+    refused = await bus.send(p.CreateStandingOrder(
+        standing_order_id=uuid.uuid4(), payer_account_id=alice, payee=p.Payee(account_id=bob), kind=p.PaymentKind.internal,
+        amount=5_000, currency="INR", frequency=p.Frequency.weekly, start_date=business_today, actor="alice",
+    ))  # fmt: skip
+    assert code(refused) == "account_not_active"
+
+
 async def _occurrences(admin_db: Any, order_id: UUID) -> int:
     return await admin_db.fetchval(
         "SELECT count(*) FROM payment.standing_order_occurrence WHERE standing_order_id = $1", order_id

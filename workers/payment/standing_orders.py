@@ -55,6 +55,9 @@ async def create_standing_order(ctx: Context, cmd: c.CreateStandingOrder) -> Rep
         return Reply.refusal(E.account_not_found, f"no account {cmd.payer_account_id} known to payments")
     if denied := owner_only(ctx.actor, payer.customer_id):
         return denied
+    if payer.status != "active":
+        # A frozen, dormant or closed account pays nothing: refused now, not at every occurrence.
+        return Reply.refusal(E.account_not_active, f"account {payer.account_id} is {payer.status}")
     if payer.currency != cmd.currency:
         return Reply.refusal(E.currency_mismatch, f"account {payer.account_id} is in {payer.currency}")
     today = scheduler_today(ctx.now)
