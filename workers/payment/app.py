@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bus.worker import worker_app
-from workers.payment import handlers
+from workers.payment import duties
 from workers.payment.routes import ROUTES
 
 SWEEP_INTERVAL_S = float(os.environ.get("CBS_PAYMENT_SWEEP_S", "1"))
@@ -39,9 +39,9 @@ async def _forever(name: str, duty: Callable[[Any, datetime], Awaitable[int]], b
 
 @app.after_startup
 async def start_duties() -> None:
-    _duties.append(asyncio.create_task(_forever("payment sweep", handlers.sweep_due_payments, handlers.SWEEP_BATCH)))
+    _duties.append(asyncio.create_task(_forever("payment sweep", duties.sweep_due_payments, duties.SWEEP_BATCH)))
     _duties.append(asyncio.create_task(
-        _forever("standing-order scheduler", handlers.run_due_standing_orders, handlers.SCHEDULER_BATCH)
+        _forever("standing-order scheduler", duties.run_due_standing_orders, duties.SCHEDULER_BATCH)
     ))  # fmt: skip
 
 

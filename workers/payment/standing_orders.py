@@ -1,7 +1,7 @@
 """Standing orders: the commands that create, read and cancel them, and what an occurrence's
 result does to its order (banking-rules §4; the schedule's rules are in `schedule.py`).
 
-The scheduler itself (`handlers.run_due_standing_orders`) places occurrences as payments; this
+The scheduler itself (`duties.run_due_standing_orders`) places occurrences as payments; this
 module only keeps the order's state. Dates are bank dates; `CBS_SCHEDULER_DATE_OFFSET_DAYS`
 moves the scheduler's "today" (for drills and tests of catch-up), and `CBS_BANK_HOLIDAYS`
 (comma-separated ISO dates) lists the holidays.

@@ -1,0 +1,87 @@
+"""The background duties every replica runs: the sweep of due payments (approvals expired,
+settlements timed out, rail windows opened) and the standing-order scheduler."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bus.runtime import Context
+from contracts import payment as c
+from contracts.common import Reply
+from contracts.payment import PaymentStatus
+from workers.payment import schedule, standing_orders, store
+from workers.payment.handlers import Order, _release_to_rail, place
+from workers.payment.steps import fail_and_release
+
+S = PaymentStatus
+SWEEP_BATCH = 100  # payments acted on per sweep transaction
+
+
+# --- duties: sweeps of due payments (every replica; row locks share the work) --------------------------
+
+
+def duty_context(ctx_conn: Any, now: datetime, what: str) -> Context:
+    """A context for work no message asked for: its steps answer nobody (reply_to is None)."""
+    return Context(conn=ctx_conn, worker="payment", consumer=f"payment.{what}", message_id=f"{what}:{now.isoformat()}",
+                   correlation_id=None, reply_to=None, actor=None, broker_user=None, now=now)  # fmt: skip
+
+
+async def sweep_due_payments(conn: Any, now: datetime) -> int:
+    """Approvals expired → failed; settlements timed out → failed; rail windows opened → submitted."""
+    due = await store.due_payments(conn, now, SWEEP_BATCH)
+    for row in due:
+        # Each payment its own step id: the duty's message id carries the payment and the action.
+        if row.expires_at is not None and row.expires_at <= now:
+            code = "approval_expired" if row.view.status == S.pending else "settlement_timeout"
+            ctx = duty_context(conn, now, f"expire:{row.view.payment_id}")
+            await fail_and_release(ctx, row, code, "approval expired" if code == "approval_expired"
+                                    else "the clearing partner did not answer in time")  # fmt: skip
+        else:
+            await _release_to_rail(duty_context(conn, now, f"window:{row.view.payment_id}"), row)
+    return len(due)
+
+
+# --- duties: the standing-order scheduler ------------------------------------------------------------
+
+
+SCHEDULER_BATCH = 50  # standing orders per scheduler transaction
+OCCURRENCES_PER_RUN = 12  # per order and run; a longer catch-up continues on the next run
+
+
+async def run_due_standing_orders(conn: Any, now: datetime) -> int:
+    """Place every occurrence due by the scheduler's today, each once: the order row is locked
+    (SKIP LOCKED: another replica takes other orders) and the occurrence's payment id is derived
+    from the order, the nominal date and the attempt."""
+    today = standing_orders.scheduler_today(now)
+    due_orders = await store.due_standing_orders(conn, today, SCHEDULER_BATCH)
+    for order in due_orders:
+        occurrences = standing_orders.occurrences_due(order, today, OCCURRENCES_PER_RUN)
+        for occurrence in occurrences:
+            await _place_occurrence(conn, now, today, order, occurrence)
+        await standing_orders.advance(duty_context(conn, now, f"so:{order.view.standing_order_id}"), order,
+                                      occurrences, today)  # fmt: skip
+    return len(due_orders)
+
+
+async def _place_occurrence(conn: Any, now: datetime, today: Any, order: store.StandingOrderRow, occurrence: Any) -> None:
+    v = order.view
+    payment_id = schedule.occurrence_payment_id(v.standing_order_id, occurrence.nominal, occurrence.attempt)
+    if not await store.insert_occurrence(conn, payment_id, v.standing_order_id, occurrence.nominal, occurrence.attempt, today):
+        return  # placed by an earlier run
+    ctx = duty_context(conn, now, f"occurrence:{payment_id}")
+    placed = Order(
+        payment_id=payment_id, kind=v.kind, channel=c.Channel.scheduler, payer_account_id=v.payer_account_id,
+        payee=v.payee, payee_id=None, amount=v.amount, currency=v.currency,
+        description=f"standing order {occurrence.nominal.isoformat()}", maker=order.actor,
+        standing_order_id=v.standing_order_id,
+    )  # fmt: skip
+    answer = await place(ctx, placed)
+    if isinstance(answer, Reply) and not answer.ok:
+        # Refused before the ledger was asked (limits, a closed account, …): a failed attempt.
+        await store.record_occurrence_result(conn, payment_id, False)
+        exists = await store.get_payment(conn, payment_id) is not None
+        await standing_orders.occurrence_result(
+            ctx, v.standing_order_id, occurrence.nominal, occurrence.attempt, today, succeeded=False,
+            code=answer.error.code if answer.error else None, payment_id=payment_id if exists else None,
+        )  # fmt: skip
