@@ -6,7 +6,7 @@ import hashlib
 import json
 import subprocess
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -18,6 +18,9 @@ from contracts import identity as idn
 from contracts import ledger as lg
 from tests.conftest import VHOST
 from tests.integration.conftest import BusClient, eventually
+from workers.audit import archive, store
+from workers.audit import handlers as audit_handlers
+from workers.audit.recorder import draft_of
 
 
 async def record_of(admin_db: asyncpg.Pool, event_id: str, exchange: str | None = None) -> asyncpg.Record | None:
@@ -255,3 +258,92 @@ async def test_a_refusal_for_who_asked_is_published_and_recorded(bus: BusClient,
     payload = json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]
     assert (payload["subject"], payload["code"], payload["command"]) == ("mallory", "not_owner", "customer.get_customer")
     assert (row["record_type"], row["status"]) == ("authorization", "failure")
+
+
+# --- retention ----------------------------------------------------------------------------------
+
+
+async def _as_audit(conn: asyncpg.Connection) -> None:
+    """Act as the audit worker's own role, in its schema (inside a transaction)."""
+    await conn.execute("SET LOCAL ROLE cbs_audit")
+    await conn.execute("SET LOCAL search_path = audit")
+
+
+async def _appended_days_ago(admin_db: asyncpg.Pool, days: int, count: int) -> list[int]:
+    """Read commands (short retention: 30 days) chained as audit chains them, but carrying a time
+    `days` ago: the database clock cannot be moved back, so the records are built here with
+    audit's own record builder and appended under the chain's head lock."""
+    drafts = [
+        draft_of(json.dumps({"ids": [str(uuid.uuid4())]}).encode(), exchange=topology.COMMANDS.name, kind="command",
+                 message_id=f"retention-{uuid.uuid4()}", routing_key=lg.LookupAccounts.routing_key,
+                 message_type=lg.LookupAccounts.message_type, correlation_id=None, headers={}, user_id="guest",
+                 max_body_bytes=1_000_000)  # fmt: skip
+        for _ in range(count)
+    ]
+    async with admin_db.acquire() as conn, conn.transaction():
+        await _as_audit(conn)
+        head, now = await store.lock_head(conn)
+        records, prev = [], head.last_hash
+        for offset, draft in enumerate(drafts, start=1):
+            records.append(audit_handlers._record(draft, head.last_seq + offset, prev, now - timedelta(days=days)))
+            prev = records[-1]["hash"]
+        await store.insert_records(conn, records)
+        await store.set_head(conn, store.Head(head.last_seq + count, prev))
+    return [r["seq"] for r in records]
+
+
+async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
+    bus: BusClient, admin_db: asyncpg.Pool, tmp_path: Any
+) -> None:
+    fresh = await _appended_days_ago(admin_db, 29, 1)  # not yet expired
+    old = await _appended_days_ago(admin_db, 31, 3)
+    payloads = {r["seq"]: r["payload"] for r in await admin_db.fetch(
+        "SELECT seq, payload FROM audit.audit_record WHERE seq = ANY($1::bigint[])", old)}  # fmt: skip
+
+    async with admin_db.acquire() as conn, conn.transaction():
+        await _as_audit(conn)
+        run = await archive.archive_expired(conn, tmp_path)
+    assert run is not None and (run.first_seq, run.last_seq, run.count) == (old[0], old[-1], 3)
+
+    stored = await admin_db.fetch(
+        "SELECT seq, payload, archived_at, hash FROM audit.audit_record WHERE seq = ANY($1::bigint[]) ORDER BY seq",
+        old + fresh,
+    )
+    by_seq = {r["seq"]: r for r in stored}
+    assert all(by_seq[s]["payload"] is None and by_seq[s]["archived_at"] is not None for s in old)
+    assert by_seq[fresh[0]]["payload"] is not None and by_seq[fresh[0]]["archived_at"] is None
+    # The file holds each record whole, as hashed; every line recomputes to the hash the table kept.
+    lines = [json.loads(text) for text in run.path.read_text().splitlines()]
+    assert [line["seq"] for line in lines] == old
+    assert all(json.loads(payloads[line["seq"]]) == line["record"]["payload"] for line in lines)
+    assert all(bytes.fromhex(line["hash"]) == bytes(by_seq[line["seq"]]["hash"]) for line in lines)
+    assert archive.verify_file(run.path) == (3, [])
+    assert hashlib.sha256(run.path.read_bytes()).hexdigest() == run.sha256
+    assert (await bus.ok(au.VerifyChain()))["ok"]
+
+    # A line altered in the archive no longer verifies.
+    lines[1]["record"]["payload"]["ids"] = ["someone-else"]
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert archive.verify_file(tampered) == (3, [old[1]])
+
+    # Nothing else may change, even for the worker's role: not a fresh payload, not another column
+    # of an archived record, and no record may be deleted.
+    for sql in (
+        f"UPDATE audit_record SET payload = NULL, archived_at = clock_timestamp() WHERE seq = {fresh[0]}",
+        f"UPDATE audit_record SET actor = 'mallory' WHERE seq = {old[0]}",
+        f"UPDATE audit_record SET payload = NULL, archived_at = clock_timestamp(), actor = 'mallory' WHERE seq = {fresh[0]}",
+        f"DELETE FROM audit_record WHERE seq = {old[0]}",
+    ):
+        async with admin_db.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await _as_audit(conn)
+                    await conn.execute(sql)
+            except asyncpg.RaiseError as exc:
+                assert "append-only" in str(exc)
+            else:
+                raise AssertionError(f"allowed: {sql}")
+    async with admin_db.acquire() as conn, conn.transaction():
+        await _as_audit(conn)
+        assert await archive.archive_expired(conn, tmp_path) is None  # nothing more is due

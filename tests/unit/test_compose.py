@@ -286,3 +286,12 @@ def test_dockerfile_runs_as_non_root_and_exposes_the_edge() -> None:
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must run as a non-root user"
     assert re.search(r"^\s*EXPOSE\s+.*\b8080\b", text, re.MULTILINE)
     assert re.search(r"^\s*FROM\s", text, re.MULTILINE) and "python:3.11-slim" in text
+
+
+def test_audit_archives_to_a_named_volume_the_image_prepares(compose: dict[str, Any]) -> None:
+    audit = compose["services"]["worker-audit"]
+    directory = audit["environment"]["CBS_AUDIT_ARCHIVE_DIR"]
+    assert audit["environment"]["CBS_AMQP_URL"] == compose["x-cbs-env"]["CBS_AMQP_URL"]  # the shared settings kept
+    mounts = {str(v).split(":", 1)[1]: str(v).split(":", 1)[0] for v in audit.get("volumes", [])}
+    assert mounts.get(directory) in set(compose.get("volumes") or {}), "the archive is not on a named volume"
+    assert f"mkdir -p {directory}" in DOCKERFILE.read_text() and "chown -R cbs:cbs" in DOCKERFILE.read_text()

@@ -3,10 +3,15 @@
 `worker_app` serves audit's own commands; the two taps are added here: raw subscribers on
 `audit.commands` and `audit.events`, each on its own channel (its prefetch bounds what waits in
 memory), handing every delivery to one batching writer and returning (so acking) only after the
-record is committed.
+record is committed. A background duty archives expired records (workers/audit/archive.py) every
+`CBS_AUDIT_RETENTION_SWEEP_S` seconds into `CBS_AUDIT_ARCHIVE_DIR`.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
+import os
 
 from faststream.rabbit import Channel
 
@@ -14,10 +19,12 @@ from bus import topology
 from bus.broker import Delivery
 from bus.settings import load
 from bus.worker import raw_body, worker_app
-from workers.audit import handlers
+from workers.audit import archive, handlers
 from workers.audit.recorder import MAX_BATCH, Kind, Recorder, draft_of
 from workers.audit.routes import ROUTES
 
+RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
+log = logging.getLogger("cbs.audit")
 settings = load()
 app = worker_app(ROUTES, settings)
 runtime = app.runtime  # type: ignore[attr-defined]
@@ -47,6 +54,36 @@ def _tap(queue: object, exchange: object, kind: Kind) -> None:
 
 for _queue, _exchange in topology.audit_tap_queues():
     _tap(_queue, _exchange, "command" if _exchange is topology.COMMANDS else "event")
+
+
+async def _archive_forever() -> None:
+    directory = archive.directory_from_env()
+    while True:
+        try:
+            while run := await runtime.in_transaction(lambda conn: archive.archive_expired(conn, directory)):
+                log.info("archived %d expired records (seq %d-%d) to %s, sha256 %s",
+                         run.count, run.first_seq, run.last_seq, run.path, run.sha256)  # fmt: skip
+                if run.count < archive.ARCHIVE_BATCH:
+                    break
+        except Exception:  # a duty must outlive a database restart or a full disk; it logs and tries again
+            log.exception("archiving expired audit records failed")
+        await asyncio.sleep(RETENTION_SWEEP_S)
+
+
+_retention: list[asyncio.Task[None]] = []
+
+
+@app.after_startup
+async def start_retention() -> None:
+    _retention.append(asyncio.create_task(_archive_forever(), name="audit-retention"))
+
+
+@app.on_shutdown
+async def stop_retention() -> None:
+    for task in _retention:
+        task.cancel()
+    await asyncio.gather(*_retention, return_exceptions=True)
+    _retention.clear()
 
 
 @app.after_shutdown

@@ -93,6 +93,24 @@ async def chain_page(conn: asyncpg.Connection, from_seq: int, to_seq: int, limit
     )
 
 
+async def expired(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    """Records whose expiry has passed and whose payload is still here, oldest first, locked
+    (SKIP LOCKED: replicas archive disjoint records)."""
+    return await conn.fetch(
+        f"SELECT {', '.join(COLUMNS)}, archived_at FROM audit_record "
+        "WHERE archived_at IS NULL AND expires_at IS NOT NULL AND expires_at <= clock_timestamp() "
+        "ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+
+
+async def remove_payloads(conn: asyncpg.Connection, seqs: list[int]) -> None:
+    """Retention's one change to a record (the table's trigger allows nothing else)."""
+    await conn.execute(
+        "UPDATE audit_record SET payload = NULL, archived_at = clock_timestamp() WHERE seq = ANY($1::bigint[])", seqs
+    )
+
+
 async def prev_hash_at(conn: asyncpg.Connection, seq: int) -> bytes | None:
     found = await conn.fetchval("SELECT prev_hash FROM audit_record WHERE seq = $1", seq)
     return None if found is None else bytes(found)
