@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from bus import outbox, saga, topology
+from bus import saga
 from contracts import ledger
 from contracts.common import Command, Reply
 
@@ -68,12 +68,13 @@ class Collector:
             mine = [m for m in self.members if type(m.command) is contract]
             for group in _groups(mine, combiner):
                 if len(group) == 1:
-                    await _send(conn, worker, group[0].command, group[0].step_id, group[0].causation_id)
+                    await saga.send_request(conn, worker, group[0].command, group[0].step_id, group[0].causation_id)
                     continue
                 joint_id = f"{worker}:{KIND}:{uuid.uuid4().hex}"
                 members = [[m.step_id, combiner.size(m.command)] for m in group]
                 await saga.record_joint(conn, joint_id, consumer, {"contract": contract.routing_key, "members": members})
-                await _send(conn, worker, combiner.merge([m.command for m in group]), joint_id, joint_id)
+                # No single cause: each member's step records its own (the origin message).
+                await saga.send_request(conn, worker, combiner.merge([m.command for m in group]), joint_id, None)
         self.members.clear()
 
 
@@ -89,11 +90,6 @@ def _groups(members: list[Member], combiner: Combiner[Any]) -> list[list[Member]
         groups[-1].append(m)
         items += size
     return groups
-
-
-async def _send(conn: asyncpg.Connection, worker: str, command: Command, step_id: str, causation_id: str) -> None:
-    await outbox.add_command(conn, command, message_id=step_id, correlation_id=step_id,
-                             reply_to=topology.replies_queue_name(worker), causation_id=causation_id)  # fmt: skip
 
 
 def members_of(step: saga.Step) -> list[tuple[str, int]]:

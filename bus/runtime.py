@@ -97,14 +97,7 @@ class Context:
         if self.joint is not None and self.joint.accepts(command):
             self.joint.members.append(joint.Member(step_id, command, self.message_id))
             return DEFER
-        await outbox.add_command(
-            self.conn,
-            command,
-            message_id=step_id,
-            correlation_id=step_id,
-            reply_to=topology.replies_queue_name(self.worker),
-            causation_id=self.message_id,
-        )
+        await saga.send_request(self.conn, self.worker, command, step_id, self.message_id)
         return DEFER
 
 

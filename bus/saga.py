@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from bus import outbox, topology
+from contracts.common import Command
+
 if TYPE_CHECKING:
     from bus.runtime import Context
 
@@ -54,6 +57,14 @@ async def record_joint(conn: asyncpg.Connection, joint_id: str, consumer: str, s
         state,
         consumer,
     )
+
+
+async def send_request(conn: asyncpg.Connection, worker: str, command: Command, step_id: str,
+                       causation_id: str | None) -> None:  # fmt: skip
+    """A saga step's command, through the outbox: the step id is its message_id (a resend is the
+    same message) and its correlation_id (the reply finds the step)."""
+    await outbox.add_command(conn, command, message_id=step_id, correlation_id=step_id,
+                             reply_to=topology.replies_queue_name(worker), causation_id=causation_id)  # fmt: skip
 
 
 async def lock(conn: asyncpg.Connection, step_id: str) -> Step | None:
