@@ -15,7 +15,7 @@ from typing import Any
 from bus import dlq, observability, topology
 from bus.migrate import migrate
 from bus.settings import WORKERS, load
-from bus.supervisor import Supervisor, cbs_process
+from bus.supervisor import ProcessSpec, Supervisor, cbs_process
 
 
 def _run(coro: object) -> object:
@@ -68,12 +68,23 @@ def _supervise(specs: list) -> int:
     return int(_run(Supervisor(specs, stop_timeout_s=settings.graceful_timeout_s + 10).run()))  # type: ignore[arg-type]
 
 
+def up_specs(metrics_base: int) -> list[ProcessSpec]:
+    """The edge and one process per worker; each worker serves its metrics on its own port
+    (`metrics_base` + its place in WORKERS)."""
+    return [cbs_process("edge", "edge")] + [
+        cbs_process(f"{w}-worker", "worker", w, env={"CBS_METRICS_PORT": str(metrics_base + i)})
+        for i, w in enumerate(WORKERS)
+    ]
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load()
-    specs = [cbs_process("edge", "edge")]
-    specs += [cbs_process(f"{w}-worker", "worker", w) for w in WORKERS]
+    metrics_base = int(os.environ.get("CBS_METRICS_PORT_BASE", "9101"))
+    specs = up_specs(metrics_base)
     base = f"http://{settings.edge_host}:{settings.edge_port}"
     print(f"CBS edge: {base}  (API docs: {base}/docs, ready: {base}/health/ready)", flush=True)
+    print(f"Worker metrics: http://{settings.metrics_host}:{metrics_base}..{metrics_base + len(WORKERS) - 1}/metrics "
+          f"({', '.join(WORKERS)})", flush=True)
     if "CBS_ADMIN_PASSWORD" not in os.environ:
         # Development only: documented in the README; set CBS_ADMIN_PASSWORD anywhere else.
         print("First admin: admin / cbs-dev-admin-password (development default; set CBS_ADMIN_PASSWORD)", flush=True)

@@ -37,6 +37,10 @@ class Settings:
     # Group commit: how long a batch waits for company, and how many deliveries it may gather.
     group_commit_window_ms: float = field(default_factory=lambda: float(_env("CBS_GROUP_COMMIT_WINDOW_MS", "2")))
     batch_prefetch: int = field(default_factory=lambda: int(_env("CBS_BATCH_PREFETCH", "256")))
+    # A worker's Prometheus metrics (GET /metrics) on this port; unset: not served. `cbs up`
+    # gives each worker its own, from CBS_METRICS_PORT_BASE (the edge serves /metrics itself).
+    metrics_port: int | None = field(default_factory=lambda: int(_env("CBS_METRICS_PORT", "0")) or None)
+    metrics_host: str = field(default_factory=lambda: _env("CBS_METRICS_HOST", "127.0.0.1"))
     # Password for the per-worker database roles; unset with local trust auth.
     db_role_password: str | None = field(default_factory=lambda: os.environ.get("CBS_DB_ROLE_PASSWORD"))
 

@@ -7,6 +7,7 @@ and waits for them to finish their in-flight messages before it exits.
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import signal
 import sys
@@ -24,10 +25,11 @@ STABLE_AFTER_S = 30.0  # a process up this long has its backoff reset
 class ProcessSpec:
     name: str
     argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()  # set on top of the supervisor's own environment
 
 
-def cbs_process(name: str, *args: str) -> ProcessSpec:
-    return ProcessSpec(name, (sys.executable, "-m", "bus.cli", *args))
+def cbs_process(name: str, *args: str, env: dict[str, str] | None = None) -> ProcessSpec:
+    return ProcessSpec(name, (sys.executable, "-m", "bus.cli", *args), tuple((env or {}).items()))
 
 
 class Supervisor:
@@ -54,7 +56,7 @@ class Supervisor:
         backoff_s = BACKOFF_START_S
         while not self._stopping.is_set():
             started = time.monotonic()
-            process = await asyncio.create_subprocess_exec(*spec.argv)
+            process = await asyncio.create_subprocess_exec(*spec.argv, env={**os.environ, **dict(spec.env)})
             self._children[spec.name] = process
             log.info("%s started (pid %d)", spec.name, process.pid)
             code = await process.wait()

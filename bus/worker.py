@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from faststream import FastStream
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.specification import AsyncAPI
+from prometheus_client import start_http_server
 
 from bus import db, observability, topology
 from bus.broker import Delivery, make_broker
@@ -16,6 +18,8 @@ from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
 from bus.runtime import CommandHandler, Routes, Runtime
 from bus.settings import Settings, load
+
+log = logging.getLogger("cbs.worker")
 
 
 async def raw_body(msg: Any, original: Any = None) -> bytes:
@@ -130,6 +134,19 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
         await relay.start()
         runtime.publisher = relay
 
+    metrics_server: list[Any] = []
+
+    @app.after_startup
+    async def serve_metrics() -> None:
+        if settings.metrics_port is None:
+            return
+        try:
+            server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=registry)
+        except OSError as exc:  # metrics are worth a warning, never a worker that cannot start
+            log.warning("metrics not served on %s:%s: %r", settings.metrics_host, settings.metrics_port, exc)
+            return
+        metrics_server.append(server)
+
     @app.on_shutdown
     async def stop_relay() -> None:
         runtime.publisher = None  # what is still written from here on is left to the next start's relay
@@ -140,6 +157,9 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
     async def stop_committers() -> None:
         for committer in committers:
             await committer.stop()
+        for server in metrics_server:
+            server.shutdown()
+            server.server_close()
 
     app.runtime = runtime  # type: ignore[attr-defined]  # tests reach the pool through it
     app.committers = {c.contract: c for c in committers}  # type: ignore[attr-defined]  # and batch limits

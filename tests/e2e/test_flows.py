@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import ROOT, Cluster
+from tests.e2e.conftest import ROOT, Cluster, _free_port
 
 pytestmark = __import__("pytest").mark.e2e
 
@@ -117,6 +116,24 @@ def test_health_and_metrics(cluster: Cluster) -> None:
         assert ready.status_code == 200 and ready.json()["queues_without_consumers"] == []
         assert "faststream_published_messages_total" in client.get("/metrics").text
         assert "/v1/customers" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_worker_serves_its_metrics_when_given_a_port(cluster: Cluster) -> None:
+    port = _free_port()
+    cluster.start("account-metrics", worker="account", env={"CBS_METRICS_PORT": str(port)})
+    try:
+        def scraped() -> str:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.TransportError:
+                return ""
+
+        deadline = time.monotonic() + 30
+        while "faststream_received_messages_total" not in scraped():
+            assert time.monotonic() < deadline, "no metrics served"
+            time.sleep(0.2)
+    finally:
+        cluster.stop("account-metrics")
 
 
 def test_partner_flow_over_amqp(cluster: Cluster) -> None:

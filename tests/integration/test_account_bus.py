@@ -5,12 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bus import topology
 from contracts import account as a
 from contracts import customer as cu
-from contracts.common import Reply
 from tests.integration.conftest import BusClient, eventually
 
 
