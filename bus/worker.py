@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -83,6 +84,34 @@ def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str)
     )
     async def consume(body: bytes, msg: Delivery) -> None:
         await runtime.consume_saga_reply(body, msg)
+
+
+def add_duty(app: FastStream, name: str, run_once: Callable[[], Awaitable[bool]], interval_s: float) -> None:
+    """A background duty on every replica (sweeps, schedulers, retention): `run_once` again at
+    once while it says more is due, else after `interval_s`. Replicas share the work through the
+    rows they lock (SKIP LOCKED). An exception is logged and the duty goes on: it must outlive a
+    database restart or a full disk."""
+    tasks: list[asyncio.Task[None]] = []
+
+    async def forever() -> None:
+        while True:
+            try:
+                while await run_once():
+                    pass
+            except Exception:
+                log.exception("%s failed", name)
+            await asyncio.sleep(interval_s)
+
+    @app.after_startup
+    async def start_duty() -> None:
+        tasks.append(asyncio.create_task(forever(), name=name))
+
+    @app.on_shutdown
+    async def stop_duty() -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tasks.clear()
 
 
 def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:

@@ -9,7 +9,6 @@ record is committed. A background duty archives expired records (workers/audit/a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
@@ -18,12 +17,13 @@ from faststream.rabbit import Channel
 from bus import topology
 from bus.broker import Delivery
 from bus.settings import load
-from bus.worker import raw_body, worker_app
+from bus.worker import add_duty, raw_body, worker_app
 from workers.audit import archive, handlers
 from workers.audit.recorder import MAX_BATCH, Kind, Recorder, draft_of
 from workers.audit.routes import ROUTES
 
 RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
+ARCHIVE_DIRECTORY = archive.directory_from_env()
 log = logging.getLogger("cbs.audit")
 settings = load()
 app = worker_app(ROUTES, settings)
@@ -56,34 +56,17 @@ for _queue, _exchange in topology.audit_tap_queues():
     _tap(_queue, _exchange, "command" if _exchange is topology.COMMANDS else "event")
 
 
-async def _archive_forever() -> None:
-    directory = archive.directory_from_env()
-    while True:
-        try:
-            while run := await runtime.in_transaction(lambda conn: archive.archive_expired(conn, directory)):
-                log.info("archived %d expired records (seq %d-%d) to %s, sha256 %s",
-                         run.count, run.first_seq, run.last_seq, run.path, run.sha256)  # fmt: skip
-                if run.count < archive.ARCHIVE_BATCH:
-                    break
-        except Exception:  # a duty must outlive a database restart or a full disk; it logs and tries again
-            log.exception("archiving expired audit records failed")
-        await asyncio.sleep(RETENTION_SWEEP_S)
+async def _archive_expired() -> bool:
+    """One archiving transaction; more may be due when it took a full batch."""
+    run = await runtime.in_transaction(lambda conn: archive.archive_expired(conn, ARCHIVE_DIRECTORY))
+    if run is None:
+        return False
+    log.info("archived %d expired records (seq %d-%d) to %s, sha256 %s",
+             run.count, run.first_seq, run.last_seq, run.path, run.sha256)  # fmt: skip
+    return run.count == archive.ARCHIVE_BATCH
 
 
-_retention: list[asyncio.Task[None]] = []
-
-
-@app.after_startup
-async def start_retention() -> None:
-    _retention.append(asyncio.create_task(_archive_forever(), name="audit-retention"))
-
-
-@app.on_shutdown
-async def stop_retention() -> None:
-    for task in _retention:
-        task.cancel()
-    await asyncio.gather(*_retention, return_exceptions=True)
-    _retention.clear()
+add_duty(app, "audit retention", _archive_expired, RETENTION_SWEEP_S)
 
 
 @app.after_shutdown
