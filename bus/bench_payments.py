@@ -120,7 +120,7 @@ async def pay(sender: bt.Sender, order: dict[str, Any]) -> list[str]:
     return [f"{code} ({status})" if code else f"http_{status}"]
 
 
-async def run(options: bt.Options, amqp_url: str) -> tuple[str, bool]:
+async def run(options: bt.Options, amqp_url: str) -> bt.Outcome:
     assert options.via == "edge", "payments are benched through the edge"
     async with bt.Sender(options, amqp_url) as sender:
         t0 = time.perf_counter()
@@ -134,4 +134,4 @@ async def run(options: bt.Options, amqp_url: str) -> tuple[str, bool]:
     completed = tally.results["completed"]
     text = bt.table(options, tally, elapsed, result, per_command="1 internal payment/order",
                     counted=("payments completed", completed), before=(("set-up", setup),))  # fmt: skip
-    return text, bool(result.get("ok")) and not tally.errors and completed > 0
+    return bt.Outcome(text, bool(result.get("ok")) and not tally.errors and completed > 0, completed / elapsed)

@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 from faststream.rabbit import RabbitBroker
@@ -50,6 +50,12 @@ class Options:
     zipf: float | None = None
     hot: bool = False
     edge_url: str = "http://127.0.0.1:8080"
+
+
+class Outcome(NamedTuple):
+    text: str  # the table
+    ok: bool  # verified, no errors
+    per_second: float  # the table's throughput row
 
 
 @dataclass
@@ -252,11 +258,12 @@ async def verify_ledger(sender: Sender) -> dict[str, Any]:
     return verify.result if verify.ok and isinstance(verify.result, dict) else {"ok": False, "mismatches": verify.error}
 
 
-async def run(options: Options, amqp_url: str) -> tuple[str, bool]:
+async def run(options: Options, amqp_url: str) -> Outcome:
     async with Sender(options, amqp_url) as sender:
         accounts = await set_up(sender, options.accounts)
         rng = random.Random(7)
         picker = Picker(options, accounts, rng)
         tally, elapsed = await drive(options, lambda: sender.transfers(_command(picker, options.batch, rng)))
         result = await verify_ledger(sender)
-    return table(options, tally, elapsed, result), bool(result.get("ok")) and not tally.errors
+    done = sum(tally.results.values())
+    return Outcome(table(options, tally, elapsed, result), bool(result.get("ok")) and not tally.errors, done / elapsed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import json
 import logging
@@ -128,10 +129,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )  # fmt: skip
     from bus import bench_payments
 
-    bench_run = bench_payments.run if args.kind == "payment" else bt.run
-    text, ok = _run(bench_run(options, settings.amqp_url))  # type: ignore[misc]
-    print(text)
-    return 0 if ok else 1
+    if args.kind != "payment":
+        outcome = _run(bt.run(options, settings.amqp_url))
+        print(outcome.text)
+        return 0 if outcome.ok else 1
+    raw = None
+    if args.against_raw:
+        # The yardstick: raw ledger transfers through the same edge, measured just before.
+        raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.amqp_url))
+        print(raw.text, end="\n\n", flush=True)
+    outcome = _run(bench_payments.run(options, settings.amqp_url))
+    print(outcome.text)
+    if raw is not None:
+        print(f"\npayments completed/s per raw transfer/s (both via the edge): {outcome.per_second / raw.per_second:.2f}")
+    return 0 if outcome.ok and (raw is None or raw.ok) else 1
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
@@ -367,6 +378,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--hot", action="store_true", help="every transfer touches one hot account")
     b.add_argument("--count", type=int, default=1000, help="register: sequential requests")
     b.add_argument("--url", help="edge base URL (default from CBS_EDGE_HOST/PORT)")
+    b.add_argument("--against-raw", action="store_true",
+                   help="payment: first the raw ledger through the edge, same load; then print the ratio")  # fmt: skip
     b.set_defaults(func=cmd_bench)
     lg = sub.add_parser("ledger", help="ledger operations")
     lg.add_argument("action", choices=("verify",))
