@@ -105,27 +105,27 @@ def known_event_keys() -> frozenset[str]:
 
 def check_keys(keys: Iterable[str], known: frozenset[str] | None = None) -> tuple[str, ...]:
     """The keys, sorted and unique; refuses wildcards, and keys no worker consumes (a typo)."""
-    chosen = tuple(sorted(set(keys)))
+    chosen = _literal_keys(keys, known if known is not None else known_command_keys(),
+                           malformed="routing keys must be literal `<worker>.<command>` keys",
+                           unknown="no worker consumes")  # fmt: skip
     if not chosen:
         raise PartnerError("a partner needs at least one routing key it may send")
-    malformed = [k for k in chosen if not ROUTING_KEY_PATTERN.match(k)]
-    if malformed:
-        raise PartnerError(f"routing keys must be literal `<worker>.<command>` keys: {malformed}")
-    unknown = sorted(set(chosen) - (known if known is not None else known_command_keys()))
-    if unknown:
-        raise PartnerError(f"no worker consumes {unknown}")
     return chosen
 
 
 def check_event_keys(keys: Iterable[str], known: frozenset[str] | None = None) -> tuple[str, ...]:
     """The event keys, sorted and unique (none is fine); refuses wildcards and keys no contract names."""
+    return _literal_keys(keys, known if known is not None else known_event_keys(),
+                         malformed="event keys must be literal `<worker>.<event>` keys",
+                         unknown="no contract defines the events")  # fmt: skip
+
+
+def _literal_keys(keys: Iterable[str], known: frozenset[str], *, malformed: str, unknown: str) -> tuple[str, ...]:
     chosen = tuple(sorted(set(keys)))
-    malformed = [k for k in chosen if not ROUTING_KEY_PATTERN.match(k)]
-    if malformed:
-        raise PartnerError(f"event keys must be literal `<worker>.<event>` keys: {malformed}")
-    unknown = sorted(set(chosen) - (known if known is not None else known_event_keys()))
-    if unknown:
-        raise PartnerError(f"no contract defines the events {unknown}")
+    if bad := [k for k in chosen if not ROUTING_KEY_PATTERN.match(k)]:
+        raise PartnerError(f"{malformed}: {bad}")
+    if missing := sorted(set(chosen) - known):
+        raise PartnerError(f"{unknown} {missing}")
     return chosen
 
 
