@@ -17,6 +17,7 @@ from api_edge import accounts, audit, customers, docs, errors, health, ledger, o
 from api_edge.auth import AuthError, Authenticator
 from api_edge.gateway import Gateway
 from api_edge.limits import make_limiter
+from api_edge.revocations import RevocationWatch
 from bus import observability
 from bus.broker import make_broker
 from bus.correlator import Correlator
@@ -29,17 +30,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = observability.metrics_registry()
     broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"))
     correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"), user_id=urlsplit(settings.amqp_url).username)
+    revocations = RevocationWatch(broker, correlator)  # subscribes, so before the broker starts
     await broker.start()
+    revocations.start(settings.request_timeout_s)  # ready once it has read identity's recent revocations
+    app.state.revocations = revocations
     app.state.settings = settings
     app.state.registry = registry
     app.state.broker = broker
     app.state.gateway = Gateway(correlator, settings.request_timeout_s)
-    app.state.authenticator = Authenticator(app.state.gateway)
+    app.state.authenticator = Authenticator(app.state.gateway, revocations)
     app.state.limiter = make_limiter()
     app.state.readiness = health.Readiness(settings.amqp_url)
     try:
         yield
     finally:
+        await revocations.close()
         await app.state.readiness.close()
         if hasattr(app.state.limiter, "close"):
             await app.state.limiter.close()

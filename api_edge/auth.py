@@ -3,6 +3,9 @@
 Access tokens are verified here, locally, with the identity worker's published keys (JWKS,
 fetched over the bus and refreshed when an unknown key id shows up): no round trip per
 request. API keys (`X-API-Key`) are checked by the identity worker once and cached briefly.
+Either is refused as soon as this edge learns its access was revoked (a disabled user, a
+logout, a revoked key: api_edge/revocations.py), which takes seconds, not the token's lifetime:
+the revocation also drops the cached API key grants it covers.
 Optionally, tokens of an external OpenID Connect issuer are accepted (CBS_OIDC_JWKS_URL).
 """
 
@@ -20,13 +23,15 @@ import jwt
 from fastapi import Depends, Header, Request
 
 from api_edge.limits import limit_for, retry_after_header
+from api_edge.revocations import RevocationList, RevocationWatch
 from contracts.common import Reply
+from contracts.identity import AccessRevoked, RevocationScope
 
 ISSUER = "cbs"
 AUDIENCE = "cbs"
 JWKS_REFRESH_S = 300.0  # keys are re-read at least this often...
 JWKS_MIN_INTERVAL_S = 10.0  # ...and at most this often when an unknown kid arrives
-API_KEY_CACHE_S = 60.0  # a revoked API key stops working within this long
+API_KEY_CACHE_S = 60.0  # a backstop: a revocation drops the cached grants it covers at once
 API_KEY_CACHE_MAX = 10_000
 
 
@@ -65,12 +70,40 @@ class KeySet:
     fetched_at: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _CachedKey:
+    at: float  # monotonic time of identity's answer
+    principal: Principal
+    key_id: str
+
+
 class Authenticator:
-    def __init__(self, gateway: Any) -> None:
+    def __init__(self, gateway: Any, revocations: RevocationWatch | None = None) -> None:
         self.gateway = gateway
         self.keyset = KeySet()
-        self.api_keys: dict[str, tuple[float, Principal]] = {}
+        self.api_keys: dict[str, _CachedKey] = {}
         self.oidc = _oidc_client()
+        self.revocations = revocations
+        if revocations is not None:
+            revocations.listeners.append(self._forget)
+
+    def _forget(self, fact: AccessRevoked) -> None:
+        """Drop the cached API key grants a revocation covers: the next use asks identity again."""
+        if fact.scope == RevocationScope.session:
+            return
+        user, key = str(fact.user_id), str(fact.key_id)
+        for digest in [d for d, c in self.api_keys.items() if c.key_id == key or (
+                fact.scope == RevocationScope.user and c.principal.subject == user)]:  # fmt: skip
+            self.api_keys.pop(digest, None)
+
+    def _revocation_list(self) -> RevocationList | None:
+        if self.revocations is None:
+            return None
+        if not self.revocations.synced:
+            # Not yet known what was revoked while this edge was away: refuse rather than guess.
+            raise AuthError(503, "unavailable", "the edge is still learning revoked access from identity",
+                            {"Retry-After": "2"})  # fmt: skip
+        return self.revocations.revoked
 
     async def principal_from(self, authorization: str | None, api_key: str | None) -> Principal:
         if api_key:
@@ -97,6 +130,12 @@ class Authenticator:
             raise AuthError(401, "unauthenticated", f"invalid token: {exc}") from exc
         if claims.get("typ", "access") != "access":
             raise AuthError(401, "unauthenticated", "not an access token")
+        if (revoked := self._revocation_list()) is not None:
+            sid, api_key_id = claims.get("sid"), claims.get("api_key_id")
+            refusal = revoked.token_refusal(str(claims["sub"]), float(claims["iat"]),
+                                            str(sid) if sid else None, str(api_key_id) if api_key_id else None)  # fmt: skip
+            if refusal is not None:
+                raise AuthError(401, "unauthenticated", refusal)
         return Principal(
             subject=str(claims["sub"]),
             roles=tuple(claims.get("roles", ())),
@@ -126,8 +165,10 @@ class Authenticator:
 
         digest = hashlib.sha256(secret.encode()).hexdigest()  # the cache never holds the secret
         cached = self.api_keys.get(digest)
-        if cached and time.monotonic() - cached[0] < API_KEY_CACHE_S:
-            return cached[1]
+        if cached and time.monotonic() - cached.at < API_KEY_CACHE_S:
+            return cached.principal  # a revocation of its key or user has dropped it already
+        revoked = self.revocations.revoked if self.revocations is not None else None
+        seq = revoked.seq if revoked is not None else 0
         reply = await self._ask(identity.VerifyApiKey(secret=secret))
         if not reply.ok or not isinstance(reply.result, dict):
             raise AuthError(401, "unauthenticated", "invalid API key")
@@ -135,9 +176,13 @@ class Authenticator:
         principal = Principal(subject=str(r["user_id"]), roles=tuple(r.get("roles", ())),
                               permissions=frozenset(r.get("permissions", ())), customer_id=r.get("customer_id"),
                               via="api_key")  # fmt: skip
+        key_id = str(r.get("key_id"))
+        if revoked is not None and (revoked.api_key_revoked(key_id) or revoked.learned_since(seq, principal.subject, key_id)):
+            # Revoked while identity was answering: the newer news wins (the next try asks again).
+            raise AuthError(401, "unauthenticated", "access revoked: this API key or its user")
         if len(self.api_keys) >= API_KEY_CACHE_MAX:
             self.api_keys.clear()
-        self.api_keys[digest] = (time.monotonic(), principal)
+        self.api_keys[digest] = _CachedKey(time.monotonic(), principal, key_id)
         return principal
 
     async def _ask(self, command: Any) -> Reply:

@@ -1,4 +1,5 @@
-"""Liveness, readiness (broker reachable and every command queue consumed) and metrics."""
+"""Liveness, readiness (broker reachable, every command queue consumed, revoked access learned
+from identity) and metrics."""
 
 from __future__ import annotations
 
@@ -63,8 +64,11 @@ async def live() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     report = await request.app.state.readiness.check()
     broker_ok = await request.app.state.broker.ping(timeout=2)
-    report = {**report, "edge_broker": "ok" if broker_ok else "down"}
-    ok = bool(report["ready"]) and broker_ok
+    watch = getattr(request.app.state, "revocations", None)
+    revocations_ok = watch is None or watch.synced  # until then tokens are answered 503
+    report = {**report, "edge_broker": "ok" if broker_ok else "down",
+              "revocations": "learned" if revocations_ok else "not yet read from identity"}  # fmt: skip
+    ok = bool(report["ready"]) and broker_ok and revocations_ok
     return JSONResponse({"status": "ready" if ok else "not_ready", **report}, status_code=200 if ok else 503)
 
 

@@ -79,6 +79,7 @@ async def refresh(body: RefreshBody, request: Request) -> Response:
 
 @router.post("/v1/auth/logout")
 async def logout(body: RefreshBody, request: Request) -> Response:
+    """Ends the login: its refresh tokens, and its access tokens within seconds."""
     await throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
     reply = await _gateway(request).ask(c.RevokeRefreshToken(refresh_token=body.refresh_token), ANONYMOUS)
     return reply if isinstance(reply, Response) else reply_response(reply)
@@ -106,7 +107,17 @@ async def get_user(user_id: UUID, request: Request, who: Principal = require("us
 async def disable_user(
     user_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
 ) -> Response:
+    """No new logins, and the tokens and API keys it holds refused within seconds."""
     command = c.DisableUser(user_id=user_id, actor=who.subject, reason="disabled by an admin")
+    return await _gateway(request).send(command, who, key=key)
+
+
+@router.post("/v1/users/{user_id}/enable")
+async def enable_user(
+    user_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
+) -> Response:
+    """New logins work again; tokens issued before the disabling stay refused."""
+    command = c.EnableUser(user_id=user_id, actor=who.subject, reason="enabled by an admin")
     return await _gateway(request).send(command, who, key=key)
 
 

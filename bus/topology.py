@@ -128,6 +128,17 @@ def edge_reply_queue(instance: str) -> RabbitQueue:
     return RabbitQueue(f"edge.replies.{instance}", durable=False, exclusive=True, auto_delete=True)
 
 
+EDGE_EVENT_KEY = identity.AccessRevoked.routing_key  # the one fact every edge instance acts on
+EDGE_EVENTS_MAX_LENGTH = 10_000  # past it the oldest are dropped; the edge's periodic re-read finds them
+
+
+def edge_events_queue(instance: str) -> RabbitQueue:
+    """Revocations for one edge instance, bound on `cbs.events`: exclusive and auto-delete like its
+    reply queue (the edge reads what it missed back from identity: `identity.list_revocations`)."""
+    return RabbitQueue(f"edge.events.{instance}", durable=False, exclusive=True, auto_delete=True,
+                       routing_key=EDGE_EVENT_KEY, arguments={"x-max-length": EDGE_EVENTS_MAX_LENGTH})  # fmt: skip
+
+
 async def declare_all(broker: Any) -> None:
     """Declare every exchange, queue and binding, so nothing published early is unroutable."""
     commands = await broker.declare_exchange(COMMANDS)

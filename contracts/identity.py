@@ -4,8 +4,13 @@ What a caller should know:
 - Roles map to named permissions in `ROLE_PERMISSIONS`; the edge checks a route's permission
   against the `permissions` claim of the access token (or the API key's scopes).
 - Access tokens are JWTs signed EdDSA (Ed25519) with a `kid` header; verify them with the keys of
-  `identity.get_jwks` (issuer and audience `cbs`, claim `typ` = `access`). Refresh tokens and API
-  keys are opaque; only their SHA-256 is stored.
+  `identity.get_jwks` (issuer and audience `cbs`, claim `typ` = `access`). Besides `sub`, `iat`,
+  `exp` and `jti` they carry `sid`, the login session (the refresh-token family) of a password or
+  refresh grant, or `api_key_id`, the API key a client-credentials token was issued for. Refresh
+  tokens and API keys are opaque; only their SHA-256 is stored.
+- A token is good until it expires unless access was revoked first: `identity.access_revoked`
+  says so as it happens, and `identity.list_revocations` answers the recent ones (for a verifier
+  that was not listening). See `AccessRevoked` for what ends access and how to apply it.
 - Secrets (passwords, refresh tokens, API keys) travel as `SecretStr`: masked in reprs and logs,
   written in clear only into the JSON body on the wire; `model_dump(mode="json",
   context={"redact": True})` masks them (audit and logs). No event or stored reply holds one.
@@ -33,6 +38,14 @@ ACCESS_TOKEN_TTL_S = 30 * 60
 REFRESH_TOKEN_TTL_S = 7 * 24 * 3600
 ISSUER = "cbs"
 AUDIENCE = "cbs"
+# How long a revocation matters: the longest an access token lives, plus 5 minutes for clocks.
+# `identity.list_revocations` answers this far back; a verifier may forget older revocations.
+REVOCATION_WINDOW_S = ACCESS_TOKEN_TTL_S + 5 * 60
+# A verifier refuses a token of a revoked user when `iat <= revoked_at + this`: room for the
+# clocks of identity's replicas (one stamps `iat`, another may stamp `revoked_at`) and for the
+# moment between stamping `revoked_at` and committing. `iat` is whole seconds, rounded down, so a
+# token issued up to this + 1 s after the revocation (a user re-enabled that fast) is refused too.
+REVOCATION_MARGIN_S = 2
 
 REDACTED = "**********"
 
@@ -128,6 +141,21 @@ class GrantType(StrEnum):
 class UserStatus(StrEnum):
     active = "active"
     disabled = "disabled"
+
+
+class RevocationScope(StrEnum):
+    """What a revocation ends."""
+
+    user = "user"  # every token of the user issued at or before `revoked_at`, and its API keys' cached grants
+    session = "session"  # every access token of one login (claim `sid`), whenever issued
+    api_key = "api_key"  # the API key, and every token issued for it by client credentials (claim `api_key_id`)
+
+
+class RevocationReason(StrEnum):
+    user_disabled = "user_disabled"  # an admin disabled the user
+    logout = "logout"  # the user logged out (the login's refresh token was revoked)
+    refresh_token_reused = "refresh_token_reused"  # a used refresh token came back: the login may be stolen
+    api_key_revoked = "api_key_revoked"  # an admin revoked the API key
 
 
 def _username(description: str = "login name, 3 to 100 characters, case-insensitive") -> Any:
@@ -285,7 +313,8 @@ class IssueToken(_NoInbox):
 
 
 class RevokeRefreshToken(Command):
-    """Logout: revoke the refresh token and every token rotated from the same login. Result: `Revoked`.
+    """Logout: revoke the refresh token and every token rotated from the same login, and end the
+    login's access tokens (`identity.access_revoked`, scope session). Result: `Revoked`.
 
     An unknown token is no error (RFC 7009 §2.2): the answer is `revoked: false`.
     """
@@ -311,7 +340,8 @@ class CreateApiKey(_NoInbox):
 
 
 class RevokeApiKey(Command):
-    """Revoke an API key for good (already revoked: answered again). Result: `ApiKeyView`."""
+    """Revoke an API key for good, and the tokens issued for it (`identity.access_revoked`, scope
+    api_key; already revoked: answered again). Result: `ApiKeyView`."""
 
     routing_key: ClassVar[str] = "identity.revoke_api_key"
     message_type: ClassVar[str] = "identity.revoke_api_key.v1"
@@ -370,8 +400,9 @@ class ListUsers(Command):
 
 
 class DisableUser(Command):
-    """Disable a login: no new tokens, its refresh tokens revoked, its API keys refused.
-    Already disabled: answered again. Result: `UserView`."""
+    """Disable a login: no new tokens, its refresh tokens revoked, its API keys refused, and the
+    access tokens it holds refused too (`identity.access_revoked`, scope user). Already disabled:
+    answered again. Result: `UserView`."""
 
     routing_key: ClassVar[str] = "identity.disable_user"
     message_type: ClassVar[str] = "identity.disable_user.v1"
@@ -379,6 +410,33 @@ class DisableUser(Command):
     user_id: UUID = Field(description="the user to disable")
     actor: str = Field(min_length=1, max_length=200, description="who disabled it")
     reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
+
+
+class EnableUser(Command):
+    """Let a disabled login in again. Tokens issued before it was disabled stay refused; new logins
+    work. Already active: answered again. Result: `UserView`."""
+
+    routing_key: ClassVar[str] = "identity.enable_user"
+    message_type: ClassVar[str] = "identity.enable_user.v1"
+
+    user_id: UUID = Field(description="the user to enable")
+    actor: str = Field(min_length=1, max_length=200, description="who enabled it")
+    reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
+
+
+class ListRevocations(Command):
+    """The revocations of the last `REVOCATION_WINDOW_S` seconds (or since `after`), oldest first:
+    what a token verifier that was not listening to `identity.access_revoked` must know.
+    Result: `Page[AccessRevoked]`."""
+
+    routing_key: ClassVar[str] = "identity.list_revocations"
+    message_type: ClassVar[str] = "identity.list_revocations.v1"
+    read_only: ClassVar[bool] = True
+
+    after: datetime | None = Field(default=None, description="only revocations after this UTC time; "
+                                   "null (or earlier than the window): the whole window")  # fmt: skip
+    limit: int = Field(default=500, ge=1, le=1000, description="page size, at most 1000")
+    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
 
 
 # --- events (never a password, token or secret) ----------------------------------------------
@@ -460,6 +518,46 @@ class UserDisabled(Event):
     occurred_at: datetime = Field(description="UTC time")
 
 
+class UserEnabled(Event):
+    routing_key: ClassVar[str] = "identity.user_enabled"
+    message_type: ClassVar[str] = "identity.user_enabled.v1"
+
+    user_id: UUID = Field(description="the enabled user")
+    username: str = Field(description="login name")
+    actor: str = Field(description="who enabled it")
+    reason: str = Field(description="why")
+    occurred_at: datetime = Field(description="UTC time")
+
+
+class AccessRevoked(Event):
+    """Access ended before the tokens expire; whoever verifies tokens or caches API keys applies it.
+
+    What ends access: disabling a user (scope `user`), a logout and a reused refresh token (scope
+    `session`: that login), revoking an API key (scope `api_key`). A lockout does not: it stops
+    password guessing, and a guesser must not be able to end the real user's sessions with it.
+
+    How to apply it: refuse an access token whose `sub` is `user_id` and whose `iat` is at or
+    before `revoked_at` + `REVOCATION_MARGIN_S` (scope user: a re-enabled user's new tokens are
+    good again); any access token whose `sid` is `session_id`, or whose `api_key_id` is `key_id`;
+    and the API key `key_id`, and any cached grant of `user_id`'s keys (ask identity again). A
+    revocation older than `REVOCATION_WINDOW_S` can be forgotten: every token it covers has expired.
+    """
+
+    routing_key: ClassVar[str] = "identity.access_revoked"
+    message_type: ClassVar[str] = "identity.access_revoked.v1"
+
+    revocation_id: UUID = Field(description="this revocation's id")
+    scope: RevocationScope = Field(description="user, session or api_key: what it ends")
+    user_id: UUID = Field(description="whose access: the tokens' `sub`, the key's user")
+    session_id: UUID | None = Field(default=None, description="scope session: the login (the tokens' `sid`)")
+    key_id: UUID | None = Field(default=None, description="scope api_key: the key (and the tokens' `api_key_id`)")
+    reason: RevocationReason = Field(description="why: user_disabled, logout, refresh_token_reused, api_key_revoked")
+    revoked_at: datetime = Field(description="UTC time from which the access is revoked")
+
+
+RevocationPage = Page[AccessRevoked]
+
+
 class ApiKeyCreated(Event):
     routing_key: ClassVar[str] = "identity.api_key_created"
     message_type: ClassVar[str] = "identity.api_key_created.v1"
@@ -493,6 +591,8 @@ COMMANDS: tuple[type[Command], ...] = (
     GetUser,
     ListUsers,
     DisableUser,
+    EnableUser,
+    ListRevocations,
 )
 EVENTS: tuple[type[Event], ...] = (
     LoginSucceeded,
@@ -504,4 +604,6 @@ EVENTS: tuple[type[Event], ...] = (
     UserDisabled,
     ApiKeyCreated,
     ApiKeyRevoked,
+    UserEnabled,
+    AccessRevoked,
 )

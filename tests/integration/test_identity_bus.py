@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -238,3 +239,58 @@ async def test_list_users_pages_by_username(bus: BusClient) -> None:
     names = [u["username"] for u in first["items"] + second["items"]]
     assert len(names) >= 3 and names == sorted(names) and len(set(names)) == len(names)
     assert all(u["roles"] == ["auditor"] for u in first["items"] + second["items"])
+
+
+async def test_what_ends_access_is_published_and_listed_for_the_edge(bus: BusClient, admin_db) -> None:
+    """A disable, a logout, a reused refresh token and a revoked API key each say `access_revoked`,
+    naming what a verifier must refuse (the tokens carry `sid` / `api_key_id` to match)."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    user = await new_user(bus)
+    user_id = uuid.UUID(user["user_id"])
+    jwks = await bus.ok(i.GetJwks())
+    login = await bus.ok(password_grant(user["username"]))
+    sid = verify_with_jwks(login["access_token"], jwks)["sid"]
+    assert (await bus.ok(i.RevokeRefreshToken(refresh_token=login["refresh_token"])))["revoked"]
+    assert (await bus.ok(i.RevokeRefreshToken(refresh_token=login["refresh_token"])))["revoked"] is False  # no second
+
+    stolen = await bus.ok(password_grant(user["username"]))
+    reuse_sid = verify_with_jwks(stolen["access_token"], jwks)["sid"]
+    assert reuse_sid != sid
+    await bus.ok(i.IssueToken(grant_type="refresh_token", refresh_token=stolen["refresh_token"]))
+    await bus.send(i.IssueToken(grant_type="refresh_token", refresh_token=stolen["refresh_token"]))  # reuse
+
+    key_id = uuid.uuid4()
+    issued = await bus.ok(i.CreateApiKey(key_id=key_id, user_id=user_id, scopes=["ledger:read"], name="r"))
+    client = await bus.ok(i.IssueToken(grant_type="client_credentials", client_id=user["username"],
+                                       client_secret=issued["secret"]))  # fmt: skip
+    client_claims = verify_with_jwks(client["access_token"], jwks)
+    assert client_claims["api_key_id"] == str(key_id) and "sid" not in client_claims
+    await bus.ok(i.RevokeApiKey(key_id=key_id))
+    await bus.ok(i.DisableUser(user_id=user_id, actor="admin", reason="left the bank"))
+    await bus.ok(i.DisableUser(user_id=user_id, actor="admin", reason="again"))  # already disabled: no second
+
+    published = await events_about(admin_db, "identity.access_revoked", "user_id", str(user_id))
+    got = [(e["scope"], e["reason"], e["session_id"], e["key_id"]) for e in published]
+    assert got == [("session", "logout", sid, None), ("session", "refresh_token_reused", reuse_sid, None),
+                   ("api_key", "api_key_revoked", None, str(key_id)), ("user", "user_disabled", None, None)]  # fmt: skip
+
+    # Read back in pages, oldest first, as an edge starting now would.
+    listed, cursor = [], None
+    while True:
+        page = await bus.ok(i.ListRevocations(after=since, cursor=cursor, limit=2))
+        listed += page["items"]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    mine = [r for r in listed if r["user_id"] == str(user_id)]
+    assert [r["revocation_id"] for r in mine] == [e["revocation_id"] for e in published]
+    times = [r["revoked_at"] for r in listed]
+    assert times == sorted(times)
+    bad = await bus.send(i.ListRevocations(cursor="not-a-cursor"))
+    assert bad.error is not None and bad.error.code == "invalid_message"
+
+    # Re-enabled: new logins work; nothing is un-revoked (old tokens stay refused at the edge).
+    enabled = await bus.ok(i.EnableUser(user_id=user_id, actor="admin", reason="came back"))
+    assert enabled["status"] == "active" and enabled["disabled_at"] is None
+    assert (await bus.ok(password_grant(user["username"])))["access_token"]
+    assert await events_about(admin_db, "identity.user_enabled", "user_id", str(user_id))
+    assert len(await events_about(admin_db, "identity.access_revoked", "user_id", str(user_id))) == 4

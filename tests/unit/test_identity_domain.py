@@ -220,3 +220,13 @@ def test_a_retired_key_stays_published_until_its_last_token_expired() -> None:
     retired_at = NOW
     assert domain.jwks_cutoff(NOW + timedelta(minutes=34)) < retired_at  # tokens of it may live
     assert domain.jwks_cutoff(NOW + timedelta(minutes=36)) > retired_at  # all expired (30 min + 5 grace)
+
+
+def test_access_claims_name_the_login_or_the_api_key_a_revocation_would_end() -> None:
+    subject = Subject(user_id=uuid.uuid4(), roles=("teller",), customer_id=None)
+    now, session, key = datetime.now(UTC), uuid.uuid4(), uuid.uuid4()
+    login = domain.access_claims(subject, subject.permissions, now, uuid.uuid4(), session_id=session)
+    assert login["sid"] == str(session) and "api_key_id" not in login
+    client = domain.access_claims(subject, subject.permissions, now, uuid.uuid4(), api_key_id=key)
+    assert client["api_key_id"] == str(key) and "sid" not in client
+    assert not {"sid", "api_key_id"} & set(domain.access_claims(subject, subject.permissions, now, uuid.uuid4()))

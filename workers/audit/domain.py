@@ -14,12 +14,15 @@ Decisions the rules leave open:
   1. security: `audit.chain_broken`, `audit.security_event_raised`, `identity.locked_out`,
      `identity.refresh_token_reused`, and any action `suspicious_activity`, `intrusion_detected`,
      `security_alert`.
-  2. authentication: `edge.auth_failed`, `identity.verify_api_key`, `identity.revoke_refresh_token`.
+  2. authentication: `edge.auth_failed`, `identity.verify_api_key`, `identity.revoke_refresh_token`,
+     `identity.access_revoked` (access ended by a disable, a logout, a reused refresh token or a
+     revoked key: the admin action that caused it is recorded as admin on its own).
      login: `identity.issue_token` (the login request) and `identity.login_*`.
      authorization: `edge.access_denied` and any worker's `*.access_denied`.
-  3. admin: `identity.` create_user, disable_user, create_api_key, revoke_api_key,
-     rotate_signing_key and their events (user_created, user_disabled, api_key_created,
-     api_key_revoked, key_rotated); `partner.access_changed`; any `*.grant_role`/`revoke_role`.
+  3. admin: `identity.` create_user, disable_user, enable_user, create_api_key, revoke_api_key,
+     rotate_signing_key and their events (user_created, user_disabled, user_enabled,
+     api_key_created, api_key_revoked, key_rotated); `partner.access_changed`; any
+     `*.grant_role`/`revoke_role`.
   4. `ledger.*` → transaction (reads included: the type says the domain, the severity says read).
   5. configuration: actions starting `configure_`, `set_config`, `update_config`, `set_limit`,
      `update_limit`, `create_product`, `update_product`, `retire_product`, `set_rate`,
@@ -167,15 +170,17 @@ SECURITY_KEYS = frozenset({
     "audit.chain_broken", "audit.security_event_raised", "identity.locked_out", "identity.refresh_token_reused",
 })  # fmt: skip
 SECURITY_ACTIONS = frozenset({"suspicious_activity", "intrusion_detected", "security_alert"})
-AUTHENTICATION_KEYS = frozenset({"edge.auth_failed", "identity.verify_api_key", "identity.revoke_refresh_token"})
+AUTHENTICATION_KEYS = frozenset({
+    "edge.auth_failed", "identity.verify_api_key", "identity.revoke_refresh_token", "identity.access_revoked",
+})  # fmt: skip
 LOGIN_KEYS = frozenset({"identity.issue_token"})
 LOGIN_PREFIX = "identity.login_"
 AUTHORIZATION_ACTIONS = frozenset({"access_denied"})
 ADMIN_KEYS = frozenset({
-    "identity.create_user", "identity.disable_user", "identity.create_api_key", "identity.revoke_api_key",
-    "identity.rotate_signing_key",
-    "identity.user_created", "identity.user_disabled", "identity.api_key_created", "identity.api_key_revoked",
-    "identity.key_rotated",
+    "identity.create_user", "identity.disable_user", "identity.enable_user", "identity.create_api_key",
+    "identity.revoke_api_key", "identity.rotate_signing_key",
+    "identity.user_created", "identity.user_disabled", "identity.user_enabled", "identity.api_key_created",
+    "identity.api_key_revoked", "identity.key_rotated",
     "partner.access_changed",
 })  # fmt: skip
 ADMIN_ACTIONS = frozenset({"grant_role", "revoke_role", "role_granted", "role_revoked"})

@@ -30,6 +30,7 @@ from contracts.identity import (
     ISSUER,
     PASSWORD_MIN_CHARS,
     REFRESH_TOKEN_TTL_S,
+    REVOCATION_WINDOW_S,
     IdentityError,
     Jwk,
     Jwks,
@@ -151,8 +152,14 @@ class Subject:
         return permissions_of(self.roles)
 
 
-def access_claims(subject: Subject, permissions: frozenset[str], now: datetime, jti: UUID) -> dict[str, Any]:
+def access_claims(subject: Subject, permissions: frozenset[str], now: datetime, jti: UUID, *,
+                  session_id: UUID | None = None, api_key_id: UUID | None = None) -> dict[str, Any]:  # fmt: skip
+    """The claims of an access token. `sid` names the login (refresh-token family) and `api_key_id`
+    the key of a client-credentials token: what a logout or a key revocation ends."""
     issued = int(now.timestamp())
+    scoped = {"sid": str(session_id)} if session_id else {}
+    if api_key_id:
+        scoped["api_key_id"] = str(api_key_id)
     return {
         "iss": ISSUER,
         "aud": AUDIENCE,
@@ -163,6 +170,7 @@ def access_claims(subject: Subject, permissions: frozenset[str], now: datetime, 
         "iat": issued,
         "exp": issued + ACCESS_TOKEN_TTL_S,
         "jti": str(jti),
+        **scoped,
         "typ": "access",
     }
 
@@ -194,6 +202,11 @@ class RefreshOutcome(Enum):
     rotate = "rotate"  # valid: revoke it, issue a new pair in the same family
     reused = "reused"  # revoked already: someone holds a copy, so the whole family goes
     expired = "expired"
+
+
+def revocation_window_start(now: datetime) -> datetime:
+    """Revocations before this cover only expired tokens: nobody needs them any more."""
+    return now - timedelta(seconds=REVOCATION_WINDOW_S)
 
 
 def judge_refresh(token: StoredRefresh, now: datetime) -> RefreshOutcome:

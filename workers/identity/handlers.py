@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import UUID
 
 import asyncpg
 
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import decode_cursor, decode_time_id, encode_cursor, page_of
 from bus.runtime import Context
 from contracts import identity as c
 from contracts.common import ErrorCode, Reply
-from contracts.identity import GrantType, IdentityError, Role, UserStatus
+from contracts.identity import GrantType, IdentityError, RevocationReason, RevocationScope, Role, UserStatus
 from workers.identity import domain, store
 from workers.identity.domain import Refusal, Subject
 
@@ -87,6 +87,20 @@ async def disable_user(ctx: Context, cmd: c.DisableUser) -> Reply:
     await store.revoke_user_refresh(ctx.conn, user.user_id, ctx.now)
     await ctx.emit(c.UserDisabled(user_id=user.user_id, username=user.username, actor=cmd.actor, reason=cmd.reason,
                                   occurred_at=ctx.now))  # fmt: skip
+    await revoke_access(ctx, RevocationScope.user, user.user_id, RevocationReason.user_disabled)
+    return Reply.success(user.view(ctx.now))
+
+
+async def enable_user(ctx: Context, cmd: c.EnableUser) -> Reply:
+    """Tokens from before the disabling stay refused (their revocation stands); new logins work."""
+    user = await store.get_user(ctx.conn, cmd.user_id, for_update=True)
+    if user is None:
+        return _no_user(cmd.user_id)
+    if user.status == UserStatus.active:
+        return Reply.success(user.view(ctx.now))
+    user = await store.enable_user(ctx.conn, user.user_id)
+    await ctx.emit(c.UserEnabled(user_id=user.user_id, username=user.username, actor=cmd.actor, reason=cmd.reason,
+                                 occurred_at=ctx.now))  # fmt: skip
     return Reply.success(user.view(ctx.now))
 
 
@@ -138,7 +152,8 @@ async def _client_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
         user = found[1] if found else None
         return await _failed(ctx, cmd, user, "invalid_api_key", IdentityError.invalid_api_key, "unknown client or secret")
     key, user = found
-    return await _grant(ctx, cmd, user, frozenset(key.view.scopes) & user.permissions_now(), family_id=None)
+    return await _grant(ctx, cmd, user, frozenset(key.view.scopes) & user.permissions_now(), family_id=None,
+                        api_key_id=key.view.key_id)  # fmt: skip
 
 
 async def _refresh_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
@@ -149,7 +164,9 @@ async def _refresh_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
         return Reply.refusal(IdentityError.invalid_refresh_token, "unknown refresh token")
     outcome = domain.judge_refresh(row.state, ctx.now)
     if outcome is domain.RefreshOutcome.reused:
-        await store.revoke_family(ctx.conn, row.family_id, ctx.now)
+        if await store.revoke_family(ctx.conn, row.family_id, ctx.now) > 0:  # else ended already, and said so then
+            await revoke_access(ctx, RevocationScope.session, row.user_id, RevocationReason.refresh_token_reused,
+                                session_id=row.family_id)  # fmt: skip
         await ctx.emit(c.RefreshTokenReused(user_id=row.user_id, family_id=row.family_id, occurred_at=ctx.now))
         return Reply.refusal(IdentityError.refresh_token_revoked, "refresh token already used or revoked; log in again")
     if outcome is domain.RefreshOutcome.expired:
@@ -167,20 +184,23 @@ async def _refresh_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
 
 
 async def _grant(ctx: Context, cmd: c.IssueToken, user: store.User, allowed: frozenset[str],
-                 family_id: UUID | None) -> Reply:  # fmt: skip
+                 family_id: UUID | None, api_key_id: UUID | None = None) -> Reply:  # fmt: skip
     scope = domain.granted_scope(allowed, cmd.scope)
     if isinstance(scope, Refusal):
         return refuse(scope)
-    pair = await _token_pair(ctx, user, scope, family_id)
+    pair = await _token_pair(ctx, user, scope, family_id, api_key_id)
     await ctx.emit(c.LoginSucceeded(user_id=user.user_id, username=user.username, grant_type=cmd.grant_type,
                                     occurred_at=ctx.now))  # fmt: skip
     return Reply.success(pair)
 
 
-async def _token_pair(ctx: Context, user: store.User, scope: frozenset[str], family_id: UUID | None) -> c.TokenPair:
-    """An access token, and a refresh token in `family_id` unless None (client credentials)."""
+async def _token_pair(ctx: Context, user: store.User, scope: frozenset[str], family_id: UUID | None,
+                      api_key_id: UUID | None = None) -> c.TokenPair:  # fmt: skip
+    """An access token, and a refresh token in `family_id` unless None (client credentials, where
+    `api_key_id` names the key). The access token's `sid` is the family: a logout ends it."""
     key = await ensure_signing_key(ctx.conn, ctx.now)
-    claims = domain.access_claims(_subject(user), scope, ctx.now, uuid.uuid4())
+    claims = domain.access_claims(_subject(user), scope, ctx.now, uuid.uuid4(), session_id=family_id,
+                                  api_key_id=api_key_id)  # fmt: skip
     refresh = None
     if family_id is not None:
         refresh = domain.new_opaque_token()
@@ -209,7 +229,41 @@ def _locked_message(login: domain.LoginState) -> str:
 async def revoke_refresh_token(ctx: Context, cmd: c.RevokeRefreshToken) -> Reply:
     row = await store.refresh_for_update(ctx.conn, domain.token_digest(cmd.refresh_token.get_secret_value()))
     revoked = row is not None and await store.revoke_family(ctx.conn, row.family_id, ctx.now) > 0
+    if revoked:
+        assert row is not None
+        await revoke_access(ctx, RevocationScope.session, row.user_id, RevocationReason.logout, session_id=row.family_id)
     return Reply.success(c.Revoked(revoked=revoked))
+
+
+# --- revocations -------------------------------------------------------------------------
+
+
+async def revoke_access(ctx: Context, scope: RevocationScope, user_id: UUID, reason: RevocationReason, *,
+                        session_id: UUID | None = None, key_id: UUID | None = None) -> None:  # fmt: skip
+    """Record that access ended, and say so (`identity.access_revoked`) in the same transaction.
+
+    `revoked_at` is read now, after the change was written and just before the commit, not at
+    the message's start (`ctx.now`): a token issued by a transaction that still saw the user
+    active has an `iat` before it, however long this transaction waited for its locks.
+    """
+    revoked_at = max(ctx.now, datetime.now(UTC))
+    fact = c.AccessRevoked(revocation_id=uuid.uuid4(), scope=scope, user_id=user_id, session_id=session_id,
+                           key_id=key_id, reason=reason, revoked_at=revoked_at)  # fmt: skip
+    await store.insert_revocation(ctx.conn, fact)
+    await ctx.emit(fact)
+
+
+async def list_revocations(ctx: Context, cmd: c.ListRevocations) -> Reply:
+    after_key = None
+    if cmd.cursor is not None:
+        after_key = decode_time_id(cmd.cursor)
+        if after_key is None:
+            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
+    window = domain.revocation_window_start(ctx.now)
+    after = max(cmd.after, window) if cmd.after is not None else window
+    found = await store.list_revocations(ctx.conn, after=after, after_key=after_key, limit=cmd.limit + 1)
+    page, next_cursor = page_of(found, cmd.limit, lambda r: (r.revoked_at.isoformat(), r.revocation_id))
+    return Reply.success(c.RevocationPage(items=page, next_cursor=next_cursor))
 
 
 # --- API keys ----------------------------------------------------------------------------
@@ -246,6 +300,8 @@ async def revoke_api_key(ctx: Context, cmd: c.RevokeApiKey) -> Reply:
         return Reply.success(key.view)
     key = await store.revoke_api_key(ctx.conn, cmd.key_id, ctx.now)
     await ctx.emit(c.ApiKeyRevoked(key_id=key.view.key_id, user_id=key.view.user_id, occurred_at=ctx.now))
+    await revoke_access(ctx, RevocationScope.api_key, key.view.user_id, RevocationReason.api_key_revoked,
+                        key_id=key.view.key_id)  # fmt: skip
     return Reply.success(key.view)
 
 

@@ -20,8 +20,10 @@ ROUTES = Routes(
         c.GetUser: h.get_user,
         c.ListUsers: h.list_users,
         c.DisableUser: h.disable_user,
+        c.EnableUser: h.enable_user,
+        c.ListRevocations: h.list_revocations,
     },
 )
 # Consumes no events. Published events (through the outbox): identity.login_succeeded, login_failed,
-# locked_out, refresh_token_reused, key_rotated, user_created, user_disabled, api_key_created,
-# api_key_revoked.
+# locked_out, refresh_token_reused, key_rotated, user_created, user_disabled, user_enabled,
+# api_key_created, api_key_revoked, access_revoked.

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.identity import ApiKeyView, UserView, permissions_of
+from contracts.identity import AccessRevoked, ApiKeyView, UserView, permissions_of
 from workers.identity.domain import LoginState, SigningKey, StoredRefresh
 
 # Taken by every writer of signing keys, so replicas starting together make one key.
@@ -100,6 +100,14 @@ async def disable_user(conn: asyncpg.Connection, user_id: UUID, now: datetime) -
         user_id, now,
     )  # fmt: skip
     assert row is not None, "disabling a user that was just locked"
+    return _user(row)
+
+
+async def enable_user(conn: asyncpg.Connection, user_id: UUID) -> User:
+    row = await conn.fetchrow(
+        f"UPDATE users SET status = 'active', disabled_at = NULL WHERE user_id = $1 RETURNING {_USER_COLUMNS}", user_id
+    )
+    assert row is not None, "enabling a user that was just locked"
     return _user(row)
 
 
@@ -203,6 +211,33 @@ async def revoke_api_key(conn: asyncpg.Connection, key_id: UUID, now: datetime) 
     row = await conn.fetchrow(f"UPDATE api_key SET revoked_at = $2 WHERE key_id = $1 RETURNING {_KEY_COLUMNS}", key_id, now)
     assert row is not None, "revoking a key that was just locked"
     return _api_key(row)
+
+
+# --- revocations -------------------------------------------------------------------------
+
+_REVOCATION_COLUMNS = "revocation_id, scope, user_id, session_id, key_id, reason, revoked_at"
+
+
+async def insert_revocation(conn: asyncpg.Connection, revocation: AccessRevoked) -> None:
+    await conn.execute(
+        f"INSERT INTO access_revocation ({_REVOCATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        revocation.revocation_id, revocation.scope, revocation.user_id, revocation.session_id, revocation.key_id,
+        revocation.reason, revocation.revoked_at,
+    )  # fmt: skip
+
+
+async def list_revocations(
+    conn: asyncpg.Connection, *, after: datetime, after_key: tuple[datetime, UUID] | None, limit: int
+) -> list[AccessRevoked]:
+    """Revocations after `after` (and after the keyset position `after_key`), oldest first."""
+    at, rid = after_key if after_key else (None, None)
+    rows = await conn.fetch(
+        f"SELECT {_REVOCATION_COLUMNS} FROM access_revocation WHERE revoked_at > $1 "
+        "AND ($2::timestamptz IS NULL OR (revoked_at, revocation_id) > ($2, $3::uuid)) "
+        "ORDER BY revoked_at, revocation_id LIMIT $4",
+        after, at, rid, limit,
+    )  # fmt: skip
+    return [AccessRevoked(**dict(r)) for r in rows]
 
 
 # --- signing keys ------------------------------------------------------------------------
