@@ -201,15 +201,17 @@ async def test_the_worker_role_cannot_rewrite_a_record(bus: BusClient, admin_db:
     event_id = f"audit-rewrite-{uuid.uuid4()}"
     await publish_event(bus, registered(uuid.uuid4()), event_id)
     seq = (await recorded(admin_db, event_id))["seq"]
-    async with admin_db.acquire() as conn:
-        try:
-            async with conn.transaction():
-                await conn.execute("SET LOCAL ROLE cbs_audit")
-                await conn.execute("UPDATE audit.audit_record SET actor = 'mallory' WHERE seq = $1", seq)
-        except asyncpg.RaiseError as exc:
-            assert "append-only" in str(exc)
-        else:
-            raise AssertionError("an audit record was updated")
+    # The worker's role lacks the privilege; the tables' owner role has it, and the trigger refuses.
+    for role, refusal in (("cbs_audit", asyncpg.InsufficientPrivilegeError), ("cbs_audit_owner", asyncpg.RaiseError)):
+        async with admin_db.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL ROLE {role}")
+                    await conn.execute("UPDATE audit.audit_record SET actor = 'mallory' WHERE seq = $1", seq)
+            except refusal as exc:
+                assert role == "cbs_audit" or "append-only" in str(exc)
+            else:
+                raise AssertionError(f"an audit record was updated by {role}")
 
 
 async def test_a_security_record_raises_a_security_event(bus: BusClient, admin_db: asyncpg.Pool) -> None:
@@ -328,22 +330,28 @@ async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
     assert archive.verify_file(tampered) == (3, [old[1]])
 
     # Nothing else may change, even for the worker's role: not a fresh payload, not another column
-    # of an archived record, and no record may be deleted.
+    # of an archived record, and no record may be deleted. The worker's role is refused by
+    # privilege (it may update payload and archived_at only) or by the trigger, which refuses the
+    # tables' owner role as well.
     for sql in (
         f"UPDATE audit_record SET payload = NULL, archived_at = clock_timestamp() WHERE seq = {fresh[0]}",
         f"UPDATE audit_record SET actor = 'mallory' WHERE seq = {old[0]}",
         f"UPDATE audit_record SET payload = NULL, archived_at = clock_timestamp(), actor = 'mallory' WHERE seq = {fresh[0]}",
         f"DELETE FROM audit_record WHERE seq = {old[0]}",
     ):
-        async with admin_db.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await _as_audit(conn)
-                    await conn.execute(sql)
-            except asyncpg.RaiseError as exc:
-                assert "append-only" in str(exc)
-            else:
-                raise AssertionError(f"allowed: {sql}")
+        for role in ("cbs_audit", "cbs_audit_owner"):
+            async with admin_db.acquire() as conn:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(f"SET LOCAL ROLE {role}")
+                        await conn.execute("SET LOCAL search_path = audit")
+                        await conn.execute(sql)
+                except asyncpg.InsufficientPrivilegeError:
+                    assert role == "cbs_audit", sql
+                except asyncpg.RaiseError as exc:
+                    assert "append-only" in str(exc)
+                else:
+                    raise AssertionError(f"allowed to {role}: {sql}")
     async with admin_db.acquire() as conn, conn.transaction():
         await _as_audit(conn)
         assert await archive.archive_expired(conn, tmp_path) is None  # nothing more is due
