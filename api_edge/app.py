@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_edge import accounts, audit, customers, docs, errors, health, ledger, operations, payments, sessions
 from api_edge.auth import AuthError, Authenticator
+from api_edge.body_limit import BoundedBody
 from api_edge.gateway import Gateway
 from api_edge.limits import make_limiter
 from api_edge.revocations import RevocationWatch
@@ -57,28 +58,11 @@ app = FastAPI(
     description="Customers, accounts and payments. Every POST needs an `Idempotency-Key`; refusals are problem+json.",
     lifespan=lifespan,
     responses=errors.PROBLEM_RESPONSES,  # every refusal, on every route, is problem+json
+    redirect_slashes=False,  # `/v1/customers/` (an empty id) is a 404 problem, not a 307 built from the Host header
 )
 app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
 app.add_exception_handler(AuthError, errors.on_auth_error)  # type: ignore[arg-type]
 app.add_exception_handler(StarletteHTTPException, errors.on_http_error)  # type: ignore[arg-type]
-
-
-class BoundedBody:
-    """Refuses a declared body larger than the limit before reading it (pure ASGI: no per-request
-    task the way `@app.middleware("http")` adds one)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.limit = load().max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"")
-            if length.isdigit() and int(length) > self.limit:
-                response = errors.problem(413, "payload_too_large", f"request bodies are limited to {self.limit} bytes")
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import Header
 from fastapi.responses import JSONResponse, Response
@@ -16,6 +16,7 @@ from bus.correlator import Backpressure, Correlator, ReplyTimeout, Unroutable
 from contracts.common import Command, Reply
 
 IDEMPOTENCY_KEY_MAX = 200
+ContractT = TypeVar("ContractT", bound=BaseModel)
 # U+0000 as the JSON text of a command spells it: `\u0000` after an even number of backslashes.
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
@@ -108,8 +109,8 @@ def reply_response(reply: Reply, *, created: bool = False) -> Response:
     return problem(status_for(reply.error.code), reply.error.code, reply.error.message, reply.error.details)
 
 
-def build(contract: type[Command], data: dict[str, Any]) -> Command | Response:
-    """Validate path + body into the contract; a mismatch is the client's 400."""
+def build(contract: type[ContractT], data: dict[str, Any]) -> ContractT | Response:
+    """Validate path + body into the contract; a mismatch is the client's 400, never the route's 500."""
     try:
         return contract.model_validate(data)
     except ValidationError as exc:

@@ -6,13 +6,14 @@ The edge stores nothing: the owning worker's inbox keeps every reply by message_
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 
 from api_edge.auth import Principal, require
 from api_edge.errors import problem
-from api_edge.gateway import reply_response
+from api_edge.gateway import IDEMPOTENCY_KEY_MAX, build, reply_response
 from bus import topology
 from bus.correlator import ReplyTimeout
 from bus.settings import WORKERS
@@ -20,17 +21,26 @@ from contracts.common import GetOperation, OperationStatus
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
+# `<worker>.<message id>`: the message id is the client's Idempotency-Key (or one the edge made).
+OperationId = Annotated[str, Path(
+    min_length=3, max_length=max(map(len, WORKERS)) + 1 + IDEMPOTENCY_KEY_MAX,
+    description="`<worker>.<message id>`, as a 202 named it (its `operation_id`)",
+)]  # fmt: skip
+
 
 @router.get("/{operation_id}")
-async def get_operation(operation_id: str, request: Request, who: Principal = require(None)) -> Response:
+async def get_operation(operation_id: OperationId, request: Request, who: Principal = require(None)) -> Response:
     worker, _, message_id = operation_id.partition(".")
     if worker not in WORKERS or not message_id or "\x00" in message_id:  # no key holds a NUL (see gateway)
         return problem(404, "operation_unknown", "operation ids look like <worker>.<idempotency key>")
+    query = build(GetOperation, {"operation_id": message_id})  # e.g. a key longer than any the edge takes: 400
+    if isinstance(query, Response):
+        return query
     gateway = request.app.state.gateway
     try:
         reply = await gateway.correlator.request(
             topology.get_operation_key(worker),
-            GetOperation(operation_id=message_id).model_dump(mode="json"),
+            query.model_dump(mode="json"),
             "common.get_operation.v1",
             message_id=uuid.uuid4().hex,
             timeout_s=gateway.timeout_s,
