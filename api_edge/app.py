@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import urlsplit
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,15 +21,17 @@ from api_edge.revocations import RevocationWatch
 from bus import observability
 from bus.broker import make_broker
 from bus.correlator import Correlator
-from bus.settings import load
+from bus.settings import broker_user, load
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load()
     registry = observability.metrics_registry()
-    broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"))
-    correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"), user_id=urlsplit(settings.amqp_url).username)
+    # The edge's own broker user: the one identity whose `x-actor` workers believe.
+    amqp_url = settings.process_amqp_url("edge")
+    broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"), amqp_url=amqp_url)
+    correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"), user_id=broker_user("edge"))
     revocations = RevocationWatch(broker, correlator)  # subscribes, so before the broker starts
     await broker.start()
     revocations.start(settings.request_timeout_s)  # ready once it has read identity's recent revocations
@@ -41,7 +42,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.gateway = Gateway(correlator, settings.request_timeout_s)
     app.state.authenticator = Authenticator(app.state.gateway, revocations)
     app.state.limiter = make_limiter()
-    app.state.readiness = health.Readiness(settings.amqp_url)
+    app.state.readiness = health.Readiness(amqp_url)
     try:
         yield
     finally:

@@ -19,6 +19,8 @@ import asyncpg
 from faststream.rabbit import RabbitMessage
 
 from bus import grants, inbox, joint
+from bus.actor import believed, unauthenticated
+from bus.inbox import Seen
 from contracts.common import Command, Reply
 
 if TYPE_CHECKING:
@@ -152,43 +154,56 @@ class GroupCommitter:
             if not item.future.done():
                 item.future.set_result(reply)
 
-    async def _partner_refusals(self, conn: asyncpg.Connection, batch: list[Item]) -> dict[int, Reply]:
-        """Index -> refusal of each partner message outside its grant (one query for the batch)."""
+    async def _access_refusals(self, conn: asyncpg.Connection, batch: list[Item]) -> dict[int, Reply]:
+        """Index -> refusal of each message from nobody we know, or from a partner outside its
+        grant (one query for the batch)."""
         consumer = self.contract.routing_key
-        actors = {n: self.runtime.context_for(conn, i.msg, consumer).actor for n, i in enumerate(batch)}
-        users = {n: a.subject for n, a in actors.items() if a is not None and a.via == "partner"}
-        if not users:
-            return {}
-        known = await grants.load(conn, set(users.values()))
-        refusals = {n: grants.refuse(user, consumer, known) for n, user in users.items()}
-        return {n: r for n, r in refusals.items() if r is not None}
+        contexts = {n: self.runtime.context_for(conn, i.msg, consumer) for n, i in enumerate(batch)}
+        refusals: dict[int, Reply] = {n: unauthenticated(c.broker_user) for n, c in contexts.items() if c.actor is None}
+        users = {n: c.actor.subject for n, c in contexts.items() if c.actor is not None and c.actor.via == "partner"}
+        if users:
+            known = await grants.load(conn, set(users.values()))
+            refusals |= {n: r for n, user in users.items() if (r := grants.refuse(user, consumer, known)) is not None}
+        return refusals
+
+    def _request(self, conn: asyncpg.Connection, item: Item) -> inbox.Request:
+        ctx = self.runtime.context_for(conn, item.msg, self.contract.routing_key)
+        return inbox.Request(item.body_hash, ctx.actor.subject if ctx.actor else (ctx.broker_user or ""))
 
     async def _commit(self, conn: asyncpg.Connection, batch: list[Item]) -> list[Reply | None]:
         consumer = self.contract.routing_key
         replies: dict[int, Reply | None] = {}
         first_of: dict[str, int] = {}  # message_id -> index of its first delivery in this batch
+        copies: dict[int, int] = {}  # index of a repeat of the same request -> index of its first
         fresh: list[int] = []
-        refused = await self._partner_refusals(conn, batch)
-        claimed = await inbox.claim_many(
-            conn, consumer, [(i.message_id, i.body_hash) for n, i in enumerate(batch) if n not in refused]
-        )
+        refused = await self._access_refusals(conn, batch)
+        requests = {n: self._request(conn, item) for n, item in enumerate(batch) if n not in refused}
+        claimed = await inbox.claim_many(conn, consumer, [(batch[n].message_id, r) for n, r in requests.items()])
         replies.update(refused)  # each its own refusal, not stored: once granted, it is acted on
-        for index, item in enumerate(batch):
-            if index in refused:
+        for index, request in requests.items():
+            item = batch[index]
+            if (first := first_of.get(item.message_id)) is not None:
+                # The same key twice in one batch: the same request is answered like its first
+                # copy; another body (or asker) under it is refused, never given the first's reply.
+                earlier = Seen(requests[first].body_hash, None, requests[first].requester)
+                if earlier.same_request(request):
+                    copies[index] = first
+                else:
+                    replies[index] = self.runtime.stored_answer(earlier, item.message_id, request)
                 continue
-            if item.message_id in first_of:
-                continue  # the same message twice in one batch: answered like its first copy
             first_of[item.message_id] = index
             seen = claimed.get(item.message_id)
             if seen is None:
                 fresh.append(index)
             else:
-                replies[index] = self.runtime.stored_answer(seen, item.message_id, item.body_hash)
+                replies[index] = self.runtime.stored_answer(seen, item.message_id, request)
         if fresh:
             collector = joint.Collector(dict(self.runtime.routes.joint))
-            contexts = [(self.runtime.context_for(conn, batch[i].msg, consumer), batch[i].command) for i in fresh]
-            for ctx, _ in contexts:
+            contexts = []
+            for i in fresh:
+                ctx = self.runtime.context_for(conn, batch[i].msg, consumer)
                 ctx.joint = collector
+                contexts.append((ctx, believed(batch[i].command, ctx.actor)))
             answers = await self.handler(contexts)
             assert len(answers) == len(fresh), "a batch handler answers every message"
             await collector.send(conn, self.runtime.routes.worker, consumer)
@@ -201,4 +216,4 @@ class GroupCommitter:
             reply = replies[index]
             if reply is not None and not reply.ok:
                 await self.runtime.record_refusal(self.runtime.context_for(conn, batch[index].msg, consumer), reply)
-        return [replies[n] if n in refused else replies[first_of[item.message_id]] for n, item in enumerate(batch)]
+        return [replies[copies.get(n, n)] for n in range(len(batch))]

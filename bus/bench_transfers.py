@@ -21,10 +21,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from faststream.rabbit import RabbitBroker
 
+from bus import topology
 from bus.correlator import Correlator
 from contracts import ledger as c
 from contracts.common import Reply
@@ -77,7 +79,9 @@ class Sender:
 
     async def __aenter__(self) -> "Sender":
         self.broker = RabbitBroker(self.amqp_url, logger=None)
-        self.correlator = Correlator(self.broker)
+        # As the operator's tools' broker user (`amqp_url` is ops's): a command says who sent it.
+        self.correlator = Correlator(self.broker, user_id=unquote(urlsplit(self.amqp_url).username or ""),
+                                     reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))  # fmt: skip
         await self.broker.start()
         if self.options.via == "edge":
             # aiohttp, not httpx: at bench rates the client's own CPU must not be the bottleneck.

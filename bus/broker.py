@@ -19,7 +19,8 @@ from bus.settings import Settings
 
 
 def make_broker(
-    process: str, settings: Settings, registry: CollectorRegistry, tracer_provider: object | None = None
+    process: str, settings: Settings, registry: CollectorRegistry, tracer_provider: object | None = None,
+    *, amqp_url: str | None = None,
 ) -> RabbitBroker:
     """A broker with bounded prefetch, publisher confirms and telemetry.
 
@@ -28,7 +29,7 @@ def make_broker(
     rejected explicitly by the runtime.
     """
     return RabbitBroker(
-        settings.amqp_url,
+        amqp_url or settings.amqp_url,
         # Without an explicit prefetch no basic.qos is sent and every ready message becomes a task.
         default_channel=Channel(prefetch_count=settings.prefetch, publisher_confirms=True),
         ack_policy=AckPolicy.NACK_ON_ERROR,

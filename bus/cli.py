@@ -29,10 +29,13 @@ def _run(coro: object) -> object:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    from bus import broker_users, partners
+
     settings = load()
     applied = _run(migrate(settings, WORKERS))
     _run(topology.declare_on(settings.amqp_url))
-    print(json.dumps({"migrated": applied, "topology": "declared"}))
+    users = broker_users.ensure_users(partners.vhost_of(settings.amqp_url))
+    print(json.dumps({"migrated": applied, "topology": "declared", "broker_users": users}))
     return 0
 
 
@@ -97,13 +100,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_dlq(args: argparse.Namespace) -> int:
     settings = load()
     if args.action == "list":
-        for letter in _run(dlq.list_dead(settings.amqp_url, args.limit)):  # type: ignore[union-attr]
+        for letter in _run(dlq.list_dead(settings.process_amqp_url("dlq"), args.limit)):  # type: ignore[union-attr]
             print(json.dumps(letter.as_dict()))
         return 0
     if not args.all and not args.id:
         print("replay needs --id MESSAGE_ID (repeatable) or --all", file=sys.stderr)
         return 2
-    replayed = _run(dlq.replay(settings.amqp_url, None if args.all else set(args.id), args.limit))
+    replayed = _run(dlq.replay(settings.process_amqp_url("dlq"), None if args.all else set(args.id), args.limit))
     print(json.dumps({"replayed": replayed}))
     return 0
 
@@ -130,15 +133,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from bus import bench_payments
 
     if args.kind != "payment":
-        outcome = _run(bt.run(options, settings.amqp_url))
+        outcome = _run(bt.run(options, settings.process_amqp_url("ops")))
         print(outcome.text)
         return 0 if outcome.ok else 1
     raw = None
     if args.against_raw:
         # The issue's yardstick: raw ledger transfers through the same edge, measured just before.
-        raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.amqp_url))
+        raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.process_amqp_url("ops")))
         print(raw.text, end="\n\n", flush=True)
-    outcome = _run(bench_payments.run(options, settings.amqp_url))
+    outcome = _run(bench_payments.run(options, settings.process_amqp_url("ops")))
     print(outcome.text)
     if raw is not None:
         print(f"\npayments completed/s per raw transfer/s (both via the edge): {outcome.per_second / raw.per_second:.2f}")
@@ -151,7 +154,7 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     from contracts import ledger as c
 
     async def verify() -> dict:
-        async with bt.Sender(bt.Options(), load().amqp_url) as sender:
+        async with bt.Sender(bt.Options(), load().process_amqp_url("ops")) as sender:
             reply = await sender.bus(c.Verify(), timeout_s=args.timeout)
         return reply.model_dump(mode="json")
 
@@ -164,7 +167,8 @@ def cmd_partner(args: argparse.Namespace) -> int:
     """`cbs partner ...`: partner systems' broker users (bus/partners.py). Prints JSON lines."""
     from bus import partners
 
-    amqp_url = load().amqp_url
+    settings = load()
+    amqp_url = settings.amqp_url
     vhost = getattr(args, "vhost", None) or partners.vhost_of(amqp_url)
     try:
         if args.action == "list":

@@ -8,11 +8,12 @@ unknown reply is dropped (the worker's inbox still has it for the status route).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from typing import Any
 
 from aiormq.abc import DeliveredMessage
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitQueue
 
 from bus import topology
 from bus.broker import Delivery
@@ -35,14 +36,25 @@ class ReplyTimeout(TimeoutError):
         self.operation_id = operation_id
 
 
+def encode(command: Command) -> bytes:
+    """The body a command travels as: what the worker's inbox hashes (`request_hash`)."""
+    return command.model_dump_json().encode()
+
+
+def request_hash(body: bytes) -> str:
+    """The same hash the worker's inbox keeps (bus/inbox.py), so the sender can name its request."""
+    return hashlib.sha256(body).hexdigest()
+
+
 class Correlator:
-    def __init__(self, broker: RabbitBroker, instance: str | None = None, user_id: str | None = None) -> None:
+    def __init__(self, broker: RabbitBroker, instance: str | None = None, user_id: str | None = None,
+                 reply_queue: RabbitQueue | None = None) -> None:  # fmt: skip
         self.broker = broker
-        # Sent as the AMQP user_id, which the broker checks against the connection's user: it is
-        # what lets workers trust this publisher's `x-actor` header.
+        # Sent as the AMQP user_id, which the broker checks against the connection's user: every
+        # command must carry it, and it is what lets workers trust the edge's `x-actor` header.
         self.user_id = user_id
         self.instance = instance or uuid.uuid4().hex[:12]
-        self.reply_queue = topology.edge_reply_queue(self.instance)
+        self.reply_queue = reply_queue or topology.edge_reply_queue(self.instance)
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         broker.subscriber(self.reply_queue, no_reply=True, include_in_schema=False)(self._on_reply)
 
@@ -65,14 +77,14 @@ class Correlator:
     ) -> Reply:
         """Publish a command and wait for its reply; ReplyTimeout when none comes in time."""
         return await self.request(
-            command.routing_key, command.model_dump(mode="json"), command.message_type,
+            command.routing_key, encode(command), command.message_type,
             message_id=message_id, timeout_s=timeout_s, headers=headers,
         )
 
     async def request(
         self,
         routing_key: str,
-        payload: dict[str, Any],
+        payload: dict[str, Any] | bytes,
         message_type: str,
         *,
         message_id: str,
@@ -94,6 +106,7 @@ class Correlator:
                 message_type=message_type,
                 reply_to=self.reply_queue.name,
                 headers=headers or {},
+                content_type="application/json",
                 user_id=self.user_id,
                 persist=True,
                 mandatory=True,

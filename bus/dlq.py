@@ -98,6 +98,9 @@ async def replay(amqp_url: str, message_ids: set[str] | None, limit: int = MAX_L
                     correlation_id=message.correlation_id,
                     reply_to=message.reply_to,
                     type=message.type,
+                    # Who first sent it still says who asks: the `dlq` user may keep another user's
+                    # user_id (RabbitMQ's `impersonator` tag), and nothing else may (bus/broker_users.py).
+                    user_id=message.user_id,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
                 routing_key=letter.routing_key,

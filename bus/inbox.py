@@ -14,33 +14,46 @@ def request_hash(body: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class Request:
+    """What a message asks (its body's hash) and who asks it (the broker-checked asker)."""
+
+    body_hash: str
+    requester: str
+
+
+@dataclass(frozen=True)
 class Seen:
     """A message_id this consumer already handled."""
 
     request_hash: str
     reply: dict[str, Any] | None
+    requester: str = ""  # '' on rows older than the column: any asker
+
+    def same_request(self, request: Request) -> bool:
+        return self.request_hash == request.body_hash and self.requester in ("", request.requester)
 
 
-async def claim(conn: asyncpg.Connection, consumer: str, message_id: str, body_hash: str) -> Seen | None:
+async def claim(conn: asyncpg.Connection, consumer: str, message_id: str, request: Request) -> Seen | None:
     """Insert the inbox row, or return what was stored for this message_id.
 
     A concurrent duplicate blocks on the primary key until the first transaction ends, so it
     sees the committed reply (READ COMMITTED), never a half-done effect.
     """
     inserted = await conn.fetchval(
-        "INSERT INTO inbox (consumer, message_id, request_hash) VALUES ($1, $2, $3) "
+        "INSERT INTO inbox (consumer, message_id, request_hash, requester) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT DO NOTHING RETURNING true",
         consumer,
         message_id,
-        body_hash,
+        request.body_hash,
+        request.requester,
     )
     if inserted:
         return None
     row = await conn.fetchrow(
-        "SELECT request_hash, reply FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id
+        "SELECT request_hash, reply, requester FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id
     )
     assert row is not None, "inbox row vanished under a conflict"
-    return Seen(request_hash=row["request_hash"], reply=row["reply"])
+    return Seen(request_hash=row["request_hash"], reply=row["reply"], requester=row["requester"])
 
 
 async def store_reply(conn: asyncpg.Connection, consumer: str, message_id: str, reply: dict[str, Any]) -> None:
@@ -53,34 +66,40 @@ async def find_stored(conn: asyncpg.Connection, consumer: str, message_id: str) 
     return await conn.fetchval("SELECT reply FROM inbox WHERE consumer = $1 AND message_id = $2", consumer, message_id)
 
 
-async def find_reply(conn: asyncpg.Connection, message_id: str) -> asyncpg.Record | None:
+async def find_reply(conn: asyncpg.Connection, message_id: str, requester: str) -> asyncpg.Record | None:
+    """The stored reply of the asker's operation (rows older than `requester`: anyone's)."""
     return await conn.fetchrow(
-        "SELECT reply, received_at FROM inbox WHERE message_id = $1 AND reply IS NOT NULL "
-        "ORDER BY received_at DESC LIMIT 1",
+        "SELECT reply, received_at, request_hash FROM inbox WHERE message_id = $1 AND reply IS NOT NULL "
+        "AND requester IN ('', $2) ORDER BY received_at DESC LIMIT 1",
         message_id,
+        requester,
     )
 
 
-async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tuple[str, str]]) -> dict[str, Seen]:
-    """`claim` for a batch in two round trips: returns what was already stored, by message_id."""
+async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tuple[str, Request]]) -> dict[str, Seen]:
+    """`claim` for a batch in two round trips: returns what was already stored, by message_id.
+    A message_id twice in `messages` is claimed once, by its first copy (the caller compares)."""
     ids = [m for m, _ in messages]
     inserted = await conn.fetch(
-        "INSERT INTO inbox (consumer, message_id, request_hash) "
-        "SELECT $1, m, h FROM unnest($2::text[], $3::text[]) AS t(m, h) ON CONFLICT DO NOTHING RETURNING message_id",
+        "INSERT INTO inbox (consumer, message_id, request_hash, requester) "
+        "SELECT $1, m, h, r FROM unnest($2::text[], $3::text[], $4::text[]) AS t(m, h, r) "
+        "ON CONFLICT DO NOTHING RETURNING message_id",
         consumer,
         ids,
-        [h for _, h in messages],
+        [r.body_hash for _, r in messages],
+        [r.requester for _, r in messages],
     )
     new = {r["message_id"] for r in inserted}
     old = [m for m in ids if m not in new]
     if not old:
         return {}
     rows = await conn.fetch(
-        "SELECT message_id, request_hash, reply FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
+        "SELECT message_id, request_hash, reply, requester FROM inbox "
+        "WHERE consumer = $1 AND message_id = ANY($2::text[])",
         consumer,
         old,
     )
-    return {r["message_id"]: Seen(r["request_hash"], r["reply"]) for r in rows}
+    return {r["message_id"]: Seen(r["request_hash"], r["reply"], r["requester"]) for r in rows}
 
 
 async def store_replies(conn: asyncpg.Connection, consumer: str, replies: list[tuple[str, dict[str, Any]]]) -> None:

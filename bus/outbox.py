@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import asyncpg
@@ -167,6 +168,8 @@ class OutboxRelay:
     ) -> None:
         self._pool = pool
         self._amqp_url = amqp_url
+        # Every message says who sent it (the broker checks it): the worker's own broker user.
+        self._user_id = unquote(urlsplit(amqp_url).username or "") or None
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
         self._exchanges: dict[str, aio_pika.abc.AbstractExchange] = {}
         self._poll_interval_s = poll_interval_s
@@ -292,6 +295,7 @@ class OutboxRelay:
             correlation_id=row.correlation_id,
             reply_to=row.reply_to,
             type=row.message_type,
+            user_id=self._user_id,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         confirm = await self._exchanges[row.exchange].publish(

@@ -355,8 +355,10 @@ def access_changed(name: str, keys: Iterable[str], occurred_at: Any = None) -> A
 async def publish_event(amqp_url: str, event: Any, *, message_id: str | None = None) -> None:
     """Publish an operator's event on `cbs.events`: persistent, confirmed, and routed (mandatory).
 
-    The topology is declared first, so every worker's events queue exists and holds the fact even
-    while the worker is down; an unroutable return or a nack raises (the operator's command fails).
+    The topology is declared first (with the administrator's `amqp_url`), so every worker's events
+    queue exists and holds the fact even while the worker is down; an unroutable return or a nack
+    raises (the operator's command fails). The event itself is published as the operator's tools'
+    broker user (`ops`), the only publisher workers believe for `partner.*` facts.
     """
     import uuid
 
@@ -364,14 +366,16 @@ async def publish_event(amqp_url: str, event: Any, *, message_id: str | None = N
     from aiormq.abc import DeliveredMessage
     from pamqp.commands import Basic
 
+    from bus.settings import broker_user, load
+
     await topology.declare_on(amqp_url)
-    connection = await aio_pika.connect(amqp_url)
+    connection = await aio_pika.connect(url_for_vhost(load().process_amqp_url("ops"), vhost_of(amqp_url)))
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(topology.EVENTS.name)
         message = aio_pika.Message(
             event.model_dump_json().encode(), content_type="application/json", message_id=message_id or uuid.uuid4().hex,
-            type=event.message_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            type=event.message_type, user_id=broker_user("ops"), delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )  # fmt: skip
         confirm = await exchange.publish(message, routing_key=event.routing_key, mandatory=True, timeout=30)
         if isinstance(confirm, DeliveredMessage):

@@ -25,9 +25,10 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bus import grants, inbox, joint, outbox, saga, topology
-from bus.actor import Actor, actor_of, edge_users
+from bus.actor import Actor, Trust, actor_of, believed, unauthenticated
 from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
+from bus.settings import edge_users, publisher_of, service_users
 from contracts import security
 from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
 from contracts.partner import PartnerAccessChanged
@@ -132,17 +133,28 @@ class Routes:
         return next((r for r in self.events if r.contract.message_type == message_type), None)
 
 
+def requester_of(ctx: Context) -> str:
+    """Who asked, as the inbox keeps it: an idempotency key is the asker's, not everyone's."""
+    return ctx.actor.subject if ctx.actor is not None else (ctx.broker_user or "")
+
+
+def key_reused(message_id: str) -> Reply:
+    return Reply.refusal("idempotency_key_reused", "this message_id was already used for a different request",
+                         {"message_id": message_id})  # fmt: skip
+
+
 def _validation_details(exc: ValidationError) -> list[Any]:
     return json.loads(exc.json(include_url=False, include_input=False))
 
 
 class Runtime:
-    def __init__(self, routes: Routes, broker: RabbitBroker, *, max_body_bytes: int) -> None:
+    def __init__(self, routes: Routes, broker: RabbitBroker, *, max_body_bytes: int, user_id: str | None = None) -> None:
         self.routes = routes
         self.broker = broker
+        self.user_id = user_id  # this worker's broker user: set on every reply it sends
         self.max_body_bytes = max_body_bytes
         self.pool: asyncpg.Pool | None = None
-        self.edge_users = edge_users()
+        self.trust = Trust(edge=edge_users(), services=service_users())
         # Publishes outbox rows right after their commit (set once the relay has started).
         self.publisher: outbox.OutboxRelay | None = None
 
@@ -163,19 +175,20 @@ class Runtime:
         message_id = str(msg.raw_message.message_id)
         consumer = contract.routing_key
         ctx = self.context_for(conn, msg, consumer)
-        refusal = await self.partner_refusal(conn, ctx.actor, consumer)
+        refusal = await self.access_refusal(conn, ctx, consumer)
         if refusal is not None:
             await self.record_refusal(ctx, refusal)
             return refusal  # not stored: once granted, the same message_id is acted on
+        command = believed(command, ctx.actor)
         if contract.read_only:
             result = await handler(ctx, command)
             assert isinstance(result, Reply), f"read-only {consumer} cannot defer its reply"
             await self.record_refusal(ctx, result)
             return result
-        body_hash = inbox.request_hash(body)
-        seen = await inbox.claim(conn, consumer, message_id, body_hash)
+        request = inbox.Request(inbox.request_hash(body), requester_of(ctx))
+        seen = await inbox.claim(conn, consumer, message_id, request)
         if seen is not None:
-            return self.stored_answer(seen, message_id, body_hash)
+            return self.stored_answer(seen, message_id, request)
         result = await handler(ctx, command)
         if isinstance(result, Deferred):
             return None
@@ -198,20 +211,20 @@ class Runtime:
         ))  # fmt: skip
 
     @staticmethod
-    async def partner_refusal(conn: asyncpg.Connection, actor: Actor | None, routing_key: str) -> Reply | None:
-        """Defence in depth: a partner's command outside the grant this worker learned is refused."""
-        if actor is None or actor.via != "partner":
+    async def access_refusal(conn: asyncpg.Connection, ctx: Context, routing_key: str) -> Reply | None:
+        """Nobody we know (no broker-checked user, or one that is not the edge, a partner or a
+        service) is refused; so is a partner's command outside the grant this worker learned."""
+        if ctx.actor is None:
+            return unauthenticated(ctx.broker_user)
+        if ctx.actor.via != "partner":
             return None
-        return await grants.check(conn, actor.subject, routing_key)
+        return await grants.check(conn, ctx.actor.subject, routing_key)
 
     @staticmethod
-    def stored_answer(seen: inbox.Seen, message_id: str, body_hash: str) -> Reply | None:
-        if seen.request_hash != body_hash:
-            return Reply.refusal(
-                "idempotency_key_reused",
-                "this message_id was already used for a different request",
-                {"message_id": message_id},
-            )
+    def stored_answer(seen: inbox.Seen, message_id: str, request: inbox.Request) -> Reply | None:
+        if not seen.same_request(request):
+            # Another body, or another asker, under a used key: never the other request's result.
+            return key_reused(message_id)
         # A reply still owed by a saga step comes when the step completes.
         return Reply.model_validate(seen.reply) if seen.reply is not None else None
 
@@ -287,12 +300,18 @@ class Runtime:
         key = topology.get_operation_key(self.routes.worker)
 
         async def lookup(conn: asyncpg.Connection) -> Reply:
-            refusal = await self.partner_refusal(conn, self.context_for(conn, msg, key).actor, key)
+            ctx = self.context_for(conn, msg, key)
+            refusal = await self.access_refusal(conn, ctx, key)
             if refusal is not None:
                 return refusal
-            row = await inbox.find_reply(conn, query.operation_id)
+            # Only the asker of the operation learns its reply; to anyone else it is unknown.
+            row = await inbox.find_reply(conn, query.operation_id, requester_of(ctx))
             if row is None:
                 status = OperationStatus(operation_id=query.operation_id, status="unknown")
+            elif query.request_hash and not row["request_hash"].startswith(query.request_hash):
+                # The operation of a request whose key an earlier, different request had used.
+                status = OperationStatus(operation_id=query.operation_id, status="done",
+                                         reply=key_reused(query.operation_id))  # fmt: skip
             else:
                 status = OperationStatus(
                     operation_id=query.operation_id,
@@ -312,23 +331,33 @@ class Runtime:
         if raw.type == PartnerAccessChanged.message_type:
             # Every worker learns every partner's grant, before and apart from its own events.
             # No inbox row: keeping the newest grant is idempotent in itself.
-            changed = await self.parse(PartnerAccessChanged, body, msg)
+            changed = await self._parse_fact(PartnerAccessChanged, body, msg)
             await self.in_transaction(lambda conn: grants.record(conn, changed))
             return
         route = self.routes.event_route(raw.type)
         if route is None:
             return  # a fact this worker does not act on
-        event = await self.parse(route.contract, body, msg)
+        event = await self._parse_fact(route.contract, body, msg)
         consumer = f"{self.routes.worker}.events"
 
         async def apply(conn: asyncpg.Connection) -> None:
             message_id = str(raw.message_id)
-            if await inbox.claim(conn, consumer, message_id, inbox.request_hash(body)) is not None:
+            if await inbox.claim(conn, consumer, message_id, inbox.Request(inbox.request_hash(body), raw.user_id or "")):
                 return
             await route.handler(self.context_for(conn, msg, consumer), event)
             await inbox.store_reply(conn, consumer, message_id, {"ok": True})
 
         await self.in_transaction(apply)
+
+    async def _parse_fact(self, contract: type[E], body: bytes, msg: RabbitMessage) -> E:
+        """An event, believed only from its owner: the broker-checked user that alone publishes its
+        key (the broker's topic permissions enforce the same). Anything else is dead-lettered."""
+        event = await self.parse(contract, body, msg)
+        raw, publisher = msg.raw_message, publisher_of(contract.routing_key)
+        if raw.user_id != publisher or raw.routing_key != contract.routing_key:
+            await self._refuse_invalid(msg, f"{contract.routing_key} is published by {publisher} only, "
+                                            f"not {raw.user_id!r}", None)  # fmt: skip
+        return event
 
     # -- shared steps ----------------------------------------------------------------------
 
@@ -337,6 +366,11 @@ class Runtime:
         raw = msg.raw_message
         if not raw.message_id:
             await self._refuse_invalid(msg, "message_id is required: it is the idempotency key", None)
+        if raw.type != contract.message_type:
+            # A body that fits the contract is still refused: the sender meant another message,
+            # or a version this worker does not know.
+            await self._refuse_invalid(msg, f"type must be {contract.message_type!r}, not {raw.type!r}",
+                                       {"expected": contract.message_type, "got": raw.type})  # fmt: skip
         if len(body) > self.max_body_bytes:
             await self._refuse_invalid(msg, f"body exceeds {self.max_body_bytes} bytes", None)
         if b"\x00" in body or ESCAPED_NUL.search(body):
@@ -372,7 +406,7 @@ class Runtime:
 
     def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:
         raw = msg.raw_message
-        actor = actor_of(raw.user_id, (raw.headers or {}).get("x-actor"), self.edge_users)
+        actor = actor_of(raw.user_id, (raw.headers or {}).get("x-actor"), self.trust)
         return Context(
             conn=conn,
             worker=self.routes.worker,
@@ -414,6 +448,7 @@ class Runtime:
             correlation_id=correlation_id,
             message_id=f"{message_id}.reply",
             message_type=Reply.message_type,
+            user_id=self.user_id,
             persist=True,
             # A vanished reply queue (the edge restarted) must not fail the command that committed.
             mandatory=False,

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 WORKERS: tuple[str, ...] = ("customer", "account", "ledger", "identity", "payment", "audit")
+# Every kind of process speaks on the bus as its own broker user (DESIGN §3): the edge, each
+# worker, the operator's tools (`ops`: bench, ledger verify, partner grants) and the dead-letter
+# replayer (`dlq`, which alone may resend a message under its first sender's user_id). So "the
+# edge" is one identity that no worker holds, and a worker's message never passes for the edge's.
+PROCESSES: tuple[str, ...] = ("edge", *WORKERS, "ops", "dlq")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(name: str, default: str) -> str:
@@ -44,6 +51,26 @@ class Settings:
     # Password for the per-worker database roles; unset with local trust auth.
     db_role_password: str | None = field(default_factory=lambda: os.environ.get("CBS_DB_ROLE_PASSWORD"))
 
+    def process_amqp_url(self, process: str) -> str:
+        """The broker URL a process connects with: its own user, never the administrator's.
+
+        `CBS_<PROCESS>_AMQP_URL` names it whole (production: each process is given only its own
+        secret). Otherwise it is `CBS_AMQP_URL`'s host, port and vhost with the process's user
+        and its password: `CBS_<PROCESS>_BROKER_PASSWORD`, else the secret `cbs migrate`
+        generated into `CBS_SECRETS_DIR` (the development default; see README).
+        """
+        explicit = os.environ.get(f"CBS_{process.upper()}_AMQP_URL")
+        if explicit:
+            return explicit
+        password = broker_password(process)
+        if password is None:
+            raise RuntimeError(f"no broker secret for {process}: run `cbs migrate` (it creates the process users)")
+        parts = urlsplit(self.amqp_url)
+        host = parts.hostname or "127.0.0.1"
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{quote(broker_user(process), safe='')}:{quote(password, safe='')}@{host}{port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
     def worker_database_url(self, worker: str) -> str:
         """The DSN a worker connects with: its own role, so it can touch only its own schema.
 
@@ -58,6 +85,60 @@ class Settings:
         password = f":{self.db_role_password}" if self.db_role_password else ""
         netloc = f"{role_name(worker)}{password}@{host}{port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def broker_user_prefix() -> str:
+    """Prefix of the processes' broker users (`cbs.` → `cbs.edge`, `cbs.ledger`, …). Broker users
+    are per node, not per vhost: a test run takes its own prefix so runs never share a user."""
+    return os.environ.get("CBS_BROKER_USER_PREFIX", "cbs.")
+
+
+def broker_user(process: str) -> str:
+    return f"{broker_user_prefix()}{process}"
+
+
+def secrets_dir() -> Path:
+    return Path(os.environ.get("CBS_SECRETS_DIR", str(ROOT / "var" / "secrets")))
+
+
+def broker_secret_file(process: str) -> Path:
+    return secrets_dir() / f"broker-{process}.secret"
+
+
+def broker_password(process: str) -> str | None:
+    """The process's broker password: from the environment, else from its secret file."""
+    explicit = os.environ.get(f"CBS_{process.upper()}_BROKER_PASSWORD")
+    if explicit:
+        return explicit
+    try:
+        return broker_secret_file(process).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def edge_users() -> frozenset[str]:
+    """Broker users whose `x-actor` header workers believe: `CBS_EDGE_BROKER_USERS`, else the edge's."""
+    explicit = os.environ.get("CBS_EDGE_BROKER_USERS")
+    if explicit:
+        return frozenset(u.strip() for u in explicit.split(",") if u.strip())
+    return frozenset({broker_user("edge")})
+
+
+def service_users() -> frozenset[str]:
+    """Broker users of the bank's own services (the workers and the operator's tools): trusted to
+    speak for who they name, because they only ever forward what the edge or a checker decided."""
+    return frozenset(broker_user(p) for p in (*WORKERS, "ops"))
+
+
+def publisher_of(routing_key: str) -> str | None:
+    """The broker user that alone may publish this event key: `<worker>.…` the worker's, `edge.…`
+    the edge's, `partner.…` the operator's tools'; None when nobody owns it."""
+    owner = routing_key.split(".", 1)[0]
+    if owner in WORKERS or owner == "edge":
+        return broker_user(owner)
+    if owner == "partner":
+        return broker_user("ops")
+    return None
 
 
 def role_name(worker: str) -> str:

@@ -16,9 +16,12 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 from contracts import account, audit, customer, identity, ledger, partner, payment, security
 from contracts.common import Command
 
-COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True)
-EVENTS = RabbitExchange("cbs.events", type=ExchangeType.TOPIC, durable=True)
-DLX = RabbitExchange("cbs.dlx", type=ExchangeType.TOPIC, durable=True)
+# Running processes only look the topology up (`declare=False`, a passive declare): their broker
+# users may configure nothing durable. `declare_all`, run by `cbs migrate` as the administrator,
+# is what creates it.
+COMMANDS = RabbitExchange("cbs.commands", type=ExchangeType.TOPIC, durable=True, declare=False)
+EVENTS = RabbitExchange("cbs.events", type=ExchangeType.TOPIC, durable=True, declare=False)
+DLX = RabbitExchange("cbs.dlx", type=ExchangeType.TOPIC, durable=True, declare=False)
 
 QUEUE_MAX_LENGTH = 100_000  # messages; past it publishers get a nack (reject-publish), not a silent drop
 DELIVERY_LIMIT = 5  # redeliveries of a failing message before it is dead-lettered
@@ -69,9 +72,10 @@ def _quorum_arguments() -> dict[str, Any]:
     }
 
 
-def command_queue(routing_key: str) -> RabbitQueue:
+def command_queue(routing_key: str, *, declare: bool = False) -> RabbitQueue:
     return RabbitQueue(
-        routing_key, queue_type=QueueType.QUORUM, routing_key=routing_key, arguments=_quorum_arguments()
+        routing_key, queue_type=QueueType.QUORUM, routing_key=routing_key, arguments=_quorum_arguments(),
+        declare=declare,
     )
 
 
@@ -88,16 +92,18 @@ def command_keys(worker: str) -> list[str]:
     return [c.routing_key for c in worker_commands(worker)] + [get_operation_key(worker)]
 
 
-def event_queue(worker: str) -> RabbitQueue:
+def event_queue(worker: str, *, declare: bool = False) -> RabbitQueue:
     name = f"{worker}.events"
     first_key = EVENT_BINDINGS[worker][0]
-    return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=first_key, arguments=_quorum_arguments())
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=first_key, arguments=_quorum_arguments(),
+                       declare=declare)  # fmt: skip
 
 
-def audit_tap_queues() -> tuple[tuple[RabbitQueue, RabbitExchange], ...]:
+def audit_tap_queues(*, declare: bool = False) -> tuple[tuple[RabbitQueue, RabbitExchange], ...]:
     """(queue, exchange) of audit's taps, each bound `#` (every routing key)."""
     return tuple(
-        (RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key="#", arguments=_quorum_arguments()), exchange)
+        (RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key="#", arguments=_quorum_arguments(),
+                     declare=declare), exchange)  # fmt: skip
         for name, exchange in ((AUDIT_COMMANDS_QUEUE, COMMANDS), (AUDIT_EVENTS_QUEUE, EVENTS))
     )
 
@@ -106,10 +112,11 @@ def replies_queue_name(worker: str) -> str:
     return f"{worker}.replies"
 
 
-def replies_queue(worker: str) -> RabbitQueue:
+def replies_queue(worker: str, *, declare: bool = False) -> RabbitQueue:
     """Where other workers' replies to this worker's saga steps wait, durable like any command."""
     name = replies_queue_name(worker)
-    return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=name, arguments=_quorum_arguments())
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key=name, arguments=_quorum_arguments(),
+                       declare=declare)  # fmt: skip
 
 
 def dead_letter_queue() -> RabbitQueue:
@@ -120,6 +127,11 @@ def dead_letter_queue() -> RabbitQueue:
         routing_key="#",
         arguments={"x-max-length": 1_000_000, "x-overflow": "reject-publish"},
     )
+
+
+def ops_reply_queue(instance: str) -> RabbitQueue:
+    """The operator's tools' reply queue (bench, ledger verify): exclusive like the edge's."""
+    return RabbitQueue(f"ops.replies.{instance}", durable=False, exclusive=True, auto_delete=True)
 
 
 def edge_reply_queue(instance: str) -> RabbitQueue:
@@ -139,28 +151,34 @@ def edge_events_queue(instance: str) -> RabbitQueue:
                        routing_key=EDGE_EVENT_KEY, arguments={"x-max-length": EDGE_EVENTS_MAX_LENGTH})  # fmt: skip
 
 
+def declared(exchange: RabbitExchange) -> RabbitExchange:
+    """The exchange as the administrator declares it (created when missing)."""
+    return RabbitExchange(exchange.name, type=exchange.type, durable=exchange.durable, declare=True)
+
+
 async def declare_all(broker: Any) -> None:
-    """Declare every exchange, queue and binding, so nothing published early is unroutable."""
-    commands = await broker.declare_exchange(COMMANDS)
-    events = await broker.declare_exchange(EVENTS)
-    dlx = await broker.declare_exchange(DLX)
+    """Declare every exchange, queue and binding, so nothing published early is unroutable.
+    Run with the administrator's user (`cbs migrate`): no running process may configure."""
+    commands = await broker.declare_exchange(declared(COMMANDS))
+    events = await broker.declare_exchange(declared(EVENTS))
+    dlx = await broker.declare_exchange(declared(DLX))
     dead = await broker.declare_queue(dead_letter_queue())
     await dead.bind(dlx, routing_key="#")
     for worker in WORKER_CONTRACTS:
         for key in command_keys(worker):
-            queue = await broker.declare_queue(command_queue(key))
+            queue = await broker.declare_queue(command_queue(key, declare=True))
             await queue.bind(commands, routing_key=key)
-        await broker.declare_queue(replies_queue(worker))  # addressed by name (default exchange)
+        await broker.declare_queue(replies_queue(worker, declare=True))  # addressed by name (default exchange)
     for worker in EVENT_BINDINGS:
         await bind_event_queue(broker, worker, events)
-    for tap, exchange in audit_tap_queues():
+    for tap, exchange in audit_tap_queues(declare=True):
         queue = await broker.declare_queue(tap)
         await queue.bind(commands if exchange is COMMANDS else events, routing_key="#")
 
 
 async def bind_event_queue(broker: Any, worker: str, events: Any | None = None) -> None:
-    events = events or await broker.declare_exchange(EVENTS)
-    queue = await broker.declare_queue(event_queue(worker))
+    events = events or await broker.declare_exchange(declared(EVENTS))
+    queue = await broker.declare_queue(event_queue(worker, declare=True))
     for key in EVENT_BINDINGS[worker]:
         await queue.bind(events, routing_key=key)
 

@@ -18,7 +18,7 @@ from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
 from bus.runtime import CommandHandler, Routes, Runtime
-from bus.settings import Settings, load
+from bus.settings import Settings, broker_user, load
 
 log = logging.getLogger("cbs.worker")
 
@@ -120,8 +120,11 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
     process = f"{worker}-worker"
     observability.configure_logging(process)
     registry = observability.metrics_registry()
-    broker = make_broker(process, settings, registry, observability.tracer_provider(process))
-    runtime = Runtime(routes, broker, max_body_bytes=settings.max_body_bytes)
+    # The worker's own broker user: what it publishes is known to be its, and it may touch only its
+    # own queues (permissions made by `cbs migrate`, which alone declares the topology).
+    amqp_url = settings.process_amqp_url(worker)
+    broker = make_broker(process, settings, registry, observability.tracer_provider(process), amqp_url=amqp_url)
+    runtime = Runtime(routes, broker, max_body_bytes=settings.max_body_bytes, user_id=broker_user(worker))
     handled = {c.routing_key for c in routes.commands} | {c.routing_key for c in routes.batched}
     missing = {c.routing_key for c in topology.worker_commands(worker)} - handled
     assert not missing, f"{worker} has contracts without handlers: {sorted(missing)}"
@@ -157,9 +160,8 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
     @app.after_startup
     async def start_relay() -> None:
         nonlocal relay
-        await topology.declare_all(broker)  # binds every event key, not only the first
         assert runtime.pool is not None
-        relay = OutboxRelay(runtime.pool, settings.amqp_url, poll_interval_s=settings.outbox_poll_ms / 1000)
+        relay = OutboxRelay(runtime.pool, amqp_url, poll_interval_s=settings.outbox_poll_ms / 1000)
         await relay.start()
         runtime.publisher = relay
 

@@ -100,9 +100,17 @@ class PageRequest(Contract):
 
 
 class GetOperation(Contract):
-    """Ask a worker for the stored reply of a command by its message_id (the operation id)."""
+    """Ask a worker for the stored reply of a command by its message_id (the operation id).
+    Only the command's own asker learns it; to anyone else the operation is unknown."""
+
+    message_type: ClassVar[str] = "common.get_operation.v1"
 
     operation_id: str = Field(min_length=1, max_length=200, description="message_id of the command")
+    request_hash: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{16,64}$",
+        description="a prefix of the SHA-256 of the command's body as sent: when given, another request that "
+        "used the same message_id is answered `idempotency_key_reused`, never with the other's reply",
+    )  # fmt: skip
 
 
 class OperationStatus(Contract):

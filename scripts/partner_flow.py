@@ -2,7 +2,13 @@
 """A partner's view of CBS: register a customer, complete KYC, open and freeze an account,
 using only the published contracts over AMQP (no HTTP, no CBS code but `contracts`).
 
-    CBS_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/ .venv/bin/python scripts/partner_flow.py
+As a real partner does: with its own broker user (made by `cbs partner add NAME --may-send
+customer.register_customer customer.add_kyc_document customer.verify_kyc_document
+customer.get_customer account.open_account account.freeze_account account.get_account`),
+every command carrying its `user_id` (checked by the broker; a command without one is refused),
+and replies read from its own queue `partner.NAME.replies`.
+
+    CBS_PARTNER_URL=amqp://partner.NAME:SECRET@127.0.0.1:5672/ .venv/bin/python scripts/partner_flow.py
 
 Prints one JSON line with what it did; exits non-zero if any step was refused.
 """
@@ -16,6 +22,7 @@ import sys
 import uuid
 from datetime import date
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 
@@ -27,9 +34,11 @@ ELIGIBILITY_WAIT_S = 20.0  # the account worker learns KYC from events, a moment
 
 
 class Partner:
-    def __init__(self, channel: aio_pika.abc.AbstractChannel, reply_queue: aio_pika.abc.AbstractQueue) -> None:
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, reply_queue: aio_pika.abc.AbstractQueue,
+                 user: str) -> None:  # fmt: skip
         self.channel = channel
         self.reply_queue = reply_queue
+        self.user = user
         self.pending: dict[str, asyncio.Future[Reply]] = {}
 
     async def on_reply(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -51,6 +60,7 @@ class Partner:
                 correlation_id=correlation_id,
                 reply_to=self.reply_queue.name,
                 type=command.message_type,
+                user_id=self.user,  # who asks: the broker refuses any other
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             ),
             routing_key=command.routing_key,
@@ -67,11 +77,12 @@ class Partner:
 
 
 async def run(amqp_url: str) -> dict[str, Any]:
+    user = unquote(urlsplit(amqp_url).username or "")
     connection = await aio_pika.connect_robust(amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        reply_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        partner = Partner(channel, reply_queue)
+        reply_queue = await channel.declare_queue(f"{user}.replies", passive=True)  # made by `cbs partner add`
+        partner = Partner(channel, reply_queue, user)
         await reply_queue.consume(partner.on_reply)
 
         customer_id = uuid.uuid4()
@@ -116,7 +127,10 @@ async def run(amqp_url: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    result = asyncio.run(run(os.environ.get("CBS_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")))
+    if not os.environ.get("CBS_PARTNER_URL"):
+        print("set CBS_PARTNER_URL to the partner's amqp:// URL (see this script's docstring)", file=sys.stderr)
+        return 2
+    result = asyncio.run(run(os.environ["CBS_PARTNER_URL"]))
     print(json.dumps(result))
     return 0 if result["account_status"] == "frozen" else 1
 

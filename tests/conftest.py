@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -26,6 +27,10 @@ os.environ["CBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
 os.environ["CBS_DATABASE_URL"] = f"{ADMIN_DSN}/{DATABASE}"
 os.environ.setdefault("CBS_OUTBOX_POLL_MS", "100")
 os.environ.setdefault("CBS_GRACEFUL_TIMEOUT_S", "5")
+# Broker users are per node, not per vhost: the run's processes get users of their own
+# (`cbs-t<run>.edge`, …), with secrets in a folder of the run's, deleted at the end.
+os.environ["CBS_BROKER_USER_PREFIX"] = f"cbs-t{RUN_ID}."
+os.environ["CBS_SECRETS_DIR"] = tempfile.mkdtemp(prefix=f"cbs-test-secrets-{RUN_ID}-")
 # The first admin of the run's database (identity creates it on start), shared by every test.
 os.environ.setdefault("CBS_ADMIN_USERNAME", "admin")
 os.environ.setdefault("CBS_ADMIN_PASSWORD", "test-admin-password-not-a-secret")
@@ -46,7 +51,10 @@ def infra() -> Iterator[dict[str, str]]:
     try:
         yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"]}
     finally:
+        from bus import broker_users
+
         _rabbitmqctl("delete_vhost", VHOST)
+        broker_users.delete_users()
         asyncio.run(_drop_database())
 
 

@@ -175,11 +175,13 @@ def test_a_customer_reaches_only_their_own_records(cluster: Cluster) -> None:
 
 def test_x_actor_is_believed_only_from_the_edges_broker_user(cluster: Cluster, infra: dict[str, str]) -> None:
     """A message naming a customer in `x-actor`: believed only when the broker-checked user_id is
-    the edge's (a partner cannot set another user's user_id: tests/integration/test_partners.py)."""
+    the edge's (a partner cannot set another user's user_id: tests/integration/test_partners.py);
+    another service of the bank is not the edge, and a message without user_id is nobody's."""
     import asyncio
 
     import aio_pika
 
+    from bus.settings import broker_user, load
     from contracts import account as a
     from contracts.common import Reply
 
@@ -189,16 +191,20 @@ def test_x_actor_is_believed_only_from_the_edges_broker_user(cluster: Cluster, i
         account = open_account_when_eligible(staff, verified_customer(staff))
     forged = json.dumps({"sub": "mallory", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
 
-    async def ask(user_id: str | None) -> Reply:
-        connection = await aio_pika.connect(infra["amqp_url"])
+    async def ask(process: str | None) -> Reply:
+        """As `process` (its own broker user and user_id), or with no user_id at all (None)."""
+        url = infra["amqp_url"] if process is None else load().process_amqp_url(process)
+        connection = await aio_pika.connect(url)
         async with connection:
             channel = await connection.channel()
-            queue = await channel.declare_queue(exclusive=True)
-            exchange = await channel.get_exchange("cbs.commands")
+            name = f"{process or 'ops'}.replies.{uuid.uuid4().hex[:12]}"
+            queue = await channel.declare_queue(name, exclusive=True, auto_delete=True)
+            exchange = await channel.get_exchange("cbs.commands", ensure=False)
             command = a.GetAccount(account_id=uuid.UUID(account["account_id"]))
             await exchange.publish(aio_pika.Message(
                 command.model_dump_json().encode(), message_id=uuid.uuid4().hex, reply_to=queue.name,
-                correlation_id="c", type=command.message_type, headers={"x-actor": forged}, user_id=user_id,
+                correlation_id="c", type=command.message_type, headers={"x-actor": forged},
+                user_id=None if process is None else broker_user(process),
             ), routing_key=command.routing_key)  # fmt: skip
             for _ in range(100):  # the reply arrives within a few milliseconds; allow 10 s
                 if (message := await queue.get(fail=False)) is not None:
@@ -207,10 +213,13 @@ def test_x_actor_is_believed_only_from_the_edges_broker_user(cluster: Cluster, i
             assert message is not None, "no reply"
             return Reply.model_validate_json(message.body)
 
-    # Without user_id the header is not believed (the account is read as by a service) ...
-    assert asyncio.run(ask(None)).ok
-    # ... and with the edge's own user it is: a forged customer is refused.
-    trusted = asyncio.run(ask("guest"))
+    # Without user_id nobody asks: refused, whatever the header says ...
+    anonymous = asyncio.run(ask(None))
+    assert not anonymous.ok and anonymous.error is not None and anonymous.error.code == "unauthenticated"
+    # ... a service of the bank is believed as itself, never as the person its header names ...
+    assert asyncio.run(ask("ops")).ok
+    # ... and with the edge's own user the header counts: a forged customer is refused.
+    trusted = asyncio.run(ask("edge"))
     assert not trusted.ok and trusted.error is not None and trusted.error.code == "not_owner"
 
 

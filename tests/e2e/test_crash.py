@@ -11,6 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 
+from bus.settings import broker_user, load
 from contracts import account as a
 from contracts import payment as p
 from contracts.common import Command, Reply
@@ -33,10 +34,11 @@ async def _kill_while_in_flight(cluster: Cluster, infra: dict[str, str], worker:
     enough = asyncio.Event()
     all_answered = asyncio.Event()
 
-    connection = await aio_pika.connect_robust(infra["amqp_url"])
+    # As the operator's tools (a service of the bank): its own broker user, user_id on every command.
+    connection = await aio_pika.connect_robust(load().process_amqp_url("ops"))
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        reply_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        reply_queue = await channel.declare_queue(f"ops.replies.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True)
 
         async def on_reply(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             async with message.process():
@@ -47,13 +49,14 @@ async def _kill_while_in_flight(cluster: Cluster, infra: dict[str, str], worker:
                     all_answered.set()
 
         await reply_queue.consume(on_reply)
-        exchange = await channel.get_exchange("cbs.commands")
+        exchange = await channel.get_exchange("cbs.commands", ensure=False)
         await asyncio.gather(*(
             exchange.publish(
                 aio_pika.Message(
                     body=cmd.model_dump_json().encode(), content_type="application/json",
                     message_id=message_id(cmd), correlation_id=message_id(cmd),
                     reply_to=reply_queue.name, type=cmd.message_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    user_id=broker_user("ops"),
                 ),
                 routing_key=cmd.routing_key,
             )

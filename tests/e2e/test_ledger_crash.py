@@ -11,6 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 
+from bus.settings import broker_user, load
 from contracts import ledger as c
 from contracts.common import Reply
 from tests.e2e.conftest import Cluster
@@ -38,12 +39,12 @@ class Client:
             self.progress.set()
 
     async def publish(self, command: c.Command, message_id: str, correlation_id: str) -> None:
-        exchange = await self.channel.get_exchange("cbs.commands")
+        exchange = await self.channel.get_exchange("cbs.commands", ensure=False)
         await exchange.publish(
             aio_pika.Message(
                 body=command.model_dump_json().encode(), content_type="application/json", message_id=message_id,
                 correlation_id=correlation_id, reply_to=self.reply_queue.name, type=command.message_type,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT, user_id=broker_user("ops"),
             ),
             routing_key=command.routing_key,
         )  # fmt: skip
@@ -70,10 +71,11 @@ async def test_sigkilled_ledger_loses_no_acknowledged_transfer_and_posts_none_tw
         ])
         for _ in range(COMMANDS)
     ]  # fmt: skip
-    connection = await aio_pika.connect_robust(infra["amqp_url"])
+    # As the operator's tools (a service of the bank): its own broker user, user_id on every command.
+    connection = await aio_pika.connect_robust(load().process_amqp_url("ops"))
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        reply_queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        reply_queue = await channel.declare_queue(f"ops.replies.{uuid.uuid4().hex[:12]}", exclusive=True, auto_delete=True)
         client = Client(channel, reply_queue)
         await reply_queue.consume(client.on_reply)
 
@@ -141,8 +143,10 @@ def cluster_bus(infra: dict[str, str]):  # type: ignore[no-untyped-def]
 
     @asynccontextmanager
     async def connect():  # type: ignore[no-untyped-def]
-        broker = RabbitBroker(infra["amqp_url"], logger=None)
-        correlator = Correlator(broker)
+        from bus import topology
+
+        broker = RabbitBroker(load().process_amqp_url("ops"), logger=None)
+        correlator = Correlator(broker, user_id=broker_user("ops"), reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))
         await broker.start()
         try:
             yield lambda command: correlator.send(command, message_id=uuid.uuid4().hex, timeout_s=60)

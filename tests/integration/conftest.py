@@ -8,11 +8,13 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aio_pika
 import pytest
 from faststream.rabbit import RabbitBroker
 
 from bus import topology
 from bus.correlator import Correlator
+from bus.settings import broker_user, load
 from contracts.common import Command, Reply
 
 WORKERS_UNDER_TEST = ("customer", "account", "ledger", "identity", "payment", "audit")
@@ -52,13 +54,28 @@ class BusClient:
         return reply.result
 
     async def publish_raw(self, routing_key: str, body: bytes, **kwargs: Any) -> None:
+        kwargs.setdefault("user_id", self.correlator.user_id)  # every command says who sent it
         await self.broker.publish(body, exchange=topology.COMMANDS, routing_key=routing_key, persist=True, **kwargs)
 
 
 @pytest.fixture(scope="package")
 async def bus(workers: dict[str, Any], infra: dict[str, str]) -> AsyncIterator[BusClient]:
-    broker = RabbitBroker(infra["amqp_url"], logger=None)
-    correlator = Correlator(broker)
+    """As the operator's tools speak: a service of the bank (its own broker user, `user_id` set),
+    believed when its commands name who they act for."""
+    async for client in _client("ops", topology.ops_reply_queue(uuid.uuid4().hex[:12])):
+        yield client
+
+
+@pytest.fixture(scope="package")
+async def edge_bus(workers: dict[str, Any], infra: dict[str, str]) -> AsyncIterator[BusClient]:
+    """As the edge speaks: its broker user, whose `x-actor` header workers believe."""
+    async for client in _client("edge", topology.edge_reply_queue(uuid.uuid4().hex[:12])):
+        yield client
+
+
+async def _client(process: str, reply_queue: Any) -> AsyncIterator[BusClient]:
+    broker = RabbitBroker(load().process_amqp_url(process), logger=None)
+    correlator = Correlator(broker, user_id=broker_user(process), reply_queue=reply_queue)
     await broker.start()
     yield BusClient(broker, correlator)
     await broker.stop()
@@ -74,3 +91,21 @@ async def eventually(check: Any, timeout_s: float = 10.0, interval_s: float = 0.
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s (last: {result!r})")
         await asyncio.sleep(interval_s)
+
+
+async def publish_as(process: str, routing_key: str, body: bytes | Any, *, exchange: str = topology.EVENTS.name,
+                     **properties: Any) -> None:  # fmt: skip
+    """Publish as one of the bank's processes would: its own broker user, its user_id (the broker
+    checks it), persistent. `body` is bytes, or a contract (its JSON). E.g. a customer fact as the
+    customer worker's outbox publishes it: `publish_as("customer", event.routing_key, event)`."""
+    if not isinstance(body, bytes):
+        properties.setdefault("type", body.message_type)
+        body = body.model_dump_json().encode()
+    properties.setdefault("message_id", uuid.uuid4().hex)
+    connection = await aio_pika.connect(load().process_amqp_url(process))
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        target = channel.default_exchange if exchange == "" else await channel.get_exchange(exchange, ensure=False)
+        await target.publish(aio_pika.Message(body, content_type="application/json", user_id=broker_user(process),
+                                              delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties),
+                             routing_key=routing_key)  # fmt: skip

@@ -8,19 +8,12 @@ from datetime import UTC, datetime, timedelta
 from bus import topology
 from contracts import account as a
 from contracts import customer as cu
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, eventually, publish_as
 
 
 async def publish_customer_event(bus: BusClient, event: cu._CustomerEvent) -> None:
     """Customer facts as the customer worker's outbox would publish them."""
-    await bus.broker.publish(
-        event.model_dump(mode="json"),
-        exchange=topology.EVENTS,
-        routing_key=event.routing_key,
-        message_id=str(uuid.uuid4()),
-        message_type=event.message_type,
-        persist=True,
-    )
+    await publish_as("customer", event.routing_key, event)
 
 
 def registered(customer_id: uuid.UUID, at: datetime) -> cu.CustomerRegistered:

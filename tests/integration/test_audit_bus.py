@@ -12,12 +12,13 @@ from typing import Any
 import asyncpg
 
 from bus import topology
+from bus.settings import broker_user
 from contracts import audit as au
 from contracts import customer as cu
 from contracts import identity as idn
 from contracts import ledger as lg
 from tests.conftest import VHOST
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, eventually, publish_as
 from workers.audit import archive, store
 from workers.audit import handlers as audit_handlers
 from workers.audit.recorder import draft_of
@@ -38,10 +39,8 @@ async def recorded(admin_db: asyncpg.Pool, event_id: str, exchange: str | None =
 
 
 async def publish_event(bus: BusClient, event: Any, message_id: str, **kwargs: Any) -> None:
-    await bus.broker.publish(
-        event.model_dump(mode="json"), exchange=topology.EVENTS, routing_key=event.routing_key,
-        message_id=message_id, message_type=event.message_type, persist=True, **kwargs,
-    )  # fmt: skip
+    """As the event's owner publishes it (its own broker user)."""
+    await publish_as(event.routing_key.split(".", 1)[0], event.routing_key, event, message_id=message_id, **kwargs)
 
 
 def registered(customer_id: uuid.UUID) -> cu.CustomerRegistered:
@@ -62,7 +61,7 @@ async def test_a_command_and_an_event_are_recorded(bus: BusClient, admin_db: asy
     assert (row["record_type"], row["severity"], row["status"], row["risk_score"]) == ("transaction", "medium", "pending", 30)
     assert row["retention"] == "long" and list(row["compliance_flags"]) == ["aml", "financial"]
     assert row["payload"] is not None and json.loads(row["payload"])["accounts"][0]["id"] == str(account_id)
-    assert row["broker_user"] is None or row["broker_user"] == "guest"
+    assert row["broker_user"] == broker_user("ops")
     assert len(row["hash"]) == len(row["prev_hash"]) == 32
 
     customer_id, event_id = uuid.uuid4(), f"audit-evt-{uuid.uuid4()}"
@@ -135,18 +134,15 @@ async def test_an_unparseable_message_is_stored_without_payload_and_acked(bus: B
     await eventually(drained)
 
 
-async def test_audit_commands_are_refused_to_customers(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+async def test_audit_commands_are_refused_to_customers(edge_bus: BusClient, admin_db: asyncpg.Pool) -> None:
     actor = json.dumps({"sub": "cust-1", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
     message_id = uuid.uuid4().hex
-    bus.correlator.user_id = "guest"  # as the edge publishes: the broker-validated user makes x-actor count
-    try:
-        reply = await bus.correlator.send(au.ListRecords(limit=1), message_id=message_id, timeout_s=10,
-                                          headers={"x-actor": actor})  # fmt: skip
-    finally:
-        bus.correlator.user_id = None
+    # As the edge publishes: the broker-validated user makes x-actor count.
+    reply = await edge_bus.correlator.send(au.ListRecords(limit=1), message_id=message_id, timeout_s=10,
+                                           headers={"x-actor": actor})  # fmt: skip
     assert reply.error is not None and reply.error.code == "forbidden"
     row = await recorded(admin_db, message_id)
-    assert (row["actor"], row["broker_user"], row["severity"]) == ("cust-1", "guest", "low")
+    assert (row["actor"], row["broker_user"], row["severity"]) == ("cust-1", broker_user("edge"), "low")
 
 
 async def test_list_records_filters_and_pages_newest_first(bus: BusClient, admin_db: asyncpg.Pool) -> None:
@@ -217,8 +213,7 @@ async def test_the_worker_role_cannot_rewrite_a_record(bus: BusClient, admin_db:
 async def test_a_security_record_raises_a_security_event(bus: BusClient, admin_db: asyncpg.Pool) -> None:
     message_id = f"audit-authfail-{uuid.uuid4()}"
     # A body its contract refuses: stored without payload, classified by its routing key all the same.
-    await bus.broker.publish(b"{}", exchange=topology.EVENTS, routing_key="edge.auth_failed", message_id=message_id,
-                             persist=True)  # fmt: skip
+    await publish_as("edge", "edge.auth_failed", b"{}", message_id=message_id)
     row = await recorded(admin_db, message_id)
     assert (row["record_type"], row["payload"]) == ("authentication", None) and "invalid body" in row["parse_error"]
 
@@ -236,17 +231,13 @@ async def test_a_security_record_raises_a_security_event(bus: BusClient, admin_d
         "SELECT count(*) FROM audit.outbox WHERE payload->>'event_id' = $1", alarm["event_id"]) == 0  # fmt: skip
 
 
-async def test_a_refusal_for_who_asked_is_published_and_recorded(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+async def test_a_refusal_for_who_asked_is_published_and_recorded(edge_bus: BusClient, admin_db: asyncpg.Pool) -> None:
     """A customer (x-actor from the edge's broker user) reading another customer's record: the
     customer worker answers not_owner and publishes customer.access_denied, which audit keeps."""
     message_id = uuid.uuid4().hex
     intruder = json.dumps({"sub": "mallory", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
-    bus.correlator.user_id = "guest"  # as the edge publishes: the broker-validated user makes x-actor count
-    try:
-        reply = await bus.correlator.send(cu.GetCustomer(customer_id=uuid.uuid4()), message_id=message_id,
-                                          timeout_s=10, headers={"x-actor": intruder})  # fmt: skip
-    finally:
-        bus.correlator.user_id = None
+    reply = await edge_bus.correlator.send(cu.GetCustomer(customer_id=uuid.uuid4()), message_id=message_id,
+                                           timeout_s=10, headers={"x-actor": intruder})  # fmt: skip
     assert reply.error is not None and reply.error.code == "not_owner", reply
 
     async def published() -> Any:

@@ -9,6 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from faststream.rabbit import RabbitBroker
+
 from bus import dlq, migrate, topology
 from bus.settings import load
 from contracts import account as a
@@ -32,29 +34,38 @@ async def test_malformed_command_is_answered_and_dead_lettered_then_listed(bus: 
     assert await listed()
 
 
-async def test_replay_sends_a_dead_letter_back_to_its_queue(bus: BusClient, infra, admin_db) -> None:
+async def test_replay_sends_a_dead_letter_back_to_its_queue_under_its_first_sender(infra, admin_db) -> None:
     message_id = f"replayed-{uuid.uuid4()}"
     command = a.FreezeAccount(account_id=uuid.uuid4(), actor="ops", reason="replay test")
-    # As RabbitMQ dead-letters: same routing key, onto cbs.dlx.
-    await bus.broker.publish(
-        command.model_dump(mode="json"), exchange=topology.DLX, routing_key=command.routing_key,
-        message_id=message_id, message_type=command.message_type, persist=True,
-    )  # fmt: skip
+    # As RabbitMQ dead-letters: same routing key and properties, onto cbs.dlx. Sent by a user that is
+    # neither the edge, a partner nor a service ("guest"), whose user_id the replay must keep.
+    admin = RabbitBroker(infra["amqp_url"], logger=None)
+    await admin.start()
+    try:
+        await admin.publish(
+            command.model_dump(mode="json"), exchange=topology.DLX, routing_key=command.routing_key,
+            message_id=message_id, message_type=command.message_type, user_id="guest", persist=True,
+        )  # fmt: skip
+    finally:
+        await admin.stop()
 
     async def listed():
         return [d for d in await dlq.list_dead(infra["amqp_url"]) if d.message_id == message_id]
 
     await eventually(listed)
-    assert await dlq.replay(infra["amqp_url"], {message_id}) == [message_id]
+    assert await dlq.replay(load().process_amqp_url("dlq"), {message_id}) == [message_id]
 
-    async def handled():
+    async def refused():
         return await admin_db.fetchval(
-            "SELECT reply->'error'->>'code' FROM account.inbox WHERE consumer = 'account.freeze_account' "
-            "AND message_id = $1",
+            "SELECT payload FROM account.outbox WHERE routing_key = 'account.access_denied' "
+            "AND payload->>'command_message_id' = $1",
             message_id,
         )
 
-    assert await eventually(handled) == "account_not_found"
+    # Back on its queue, still as guest's: so refused `unauthenticated`, not acted on as the replayer's.
+    payload = await eventually(refused)
+    payload = json.loads(payload) if isinstance(payload, str) else payload
+    assert (payload["code"], payload["broker_user"]) == ("unauthenticated", "guest")
     assert not await listed()
 
 

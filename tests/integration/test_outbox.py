@@ -17,8 +17,9 @@ from tests.integration.conftest import eventually
 
 
 class Probe(Event):
-    routing_key: ClassVar[str] = "test.outbox_probe"
-    message_type: ClassVar[str] = "test.outbox_probe.v1"
+    # A key of the customer worker's, whose outbox publishes it: workers publish only their own.
+    routing_key: ClassVar[str] = "customer.outbox_probe"
+    message_type: ClassVar[str] = "customer.outbox_probe.v1"
 
     marker: str = Field(description="what the test looks for")
 

@@ -31,7 +31,7 @@ from contracts import ledger as lg
 from contracts.common import Command, Reply
 from contracts.partner import PartnerAccessChanged
 from tests.conftest import VHOST
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, eventually, publish_as
 
 EDGE_USERS = frozenset({"guest"})  # the user the edge publishes as in tests
 
@@ -143,11 +143,7 @@ async def granted(admin_db: asyncpg.Pool, worker: str, user: str, keys: Any, *, 
 async def publish_grant(user: str, keys: Any, occurred_at: datetime) -> None:
     """A `partner.access_changed` as the operator publishes it, straight to cbs.events."""
     event = PartnerAccessChanged(partner=user, may_send=sorted(keys), occurred_at=occurred_at)
-    async with channel_of(bus_admin_url()) as admin:
-        await publish(admin, event.routing_key, aio_pika.Message(
-            event.model_dump_json().encode(), content_type="application/json", message_id=uuid.uuid4().hex,
-            type=event.message_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ), exchange=topology.EVENTS.name)  # fmt: skip
+    await publish_as("ops", event.routing_key, event)
 
 
 async def ask_as(p: PartnerUser, command: Command, message_id: str | None = None) -> Reply:

@@ -17,7 +17,7 @@ from contracts import account as a
 from contracts import ledger as L
 from contracts import payment as p
 from contracts.common import Reply
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, eventually, publish_as
 from tests.integration.test_account_bus import eligible_customer
 from workers.payment import domain, handlers, standing_orders
 
@@ -570,8 +570,8 @@ async def test_orders_placed_together_ask_the_ledger_once_and_each_gets_its_own_
     # nothing moves twice and no payment changes.
     payments_before = await admin_db.fetch("SELECT payment_id, status, updated_at FROM payment.payment ORDER BY 1")
     again = Reply.success({"results": []})
-    await bus.broker.publish(again.model_dump(mode="json"), routing_key="payment.replies", correlation_id=joint_ids[0],
-                             message_id=f"{joint_ids[0]}.reply", message_type=Reply.message_type, persist=True)  # fmt: skip
+    await publish_as("ledger", "payment.replies", again.model_dump_json().encode(), exchange="",
+                     correlation_id=joint_ids[0], message_id=f"{joint_ids[0]}.reply", type=Reply.message_type)  # fmt: skip
 
     async def consumed() -> bool:
         return bool(await admin_db.fetchval(

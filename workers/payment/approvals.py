@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from bus.actor import Actor, not_for_customers, owner_only
+from bus.actor import believed_permissions, not_for_customers, owner_only
 from bus.runtime import Context, Deferred
 from contracts import payment as c
 from contracts.common import Reply
@@ -46,17 +46,11 @@ async def _checker(ctx: Context, cmd: c.ApprovePayment | c.RejectPayment) -> tup
     if isinstance(row, Reply):
         return row
     checker = subject_of(ctx.actor, cmd.actor)
-    if refusal := domain.check_approver(row.view.maker, checker, _permissions(ctx.actor, cmd.permissions)):
+    # The edge states the checker's permissions (a service of the bank may too); a partner's claim
+    # is worth nothing, so a partner may never approve.
+    if refusal := domain.check_approver(row.view.maker, checker, believed_permissions(ctx.actor, cmd.permissions)):
         return refuse(refusal)
     return row, checker
-
-
-def _permissions(actor: Actor | None, claimed: list[str]) -> list[str]:
-    """The edge states the checker's permissions; an internal service (no actor) is trusted as is,
-    and a partner may never approve."""
-    if actor is not None and actor.via == "partner":
-        return []
-    return claimed
 
 
 async def _awaiting_approval(ctx: Context, payment_id: UUID) -> PaymentRow | Reply:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from bus.actor import Actor
+from bus.actor import Actor, acting_subject
 from bus.runtime import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
@@ -55,8 +55,9 @@ def fact_fields(row: PaymentRow, now: datetime) -> dict[str, Any]:
 
 
 def subject_of(actor: Actor | None, claimed: str) -> str:
-    """The authenticated subject when there is one: a body cannot name somebody else as maker."""
-    return actor.subject if actor is not None else claimed
+    """Who acts: the edge's authenticated person or the partner itself, never what a body claims;
+    only a service of the bank names who it acts for (bus/actor.py)."""
+    return acting_subject(actor, claimed)
 
 
 async def owner_of(ctx: Context, account_id: UUID | None) -> UUID | None:
