@@ -39,11 +39,13 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     CBS_EDGE_HOST=0.0.0.0 \
     CBS_EDGE_PORT=8080
 
-# The audit archive's mount point (compose.yaml): a named volume mounted there starts owned by cbs.
+# The audit archive's and the broker secrets' mount points (compose.yaml): a named volume mounted
+# there starts owned by cbs (and the secrets folder readable by cbs alone).
 RUN groupadd --system --gid 10001 cbs \
     && useradd --system --uid 10001 --gid cbs --home-dir /home/cbs --create-home \
        --shell /usr/sbin/nologin cbs \
-    && mkdir -p /var/lib/cbs/audit-archive && chown -R cbs:cbs /var/lib/cbs
+    && mkdir -p /var/lib/cbs/audit-archive /var/lib/cbs/secrets && chown -R cbs:cbs /var/lib/cbs \
+    && chmod 700 /var/lib/cbs/secrets
 
 COPY --from=build /opt/venv /opt/venv
 

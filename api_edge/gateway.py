@@ -12,10 +12,11 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from api_edge.auth import Principal
 from api_edge.errors import problem, status_for
-from bus.correlator import Backpressure, Correlator, ReplyTimeout, Unroutable
+from bus.correlator import Backpressure, Correlator, ReplyTimeout, Unroutable, encode, request_hash
 from contracts.common import Command, Reply
 
 IDEMPOTENCY_KEY_MAX = 200
+REQUEST_HASH_CHARS = 16  # of the body's SHA-256 hex, in a 202's status URL: 64 bits tell requests apart
 ContractT = TypeVar("ContractT", bound=BaseModel)
 # U+0000 as the JSON text of a command spells it: `\u0000` after an even number of backslashes.
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -91,10 +92,13 @@ class Gateway:
             )
         except ReplyTimeout:
             op = operation_id(worker_of(command), message_id)
+            # The status URL names this request, not only its key: should another request have
+            # used the key first, this one's status is `idempotency_key_reused`, never the other's.
+            url = f"/v1/operations/{op}?request={request_hash(encode(command))[:REQUEST_HASH_CHARS]}"
             return JSONResponse(
-                {"operation_id": op, "status": "accepted", "status_url": f"/v1/operations/{op}"},
+                {"operation_id": op, "status": "accepted", "status_url": url},
                 status_code=202,
-                headers={"Location": f"/v1/operations/{op}"},
+                headers={"Location": url},
             )
         except Backpressure as exc:
             return problem(503, "backpressure", str(exc), headers={"Retry-After": "1"})

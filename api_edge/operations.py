@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 
 from api_edge.auth import Principal, require
@@ -28,12 +28,21 @@ OperationId = Annotated[str, Path(
 )]  # fmt: skip
 
 
+RequestHash = Annotated[str | None, Query(
+    alias="request", pattern=r"^[0-9a-f]{16,64}$",
+    description="the request the 202's status URL names (a prefix of its body's SHA-256): another request "
+    "that used the same key first is answered `idempotency_key_reused`, never with its reply",
+)]  # fmt: skip
+
+
 @router.get("/{operation_id}")
-async def get_operation(operation_id: OperationId, request: Request, who: Principal = require(None)) -> Response:
+async def get_operation(operation_id: OperationId, request: Request, who: Principal = require(None),
+                        request_hash: RequestHash = None) -> Response:  # fmt: skip
+    """The stored reply of the caller's own operation (only its asker may read it)."""
     worker, _, message_id = operation_id.partition(".")
     if worker not in WORKERS or not message_id or "\x00" in message_id:  # no key holds a NUL (see gateway)
         return problem(404, "operation_unknown", "operation ids look like <worker>.<idempotency key>")
-    query = build(GetOperation, {"operation_id": message_id})  # e.g. a key longer than any the edge takes: 400
+    query = build(GetOperation, {"operation_id": message_id, "request_hash": request_hash})  # e.g. a key longer than any the edge takes: 400
     if isinstance(query, Response):
         return query
     gateway = request.app.state.gateway
@@ -41,7 +50,7 @@ async def get_operation(operation_id: OperationId, request: Request, who: Princi
         reply = await gateway.correlator.request(
             topology.get_operation_key(worker),
             query.model_dump(mode="json"),
-            "common.get_operation.v1",
+            GetOperation.message_type,
             message_id=uuid.uuid4().hex,
             timeout_s=gateway.timeout_s,
             headers={"x-actor": who.actor_header()},

@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from bus import topology
 from bus.broker import Delivery
+from bus.settings import publisher_of
 from contracts.identity import (
     REVOCATION_MARGIN_S,
     REVOCATION_WINDOW_S,
@@ -186,6 +187,10 @@ class RevocationWatch:
         raw = msg.raw_message
         if raw.type != AccessRevoked.message_type:
             log.warning("ignored %r on %s: not %s", raw.type, self.queue.name, AccessRevoked.message_type)
+            return
+        if raw.user_id != publisher_of(AccessRevoked.routing_key):
+            # Only identity's broker user publishes revocations (a forged one could lock people out).
+            log.warning("ignored %s %s from %r: not identity's", raw.type, raw.message_id, raw.user_id)
             return
         try:
             self.learn(AccessRevoked.model_validate_json(body))

@@ -29,6 +29,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from bus import partners, topology
 from bus.settings import PROCESSES, WORKERS, broker_password, broker_secret_file, broker_user, broker_user_prefix
@@ -123,11 +124,23 @@ def definitions(vhost: str, passwords: dict[str, str]) -> dict[str, Any]:
     return {"users": users, "permissions": permissions, "topic_permissions": topics}
 
 
-def ensure_users(vhost: str) -> list[str]:
-    """Create or update every process's user, password and permissions, in one `rabbitmqctl
-    import_definitions` (each rabbitmqctl call starts an Erlang VM); returns the users."""
+def ensure_users(vhost: str, admin_url: str) -> list[str]:
+    """Create or update every process's user, password and permissions in one import of
+    definitions; returns the users. Through the management API when `CBS_RABBITMQ_API_URL` names
+    it (containers: the broker is another host), else `rabbitmqctl import_definitions` (one call:
+    each rabbitmqctl starts an Erlang VM). The administrator's credentials are `admin_url`'s."""
     passwords = {process: _ensure_secret(process) for process in PROCESSES}
-    partners.rabbitmqctl("import_definitions", secret=json.dumps(definitions(vhost, passwords)))
+    wanted = definitions(vhost, passwords)
+    api = os.environ.get("CBS_RABBITMQ_API_URL")
+    if api:
+        import httpx
+
+        parts = urlsplit(admin_url)
+        response = httpx.post(f"{api.rstrip('/')}/api/definitions", json=wanted, timeout=60,
+                              auth=(unquote(parts.username or ""), unquote(parts.password or "")))  # fmt: skip
+        response.raise_for_status()
+    else:
+        partners.rabbitmqctl("import_definitions", secret=json.dumps(wanted))
     return [broker_user(process) for process in PROCESSES]
 
 

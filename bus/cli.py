@@ -34,7 +34,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     settings = load()
     applied = _run(migrate(settings, WORKERS))
     _run(topology.declare_on(settings.amqp_url))
-    users = broker_users.ensure_users(partners.vhost_of(settings.amqp_url))
+    users = broker_users.ensure_users(partners.vhost_of(settings.amqp_url), settings.amqp_url)
     print(json.dumps({"migrated": applied, "topology": "declared", "broker_users": users}))
     return 0
 

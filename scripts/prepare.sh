@@ -47,6 +47,9 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   as_root rabbitmq-server -detached || true
 fi
 as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
+# The management API: the containers' `cbs migrate` makes the broker users through it (compose.yaml),
+# and a test checks that path here too. Idempotent.
+as_root rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
 
 # --- Redis (shared rate limits when CBS_REDIS_URL is set; the tests use it) ------------------
 if ! command -v redis-server >/dev/null; then

@@ -295,3 +295,17 @@ def test_audit_archives_to_a_named_volume_the_image_prepares(compose: dict[str, 
     mounts = {str(v).split(":", 1)[1]: str(v).split(":", 1)[0] for v in audit.get("volumes", [])}
     assert mounts.get(directory) in set(compose.get("volumes") or {}), "the archive is not on a named volume"
     assert f"mkdir -p {directory}" in DOCKERFILE.read_text() and "chown -R cbs:cbs" in DOCKERFILE.read_text()
+
+
+def test_each_process_reads_its_broker_secret_from_the_volume_migrate_writes(compose: dict[str, Any]) -> None:
+    """`cbs migrate` makes every process's broker user (through the management API: no rabbitmqctl
+    in the image) and writes their secrets; the other services only read them."""
+    services, directory = compose["services"], "/var/lib/cbs/secrets"
+    assert "cbs-secrets" in set(compose.get("volumes") or {})
+    for name in APP_SERVICES:
+        mounts = {str(v).split(":")[1]: str(v).split(":") for v in service_named(services, name).get("volumes", [])}
+        assert directory in mounts, f"{name} cannot read its broker secret"
+        source, _, *mode = mounts[directory]
+        assert source == "cbs-secrets" and (mode == [] if name == "migrate" else mode == ["ro"]), (name, mode)
+        assert environment_of(service_named(services, name)).get("CBS_SECRETS_DIR") == directory, name
+    assert environment_of(service_named(services, "migrate")).get("CBS_RABBITMQ_API_URL") == "http://rabbitmq:15672"
