@@ -9,6 +9,9 @@ audit trail, the dead-letter queue or the broker itself, that it was not believe
   `message_id` is refused `invalid_message`, dead-lettered and never applied;
 - least privilege: each process's own broker user may do only its own work, and an event from
   anyone but its owner (even the administrator) is dead-lettered, not acted on.
+
+The last test is a strict xfail: a hole still open (a worker's user reaches any queue through the
+default exchange), kept here so that closing it turns the test into a plain pass.
 """
 
 from __future__ import annotations
@@ -72,7 +75,8 @@ def message(body: BaseModel | bytes, **properties: Any) -> aio_pika.Message:
     return aio_pika.Message(body, **properties)
 
 
-async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, routing_key: str, msg: aio_pika.Message) -> None:
+async def publish(channel: aio_pika.abc.AbstractChannel, exchange: str, routing_key: str,
+                  msg: aio_pika.Message) -> None:  # fmt: skip
     """Publish and wait for the broker's confirm: a refusal raises here (the channel is closed)."""
     target = channel.default_exchange if exchange == DEFAULT else await channel.get_exchange(exchange, ensure=False)
     await target.publish(msg, routing_key=routing_key)
@@ -124,10 +128,15 @@ async def allowed(connection: aio_pika.abc.AbstractConnection, attempt: Attempt)
     await channel.close()
 
 
+def sending(exchange: str, routing_key: str, msg: aio_pika.Message) -> Attempt:
+    return lambda channel: publish(channel, exchange, routing_key, msg)
+
+
 def publishing(exchange: str, routing_key: str, **properties: Any) -> Attempt:
+    """A probe: an empty JSON body typed after its key (nothing acts on it even when it goes)."""
     properties.setdefault("message_id", uuid.uuid4().hex)
     properties.setdefault("type", f"{routing_key}.v1")
-    return lambda channel: publish(channel, exchange, routing_key, message(b"{}", **properties))
+    return sending(exchange, routing_key, message(b"{}", **properties))
 
 
 async def leave(delivery: aio_pika.abc.AbstractIncomingMessage) -> None:
@@ -158,6 +167,10 @@ async def reply_from(channel: aio_pika.abc.AbstractChannel, queue_name: str, cor
         return None
 
     return Reply.model_validate_json((await eventually(arrived, timeout_s=timeout_s)).body)
+
+
+def letter_of(message_id: str, queue: str) -> Callable[[dlq.DeadLetter], bool]:
+    return lambda letter: letter.message_id == message_id and letter.queue == queue
 
 
 async def dead_letter(found: Callable[[dlq.DeadLetter], bool], timeout_s: float = 15) -> dlq.DeadLetter:
@@ -293,7 +306,8 @@ async def test_a_partner_without_user_id_posing_as_an_officer_cannot_approve(
     assert (view["status"], view["approver"]) == ("pending", None), view
 
     async def recorded() -> dict[str, Any] | None:
-        listed = await in_thread(edge_get, cluster, "/v1/audit/records?routing_key_prefix=payment.access_denied&limit=500")
+        path = "/v1/audit/records?routing_key_prefix=payment.access_denied&limit=500"
+        listed = await in_thread(edge_get, cluster, path)
         assert listed.status_code == 200, listed.text
         return next((r for r in listed.json()["items"]
                      if (r["payload"] or {}).get("command_message_id") == message_id), None)  # fmt: skip
@@ -325,8 +339,9 @@ async def test_a_partner_cannot_name_an_officer_as_the_maker_of_its_payment(
     """The partner places a payment (with its user_id) whose body `actor` and `x-actor` name an
     officer: the maker on record is the partner's broker user, not the officer it claimed."""
     order = pm.InitiatePayment(payment_id=uuid.uuid4(), kind=pm.PaymentKind.internal, channel=pm.Channel.api,
-                               payer_account_id=uuid.UUID(scene.payer), payee=pm.Payee(account_id=uuid.UUID(scene.payee)),
-                               amount=5_000, currency="INR", actor=scene.officer_id)  # fmt: skip
+                               payer_account_id=uuid.UUID(scene.payer),
+                               payee=pm.Payee(account_id=uuid.UUID(scene.payee)), amount=5_000, currency="INR",
+                               actor=scene.officer_id)  # fmt: skip
     _, answer = await ask_as_partner(scene.partner, order, user_id=scene.partner.user,
                                      headers=officer_claims(scene.officer_id))  # fmt: skip
     assert answer.ok, answer.error
@@ -361,7 +376,8 @@ async def test_a_command_not_of_its_queues_contract_is_dead_lettered_and_never_a
         properties = {"user_id": broker_user("ops"), "reply_to": replies.name, "correlation_id": uuid.uuid4().hex,
                       "type": message_type, "content_type": "application/json", "delivery_mode": 2}  # fmt: skip
         if with_message_id:
-            await publish(channel, COMMANDS, register.routing_key, message(register, message_id=message_id, **properties))
+            await publish(channel, COMMANDS, register.routing_key,
+                          message(register, message_id=message_id, **properties))
         else:
             await publish_without_message_id(channel, COMMANDS, register.routing_key,
                                              register.model_dump_json().encode(), **properties)  # fmt: skip
@@ -376,7 +392,8 @@ async def test_a_command_not_of_its_queues_contract_is_dead_lettered_and_never_a
 
         # The control: nothing was wrong with the body, only with the message around it.
         properties |= {"correlation_id": uuid.uuid4().hex, "type": register.message_type}
-        await publish(channel, COMMANDS, register.routing_key, message(register, message_id=uuid.uuid4().hex, **properties))
+        await publish(channel, COMMANDS, register.routing_key,
+                      message(register, message_id=uuid.uuid4().hex, **properties))
         registered = await reply_from(channel, replies.name, properties["correlation_id"])
         assert registered.ok, registered.error
     assert (await in_thread(edge_get, cluster, f"/v1/customers/{customer_id}")).status_code == 200
@@ -454,25 +471,29 @@ async def test_nobody_but_the_dlq_publishes_under_another_users_id(cluster: Clus
         await allowed(connection, publishing(EVENTS, own_key, user_id=broker_user(process)))
 
 
-async def test_an_event_forged_by_the_administrator_does_not_make_a_customer_eligible(
-    cluster: Cluster, admin_db: asyncpg.Pool
-) -> None:
-    """The administrator's user (guest: may publish anything, but owns no event) publishes a
-    `customer.kyc_status_changed` saying a pending customer completed KYC. The account worker
-    believes customer facts only from the customer worker's user: it dead-letters the forgery,
-    the customer stays pending there, and opening an account for them is still refused."""
+async def test_a_forged_event_does_not_make_a_customer_eligible(cluster: Cluster, admin_db: asyncpg.Pool) -> None:
+    """A `customer.kyc_status_changed` saying a pending customer completed KYC, forged by the
+    administrator's user (guest: may publish anything, owns no event), with its user_id and
+    without, and by the ledger's user pushed straight into `account.events` by the default
+    exchange. The account worker believes customer facts only from the customer worker's user,
+    on their own key: it dead-letters each forgery, the customer stays pending there, and opening
+    an account for them is still refused."""
     customer_id = await in_thread(_registered_customer_the_account_worker_knows, cluster)
     forged = cu.CustomerKycStatusChanged(customer_id=uuid.UUID(customer_id), occurred_at=datetime.now(UTC),
                                          old_status="pending", new_status="completed", status="active")  # fmt: skip
-    message_id = uuid.uuid4().hex
-    async with connected(ADMIN_URL) as connection:
-        await allowed(connection, lambda ch: publish(ch, EVENTS, forged.routing_key,
-                                                     message(forged, message_id=message_id, user_id="guest")))  # fmt: skip
-
-    letter = await dead_letter(lambda d: d.message_id == message_id and d.queue == "account.events")
-    assert letter.routing_key == forged.routing_key
-    standing = await admin_db.fetchrow("SELECT status, kyc_status FROM account.customer_standing WHERE customer_id = $1",
-                                       forged.customer_id)  # fmt: skip
+    forgeries = {  # message_id -> (url, exchange, routing key, user_id)
+        uuid.uuid4().hex: (ADMIN_URL, EVENTS, forged.routing_key, "guest"),
+        uuid.uuid4().hex: (ADMIN_URL, EVENTS, forged.routing_key, None),
+        uuid.uuid4().hex: (process_url("ledger"), DEFAULT, "account.events", broker_user("ledger")),
+    }
+    for message_id, (url, exchange, key, user_id) in forgeries.items():
+        async with connected(url) as connection:
+            await allowed(connection, sending(exchange, key, message(forged, message_id=message_id, user_id=user_id)))
+    for message_id in forgeries:
+        await dead_letter(letter_of(message_id, "account.events"))
+    standing = await admin_db.fetchrow(
+        "SELECT status, kyc_status FROM account.customer_standing WHERE customer_id = $1", forged.customer_id
+    )
     assert standing is not None and (standing["status"], standing["kyc_status"]) == ("inactive", "pending")
     refusal = await in_thread(_open_account, cluster, customer_id)
     assert refusal.status_code != 201 and refusal.json()["code"] == "customer_not_eligible", refusal.text
@@ -504,26 +525,29 @@ def _open_account(cluster: Cluster, customer_id: str) -> httpx.Response:
                                              "product_code": "savings"})  # fmt: skip
 
 
-# -- a remaining path: the default exchange ----------------------------------------------------
+# -- a remaining hole: the default exchange -----------------------------------------------------
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "HOLE: a worker's broker user may write to amq.default (to send replies), where topic permissions do not "
+    "apply: it puts any command straight into any worker's queue (a ledger transfer, or payment.approve_payment "
+    "naming an officer and payments:approve), believed as a service of the bank. Remove this marker once refused."
+))  # fmt: skip
 async def test_a_workers_user_cannot_send_a_command_straight_into_another_workers_queue(cluster: Cluster) -> None:
-    """The customer worker's user may not publish `ledger.create_transfers` on cbs.commands; it
-    tries the default exchange instead (which it may write, to send replies), naming the ledger's
-    queue as the routing key, with a deposit from the cash vault. No money may move."""
+    """The customer worker's user may not publish `ledger.create_transfers` on cbs.commands
+    (ACCESS_REFUSED, above); it tries the default exchange instead, the routing key naming the
+    ledger's queue, with a deposit of 1,000.00 from the cash vault. No money may move."""
     target = await in_thread(_open_account_of_a_new_customer, cluster)
     transfer = lg.CreateTransfers(transfers=[lg.NewTransfer(id=uuid.uuid4(), debit_account_id=uuid.UUID(VAULT),
                                                             credit_account_id=uuid.UUID(target), amount=100_000,
                                                             currency="INR", code="deposit")])  # fmt: skip
-    transfer_id = str(transfer.transfers[0].id)
     async with connected(process_url("customer")) as connection:
         try:
-            await allowed(connection, lambda ch: publish(ch, DEFAULT, transfer.routing_key,
-                                                         message(transfer, message_id=uuid.uuid4().hex,
-                                                                 user_id=broker_user("customer"))))  # fmt: skip
+            sent = message(transfer, message_id=uuid.uuid4().hex, user_id=broker_user("customer"))
+            await allowed(connection, sending(DEFAULT, transfer.routing_key, sent))
         except aiormq.exceptions.ChannelAccessRefused:
-            return  # the broker refused it: the hole is closed
-    await asyncio.sleep(3)  # the ledger answers a transfer in milliseconds
-    read = await in_thread(edge_get, cluster, f"/v1/ledger/transfers/{transfer_id}")
+            return  # the broker refused it
+    await asyncio.sleep(3)  # the ledger posts a transfer in milliseconds
+    read = await in_thread(edge_get, cluster, f"/v1/ledger/transfers/{transfer.transfers[0].id}")
     balance = (await in_thread(edge_get, cluster, f"/v1/accounts/{target}/balance")).json()["balance"]
-    assert read.status_code == 404 and balance == 0, (read.status_code, read.text, balance)
+    assert (read.status_code, balance) == (404, 0), f"the ledger posted it: {read.text}; balance {balance}"
