@@ -28,7 +28,7 @@ from bus import grants, inbox, joint, outbox, saga, topology
 from bus.actor import Actor, Trust, actor_of, believed, unauthenticated
 from bus.batching import BatchHandler
 from bus.observability import correlation_id_var
-from bus.settings import edge_users, publisher_of, service_users
+from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
 from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
 from contracts.partner import PartnerAccessChanged
@@ -240,6 +240,10 @@ class Runtime:
             await self._refuse_invalid(msg, "a reply must be a Reply envelope", None)
         if not step_id:
             await self._refuse_invalid(msg, "a saga reply needs the step id as correlation_id", None)
+        asked = await self.in_transaction(lambda conn: saga.asked_worker(conn, step_id))
+        if raw.user_id not in self.trust.services or (asked is not None and raw.user_id != broker_user(asked)):
+            # Only the worker the step asked answers it (another could reach `<worker>.replies`).
+            await self._refuse_invalid(msg, f"a reply to a step that asked {asked} came from {raw.user_id!r}", None)
 
         async def complete(conn: asyncpg.Connection) -> list[tuple[Reply, saga.Step]]:
             step = await saga.lock(conn, step_id)
@@ -366,6 +370,12 @@ class Runtime:
         raw = msg.raw_message
         if not raw.message_id:
             await self._refuse_invalid(msg, "message_id is required: it is the idempotency key", None)
+        expected = topology.EVENTS if issubclass(contract, Event) else topology.COMMANDS
+        if raw.exchange != expected.name:
+            # Straight into the queue by the default exchange, say: around the topic permissions
+            # that limit which keys each user may publish. Only the bus's exchange counts.
+            await self._refuse_invalid(msg, f"{contract.message_type or 'this message'} travels on {expected.name}, "
+                                            f"not {raw.exchange or 'the default exchange'!r}", None)  # fmt: skip
         if raw.type != contract.message_type:
             # A body that fits the contract is still refused: the sender meant another message,
             # or a version this worker does not know.

@@ -67,6 +67,13 @@ async def send_request(conn: asyncpg.Connection, worker: str, command: Command, 
                              reply_to=topology.replies_queue_name(worker), causation_id=causation_id)  # fmt: skip
 
 
+async def asked_worker(conn: asyncpg.Connection, step_id: str) -> str | None:
+    """The worker a step's command went to (its outbox row: the step id is the command's
+    message_id), whose broker user alone may answer it; None when the row is gone."""
+    key = await conn.fetchval("SELECT routing_key FROM outbox WHERE message_id = $1", step_id)
+    return key.split(".", 1)[0] if key else None
+
+
 async def lock(conn: asyncpg.Connection, step_id: str) -> Step | None:
     """The step, locked so a repeated reply waits for the first and then finds it completed."""
     row = await conn.fetchrow(

@@ -10,8 +10,9 @@ audit trail, the dead-letter queue or the broker itself, that it was not believe
 - least privilege: each process's own broker user may do only its own work, and an event from
   anyone but its owner (even the administrator) is dead-lettered, not acted on.
 
-The last test is a strict xfail: a hole still open (a worker's user reaches any queue through the
-default exchange), kept here so that closing it turns the test into a plain pass.
+The last test tries the default exchange, where topic permissions do not apply: a worker's user
+(which may write there to send replies) puts a command straight into another worker's queue. The
+runtime refuses any command that did not travel on `cbs.commands` (found by this file, then closed).
 """
 
 from __future__ import annotations
@@ -525,14 +526,9 @@ def _open_account(cluster: Cluster, customer_id: str) -> httpx.Response:
                                              "product_code": "savings"})  # fmt: skip
 
 
-# -- a remaining hole: the default exchange -----------------------------------------------------
+# -- around the topic permissions: the default exchange ------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "HOLE: a worker's broker user may write to amq.default (to send replies), where topic permissions do not "
-    "apply: it puts any command straight into any worker's queue (a ledger transfer, or payment.approve_payment "
-    "naming an officer and payments:approve), believed as a service of the bank. Remove this marker once refused."
-))  # fmt: skip
 async def test_a_workers_user_cannot_send_a_command_straight_into_another_workers_queue(cluster: Cluster) -> None:
     """The customer worker's user may not publish `ledger.create_transfers` on cbs.commands
     (ACCESS_REFUSED, above); it tries the default exchange instead, the routing key naming the
