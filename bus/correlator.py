@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import uuid
 from typing import Any
 
@@ -16,8 +17,11 @@ from aiormq.abc import DeliveredMessage
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
 from bus import topology
+from bus.settings import broker_user
 from bus.broker import Delivery
 from contracts.common import Command, Reply
+
+log = logging.getLogger("cbs.correlator")
 
 MAX_IN_FLIGHT = 10_000  # past this the edge answers 503 instead of growing without bound
 
@@ -55,7 +59,8 @@ class Correlator:
         self.user_id = user_id
         self.instance = instance or uuid.uuid4().hex[:12]
         self.reply_queue = reply_queue or topology.edge_reply_queue(self.instance)
-        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # correlation_id -> (the reply's future, the broker user that alone may answer it)
+        self._pending: dict[str, tuple[asyncio.Future[dict[str, Any]], str]] = {}
         broker.subscriber(self.reply_queue, no_reply=True, include_in_schema=False)(self._on_reply)
 
     @property
@@ -63,8 +68,16 @@ class Correlator:
         return len(self._pending)
 
     async def _on_reply(self, body: dict[str, Any], msg: Delivery) -> None:
-        future = self._pending.pop(msg.correlation_id, None)
-        if future is not None and not future.done():
+        waiting = self._pending.get(msg.correlation_id)
+        if waiting is None:
+            return
+        future, answerer = waiting
+        if msg.raw_message.user_id != answerer:
+            # Any worker may write to the default exchange: only the worker asked may answer.
+            log.warning("reply %s from %r dropped: %s was asked", msg.correlation_id, msg.raw_message.user_id, answerer)
+            return
+        self._pending.pop(msg.correlation_id, None)
+        if not future.done():
             future.set_result(body)
 
     async def send(
@@ -95,7 +108,7 @@ class Correlator:
             raise Backpressure(f"{MAX_IN_FLIGHT} requests in flight")
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[correlation_id] = future
+        self._pending[correlation_id] = (future, broker_user(routing_key.split(".", 1)[0]))
         try:
             confirm = await self.broker.publish(
                 payload,

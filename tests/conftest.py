@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -55,6 +56,7 @@ def infra() -> Iterator[dict[str, str]]:
 
         _rabbitmqctl("delete_vhost", VHOST)
         broker_users.delete_users()
+        shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
         asyncio.run(_drop_database())
 
 

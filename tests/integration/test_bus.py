@@ -120,3 +120,27 @@ async def test_a_nul_character_is_refused_as_invalid_not_retried(bus: BusClient)
         message_id=f"nul-{uuid.uuid4()}", timeout_s=10,
     )  # fmt: skip
     assert legit.ok
+
+
+async def test_a_reply_counts_only_from_the_worker_asked(edge_bus: BusClient) -> None:
+    """Every worker may write to the default exchange (to reply), so any could push a reply into
+    the edge's reply queue: the correlator takes a reply only from the worker it asked."""
+    import asyncio
+
+    from bus.settings import broker_user
+    from contracts.common import Reply
+    from tests.integration.conftest import publish_as
+
+    correlator = edge_bus.correlator
+    correlation_id = uuid.uuid4().hex
+    future = asyncio.get_running_loop().create_future()
+    correlator._pending[correlation_id] = (future, broker_user("ledger"))  # as `request` leaves it
+    forged = Reply.success({"results": []}).model_dump_json().encode()
+    try:
+        await publish_as("customer", correlator.reply_queue.name, forged, exchange="", correlation_id=correlation_id)
+        await asyncio.sleep(1)
+        assert not future.done(), "a reply from a worker that was not asked was taken"
+        await publish_as("ledger", correlator.reply_queue.name, forged, exchange="", correlation_id=correlation_id)
+        assert (await asyncio.wait_for(future, 10)) == {"ok": True, "result": {"results": []}, "error": None}
+    finally:
+        correlator._pending.pop(correlation_id, None)
