@@ -13,13 +13,27 @@ from collections.abc import Collection, Mapping
 
 import asyncpg
 
-from bus.partners import may_send
+from bus.actor import PARTNER_PREFIX
 from contracts.common import Reply
 from contracts.partner import PartnerAccessChanged
 
 log = logging.getLogger("cbs.grants")
 
 FORBIDDEN = "forbidden"
+
+
+def may_send(user_id: str | None, routing_key: str, grants: Mapping[str, frozenset[str]]) -> bool:
+    """Whether a command published with this validated `user_id` may be acted on.
+
+    `grants` maps a partner's broker user (`partner.<name>`) to the routing keys it was given.
+    A partner user may send only its keys. A user that is not a partner (the edge, a worker) is
+    not a partner's to judge: True (a message with no `user_id` is refused before this, by
+    `bus.actor`). The broker already enforces this with topic permissions before any worker sees
+    the message; this is defence in depth, should a permission ever be set too wide.
+    """
+    if user_id is None or not user_id.startswith(PARTNER_PREFIX):
+        return True
+    return routing_key in grants.get(user_id, frozenset())
 
 
 def decide(user_id: str | None, routing_key: str, grants: Mapping[str, frozenset[str]]) -> Reply | None:

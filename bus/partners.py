@@ -33,8 +33,10 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from bus import topology
+from bus.actor import PARTNER_PREFIX
+from bus.grants import may_send  # noqa: F401  # re-exported: the operator reads grants the same way
 
-USER_PREFIX = "partner."
+USER_PREFIX = PARTNER_PREFIX  # one definition: bus/actor.py
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")  # no dot: `partner.<name>.` stays unambiguous
 ROUTING_KEY_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")  # literal keys only, no wildcards
 SECRET_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits
@@ -146,22 +148,6 @@ def vhost_permissions(name: str) -> tuple[str, str, str]:
     """(configure, write, read) regexes of the partner in its vhost."""
     own_queues = "^" + re.escape(f"{user_of(name)}.") + ".*$"
     return NOTHING, "^" + re.escape(topology.COMMANDS.name) + "$", own_queues
-
-
-def may_send(user_id: str | None, routing_key: str, grants: Mapping[str, frozenset[str]]) -> bool:
-    """Whether a command published with this validated `user_id` may be acted on.
-
-    `grants` maps a partner's broker user (`partner.<name>`) to the routing keys it was given
-    (`load_grants`). A partner user may send only its keys. A message with no `user_id`, or with a
-    user that is not a partner (the edge, a worker), is not a partner's to judge: True.
-
-    The broker already enforces this with topic permissions, before any worker sees the message;
-    and a partner can leave `user_id` unset, so this check alone could never be the enforcement.
-    It is defence in depth for workers, should a permission ever be set too wide.
-    """
-    if user_id is None or not user_id.startswith(USER_PREFIX):
-        return True
-    return routing_key in grants.get(user_id, frozenset())
 
 
 def trusted_actor(user_id: str | None, actor: str | None, edge_users: frozenset[str]) -> str | None:

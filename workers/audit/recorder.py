@@ -27,7 +27,6 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from bus.asyncapi import GET_OPERATION_TYPE
 from bus.runtime import TRANSIENT_DB_ERRORS
 from contracts import account, audit, customer, identity, ledger, partner, payment, security
 from contracts.common import GetOperation
@@ -46,7 +45,7 @@ CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, secur
 
 
 def _contracts_by_type() -> dict[str, type[BaseModel]]:
-    found: dict[str, type[BaseModel]] = {GET_OPERATION_TYPE: GetOperation}
+    found: dict[str, type[BaseModel]] = {GetOperation.message_type: GetOperation}
     for module in CONTRACT_MODULES:
         for model in (*getattr(module, "COMMANDS", ()), *getattr(module, "EVENTS", ())):
             assert found.setdefault(model.message_type, model) is model, f"two contracts are {model.message_type}"
