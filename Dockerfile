@@ -27,6 +27,7 @@ COPY bus/ bus/
 COPY contracts/ contracts/
 COPY workers/ workers/
 COPY api_edge/ api_edge/
+COPY ops/ ops/
 RUN pip install . \
     && cd / && cbs --help > /dev/null
 

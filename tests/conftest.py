@@ -46,13 +46,13 @@ def infra() -> Iterator[dict[str, str]]:
     """The run's own vhost and database, migrated and with the whole topology declared."""
     _rabbitmqctl("add_vhost", VHOST)
     _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
-    from bus.cli import main as cbs
+    from ops.cli import main as cbs
 
     assert cbs(["migrate"]) == 0
     try:
         yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"]}
     finally:
-        from bus import broker_users
+        from ops import broker_users
 
         _rabbitmqctl("delete_vhost", VHOST)
         broker_users.delete_users()

@@ -42,7 +42,7 @@ class Cluster:
         args = ["edge"] if name == "edge" else ["worker", worker or name]
         log = open(LOGS / f"{name}.log", "ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", *args], env={**self.env, **(env or {})}, cwd=ROOT, stdout=log,
+            [sys.executable, "-m", "ops.cli", *args], env={**self.env, **(env or {})}, cwd=ROOT, stdout=log,
             stderr=subprocess.STDOUT,
         )
 

@@ -42,7 +42,8 @@ from pamqp.body import ContentBody
 from pamqp.header import ContentHeader
 from pydantic import BaseModel
 
-from bus import dlq, partners, topology
+from bus import topology
+from ops import dlq, partners
 from bus.settings import PROCESSES, broker_user, load
 from contracts import customer as cu
 from contracts import ledger as lg
@@ -219,7 +220,7 @@ class Partner:
 
 
 def cbs(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bus.cli", *args], env=cluster.env, cwd=ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=cluster.env, cwd=ROOT, capture_output=True,
                           text=True, timeout=120)  # fmt: skip
 
 

@@ -143,20 +143,20 @@ PARTNER_FLOW_KEYS = ("customer.register_customer", "customer.add_kyc_document", 
 def test_partner_flow_over_amqp(cluster: Cluster) -> None:
     """A partner made by `cbs partner add`, with its own user and grant, runs the whole flow."""
     name = f"flow-{uuid.uuid4().hex[:8]}"
-    made = subprocess.run([sys.executable, "-m", "bus.cli", "partner", "add", name, "--may-send", *PARTNER_FLOW_KEYS],
+    made = subprocess.run([sys.executable, "-m", "ops.cli", "partner", "add", name, "--may-send", *PARTNER_FLOW_KEYS],
                           env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert made.returncode == 0, made.stderr
     password = json.loads(made.stdout.strip().splitlines()[-1])["password"]
-    from bus import partners
+    from ops import partners
 
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "partner_flow.py")],
+            [sys.executable, "-m", "ops.sim.partner_flow"],
             env={**cluster.env, "CBS_PARTNER_URL": partners.partner_url(cluster.env["CBS_AMQP_URL"], name, password)},
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         )
     finally:
-        subprocess.run([sys.executable, "-m", "bus.cli", "partner", "remove", name], env=cluster.env, cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "ops.cli", "partner", "remove", name], env=cluster.env, cwd=ROOT,
                        capture_output=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr + done.stdout
     result = json.loads(done.stdout.strip().splitlines()[-1])

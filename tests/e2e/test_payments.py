@@ -163,7 +163,7 @@ def test_standing_order_with_two_replicas_runs_each_occurrence_once_and_catches_
 
 
 def _cbs(cluster: Cluster, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bus.cli", *args], env={**cluster.env, **(env or {})}, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env={**cluster.env, **(env or {})}, cwd=ROOT,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
@@ -175,7 +175,7 @@ def test_the_clearing_partner_settles_external_payments_and_credits_incoming_onc
     assert added.returncode == 0, added.stderr
     secret = {"CBS_PARTNER_SECRET": json.loads(added.stdout)["password"]}
     log = open(LOGS / f"clearing-sim-{name}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "bus.cli", "partner", "clearing-sim", "--name", name,
+    process = subprocess.Popen([sys.executable, "-m", "ops.cli", "partner", "clearing-sim", "--name", name,
                                 "--delay-s", "0.2", "--reject-rate", "0"], env={**cluster.env, **secret}, cwd=ROOT,
                                stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     try:

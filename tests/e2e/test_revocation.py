@@ -132,7 +132,7 @@ def start_edge(cluster: Cluster, name: str, timeout_s: float = 60) -> str:
     port = _free_port()
     log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115  (the process writes it until stopped)
     env = {**cluster.env, "CBS_EDGE_PORT": str(port), "CBS_EDGE_INSTANCE": f"{name.replace('-', '')}{uuid.uuid4().hex[:8]}"}
-    cluster.processes[name] = subprocess.Popen([sys.executable, "-m", "bus.cli", "edge"], env=env, cwd=ROOT, stdout=log,
+    cluster.processes[name] = subprocess.Popen([sys.executable, "-m", "ops.cli", "edge"], env=env, cwd=ROOT, stdout=log,
                                                stderr=subprocess.STDOUT)  # fmt: skip
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s

@@ -9,7 +9,7 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from bus import broker_users
+from ops import broker_users
 from bus.settings import PROCESSES, broker_user, load
 from tests.conftest import VHOST
 

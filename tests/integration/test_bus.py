@@ -11,7 +11,8 @@ import pytest
 
 from faststream.rabbit import RabbitBroker
 
-from bus import dlq, migrate, topology
+from bus import migrate, topology
+from ops import dlq
 from bus.settings import load
 from contracts import account as a
 from tests.integration.conftest import BusClient, eventually

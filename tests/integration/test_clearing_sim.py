@@ -1,4 +1,4 @@
-"""The clearing partner simulator on the real broker, as its own partner user (bus/clearing_sim.py).
+"""The clearing partner simulator on the real broker, as its own partner user (ops/sim/clearing.py).
 
 The operator (guest) publishes `payment.submitted` on `cbs.events` and watches what the simulator
 sends through a tap on `cbs.commands` (an exclusive queue bound to the same key as the command
@@ -22,7 +22,9 @@ import asyncpg
 import pytest
 from faststream.rabbit import RabbitBroker
 
-from bus import clearing_sim, partners, topology
+from bus import topology
+from ops import partners
+from ops.sim import clearing as clearing_sim
 from contracts import payment as pay
 from contracts.common import Reply
 from tests.integration.conftest import BusClient, eventually

@@ -25,7 +25,8 @@ import aiormq
 import asyncpg
 import pytest
 
-from bus import partners, topology
+from bus import topology
+from ops import partners
 from contracts import customer as cu
 from contracts import ledger as lg
 from contracts.common import Command, Reply
@@ -62,7 +63,7 @@ class PartnerUser:
 async def cbs(*args: str) -> subprocess.CompletedProcess[str]:
     """The real CLI, as an operator runs it, against this run's vhost (CBS_AMQP_URL)."""
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "bus.cli", *args],
+        subprocess.run, [sys.executable, "-m", "ops.cli", *args],
         capture_output=True, text=True, timeout=120, env=os.environ.copy(),
     )  # fmt: skip
 

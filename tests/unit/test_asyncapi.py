@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from bus import partners, topology
+from bus import topology
+from ops import partners
 from bus.asyncapi import asyncapi_yaml
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"

@@ -309,3 +309,9 @@ def test_each_process_reads_its_broker_secret_from_the_volume_migrate_writes(com
         assert source == "cbs-secrets" and (mode == [] if name == "migrate" else mode == ["ro"]), (name, mode)
         assert environment_of(service_named(services, name)).get("CBS_SECRETS_DIR") == directory, name
     assert environment_of(service_named(services, "migrate")).get("CBS_RABBITMQ_API_URL") == "http://rabbitmq:15672"
+
+
+def test_the_image_ships_no_load_generator_or_simulated_partner() -> None:
+    """`ops/bench` and `ops/sim` are for operators' machines, never for the cluster's containers."""
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {"ops/bench", "ops/sim"} <= ignored

@@ -6,8 +6,8 @@ import asyncio
 import sys
 from pathlib import Path
 
-from bus import supervisor
-from bus.supervisor import ProcessSpec, Supervisor
+from ops import supervisor
+from ops.supervisor import ProcessSpec, Supervisor
 
 
 async def test_a_dead_process_is_restarted_and_all_stop_on_signal(tmp_path: Path, monkeypatch) -> None:
@@ -43,7 +43,7 @@ async def test_a_process_gets_its_own_environment_on_top_of_the_supervisors(tmp_
 
 
 def test_cbs_up_gives_every_worker_its_own_metrics_port() -> None:
-    from bus.cli import up_specs
+    from ops.cli import up_specs
     from bus.settings import WORKERS
 
     specs = {s.name: dict(s.env) for s in up_specs(9101)}

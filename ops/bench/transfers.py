@@ -6,7 +6,7 @@ carrying `--batch` transfers, for `--seconds`, closed-loop (`--concurrency` send
 waiting for its reply) or open-loop (`--rate` commands a second, latency counted from the
 scheduled send time so a stall is not hidden). Then `ledger.verify`. Prints one table.
 The load driver, account picker, edge client and table serve `--kind payment` too
-(bus/bench_payments.py).
+(ops/bench/payments.py).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Sender:
         return self
 
     async def _login(self) -> str:
-        from bus.bench import admin_login_form
+        from ops.bench.register import admin_login_form
 
         assert self.http is not None
         async with self.http.post("/v1/auth/token", data=admin_login_form()) as response:

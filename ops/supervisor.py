@@ -29,7 +29,7 @@ class ProcessSpec:
 
 
 def cbs_process(name: str, *args: str, env: dict[str, str] | None = None) -> ProcessSpec:
-    return ProcessSpec(name, (sys.executable, "-m", "bus.cli", *args), tuple((env or {}).items()))
+    return ProcessSpec(name, (sys.executable, "-m", "ops.cli", *args), tuple((env or {}).items()))
 
 
 class Supervisor:

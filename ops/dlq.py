@@ -99,7 +99,7 @@ async def replay(amqp_url: str, message_ids: set[str] | None, limit: int = MAX_L
                     reply_to=message.reply_to,
                     type=message.type,
                     # Who first sent it still says who asks: the `dlq` user may keep another user's
-                    # user_id (RabbitMQ's `impersonator` tag), and nothing else may (bus/broker_users.py).
+                    # user_id (RabbitMQ's `impersonator` tag), and nothing else may (ops/broker_users.py).
                     user_id=message.user_id,
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),

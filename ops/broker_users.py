@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from bus import partners, topology
+from bus import topology
+from ops import partners
 from bus.settings import PROCESSES, WORKERS, broker_password, broker_secret_file, broker_user, broker_user_prefix
 
 NOTHING = "^$"

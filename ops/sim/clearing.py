@@ -30,7 +30,8 @@ import aio_pika
 import aiormq
 from pydantic import ValidationError
 
-from bus import partners, topology
+from bus import topology
+from ops import partners
 from contracts.common import Command
 from contracts.payment import IncomingCredit, PaymentKind, PaymentSubmitted, RejectExternalPayment, SettlePayment
 

@@ -4,7 +4,7 @@ Set-up, all through the edge as the first admin: customers (registered, KYC comp
 `ACCOUNTS_PER_CUSTOMER` `current` accounts opened by the account worker (the payment worker learns
 them from `account.opened`), each funded by a teller's cash deposit. Load: `POST /v1/payments`
 (kind `internal`, channel `api`, 1.00–10.00 between a random distinct payer and payee), with the
-load shapes of the transfers bench (bus/bench_transfers.py: closed or open loop, uniform, Zipf or
+load shapes of the transfers bench (ops/bench/transfers.py: closed or open loop, uniform, Zipf or
 hot). Counted: 201s whose payment is `completed`; every other answer by its refusal code. Then
 `ledger.verify`. Small amounts from well-funded `current` accounts stay under the daily and
 monthly limits and the approval and large-amount thresholds; the velocity rule (> 5 payments an
@@ -21,8 +21,8 @@ import uuid
 from datetime import date
 from typing import Any
 
-from bus import bench_transfers as bt
-from bus.bench import registration
+from ops.bench import transfers as bt
+from ops.bench.register import registration
 
 ACCOUNTS_PER_CUSTOMER = 10
 PRODUCT = "current"

@@ -8,7 +8,7 @@ customer.get_customer account.open_account account.freeze_account account.get_ac
 every command carrying its `user_id` (checked by the broker; a command without one is refused),
 and replies read from its own queue `partner.NAME.replies`.
 
-    CBS_PARTNER_URL=amqp://partner.NAME:SECRET@127.0.0.1:5672/ .venv/bin/python scripts/partner_flow.py
+    CBS_PARTNER_URL=amqp://partner.NAME:SECRET@127.0.0.1:5672/ .venv/bin/python -m ops.sim.partner_flow
 
 Prints one JSON line with what it did; exits non-zero if any step was refused.
 """

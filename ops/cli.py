@@ -13,10 +13,11 @@ import subprocess
 import sys
 from typing import Any
 
-from bus import dlq, observability, topology
+from bus import observability, topology
+from ops import dlq
 from bus.migrate import migrate
 from bus.settings import WORKERS, load
-from bus.supervisor import ProcessSpec, Supervisor, cbs_process
+from ops.supervisor import ProcessSpec, Supervisor, cbs_process
 
 
 def _run(coro: object) -> object:
@@ -29,7 +30,7 @@ def _run(coro: object) -> object:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from bus import broker_users, partners
+    from ops import broker_users, partners
 
     settings = load()
     applied = _run(migrate(settings, WORKERS))
@@ -115,12 +116,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     settings = load()
     url = args.url or f"http://{settings.edge_host}:{settings.edge_port}"
     if args.kind == "register":
-        from bus import bench
+        from ops.bench import register as bench
 
         figures = bench.bench_register(url, args.count)
         print(figures.table())
         return 0 if set(figures.statuses) <= {200, 201} else 1
-    from bus import bench_transfers as bt
+    from ops.bench import transfers as bt
 
     if args.kind == "payment" and (args.via == "bus" or args.batch != 1):
         print("cbs bench --kind payment: payments go through the edge, one order a request (no --via bus, --batch)",
@@ -130,7 +131,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         via="edge" if args.kind == "payment" else args.via or "bus", accounts=args.accounts, seconds=args.seconds,
         concurrency=args.concurrency, batch=args.batch, rate=args.rate, zipf=args.zipf, hot=args.hot, edge_url=url,
     )  # fmt: skip
-    from bus import bench_payments
+    from ops.bench import payments as bench_payments
 
     if args.kind != "payment":
         outcome = _run(bt.run(options, settings.process_amqp_url("ops")))
@@ -150,7 +151,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     """`cbs ledger verify`: recompute every balance from the transfers, through the bus."""
-    from bus import bench_transfers as bt
+    from ops.bench import transfers as bt
     from contracts import ledger as c
 
     async def verify() -> dict:
@@ -164,8 +165,8 @@ def cmd_ledger(args: argparse.Namespace) -> int:
 
 
 def cmd_partner(args: argparse.Namespace) -> int:
-    """`cbs partner ...`: partner systems' broker users (bus/partners.py). Prints JSON lines."""
-    from bus import partners
+    """`cbs partner ...`: partner systems' broker users (ops/partners.py). Prints JSON lines."""
+    from ops import partners
 
     settings = load()
     amqp_url = settings.amqp_url
@@ -237,7 +238,7 @@ CBS_AMQP_URL. Never on the command line (ps shows it). Set it up once with
 
 
 def _partner_amqp_url(args: argparse.Namespace, amqp_url: str, name: str) -> str:
-    from bus import partners
+    from ops import partners
 
     if os.environ.get("CBS_PARTNER_URL"):
         return os.environ["CBS_PARTNER_URL"]
@@ -255,7 +256,8 @@ def _partner_amqp_url(args: argparse.Namespace, amqp_url: str, name: str) -> str
 def cmd_clearing_sim(args: argparse.Namespace, amqp_url: str) -> int:
     import signal
 
-    from bus import clearing_sim, partners
+    from ops import partners
+    from ops.sim import clearing as clearing_sim
 
     import aiormq
 

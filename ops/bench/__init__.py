@@ -1,0 +1,1 @@
+"""Load generators for `cbs bench`: registrations, ledger transfers, payment orders."""
