@@ -20,11 +20,12 @@ from faststream.rabbit import RabbitMessage
 
 from bus import grants, inbox, joint
 from bus.actor import believed, unauthenticated
+from bus.handling import BatchHandler, CommandHandler, Context, Deferred
 from bus.inbox import Seen
 from contracts.common import Command, Reply
 
 if TYPE_CHECKING:
-    from bus.runtime import CommandHandler, Context, Deferred, Runtime
+    from bus.runtime import Runtime  # above this module: the runtime hands its batches here
 
 log = logging.getLogger("cbs.batching")
 
@@ -41,16 +42,11 @@ class Item:
         return str(self.msg.raw_message.message_id)
 
 
-# (the contexts, one per fresh message, sharing the transaction; their commands) -> an answer each
-# (a Reply, or DEFER when a saga step will answer it).
-BatchHandler = Callable[[Sequence[tuple["Context", Any]]], Awaitable[list["Reply | Deferred"]]]
-
-
-def each(handler: "CommandHandler") -> BatchHandler:
+def each(handler: CommandHandler) -> BatchHandler:
     """A plain handler run for each message of a batch in turn, in the batch's one transaction:
     the batch shares the commit, and its requests of other workers may leave as one (bus/joint.py)."""
 
-    async def run(items: Sequence[tuple["Context", Any]]) -> list["Reply | Deferred"]:
+    async def run(items: Sequence[tuple[Context, Any]]) -> list[Reply | Deferred]:
         return [await handler(ctx, command) for ctx, command in items]
 
     return run

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 from faststream.exceptions import RejectMessage
@@ -25,8 +24,8 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from bus import grants, inbox, joint, outbox, saga, topology
-from bus.actor import Actor, Trust, actor_of, believed, unauthenticated
-from bus.batching import BatchHandler
+from bus.actor import Trust, actor_of, believed, unauthenticated
+from bus.handling import CommandHandler, Context, Deferred, Routes
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
@@ -50,87 +49,7 @@ ACCESS_REFUSALS = frozenset({"forbidden", "not_owner", "unauthenticated"})
 # A JSON-escaped NUL: `\u0000` preceded by an even number of backslashes (not an escaped backslash).
 ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
-C = TypeVar("C", bound=Command)
 E = TypeVar("E", bound=Event)
-
-
-class Deferred:
-    """A handler's answer when the reply must wait for another worker (a saga step)."""
-
-    def __repr__(self) -> str:
-        return "DEFER"
-
-
-DEFER = Deferred()
-
-
-@dataclass
-class Context:
-    """What a handler may use: the open transaction and the facts of the message."""
-
-    conn: asyncpg.Connection
-    worker: str
-    consumer: str
-    message_id: str
-    correlation_id: str | None
-    reply_to: str | None
-    actor: Actor | None
-    broker_user: str | None
-    now: datetime
-    emitted: list[str] = field(default_factory=list)
-    # Set in a group-committed batch: requests of joinable contracts leave as one (bus/joint.py).
-    joint: joint.Collector | None = None
-
-    async def emit(self, event: Event) -> None:
-        """Queue an event in this transaction; it leaves through the outbox after commit."""
-        message = await outbox.add(self.conn, event, correlation_id=self.correlation_id, causation_id=self.message_id)
-        self.emitted.append(message.message_id)
-
-    async def request(self, command: Command, *, step: str, state: dict[str, Any]) -> Deferred:
-        """Ask another worker, without waiting in memory: record the step, send through the outbox.
-
-        The other worker's reply comes back on `<worker>.replies` and runs the continuation
-        registered for `step`, which answers this message. The step id doubles as the sent
-        command's message_id, so a resend can never take effect twice.
-        """
-        step_id = f"{self.worker}:{step}:{self.message_id}"
-        await saga.record(self.conn, step_id, step, state, origin=self)
-        if self.joint is not None and self.joint.accepts(command):
-            self.joint.members.append(joint.Member(step_id, command, self.message_id))
-            return DEFER
-        await saga.send_request(self.conn, self.worker, command, step_id, self.message_id)
-        return DEFER
-
-
-CommandHandler = Callable[[Context, Any], Awaitable[Reply | Deferred]]
-EventHandler = Callable[[Context, Any], Awaitable[None]]
-# A saga step's continuation: (ctx, the state the step recorded, the other worker's reply).
-Continuation = Callable[[Context, dict[str, Any], Reply], Awaitable[Reply | Deferred]]
-
-
-@dataclass(frozen=True)
-class EventRoute(Generic[E]):
-    contract: type[E]
-    handler: EventHandler
-
-
-@dataclass(frozen=True)
-class Routes:
-    """A worker's contract sheet: which handler answers which command and event."""
-
-    worker: str
-    commands: Mapping[type[Command], CommandHandler]
-    events: tuple[EventRoute[Any], ...] = ()
-    continuations: Mapping[str, Continuation] = field(default_factory=dict)
-    # Commands answered by group commit: many messages, one database transaction.
-    batched: Mapping[type[Command], BatchHandler] = field(default_factory=dict)
-    # How many units (e.g. transfers) a batched command carries, to bound a batch's size.
-    batch_units: Callable[[Command], int] = lambda _: 1
-    # Commands this worker asks of others that a batch may send as one (bus/joint.py).
-    joint: Mapping[type[Command], joint.Combiner[Any]] = field(default_factory=dict)
-
-    def event_route(self, message_type: str | None) -> EventRoute[Any] | None:
-        return next((r for r in self.events if r.contract.message_type == message_type), None)
 
 
 def requester_of(ctx: Context) -> str:

@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 
 from bus import outbox, topology
 from contracts.common import Command
 
-if TYPE_CHECKING:
-    from bus.runtime import Context
+
+
+class Origin(Protocol):
+    """The message a step answers in the end (a handler's Context is one)."""
+
+    consumer: str
+    message_id: str
+    reply_to: str | None
+    correlation_id: str | None
 
 
 # What a completed step owes its origin: (origin consumer, origin message_id, the reply as JSON).
@@ -35,7 +42,7 @@ class Step:
     completed: bool = False
 
 
-async def record(conn: asyncpg.Connection, step_id: str, kind: str, state: dict[str, Any], origin: "Context") -> None:
+async def record(conn: asyncpg.Connection, step_id: str, kind: str, state: dict[str, Any], origin: Origin) -> None:
     await conn.execute(
         "INSERT INTO saga_step (step_id, kind, state, origin_consumer, origin_message_id, origin_reply_to, "
         "origin_correlation_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -17,7 +17,8 @@ from bus import db, observability, topology
 from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
-from bus.runtime import CommandHandler, Routes, Runtime
+from bus.runtime import Runtime
+from bus.handling import CommandHandler, Routes
 from bus.settings import Settings, broker_user, load
 
 log = logging.getLogger("cbs.worker")

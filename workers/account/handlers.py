@@ -9,7 +9,7 @@ from uuid import UUID
 
 from bus.paging import decode_time_id, page_of
 from bus.actor import owner_only
-from bus.runtime import Context, Deferred
+from bus.handling import Context, Deferred
 from contracts import account as c
 from contracts import customer as customer_events
 from contracts import ledger

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bus.actor import owned_by, staff_only
-from bus.runtime import EventRoute, Routes
+from bus.handling import EventRoute, Routes
 from contracts import account as c
 from contracts import customer as customer_events
 from workers.account import handlers as h

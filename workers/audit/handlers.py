@@ -10,7 +10,7 @@ import asyncpg
 
 from bus import grants, outbox
 from bus.paging import decode_cursor, encode_cursor
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import audit as c
 from contracts.common import Event, Page, Reply
 from workers.audit import domain, store

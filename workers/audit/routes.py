@@ -14,7 +14,7 @@ follow-up for them (banking-rules §7).
 from __future__ import annotations
 
 from bus.actor import staff_only
-from bus.runtime import Routes
+from bus.handling import Routes
 from contracts import audit as c
 from workers.audit import handlers as h
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from bus.paging import decode_cursor, encode_cursor
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import account as account_events
 from contracts import customer as c
 from contracts.common import ErrorCode, Reply

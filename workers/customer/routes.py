@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bus.actor import owned_by, staff_only
-from bus.runtime import EventRoute, Routes
+from bus.handling import EventRoute, Routes
 from contracts import account as account_events
 from contracts import customer as c
 from workers.customer import handlers as h

@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from bus.paging import decode_cursor, decode_time_id, encode_cursor, page_of
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import identity as c
 from contracts.common import ErrorCode, Reply
 from contracts.identity import GrantType, IdentityError, RevocationReason, RevocationScope, Role, UserStatus

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus.runtime import Routes
+from bus.handling import Routes
 from contracts import identity as c
 from workers.identity import handlers as h
 

@@ -16,7 +16,7 @@ import asyncpg
 from bus import outbox
 from bus.actor import not_for_customers, owner_only
 from bus.paging import decode_cursor, encode_cursor
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import ledger as c
 from contracts.common import ErrorCode, Reply
 from workers.ledger import domain, store

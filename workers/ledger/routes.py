@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bus.actor import staff_only
-from bus.runtime import Routes
+from bus.handling import Routes
 from contracts import ledger as c
 from workers.ledger import handlers as h
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import PaymentStatus

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.actor import Actor, not_for_customers, owner_only
-from bus.runtime import Context, Deferred
+from bus.handling import Context, Deferred
 from contracts import account as account_events
 from contracts import ledger
 from contracts import payment as c

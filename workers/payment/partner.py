@@ -6,7 +6,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from bus.actor import not_for_customers
-from bus.runtime import Context, Deferred
+from bus.handling import Context, Deferred
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus

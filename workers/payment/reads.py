@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bus.actor import owner_only
 from bus.paging import decode_time_id, page_of
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import payment as c
 from contracts.common import ErrorCode, Reply
 from contracts.payment import PaymentError

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.actor import not_for_customers, owner_only
-from bus.runtime import Context, Deferred
+from bus.handling import Context, Deferred
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus import joint
 from bus.actor import owned_by
 from bus.batching import each
-from bus.runtime import EventRoute, Routes
+from bus.handling import EventRoute, Routes
 from contracts import ledger
 from contracts import payment as c
 from workers.payment import approvals as ap

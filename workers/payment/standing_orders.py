@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from uuid import UUID
 
 from bus.actor import owner_only
-from bus.runtime import Context
+from bus.handling import Context
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import PaymentError, StandingOrderStatus

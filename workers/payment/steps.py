@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from bus.actor import Actor, acting_subject
-from bus.runtime import Context, Deferred
+from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
 from contracts.common import Reply
