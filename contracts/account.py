@@ -110,7 +110,6 @@ class ListProducts(Command):
     """Result: `ProductList`."""
 
     routing_key: ClassVar[str] = "account.list_products"
-    message_type: ClassVar[str] = "account.list_products.v1"
     read_only: ClassVar[bool] = True
 
 
@@ -118,7 +117,6 @@ class OpenAccount(Command):
     """Open a savings or current account. Result: `AccountView`."""
 
     routing_key: ClassVar[str] = "account.open_account"
-    message_type: ClassVar[str] = "account.open_account.v1"
 
     account_id: UUID = Field(description="new account's id, chosen by the caller (makes retries safe)")
     customer_id: UUID = Field(description="the primary holder; must be active with KYC completed")
@@ -131,7 +129,6 @@ class GetAccount(Command):
     """Result: `AccountView`."""
 
     routing_key: ClassVar[str] = "account.get_account"
-    message_type: ClassVar[str] = "account.get_account.v1"
     read_only: ClassVar[bool] = True
 
     account_id: UUID = Field(description="the account to read")
@@ -141,7 +138,6 @@ class ListCustomerAccounts(Command):
     """Result: `Page[AccountView]`, oldest first."""
 
     routing_key: ClassVar[str] = "account.list_customer_accounts"
-    message_type: ClassVar[str] = "account.list_customer_accounts.v1"
     read_only: ClassVar[bool] = True
 
     customer_id: UUID = Field(description="whose accounts")
@@ -153,7 +149,6 @@ class FreezeAccount(Command):
     """Freeze both sides of the account. Result: `AccountView`."""
 
     routing_key: ClassVar[str] = "account.freeze_account"
-    message_type: ClassVar[str] = "account.freeze_account.v1"
 
     account_id: UUID = Field(description="the account to freeze")
     actor: str = _actor_field()
@@ -164,7 +159,6 @@ class UnfreezeAccount(Command):
     """Restore the status the account had before its freeze. Result: `AccountView`."""
 
     routing_key: ClassVar[str] = "account.unfreeze_account"
-    message_type: ClassVar[str] = "account.unfreeze_account.v1"
 
     account_id: UUID = Field(description="the account to unfreeze")
     actor: str = _actor_field()
@@ -175,7 +169,6 @@ class CloseAccount(Command):
     """Close for good; refused unless the balance is zero. Result: `AccountView`."""
 
     routing_key: ClassVar[str] = "account.close_account"
-    message_type: ClassVar[str] = "account.close_account.v1"
 
     account_id: UUID = Field(description="the account to close")
     actor: str = _actor_field()
@@ -199,7 +192,6 @@ class _AccountFact(Event):
 
 class AccountOpened(_AccountFact):
     routing_key: ClassVar[str] = "account.opened"
-    message_type: ClassVar[str] = "account.opened.v1"
 
     type: ProductType = Field(description="savings or current")
     branch: str = Field(pattern=BRANCH_PATTERN, description="3-digit branch code")
@@ -212,7 +204,6 @@ class AccountOpened(_AccountFact):
 
 class AccountFrozen(_AccountFact):
     routing_key: ClassVar[str] = "account.frozen"
-    message_type: ClassVar[str] = "account.frozen.v1"
 
     status_before_freeze: AccountStatus = Field(description="status an unfreeze will restore")
     actor: str = _actor_field()
@@ -221,7 +212,6 @@ class AccountFrozen(_AccountFact):
 
 class AccountUnfrozen(_AccountFact):
     routing_key: ClassVar[str] = "account.unfrozen"
-    message_type: ClassVar[str] = "account.unfrozen.v1"
 
     actor: str = _actor_field()
     reason: str = _reason_field()
@@ -229,7 +219,6 @@ class AccountUnfrozen(_AccountFact):
 
 class AccountClosed(_AccountFact):
     routing_key: ClassVar[str] = "account.closed"
-    message_type: ClassVar[str] = "account.closed.v1"
 
     actor: str = _actor_field()
     reason: str = _reason_field()

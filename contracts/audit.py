@@ -93,7 +93,6 @@ class ListRecords(Command):
     """Audit records, newest first, filtered. Result: `Page[AuditRecordView]`."""
 
     routing_key: ClassVar[str] = "audit.list_records"
-    message_type: ClassVar[str] = "audit.list_records.v1"
     read_only: ClassVar[bool] = True
 
     entity_id: str | None = Field(default=None, min_length=1, max_length=200, description="records about this entity")
@@ -118,7 +117,6 @@ class VerifyChain(Command):
     Result: `ChainVerification`."""
 
     routing_key: ClassVar[str] = "audit.verify_chain"
-    message_type: ClassVar[str] = "audit.verify_chain.v1"
 
     from_seq: int = Field(
         default=1, ge=1, description="first record to check; past 1 the stored prev_hash of that record is trusted"
@@ -133,7 +131,6 @@ class ChainBroken(Event):
     """A verification found a record that does not verify: the trail was altered."""
 
     routing_key: ClassVar[str] = "audit.chain_broken"
-    message_type: ClassVar[str] = "audit.chain_broken.v1"
 
     first_broken_seq: int = Field(ge=1, description="the first record that does not verify")
     reason: str = Field(description="prev_hash_mismatch, hash_mismatch or head_mismatch")
@@ -158,7 +155,6 @@ class SecurityEventRaised(_Raised):
     """A security-relevant record: a security event, a high or critical failure, or a security code."""
 
     routing_key: ClassVar[str] = "audit.security_event_raised"
-    message_type: ClassVar[str] = "audit.security_event_raised.v1"
 
     threat_type: str = Field(description="what was seen: the recorded message's name")
     threat_level: str = Field(description="low, medium, high or critical")
@@ -172,7 +168,6 @@ class ComplianceEventRaised(_Raised):
     """An admin, configuration or export command, or a record with a regulatory tag."""
 
     routing_key: ClassVar[str] = "audit.compliance_event_raised"
-    message_type: ClassVar[str] = "audit.compliance_event_raised.v1"
 
     frameworks: list[ComplianceFramework] = Field(description="the frameworks the record falls under")
     control: str = Field(description="the control: the recorded message's name")

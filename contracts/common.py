@@ -26,18 +26,27 @@ class Contract(BaseModel):
     message_type: ClassVar[str] = ""
 
 
-class Command(Contract):
-    """A request for a change or an answer; its routing key is `<worker>.<command>`."""
+class _Routed(Contract):
+    """A message with a routing key: its `message_type` is `<routing key>.v1` unless the class says
+    otherwise (a breaking change is a new class with its own `.v2` type, never an edit)."""
 
     routing_key: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "routing_key" in cls.__dict__ and "message_type" not in cls.__dict__:
+            cls.message_type = f"{cls.routing_key}.v1"
+
+
+class Command(_Routed):
+    """A request for a change or an answer; its routing key is `<worker>.<command>`."""
+
     # Read-only commands keep no inbox row: repeating them has no effect to guard.
     read_only: ClassVar[bool] = False
 
 
-class Event(Contract):
+class Event(_Routed):
     """A fact that happened, published through the owner's outbox."""
-
-    routing_key: ClassVar[str] = ""
 
 
 def currency_field(description: str = "ISO 4217 currency code") -> Any:

@@ -144,7 +144,6 @@ class RegisterCustomer(Command):
     """Register a customer; starts `inactive` with KYC `pending`. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.register_customer"
-    message_type: ClassVar[str] = "customer.register_customer.v1"
 
     customer_id: UUID = Field(description="id chosen by the caller; registering it again is refused")
     customer_type: CustomerType = Field(description="individual, corporate, joint or minor (anyone under 18)")
@@ -186,7 +185,6 @@ class GetCustomer(Command):
     """Read one customer. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.get_customer"
-    message_type: ClassVar[str] = "customer.get_customer.v1"
     read_only: ClassVar[bool] = True
 
     customer_id: UUID = _customer_id()
@@ -196,7 +194,6 @@ class UpdateCustomer(Command):
     """Change profile fields; absent or null fields stay as they are. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.update_customer"
-    message_type: ClassVar[str] = "customer.update_customer.v1"
 
     customer_id: UUID = _customer_id()
     expected_version: int | None = Field(
@@ -240,7 +237,6 @@ class SearchCustomers(Command):
     """Find customers by name, number, email, phone or national id. Result: CustomerPage."""
 
     routing_key: ClassVar[str] = "customer.search_customers"
-    message_type: ClassVar[str] = "customer.search_customers.v1"
     read_only: ClassVar[bool] = True
 
     query: str = Field(min_length=1, max_length=200, description="text to look for")
@@ -252,7 +248,6 @@ class AddKycDocument(Command):
     """Submit a KYC document; it starts `pending`. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.add_kyc_document"
-    message_type: ClassVar[str] = "customer.add_kyc_document.v1"
 
     customer_id: UUID = _customer_id()
     document_id: UUID = Field(description="id chosen by the caller")
@@ -269,7 +264,6 @@ class VerifyKycDocument(Command):
     """A reviewer accepts a pending document. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.verify_kyc_document"
-    message_type: ClassVar[str] = "customer.verify_kyc_document.v1"
 
     customer_id: UUID = _customer_id()
     document_id: UUID = Field(description="the document reviewed")
@@ -280,7 +274,6 @@ class RejectKycDocument(Command):
     """A reviewer rejects a pending document; KYC becomes `rejected`. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.reject_kyc_document"
-    message_type: ClassVar[str] = "customer.reject_kyc_document.v1"
 
     customer_id: UUID = _customer_id()
     document_id: UUID = Field(description="the document reviewed")
@@ -298,21 +291,18 @@ class SuspendCustomer(_StatusCommand):
     """active → suspended. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.suspend_customer"
-    message_type: ClassVar[str] = "customer.suspend_customer.v1"
 
 
 class ReactivateCustomer(_StatusCommand):
     """suspended → active. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.reactivate_customer"
-    message_type: ClassVar[str] = "customer.reactivate_customer.v1"
 
 
 class CloseCustomer(_StatusCommand):
     """Any open status → closed, for good; refused while accounts or loans are open. Result: CustomerView."""
 
     routing_key: ClassVar[str] = "customer.close_customer"
-    message_type: ClassVar[str] = "customer.close_customer.v1"
 
 
 # --- results -----------------------------------------------------------------------------
@@ -393,7 +383,6 @@ class _CustomerEvent(Event):
 
 class CustomerRegistered(_CustomerEvent):
     routing_key: ClassVar[str] = "customer.registered"
-    message_type: ClassVar[str] = "customer.registered.v1"
 
     customer_number: str = Field(description="the bank's customer number")
     customer_type: CustomerType = Field(description="individual, corporate, joint or minor")
@@ -408,7 +397,6 @@ class CustomerRegistered(_CustomerEvent):
 
 class CustomerUpdated(_CustomerEvent):
     routing_key: ClassVar[str] = "customer.updated"
-    message_type: ClassVar[str] = "customer.updated.v1"
 
     changed_fields: list[str] = Field(description="names of the profile fields that changed")
     name: str = Field(description="full name after the change")
@@ -420,7 +408,6 @@ class CustomerUpdated(_CustomerEvent):
 
 class CustomerKycStatusChanged(_CustomerEvent):
     routing_key: ClassVar[str] = "customer.kyc_status_changed"
-    message_type: ClassVar[str] = "customer.kyc_status_changed.v1"
 
     old_status: KycStatus = Field(description="KYC status before")
     new_status: KycStatus = Field(description="KYC status after")
@@ -438,22 +425,18 @@ class _StatusEvent(_CustomerEvent):
 
 class CustomerSuspended(_StatusEvent):
     routing_key: ClassVar[str] = "customer.suspended"
-    message_type: ClassVar[str] = "customer.suspended.v1"
 
 
 class CustomerReactivated(_StatusEvent):
     routing_key: ClassVar[str] = "customer.reactivated"
-    message_type: ClassVar[str] = "customer.reactivated.v1"
 
 
 class CustomerClosed(_StatusEvent):
     routing_key: ClassVar[str] = "customer.closed"
-    message_type: ClassVar[str] = "customer.closed.v1"
 
 
 class CustomerRiskChanged(_CustomerEvent):
     routing_key: ClassVar[str] = "customer.risk_changed"
-    message_type: ClassVar[str] = "customer.risk_changed.v1"
 
     old_risk_category: RiskCategory = Field(description="risk before")
     new_risk_category: RiskCategory = Field(description="risk after")
@@ -463,7 +446,6 @@ class CustomerDocumentExpiring(_CustomerEvent):
     """Sent once, `notice_days` before a verified document's last valid day (by close of business)."""
 
     routing_key: ClassVar[str] = "customer.document_expiring"
-    message_type: ClassVar[str] = "customer.document_expiring.v1"
 
     document_id: UUID = Field(description="the document")
     document_type: DocumentType = Field(description="what the document is")

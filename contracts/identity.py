@@ -260,7 +260,6 @@ class CreateUser(_NoInbox):
     Result: `UserView`."""
 
     routing_key: ClassVar[str] = "identity.create_user"
-    message_type: ClassVar[str] = "identity.create_user.v1"
 
     user_id: UUID = Field(description="new user's id, chosen by the caller (makes retries safe)")
     username: str = _username()
@@ -287,7 +286,6 @@ class IssueToken(_NoInbox):
     """
 
     routing_key: ClassVar[str] = "identity.issue_token"
-    message_type: ClassVar[str] = "identity.issue_token.v1"
 
     grant_type: GrantType = Field(description="password, client_credentials or refresh_token")
     username: str | None = Field(default=None, min_length=1, max_length=200, description="password grant")
@@ -320,7 +318,6 @@ class RevokeRefreshToken(Command):
     """
 
     routing_key: ClassVar[str] = "identity.revoke_refresh_token"
-    message_type: ClassVar[str] = "identity.revoke_refresh_token.v1"
 
     refresh_token: Secret = Field(max_length=200, description="the refresh token to revoke")
 
@@ -330,7 +327,6 @@ class CreateApiKey(_NoInbox):
     (`api_key_exists`): the secret cannot be shown twice. Result: `ApiKeyIssued`."""
 
     routing_key: ClassVar[str] = "identity.create_api_key"
-    message_type: ClassVar[str] = "identity.create_api_key.v1"
 
     key_id: UUID = Field(description="new key's id, chosen by the caller")
     user_id: UUID = Field(description="the active user the key acts as")
@@ -344,7 +340,6 @@ class RevokeApiKey(Command):
     api_key; already revoked: answered again). Result: `ApiKeyView`."""
 
     routing_key: ClassVar[str] = "identity.revoke_api_key"
-    message_type: ClassVar[str] = "identity.revoke_api_key.v1"
 
     key_id: UUID = Field(description="the key to revoke")
 
@@ -353,7 +348,6 @@ class VerifyApiKey(Command):
     """Who an API key acts as; refused with `invalid_api_key`. Result: `ApiKeyPrincipal`."""
 
     routing_key: ClassVar[str] = "identity.verify_api_key"
-    message_type: ClassVar[str] = "identity.verify_api_key.v1"
     read_only: ClassVar[bool] = True
 
     secret: Secret = Field(max_length=200, description="the API key as presented")
@@ -363,7 +357,6 @@ class GetJwks(Command):
     """The public signing keys. Result: `Jwks`."""
 
     routing_key: ClassVar[str] = "identity.get_jwks"
-    message_type: ClassVar[str] = "identity.get_jwks.v1"
     read_only: ClassVar[bool] = True
 
 
@@ -372,7 +365,6 @@ class RotateSigningKey(Command):
     expire. Result: `RotatedKey`."""
 
     routing_key: ClassVar[str] = "identity.rotate_signing_key"
-    message_type: ClassVar[str] = "identity.rotate_signing_key.v1"
 
     reason: str = Field(default="scheduled", min_length=1, max_length=500, description="why, for the audit trail")
 
@@ -381,7 +373,6 @@ class GetUser(Command):
     """Result: `UserView`."""
 
     routing_key: ClassVar[str] = "identity.get_user"
-    message_type: ClassVar[str] = "identity.get_user.v1"
     read_only: ClassVar[bool] = True
 
     user_id: UUID = Field(description="the user to read")
@@ -391,7 +382,6 @@ class ListUsers(Command):
     """Result: `Page[UserView]`, by username."""
 
     routing_key: ClassVar[str] = "identity.list_users"
-    message_type: ClassVar[str] = "identity.list_users.v1"
     read_only: ClassVar[bool] = True
 
     role: Role | None = Field(default=None, description="only users holding this role")
@@ -405,7 +395,6 @@ class DisableUser(Command):
     answered again. Result: `UserView`."""
 
     routing_key: ClassVar[str] = "identity.disable_user"
-    message_type: ClassVar[str] = "identity.disable_user.v1"
 
     user_id: UUID = Field(description="the user to disable")
     actor: str = Field(min_length=1, max_length=200, description="who disabled it")
@@ -417,7 +406,6 @@ class EnableUser(Command):
     work. Already active: answered again. Result: `UserView`."""
 
     routing_key: ClassVar[str] = "identity.enable_user"
-    message_type: ClassVar[str] = "identity.enable_user.v1"
 
     user_id: UUID = Field(description="the user to enable")
     actor: str = Field(min_length=1, max_length=200, description="who enabled it")
@@ -430,7 +418,6 @@ class ListRevocations(Command):
     Result: `Page[AccessRevoked]`."""
 
     routing_key: ClassVar[str] = "identity.list_revocations"
-    message_type: ClassVar[str] = "identity.list_revocations.v1"
     read_only: ClassVar[bool] = True
 
     after: datetime | None = Field(default=None, description="only revocations after this UTC time; "
@@ -444,7 +431,6 @@ class ListRevocations(Command):
 
 class LoginSucceeded(Event):
     routing_key: ClassVar[str] = "identity.login_succeeded"
-    message_type: ClassVar[str] = "identity.login_succeeded.v1"
 
     user_id: UUID = Field(description="who logged in")
     username: str = Field(description="their login name")
@@ -454,7 +440,6 @@ class LoginSucceeded(Event):
 
 class LoginFailed(Event):
     routing_key: ClassVar[str] = "identity.login_failed"
-    message_type: ClassVar[str] = "identity.login_failed.v1"
 
     username: str = Field(description="the login name (or client_id) as typed, truncated to 200 characters")
     user_id: UUID | None = Field(default=None, description="the user, when the name is known")
@@ -465,7 +450,6 @@ class LoginFailed(Event):
 
 class LockedOut(Event):
     routing_key: ClassVar[str] = "identity.locked_out"
-    message_type: ClassVar[str] = "identity.locked_out.v1"
 
     user_id: UUID = Field(description="the locked user")
     username: str = Field(description="their login name")
@@ -478,7 +462,6 @@ class RefreshTokenReused(Event):
     """A used or revoked refresh token came back: likely stolen, so its whole family was revoked."""
 
     routing_key: ClassVar[str] = "identity.refresh_token_reused"
-    message_type: ClassVar[str] = "identity.refresh_token_reused.v1"
 
     user_id: UUID = Field(description="whose token")
     family_id: UUID = Field(description="the login session whose tokens were all revoked")
@@ -487,7 +470,6 @@ class RefreshTokenReused(Event):
 
 class KeyRotated(Event):
     routing_key: ClassVar[str] = "identity.key_rotated"
-    message_type: ClassVar[str] = "identity.key_rotated.v1"
 
     kid: str = Field(description="the new active key's id")
     previous_kid: str | None = Field(default=None, description="the key it replaced")
@@ -497,7 +479,6 @@ class KeyRotated(Event):
 
 class UserCreated(Event):
     routing_key: ClassVar[str] = "identity.user_created"
-    message_type: ClassVar[str] = "identity.user_created.v1"
 
     user_id: UUID = Field(description="the new user")
     username: str = Field(description="login name")
@@ -509,7 +490,6 @@ class UserCreated(Event):
 
 class UserDisabled(Event):
     routing_key: ClassVar[str] = "identity.user_disabled"
-    message_type: ClassVar[str] = "identity.user_disabled.v1"
 
     user_id: UUID = Field(description="the disabled user")
     username: str = Field(description="login name")
@@ -520,7 +500,6 @@ class UserDisabled(Event):
 
 class UserEnabled(Event):
     routing_key: ClassVar[str] = "identity.user_enabled"
-    message_type: ClassVar[str] = "identity.user_enabled.v1"
 
     user_id: UUID = Field(description="the enabled user")
     username: str = Field(description="login name")
@@ -544,7 +523,6 @@ class AccessRevoked(Event):
     """
 
     routing_key: ClassVar[str] = "identity.access_revoked"
-    message_type: ClassVar[str] = "identity.access_revoked.v1"
 
     revocation_id: UUID = Field(description="this revocation's id")
     scope: RevocationScope = Field(description="user, session or api_key: what it ends")
@@ -560,7 +538,6 @@ RevocationPage = Page[AccessRevoked]
 
 class ApiKeyCreated(Event):
     routing_key: ClassVar[str] = "identity.api_key_created"
-    message_type: ClassVar[str] = "identity.api_key_created.v1"
 
     key_id: UUID = Field(description="the new key")
     user_id: UUID = Field(description="the user it acts as")
@@ -572,7 +549,6 @@ class ApiKeyCreated(Event):
 
 class ApiKeyRevoked(Event):
     routing_key: ClassVar[str] = "identity.api_key_revoked"
-    message_type: ClassVar[str] = "identity.api_key_revoked.v1"
 
     key_id: UUID = Field(description="the revoked key")
     user_id: UUID = Field(description="the user it acted as")

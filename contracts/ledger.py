@@ -333,7 +333,6 @@ class CreateAccounts(Command):
     """Create ledger accounts. Result: `CreateAccountsResult`."""
 
     routing_key: ClassVar[str] = "ledger.create_accounts"
-    message_type: ClassVar[str] = "ledger.create_accounts.v1"
 
     accounts: list[NewAccount] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} accounts")
 
@@ -342,7 +341,6 @@ class CreateTransfers(Command):
     """Move money. Result: `CreateTransfersResult`, one result per transfer."""
 
     routing_key: ClassVar[str] = "ledger.create_transfers"
-    message_type: ClassVar[str] = "ledger.create_transfers.v1"
 
     transfers: list[NewTransfer] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} transfers")
 
@@ -355,7 +353,6 @@ class SetAccountFlags(Command):
     """
 
     routing_key: ClassVar[str] = "ledger.set_account_flags"
-    message_type: ClassVar[str] = "ledger.set_account_flags.v1"
 
     account_id: UUID = Field(description="the ledger account")
     action: Literal["freeze", "unfreeze", "close"] = Field(description="close is terminal and needs zero balances")
@@ -367,7 +364,6 @@ class LookupAccounts(Command):
     """Result: `AccountsResult`."""
 
     routing_key: ClassVar[str] = "ledger.lookup_accounts"
-    message_type: ClassVar[str] = "ledger.lookup_accounts.v1"
     read_only: ClassVar[bool] = True
 
     ids: list[UUID] = _ids_field("account ids")
@@ -377,7 +373,6 @@ class LookupTransfers(Command):
     """Result: `TransfersResult`."""
 
     routing_key: ClassVar[str] = "ledger.lookup_transfers"
-    message_type: ClassVar[str] = "ledger.lookup_transfers.v1"
     read_only: ClassVar[bool] = True
 
     ids: list[UUID] = _ids_field("transfer ids")
@@ -387,7 +382,6 @@ class GetAccountHistory(Command):
     """An account's transfers with its balances after each, oldest first. Result: `HistoryPage`."""
 
     routing_key: ClassVar[str] = "ledger.get_account_history"
-    message_type: ClassVar[str] = "ledger.get_account_history.v1"
     read_only: ClassVar[bool] = True
 
     account_id: UUID = Field(description="the account")
@@ -402,7 +396,6 @@ class GetBalanceAt(Command):
     """Balances as of a point in time (history is kept for every account). Result: `BalanceAt`."""
 
     routing_key: ClassVar[str] = "ledger.get_balance_at"
-    message_type: ClassVar[str] = "ledger.get_balance_at.v1"
     read_only: ClassVar[bool] = True
 
     account_id: UUID = Field(description="the account")
@@ -413,7 +406,6 @@ class Verify(Command):
     """Recompute every balance from the transfers and check debits = credits. Result: `VerifyResult`."""
 
     routing_key: ClassVar[str] = "ledger.verify"
-    message_type: ClassVar[str] = "ledger.verify.v1"
     read_only: ClassVar[bool] = True
 
 
@@ -446,21 +438,18 @@ class TransferPosted(_TransferFact):
     """A single-phase transfer or a post of a pending one moved money."""
 
     routing_key: ClassVar[str] = "ledger.transfer_posted"
-    message_type: ClassVar[str] = "ledger.transfer_posted.v1"
 
 
 class TransferPending(_TransferFact):
     """A hold was placed."""
 
     routing_key: ClassVar[str] = "ledger.transfer_pending"
-    message_type: ClassVar[str] = "ledger.transfer_pending.v1"
 
 
 class TransferVoided(_TransferFact):
     """A hold was released: by a void transfer (`id` = the void's id) or by expiry (`id` = `pending_id`)."""
 
     routing_key: ClassVar[str] = "ledger.transfer_voided"
-    message_type: ClassVar[str] = "ledger.transfer_voided.v1"
 
     pending_id: UUID = Field(description="the pending transfer released")
     reason: Literal["voided", "expired"] = Field(description="voided by a transfer, or expired by its timeout")
@@ -468,7 +457,6 @@ class TransferVoided(_TransferFact):
 
 class AccountCreated(Event):
     routing_key: ClassVar[str] = "ledger.account_created"
-    message_type: ClassVar[str] = "ledger.account_created.v1"
 
     id: UUID = Field(description="the ledger account id")
     currency: str = currency_field("ISO 4217 currency of the account")
@@ -483,7 +471,6 @@ class AccountCreated(Event):
 
 class AccountFlagsChanged(Event):
     routing_key: ClassVar[str] = "ledger.account_flags_changed"
-    message_type: ClassVar[str] = "ledger.account_flags_changed.v1"
 
     account_id: UUID = Field(description="the ledger account")
     owner_id: UUID | None = Field(default=None, description="customer who owns it")

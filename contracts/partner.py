@@ -25,7 +25,6 @@ class PartnerAccessChanged(Event):
     """
 
     routing_key: ClassVar[str] = "partner.access_changed"
-    message_type: ClassVar[str] = "partner.access_changed.v1"
 
     partner: PartnerUser = Field(description="the partner's broker user, `partner.<name>`")
     may_send: list[RoutingKey] = Field(

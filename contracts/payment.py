@@ -234,7 +234,6 @@ class InitiatePayment(Command):
     """Place a payment order of any kind. Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.initiate_payment"
-    message_type: ClassVar[str] = "payment.initiate_payment.v1"
 
     payment_id: UUID = Field(description="new payment's id, chosen by the caller (makes retries safe)")
     kind: PaymentKind = Field(description="cash_deposit, cash_withdrawal, internal, neft, rtgs, imps, upi or refund")
@@ -256,7 +255,6 @@ class GetPayment(Command):
     """Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.get_payment"
-    message_type: ClassVar[str] = "payment.get_payment.v1"
     read_only: ClassVar[bool] = True
 
     payment_id: UUID = Field(description="the payment to read")
@@ -266,7 +264,6 @@ class ListAccountPayments(Command):
     """Result: `Page[PaymentView]`, newest first, payments the account pays or receives."""
 
     routing_key: ClassVar[str] = "payment.list_account_payments"
-    message_type: ClassVar[str] = "payment.list_account_payments.v1"
     read_only: ClassVar[bool] = True
 
     account_id: UUID = Field(description="whose payments")
@@ -278,7 +275,6 @@ class ApprovePayment(Command):
     """The checker approves a payment waiting for approval. Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.approve_payment"
-    message_type: ClassVar[str] = "payment.approve_payment.v1"
 
     payment_id: UUID = Field(description="the payment")
     actor: str = _actor_field()
@@ -289,7 +285,6 @@ class RejectPayment(Command):
     """The checker rejects a payment waiting for approval; the hold is voided. Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.reject_payment"
-    message_type: ClassVar[str] = "payment.reject_payment.v1"
 
     payment_id: UUID = Field(description="the payment")
     actor: str = _actor_field()
@@ -301,7 +296,6 @@ class CancelPayment(Command):
     """Cancel an `initiated` or `pending` payment; the hold is voided. Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.cancel_payment"
-    message_type: ClassVar[str] = "payment.cancel_payment.v1"
 
     payment_id: UUID = Field(description="the payment")
     actor: str = _actor_field()
@@ -312,7 +306,6 @@ class RefundPayment(Command):
     """Refund a completed payment in full or in part, as a new payment. Result: `PaymentView` of the refund."""
 
     routing_key: ClassVar[str] = "payment.refund_payment"
-    message_type: ClassVar[str] = "payment.refund_payment.v1"
 
     refund_id: UUID = Field(description="the refund payment's id, chosen by the caller")
     payment_id: UUID = Field(description="the completed payment to refund")
@@ -325,7 +318,6 @@ class AddPayee(Command):
     """Save a beneficiary for a customer. Result: `PayeeView`."""
 
     routing_key: ClassVar[str] = "payment.add_payee"
-    message_type: ClassVar[str] = "payment.add_payee.v1"
 
     payee_id: UUID = Field(description="new payee's id, chosen by the caller")
     customer_id: UUID = Field(description="whose beneficiary")
@@ -337,7 +329,6 @@ class CreateStandingOrder(Command):
     """Pay the same payee the same amount on a schedule. Result: `StandingOrderView`."""
 
     routing_key: ClassVar[str] = "payment.create_standing_order"
-    message_type: ClassVar[str] = "payment.create_standing_order.v1"
 
     standing_order_id: UUID = Field(description="new standing order's id, chosen by the caller")
     payer_account_id: UUID = Field(description="account debited")
@@ -355,7 +346,6 @@ class ListPayees(Command):
     """Result: `PayeePage`, newest first (at most 500 payees a customer)."""
 
     routing_key: ClassVar[str] = "payment.list_payees"
-    message_type: ClassVar[str] = "payment.list_payees.v1"
     read_only: ClassVar[bool] = True
 
     customer_id: UUID = Field(description="whose payees")
@@ -365,7 +355,6 @@ class GetStandingOrder(Command):
     """Result: `StandingOrderView`."""
 
     routing_key: ClassVar[str] = "payment.get_standing_order"
-    message_type: ClassVar[str] = "payment.get_standing_order.v1"
     read_only: ClassVar[bool] = True
 
     standing_order_id: UUID = Field(description="the standing order")
@@ -375,7 +364,6 @@ class ListStandingOrders(Command):
     """Result: `StandingOrderPage`, the account's standing orders (at most 500), newest first."""
 
     routing_key: ClassVar[str] = "payment.list_standing_orders"
-    message_type: ClassVar[str] = "payment.list_standing_orders.v1"
     read_only: ClassVar[bool] = True
 
     account_id: UUID = Field(description="the payer account")
@@ -385,7 +373,6 @@ class CancelStandingOrder(Command):
     """Stop a standing order; occurrences already placed are not touched. Result: `StandingOrderView`."""
 
     routing_key: ClassVar[str] = "payment.cancel_standing_order"
-    message_type: ClassVar[str] = "payment.cancel_standing_order.v1"
 
     standing_order_id: UUID = Field(description="the standing order")
     actor: str = _actor_field()
@@ -398,7 +385,6 @@ class ReversePayment(Command):
     Result: `PaymentView` of the reversal."""
 
     routing_key: ClassVar[str] = "payment.reverse_payment"
-    message_type: ClassVar[str] = "payment.reverse_payment.v1"
 
     reversal_id: UUID = Field(description="the reversal payment's id, chosen by the caller")
     payment_id: UUID = Field(description="the completed payment to reverse")
@@ -413,7 +399,6 @@ class SettlePayment(Command):
     """From the clearing partner: an outgoing payment settled; the hold is posted. Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.settle_payment"
-    message_type: ClassVar[str] = "payment.settle_payment.v1"
 
     payment_id: UUID = Field(description="the payment the partner was sent")
     partner_reference: str = _partner_reference_field()
@@ -424,7 +409,6 @@ class RejectExternalPayment(Command):
     """From the clearing partner: an outgoing payment was refused; the hold is voided. Result: `PaymentView`."""
 
     routing_key: ClassVar[str] = "payment.reject_external_payment"
-    message_type: ClassVar[str] = "payment.reject_external_payment.v1"
 
     payment_id: UUID = Field(description="the payment the partner was sent")
     partner_reference: str = _partner_reference_field()
@@ -438,7 +422,6 @@ class IncomingCredit(Command):
     """
 
     routing_key: ClassVar[str] = "payment.incoming_credit"
-    message_type: ClassVar[str] = "payment.incoming_credit.v1"
 
     partner_reference: str = _partner_reference_field()
     rail: PaymentKind = Field(description="neft, rtgs, imps or upi")
@@ -472,7 +455,6 @@ class _PaymentFact(Event):
 
 class PaymentInitiated(_PaymentFact):
     routing_key: ClassVar[str] = "payment.initiated"
-    message_type: ClassVar[str] = "payment.initiated.v1"
 
     fee: int = amount_field("fee charged with it")
     fraud_score: int = Field(ge=0, le=100, description="rule-based score")
@@ -481,7 +463,6 @@ class PaymentInitiated(_PaymentFact):
 
 class PaymentApprovalRequired(_PaymentFact):
     routing_key: ClassVar[str] = "payment.approval_required"
-    message_type: ClassVar[str] = "payment.approval_required.v1"
 
     maker: str = Field(description="who placed the order; may not approve it")
     expires_at: datetime = Field(description="the hold times out then and the payment fails (approval_expired)")
@@ -489,7 +470,6 @@ class PaymentApprovalRequired(_PaymentFact):
 
 class PaymentApproved(_PaymentFact):
     routing_key: ClassVar[str] = "payment.approved"
-    message_type: ClassVar[str] = "payment.approved.v1"
 
     approver: str = _actor_field()
 
@@ -498,7 +478,6 @@ class PaymentSubmitted(_PaymentFact):
     """The instruction to the clearing partner: everything it needs to settle or reject."""
 
     routing_key: ClassVar[str] = "payment.submitted"
-    message_type: ClassVar[str] = "payment.submitted.v1"
 
     payee: Payee = Field(description="the external beneficiary")
     fee: int = amount_field("fee held with it")
@@ -506,7 +485,6 @@ class PaymentSubmitted(_PaymentFact):
 
 class PaymentCompleted(_PaymentFact):
     routing_key: ClassVar[str] = "payment.completed"
-    message_type: ClassVar[str] = "payment.completed.v1"
 
     fee: int = amount_field("fee posted with it")
     partner_reference: str | None = Field(default=None, description="the partner's reference, for external rails")
@@ -514,7 +492,6 @@ class PaymentCompleted(_PaymentFact):
 
 class PaymentFailed(_PaymentFact):
     routing_key: ClassVar[str] = "payment.failed"
-    message_type: ClassVar[str] = "payment.failed.v1"
 
     code: str = Field(description="why: a `PaymentError`, a ledger result or the partner's reason code")
     reason: str = Field(description="human-readable explanation")
@@ -522,7 +499,6 @@ class PaymentFailed(_PaymentFact):
 
 class PaymentCancelled(_PaymentFact):
     routing_key: ClassVar[str] = "payment.cancelled"
-    message_type: ClassVar[str] = "payment.cancelled.v1"
 
     actor: str = _actor_field()
     reason: str = _reason_field()
@@ -532,7 +508,6 @@ class PaymentRefunded(_PaymentFact):
     """A refund completed; `payment_id` is the original, `refund_id` the refund payment."""
 
     routing_key: ClassVar[str] = "payment.refunded"
-    message_type: ClassVar[str] = "payment.refunded.v1"
 
     refund_id: UUID = Field(description="the refund payment")
     refund_amount: int = amount_field("this refund, minor units")
@@ -541,7 +516,6 @@ class PaymentRefunded(_PaymentFact):
 
 class PayeeAdded(Event):
     routing_key: ClassVar[str] = "payment.payee_added"
-    message_type: ClassVar[str] = "payment.payee_added.v1"
 
     payee_id: UUID = Field(description="the payee")
     customer_id: UUID = Field(description="whose beneficiary")
@@ -551,7 +525,6 @@ class PayeeAdded(Event):
 
 class StandingOrderFailed(Event):
     routing_key: ClassVar[str] = "payment.standing_order_failed"
-    message_type: ClassVar[str] = "payment.standing_order_failed.v1"
 
     standing_order_id: UUID = Field(description="the standing order")
     payer_account_id: UUID = Field(description="account it debits")
@@ -569,7 +542,6 @@ class ScreeningHit(_PaymentFact):
     """A screening rule matched; the order may be held for review or refused."""
 
     routing_key: ClassVar[str] = "payment.screening_hit"
-    message_type: ClassVar[str] = "payment.screening_hit.v1"
 
     rules: list[str] = Field(description="the rules that matched, e.g. `large_amount`, `new_payee`, `velocity`, `watch_list`")
     fraud_score: int = Field(ge=0, le=100, description="rule-based score")

@@ -24,7 +24,6 @@ class EdgeAuthFailed(Event):
     """The edge answered 401: no credentials, or credentials it could not accept."""
 
     routing_key: ClassVar[str] = "edge.auth_failed"
-    message_type: ClassVar[str] = "edge.auth_failed.v1"
 
     method: str = Field(max_length=10, description="HTTP method")
     path: str = Field(max_length=500, description="the route asked for (no query string)")
@@ -37,7 +36,6 @@ class EdgeAccessDenied(Event):
     """The edge answered 403: an authenticated caller without the permission the route needs."""
 
     routing_key: ClassVar[str] = "edge.access_denied"
-    message_type: ClassVar[str] = "edge.access_denied.v1"
 
     subject: str = Field(max_length=200, description="who asked (user id, API key id or partner)")
     roles: list[str] = Field(max_length=20, description="the caller's roles")
@@ -70,7 +68,6 @@ def _access_denied(worker: str) -> type[AccessDenied]:
             "__doc__": f"The {worker} worker refused a command because of who sent it.",
             "__module__": __name__,
             "routing_key": f"{worker}.access_denied",
-            "message_type": f"{worker}.access_denied.v1",
         },
     )
 

@@ -1,0 +1,32 @@
+"""Every message's AMQP `type` is its routing key and version, written once (contracts/common.py)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from contracts import account, audit, customer, identity, ledger, partner, payment, security
+from contracts.common import Command, Event
+
+MODULES = (account, audit, customer, identity, ledger, partner, payment, security)
+
+
+def test_every_command_and_event_is_typed_as_its_routing_key_version_1() -> None:
+    found = [c for m in MODULES for c in (*getattr(m, "COMMANDS", ()), *getattr(m, "EVENTS", ()))]
+    assert len(found) > 90
+    for contract in found:
+        assert contract.routing_key and contract.message_type == f"{contract.routing_key}.v1", contract
+
+
+def test_a_new_version_says_so_and_keeps_its_own_type() -> None:
+    class Example(Command):
+        routing_key: ClassVar[str] = "example.do"
+
+    class ExampleV2(Command):
+        routing_key: ClassVar[str] = "example.do"
+        message_type: ClassVar[str] = "example.do.v2"
+
+    class Fact(Event):
+        routing_key: ClassVar[str] = "example.done"
+
+    assert (Example.message_type, ExampleV2.message_type, Fact.message_type) == (
+        "example.do.v1", "example.do.v2", "example.done.v1")
