@@ -159,12 +159,14 @@ class Runtime:
             await self._refuse_invalid(msg, "a reply must be a Reply envelope", None)
         if not step_id:
             await self._refuse_invalid(msg, "a saga reply needs the step id as correlation_id", None)
-        asked = await self.in_transaction(lambda conn: saga.asked_worker(conn, step_id))
-        if raw.user_id not in self.trust.services or (asked is not None and raw.user_id != broker_user(asked)):
-            # Only the worker the step asked answers it (another could reach `<worker>.replies`).
-            await self._refuse_invalid(msg, f"a reply to a step that asked {asked} came from {raw.user_id!r}", None)
+        forged: list[str | None] = []  # the worker the step asked, when somebody else answered
 
         async def complete(conn: asyncpg.Connection) -> list[tuple[Reply, saga.Step]]:
+            asked = await saga.asked_worker(conn, step_id)
+            if raw.user_id not in self.trust.services or (asked is not None and raw.user_id != broker_user(asked)):
+                # Only the worker the step asked answers it (another could reach `<worker>.replies`).
+                forged.append(asked)
+                return []
             step = await saga.lock(conn, step_id)
             if step is None:
                 log.warning("reply for unknown saga step %s dropped", step_id)
@@ -173,7 +175,10 @@ class Runtime:
                 return await self._continue_joint(conn, step, reply)
             return await self._continue(conn, step, reply)
 
-        for final, step in await self.in_transaction(complete):
+        answers = await self.in_transaction(complete)
+        if forged:
+            await self._refuse_invalid(msg, f"a reply to a step that asked {forged[0]} came from {raw.user_id!r}", None)
+        for final, step in answers:
             await self._publish_reply(final, step.origin_reply_to, step.origin_correlation_id, step.origin_message_id)
 
     async def _continue(self, conn: asyncpg.Connection, step: saga.Step, reply: Reply,

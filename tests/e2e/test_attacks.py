@@ -54,6 +54,7 @@ from tests.e2e.test_auth import new_user
 from tests.e2e.test_flows import open_account_when_eligible, post, register_body, verified_customer
 from tests.e2e.test_payments import deposit, internal, payable_account
 from tests.integration.conftest import eventually
+from tests.integration.test_partners import PartnerUser
 
 pytestmark = pytest.mark.e2e
 
@@ -201,22 +202,8 @@ def edge_get(cluster: Cluster, path: str) -> httpx.Response:
 
 # -- a partner made by the operator's CLI -------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Partner:
-    name: str
-    password: str
-
-    @property
-    def user(self) -> str:
-        return partners.user_of(self.name)
-
-    @property
-    def replies(self) -> str:
-        return partners.replies_queue_name(self.name)
-
-    def url(self) -> str:
-        return partners.partner_url(ADMIN_URL, self.name, self.password)
+# Its name, password, user, replies queue and URL, as the partner tests know it.
+Partner = PartnerUser
 
 
 def cbs(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
