@@ -1,6 +1,6 @@
 """What a handler sees (DESIGN §4): the `Context` of one message in its open transaction, `DEFER`
-for a reply a saga step will give later, and `Routes`, the sheet that names each command's and
-event's handler. A leaf of `bus/`: the runtime that calls handlers sits above it, and nothing
+for a reply a saga step will give later, `Duty` for work no message asks for, and `Routes`, the
+sheet that names every entry point of a worker. A leaf of `bus/`: the runtime that calls handlers sits above it, and nothing
 here knows how a message is consumed, committed or acknowledged.
 """
 
@@ -68,6 +68,13 @@ class Context:
         return DEFER
 
 
+def duty_context(conn: asyncpg.Connection, worker: str, what: str, now: datetime) -> Context:
+    """The context of work no message asked for (a duty, a start-up step): its saga steps answer
+    nobody (no reply_to), and its ids name the work and the moment."""
+    return Context(conn=conn, worker=worker, consumer=f"{worker}.{what}", message_id=f"{what}:{now.isoformat()}",
+                   correlation_id=None, reply_to=None, actor=None, broker_user=None, now=now)  # fmt: skip
+
+
 CommandHandler = Callable[[Context, Any], Awaitable[Reply | Deferred]]
 # (the contexts, one per fresh message, sharing the transaction; their commands) -> an answer each
 # (a Reply, or DEFER when a saga step will answer it).
@@ -75,6 +82,23 @@ BatchHandler = Callable[[Sequence[tuple[Context, Any]]], Awaitable[list[Reply | 
 EventHandler = Callable[[Context, Any], Awaitable[None]]
 # A saga step's continuation: (ctx, the state the step recorded, the other worker's reply).
 Continuation = Callable[[Context, dict[str, Any], Reply], Awaitable[Reply | Deferred]]
+
+
+# One transaction of a duty: True when more may be due at once (it acted on a full batch).
+DutyRun = Callable[[Context], Awaitable[bool]]
+# Work before the queues are consumed (a signing key, the bank's accounts), in one transaction.
+StartUp = Callable[[Context], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Duty:
+    """Background work every replica runs (sweeps, schedulers, retention): `run` in its own
+    transaction, again at once while it says more is due, else after `interval_s`. Replicas share
+    the work through the rows they lock (SKIP LOCKED); a failure is logged and the duty goes on."""
+
+    name: str  # also the context's `what`: consumer `<worker>.<name>`
+    run: DutyRun
+    interval_s: float
 
 
 @dataclass(frozen=True)
@@ -97,6 +121,8 @@ class Routes:
     batch_units: Callable[[Command], int] = lambda _: 1
     # Commands this worker asks of others that a batch may send as one (bus/joint.py).
     joint: Mapping[type[Command], joint.Combiner[Any]] = field(default_factory=dict)
+    duties: tuple[Duty, ...] = ()
+    on_start: StartUp | None = None
 
     def event_route(self, message_type: str | None) -> EventRoute[Any] | None:
         return next((r for r in self.events if r.contract.message_type == message_type), None)

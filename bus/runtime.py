@@ -25,7 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from bus import grants, inbox, joint, outbox, saga, topology
 from bus.actor import Trust, actor_of, believed, unauthenticated
-from bus.handling import CommandHandler, Context, Deferred, Routes
+from bus.handling import CommandHandler, Context, Deferred, Routes, duty_context
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
@@ -352,6 +352,9 @@ class Runtime:
             broker_user=raw.user_id,
             now=datetime.now(UTC),
         )
+
+    def duty_context(self, conn: asyncpg.Connection, what: str) -> Context:
+        return duty_context(conn, self.routes.worker, what, datetime.now(UTC))
 
     def _origin_context(self, conn: asyncpg.Connection, step: saga.Step) -> Context:
         """A continuation acts on behalf of the command that started the saga."""

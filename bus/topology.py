@@ -60,6 +60,18 @@ EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """RabbitMQ's topic rule: `*` is exactly one word, `#` zero or more."""
+    def match(p: list[str], k: list[str]) -> bool:
+        if not p:
+            return not k
+        if p[0] == "#":
+            return any(match(p[1:], k[i:]) for i in range(len(k) + 1))
+        return bool(k) and p[0] in ("*", k[0]) and match(p[1:], k[1:])
+
+    return match(pattern.split("."), routing_key.split("."))
+
+
 def _quorum_arguments() -> dict[str, Any]:
     # at-least-once dead-lettering needs reject-publish overflow (drop-head would silently
     # fall back to at-most-once); both work on RabbitMQ 3.10 and 4.x.

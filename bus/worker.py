@@ -18,8 +18,9 @@ from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
 from bus.runtime import Runtime
-from bus.handling import CommandHandler, Routes
+from bus.handling import CommandHandler, Duty, Routes, StartUp
 from bus.settings import Settings, broker_user, load
+from contracts.common import Command
 
 log = logging.getLogger("cbs.worker")
 
@@ -87,11 +88,10 @@ def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str)
         await runtime.consume_saga_reply(body, msg)
 
 
-def add_duty(app: FastStream, name: str, run_once: Callable[[], Awaitable[bool]], interval_s: float) -> None:
-    """A background duty on every replica (sweeps, schedulers, retention): `run_once` again at
-    once while it says more is due, else after `interval_s`. Replicas share the work through the
-    rows they lock (SKIP LOCKED). An exception is logged and the duty goes on: it must outlive a
-    database restart or a full disk."""
+def _keep_running(app: FastStream, name: str, run_once: Callable[[], Awaitable[bool]], interval_s: float) -> None:
+    """Run `run_once` again at once while it says more is due, else after `interval_s`, from start
+    to shutdown. An exception is logged and the duty goes on: it must outlive a database restart
+    or a full disk."""
     tasks: list[asyncio.Task[None]] = []
 
     async def forever() -> None:
@@ -115,9 +115,43 @@ def add_duty(app: FastStream, name: str, run_once: Callable[[], Awaitable[bool]]
         tasks.clear()
 
 
-def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
+def _add_duty(app: FastStream, runtime: Runtime, duty: Duty) -> None:
+    async def run_once() -> bool:
+        return bool(await runtime.in_transaction(lambda conn: duty.run(runtime.duty_context(conn, duty.name))))
+
+    _keep_running(app, f"{runtime.routes.worker} {duty.name}", run_once, duty.interval_s)
+
+
+def _add_start_up(app: FastStream, runtime: Runtime, start_up: StartUp) -> None:
+    @app.on_startup  # after the pool opens, before any queue is consumed
+    async def start() -> None:
+        await runtime.in_transaction(lambda conn: start_up(runtime.duty_context(conn, "start")))
+
+
+def check_event_routes(routes: Routes) -> None:
+    """The two halves of a worker's event sheet agree: every event route is bound to the worker's
+    queue (else it would never arrive), and every binding of its own domain has a route (else
+    the worker would consume and drop it)."""
+    bindings = topology.EVENT_BINDINGS.get(routes.worker, ())
+    keys = [route.contract.routing_key for route in routes.events]
+    unbound = [key for key in keys if not any(topology.topic_matches(b, key) for b in bindings)]
+    assert not unbound, f"{routes.worker} routes events its queue is not bound to: {unbound}"
+    unrouted = [b for b in bindings if b not in topology.SHARED_EVENT_KEYS
+                and not any(topology.topic_matches(b, key) for key in keys)]  # fmt: skip
+    assert not unrouted, f"{routes.worker} binds events it has no route for: {unrouted}"
+
+
+class WorkerApp(FastStream):
+    """A worker's FastStream application, with the runtime and group committers tests reach."""
+
+    runtime: Runtime
+    committers: dict[type[Command], GroupCommitter]
+
+
+def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     settings = settings or load()
     worker = routes.worker
+    check_event_routes(routes)
     process = f"{worker}-worker"
     observability.configure_logging(process)
     registry = observability.metrics_registry()
@@ -156,7 +190,8 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
         finally:
             await runtime.pool.close()
 
-    app = FastStream(broker, lifespan=lifespan, specification=AsyncAPI(title=f"CBS {worker}", version="1.0.0"))
+    app = WorkerApp(broker, lifespan=lifespan, specification=AsyncAPI(title=f"CBS {worker}", version="1.0.0"))
+    app.runtime = runtime
 
     @app.after_startup
     async def start_relay() -> None:
@@ -193,6 +228,9 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> FastStream:
             server.shutdown()
             server.server_close()
 
-    app.runtime = runtime  # type: ignore[attr-defined]  # tests reach the pool through it
-    app.committers = {c.contract: c for c in committers}  # type: ignore[attr-defined]  # and batch limits
+    if routes.on_start is not None:
+        _add_start_up(app, runtime, routes.on_start)
+    for duty in routes.duties:
+        _add_duty(app, runtime, duty)
+    app.committers = {c.contract: c for c in committers}
     return app

@@ -10,6 +10,7 @@ per item: a refused transfer is a result code, not a refusal of the whole comman
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -25,6 +26,22 @@ MAX_BALANCE = 2**63 - 1
 MAX_BATCH = 1000
 MAX_TIMEOUT_S = 31_536_000  # one year: a hold longer than that is a lien (timeout 0)
 MAX_USER_DATA_KEYS = 16
+
+# The bank's own accounts, made by workers/ledger/migrations/0002_bank_accounts.sql. Their ids are
+# derived, never looked up (md5 of code and currency, as the migration does), so any worker or
+# partner can name them; tests/unit/test_contracts.py compares the two derivations.
+BANK_ACCOUNT_CODES = (
+    "cash_vault", "clearing_internal", "clearing_neft", "clearing_rtgs", "clearing_imps", "clearing_upi",
+    "hold_control", "loan_principal", "loan_interest_receivable", "interest_income", "interest_expense",
+    "fee_income", "penalty_income", "interest_suspense", "suspense",
+)  # fmt: skip
+
+
+def bank_account_id(code: str, currency: str) -> UUID:
+    """The id of the bank's account `code` in `currency`: md5 of `cbs.ledger.<code>.<currency>`."""
+    assert code in BANK_ACCOUNT_CODES, f"{code} is not a bank account"
+    return UUID(hashlib.md5(f"cbs.ledger.{code}.{currency}".encode()).hexdigest())
+
 
 UserDataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 UserDataValue = Annotated[str, StringConstraints(max_length=256)] | int | bool | None

@@ -12,7 +12,6 @@ The load driver, account picker, edge client and table serve `--kind payment` to
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 import time
@@ -37,8 +36,7 @@ CURRENCY = "INR"
 
 
 def vault_id(currency: str) -> uuid.UUID:
-    # Same derivation as the ledger's migration (bank accounts are named, never looked up).
-    return uuid.UUID(hashlib.md5(f"cbs.ledger.cash_vault.{currency}".encode()).hexdigest())
+    return c.bank_account_id("cash_vault", currency)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from contracts.ledger import (
 )
 from contracts.ledger import TransferResultCode as R
 from tests.integration.conftest import BusClient, eventually
-from workers.ledger.domain import BANK_ACCOUNT_CODES, bank_account_id
+from contracts.ledger import BANK_ACCOUNT_CODES, bank_account_id
 
 BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 ZERO = UUID(int=0)

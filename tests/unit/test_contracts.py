@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
+import uuid
+from pathlib import Path
 from typing import ClassVar
 
 from contracts import account, audit, customer, identity, ledger, partner, payment, security
@@ -30,3 +34,12 @@ def test_a_new_version_says_so_and_keeps_its_own_type() -> None:
 
     assert (Example.message_type, ExampleV2.message_type, Fact.message_type) == (
         "example.do.v1", "example.do.v2", "example.done.v1")
+
+
+def test_bank_account_ids_are_derived_as_the_ledgers_migration_derives_them() -> None:
+    sql = (Path(__file__).parents[2] / "workers/ledger/migrations/0002_bank_accounts.sql").read_text()
+    assert "md5('cbs.ledger.' || code || '.' || cur)::uuid" in sql
+    codes = re.findall(r"'([a-z_]+)'", sql[sql.index("ARRAY[") : sql.index("]) AS code")])
+    assert tuple(codes) == ledger.BANK_ACCOUNT_CODES
+    assert ledger.bank_account_id("cash_vault", "INR") == uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest())
+    assert ledger.bank_account_id("fee_income", "USD") != ledger.bank_account_id("fee_income", "INR")

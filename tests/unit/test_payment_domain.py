@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.ledger import NewTransfer
+from contracts.ledger import NewTransfer, bank_account_id
 from contracts.payment import FraudLevel, Payee, PaymentError, PaymentKind, PaymentStatus
 from workers.payment.domain import (
     BANK_TZ,
@@ -22,7 +22,6 @@ from workers.payment.domain import (
     RefundTarget,
     Screening,
     Step,
-    bank_account_id,
     branch_withdrawal_fee,
     cash_transfers,
     check_account_number,
@@ -358,13 +357,6 @@ def test_upi_refund_only_within_24_hours_of_completion() -> None:
 FEE_INCOME = bank_account_id("fee_income", "INR")
 VAULT = bank_account_id("cash_vault", "INR")
 CLEARING_NEFT = bank_account_id("clearing_neft", "INR")
-
-
-def test_bank_account_ids_match_the_ledger_migration() -> None:
-    # md5('cbs.ledger.cash_vault.INR')::uuid in workers/ledger/migrations/0002_bank_accounts.sql
-    import hashlib
-
-    assert VAULT == uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest())
 
 
 def test_internal_without_fee_is_one_single_phase_transfer() -> None:

@@ -9,22 +9,16 @@ record is committed. A background duty archives expired records (workers/audit/a
 
 from __future__ import annotations
 
-import logging
-import os
-
 from faststream.rabbit import Channel
 
 from bus import topology
 from bus.broker import Delivery
 from bus.settings import load
-from bus.worker import add_duty, raw_body, worker_app
-from workers.audit import archive, handlers
+from bus.worker import raw_body, worker_app
+from workers.audit import handlers
 from workers.audit.recorder import MAX_BATCH, Kind, Recorder, draft_of
 from workers.audit.routes import ROUTES
 
-RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
-ARCHIVE_DIRECTORY = archive.directory_from_env()
-log = logging.getLogger("cbs.audit")
 settings = load()
 app = worker_app(ROUTES, settings)
 runtime = app.runtime  # type: ignore[attr-defined]
@@ -54,19 +48,6 @@ def _tap(queue: object, exchange: object, kind: Kind) -> None:
 
 for _queue, _exchange in topology.audit_tap_queues():
     _tap(_queue, _exchange, "command" if _exchange is topology.COMMANDS else "event")
-
-
-async def _archive_expired() -> bool:
-    """One archiving transaction; more may be due when it took a full batch."""
-    run = await runtime.in_transaction(lambda conn: archive.archive_expired(conn, ARCHIVE_DIRECTORY))
-    if run is None:
-        return False
-    log.info("archived %d expired records (seq %d-%d) to %s, sha256 %s",
-             run.count, run.first_seq, run.last_seq, run.path, run.sha256)  # fmt: skip
-    return run.count == archive.ARCHIVE_BATCH
-
-
-add_duty(app, "audit retention", _archive_expired, RETENTION_SWEEP_S)
 
 
 @app.after_shutdown

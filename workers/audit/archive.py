@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from typing import Any
 
 import asyncpg
 
+from bus.handling import Context
 from workers.audit import domain, store
+
+log = logging.getLogger("cbs.audit")
 
 ARCHIVE_BATCH = 1_000  # records per archiving transaction and file
 DEFAULT_DIRECTORY = "var/audit-archive"
@@ -113,3 +117,17 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
+ARCHIVE_DIRECTORY = directory_from_env()
+
+
+async def archive_duty(ctx: Context) -> bool:
+    """The retention duty: one archiving transaction; True when it took a full batch (more may be due)."""
+    run = await archive_expired(ctx.conn, ARCHIVE_DIRECTORY)
+    if run is None:
+        return False
+    log.info("archived %d expired records (seq %d-%d) to %s, sha256 %s",
+             run.count, run.first_seq, run.last_seq, run.path, run.sha256)  # fmt: skip
+    return run.count == ARCHIVE_BATCH

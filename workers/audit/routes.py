@@ -14,8 +14,9 @@ follow-up for them (banking-rules §7).
 from __future__ import annotations
 
 from bus.actor import staff_only
-from bus.handling import Routes
+from bus.handling import Duty, Routes
 from contracts import audit as c
+from workers.audit import archive
 from workers.audit import handlers as h
 
 ROUTES = Routes(
@@ -24,4 +25,6 @@ ROUTES = Routes(
         c.ListRecords: staff_only(h.list_records),
         c.VerifyChain: staff_only(h.verify_chain),
     },
+    # Records past retention go to CBS_AUDIT_ARCHIVE_DIR, checksummed, then leave the table.
+    duties=(Duty("retention", archive.archive_duty, archive.RETENTION_SWEEP_S),),
 )

@@ -7,6 +7,8 @@ serving heartbeats and other messages meanwhile.
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import uuid
 from datetime import UTC, datetime
 from uuid import UUID
@@ -20,6 +22,9 @@ from contracts.common import ErrorCode, Reply
 from contracts.identity import GrantType, IdentityError, RevocationReason, RevocationScope, Role, UserStatus
 from workers.identity import domain, store
 from workers.identity.domain import Refusal, Subject
+
+DEV_ADMIN_PASSWORD = "cbs-dev-admin-password"  # noqa: S105  (the documented development default)
+log = logging.getLogger("cbs.identity")
 
 BOOTSTRAP_CONSUMER = "identity.bootstrap"
 
@@ -376,3 +381,16 @@ async def ensure_first_admin(conn: asyncpg.Connection, now: datetime, username: 
     if reply.error is not None and reply.error.code != IdentityError.user_exists:  # a racing replica won
         raise RuntimeError(f"cannot create the first admin {username!r}: {reply.error.message}")
     return reply.ok
+
+
+async def start_up(ctx: Context) -> None:
+    """Before any queue is consumed: a signing key, and the first admin named by
+    CBS_ADMIN_USERNAME / CBS_ADMIN_PASSWORD. The password's default is for development only: it is
+    documented in the README and printed by `make run`; production sets its own (and rotates it)."""
+    username = os.environ.get("CBS_ADMIN_USERNAME", "admin")
+    password = os.environ.get("CBS_ADMIN_PASSWORD", DEV_ADMIN_PASSWORD)
+    await ensure_signing_key(ctx.conn, ctx.now)
+    if await ensure_first_admin(ctx.conn, ctx.now, username, password):
+        log.info("created the first admin %r from the environment", username)
+    if "CBS_ADMIN_PASSWORD" not in os.environ:
+        log.warning("CBS_ADMIN_PASSWORD is unset: the development default applies; set it outside development")

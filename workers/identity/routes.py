@@ -23,6 +23,7 @@ ROUTES = Routes(
         c.EnableUser: h.enable_user,
         c.ListRevocations: h.list_revocations,
     },
+    on_start=h.start_up,  # a signing key and the first admin, before any login can arrive
 )
 # Consumes no events. Published events (through the outbox): identity.login_succeeded, login_failed,
 # locked_out, refresh_token_reused, key_rotated, user_created, user_disabled, user_enabled,

@@ -7,7 +7,6 @@ re-exported here, so handlers and the store import only this module.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -240,18 +239,3 @@ def verify(accounts: Iterable[AccountState], transfers: Iterable[StoredTransfer]
         mismatches=mismatches,
         totals=sorted(totals.values(), key=lambda t: t["currency"]),
     )
-
-
-# --- the bank's own accounts -----------------------------------------------------------------
-
-BANK_ACCOUNT_CODES = (
-    "cash_vault", "clearing_internal", "clearing_neft", "clearing_rtgs", "clearing_imps", "clearing_upi",
-    "hold_control", "loan_principal", "loan_interest_receivable", "interest_income", "interest_expense",
-    "fee_income", "penalty_income", "interest_suspense", "suspense",
-)  # fmt: skip
-
-
-def bank_account_id(code: str, currency: str) -> UUID:
-    """The id of a bank account (migration 0002 derives the same): md5 of code and currency."""
-    assert code in BANK_ACCOUNT_CODES, f"{code} is not a bank account"
-    return UUID(hashlib.md5(f"cbs.ledger.{code}.{currency}".encode()).hexdigest())

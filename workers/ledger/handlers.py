@@ -6,6 +6,7 @@ database clock, let the pure engine decide every transfer in order, write everyt
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +24,8 @@ from workers.ledger import domain, store
 from workers.ledger.domain import Ledger, Outcome, StoredTransfer
 
 EXPIRY_BATCH = 500  # holds released per sweep transaction
+EXPIRY_SWEEP_S = float(os.environ.get("CBS_LEDGER_SWEEP_S", "1"))  # how often each replica sweeps
+CURRENCIES = tuple(c.strip() for c in os.environ.get("CBS_CURRENCIES", "INR").split(",") if c.strip())
 
 
 # --- transfers (group commit) ----------------------------------------------------------------
@@ -55,17 +58,25 @@ async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -
     return replies
 
 
-async def expire_due_holds(conn: asyncpg.Connection, correlation_id: str | None = None) -> int:
-    """One sweep: release holds past their timeout. Safe on every replica at once: the second
-    to lock the accounts finds the hold no longer pending and skips it."""
-    due = await store.expired_pending_ids(conn, await store.db_now(conn), EXPIRY_BATCH)
+async def expire_due_holds(ctx: Context) -> bool:
+    """The expiry duty: release holds past their timeout; True when a full batch was released (more
+    may be due). Safe on every replica at once: the second to lock the accounts finds the hold no
+    longer pending and skips it."""
+    due = await store.expired_pending_ids(ctx.conn, await store.db_now(ctx.conn), EXPIRY_BATCH)
     if not due:
-        return 0
-    ledger, now = await _load_and_lock(conn, [], due, set())
+        return False
+    ledger, now = await _load_and_lock(ctx.conn, [], due, set())
     outcomes = domain.expire_pending(ledger, due, now)
-    await _write(conn, ledger, outcomes, [], now)
-    await _emit_many(conn, [(e, correlation_id, None) for e in _events(ledger, outcomes, now)])
-    return len(outcomes)
+    await _write(ctx.conn, ledger, outcomes, [], now)
+    await _emit_many(ctx.conn, [(e, None, None) for e in _events(ledger, outcomes, now)])
+    return len(outcomes) == EXPIRY_BATCH
+
+
+async def ensure_bank_accounts(ctx: Context) -> None:
+    """At start: the bank's own accounts in every currency of CBS_CURRENCIES (INR is made by the
+    migration; the others on first start)."""
+    for currency in CURRENCIES:
+        await store.ensure_bank_accounts(ctx.conn, currency)
 
 
 async def _load_and_lock(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bus.actor import staff_only
-from bus.handling import Routes
+from bus.handling import Duty, Routes
 from contracts import ledger as c
 from workers.ledger import handlers as h
 
@@ -22,6 +22,9 @@ ROUTES = Routes(
     },
     batched={c.CreateTransfers: h.create_transfers},
     batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]
+    on_start=h.ensure_bank_accounts,
+    # Every replica sweeps; the account locks make a hold expire exactly once.
+    duties=(Duty("expiry sweep", h.expire_due_holds, h.EXPIRY_SWEEP_S),),
 )
 # Published (through the outbox): ledger.transfer_posted, ledger.transfer_pending,
 # ledger.transfer_voided, ledger.account_created, ledger.account_flags_changed.

@@ -17,7 +17,6 @@ Decisions the rules leave open:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import uuid
 from collections.abc import Collection, Iterable
@@ -29,7 +28,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from contracts.ledger import NewTransfer, TransferFlags
+from contracts.ledger import NewTransfer, TransferFlags, bank_account_id
 from contracts.payment import EXTERNAL_KINDS, FraudLevel, PaymentError, PaymentKind, PaymentStatus
 
 K, S, E = PaymentKind, PaymentStatus, PaymentError
@@ -400,12 +399,6 @@ def is_full_refund(original: RefundTarget, amount: int) -> bool:
 
 
 # --- ledger transfers ------------------------------------------------------------------------
-
-
-def bank_account_id(code: str, currency: str) -> UUID:
-    """The ledger's own id for a bank account: workers/ledger/migrations/0002_bank_accounts.sql
-    derives it the same way (md5 of code and currency), so no worker needs to ask for it."""
-    return UUID(hashlib.md5(f"cbs.ledger.{code}.{currency}".encode()).hexdigest())
 
 
 def clearing_account_id(kind: PaymentKind, currency: str) -> UUID:

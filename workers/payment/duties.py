@@ -3,9 +3,11 @@ settlements timed out, rail windows opened) and the standing-order scheduler."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from typing import Any
 
+from bus import handling
 from bus.handling import Context
 from contracts import payment as c
 from contracts.common import Reply
@@ -21,14 +23,18 @@ SWEEP_BATCH = 100  # payments acted on per sweep transaction
 # --- duties: sweeps of due payments (every replica; row locks share the work) --------------------------
 
 
-def duty_context(ctx_conn: Any, now: datetime, what: str) -> Context:
-    """A context for work no message asked for: its steps answer nobody (reply_to is None)."""
-    return Context(conn=ctx_conn, worker="payment", consumer=f"payment.{what}", message_id=f"{what}:{now.isoformat()}",
-                   correlation_id=None, reply_to=None, actor=None, broker_user=None, now=now)  # fmt: skip
+SWEEP_INTERVAL_S = float(os.environ.get("CBS_PAYMENT_SWEEP_S", "1"))  # both duties, on every replica
 
 
-async def sweep_due_payments(conn: Any, now: datetime) -> int:
-    """Approvals expired → failed; settlements timed out → failed; rail windows opened → submitted."""
+def duty_context(conn: Any, now: datetime, what: str) -> Context:
+    """Each payment its own context: its saga steps' ids name the payment and the action."""
+    return handling.duty_context(conn, "payment", what, now)
+
+
+async def sweep_due_payments(ctx: Context) -> bool:
+    """Approvals expired → failed; settlements timed out → failed; rail windows opened → submitted.
+    True when a full batch was acted on (more may be due)."""
+    conn, now = ctx.conn, ctx.now
     due = await store.due_payments(conn, now, SWEEP_BATCH)
     for row in due:
         # Each payment its own step id: the duty's message id carries the payment and the action.
@@ -39,7 +45,7 @@ async def sweep_due_payments(conn: Any, now: datetime) -> int:
                                     else "the clearing partner did not answer in time")  # fmt: skip
         else:
             await _release_to_rail(duty_context(conn, now, f"window:{row.view.payment_id}"), row)
-    return len(due)
+    return len(due) == SWEEP_BATCH
 
 
 # --- duties: the standing-order scheduler ------------------------------------------------------------
@@ -49,10 +55,11 @@ SCHEDULER_BATCH = 50  # standing orders per scheduler transaction
 OCCURRENCES_PER_RUN = 12  # per order and run; a longer catch-up continues on the next run
 
 
-async def run_due_standing_orders(conn: Any, now: datetime) -> int:
+async def run_due_standing_orders(ctx: Context) -> bool:
     """Place every occurrence due by the scheduler's today, each once: the order row is locked
     (SKIP LOCKED: another replica takes other orders) and the occurrence's payment id is derived
-    from the order, the nominal date and the attempt."""
+    from the order, the nominal date and the attempt. True when a full batch was placed."""
+    conn, now = ctx.conn, ctx.now
     today = standing_orders.scheduler_today(now)
     due_orders = await store.due_standing_orders(conn, today, SCHEDULER_BATCH)
     for order in due_orders:
@@ -61,7 +68,7 @@ async def run_due_standing_orders(conn: Any, now: datetime) -> int:
             await _place_occurrence(conn, now, today, order, occurrence)
         await standing_orders.advance(duty_context(conn, now, f"so:{order.view.standing_order_id}"), order,
                                       occurrences, today)  # fmt: skip
-    return len(due_orders)
+    return len(due_orders) == SCHEDULER_BATCH
 
 
 async def _place_occurrence(conn: Any, now: datetime, today: Any, order: store.StandingOrderRow, occurrence: Any) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from bus import joint
 from bus.actor import owned_by
 from bus.batching import each
-from bus.handling import EventRoute, Routes
+from bus.handling import Duty, EventRoute, Routes
 from contracts import ledger
 from contracts import payment as c
 from workers.payment import approvals as ap
+from workers.payment import duties
 from workers.payment import handlers as h
 from workers.payment import partner as pt
 from workers.payment import reads as rd
@@ -48,6 +49,12 @@ ROUTES = Routes(
     # command (bus/joint.py): fewer deliveries, transactions and audit copies per payment.
     batched={c.InitiatePayment: each(h.initiate_payment)},
     joint={ledger.CreateTransfers: joint.LEDGER_TRANSFERS},
+    # Every replica runs both; row locks (SKIP LOCKED) share the work and deterministic payment
+    # ids make each occurrence happen once.
+    duties=(
+        Duty("sweep", duties.sweep_due_payments, duties.SWEEP_INTERVAL_S),  # expiries, timeouts, rail windows
+        Duty("standing-order scheduler", duties.run_due_standing_orders, duties.SWEEP_INTERVAL_S),
+    ),
 )
 # Sent (through the outbox, replies on payment.replies): ledger.create_transfers.
 # Published events (through the outbox): payment.initiated, approval_required, approved, submitted,

@@ -14,6 +14,7 @@ from bus.actor import Actor, acting_subject
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
+from contracts.ledger import bank_account_id
 from contracts.common import Reply
 from contracts.payment import PaymentError, PaymentKind, PaymentStatus
 from workers.payment import domain, standing_orders, store
@@ -78,7 +79,7 @@ def holds_for(row: PaymentRow, timeout_s: int = 0) -> list[ledger.NewTransfer]:
     v = row.view
     assert v.payer_account_id is not None
     # A large withdrawal waiting for a checker holds the cash for the vault.
-    payee = domain.bank_account_id("cash_vault", v.currency) if v.kind == K.cash_withdrawal else row.payee_account_id
+    payee = bank_account_id("cash_vault", v.currency) if v.kind == K.cash_withdrawal else row.payee_account_id
     return domain.hold_transfers(v.payment_id, v.reference, v.currency, kind=v.kind, payer=v.payer_account_id,
                                  payee=payee, amount=v.amount, fee=v.fee, timeout_s=timeout_s)  # fmt: skip
 
