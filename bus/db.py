@@ -6,6 +6,17 @@ import json
 
 import asyncpg
 
+# Errors worth another try: the database said "try again" (or was briefly out of reach).
+TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    ConnectionError,
+)
+DB_ATTEMPTS = 5  # tries of one transaction within a delivery, before it is nacked for redelivery
+
 
 def _encode_jsonb(value: object) -> bytes:
     return b"\x01" + json.dumps(value).encode()  # binary jsonb: a version byte, then the text
