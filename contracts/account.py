@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from contracts.common import Command, Contract, Event, Page, amount_field, currency_field
+from contracts.common import Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
 
 # Product codes are lower snake case so they read well in URLs and routing logs.
 PRODUCT_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -141,8 +141,8 @@ class ListCustomerAccounts(Command):
     read_only: ClassVar[bool] = True
 
     customer_id: UUID = Field(description="whose accounts")
-    limit: int = Field(default=50, ge=1, le=100, description="page size, at most 100")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=50, most=100)
+    cursor: str | None = cursor_field()
 
 
 class FreezeAccount(Command):

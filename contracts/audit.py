@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from contracts.common import Command, Contract, Event, Page
+from contracts.common import Command, Contract, Event, Page, cursor_field, page_size
 
 
 class AuditError(StrEnum):
@@ -102,8 +102,8 @@ class ListRecords(Command):
     )
     since: AwareDatetime | None = Field(default=None, description="recorded at or after, UTC")
     until: AwareDatetime | None = Field(default=None, description="recorded before, UTC")
-    limit: int = Field(default=50, ge=1, le=500, description="page size, at most 500")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=50, most=500)
+    cursor: str | None = cursor_field()
 
     @model_validator(mode="after")
     def _range(self) -> "ListRecords":

@@ -1,18 +1,15 @@
-"""Shared building blocks of every contract: money, ids, the reply envelope, error codes."""
+"""Shared building blocks of every contract: money, paging, the reply envelope, error codes."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
-from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
 # ISO 4217 exponents of the currencies CBS knows. Money is always integer minor units.
 CURRENCY_EXPONENTS: dict[str, int] = {"INR": 2, "USD": 2, "EUR": 2, "GBP": 2, "JPY": 0, "KWD": 3}
-
-Currency = str  # validated by the field pattern below; the list above says what is known
 
 MAX_AMOUNT = 10**17  # fits in bigint with room for sums; larger is refused, never wrapped
 
@@ -103,9 +100,18 @@ class Page(Contract, Generic[T]):
     next_cursor: str | None = Field(default=None, description="pass back to get the next page; null at the end")
 
 
-class PageRequest(Contract):
-    limit: int = Field(default=50, ge=1, le=500, description="page size, at most 500")
-    cursor: str | None = Field(default=None, description="cursor from the previous page")
+# A cursor is a few values in base64 (`bus/paging.py`); anything longer is not one we gave.
+MAX_CURSOR_CHARS = 500
+
+
+def page_size(*, default: int, most: int) -> Any:
+    """The `limit` of a list command: how many results one page holds."""
+    return Field(default=default, ge=1, le=most, description=f"page size, at most {most}")
+
+
+def cursor_field() -> Any:
+    """The `cursor` of a list command: the previous page's `next_cursor`; null for the first page."""
+    return Field(default=None, max_length=MAX_CURSOR_CHARS, description="cursor from the previous page")
 
 
 class GetOperation(Contract):
@@ -128,5 +134,3 @@ class OperationStatus(Contract):
     reply: Reply | None = None
     received_at: datetime | None = None
 
-
-Id = UUID

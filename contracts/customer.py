@@ -20,7 +20,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field
 
-from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page
+from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, cursor_field, page_size
 
 E164 = r"^\+[1-9][0-9]{1,14}$"
 COUNTRY = r"^[A-Z]{2}$"  # ISO 3166-1 alpha-2
@@ -240,8 +240,8 @@ class SearchCustomers(Command):
     read_only: ClassVar[bool] = True
 
     query: str = Field(min_length=1, max_length=200, description="text to look for")
-    limit: int = Field(default=20, ge=1, le=100, description="page size, at most 100")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=20, most=100)
+    cursor: str | None = cursor_field()
 
 
 class AddKycDocument(Command):

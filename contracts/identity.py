@@ -28,7 +28,7 @@ from uuid import UUID
 
 from pydantic import Field, PlainSerializer, SecretStr, SerializationInfo, model_validator
 
-from contracts.common import Command, Contract, Event, Page
+from contracts.common import Command, Contract, Event, Page, cursor_field, page_size
 
 # Stored lower-case; a login matches whatever case was typed.
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+-]{2,99}$"
@@ -385,8 +385,8 @@ class ListUsers(Command):
     read_only: ClassVar[bool] = True
 
     role: Role | None = Field(default=None, description="only users holding this role")
-    limit: int = Field(default=50, ge=1, le=100, description="page size, at most 100")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=50, most=100)
+    cursor: str | None = cursor_field()
 
 
 class DisableUser(Command):
@@ -422,8 +422,8 @@ class ListRevocations(Command):
 
     after: datetime | None = Field(default=None, description="only revocations after this UTC time; "
                                    "null (or earlier than the window): the whole window")  # fmt: skip
-    limit: int = Field(default=500, ge=1, le=1000, description="page size, at most 1000")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=500, most=1000)
+    cursor: str | None = cursor_field()
 
 
 # --- events (never a password, token or secret) ----------------------------------------------

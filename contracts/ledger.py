@@ -17,7 +17,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field
+from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
 
 # Account and transfer codes are lower snake case: they name a purpose (customer_deposit, fee).
 CODE_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -405,8 +405,8 @@ class GetAccountHistory(Command):
     since: AwareDatetime | None = Field(default=None, description="only transfers at or after this time")
     until: AwareDatetime | None = Field(default=None, description="only transfers before this time")
     code: str | None = Field(default=None, pattern=CODE_PATTERN, description="only transfers with this code")
-    limit: int = Field(default=100, ge=1, le=500, description="page size, at most 500")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=100, most=500)
+    cursor: str | None = cursor_field()
 
 
 class GetBalanceAt(Command):

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field
+from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
 
 
 class PaymentKind(StrEnum):
@@ -267,8 +267,8 @@ class ListAccountPayments(Command):
     read_only: ClassVar[bool] = True
 
     account_id: UUID = Field(description="whose payments")
-    limit: int = Field(default=50, ge=1, le=100, description="page size, at most 100")
-    cursor: str | None = Field(default=None, max_length=500, description="cursor from the previous page")
+    limit: int = page_size(default=50, most=100)
+    cursor: str | None = cursor_field()
 
 
 class ApprovePayment(Command):
