@@ -293,6 +293,13 @@ def cmd_clearing_sim(args: argparse.Namespace, amqp_url: str) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """`cbs audit verify-archive FILE…`: check audit's retention archive offline (ops/audit_archive.py)."""
+    from ops import audit_archive
+
+    return audit_archive.verify_files(args.files, sys.stdout)
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     """`cbs docs asyncapi`: write the bus's AsyncAPI document (commit it: a test compares)."""
     from bus.asyncapi import asyncapi_yaml
@@ -396,6 +403,11 @@ def parser() -> argparse.ArgumentParser:
     dc.add_argument("kind", choices=("asyncapi",))
     dc.add_argument("-o", "--output", default="docs/asyncapi.yaml", help="file to write, or - for stdout")
     dc.set_defaults(func=cmd_docs)
+    au = sub.add_parser("audit", help="audit operations")
+    au_actions = au.add_subparsers(dest="action", required=True)
+    va = au_actions.add_parser("verify-archive", help="check archived audit records offline; non-zero exit on a mismatch")
+    va.add_argument("files", nargs="+", metavar="FILE", help="archive files (audit-<first>-<last>.jsonl)")
+    au.set_defaults(func=cmd_audit)
     return p
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import pytest
 
 from bus import topology
 from bus.settings import broker_user
@@ -17,6 +18,7 @@ from contracts import audit as au
 from contracts import customer as cu
 from contracts import identity as idn
 from contracts import ledger as lg
+from ops import cli
 from tests.conftest import VHOST
 from tests.integration.conftest import BusClient, eventually, publish_as
 from workers.audit import archive, store
@@ -285,8 +287,15 @@ async def _appended_days_ago(admin_db: asyncpg.Pool, days: int, count: int) -> l
     return [r["seq"] for r in records]
 
 
+def _verify_archive(capsys: pytest.CaptureFixture[str], *paths: Any) -> tuple[int, list[dict[str, Any]]]:
+    """`cbs audit verify-archive FILE…`: its exit code and the JSON line it prints per file."""
+    capsys.readouterr()
+    code = cli.main(["audit", "verify-archive", *map(str, paths)])
+    return code, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
 async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
-    bus: BusClient, admin_db: asyncpg.Pool, tmp_path: Any
+    bus: BusClient, admin_db: asyncpg.Pool, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fresh = await _appended_days_ago(admin_db, 29, 1)  # not yet expired
     old = await _appended_days_ago(admin_db, 31, 3)
@@ -310,7 +319,7 @@ async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
     assert [line["seq"] for line in lines] == old
     assert all(json.loads(payloads[line["seq"]]) == line["record"]["payload"] for line in lines)
     assert all(bytes.fromhex(line["hash"]) == bytes(by_seq[line["seq"]]["hash"]) for line in lines)
-    assert archive.verify_file(run.path) == (3, [])
+    assert _verify_archive(capsys, run.path) == (0, [{"file": str(run.path), "records": 3, "ok": True, "broken_seqs": []}])
     assert hashlib.sha256(run.path.read_bytes()).hexdigest() == run.sha256
     assert (await bus.ok(au.VerifyChain()))["ok"]
 
@@ -318,7 +327,10 @@ async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
     lines[1]["record"]["payload"]["ids"] = ["someone-else"]
     tampered = tmp_path / "tampered.jsonl"
     tampered.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    assert archive.verify_file(tampered) == (3, [old[1]])
+    assert _verify_archive(capsys, run.path, tampered) == (1, [
+        {"file": str(run.path), "records": 3, "ok": True, "broken_seqs": []},
+        {"file": str(tampered), "records": 3, "ok": False, "broken_seqs": [old[1]]},
+    ])  # fmt: skip
 
     # Nothing else may change, even for the worker's role: not a fresh payload, not another column
     # of an archived record, and no record may be deleted. The worker's role is refused by

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ops import cli
 from workers.audit.domain import (
     GENESIS,
     BreakReason,
@@ -512,3 +513,29 @@ def test_any_reordering_is_detected(seqs: list[int], data: st.DataObject) -> Non
     order = data.draw(st.permutations(range(len(chain))))
     shuffled = [chain[i] for i in order]
     assert verify_chain(shuffled).ok == (list(order) == list(range(len(chain))))
+
+
+# --- archive lines, checked offline (`cbs audit verify-archive`) ----------------------------
+
+
+def test_verify_archive_recomputes_each_line(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = [{"seq": 7 + i, "prev_hash": prev.hex(), "hash": h.hex(), "record": record}
+             for i, (prev, h, record) in enumerate(_chain(RECORDS))]  # fmt: skip
+    good, tampered, junk = tmp_path / "good.jsonl", tmp_path / "tampered.jsonl", tmp_path / "junk.jsonl"
+    good.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    lines[3]["record"] = {**lines[3]["record"], "amount": 1}
+    tampered.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    junk.write_text("not an archive\n")
+
+    def run(*paths: object) -> tuple[int, list[dict]]:
+        code = cli.main(["audit", "verify-archive", *map(str, paths)])
+        return code, [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+    assert run(good) == (0, [{"file": str(good), "records": 5, "ok": True, "broken_seqs": []}])
+    assert run(good, tampered) == (1, [{"file": str(good), "records": 5, "ok": True, "broken_seqs": []},
+                                       {"file": str(tampered), "records": 5, "ok": False, "broken_seqs": [10]}])  # fmt: skip
+    code, out = run(junk, tmp_path / "missing.jsonl")
+    assert code == 1 and [(o["ok"], o["error"].split(":")[0]) for o in out] == [
+        (False, "JSONDecodeError"), (False, "FileNotFoundError")]  # fmt: skip
+    with pytest.raises(SystemExit):
+        cli.main(["audit", "verify-archive"])  # a file is required

@@ -3,10 +3,10 @@
 The archive is JSON Lines, one file per archiving transaction, named by the seq range it holds
 (`audit-<first>-<last>.jsonl`). Each line is a record exactly as it was hashed (`record`: the
 chained fields in canonical form) with its `seq`, `prev_hash` and `hash`, so any line can be
-checked on its own, offline, against the hash the table keeps: `python -m workers.audit.archive
-verify FILE…`. The file is written and fsynced before the transaction that removes the payloads
-commits; a crash in between leaves a file whose records are archived again by the next run
-(a duplicate line is harmless: it verifies the same). The table's trigger allows removing a
+checked on its own, offline, against the hash the table keeps: `cbs audit verify-archive FILE…`
+(ops/audit_archive.py). The file is written and fsynced before the transaction that removes the
+payloads commits; a crash in between leaves a file whose records are archived again by the next
+run (a duplicate line is harmless: it verifies the same). The table's trigger allows removing a
 payload only once its expiry has passed by the database clock (migration 0002).
 """
 
@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,17 +46,13 @@ class ArchiveRun:
 
 
 def archive_line(row: asyncpg.Record) -> dict[str, Any]:
-    """A stored record as it was hashed: what `verify_line` recomputes."""
+    """A stored record as it was hashed: what `cbs audit verify-archive` recomputes."""
     chained = store.chained_fields(row)
     assert chained is not None, "an archived record has no payload left to archive"
     return {
         "seq": row["seq"], "prev_hash": bytes(row["prev_hash"]).hex(), "hash": bytes(row["hash"]).hex(),
         "record": json.loads(domain.canonical_json(chained)),
     }  # fmt: skip
-
-
-def verify_line(line: dict[str, Any]) -> bool:
-    return domain.chain_hash(bytes.fromhex(line["prev_hash"]), line["record"]) == bytes.fromhex(line["hash"])
 
 
 def _write_durably(path: Path, lines: list[dict[str, Any]]) -> str:
@@ -89,34 +84,6 @@ async def archive_expired(conn: asyncpg.Connection, directory: Path, *, batch: i
     sha256 = await asyncio.to_thread(_write_durably, path, [archive_line(r) for r in rows])
     await store.remove_payloads(conn, [r["seq"] for r in rows])
     return ArchiveRun(len(rows), first, last, path, sha256)
-
-
-def verify_file(path: Path) -> tuple[int, list[int]]:
-    """(lines read, seqs whose record does not recompute to its hash)."""
-    count, bad = 0, []
-    with open(path, encoding="utf-8") as f:
-        for text in f:
-            line = json.loads(text)
-            count += 1
-            if not verify_line(line):
-                bad.append(int(line["seq"]))
-    return count, bad
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] != "verify":
-        print("usage: python -m workers.audit.archive verify FILE...", file=sys.stderr)
-        return 2
-    failed = False
-    for name in argv[1:]:
-        count, bad = verify_file(Path(name))
-        failed |= bool(bad)
-        print(json.dumps({"file": name, "records": count, "ok": not bad, "broken_seqs": bad[:100]}))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
 
 
 RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
