@@ -9,9 +9,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
-T = TypeVar("T")
+from contracts.common import MAX_CURSOR_CHARS, ErrorCode, Reply
 
-MAX_CURSOR_CHARS = 500
+T = TypeVar("T")
+K = TypeVar("K")
+
+# The answer to a cursor this worker did not give; audit says it in its own words.
+NOT_OUR_CURSOR = Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
 
 
 def encode_cursor(*values: Any) -> str:
@@ -30,6 +34,29 @@ def decode_cursor(cursor: str, arity: int) -> list[str] | None:
     if not isinstance(values, list) or len(values) != arity or not all(isinstance(v, str) for v in values):
         return None
     return values
+
+
+def cursor_or_refusal(
+    cursor: str | None, decode: Callable[[str], K | None], refusal: Reply = NOT_OUR_CURSOR
+) -> tuple[K | None, Reply | None]:
+    """Where a page starts: `(key, None)` after the key the cursor names, `(None, None)` at the
+    beginning when there is no cursor, `(None, refusal)` when the cursor is not one of ours."""
+    if cursor is None:
+        return None, None
+    key = decode(cursor)
+    return (key, None) if key is not None else (None, refusal)
+
+
+# Lists keyed by one unique text: customers by number, users by username.
+def decode_text(cursor: str) -> str | None:
+    values = decode_cursor(cursor, 1)
+    return values[0] if values is not None else None
+
+
+# Lists keyed by a serial number: ledger history, audit records. `isdecimal` is what `int` reads.
+def decode_seq(cursor: str) -> int | None:
+    values = decode_cursor(cursor, 1)
+    return int(values[0]) if values is not None and values[0].isdecimal() else None
 
 
 # Newest-first lists keyed by (a timestamp, an id): accounts by opening, payments by acceptance.

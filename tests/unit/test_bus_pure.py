@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from api_edge.errors import status_for
 from api_edge.gateway import body_model
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import NOT_OUR_CURSOR, cursor_or_refusal, decode_cursor, decode_seq, decode_text, encode_cursor, page_of
 from contracts import account as a
 from contracts.common import Reply
 
@@ -24,6 +24,29 @@ def test_cursor_round_trips(values: list[str]) -> None:
 @pytest.mark.parametrize("junk", ["", "!!!", "bm90IGpzb24", encode_cursor("a", "b")])
 def test_foreign_cursor_is_refused(junk: str) -> None:
     assert decode_cursor(junk, 3) is None
+
+
+def test_a_list_starts_at_the_beginning_after_the_cursor_or_refuses_a_foreign_one() -> None:
+    assert cursor_or_refusal(None, decode_text) == (None, None)
+    assert cursor_or_refusal(encode_cursor("C0042"), decode_text) == ("C0042", None)
+    after, refusal = cursor_or_refusal("not-a-cursor", decode_text)
+    assert after is None and refusal is NOT_OUR_CURSOR
+    assert refusal.error is not None and refusal.error.code == "invalid_message"
+    assert refusal.error.message == "cursor is not one this service issued"
+    own = Reply.refusal("invalid_cursor", "this cursor is not one audit gave")
+    assert cursor_or_refusal(encode_cursor("a", "b"), decode_text, own) == (None, own)
+
+
+@pytest.mark.parametrize(("value", "seq"), [("0", 0), ("42", 42), ("-1", None), ("1.5", None), ("", None), ("²", None)])
+def test_a_sequence_cursor_holds_digits_only(value: str, seq: int | None) -> None:
+    assert decode_seq(encode_cursor(value)) == seq
+
+
+def test_a_page_of_limit_plus_one_rows_carries_the_cursor_to_the_next() -> None:
+    page, cursor = page_of(["a", "b", "c"], 2, lambda x: (x,))
+    assert page == ["a", "b"] and cursor is not None and decode_text(cursor) == "b"
+    assert page_of(["a", "b"], 2, lambda x: (x,)) == (["a", "b"], None)
+    assert page_of([], 2, lambda x: (x,)) == ([], None)
 
 
 @pytest.mark.parametrize(

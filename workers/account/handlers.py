@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from bus.paging import decode_time_id, page_of
+from bus.paging import cursor_or_refusal, decode_time_id, page_of
 from bus.actor import owner_only
 from bus.handling import Context, Deferred
 from contracts import account as c
 from contracts import customer as customer_events
 from contracts import ledger
-from contracts.common import ErrorCode, Reply
+from contracts.common import Reply
 from workers.account import domain, store
 from workers.account.domain import Refusal
 
@@ -112,9 +112,9 @@ async def get_account(ctx: Context, cmd: c.GetAccount) -> Reply:
 
 
 async def list_customer_accounts(ctx: Context, cmd: c.ListCustomerAccounts) -> Reply:
-    after = decode_time_id(cmd.cursor) if cmd.cursor is not None else None
-    if cmd.cursor is not None and after is None:
-        return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
+    after, refusal = cursor_or_refusal(cmd.cursor, decode_time_id)
+    if refusal:
+        return refusal
     accounts = await store.customer_accounts(ctx.conn, cmd.customer_id, after=after, limit=cmd.limit + 1)
     page, next_cursor = page_of(accounts, cmd.limit, lambda a: (a.opened_at.isoformat(), a.account_id))
     return Reply.success(c.AccountPage(items=page, next_cursor=next_cursor))

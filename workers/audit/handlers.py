@@ -9,10 +9,10 @@ from typing import Any
 import asyncpg
 
 from bus import grants, outbox
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import cursor_or_refusal, decode_seq, page_of
 from bus.handling import Context
 from contracts import audit as c
-from contracts.common import Event, Page, Reply
+from contracts.common import Event, Reply
 from workers.audit import domain, store
 from workers.audit.recorder import Draft
 
@@ -95,19 +95,16 @@ def _view(row: asyncpg.Record) -> c.AuditRecordView:
 
 
 async def list_records(ctx: Context, cmd: c.ListRecords) -> Reply:
-    before_seq = None
-    if cmd.cursor is not None:
-        values = decode_cursor(cmd.cursor, 1)
-        if values is None or not values[0].isdigit():
-            return Reply.refusal(c.AuditError.invalid_cursor, "this cursor is not one audit gave")
-        before_seq = int(values[0])
+    not_ours = Reply.refusal(c.AuditError.invalid_cursor, "this cursor is not one audit gave")
+    before_seq, refusal = cursor_or_refusal(cmd.cursor, decode_seq, not_ours)
+    if refusal:
+        return refusal
     rows = await store.list_records(
         ctx.conn, entity_id=cmd.entity_id, actor=cmd.actor, routing_key_prefix=cmd.routing_key_prefix,
         since=cmd.since, until=cmd.until, before_seq=before_seq, limit=cmd.limit + 1,
     )  # fmt: skip
-    page = rows[: cmd.limit]
-    cursor = encode_cursor(page[-1]["seq"]) if len(rows) > cmd.limit else None
-    return Reply.success(Page[c.AuditRecordView](items=[_view(r) for r in page], next_cursor=cursor))
+    page, cursor = page_of(rows, cmd.limit, lambda r: (r["seq"],))
+    return Reply.success(c.AuditRecordPage(items=[_view(r) for r in page], next_cursor=cursor))
 
 
 async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:

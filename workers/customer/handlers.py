@@ -6,11 +6,11 @@ import os
 from collections.abc import Callable
 from uuid import UUID
 
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import cursor_or_refusal, decode_text, page_of
 from bus.handling import Context
 from contracts import account as account_events
 from contracts import customer as c
-from contracts.common import ErrorCode, Reply
+from contracts.common import Reply
 from workers.customer import domain, store
 from workers.customer.domain import Change, Refusal
 
@@ -66,17 +66,12 @@ async def update_customer(ctx: Context, cmd: c.UpdateCustomer) -> Reply:
 
 
 async def search_customers(ctx: Context, cmd: c.SearchCustomers) -> Reply:
-    after_number = None
-    if cmd.cursor is not None:
-        values = decode_cursor(cmd.cursor, 1)
-        if values is None:
-            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
-        after_number = values[0]
+    after_number, refusal = cursor_or_refusal(cmd.cursor, decode_text)
+    if refusal:
+        return refusal
     found = await store.search(ctx.conn, cmd.query, after_number=after_number, limit=cmd.limit + 1)
-    page, more = found[: cmd.limit], len(found) > cmd.limit
-    next_cursor = encode_cursor(page[-1].customer_number) if more else None
-    items = [domain.summary(customer) for customer in page]
-    return Reply.success(c.CustomerPage(items=items, next_cursor=next_cursor))
+    page, next_cursor = page_of(found, cmd.limit, lambda customer: (customer.customer_number,))
+    return Reply.success(c.CustomerPage(items=[domain.summary(customer) for customer in page], next_cursor=next_cursor))
 
 
 async def add_kyc_document(ctx: Context, cmd: c.AddKycDocument) -> Reply:

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
-from bus.paging import decode_cursor, decode_time_id, encode_cursor, page_of
+from bus.paging import cursor_or_refusal, decode_text, decode_time_id, page_of
 from bus.handling import Context
 from contracts import identity as c
 from contracts.common import ErrorCode, Reply
@@ -68,15 +68,11 @@ async def get_user(ctx: Context, cmd: c.GetUser) -> Reply:
 
 
 async def list_users(ctx: Context, cmd: c.ListUsers) -> Reply:
-    after = None
-    if cmd.cursor is not None:
-        values = decode_cursor(cmd.cursor, 1)
-        if values is None:
-            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
-        after = values[0]
+    after, refusal = cursor_or_refusal(cmd.cursor, decode_text)
+    if refusal:
+        return refusal
     users = await store.list_users(ctx.conn, role=cmd.role, after=after, limit=cmd.limit + 1)
-    page, more = users[: cmd.limit], len(users) > cmd.limit
-    next_cursor = encode_cursor(page[-1].username) if more else None
+    page, next_cursor = page_of(users, cmd.limit, lambda u: (u.username,))
     return Reply.success(c.UserPage(items=[u.view(ctx.now) for u in page], next_cursor=next_cursor))
 
 
@@ -259,11 +255,9 @@ async def revoke_access(ctx: Context, scope: RevocationScope, user_id: UUID, rea
 
 
 async def list_revocations(ctx: Context, cmd: c.ListRevocations) -> Reply:
-    after_key = None
-    if cmd.cursor is not None:
-        after_key = decode_time_id(cmd.cursor)
-        if after_key is None:
-            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
+    after_key, refusal = cursor_or_refusal(cmd.cursor, decode_time_id)
+    if refusal:
+        return refusal
     window = domain.revocation_window_start(ctx.now)
     after = max(cmd.after, window) if cmd.after is not None else window
     found = await store.list_revocations(ctx.conn, after=after, after_key=after_key, limit=cmd.limit + 1)
