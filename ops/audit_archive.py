@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from workers.audit import domain
+from workers.audit.domain.chain import chain_hash
 
 MAX_LISTED = 100  # broken seqs printed per file
 
 
 def verify_line(line: dict[str, Any]) -> bool:
-    return domain.chain_hash(bytes.fromhex(line["prev_hash"]), line["record"]) == bytes.fromhex(line["hash"])
+    return chain_hash(bytes.fromhex(line["prev_hash"]), line["record"]) == bytes.fromhex(line["hash"])
 
 
 def verify_file(path: Path) -> tuple[int, list[int]]:

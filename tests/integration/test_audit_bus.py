@@ -21,9 +21,9 @@ from contracts import ledger as lg
 from ops import cli
 from tests.conftest import VHOST
 from tests.integration.conftest import BusClient, eventually, publish_as
-from workers.audit import archive, store
-from workers.audit import handlers as audit_handlers
-from workers.audit.recorder import draft_of
+from workers.audit import store
+from workers.audit.handlers import records, retention
+from workers.audit.handlers.taps import draft_of
 
 
 async def record_of(admin_db: asyncpg.Pool, event_id: str, exchange: str | None = None) -> asyncpg.Record | None:
@@ -278,13 +278,13 @@ async def _appended_days_ago(admin_db: asyncpg.Pool, days: int, count: int) -> l
     async with admin_db.acquire() as conn, conn.transaction():
         await _as_audit(conn)
         head, now = await store.lock_head(conn)
-        records, prev = [], head.last_hash
+        chained, prev = [], head.last_hash
         for offset, draft in enumerate(drafts, start=1):
-            records.append(audit_handlers._record(draft, head.last_seq + offset, prev, now - timedelta(days=days)))
-            prev = records[-1]["hash"]
-        await store.insert_records(conn, records)
+            chained.append(records.chained(draft, head.last_seq + offset, prev, now - timedelta(days=days)))
+            prev = chained[-1]["hash"]
+        await store.insert_records(conn, chained)
         await store.set_head(conn, store.Head(head.last_seq + count, prev))
-    return [r["seq"] for r in records]
+    return [r["seq"] for r in chained]
 
 
 def _verify_archive(capsys: pytest.CaptureFixture[str], *paths: Any) -> tuple[int, list[dict[str, Any]]]:
@@ -304,7 +304,7 @@ async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
 
     async with admin_db.acquire() as conn, conn.transaction():
         await _as_audit(conn)
-        run = await archive.archive_expired(conn, tmp_path)
+        run = await retention.archive_expired(conn, tmp_path)
     assert run is not None and (run.first_seq, run.last_seq, run.count) == (old[0], old[-1], 3)
 
     stored = await admin_db.fetch(
@@ -357,4 +357,4 @@ async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
                     raise AssertionError(f"allowed to {role}: {sql}")
     async with admin_db.acquire() as conn, conn.transaction():
         await _as_audit(conn)
-        assert await archive.archive_expired(conn, tmp_path) is None  # nothing more is due
+        assert await retention.archive_expired(conn, tmp_path) is None  # nothing more is due

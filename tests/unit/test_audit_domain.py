@@ -15,25 +15,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops import cli
-from workers.audit.domain import (
-    GENESIS,
-    BreakReason,
+from workers.audit.domain.chain import GENESIS, BreakReason, canonical_json, chain_hash, verify_chain
+from workers.audit.domain.classification import (
     ComplianceFlag,
     Outcome,
     RecordType,
     Retention,
     Severity,
     Status,
-    actor_of_headers,
-    canonical_json,
-    chain_hash,
     classify,
-    entity_of,
     expires_at,
     message_name,
     risk_score,
-    verify_chain,
 )
+from workers.audit.domain.subjects import actor_of_headers, entity_of
 
 T, V, S, R, F = RecordType, Severity, Status, Retention, ComplianceFlag
 

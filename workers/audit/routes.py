@@ -3,9 +3,10 @@
 Its own commands (staff only: customers are refused here whatever the edge allowed; partners
 are refused unless granted, which the operator never does for audit):
   audit.list_records, audit.verify_chain  (+ audit.get_operation, like every worker)
-Consumed raw, in batches (workers/audit/recorder.py, wired in app.py):
+Its taps, consumed raw and in batches (handlers/taps.py), wired in app.py, not here:
   audit.commands  bound `#` on cbs.commands
   audit.events    bound `#` on cbs.events (partner.access_changed included: audit learns grants there)
+Its duty: retention (handlers/retention.py).
 Published (through the outbox): audit.chain_broken, audit.security_event_raised,
 audit.compliance_event_raised. Audit records its own events like any other, and raises no
 follow-up for them (banking-rules §7).
@@ -15,16 +16,15 @@ from __future__ import annotations
 
 from bus.actor import staff_only
 from bus.handling import Duty, Routes
-from contracts import audit as c
-from workers.audit import archive
-from workers.audit import handlers as h
+from contracts import audit
+from workers.audit.handlers import records, retention
 
 ROUTES = Routes(
     worker="audit",
     commands={
-        c.ListRecords: staff_only(h.list_records),
-        c.VerifyChain: staff_only(h.verify_chain),
+        audit.ListRecords: staff_only(records.list_records),
+        audit.VerifyChain: staff_only(records.verify_chain),
     },
     # Records past retention go to CBS_AUDIT_ARCHIVE_DIR, checksummed, then leave the table.
-    duties=(Duty("retention", archive.archive_duty, archive.RETENTION_SWEEP_S),),
+    duties=(Duty("retention", retention.archive_duty, retention.RETENTION_SWEEP_S),),
 )

@@ -1,12 +1,11 @@
 """Audit's taps: every command and event, parsed, redacted and appended in batches.
 
-Each delivery on `audit.commands` / `audit.events` becomes a `Draft` at once (parse with the
-contract its AMQP `type` names, dump it redacted, classify it); the subscriber then waits until a
-single writer task has committed it, and only then returns, so the ack follows the commit. The
-writer takes whatever has arrived (up to MAX_BATCH drafts, MAX_BATCH_BYTES of bodies) into one
-transaction: the chain head is locked, redeliveries are dropped, the records are COPYed and
-chained, follow-up events go to the outbox. Bounds: each tap's channel prefetch (so at most
-2 × prefetch drafts wait in memory), the batch size and bytes.
+Each delivery on `audit.commands` / `audit.events` (raw subscribers, wired in app.py) becomes a
+`Draft` at once (parse with the contract its AMQP `type` names, dump it redacted, classify it);
+the subscriber then waits until the one `Recorder` task has committed it, and only then returns,
+so the ack follows the commit. The recorder takes whatever has arrived (up to MAX_BATCH drafts,
+MAX_BATCH_BYTES of bodies) into one transaction and hands it to `records.append`. Bounds: each
+tap's channel prefetch (so at most 2 × prefetch drafts wait in memory), the batch size and bytes.
 
 Audit never dead-letters: an unknown or invalid body is stored without payload (its sha256,
 size and the parse error, never the input), and a record the database refuses is stored again
@@ -27,11 +26,12 @@ from typing import Any, Literal
 import asyncpg
 from pydantic import BaseModel, ValidationError
 
-from bus.runtime import TRANSIENT_DB_ERRORS
+from bus.db import TRANSIENT_DB_ERRORS
 from contracts import account, audit, customer, identity, ledger, partner, payment, security
 from contracts.common import GetOperation
 from contracts.partner import PartnerAccessChanged
-from workers.audit import domain
+from workers.audit.domain import chain, subjects
+from workers.audit.domain.classification import Classification, classify
 
 log = logging.getLogger("cbs.audit")
 
@@ -85,7 +85,7 @@ class Draft:
     broker_user: str | None
     entity_type: str | None
     entity_id: str | None
-    classification: domain.Classification
+    classification: Classification
     payload: dict[str, Any] | None
     payload_sha256: str
     payload_bytes: int
@@ -140,7 +140,7 @@ def parse(body: bytes, message_type: str | None, routing_key: str, max_body_byte
         return None, _parse_error(exc), None
     payload = model.model_dump(mode="json", context={"redact": True})
     try:
-        domain.canonical_json(payload)  # a payload that cannot be hashed cannot be chained
+        chain.canonical_json(payload)  # a payload that cannot be hashed cannot be chained
     except (TypeError, ValueError):
         return None, "body has no canonical JSON form", None
     return payload, None, model
@@ -172,7 +172,7 @@ def draft_of(
         # Without a message_id a redelivery is recognised by its body (and the record says so).
         message_id = f"sha256:{sha256}"
         error = "; ".join(filter(None, ("no message_id", error)))
-    entity_type, entity_id = domain.entity_of(routing_key, payload) if payload is not None else (None, None)
+    entity_type, entity_id = subjects.entity_of(routing_key, payload) if payload is not None else (None, None)
     return Draft(
         event_id=_text(message_id) or "",
         exchange=exchange,
@@ -181,11 +181,11 @@ def draft_of(
         kind=kind,
         correlation_id=_text(correlation_id),
         causation_id=_text(headers.get("x-causation-id")),
-        actor=_text(domain.actor_of_headers(headers.get("x-actor"))),
+        actor=_text(subjects.actor_of_headers(headers.get("x-actor"))),
         broker_user=_text(user_id),
         entity_type=_text(entity_type),
         entity_id=_text(entity_id),
-        classification=domain.classify(routing_key, message_type, kind),
+        classification=classify(routing_key, message_type, kind),
         payload=payload,
         payload_sha256=sha256,
         payload_bytes=len(body),

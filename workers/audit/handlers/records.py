@@ -1,4 +1,5 @@
-"""The audit worker's recipes: append a batch to the chain; list records; verify the chain."""
+"""Audit records: a batch of drafts appended to the chain (in the taps' `Recorder` transaction),
+and audit's own commands, `audit.list_records` and `audit.verify_chain`."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from bus.paging import cursor_or_refusal, decode_seq, page_of
 from bus.handling import Context
 from contracts import audit as c
 from contracts.common import Event, Reply
-from workers.audit import domain, store
-from workers.audit.recorder import Draft
+from workers.audit import store
+from workers.audit.domain import chain, classification
+from workers.audit.handlers.taps import Draft
 
 # --- append (the taps) -----------------------------------------------------------------------
 
 
-def _record(draft: Draft, seq: int, prev_hash: bytes, recorded_at: datetime) -> dict[str, Any]:
+def chained(draft: Draft, seq: int, prev_hash: bytes, recorded_at: datetime) -> dict[str, Any]:
+    """The record to store for a draft, at `seq`, hashed onto `prev_hash`."""
     k = draft.classification
     record: dict[str, Any] = {
         "event_id": draft.event_id, "exchange": draft.exchange, "routing_key": draft.routing_key,
@@ -27,13 +30,13 @@ def _record(draft: Draft, seq: int, prev_hash: bytes, recorded_at: datetime) -> 
         "causation_id": draft.causation_id, "actor": draft.actor, "broker_user": draft.broker_user,
         "entity_type": draft.entity_type, "entity_id": draft.entity_id, "record_type": k.record_type.value,
         "status": k.status.value, "severity": k.severity.value, "risk_score": k.risk_score,
-        "retention": k.retention.value, "expires_at": domain.expires_at(recorded_at, k.retention),
+        "retention": k.retention.value, "expires_at": classification.expires_at(recorded_at, k.retention),
         "compliance_flags": [f.value for f in k.compliance_flags], "regulatory_tags": list(k.regulatory_tags),
         "payload": draft.payload, "payload_sha256": draft.payload_sha256, "payload_bytes": draft.payload_bytes,
         "parse_error": draft.parse_error, "recorded_at": recorded_at,
     }  # fmt: skip
     assert tuple(record) == store.CHAINED
-    record["hash"] = domain.chain_hash(prev_hash, record)
+    record["hash"] = chain.chain_hash(prev_hash, record)
     record.update(seq=seq, prev_hash=prev_hash)
     return record
 
@@ -51,7 +54,7 @@ def _followups(record: dict[str, Any], draft: Draft) -> list[Event]:
     if k.compliance_followup:
         events.append(c.ComplianceEventRaised(
             **common,
-            frameworks=list(domain.compliance_frameworks(k.compliance_flags, k.regulatory_tags)),
+            frameworks=list(classification.compliance_frameworks(k.compliance_flags, k.regulatory_tags)),
             control=k.name or draft.routing_key,
             evidence={"compliance_flags": record["compliance_flags"], "regulatory_tags": record["regulatory_tags"],
                       "record_hash": record["hash"].hex()},
@@ -69,7 +72,7 @@ async def append(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
         return
     records, followups, prev = [], [], head.last_hash
     for offset, draft in enumerate(fresh, start=1):
-        record = _record(draft, head.last_seq + offset, prev, now)
+        record = chained(draft, head.last_seq + offset, prev, now)
         records.append(record)
         prev = record["hash"]
         followups += [(e, draft.correlation_id, draft.event_id) for e in _followups(record, draft)]
@@ -110,7 +113,7 @@ async def list_records(ctx: Context, cmd: c.ListRecords) -> Reply:
 async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:
     """Walk from `from_seq` to the head as it was when the walk began, in pages."""
     head = await store.head(ctx.conn)
-    start_prev = domain.GENESIS if cmd.from_seq == 1 else await store.prev_hash_at(ctx.conn, cmd.from_seq)
+    start_prev = chain.GENESIS if cmd.from_seq == 1 else await store.prev_hash_at(ctx.conn, cmd.from_seq)
     if start_prev is None:
         return Reply.refusal(c.AuditError.invalid_range, f"no audit record {cmd.from_seq}")
     seq, prev, checked, last_ok = cmd.from_seq, start_prev, 0, None
@@ -120,7 +123,7 @@ async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:
         rows = await store.chain_page(ctx.conn, seq, head.last_seq, limit)
         if not rows:
             break
-        check = domain.verify_chain(((r["prev_hash"], r["hash"], store.chained_fields(r)) for r in rows), prev)
+        check = chain.verify_chain(((r["prev_hash"], r["hash"], store.chained_fields(r)) for r in rows), prev)
         checked += check.records_checked
         if not check.ok:
             assert check.first_broken_index is not None and check.reason is not None

@@ -1,4 +1,5 @@
-"""Retention (banking-rules §7): an expired record is archived whole, then its payload is removed.
+"""Retention (banking-rules §7), a duty: an expired record is archived whole, then its payload
+is removed. Every CBS_AUDIT_RETENTION_SWEEP_S seconds (routes.py), into CBS_AUDIT_ARCHIVE_DIR.
 
 The archive is JSON Lines, one file per archiving transaction, named by the seq range it holds
 (`audit-<first>-<last>.jsonl`). Each line is a record exactly as it was hashed (`record`: the
@@ -24,16 +25,15 @@ from typing import Any
 import asyncpg
 
 from bus.handling import Context
-from workers.audit import domain, store
+from workers.audit import store
+from workers.audit.domain import chain
 
 log = logging.getLogger("cbs.audit")
 
 ARCHIVE_BATCH = 1_000  # records per archiving transaction and file
 DEFAULT_DIRECTORY = "var/audit-archive"
-
-
-def directory_from_env() -> Path:
-    return Path(os.environ.get("CBS_AUDIT_ARCHIVE_DIR", DEFAULT_DIRECTORY))
+ARCHIVE_DIRECTORY = Path(os.environ.get("CBS_AUDIT_ARCHIVE_DIR", DEFAULT_DIRECTORY))
+RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,7 @@ def archive_line(row: asyncpg.Record) -> dict[str, Any]:
     assert chained is not None, "an archived record has no payload left to archive"
     return {
         "seq": row["seq"], "prev_hash": bytes(row["prev_hash"]).hex(), "hash": bytes(row["hash"]).hex(),
-        "record": json.loads(domain.canonical_json(chained)),
+        "record": json.loads(chain.canonical_json(chained)),
     }  # fmt: skip
 
 
@@ -84,10 +84,6 @@ async def archive_expired(conn: asyncpg.Connection, directory: Path, *, batch: i
     sha256 = await asyncio.to_thread(_write_durably, path, [archive_line(r) for r in rows])
     await store.remove_payloads(conn, [r["seq"] for r in rows])
     return ArchiveRun(len(rows), first, last, path, sha256)
-
-
-RETENTION_SWEEP_S = float(os.environ.get("CBS_AUDIT_RETENTION_SWEEP_S", "3600"))
-ARCHIVE_DIRECTORY = directory_from_env()
 
 
 async def archive_duty(ctx: Context) -> bool:
