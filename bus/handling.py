@@ -101,6 +101,16 @@ class Duty:
     interval_s: float
 
 
+def each(handler: CommandHandler) -> BatchHandler:
+    """A plain handler run for each message of a batch in turn, in the batch's one transaction:
+    the batch shares the commit, and its requests of other workers may leave as one (bus/joint.py)."""
+
+    async def run(items: Sequence[tuple[Context, Any]]) -> list[Reply | Deferred]:
+        return [await handler(ctx, command) for ctx, command in items]
+
+    return run
+
+
 @dataclass(frozen=True)
 class EventRoute(Generic[E]):
     contract: type[E]

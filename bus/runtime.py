@@ -3,7 +3,8 @@
 For each delivery: refuse what cannot be a valid message (no message_id, too big, wrong shape)
 to the dead-letter exchange with an `invalid_message` reply; otherwise, in ONE database
 transaction, claim the inbox row, run the handler (which writes state and outbox rows) and
-store the reply; commit; then reply and ack. A redelivery finds the inbox row and gets the
+store the reply; commit; then reply and ack. One recipe (`Runtime.commit`) does this for a
+group-committed batch and for a plain command alike: a plain command is a batch of one. A redelivery finds the inbox row and gets the
 stored reply with no second effect. Transient database errors are retried here, then the
 message is nacked for redelivery, up to the queue's delivery limit.
 """
@@ -13,7 +14,9 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -25,7 +28,8 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 
 from bus import grants, inbox, joint, outbox, saga, topology
 from bus.actor import Trust, actor_of, believed, unauthenticated
-from bus.handling import CommandHandler, Context, Deferred, Routes, duty_context
+from bus.db import DB_ATTEMPTS, TRANSIENT_DB_ERRORS
+from bus.handling import BatchHandler, CommandHandler, Context, Deferred, Routes, duty_context, each
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
@@ -34,16 +38,6 @@ from contracts.partner import PartnerAccessChanged
 
 log = logging.getLogger("cbs.runtime")
 
-# Errors worth another try inside the same delivery: the database said "try again".
-TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError,
-    ConnectionError,
-)
-DB_ATTEMPTS = 5
 # Refusal codes that are about who asked, not what was asked: each is published as access_denied.
 ACCESS_REFUSALS = frozenset({"forbidden", "not_owner", "unauthenticated"})
 # A JSON-escaped NUL: `\u0000` preceded by an even number of backslashes (not an escaped backslash).
@@ -66,6 +60,23 @@ def _validation_details(exc: ValidationError) -> list[Any]:
     return json.loads(exc.json(include_url=False, include_input=False))
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """A parsed command delivery, waiting for its commit."""
+
+    command: Command
+    msg: RabbitMessage
+    body: bytes
+
+    @property
+    def message_id(self) -> str:
+        return str(self.msg.raw_message.message_id)
+
+    @cached_property
+    def body_hash(self) -> str:
+        return inbox.request_hash(self.body)
+
+
 class Runtime:
     def __init__(self, routes: Routes, broker: RabbitBroker, *, max_body_bytes: int, user_id: str | None = None) -> None:
         self.routes = routes
@@ -77,43 +88,102 @@ class Runtime:
         # Publishes outbox rows right after their commit (set once the relay has started).
         self.publisher: outbox.OutboxRelay | None = None
 
-    # -- commands --------------------------------------------------------------------------
+    # -- commands: one commit recipe, a plain command being a batch of one ----------------------
 
     async def consume_command(self, contract: type[Command], handler: CommandHandler, body: bytes,
                               msg: RabbitMessage) -> None:
-        raw = msg.raw_message
-        correlation_id_var.set(raw.correlation_id)
+        correlation_id_var.set(msg.raw_message.correlation_id)
         command = await self.parse(contract, body, msg)
-        reply = await self.in_transaction(lambda conn: self._run_command(conn, contract, handler, command, body, msg))
+        if contract.read_only:
+            reply = await self.in_transaction(lambda conn: self._read(conn, contract, handler, command, msg))
+        else:
+            [reply] = await self.commit(contract, each(handler), [Delivered(command, msg, body)])
         if reply is not None:
             await self.reply_to_sender(msg, reply)
 
-    async def _run_command(self, conn: asyncpg.Connection, contract: type[Command], handler: CommandHandler,
-                           command: Command, body: bytes, msg: RabbitMessage) -> Reply | None:
-        """The reply to send now, or None while a saga step still owes it."""
-        message_id = str(msg.raw_message.message_id)
-        consumer = contract.routing_key
-        ctx = self.context_for(conn, msg, consumer)
-        refusal = await self.access_refusal(conn, ctx, consumer)
-        if refusal is not None:
-            await self.record_refusal(ctx, refusal)
-            return refusal  # not stored: once granted, the same message_id is acted on
-        command = believed(command, ctx.actor)
-        if contract.read_only:
-            result = await handler(ctx, command)
-            assert isinstance(result, Reply), f"read-only {consumer} cannot defer its reply"
-            await self.record_refusal(ctx, result)
-            return result
-        request = inbox.Request(inbox.request_hash(body), requester_of(ctx))
-        seen = await inbox.claim(conn, consumer, message_id, request)
-        if seen is not None:
-            return self.stored_answer(seen, message_id, request)
-        result = await handler(ctx, command)
-        if isinstance(result, Deferred):
-            return None
+    async def _read(self, conn: asyncpg.Connection, contract: type[Command], handler: CommandHandler,
+                    command: Command, msg: RabbitMessage) -> Reply:  # fmt: skip
+        """A read changes nothing, so it claims no inbox row: a repeat simply reads again."""
+        ctx = self.context_for(conn, msg, contract.routing_key)
+        refusal = await self.access_refusal(conn, ctx, contract.routing_key)
+        result = refusal or await handler(ctx, believed(command, ctx.actor))
+        assert isinstance(result, Reply), f"read-only {contract.routing_key} cannot defer its reply"
         await self.record_refusal(ctx, result)
-        await inbox.store_reply(conn, consumer, message_id, result.model_dump(mode="json"))
         return result
+
+    async def commit(self, contract: type[Command], handler: BatchHandler,
+                     batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
+        """Ack after commit, for one delivery or many: in ONE transaction, refuse whom we do not
+        know, claim each fresh message's inbox row, run the handler on the fresh ones, store their
+        replies and record access refusals. Answers each delivery in order: the reply to send now,
+        or None while a saga step still owes it."""
+        return await self.in_transaction(lambda conn: self._commit(conn, contract, handler, batch))
+
+    async def _commit(self, conn: asyncpg.Connection, contract: type[Command], handler: BatchHandler,
+                      batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
+        consumer = contract.routing_key
+        contexts = [self.context_for(conn, d.msg, consumer) for d in batch]
+        replies: dict[int, Reply | None] = await self._access_refusals(conn, consumer, contexts)
+        refused = list(replies)  # each its own refusal, not stored: once granted, it is acted on
+        requests = {n: inbox.Request(d.body_hash, requester_of(contexts[n]))
+                    for n, d in enumerate(batch) if n not in replies}  # fmt: skip
+        claimed = await inbox.claim_many(conn, consumer, [(batch[n].message_id, r) for n, r in requests.items()])
+        first_of: dict[str, int] = {}  # message_id -> index of its first delivery in this batch
+        copies: dict[int, int] = {}  # index of a repeat of the same request -> index of its first
+        fresh: list[int] = []
+        for index, request in requests.items():
+            message_id = batch[index].message_id
+            if (first := first_of.get(message_id)) is not None:
+                # The same key twice in one batch: the same request is answered like its first
+                # copy; another body (or asker) under it is refused, never given the first's reply.
+                earlier = inbox.Seen(requests[first].body_hash, None, requests[first].requester)
+                if earlier.same_request(request):
+                    copies[index] = first
+                else:
+                    replies[index] = self.stored_answer(earlier, message_id, request)
+                continue
+            first_of[message_id] = index
+            seen = claimed.get(message_id)
+            if seen is None:
+                fresh.append(index)
+            else:
+                replies[index] = self.stored_answer(seen, message_id, request)
+        if fresh:
+            replies.update(await self._handle(conn, contract, handler, [(i, contexts[i], batch[i]) for i in fresh]))
+            # A deferred message's reply is stored by the saga step that answers it.
+            await inbox.store_replies(conn, consumer, [
+                (batch[i].message_id, reply.model_dump(mode="json")) for i in fresh if (reply := replies[i]) is not None
+            ])  # fmt: skip
+        for index in [*refused, *fresh]:
+            if (reply := replies[index]) is not None:
+                await self.record_refusal(contexts[index], reply)
+        return [replies[copies.get(n, n)] for n in range(len(batch))]
+
+    async def _handle(self, conn: asyncpg.Connection, contract: type[Command], handler: BatchHandler,
+                      fresh: list[tuple[int, Context, Delivered]]) -> dict[int, Reply | None]:  # fmt: skip
+        """Run the handler on the fresh messages. In a group-committed batch, the requests its
+        handlers make of a joinable contract leave as one command (bus/joint.py)."""
+        collector = joint.Collector(dict(self.routes.joint)) if contract in self.routes.batched else None
+        for _, ctx, _ in fresh:
+            ctx.joint = collector
+        answers = await handler([(ctx, believed(d.command, ctx.actor)) for _, ctx, d in fresh])
+        assert len(answers) == len(fresh), "a batch handler answers every message"
+        if collector is not None:
+            await collector.send(conn, self.routes.worker, contract.routing_key)
+        return {i: a if isinstance(a, Reply) else None for (i, _, _), a in zip(fresh, answers)}
+
+    async def _access_refusals(self, conn: asyncpg.Connection, routing_key: str,
+                               contexts: Sequence[Context]) -> dict[int, Reply | None]:  # fmt: skip
+        """Index -> refusal of each message from nobody we know, or from a partner outside its
+        grant (one query for the batch)."""
+        refusals: dict[int, Reply | None] = {
+            n: unauthenticated(c.broker_user) for n, c in enumerate(contexts) if c.actor is None
+        }
+        partners = {n: c.actor.subject for n, c in enumerate(contexts) if c.actor is not None and c.actor.via == "partner"}
+        if partners:
+            known = await grants.load(conn, set(partners.values()))
+            refusals |= {n: r for n, user in partners.items() if (r := grants.refuse(user, routing_key, known)) is not None}
+        return refusals
 
     async def record_refusal(self, ctx: Context, reply: Reply) -> None:
         """A command refused for who sent it is a fact audit keeps: `<worker>.access_denied`,

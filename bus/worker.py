@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,12 +18,14 @@ from bus import db, observability, topology
 from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
-from bus.runtime import Runtime
+from bus.runtime import Delivered, Runtime
 from bus.handling import CommandHandler, Duty, Routes, StartUp
 from bus.settings import Settings, broker_user, load
-from contracts.common import Command
+from contracts.common import Command, Reply
 
 log = logging.getLogger("cbs.worker")
+# A batched command's gatherer: deliveries in, each one's reply (None: a saga step owes it) out.
+Committer = GroupCommitter[Delivered, Reply | None]
 
 
 async def raw_body(msg: Any, original: Any = None) -> bytes:
@@ -61,9 +64,7 @@ def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> No
         await runtime.consume_event(body, msg)
 
 
-def _subscribe_batched(
-    broker: RabbitBroker, runtime: Runtime, contract: Any, committer: GroupCommitter, prefetch: int
-) -> None:
+def _subscribe_batched(broker: RabbitBroker, runtime: Runtime, contract: Any, committer: Committer, prefetch: int) -> None:
     key = contract.routing_key
 
     @broker.subscriber(
@@ -74,7 +75,7 @@ def _subscribe_batched(
     )
     async def consume(body: bytes, msg: Delivery) -> None:
         command = await runtime.parse(contract, body, msg)
-        reply = await committer.submit(command, msg, body)
+        reply = await committer.submit(Delivered(command, msg, body))
         if reply is not None:
             await runtime.reply_to_sender(msg, reply)
 
@@ -145,7 +146,7 @@ class WorkerApp(FastStream):
     """A worker's FastStream application, with the runtime and group committers tests reach."""
 
     runtime: Runtime
-    committers: dict[type[Command], GroupCommitter]
+    committers: dict[type[Command], Committer]
 
 
 def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
@@ -166,12 +167,13 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     for contract, handler in routes.commands.items():
         _subscribe_command(broker, runtime, contract, handler)
     limits = BatchLimits(window_ms=settings.group_commit_window_ms)
-    committers = [
-        GroupCommitter(runtime, contract, handler, limits, routes.batch_units)
-        for contract, handler in routes.batched.items()
-    ]
-    for committer in committers:
-        _subscribe_batched(broker, runtime, committer.contract, committer, settings.batch_prefetch)
+    committers: dict[type[Command], Committer] = {}
+    for contract, batch_handler in routes.batched.items():
+        committers[contract] = GroupCommitter(
+            contract.routing_key, functools.partial(runtime.commit, contract, batch_handler), limits,
+            lambda delivered: routes.batch_units(delivered.command),
+        )  # fmt: skip
+        _subscribe_batched(broker, runtime, contract, committers[contract], settings.batch_prefetch)
     _subscribe_get_operation(broker, runtime, worker)
     if worker in topology.EVENT_BINDINGS:
         _subscribe_events(broker, runtime, worker)
@@ -222,7 +224,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
 
     @app.after_shutdown
     async def stop_committers() -> None:
-        for committer in committers:
+        for committer in committers.values():
             await committer.stop()
         for server in metrics_server:
             server.shutdown()
@@ -232,5 +234,5 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
         _add_start_up(app, runtime, routes.on_start)
     for duty in routes.duties:
         _add_duty(app, runtime, duty)
-    app.committers = {c.contract: c for c in committers}
+    app.committers = committers
     return app
