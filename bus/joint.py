@@ -12,19 +12,21 @@ lists the members and how many items each contributed. The joint command leaves 
 outbox in the batch's transaction, so it is sent if and only if the members' steps exist. A
 combiner joins only requests whose items stand alone (no chain left open across members), and
 never more than the contract's size limit.
+
+Which contracts join, and how, is the asking worker's to say: its `Routes.joint` names a `Combiner`
+per contract (the payment worker's, for `ledger.create_transfers`, is in `workers/payment/routes.py`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import asyncpg
 
 from bus import saga
-from contracts import ledger
 from contracts.common import Command, Reply
 
 KIND = "joint"  # the saga_step kind of a joint step
@@ -94,44 +96,3 @@ def _groups(members: list[Member], combiner: Combiner[Any]) -> list[list[Member]
 
 def members_of(step: saga.Step) -> list[tuple[str, int]]:
     return [(str(step_id), int(size)) for step_id, size in step.state["members"]]
-
-
-def slices(sizes: Sequence[int]) -> list[slice]:
-    """The items of each member in the joint command, in order."""
-    out, start = [], 0
-    for size in sizes:
-        out.append(slice(start, start + size))
-        start += size
-    return out
-
-
-# --- the one joinable contract CBS has: the ledger's transfers ------------------------------------
-
-
-def _merge_transfers(commands: list[ledger.CreateTransfers]) -> ledger.CreateTransfers:
-    return ledger.CreateTransfers(transfers=[t for command in commands for t in command.transfers])
-
-
-def _split_transfer_results(reply: Reply, sizes: list[int]) -> list[Reply]:
-    """The ledger answers one result per transfer, in order: each member gets its own slice,
-    indexed from 0 as if it had asked alone. A refusal of the whole command is everyone's."""
-    if not reply.ok or not isinstance(reply.result, dict):
-        return [reply] * len(sizes)
-    results = reply.result["results"]
-    assert len(results) == sum(sizes), "the ledger answers every transfer"
-    return [
-        Reply.success({"results": [{**r, "index": r["index"] - part.start} for r in results[part]]})
-        for part in slices(sizes)
-    ]
-
-
-LEDGER_TRANSFERS: Combiner[ledger.CreateTransfers] = Combiner(
-    contract=ledger.CreateTransfers,
-    size=lambda command: len(command.transfers),
-    merge=_merge_transfers,
-    split=_split_transfer_results,
-    max_items=ledger.MAX_BATCH,
-    # A request whose last transfer is linked leaves its chain open: joined, it would swallow the
-    # next member's transfers into its chain. Sent alone, it is refused as it would have been.
-    joinable=lambda command: not command.transfers[-1].flags.linked,
-)

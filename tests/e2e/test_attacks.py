@@ -61,7 +61,7 @@ pytestmark = pytest.mark.e2e
 ADMIN_URL = os.environ["CBS_AMQP_URL"]  # guest: the broker's administrator (set by tests/conftest.py)
 COMMANDS, EVENTS = topology.COMMANDS.name, topology.EVENTS.name
 DEFAULT = ""  # the default exchange: straight into the queue named by the routing key
-LARGE = 15_000_000  # >= workers/payment/domain.py APPROVAL_AMOUNT: held for a checker
+LARGE = 15_000_000  # >= workers/payment/domain/screening.py APPROVAL_AMOUNT: held for a checker
 VAULT = str(uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest()))  # the ledger's INR cash vault
 
 

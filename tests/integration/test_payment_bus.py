@@ -19,7 +19,9 @@ from contracts import payment as p
 from contracts.common import Reply
 from tests.integration.conftest import BusClient, eventually, publish_as
 from tests.integration.test_account_bus import eligible_customer
-from workers.payment import domain, handlers, standing_orders
+from workers.payment.domain.orders import bank_date
+from workers.payment.domain.transfers import clearing_account_id
+from workers.payment.handlers import lifecycle, standing_orders
 
 TELLER, OFFICER, OTHER_OFFICER = "teller-1", "officer-1", "officer-2"
 APPROVE = ["payments:approve"]
@@ -80,7 +82,7 @@ def fast_config(monkeypatch: pytest.MonkeyPatch) -> Any:
     """Shorter waits for this test only (the worker runs in this process)."""
 
     def set_config(**changes: Any) -> None:
-        monkeypatch.setattr(handlers, "CONFIG", replace(handlers.CONFIG, **changes))
+        monkeypatch.setattr(lifecycle, "CONFIG", replace(lifecycle.CONFIG, **changes))
 
     return set_config
 
@@ -229,7 +231,7 @@ async def test_cancel_releases_a_waiting_payment(bus: BusClient, admin_db) -> No
 async def test_external_payment_settled_rejected_and_timed_out(bus: BusClient, admin_db, fast_config) -> None:
     alice = await open_account(bus, admin_db)
     await deposit(bus, alice, 10_000_000)
-    clearing = domain.clearing_account_id(p.PaymentKind.imps, "INR")
+    clearing = clearing_account_id(p.PaymentKind.imps, "INR")
     before = (await ledger_accounts(bus, clearing))[clearing]["credits_posted"]
 
     settled = uuid.uuid4()
@@ -359,7 +361,7 @@ async def test_a_new_payee_cannot_be_paid_during_its_cooling_off(bus: BusClient,
 def business_today(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The scheduler's clock moved (by its documented offset) to the next business day, so a
     standing order starting "today" is due today whatever day the tests run."""
-    real = domain.bank_date(datetime.now(UTC))
+    real = bank_date(datetime.now(UTC))
     day = real
     while not standing_orders.CALENDAR.is_business_day(day):
         day += timedelta(days=1)

@@ -1,4 +1,5 @@
-"""Joint requests (bus/joint.py): how a batch's ledger requests merge into one command and how its
+"""Joint requests (bus/joint.py, and the payment worker's combiner for the ledger's transfers in
+workers/payment/routes.py): how a batch's ledger requests merge into one command and how its
 reply is split back, member by member, as if each had asked alone."""
 
 from __future__ import annotations
@@ -8,6 +9,8 @@ import uuid
 from bus import joint
 from contracts import ledger as L
 from contracts.common import Reply
+from workers.payment.domain.transfers import member_slices
+from workers.payment.routes import LEDGER_TRANSFERS
 
 
 def transfer(amount: int = 100, *, linked: bool = False) -> L.NewTransfer:
@@ -24,7 +27,7 @@ def member(command: L.CreateTransfers, n: int) -> joint.Member:
     return joint.Member(step_id=f"payment:ledger_post:{n}", command=command, causation_id=str(n))
 
 
-T = joint.LEDGER_TRANSFERS
+T = LEDGER_TRANSFERS
 
 
 def test_merge_keeps_every_members_transfers_in_member_order() -> None:
@@ -68,4 +71,4 @@ def test_groups_never_exceed_the_contracts_limit_and_keep_arrival_order() -> Non
 
 
 def test_slices_cover_the_joint_command_exactly() -> None:
-    assert joint.slices([2, 1, 3]) == [slice(0, 2), slice(2, 3), slice(3, 6)]
+    assert member_slices([2, 1, 3]) == [slice(0, 2), slice(2, 3), slice(3, 6)]

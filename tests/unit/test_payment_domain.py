@@ -14,16 +14,14 @@ from hypothesis import strategies as st
 
 from contracts.ledger import NewTransfer, bank_account_id
 from contracts.payment import FraudLevel, Payee, PaymentError, PaymentKind, PaymentStatus
-from workers.payment.domain import (
+from workers.payment.domain.orders import (
     BANK_TZ,
     TRANSITIONS,
     BankCalendar,
     Refusal,
     RefundTarget,
-    Screening,
     Step,
     branch_withdrawal_fee,
-    cash_transfers,
     check_account_number,
     check_approver,
     check_different_accounts,
@@ -32,20 +30,23 @@ from workers.payment.domain import (
     check_rail_amount,
     check_refund,
     execute_at,
-    hold_transfers,
-    incoming_transfers,
-    internal_transfers,
     is_full_refund,
     next_neft_batch,
     normalize_vpa,
     payment_fee,
     reference,
-    refund_transfers,
     rtgs_window,
-    screen,
     transition,
-    void_transfers,
+)
+from workers.payment.domain.screening import Screening, screen
+from workers.payment.domain.transfers import (
+    cash_transfers,
+    hold_transfers,
+    incoming_transfers,
+    internal_transfers,
     post_transfers,
+    refund_transfers,
+    void_transfers,
 )
 
 K, S, E = PaymentKind, PaymentStatus, PaymentError

@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.payment import Frequency, PaymentError, PaymentKind, StandingOrderStatus
-from workers.payment.domain import BankCalendar, Refusal
-from workers.payment.schedule import (
+from workers.payment.domain.orders import BankCalendar, Refusal
+from workers.payment.domain.schedule import (
     Decision,
     Occurrence,
     Schedule,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.payment import Payee
-from workers.payment.screening import ENV_VAR, WatchList, WatchListError, matches, normalize_name
+from workers.payment.domain.screening import ENV_VAR, WatchList, WatchListError, matches, normalize_name
 
 TEXT = """
 # sanctioned persons

@@ -1,23 +1,37 @@
-"""The payment worker's contract sheet: every command and event it consumes, and its handler."""
+"""The payment worker's contract sheet: every command, event, saga continuation, joint request and
+duty it answers, and its handler."""
 
 from __future__ import annotations
 
 from bus import joint
 from bus.actor import owned_by
-from bus.batching import each
-from bus.handling import Duty, EventRoute, Routes
-from contracts import ledger
-from contracts import payment as c
-from workers.payment import approvals as ap
-from workers.payment import duties
-from workers.payment import handlers as h
-from workers.payment import partner as pt
-from workers.payment import reads as rd
-from workers.payment import refunds as rf
-from workers.payment import standing_orders as so
-from workers.payment import steps as st
+from bus.handling import Duty, EventRoute, Routes, each
+from contracts import account, ledger, payment
+from workers.payment.domain import transfers
+from workers.payment.handlers import (
+    accounts,
+    approvals,
+    clearing,
+    duties,
+    lifecycle,
+    orders,
+    reads,
+    refunds,
+    standing_orders,
+)
 
 own = owned_by(lambda cmd: cmd.customer_id)
+
+# How the ledger requests of orders committed together leave as one `ledger.create_transfers`
+# (bus/joint.py): their transfers in member order, and the ledger's answer split back per member.
+LEDGER_TRANSFERS: joint.Combiner[ledger.CreateTransfers] = joint.Combiner(
+    contract=ledger.CreateTransfers,
+    size=lambda command: len(command.transfers),
+    merge=transfers.merge_transfer_requests,
+    split=transfers.split_transfer_results,
+    max_items=ledger.MAX_BATCH,
+    joinable=transfers.closes_its_chain,
+)
 
 ROUTES = Routes(
     worker="payment",
@@ -25,30 +39,43 @@ ROUTES = Routes(
     # customer pays only from their own accounts, reads only payments they are a side of, and
     # never approves, handles cash or speaks for the clearing partner.
     commands={
-        c.GetPayment: rd.get_payment,
-        c.ListAccountPayments: rd.list_account_payments,
-        c.ApprovePayment: ap.approve_payment,
-        c.RejectPayment: ap.reject_payment,
-        c.CancelPayment: ap.cancel_payment,
-        c.RefundPayment: rf.refund_payment,
-        c.ReversePayment: rf.reverse_payment,
-        c.AddPayee: own(rd.add_payee),
-        c.ListPayees: own(rd.list_payees),
-        c.CreateStandingOrder: so.create_standing_order,
-        c.GetStandingOrder: so.get_standing_order,
-        c.ListStandingOrders: so.list_standing_orders,
-        c.CancelStandingOrder: so.cancel_standing_order,
-        c.SettlePayment: pt.settle_payment,
-        c.RejectExternalPayment: pt.reject_external_payment,
-        c.IncomingCredit: pt.incoming_credit,
+        payment.GetPayment: reads.get_payment,
+        payment.ListAccountPayments: reads.list_account_payments,
+        payment.ApprovePayment: approvals.approve_payment,
+        payment.RejectPayment: approvals.reject_payment,
+        payment.CancelPayment: approvals.cancel_payment,
+        payment.RefundPayment: refunds.refund_payment,
+        payment.ReversePayment: refunds.reverse_payment,
+        payment.AddPayee: own(reads.add_payee),
+        payment.ListPayees: own(reads.list_payees),
+        payment.CreateStandingOrder: standing_orders.create_standing_order,
+        payment.GetStandingOrder: standing_orders.get_standing_order,
+        payment.ListStandingOrders: standing_orders.list_standing_orders,
+        payment.CancelStandingOrder: standing_orders.cancel_standing_order,
+        payment.SettlePayment: clearing.settle_payment,
+        payment.RejectExternalPayment: clearing.reject_external_payment,
+        payment.IncomingCredit: clearing.incoming_credit,
     },
-    events=tuple(EventRoute(event, h.on_account_fact) for event in h.ACCOUNT_EVENTS),
-    # Saga steps: the ledger's answers, one step name per thing asked of it.
-    continuations={f"{st.STEP_LEDGER}_{action}": h.ledger_answered for action in st.LEDGER_ACTIONS},
+    events=(
+        EventRoute(account.AccountOpened, accounts.on_account_fact),
+        EventRoute(account.AccountFrozen, accounts.on_account_fact),
+        EventRoute(account.AccountUnfrozen, accounts.on_account_fact),
+        EventRoute(account.AccountClosed, accounts.on_account_fact),
+    ),
+    # Saga steps: the ledger's answers, one step kind per thing asked of it (`lifecycle.ask_ledger`).
+    # The kinds are persisted in saga_step.kind: an in-flight step resumes under the same name.
+    continuations={
+        "ledger_post": lifecycle.ledger_answered,
+        "ledger_hold": lifecycle.ledger_answered,
+        "ledger_post_hold": lifecycle.ledger_answered,
+        "ledger_void": lifecycle.ledger_answered,
+        "ledger_refund": lifecycle.ledger_answered,
+        "ledger_reverse": lifecycle.ledger_answered,
+    },
     # Orders placed together commit together, and ask the ledger for their transfers in one
-    # command (bus/joint.py): fewer deliveries, transactions and audit copies per payment.
-    batched={c.InitiatePayment: each(h.initiate_payment)},
-    joint={ledger.CreateTransfers: joint.LEDGER_TRANSFERS},
+    # command: fewer deliveries, transactions and audit copies per payment.
+    batched={payment.InitiatePayment: each(orders.initiate_payment)},
+    joint={ledger.CreateTransfers: LEDGER_TRANSFERS},
     # Every replica runs both; row locks (SKIP LOCKED) share the work and deterministic payment
     # ids make each occurrence happen once.
     duties=(
@@ -56,6 +83,9 @@ ROUTES = Routes(
         Duty("standing-order scheduler", duties.run_due_standing_orders, duties.SWEEP_INTERVAL_S),
     ),
 )
-# Sent (through the outbox, replies on payment.replies): ledger.create_transfers.
-# Published events (through the outbox): payment.initiated, approval_required, approved, submitted,
-# completed, failed, cancelled, refunded, payee_added, standing_order_failed, screening_hit.
+# Sent (through the outbox, answered on payment.replies): ledger.create_transfers.
+# Published (through the outbox): contracts.payment.EVENTS, i.e. payment.initiated,
+# payment.approval_required, payment.approved, payment.submitted, payment.completed, payment.failed,
+# payment.cancelled, payment.refunded, payment.payee_added, payment.standing_order_failed,
+# payment.screening_hit; and, by the runtime, payment.access_denied.
+# The runtime also consumes partner.access_changed (grants) for it.

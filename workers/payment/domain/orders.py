@@ -1,5 +1,6 @@
-"""Payment rules (banking-rules §4): references, formats, rails and their windows, fees, limits,
-fraud score and approval, the status machine, refunds, maker-checker, and the ledger transfers.
+"""Payment order rules (banking-rules §4): references, formats, rails and their windows, fees,
+limits, maker-checker, the status machine, refunds, and which limits an order uses. The fraud score
+and the watch list are in `screening.py`; the ledger transfers a payment asks for in `transfers.py`.
 
 Pure: no I/O, no clock, no random. `now` is an aware datetime; random characters and payment ids
 come in as arguments. Refusals are returned as `Refusal` values; a broken precondition the caller
@@ -10,17 +11,13 @@ Decisions the rules leave open:
 - Status machine: immediate rails (IMPS, UPI) hold and send in one step (`initiated → processing`);
   a held internal payment posts on approval (`pending → completed`), it has no partner to wait for.
 - RTGS cut-off is exclusive: an order at 16:00:00 waits for the next business day 09:00.
-- Ledger transfer ids derive from the payment id and a step name (uuid5), so a retried command
-  sends the same ids and the ledger answers `exists` instead of moving money twice.
-- Refunds return the principal, not the fee.
 """
 
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
@@ -28,8 +25,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from contracts.ledger import NewTransfer, TransferFlags, bank_account_id
-from contracts.payment import EXTERNAL_KINDS, FraudLevel, PaymentError, PaymentKind, PaymentStatus
+from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
 
 K, S, E = PaymentKind, PaymentStatus, PaymentError
 
@@ -251,57 +247,7 @@ def check_limits(
     return None
 
 
-# --- fraud score and approval ----------------------------------------------------------------
-
-FRAUD_BASE = 10
-LARGE_AMOUNT = 5_000_000  # 50,000.00
-COOLING_OFF = timedelta(hours=24)
-VELOCITY_COUNT = 5  # more than this many payments in the last hour
-APPROVAL_AMOUNT = 10_000_000  # 100,000.00
-
-
-@dataclass(frozen=True, slots=True)
-class Screening:
-    score: int
-    level: FraudLevel
-    rules: tuple[str, ...]  # which rules added to the base, for the screening_hit event
-    approval_required: bool
-
-
-def fraud_score(
-    amount: int, *, now: datetime, payee_added_at: datetime | None, payments_last_hour: int
-) -> tuple[int, tuple[str, ...]]:
-    """Base 10; +30 amount > 50,000.00; +30 payee added < 24 h ago; +20 > 5 payments in the last hour."""
-    rules = []
-    if amount > LARGE_AMOUNT:
-        rules.append("large_amount")
-    if payee_added_at is not None and now - payee_added_at < COOLING_OFF:
-        rules.append("new_payee")
-    if payments_last_hour > VELOCITY_COUNT:
-        rules.append("velocity")
-    points = {"large_amount": 30, "new_payee": 30, "velocity": 20}
-    return min(FRAUD_BASE + sum(points[r] for r in rules), 100), tuple(rules)
-
-
-def fraud_level(score: int) -> FraudLevel:
-    if score >= 80:
-        return FraudLevel.critical
-    if score >= 60:
-        return FraudLevel.high
-    if score >= 30:
-        return FraudLevel.medium
-    return FraudLevel.low
-
-
-def screen(
-    amount: int, *, now: datetime, payee_added_at: datetime | None = None, payments_last_hour: int = 0
-) -> Screening | Refusal:
-    """Critical fails at once; ≥ 100,000.00 or high waits for a checker."""
-    score, rules = fraud_score(amount, now=now, payee_added_at=payee_added_at, payments_last_hour=payments_last_hour)
-    level = fraud_level(score)
-    if level == FraudLevel.critical:
-        return Refusal(E.fraud_suspected, f"fraud score {score} is critical", {"score": score, "rules": list(rules)})
-    return Screening(score, level, rules, amount >= APPROVAL_AMOUNT or level == FraudLevel.high)
+# --- maker-checker ---------------------------------------------------------------------------
 
 
 def check_approver(maker: str, approver: str, permissions: Iterable[str]) -> Refusal | None:
@@ -347,7 +293,6 @@ TRANSITIONS: dict[tuple[PaymentStatus, Step], PaymentStatus] = {
     (S.pending, Step.cancel): S.cancelled,
     (S.completed, Step.refund_in_full): S.refunded,
 }
-TERMINAL = frozenset({S.failed, S.cancelled, S.refunded})
 
 
 def transition(status: PaymentStatus, step: Step) -> PaymentStatus | Refusal:
@@ -396,165 +341,6 @@ def check_refund(original: RefundTarget, amount: int, currency: str, now: dateti
 def is_full_refund(original: RefundTarget, amount: int) -> bool:
     """True when this refund brings the refunded total to the whole amount (the original → refunded)."""
     return original.refunded_amount + amount == original.amount
-
-
-# --- ledger transfers ------------------------------------------------------------------------
-
-
-def clearing_account_id(kind: PaymentKind, currency: str) -> UUID:
-    assert kind in EXTERNAL_KINDS, f"{kind} has no clearing account"
-    return bank_account_id(f"clearing_{kind}", currency)
-
-
-def transfer_id(payment_id: UUID, step: str) -> UUID:
-    """Deterministic per payment and step: a retry repeats the ids and the ledger answers `exists`."""
-    return uuid.uuid5(payment_id, step)
-
-
-@dataclass(frozen=True, slots=True)
-class Leg:
-    debit: UUID
-    credit: UUID
-    amount: int
-    code: str
-    step: str
-
-
-@dataclass(frozen=True, slots=True)
-class TransferPlan:
-    """What the payment asks of the ledger, all in one linked chain."""
-
-    payment_id: UUID
-    currency: str
-    reference: str
-    legs: list[Leg] = field(default_factory=list)
-
-    def transfers(self, *, pending: bool = False, timeout_s: int = 0) -> list[NewTransfer]:
-        legs = [leg for leg in self.legs if leg.amount > 0]
-        return [
-            NewTransfer(
-                id=transfer_id(self.payment_id, leg.step),
-                debit_account_id=leg.debit,
-                credit_account_id=leg.credit,
-                amount=leg.amount,
-                currency=self.currency,
-                code=leg.code,
-                flags=TransferFlags(linked=i < len(legs) - 1, pending=pending),
-                timeout_s=timeout_s if pending else 0,
-                reference=self.reference,
-            )
-            for i, leg in enumerate(legs)
-        ]
-
-
-def _principal_and_fee(
-    payment_id: UUID, reference: str, currency: str, payer: UUID, to: UUID, amount: int, fee: int, code: str
-) -> TransferPlan:
-    legs = [Leg(payer, to, amount, code, "principal")]
-    if fee:
-        legs.append(Leg(payer, bank_account_id("fee_income", currency), fee, "fee", "fee"))
-    return TransferPlan(payment_id, currency, reference, legs)
-
-
-def internal_transfers(
-    payment_id: UUID, reference: str, currency: str, *, payer: UUID, payee: UUID, amount: int, fee: int = 0
-) -> list[NewTransfer]:
-    """Single-phase payer → payee, the fee (if any) linked to it: both or neither."""
-    return _principal_and_fee(payment_id, reference, currency, payer, payee, amount, fee, "internal_transfer").transfers()
-
-
-def hold_transfers(
-    payment_id: UUID,
-    reference: str,
-    currency: str,
-    *,
-    kind: PaymentKind,
-    payer: UUID,
-    payee: UUID | None,
-    amount: int,
-    fee: int,
-    timeout_s: int = 0,
-) -> list[NewTransfer]:
-    """Pending hold: external → clearing_<rail>; internal waiting for approval → the payee."""
-    if kind in EXTERNAL_KINDS:
-        to, code = clearing_account_id(kind, currency), "payment_out"
-    else:
-        assert payee is not None, "an internal hold needs the payee"
-        to, code = payee, "internal_transfer"
-    plan = _principal_and_fee(payment_id, reference, currency, payer, to, amount, fee, code)
-    return plan.transfers(pending=True, timeout_s=timeout_s)
-
-
-def _resolve(holds: list[NewTransfer], *, post: bool, step: str) -> list[NewTransfer]:
-    flag = TransferFlags(post_pending=True) if post else TransferFlags(void_pending=True)
-    return [
-        NewTransfer(
-            id=uuid.uuid5(h.id, step),
-            amount=h.amount if post else 0,
-            currency=h.currency,
-            code=h.code,
-            flags=flag.model_copy(update={"linked": i < len(holds) - 1}),
-            pending_id=h.id,
-            reference=h.reference,
-        )
-        for i, h in enumerate(holds)
-    ]
-
-
-def post_transfers(holds: list[NewTransfer]) -> list[NewTransfer]:
-    """Post every hold of the payment (settlement or approval), linked: both or neither."""
-    return _resolve(holds, post=True, step="post")
-
-
-def void_transfers(holds: list[NewTransfer]) -> list[NewTransfer]:
-    """Release every hold of the payment (failure, rejection, cancellation)."""
-    return _resolve(holds, post=False, step="void")
-
-
-def cash_transfers(
-    payment_id: UUID, reference: str, currency: str, *, kind: PaymentKind, account: UUID, amount: int, fee: int = 0
-) -> list[NewTransfer]:
-    """Deposit: vault → customer. Withdrawal: customer → vault, its fee linked."""
-    vault = bank_account_id("cash_vault", currency)
-    if kind == K.cash_deposit:
-        assert fee == 0, "deposits are free"
-        return TransferPlan(payment_id, currency, reference, [Leg(vault, account, amount, "deposit", "principal")]).transfers()
-    assert kind == K.cash_withdrawal
-    return _principal_and_fee(payment_id, reference, currency, account, vault, amount, fee, "withdrawal").transfers()
-
-
-def incoming_transfers(
-    payment_id: UUID, reference: str, currency: str, *, rail: PaymentKind, account: UUID, amount: int
-) -> list[NewTransfer]:
-    """An inbound credit: clearing_<rail> → customer."""
-    leg = Leg(clearing_account_id(rail, currency), account, amount, "payment_in", "principal")
-    return TransferPlan(payment_id, currency, reference, [leg]).transfers()
-
-
-def refund_transfers(
-    refund_id: UUID,
-    reference: str,
-    currency: str,
-    *,
-    original_kind: PaymentKind,
-    original_payer: UUID,
-    original_payee: UUID | None,
-    amount: int,
-    fee: int = 0,
-    reversal: bool = False,
-) -> list[NewTransfer]:
-    """Payer and payee swapped: internal payee → payer; external clearing_<rail> → payer.
-    A reversal (a staff correction) also gives the fee back from fee income, linked."""
-    if original_kind in EXTERNAL_KINDS:
-        source = clearing_account_id(original_kind, currency)
-    else:
-        assert original_payee is not None, "an internal refund needs the original payee"
-        source = original_payee
-    assert reversal or fee == 0, "a refund returns the principal only"
-    legs = [Leg(source, original_payer, amount, "reversal" if reversal else "refund", "principal")]
-    if fee:
-        legs.append(Leg(bank_account_id("fee_income", currency), original_payer, fee, "fee_reversal", "fee"))
-    return TransferPlan(refund_id, currency, reference, legs).transfers()
 
 
 # --- admission: the order's shape, and which limits it uses ----------------------------------
@@ -615,21 +401,3 @@ def normalize_payee(payee: Any) -> Any | Refusal:
         vpa = normalize_vpa(payee.vpa)
         return vpa if isinstance(vpa, Refusal) else payee.model_copy(update={"vpa": vpa})
     return check_ifsc(payee.ifsc) or check_account_number(payee.account_number) or payee
-
-
-def ledger_refusal(results: list[dict[str, Any]]) -> Refusal | None:
-    """None when every transfer is in the ledger (`ok` or `exists`), else the refusal in the
-    payment's words: the first result that is not merely a linked failure names the cause."""
-    codes = [r.get("result") for r in results]
-    if codes and all(code in ("ok", "exists") for code in codes):
-        return None
-    cause = next((c for c in codes if c not in ("ok", "exists", "linked_event_failed")), "linked_event_failed")
-    words = {
-        "exceeds_credits": (E.insufficient_funds, "not enough money in the payer account"),
-        "debit_account_frozen": (E.account_not_active, "the payer account is frozen"),
-        "credit_account_frozen": (E.account_not_active, "the payee account is frozen"),
-        "debit_account_already_closed": (E.account_not_active, "the payer account is closed"),
-        "credit_account_already_closed": (E.account_not_active, "the payee account is closed"),
-    }
-    code, message = words.get(str(cause), (E.ledger_refused, f"the ledger refused: {cause}"))
-    return Refusal(code, message, {"ledger_result": cause})

@@ -37,7 +37,7 @@ from datetime import date, timedelta
 from uuid import UUID
 
 from contracts.payment import EXTERNAL_KINDS, Frequency, PaymentError, PaymentKind, StandingOrderStatus
-from workers.payment.domain import BankCalendar, Refusal, check_rail_amount
+from workers.payment.domain.orders import BankCalendar, Refusal, check_rail_amount
 
 SUSPEND_AFTER = 3  # consecutive failed attempts
 FIRST, RETRY = 1, 2  # attempt numbers

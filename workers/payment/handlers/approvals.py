@@ -10,10 +10,20 @@ from bus.handling import Context, Deferred
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentStatus
-from workers.payment import domain, store
-from workers.payment.domain import Refusal, Step
-from workers.payment.handlers import _release_to_rail
-from workers.payment.steps import ask_ledger, fact_fields, fail_and_release, holds_for, not_found, refuse, reply_with, subject_of
+from workers.payment import store
+from workers.payment.domain.orders import Refusal, Step, check_approver, transition
+from workers.payment.domain.transfers import post_transfers
+from workers.payment.handlers.lifecycle import (
+    ask_ledger,
+    fact_fields,
+    fail_and_release,
+    holds_for,
+    not_found,
+    refuse,
+    release_to_rail,
+    reply_with,
+    subject_of,
+)
 from workers.payment.store import PaymentRow
 
 S, E = PaymentStatus, PaymentError
@@ -27,8 +37,8 @@ async def approve_payment(ctx: Context, cmd: c.ApprovePayment) -> Reply | Deferr
     row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, approver=approver, expires_at=None)
     await ctx.emit(c.PaymentApproved(**fact_fields(row, ctx.now), approver=approver))
     if row.view.kind in EXTERNAL_KINDS:
-        return reply_with(await _release_to_rail(ctx, row))
-    return await ask_ledger(ctx, row, "post_hold", domain.post_transfers(holds_for(row)))
+        return reply_with(await release_to_rail(ctx, row))
+    return await ask_ledger(ctx, row, "post_hold", post_transfers(holds_for(row)))
 
 
 async def reject_payment(ctx: Context, cmd: c.RejectPayment) -> Reply | Deferred:
@@ -48,7 +58,7 @@ async def _checker(ctx: Context, cmd: c.ApprovePayment | c.RejectPayment) -> tup
     checker = subject_of(ctx.actor, cmd.actor)
     # The edge states the checker's permissions (a service of the bank may too); a partner's claim
     # is worth nothing, so a partner may never approve.
-    if refusal := domain.check_approver(row.view.maker, checker, believed_permissions(ctx.actor, cmd.permissions)):
+    if refusal := check_approver(row.view.maker, checker, believed_permissions(ctx.actor, cmd.permissions)):
         return refuse(refusal)
     return row, checker
 
@@ -73,6 +83,6 @@ async def cancel_payment(ctx: Context, cmd: c.CancelPayment) -> Reply | Deferred
     if row.view.status == S.initiated:
         # The ledger is still answering the first step; a cancel now could race the hold.
         return Reply.refusal(E.invalid_transition, "the payment is being placed; try again in a moment")
-    if isinstance(refusal := domain.transition(row.view.status, Step.cancel), Refusal):
+    if isinstance(refusal := transition(row.view.status, Step.cancel), Refusal):
         return refuse(refusal)
     return await fail_and_release(ctx, row, "cancelled", cmd.reason, status=S.cancelled, actor=subject_of(ctx.actor, cmd.actor))

@@ -12,9 +12,11 @@ from bus.handling import Context
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import PaymentStatus
-from workers.payment import schedule, standing_orders, store
-from workers.payment.handlers import Order, _release_to_rail, place
-from workers.payment.steps import fail_and_release
+from workers.payment import store
+from workers.payment.domain import schedule
+from workers.payment.handlers import standing_orders
+from workers.payment.handlers.lifecycle import fail_and_release, release_to_rail
+from workers.payment.handlers.orders import Order, place
 
 S = PaymentStatus
 SWEEP_BATCH = 100  # payments acted on per sweep transaction
@@ -44,7 +46,7 @@ async def sweep_due_payments(ctx: Context) -> bool:
             await fail_and_release(ctx, row, code, "approval expired" if code == "approval_expired"
                                     else "the clearing partner did not answer in time")  # fmt: skip
         else:
-            await _release_to_rail(duty_context(conn, now, f"window:{row.view.payment_id}"), row)
+            await release_to_rail(duty_context(conn, now, f"window:{row.view.payment_id}"), row)
     return len(due) == SWEEP_BATCH
 
 

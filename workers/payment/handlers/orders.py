@@ -1,77 +1,53 @@
-"""The payment worker's recipes: load, decide (domain), store, ask the ledger, reply.
-
-Every payment moves money only through `ledger.create_transfers`, as a saga step: the order is
-stored, the ledger is asked through the outbox, and its answer (on `payment.replies`) finishes
-the order and answers whoever placed it. Ledger transfer ids derive from the payment id, so a
-repeated step can never move money twice.
-
-This module places orders and takes the ledger's answers; the rest lives beside it: `steps.py`
-(what every handler shares: asking the ledger, failing a payment), `approvals.py` (maker-checker),
-`partner.py` (the clearing partner), `refunds.py`, `reads.py` (reads and payees) and `duties.py`
-(the sweep and the standing-order scheduler).
+"""Placing a payment order: every way of placing one (a command, the scheduler) admits it the same
+way (the parties, limits, screening, the watch list), stores it, and asks the ledger for its first
+step. The ledger's answer is taken in `lifecycle.py`; a refund placed as a payment goes to `refunds.py`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
-from bus.actor import Actor, not_for_customers, owner_only
+from bus.actor import not_for_customers
 from bus.handling import Context, Deferred
-from contracts import account as account_events
 from contracts import ledger
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
-from workers.payment import domain, store
-from workers.payment.domain import Refusal
-from workers.payment.refunds import _refund_posted, refund_payment
-from workers.payment.screening import WatchList, matches
-from workers.payment.steps import (
-    as_json,
+from workers.payment import store
+from workers.payment.domain.orders import (
+    DEBIT_KINDS,
+    Refusal,
+    branch_withdrawal_fee,
+    check_different_accounts,
+    check_limits,
+    check_order_shape,
+    check_rail_amount,
+    execute_at,
+    limit_periods,
+    normalize_payee,
+    payment_fee,
+    reference,
+)
+from workers.payment.domain.screening import FRAUD_BASE, Screening, matches, screen
+from workers.payment.domain.transfers import cash_transfers, internal_transfers
+from workers.payment.handlers import lifecycle
+from workers.payment.handlers.lifecycle import (
     ask_ledger,
-    complete_payment,
     fact_fields,
-    fail_payment,
     holds_for,
     random8,
     refuse,
     reply_with,
     subject_of,
+    usable,
     usage_periods,
 )
+from workers.payment.handlers.refunds import refund_payment
 from workers.payment.store import KnownAccount, PaymentRow
 
 K, S, E = PaymentKind, PaymentStatus, PaymentError
-MAX_STANDING_ORDERS_LISTED = 500
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentConfig:
-    """Knobs a bank sets per deployment (banking-rules §4 defaults)."""
-
-    approval_ttl: timedelta = timedelta(hours=24)
-    # How long the clearing partner has to settle or reject before the hold is released.
-    settlement_timeout: timedelta = timedelta(hours=1)
-    # A saved payee cannot be paid at all this soon after it was added (scored for 24 h after).
-    payee_cooling_off: timedelta = timedelta(minutes=30)
-    watch_list: WatchList = WatchList()
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> PaymentConfig:
-        env = dict(os.environ) if env is None else env
-        return cls(
-            approval_ttl=timedelta(seconds=float(env.get("CBS_PAYMENT_APPROVAL_TTL_S", 86_400))),
-            settlement_timeout=timedelta(seconds=float(env.get("CBS_PAYMENT_SETTLEMENT_TIMEOUT_S", 3_600))),
-            payee_cooling_off=timedelta(seconds=float(env.get("CBS_PAYEE_COOLING_OFF_S", 1_800))),
-            watch_list=WatchList.from_env(env),
-        )
-
-
-CONFIG = PaymentConfig.from_env()
 
 
 # --- placing an order ---------------------------------------------------------------------------
@@ -138,38 +114,38 @@ async def admit(ctx: Context, order: Order) -> PaymentRow | Reply:
         return parties
     payee, payer, payee_account = parties
     fee = _fee(order)
-    periods = domain.limit_periods(order.kind, ctx.now)
+    periods = limit_periods(order.kind, ctx.now)
     used, recent = await store.activity(ctx.conn, payer.account_id, periods, ctx.now - timedelta(hours=1)) if payer else ({}, 0)
-    if refusal := domain.check_rail_amount(order.kind, order.amount, upi_used_today=used.get("upi_day", 0)):
+    if refusal := check_rail_amount(order.kind, order.amount, upi_used_today=used.get("upi_day", 0)):
         return refuse(refusal)
     if payer is not None and (refusal := _check_limits(order, payer, used, order.amount + fee)):
         return refuse(refusal)
     saved_payee = await _saved_payee(ctx, order, payer)
     if isinstance(saved_payee, Reply):
         return saved_payee
-    screening = domain.screen(order.amount, now=ctx.now, payee_added_at=saved_payee, payments_last_hour=recent)
-    if order.kind not in domain.DEBIT_KINDS:
+    screening = screen(order.amount, now=ctx.now, payee_added_at=saved_payee, payments_last_hour=recent)
+    if order.kind not in DEBIT_KINDS:
         # Money coming in (a teller's deposit) is not a payment out: nothing to score or approve.
-        screening = domain.Screening(domain.FRAUD_BASE, c.FraudLevel.low, (), approval_required=False)
+        screening = Screening(FRAUD_BASE, c.FraudLevel.low, (), approval_required=False)
     if isinstance(screening, Refusal):
         details = screening.details or {}
         score, level, rules = int(details["score"]), c.FraudLevel.critical, tuple(details["rules"])
     else:
         score, level, rules = screening.score, screening.level, screening.rules
-    watch_hits = matches(CONFIG.watch_list, payee)
+    watch_hits = matches(lifecycle.CONFIG.watch_list, payee)
     view = c.PaymentView(
-        payment_id=order.payment_id, reference=domain.reference(order.kind, ctx.now, random8()),
+        payment_id=order.payment_id, reference=reference(order.kind, ctx.now, random8()),
         kind=order.kind, channel=order.channel, status=S.initiated, payer_account_id=order.payer_account_id,
         payee=payee, amount=order.amount, fee=fee, currency=order.currency, fraud_score=score, fraud_level=level,
         refunded_amount=0, maker=order.maker, description=order.description,
-        execute_at=domain.execute_at(order.kind, ctx.now), created_at=ctx.now, updated_at=ctx.now,
+        execute_at=execute_at(order.kind, ctx.now), created_at=ctx.now, updated_at=ctx.now,
     )  # fmt: skip
     owner = payer or payee_account
     row = PaymentRow(
         view=view, payee_account_id=payee.account_id if payee else None,
         customer_id=owner.customer_id if owner else None,
         # A watch-list hit holds the order for a checker, whatever its score.
-        needs_approval=bool(watch_hits) or (isinstance(screening, domain.Screening) and screening.approval_required),
+        needs_approval=bool(watch_hits) or (isinstance(screening, Screening) and screening.approval_required),
         charged_periods=list(periods), refund_reserved=0, standing_order_id=order.standing_order_id,
         expires_at=None, completed_at=None, failure_reason=None, partner=None,
     )  # fmt: skip
@@ -191,44 +167,32 @@ Parties = tuple["c.Payee | None", "KnownAccount | None", "KnownAccount | None"]
 
 async def _parties(ctx: Context, order: Order) -> Parties | Reply:
     """The order's shape, who may place it, and both accounts usable: (payee, payer, payee account)."""
-    if refusal := domain.check_order_shape(order.kind, order.payer_account_id, order.payee):
+    if refusal := check_order_shape(order.kind, order.payer_account_id, order.payee):
         return refuse(refusal)
     if order.kind in (K.cash_deposit, K.cash_withdrawal) and not_for_customers(ctx.actor):
         return Reply.refusal(E.forbidden, "cash is handled by tellers")
-    payee = domain.normalize_payee(order.payee)
+    payee = normalize_payee(order.payee)
     if isinstance(payee, Refusal):
         return refuse(payee)
     payer = payee_account = None
     if order.payer_account_id is not None:
         # Locked: limits are checked and charged under this lock, so concurrent orders queue here.
         payer = await store.get_account(ctx.conn, order.payer_account_id, for_update=True)
-        if (answer := _usable(ctx.actor, payer, order.payer_account_id, order.currency, paying=True)) is not None:
+        if (answer := usable(ctx.actor, payer, order.payer_account_id, order.currency, paying=True)) is not None:
             return answer
     if payee is not None and payee.account_id is not None:
         payee_account = await store.get_account(ctx.conn, payee.account_id)
-        if (answer := _usable(None, payee_account, payee.account_id, order.currency, paying=False)) is not None:
+        if (answer := usable(None, payee_account, payee.account_id, order.currency, paying=False)) is not None:
             return answer
-        if refusal := domain.check_different_accounts(order.payer_account_id, payee.account_id):
+        if refusal := check_different_accounts(order.payer_account_id, payee.account_id):
             return refuse(refusal)
     return payee, payer, payee_account
 
 
-def _usable(actor: Actor | None, account: KnownAccount | None, account_id: UUID, currency: str, *, paying: bool) -> Reply | None:
-    if account is None:
-        return Reply.refusal(E.account_not_found, f"no account {account_id} known to payments")
-    if paying and (denied := owner_only(actor, account.customer_id)):
-        return denied
-    if account.status not in ("active", "dormant") or (paying and account.status == "dormant"):
-        return Reply.refusal(E.account_not_active, f"account {account_id} is {account.status}")
-    if account.currency != currency:
-        return Reply.refusal(E.currency_mismatch, f"account {account_id} is in {account.currency}")
-    return None
-
-
 def _fee(order: Order) -> int:
     if order.kind == K.cash_withdrawal and order.channel == c.Channel.branch:
-        return domain.branch_withdrawal_fee(order.amount)
-    return domain.payment_fee(order.kind, order.amount)
+        return branch_withdrawal_fee(order.amount)
+    return payment_fee(order.kind, order.amount)
 
 
 def _check_limits(order: Order, payer: KnownAccount, used: dict[str, int], amount: int) -> Refusal | None:
@@ -238,8 +202,8 @@ def _check_limits(order: Order, payer: KnownAccount, used: dict[str, int], amoun
     if daily_limit is None or payer.monthly_debit_limit is None:
         return None
     daily_used = used.get("cash_day" if order.kind == K.cash_withdrawal else "day", 0)
-    return domain.check_limits(amount, used_daily=daily_used, used_monthly=used.get("month", 0),
-                               daily_limit=daily_limit, monthly_limit=payer.monthly_debit_limit)  # fmt: skip
+    return check_limits(amount, used_daily=daily_used, used_monthly=used.get("month", 0),
+                        daily_limit=daily_limit, monthly_limit=payer.monthly_debit_limit)  # fmt: skip
 
 
 async def _saved_payee(ctx: Context, order: Order, payer: KnownAccount | None) -> datetime | None | Reply:
@@ -249,8 +213,9 @@ async def _saved_payee(ctx: Context, order: Order, payer: KnownAccount | None) -
     saved = await store.get_payee(ctx.conn, order.payee_id)
     if saved is None or payer is None or saved.customer_id != payer.customer_id:
         return Reply.refusal(E.payee_not_found, f"no payee {order.payee_id} of this customer")
-    if ctx.now - saved.added_at < CONFIG.payee_cooling_off:
-        ready = saved.added_at + CONFIG.payee_cooling_off
+    cooling_off = lifecycle.CONFIG.payee_cooling_off
+    if ctx.now - saved.added_at < cooling_off:
+        ready = saved.added_at + cooling_off
         return Reply.refusal(E.payee_cooling_off, "a new payee can be paid after its cooling-off period",
                              {"payable_from": ready.isoformat()})  # fmt: skip
     return saved.added_at
@@ -259,7 +224,8 @@ async def _saved_payee(ctx: Context, order: Order, payer: KnownAccount | None) -
 async def _first_ledger_step(ctx: Context, row: PaymentRow) -> Reply | Deferred:
     """Internal and cash orders post at once; approvals and external rails hold first."""
     if row.needs_approval or row.view.kind in EXTERNAL_KINDS:
-        timeout_s = int((CONFIG.approval_ttl if row.needs_approval else CONFIG.settlement_timeout).total_seconds())
+        config = lifecycle.CONFIG
+        timeout_s = int((config.approval_ttl if row.needs_approval else config.settlement_timeout).total_seconds())
         # The ledger's own timeout is a safety net behind ours: the hold outlives the longest wait.
         transfers = holds_for(row, timeout_s=timeout_s * 2 + 86_400)
         return await ask_ledger(ctx, row, "hold", transfers)
@@ -271,85 +237,8 @@ def _single_phase(row: PaymentRow) -> list[ledger.NewTransfer]:
     if v.kind in (K.cash_deposit, K.cash_withdrawal):
         account = v.payee.account_id if v.kind == K.cash_deposit else v.payer_account_id  # type: ignore[union-attr]
         assert account is not None
-        return domain.cash_transfers(v.payment_id, v.reference, v.currency, kind=v.kind, account=account,
-                                     amount=v.amount, fee=v.fee)  # fmt: skip
+        return cash_transfers(v.payment_id, v.reference, v.currency, kind=v.kind, account=account,
+                              amount=v.amount, fee=v.fee)  # fmt: skip
     assert v.payer_account_id is not None and row.payee_account_id is not None
-    return domain.internal_transfers(v.payment_id, v.reference, v.currency, payer=v.payer_account_id,
-                                     payee=row.payee_account_id, amount=v.amount, fee=v.fee)  # fmt: skip
-
-
-# --- the ledger's answers -------------------------------------------------------------------------
-
-
-async def ledger_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
-    row = await store.get_payment(ctx.conn, UUID(state["payment_id"]), for_update=True)
-    assert row is not None, "payments are never deleted"
-    results = (reply.result or {}).get("results", []) if reply.ok and isinstance(reply.result, dict) else []
-    refusal = domain.ledger_refusal(results) if reply.ok else Refusal(
-        E.ledger_refused, reply.error.message if reply.error else "the ledger refused", {"ledger_error": reply.error.code if reply.error else None}
-    )  # fmt: skip
-    action = state["action"]
-    if action in ("post", "post_hold"):
-        return await _posted(ctx, row, refusal)
-    if action == "hold":
-        return await _held(ctx, row, refusal)
-    if action == "void":
-        # The hold is released (or had already expired in the ledger): the payment failed before this.
-        return reply_with(row)
-    if action in ("refund", "reverse"):
-        return await _refund_posted(ctx, row, refusal)
-    raise AssertionError(f"unknown ledger action {action}")
-
-
-async def _posted(ctx: Context, row: PaymentRow, refusal: Refusal | None) -> Reply:
-    if row.view.status in (S.completed, S.refunded):
-        return reply_with(row)  # a repeated answer
-    if refusal is not None:
-        row = await fail_payment(ctx, row, refusal.code, refusal.message)
-        return refuse(Refusal(refusal.code, refusal.message, {**(refusal.details or {}), "payment": as_json(row)}))
-    row = await complete_payment(ctx, row)
-    return reply_with(row)
-
-
-async def _held(ctx: Context, row: PaymentRow, refusal: Refusal | None) -> Reply:
-    if row.view.status != S.initiated:
-        return reply_with(row)
-    if refusal is not None:
-        row = await fail_payment(ctx, row, refusal.code, refusal.message)
-        return refuse(Refusal(refusal.code, refusal.message, {**(refusal.details or {}), "payment": as_json(row)}))
-    if row.needs_approval:
-        expires_at = ctx.now + CONFIG.approval_ttl
-        row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, status=S.pending, expires_at=expires_at)
-        await ctx.emit(c.PaymentApprovalRequired(**fact_fields(row, ctx.now), maker=row.view.maker, expires_at=expires_at))
-        return reply_with(row)
-    return reply_with(await _release_to_rail(ctx, row))
-
-
-async def _release_to_rail(ctx: Context, row: PaymentRow) -> PaymentRow:
-    """A held external payment goes to the clearing partner now, or waits for its rail window."""
-    assert row.view.execute_at is not None
-    if row.view.execute_at > ctx.now:
-        if row.view.status != S.pending:
-            row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, status=S.pending, expires_at=None)
-        return row
-    row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, status=S.processing,
-                                     expires_at=ctx.now + CONFIG.settlement_timeout)  # fmt: skip
-    assert row.view.payee is not None
-    await ctx.emit(c.PaymentSubmitted(**fact_fields(row, ctx.now), payee=row.view.payee, fee=row.view.fee))
-    return row
-
-
-# --- what the payment worker learns from the account worker ------------------------------------------
-
-
-async def on_account_fact(ctx: Context, event: Any) -> None:
-    """account.opened / frozen / unfrozen / closed: the newest status (and, on opening, the limits)."""
-    await store.record_account(ctx.conn, event.model_dump(), event.occurred_at)
-
-
-ACCOUNT_EVENTS = (
-    account_events.AccountOpened,
-    account_events.AccountFrozen,
-    account_events.AccountUnfrozen,
-    account_events.AccountClosed,
-)
+    return internal_transfers(v.payment_id, v.reference, v.currency, payer=v.payer_account_id,
+                              payee=row.payee_account_id, amount=v.amount, fee=v.fee)  # fmt: skip

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from bus.actor import owner_only
-from bus.paging import decode_time_id, page_of
+from bus.paging import cursor_or_refusal, decode_time_id, page_of
 from bus.handling import Context
 from contracts import payment as c
-from contracts.common import ErrorCode, Reply
+from contracts.common import Reply
 from contracts.payment import PaymentError
-from workers.payment import domain, store
-from workers.payment.domain import Refusal
-from workers.payment.steps import not_found, owner_of, refuse
+from workers.payment import store
+from workers.payment.domain.orders import Refusal, normalize_payee
+from workers.payment.handlers.lifecycle import not_found, owner_of, refuse
 
 E = PaymentError
 MAX_PAYEES = 500  # per customer
@@ -34,9 +34,9 @@ async def get_payment(ctx: Context, cmd: c.GetPayment) -> Reply:
 async def list_account_payments(ctx: Context, cmd: c.ListAccountPayments) -> Reply:
     if denied := owner_only(ctx.actor, await owner_of(ctx, cmd.account_id)):
         return denied
-    after = decode_time_id(cmd.cursor) if cmd.cursor is not None else None
-    if cmd.cursor is not None and after is None:
-        return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
+    after, refusal = cursor_or_refusal(cmd.cursor, decode_time_id)
+    if refusal is not None:
+        return refusal
     found = await store.account_payments(ctx.conn, cmd.account_id, after=after, limit=cmd.limit + 1)
     page, cursor = page_of(found, cmd.limit, lambda p: (p.created_at.isoformat(), p.payment_id))
     return Reply.success(c.PaymentPage(items=page, next_cursor=cursor))
@@ -46,7 +46,7 @@ async def list_account_payments(ctx: Context, cmd: c.ListAccountPayments) -> Rep
 
 
 async def add_payee(ctx: Context, cmd: c.AddPayee) -> Reply:
-    payee = domain.normalize_payee(cmd.payee)
+    payee = normalize_payee(cmd.payee)
     if isinstance(payee, Refusal):
         return refuse(payee)
     existing = await store.get_payee(ctx.conn, cmd.payee_id)

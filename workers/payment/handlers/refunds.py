@@ -1,9 +1,8 @@
 """Refunds and reversals: money given back from the payee to the payer of a completed payment,
-asked of the ledger like any payment, and the ledger's answer to them."""
+asked of the ledger like any payment (its answer is taken in `lifecycle.refund_posted`)."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from bus.actor import not_for_customers, owner_only
@@ -11,13 +10,13 @@ from bus.handling import Context, Deferred
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
-from workers.payment import domain, store
-from workers.payment.domain import Refusal
-from workers.payment.steps import (
-    as_json,
+from workers.payment import store
+from workers.payment.domain.orders import RefundTarget, check_refund, reference
+from workers.payment.domain.screening import FRAUD_BASE
+from workers.payment.domain.transfers import refund_transfers
+from workers.payment.handlers.lifecycle import (
     ask_ledger,
     fact_fields,
-    fail_payment,
     not_found,
     owner_of,
     random8,
@@ -63,15 +62,15 @@ async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int 
         return Reply.refusal(E.not_refundable, "a payment partly refunded is corrected by refunds, not reversed")
     if amount <= 0:
         return Reply.refusal(E.refund_exceeds_amount, "nothing is left to refund", {"remaining": 0})
-    target = domain.RefundTarget(kind=o.kind, status=o.status, amount=o.amount, currency=o.currency,
-                                 refunded_amount=original.refund_reserved, completed_at=original.completed_at)  # fmt: skip
-    if refusal := domain.check_refund(target, amount, o.currency, ctx.now):
+    target = RefundTarget(kind=o.kind, status=o.status, amount=o.amount, currency=o.currency,
+                          refunded_amount=original.refund_reserved, completed_at=original.completed_at)  # fmt: skip
+    if refusal := check_refund(target, amount, o.currency, ctx.now):
         return refuse(refusal)
     assert o.payer_account_id is not None, "refundable payments have a payer"
     view = c.PaymentView(
-        payment_id=new_id, reference=domain.reference(kind, ctx.now, random8()), kind=kind, channel=o.channel,
+        payment_id=new_id, reference=reference(kind, ctx.now, random8()), kind=kind, channel=o.channel,
         status=S.initiated, payer_account_id=original.payee_account_id, payee=c.Payee(account_id=o.payer_account_id),
-        amount=amount, fee=o.fee if reversal else 0, currency=o.currency, fraud_score=domain.FRAUD_BASE,
+        amount=amount, fee=o.fee if reversal else 0, currency=o.currency, fraud_score=FRAUD_BASE,
         fraud_level=c.FraudLevel.low, refund_of=original_id, refunded_amount=0, maker=subject_of(ctx.actor, actor),
         description=reason[:140], created_at=ctx.now, updated_at=ctx.now,
     )  # fmt: skip
@@ -82,28 +81,7 @@ async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int 
     # Reserved now, so two concurrent refunds can never give back more than the amount.
     await store.update_payment(ctx.conn, original_id, ctx.now, refund_reserved=original.refund_reserved + amount)
     await ctx.emit(c.PaymentInitiated(**fact_fields(row, ctx.now), fee=view.fee, fraud_score=view.fraud_score, fraud_level=view.fraud_level))
-    transfers = domain.refund_transfers(new_id, view.reference, o.currency, original_kind=o.kind,
-                                        original_payer=o.payer_account_id, original_payee=original.payee_account_id,
-                                        amount=amount, fee=view.fee, reversal=reversal)  # fmt: skip
+    transfers = refund_transfers(new_id, view.reference, o.currency, original_kind=o.kind,
+                                 original_payer=o.payer_account_id, original_payee=original.payee_account_id,
+                                 amount=amount, fee=view.fee, reversal=reversal)  # fmt: skip
     return await ask_ledger(ctx, row, "reverse" if reversal else "refund", transfers)
-
-
-async def _refund_posted(ctx: Context, row: PaymentRow, refusal: Refusal | None) -> Reply:
-    if row.view.status != S.initiated:
-        return reply_with(row)
-    if refusal is not None:
-        row = await fail_payment(ctx, row, refusal.code, refusal.message)  # gives the reservation back
-        return refuse(Refusal(refusal.code, refusal.message, {**(refusal.details or {}), "payment": as_json(row)}))
-    row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, status=S.completed, completed_at=ctx.now)
-    assert row.view.refund_of is not None
-    original = await store.get_payment(ctx.conn, row.view.refund_of, for_update=True)
-    assert original is not None
-    refunded = original.view.refunded_amount + row.view.amount
-    changes: dict[str, Any] = {"refunded_amount": refunded}
-    if refunded == original.view.amount:
-        changes["status"] = S.refunded
-    original = await store.update_payment(ctx.conn, original.view.payment_id, ctx.now, **changes)
-    await ctx.emit(c.PaymentCompleted(**fact_fields(row, ctx.now), fee=row.view.fee))
-    await ctx.emit(c.PaymentRefunded(**fact_fields(original, ctx.now), refund_id=row.view.payment_id,
-                                     refund_amount=row.view.amount, refunded_amount=refunded))  # fmt: skip
-    return reply_with(row)

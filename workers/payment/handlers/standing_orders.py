@@ -1,5 +1,5 @@
 """Standing orders: the commands that create, read and cancel them, and what an occurrence's
-result does to its order (banking-rules §4; the schedule's rules are in `schedule.py`).
+result does to its order (banking-rules §4; the schedule's rules are in `domain/schedule.py`).
 
 The scheduler itself (`duties.run_due_standing_orders`) places occurrences as payments; this
 module only keeps the order's state. Dates are bank dates; `CBS_SCHEDULER_DATE_OFFSET_DAYS`
@@ -18,8 +18,16 @@ from bus.handling import Context
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import PaymentError, StandingOrderStatus
-from workers.payment import domain, schedule, store
-from workers.payment.domain import BankCalendar, Refusal
+from workers.payment import store
+from workers.payment.domain import schedule
+from workers.payment.domain.orders import (
+    BankCalendar,
+    Refusal,
+    bank_date,
+    check_different_accounts,
+    check_order_shape,
+    normalize_payee,
+)
 from workers.payment.store import PaymentRow, StandingOrderRow
 
 E = PaymentError
@@ -36,7 +44,7 @@ DATE_OFFSET = timedelta(days=int(os.environ.get("CBS_SCHEDULER_DATE_OFFSET_DAYS"
 
 
 def scheduler_today(now: datetime) -> date:
-    return domain.bank_date(now) + DATE_OFFSET
+    return bank_date(now) + DATE_OFFSET
 
 
 def not_found(standing_order_id: UUID) -> Reply:
@@ -61,11 +69,11 @@ async def create_standing_order(ctx: Context, cmd: c.CreateStandingOrder) -> Rep
     if payer.currency != cmd.currency:
         return Reply.refusal(E.currency_mismatch, f"account {payer.account_id} is in {payer.currency}")
     today = scheduler_today(ctx.now)
-    payee = domain.normalize_payee(cmd.payee)
+    payee = normalize_payee(cmd.payee)
     refusal = (
         schedule.validate_standing_order(cmd.start_date, cmd.end_date, today, cmd.frequency, cmd.amount, cmd.kind)
-        or domain.check_order_shape(cmd.kind, cmd.payer_account_id, cmd.payee)
-        or (payee if isinstance(payee, Refusal) else domain.check_different_accounts(cmd.payer_account_id, payee.account_id))
+        or check_order_shape(cmd.kind, cmd.payer_account_id, cmd.payee)
+        or (payee if isinstance(payee, Refusal) else check_different_accounts(cmd.payer_account_id, payee.account_id))
     )
     if refusal is not None:
         return Reply.refusal(refusal.code, refusal.message, refusal.details)
