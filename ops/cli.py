@@ -151,12 +151,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     """`cbs ledger verify`: recompute every balance from the transfers, through the bus."""
-    from ops.bench import transfers as bt
     from contracts import ledger as c
+    from ops.ask import ask_once
 
     async def verify() -> dict:
-        async with bt.Sender(bt.Options(), load().process_amqp_url("ops")) as sender:
-            reply = await sender.bus(c.Verify(), timeout_s=args.timeout)
+        reply = await ask_once(c.Verify(), load().process_amqp_url("ops"), timeout_s=args.timeout)
         return reply.model_dump(mode="json")
 
     reply = _run(verify())

@@ -15,19 +15,24 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from bus.settings import load
 from contracts import ledger as L
 from contracts.common import MAX_AMOUNT, Reply
 from contracts.ledger import (
+    BANK_ACCOUNT_CODES,
     MAX_BALANCE,
     MAX_TIMEOUT_S,
     AccountFlags,
     NewAccount,
     NewTransfer,
     TransferFlags,
+    bank_account_id,
 )
 from contracts.ledger import TransferResultCode as R
+from ops.ask import ask_once
+from ops.cli import main as cbs
 from tests.integration.conftest import BusClient, eventually
-from contracts.ledger import BANK_ACCOUNT_CODES, bank_account_id
+from tests.ledger_oracle import BALANCE_FIELDS
 
 BALANCES = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 ZERO = UUID(int=0)
@@ -569,6 +574,32 @@ async def test_verify_finds_debits_equal_credits(bus: BusClient) -> None:
     for t in totals.values():
         assert t["debits_posted"] == t["credits_posted"] and t["debits_pending"] == t["credits_pending"]
     assert totals["USD"]["debits_pending"] >= 20
+
+
+async def test_verify_reports_a_balance_that_differs_from_its_transfers(bus: BusClient, admin_db) -> None:
+    # Through `ask_once`, as `cbs ledger verify` asks. The account row has the oracle's shape.
+    [x] = await accounts(bus, A(fund=700))
+    await admin_db.execute("UPDATE ledger.ledger_account SET credits_posted = credits_posted + 1 WHERE id = $1", x)
+    try:
+        reply = await ask_once(L.Verify(), load().process_amqp_url("ops"), timeout_s=60)
+    finally:
+        await admin_db.execute("UPDATE ledger.ledger_account SET credits_posted = credits_posted - 1 WHERE id = $1", x)
+    assert reply.ok and isinstance(reply.result, dict)
+    result = reply.result
+    assert result["ok"] is False
+    [row] = [m for m in result["mismatches"] if m.get("id") == str(x)]
+    assert set(row) == {"id", *BALANCE_FIELDS, *(f"expected_{f}" for f in BALANCE_FIELDS)}
+    assert (row["credits_posted"], row["expected_credits_posted"], row["debits_posted"]) == (701, 700, 0)
+    [inr] = [m for m in result["mismatches"] if m.get("currency") == "INR"]
+    assert inr["field"] == "debits_posted" and inr["expected"] - inr["stored"] == 1
+    assert (await bus.ok(L.Verify()))["ok"] is True  # restored
+
+
+async def test_cbs_ledger_verify_asks_the_running_ledger(capsys: pytest.CaptureFixture[str]) -> None:
+    # `cbs` runs its own event loop: in a thread, while this loop keeps the workers answering.
+    assert await asyncio.to_thread(cbs, ["ledger", "verify", "--timeout", "60"]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["ok"] is True and reply["result"]["ok"] is True and reply["result"]["mismatches"] == []
 
 
 # --- expiry, events, idempotency --------------------------------------------------------------

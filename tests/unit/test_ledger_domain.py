@@ -18,20 +18,23 @@ from contracts.ledger import (
     TransferFlags,
 )
 from contracts.ledger import TransferResultCode as R
-from workers.ledger.domain import (
+from tests import ledger_oracle
+from workers.ledger.domain.accounts import (
     ZERO_ID,
     AccountState,
-    Ledger,
     account_view,
     available,
     balance,
     create_accounts,
+    set_flags,
+    verified,
+)
+from workers.ledger.domain.transfers import (
+    Ledger,
     create_transfers,
     expire_pending,
     records_failure,
-    set_flags,
     transfer_view,
-    verify,
 )
 
 NOW = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
@@ -691,15 +694,39 @@ def test_views_carry_the_balances() -> None:
     assert transfer_view(led.transfers[hold.id]).status == "pending"
 
 
-def test_verify_recomputes_balances_from_transfers() -> None:
+def test_the_oracle_recomputes_balances_from_transfers() -> None:
     led = funded()
     hold = T(ALICE, BOB, 300, pending=True)
     apply(led, hold, post(hold, 100), T(ALICE, BOB, 5, pending=True))
-    result = verify(led.accounts.values(), led.transfers.values())
+    result = ledger_oracle.verify(led.accounts.values(), led.transfers.values())
     assert result.ok and result.accounts_checked == 5 and result.transfers_checked == 4
     inr = next(t for t in result.totals if t["currency"] == "INR")
     assert inr["debits_posted"] == inr["credits_posted"] == 1100 and inr["debits_pending"] == 5
     led.accounts[BOB].credits_posted += 1
-    broken = verify(led.accounts.values(), led.transfers.values())
+    broken = ledger_oracle.verify(led.accounts.values(), led.transfers.values())
     assert not broken.ok
-    assert {"account_id": str(BOB), "field": "credits_posted", "stored": 101, "expected": 100} in broken.mismatches
+    [bob, inr] = broken.mismatches
+    assert bob["id"] == str(BOB) and (bob["credits_posted"], bob["expected_credits_posted"]) == (101, 100)
+    assert bob["debits_posted"] == bob["expected_debits_posted"]
+    assert inr == {"currency": "INR", "field": "debits_posted", "stored": 1100, "expected": 1101}
+
+
+def test_verification_is_ok_only_when_every_account_and_currency_balances() -> None:
+    def totals(currency: str, dpo: int, cpo: int, dp: int = 0, cp: int = 0) -> dict[str, object]:
+        return {"currency": currency, "debits_posted": dpo, "credits_posted": cpo, "debits_pending": dp,
+                "credits_pending": cp}  # fmt: skip
+
+    fine = verified([], [totals("INR", 7, 7, 2, 2), totals("USD", 0, 0)], accounts_checked=3, transfers_checked=4)
+    assert fine.ok and fine.mismatches == [] and (fine.accounts_checked, fine.transfers_checked) == (3, 4)
+    assert fine.totals == [totals("INR", 7, 7, 2, 2), totals("USD", 0, 0)]
+    account = {"id": str(ALICE), "debits_posted": 1, "expected_debits_posted": 0}
+    broken = verified([account], [totals("INR", 7, 6, 2, 3), totals("USD", 5, 5)], accounts_checked=1,
+                      transfers_checked=1)  # fmt: skip
+    assert not broken.ok
+    # The accounts the store found come first, then each currency's posted, then pending, pair.
+    assert broken.mismatches == [
+        account,
+        {"currency": "INR", "field": "debits_posted", "stored": 7, "expected": 6},
+        {"currency": "INR", "field": "debits_pending", "stored": 2, "expected": 3},
+    ]
+    assert not verified([account], [], accounts_checked=1, transfers_checked=0).ok

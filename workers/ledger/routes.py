@@ -26,5 +26,7 @@ ROUTES = Routes(
     # Every replica sweeps; the account locks make a hold expire exactly once.
     duties=(Duty("expiry sweep", h.expire_due_holds, h.EXPIRY_SWEEP_S),),
 )
-# Published (through the outbox): ledger.transfer_posted, ledger.transfer_pending,
-# ledger.transfer_voided, ledger.account_created, ledger.account_flags_changed.
+# Published (through the outbox): contracts.ledger.EVENTS, i.e. ledger.transfer_posted,
+# ledger.transfer_pending, ledger.transfer_voided, ledger.account_created,
+# ledger.account_flags_changed; and, by the runtime, ledger.access_denied.
+# Consumes no domain events; the runtime consumes partner.access_changed (grants) for it.

@@ -9,7 +9,8 @@ from uuid import UUID
 import asyncpg
 
 from contracts.ledger import AccountFlags, TransferFlags
-from workers.ledger.domain import AccountState, StoredTransfer
+from workers.ledger.domain.accounts import AccountState
+from workers.ledger.domain.transfers import StoredTransfer
 
 _FLAG_BITS = ("linked", "pending", "post_pending", "void_pending", "balancing_debit", "balancing_credit")
 
@@ -224,7 +225,9 @@ async def db_now(conn: asyncpg.Connection) -> datetime:
 
 
 async def verify(conn: asyncpg.Connection) -> tuple[list[dict], list[dict], int, int]:
-    """Balances recomputed from the transfers vs stored, and totals per currency."""
+    """What `domain.accounts.verified` judges: the accounts whose stored balances differ from their
+    transfers (recomputed here), each currency's summed balances, and how many accounts and
+    transfers there are."""
     mismatches = await conn.fetch(
         """
         WITH moved AS (

@@ -1,75 +1,46 @@
-"""Ledger rules (DESIGN §5, banking-rules §3): the public face of the pure ledger.
+"""Accounts: their in-memory state, balances and views, creation and flags, and verification.
 
-No I/O: the store loads state, these functions decide and change it in memory, the store writes
-it back; the clock comes in as an argument. The transfer engine lives in `engine.py` and is
-re-exported here, so handlers and the store import only this module.
+Verification is one rule (`verified`): every account's stored balances equal what its transfers
+moved (the store recomputes that in SQL and hands over the accounts that differ), and in every
+currency debits equal credits, posted and pending.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from contracts.ledger import (
+    AccountFlags,
     AccountResultCode,
     AccountView,
+    BalancesAfter,
     LedgerError,
     NewAccount,
-    TransferResultCode,
-    TransferView,
     VerifyResult,
 )
-from workers.ledger.engine import (
-    PENDING,
-    PENDING_EXPIRED,
-    PENDING_POSTED,
-    PENDING_VOIDED,
-    POSTED,
-    STATES,
-    ZERO_ID,
-    AccountState,
-    Ledger,
-    Outcome,
-    StoredTransfer,
-    balances_after,
-    chains,
-    create_transfers,
-    expire_pending,
-    records_failure,
-)
-
-__all__ = [
-    "PENDING",
-    "PENDING_EXPIRED",
-    "PENDING_POSTED",
-    "PENDING_VOIDED",
-    "POSTED",
-    "STATES",
-    "ZERO_ID",
-    "AccountState",
-    "Ledger",
-    "Outcome",
-    "StoredTransfer",
-    "TransferResultCode",
-    "account_view",
-    "available",
-    "balance",
-    "balances_after",
-    "chains",
-    "create_accounts",
-    "create_transfers",
-    "expire_pending",
-    "records_failure",
-    "set_flags",
-    "transfer_view",
-    "verify",
-]
 
 A = AccountResultCode
-BALANCE_FIELDS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
+ZERO_ID = UUID(int=0)  # as an id: refused; as an account id or pending_id in a transfer: absent
+
+
+@dataclass(slots=True)
+class AccountState:  # mutable in memory; the store loads and saves these
+    id: UUID
+    currency: str
+    code: str
+    flags: AccountFlags
+    overdraft_limit: int
+    debits_pending: int = 0
+    debits_posted: int = 0
+    credits_pending: int = 0
+    credits_posted: int = 0
+    frozen: bool = False
+    closed: bool = False
+    owner_id: UUID | None = None
 
 
 # --- balances --------------------------------------------------------------------------------
@@ -83,6 +54,11 @@ def balance(a: AccountState) -> int:
 def available(a: AccountState) -> int:
     """What may be spent now: held debits are already promised."""
     return balance(a) - a.debits_pending
+
+
+def balances_after(a: AccountState) -> BalancesAfter:
+    return BalancesAfter(account_id=a.id, debits_pending=a.debits_pending, debits_posted=a.debits_posted,
+                         credits_pending=a.credits_pending, credits_posted=a.credits_posted)  # fmt: skip
 
 
 def account_view(a: AccountState, created_at: datetime, user_data: dict[str, Any] | None = None) -> AccountView:
@@ -107,25 +83,7 @@ def account_view(a: AccountState, created_at: datetime, user_data: dict[str, Any
     )
 
 
-def transfer_view(t: StoredTransfer) -> TransferView:
-    return TransferView(
-        id=t.id,
-        debit_account_id=t.debit_account_id,
-        credit_account_id=t.credit_account_id,
-        amount=t.amount,
-        currency=t.currency,
-        code=t.code,
-        flags=t.flags,
-        pending_id=t.pending_id,
-        timeout_s=t.timeout_s,
-        reference=t.reference,
-        user_data=t.user_data,
-        timestamp=t.timestamp,
-        status=t.state,  # type: ignore[arg-type]
-    )
-
-
-# --- accounts --------------------------------------------------------------------------------
+# --- creation and flags ----------------------------------------------------------------------
 
 
 def _account_result(existing: AccountState | None, a: NewAccount) -> AccountResultCode:
@@ -194,48 +152,26 @@ def set_flags(account: AccountState, action: str) -> str | None:
 
 # --- verification ----------------------------------------------------------------------------
 
-
-def expected_balances(transfers: Iterable[StoredTransfer]) -> dict[UUID, list[int]]:
-    """Each account's four balances recomputed from the transfers alone (BALANCE_FIELDS order)."""
-    sums: dict[UUID, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for t in transfers:
-        if t.state == PENDING:
-            sums[t.debit_account_id][0] += t.amount
-            sums[t.credit_account_id][2] += t.amount
-        elif t.state == POSTED and not t.flags.void_pending:
-            # A resolved hold moves nothing by itself: its post transfer carries what moved.
-            sums[t.debit_account_id][1] += t.amount
-            sums[t.credit_account_id][3] += t.amount
-    return sums
+# (debits, credits) that must be equal in every currency.
+DEBITS_EQUAL_CREDITS = (("debits_posted", "credits_posted"), ("debits_pending", "credits_pending"))
 
 
-def verify(accounts: Iterable[AccountState], transfers: Iterable[StoredTransfer]) -> VerifyResult:
-    """Check every balance against its transfers and debits = credits per currency."""
-    accounts, transfers = list(accounts), list(transfers)
-    expected = expected_balances(transfers)
-    mismatches: list[dict[str, Any]] = []
-    totals: dict[str, dict[str, Any]] = {}
-    for a in accounts:
-        stored = [getattr(a, name) for name in BALANCE_FIELDS]
-        want = expected.pop(a.id, [0, 0, 0, 0])
-        for name, s, w in zip(BALANCE_FIELDS, stored, want, strict=True):
-            if s != w:
-                mismatches.append({"account_id": str(a.id), "field": name, "stored": s, "expected": w})
-        total = totals.setdefault(a.currency, {"currency": a.currency, **dict.fromkeys(BALANCE_FIELDS, 0)})
-        for name, s in zip(BALANCE_FIELDS, stored, strict=True):
-            total[name] += s
-    for account_id in expected:
-        mismatches.append({"account_id": str(account_id), "field": "account", "stored": None, "expected": "exists"})
-    for total in totals.values():
-        for debits, credits in (("debits_posted", "credits_posted"), ("debits_pending", "credits_pending")):
+def verified(
+    account_mismatches: Sequence[dict[str, Any]], totals: Sequence[dict[str, Any]], *,
+    accounts_checked: int, transfers_checked: int,
+) -> VerifyResult:  # fmt: skip
+    """The ledger's verification rule, the one `ledger.verify` answers with.
+
+    `account_mismatches`: the accounts whose stored balances differ from their transfers, as the
+    caller found them. `totals`: per currency, the four balances summed over its accounts. A
+    currency whose debits differ from its credits adds `{currency, field: the debits field, stored:
+    the debits, expected: the credits}` after the accounts. `ok` only when nothing was found.
+    """
+    mismatches = list(account_mismatches)
+    for total in totals:
+        for debits, credits in DEBITS_EQUAL_CREDITS:
             if total[debits] != total[credits]:
-                currency = total["currency"]
-                stored, want = total[debits], total[credits]
-                mismatches.append({"currency": currency, "field": debits, "stored": stored, "expected": want})
-    return VerifyResult(
-        ok=not mismatches,
-        accounts_checked=len(accounts),
-        transfers_checked=len(transfers),
-        mismatches=mismatches,
-        totals=sorted(totals.values(), key=lambda t: t["currency"]),
-    )
+                mismatches.append({"currency": total["currency"], "field": debits, "stored": total[debits],
+                                   "expected": total[credits]})  # fmt: skip
+    return VerifyResult(ok=not mismatches, accounts_checked=accounts_checked, transfers_checked=transfers_checked,
+                        mismatches=mismatches, totals=list(totals))  # fmt: skip

@@ -1,4 +1,4 @@
-"""The transfer engine: TigerBeetle's create_transfers semantics over in-memory state.
+"""Transfers: TigerBeetle's create_transfers semantics over in-memory state, and hold expiry.
 
 Pure: the store loads a `Ledger` with every account and transfer a batch may touch, the engine
 decides and mutates it, the store writes back what changed. Refusals are result codes; a state
@@ -29,10 +29,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from contracts.ledger import MAX_BALANCE, AccountFlags, BalancesAfter, NewTransfer, TransferFlags
+from contracts.ledger import MAX_BALANCE, BalancesAfter, NewTransfer, TransferFlags, TransferView
 from contracts.ledger import TransferResultCode as R
-
-ZERO_ID = UUID(int=0)
+from workers.ledger.domain.accounts import ZERO_ID, AccountState, balances_after
 
 # States of a stored transfer; the TransferView status carries the same words.
 POSTED, PENDING = "posted", "pending"
@@ -45,22 +44,6 @@ _NOT_RECORDED = frozenset(
     {R.ok, R.linked_event_failed, R.linked_event_chain_open, R.id_must_not_be_zero, R.exists, R.id_already_failed}
     | {code for code in R if code.startswith("exists_with_different_")}
 )
-
-
-@dataclass(slots=True)
-class AccountState:  # mutable in memory; the store loads and saves these
-    id: UUID
-    currency: str
-    code: str
-    flags: AccountFlags
-    overdraft_limit: int
-    debits_pending: int = 0
-    debits_posted: int = 0
-    credits_pending: int = 0
-    credits_posted: int = 0
-    frozen: bool = False
-    closed: bool = False
-    owner_id: UUID | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +90,24 @@ class Ledger:  # what one batch may see and change; the store fills it for the i
 def records_failure(code: R) -> bool:
     """Whether `code` makes the id failed for good (the store keeps it for `id_already_failed`)."""
     return code not in _NOT_RECORDED
+
+
+def transfer_view(t: StoredTransfer) -> TransferView:
+    return TransferView(
+        id=t.id,
+        debit_account_id=t.debit_account_id,
+        credit_account_id=t.credit_account_id,
+        amount=t.amount,
+        currency=t.currency,
+        code=t.code,
+        flags=t.flags,
+        pending_id=t.pending_id,
+        timeout_s=t.timeout_s,
+        reference=t.reference,
+        user_data=t.user_data,
+        timestamp=t.timestamp,
+        status=t.state,  # type: ignore[arg-type]
+    )
 
 
 # --- one transfer ----------------------------------------------------------------------------
@@ -418,11 +419,6 @@ def _run_chain(ledger: Ledger, requests: Sequence[NewTransfer], chain: range, no
         Outcome(j, requests[j].id, R.ok, e.transfer, e.resolved, after=after)
         for j, (e, after) in zip(chain, effects, strict=True)
     ]
-
-
-def balances_after(a: AccountState) -> BalancesAfter:
-    return BalancesAfter(account_id=a.id, debits_pending=a.debits_pending, debits_posted=a.debits_posted,
-                         credits_pending=a.credits_pending, credits_posted=a.credits_posted)  # fmt: skip
 
 
 def _snapshot(ledger: Ledger, t: StoredTransfer) -> tuple[BalancesAfter, BalancesAfter]:
