@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api_edge.auth import Principal, require
-from api_edge.gateway import body_model, build, idempotency_key
+from api_edge.gateway import body_model, gateway_of, idempotency_key
 from contracts import account as c
 
 router = APIRouter(tags=["accounts"])
@@ -22,13 +22,9 @@ class LifecycleBody(BaseModel):
 OpenAccountBody = body_model(c.OpenAccount, exclude=set(), name="OpenAccountBody")
 
 
-def _gateway(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.gateway
-
-
 @router.get("/v1/products")
 async def list_products(request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
-    return await _gateway(request).query(c.ListProducts(), who)
+    return await gateway_of(request).query(c.ListProducts, {}, who)
 
 
 @router.post("/v1/accounts", status_code=201)
@@ -38,15 +34,13 @@ async def open_account(
     who: Principal = require("accounts:write", "accounts"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
-    command = build(c.OpenAccount, body.model_dump())  # type: ignore[attr-defined]
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, created=True)
+    data = body.model_dump()  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.OpenAccount, data, who, key, created=True)
 
 
 @router.get("/v1/accounts/{account_id}")
 async def get_account(account_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
-    return await _gateway(request).query(c.GetAccount(account_id=account_id), who)
+    return await gateway_of(request).query(c.GetAccount, {"account_id": account_id}, who)
 
 
 @router.get("/v1/customers/{customer_id}/accounts")
@@ -57,8 +51,8 @@ async def list_customer_accounts(
     cursor: str | None = Query(default=None, max_length=500),
     who: Principal = require("accounts:read", "accounts"),
 ) -> Response:
-    command = c.ListCustomerAccounts(customer_id=customer_id, limit=limit, cursor=cursor)
-    return await _gateway(request).query(command, who)
+    data = {"customer_id": customer_id, "limit": limit, "cursor": cursor}
+    return await gateway_of(request).query(c.ListCustomerAccounts, data, who)
 
 
 def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | type[c.CloseAccount], verb: str) -> None:
@@ -71,8 +65,8 @@ def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | t
         key: str | None = Depends(idempotency_key),
     ) -> Response:
         # The actor is who the edge authenticated, never what the body claims.
-        command = command_type(account_id=account_id, actor=who.subject, reason=body.reason)
-        return await _gateway(request).send(command, who, key=key)
+        data = {"account_id": account_id, "actor": who.subject, "reason": body.reason}
+        return await gateway_of(request).change(command_type, data, who, key)
 
 
 _lifecycle(c.FreezeAccount, "freeze")

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from api_edge.auth import Principal, require
-from api_edge.gateway import build, idempotency_key
+from api_edge.gateway import gateway_of, idempotency_key
 from contracts import audit as c
 
 router = APIRouter(tags=["audit"])
@@ -16,10 +16,6 @@ router = APIRouter(tags=["audit"])
 class VerifyBody(BaseModel):
     from_seq: int = Field(default=1, ge=1, description="first record to check")
     max_records: int = Field(default=100_000, ge=1, le=1_000_000, description="stop after this many records")
-
-
-def _gateway(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.gateway
 
 
 @router.get("/v1/audit/records")
@@ -35,13 +31,9 @@ async def list_records(
     who: Principal = require("audit:read"),
 ) -> Response:
     """Audit records, newest first."""
-    command = build(c.ListRecords, {
-        "entity_id": entity_id, "actor": actor, "routing_key_prefix": routing_key_prefix,
-        "since": since, "until": until, "limit": limit, "cursor": cursor,
-    })  # fmt: skip
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).query(command, who)
+    data = {"entity_id": entity_id, "actor": actor, "routing_key_prefix": routing_key_prefix,
+            "since": since, "until": until, "limit": limit, "cursor": cursor}  # fmt: skip
+    return await gateway_of(request).query(c.ListRecords, data, who)
 
 
 @router.post("/v1/audit/verify")
@@ -53,6 +45,6 @@ async def verify_chain(
 ) -> Response:
     """Recompute the hash chain; a break is answered and raises `audit.chain_broken`."""
     body = body or VerifyBody()
-    command = c.VerifyChain(from_seq=body.from_seq, max_records=body.max_records)
-    return await _gateway(request).send(command, who, key=key, require_key=False)
+    data = {"from_seq": body.from_seq, "max_records": body.max_records}
+    return await gateway_of(request).change(c.VerifyChain, data, who, key, require_key=False)
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api_edge.auth import Principal, require
-from api_edge.gateway import body_model, build, idempotency_key
+from api_edge.gateway import body_model, gateway_of, idempotency_key
 from contracts import customer as c
 
 router = APIRouter(tags=["customers"])
@@ -32,10 +32,6 @@ class LifecycleBody(BaseModel):
     reason: str = Field(min_length=1, max_length=1000, description="why, kept on the customer")
 
 
-def _gateway(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.gateway
-
-
 @router.post("/v1/customers", status_code=201)
 async def register_customer(
     body: RegisterBody,  # type: ignore[valid-type]
@@ -43,15 +39,13 @@ async def register_customer(
     who: Principal = require("customers:write"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
-    command = build(c.RegisterCustomer, body.model_dump())  # type: ignore[attr-defined]
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, created=True)
+    data = body.model_dump()  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.RegisterCustomer, data, who, key, created=True)
 
 
 @router.get("/v1/customers/{customer_id}")
 async def get_customer(customer_id: UUID, request: Request, who: Principal = require("customers:read")) -> Response:
-    return await _gateway(request).query(c.GetCustomer(customer_id=customer_id), who)
+    return await gateway_of(request).query(c.GetCustomer, {"customer_id": customer_id}, who)
 
 
 @router.get("/v1/customers")
@@ -62,7 +56,7 @@ async def search_customers(
     cursor: str | None = Query(default=None, max_length=500),
     who: Principal = require("customers:search"),
 ) -> Response:
-    return await _gateway(request).query(c.SearchCustomers(query=query, limit=limit, cursor=cursor), who)
+    return await gateway_of(request).query(c.SearchCustomers, {"query": query, "limit": limit, "cursor": cursor}, who)
 
 
 @router.patch("/v1/customers/{customer_id}")
@@ -74,10 +68,8 @@ async def update_customer(
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     # Only the fields the client sent are changes; absent ones stay as they are.
-    command = build(c.UpdateCustomer, {**body.model_dump(exclude_unset=True), "customer_id": customer_id})  # type: ignore[attr-defined]
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, require_key=False)
+    data = {**body.model_dump(exclude_unset=True), "customer_id": customer_id}  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.UpdateCustomer, data, who, key, require_key=False)
 
 
 @router.post("/v1/customers/{customer_id}/kyc/documents", status_code=201)
@@ -88,10 +80,8 @@ async def add_kyc_document(
     who: Principal = require("customers:write"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
-    command = build(c.AddKycDocument, {**body.model_dump(), "customer_id": customer_id})  # type: ignore[attr-defined]
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, created=True)
+    data = {**body.model_dump(), "customer_id": customer_id}  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.AddKycDocument, data, who, key, created=True)
 
 
 @router.post("/v1/customers/{customer_id}/kyc/verify")
@@ -102,8 +92,8 @@ async def verify_kyc_document(
     who: Principal = require("kyc:verify"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
-    command = c.VerifyKycDocument(customer_id=customer_id, document_id=body.document_id, reviewer=who.subject)
-    return await _gateway(request).send(command, who, key=key)
+    data = {"customer_id": customer_id, "document_id": body.document_id, "reviewer": who.subject}
+    return await gateway_of(request).change(c.VerifyKycDocument, data, who, key)
 
 
 @router.post("/v1/customers/{customer_id}/kyc/reject")
@@ -114,10 +104,9 @@ async def reject_kyc_document(
     who: Principal = require("kyc:verify"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
-    command = c.RejectKycDocument(
-        customer_id=customer_id, document_id=body.document_id, reviewer=who.subject, reason=body.reason
-    )
-    return await _gateway(request).send(command, who, key=key)
+    data = {"customer_id": customer_id, "document_id": body.document_id, "reviewer": who.subject,
+            "reason": body.reason}  # fmt: skip
+    return await gateway_of(request).change(c.RejectKycDocument, data, who, key)
 
 
 def _lifecycle(command_type: type[c._StatusCommand], verb: str) -> None:
@@ -129,8 +118,8 @@ def _lifecycle(command_type: type[c._StatusCommand], verb: str) -> None:
         who: Principal = require("customers:manage"),
         key: str | None = Depends(idempotency_key),
     ) -> Response:
-        command = command_type(customer_id=customer_id, actor=who.subject, reason=body.reason)
-        return await _gateway(request).send(command, who, key=key)
+        data = {"customer_id": customer_id, "actor": who.subject, "reason": body.reason}
+        return await gateway_of(request).change(command_type, data, who, key)
 
 
 _lifecycle(c.SuspendCustomer, "suspend")

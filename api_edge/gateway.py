@@ -1,12 +1,15 @@
-"""Send a command through the correlator and turn its reply into an HTTP response."""
+"""How a route reaches a worker: the command built from the request (or a 400), sent through the
+correlator, and its reply turned into an HTTP response."""
 
 from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
-from fastapi import Header
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError, create_model
 
@@ -19,6 +22,7 @@ IDEMPOTENCY_KEY_MAX = 200
 REQUEST_HASH_CHARS = 16  # of the body's SHA-256 hex, in a 202's status URL: 64 bits tell requests apart
 ContractT = TypeVar("ContractT", bound=BaseModel)
 # U+0000 as the JSON text of a command spells it: `\u0000` after an even number of backslashes.
+# (The worker checks the same pattern over bytes, bus/runtime.py: ESCAPED_NUL.)
 _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
@@ -51,43 +55,71 @@ def body_model(contract: type[Command], *, exclude: set[str], name: str) -> type
     return create_model(name, __config__=contract.model_config, **fields)  # type: ignore[call-overload]
 
 
+def reply_response(reply: Reply, *, created: bool = False) -> Response:
+    if reply.ok:
+        return JSONResponse(reply.result, status_code=201 if created else 200)
+    assert reply.error is not None
+    return problem(status_for(reply.error.code), reply.error.code, reply.error.message, reply.error.details)
+
+
+def build(contract: type[ContractT], data: dict[str, Any]) -> ContractT | Response:
+    """Validate path + body into the contract; a mismatch is the client's 400, never the route's 500."""
+    try:
+        return contract.model_validate(data)
+    except ValidationError as exc:
+        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
+        return problem(400, "invalid_message", f"not a valid {contract.__name__}", errors)
+
+
 class Gateway:
+    """The one way a route reaches a worker: build the command (a mismatch is the client's 400),
+    send it, and answer with the reply or with why there is none."""
+
     def __init__(self, correlator: Correlator, timeout_s: float) -> None:
         self.correlator = correlator
         self.timeout_s = timeout_s
 
-    async def send(
+    async def change(
         self,
-        command: Command,
+        contract: type[Command],
+        data: dict[str, Any],
         principal: Principal,
-        *,
         key: str | None,
+        *,
         created: bool = False,
         require_key: bool = True,
     ) -> Response:
-        """A change: the client's Idempotency-Key (required on POST) becomes the message_id."""
+        """A change: the client's Idempotency-Key (required on POST) becomes the message_id, so a
+        retry is answered from the worker's inbox instead of acting twice."""
+        command = build(contract, data)
+        if isinstance(command, Response):
+            return command
         if not command.read_only:
             if key is None and require_key:
                 return problem(400, "idempotency_key_required", "POST requires an Idempotency-Key header")
             if key is not None and not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
                 return problem(400, "invalid_message", f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters")
-        message_id = key or uuid.uuid4().hex
-        return await self._exchange(command, principal, message_id, created)
+        return await self.answer(command, principal, partial(reply_response, created=created), message_id=key)
 
-    async def query(self, command: Command, principal: Principal) -> Response:
-        return await self._exchange(command, principal, uuid.uuid4().hex, created=False)
+    async def query(self, contract: type[Command], data: dict[str, Any], principal: Principal) -> Response:
+        """A read: built like a change, but with no key (each read is asked afresh)."""
+        return await self.change(contract, data, principal, None, require_key=False)
 
-    async def _exchange(self, command: Command, principal: Principal, message_id: str, created: bool) -> Response:
-        reply = await self.ask(command, principal, message_id)
-        return reply if isinstance(reply, Response) else reply_response(reply, created=created)
-
-    async def ask(self, command: Command, principal: Principal, message_id: str | None = None) -> Reply | Response:
-        """The reply, or the response that says why there is none (400, 202, 503)."""
+    async def answer(
+        self,
+        command: Command,
+        principal: Principal,
+        respond: Callable[[Reply], Response] = reply_response,
+        *,
+        message_id: str | None = None,
+    ) -> Response:
+        """The reply, as `respond` answers it; or the response that says why there is none (400,
+        202, 503)."""
         if holds_nul(command):
             return problem(400, "invalid_message", "text may not hold the NUL character (U+0000)")
         message_id = message_id or uuid.uuid4().hex
         try:
-            return await self.correlator.send(
+            reply = await self.correlator.send(
                 command, message_id=message_id, timeout_s=self.timeout_s, headers={"x-actor": principal.actor_header()}
             )
         except ReplyTimeout:
@@ -104,19 +136,10 @@ class Gateway:
             return problem(503, "backpressure", str(exc), headers={"Retry-After": "1"})
         except Unroutable as exc:
             return problem(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+        return respond(reply)
 
 
-def reply_response(reply: Reply, *, created: bool = False) -> Response:
-    if reply.ok:
-        return JSONResponse(reply.result, status_code=201 if created else 200)
-    assert reply.error is not None
-    return problem(status_for(reply.error.code), reply.error.code, reply.error.message, reply.error.details)
-
-
-def build(contract: type[ContractT], data: dict[str, Any]) -> ContractT | Response:
-    """Validate path + body into the contract; a mismatch is the client's 400, never the route's 500."""
-    try:
-        return contract.model_validate(data)
-    except ValidationError as exc:
-        errors = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in exc.errors()]
-        return problem(400, "invalid_message", f"not a valid {contract.__name__}", errors)
+def gateway_of(request: Request) -> Gateway:
+    """The edge's gateway, made at start-up (app.lifespan)."""
+    gateway: Gateway = request.app.state.gateway
+    return gateway

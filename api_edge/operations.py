@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from api_edge.auth import Principal, require
 from api_edge.errors import problem
-from api_edge.gateway import IDEMPOTENCY_KEY_MAX, build, reply_response
+from api_edge.gateway import IDEMPOTENCY_KEY_MAX, build, gateway_of, reply_response
 from bus import topology
 from bus.correlator import ReplyTimeout
 from bus.settings import WORKERS
@@ -45,7 +45,7 @@ async def get_operation(operation_id: OperationId, request: Request, who: Princi
     query = build(GetOperation, {"operation_id": message_id, "request_hash": request_hash})  # e.g. a key longer than any the edge takes: 400
     if isinstance(query, Response):
         return query
-    gateway = request.app.state.gateway
+    gateway = gateway_of(request)
     try:
         reply = await gateway.correlator.request(
             topology.get_operation_key(worker),

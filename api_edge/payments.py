@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from api_edge.auth import AuthError, Principal, require
 from api_edge.errors import problem
-from api_edge.gateway import body_model, build, idempotency_key
+from api_edge.gateway import body_model, gateway_of, idempotency_key
 from contracts import payment as c
 from contracts.common import Command
 
@@ -47,17 +47,10 @@ class ApprovePaymentBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _gateway(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.gateway
-
-
 async def _change(request: Request, contract: type[Command], data: dict[str, Any], who: Principal, key: str | None,
                   created: bool = False) -> Response:  # fmt: skip
     # The actor is who the edge authenticated, never what the body claims.
-    command = build(contract, {**data, "actor": who.subject})
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, created=created)
+    return await gateway_of(request).change(contract, {**data, "actor": who.subject}, who, key, created=created)
 
 
 @router.post("/v1/payments", status_code=201)
@@ -79,7 +72,7 @@ async def initiate_payment(
 
 @router.get("/v1/payments/{payment_id}")
 async def get_payment(payment_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")) -> Response:
-    return await _gateway(request).query(c.GetPayment(payment_id=payment_id), who)
+    return await gateway_of(request).query(c.GetPayment, {"payment_id": payment_id}, who)
 
 
 @router.get("/v1/accounts/{account_id}/payments")
@@ -90,8 +83,8 @@ async def list_account_payments(
     cursor: str | None = Query(default=None, max_length=500),
     who: Principal = require("accounts:read", "payments"),
 ) -> Response:
-    command = c.ListAccountPayments(account_id=account_id, limit=limit, cursor=cursor)
-    return await _gateway(request).query(command, who)
+    data = {"account_id": account_id, "limit": limit, "cursor": cursor}
+    return await gateway_of(request).query(c.ListAccountPayments, data, who)
 
 
 @router.post("/v1/payments/{payment_id}/approve")
@@ -152,7 +145,7 @@ async def add_payee(
 async def list_payees(
     customer_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")
 ) -> Response:
-    return await _gateway(request).query(c.ListPayees(customer_id=customer_id), who)
+    return await gateway_of(request).query(c.ListPayees, {"customer_id": customer_id}, who)
 
 
 @router.post("/v1/standing-orders", status_code=201)
@@ -170,14 +163,14 @@ async def create_standing_order(
 async def get_standing_order(
     standing_order_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")
 ) -> Response:
-    return await _gateway(request).query(c.GetStandingOrder(standing_order_id=standing_order_id), who)
+    return await gateway_of(request).query(c.GetStandingOrder, {"standing_order_id": standing_order_id}, who)
 
 
 @router.get("/v1/accounts/{account_id}/standing-orders")
 async def list_standing_orders(
     account_id: UUID, request: Request, who: Principal = require("accounts:read", "payments")
 ) -> Response:
-    return await _gateway(request).query(c.ListStandingOrders(account_id=account_id), who)
+    return await gateway_of(request).query(c.ListStandingOrders, {"account_id": account_id}, who)
 
 
 @router.post("/v1/standing-orders/{standing_order_id}/cancel")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -10,9 +11,10 @@ from pydantic import BaseModel, Field
 
 from api_edge.auth import Principal, require, throttle
 from api_edge.errors import problem
-from api_edge.gateway import body_model, build, idempotency_key, reply_response
+from api_edge.gateway import body_model, build, gateway_of, idempotency_key
 from api_edge.limits import limit_for
 from contracts import identity as c
+from contracts.common import Reply
 
 router = APIRouter(tags=["auth"])
 
@@ -28,19 +30,19 @@ class RefreshBody(BaseModel):
     refresh_token: str = Field(min_length=1, max_length=200, description="the refresh token to use or revoke")
 
 
-def _gateway(request: Request):  # type: ignore[no-untyped-def]
-    return request.app.state.gateway
-
-
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _token(request: Request, command: c.IssueToken) -> Response:
+async def _token(request: Request, data: dict[str, Any]) -> Response:
+    command = build(c.IssueToken, data)
+    if isinstance(command, Response):
+        return command  # before the throttle: a request that does not make a command costs no attempt
     await throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
-    reply = await _gateway(request).ask(command, ANONYMOUS)
-    if isinstance(reply, Response):
-        return reply
+    return await gateway_of(request).answer(command, ANONYMOUS, _token_response)
+
+
+def _token_response(reply: Reply) -> Response:
     if not reply.ok:
         assert reply.error is not None
         status = _TOKEN_STATUS.get(reply.error.code, 400)
@@ -63,26 +65,22 @@ async def issue_token(
     scope: str | None = Form(default=None, max_length=1000),
 ) -> Response:
     """OAuth2 token endpoint (form-encoded, RFC 6749): a short-lived access token and a refresh token."""
-    command = build(c.IssueToken, {"grant_type": grant_type, "username": username, "password": password,
-                                   "client_id": client_id, "client_secret": client_secret,
-                                   "refresh_token": refresh_token, "scope": scope})  # fmt: skip
-    if isinstance(command, Response):
-        return command
-    return await _token(request, command)  # type: ignore[arg-type]
+    return await _token(request, {"grant_type": grant_type, "username": username, "password": password,
+                                  "client_id": client_id, "client_secret": client_secret,
+                                  "refresh_token": refresh_token, "scope": scope})  # fmt: skip
 
 
 @router.post("/v1/auth/refresh")
 async def refresh(body: RefreshBody, request: Request) -> Response:
     """A new token pair for a refresh token, which is used up (reusing it revokes the login)."""
-    return await _token(request, c.IssueToken(grant_type=c.GrantType.refresh_token, refresh_token=body.refresh_token))
+    return await _token(request, {"grant_type": c.GrantType.refresh_token, "refresh_token": body.refresh_token})
 
 
 @router.post("/v1/auth/logout")
 async def logout(body: RefreshBody, request: Request) -> Response:
     """Ends the login: its refresh tokens, and its access tokens within seconds."""
     await throttle(request, f"ip:{_client(request)}", "auth", limit_for("auth", ()))
-    reply = await _gateway(request).ask(c.RevokeRefreshToken(refresh_token=body.refresh_token), ANONYMOUS)
-    return reply if isinstance(reply, Response) else reply_response(reply)
+    return await gateway_of(request).answer(c.RevokeRefreshToken(refresh_token=body.refresh_token), ANONYMOUS)
 
 
 @router.post("/v1/users", status_code=201)
@@ -92,15 +90,13 @@ async def create_user(
     who: Principal = require("users:admin"),
     key: str | None = Depends(idempotency_key),
 ) -> Response:
-    command = build(c.CreateUser, body.model_dump(mode="json"))  # type: ignore[attr-defined]
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, created=True)
+    data = body.model_dump(mode="json")  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.CreateUser, data, who, key, created=True)
 
 
 @router.get("/v1/users/{user_id}")
 async def get_user(user_id: UUID, request: Request, who: Principal = require("users:admin")) -> Response:
-    return await _gateway(request).query(c.GetUser(user_id=user_id), who)
+    return await gateway_of(request).query(c.GetUser, {"user_id": user_id}, who)
 
 
 @router.post("/v1/users/{user_id}/disable")
@@ -108,8 +104,8 @@ async def disable_user(
     user_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
 ) -> Response:
     """No new logins, and the tokens and API keys it holds refused within seconds."""
-    command = c.DisableUser(user_id=user_id, actor=who.subject, reason="disabled by an admin")
-    return await _gateway(request).send(command, who, key=key)
+    data = {"user_id": user_id, "actor": who.subject, "reason": "disabled by an admin"}
+    return await gateway_of(request).change(c.DisableUser, data, who, key)
 
 
 @router.post("/v1/users/{user_id}/enable")
@@ -117,8 +113,8 @@ async def enable_user(
     user_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
 ) -> Response:
     """New logins work again; tokens issued before the disabling stay refused."""
-    command = c.EnableUser(user_id=user_id, actor=who.subject, reason="enabled by an admin")
-    return await _gateway(request).send(command, who, key=key)
+    data = {"user_id": user_id, "actor": who.subject, "reason": "enabled by an admin"}
+    return await gateway_of(request).change(c.EnableUser, data, who, key)
 
 
 @router.post("/v1/api-keys", status_code=201)
@@ -129,14 +125,12 @@ async def create_api_key(
     key: str | None = Depends(idempotency_key),
 ) -> Response:
     """The secret is in this response only: store it now."""
-    command = build(c.CreateApiKey, body.model_dump(mode="json"))  # type: ignore[attr-defined]
-    if isinstance(command, Response):
-        return command
-    return await _gateway(request).send(command, who, key=key, created=True)
+    data = body.model_dump(mode="json")  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.CreateApiKey, data, who, key, created=True)
 
 
 @router.post("/v1/api-keys/{key_id}/revoke")
 async def revoke_api_key(
     key_id: UUID, request: Request, who: Principal = require("users:admin"), key: str | None = Depends(idempotency_key)
 ) -> Response:
-    return await _gateway(request).send(c.RevokeApiKey(key_id=key_id), who, key=key)
+    return await gateway_of(request).change(c.RevokeApiKey, {"key_id": key_id}, who, key)
