@@ -22,9 +22,9 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
+from bus.topology import PARTNER_PREFIX
 from contracts.common import Reply
 
-PARTNER_PREFIX = "partner."
 Handler = Callable[[Any, Any], Awaitable[Any]]
 C = TypeVar("C", bound=BaseModel)
 EDGE, PARTNER, SERVICE = "edge", "partner", "service"

@@ -13,7 +13,7 @@ from collections.abc import Collection, Mapping
 
 import asyncpg
 
-from bus.actor import PARTNER_PREFIX
+from bus.topology import PARTNER_PREFIX
 from contracts.common import Reply
 from contracts.partner import PartnerAccessChanged
 

@@ -119,7 +119,8 @@ class EventRoute(Generic[E]):
 
 @dataclass(frozen=True)
 class Routes:
-    """A worker's contract sheet: which handler answers which command and event."""
+    """A worker's contract sheet: every entry point (commands, batched commands, events, saga
+    continuations, joint combiners, duties, start-up) and what it publishes."""
 
     worker: str
     commands: Mapping[type[Command], CommandHandler]
@@ -133,6 +134,10 @@ class Routes:
     joint: Mapping[type[Command], joint.Combiner[Any]] = field(default_factory=dict)
     duties: tuple[Duty, ...] = ()
     on_start: StartUp | None = None
+    # The events this worker publishes (its contracts module's EVENTS); the runtime refuses to
+    # commit any other (the broker would refuse it after the commit, leaving it stuck in the
+    # outbox). None: unchecked (a test's ad-hoc worker).
+    publishes: tuple[type[Event], ...] | None = None
 
     def event_route(self, message_type: str | None) -> EventRoute[Any] | None:
         return next((r for r in self.events if r.contract.message_type == message_type), None)

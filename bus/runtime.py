@@ -87,6 +87,11 @@ class Runtime:
         self.trust = Trust(edge=edge_users(), services=service_users())
         # Publishes outbox rows right after their commit (set once the relay has started).
         self.publisher: outbox.OutboxRelay | None = None
+        # The routing keys it may publish: its own events, and the access refusals the runtime records.
+        self.publishes: frozenset[str] | None = None
+        if routes.publishes is not None:
+            denied = security.ACCESS_DENIED.get(routes.worker)
+            self.publishes = frozenset([e.routing_key for e in routes.publishes] + ([denied.routing_key] if denied else []))
 
     # -- commands: one commit recipe, a plain command being a batch of one ----------------------
 
@@ -404,9 +409,18 @@ class Runtime:
                 async with self.pool.acquire(timeout=10) as conn, conn.transaction():
                     result = await work(conn)
                     await outbox.flush(conn)
+                    self._check_publications(written.messages)
                 if written.messages and self.publisher is not None:
                     await self.publisher.publish_committed(written.messages)
                 return result
+
+    def _check_publications(self, messages: list[outbox.Outgoing]) -> None:
+        if self.publishes is None:
+            return
+        strays = [m.routing_key for m in messages if m.exchange == topology.EVENTS.name
+                  and m.routing_key not in self.publishes]  # fmt: skip
+        # A bug, not a refusal: the transaction rolls back and the delivery is retried, then dead-lettered.
+        assert not strays, f"{self.routes.worker} may not publish {strays}: not in its routes' publishes"
 
     def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:
         raw = msg.raw_message

@@ -34,7 +34,7 @@ WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": acco
 # Audit's taps (banking-rules §7): its own two queues bound `#`, one per exchange, so it sees every
 # command and event. Audit stays out of EVENT_BINDINGS on purpose: those queues are consumed by
 # the standard runtime (`consume_event`), while audit consumes its taps raw and in batches
-# (workers/audit/recorder.py), `partner.access_changed` included (it learns grants from there).
+# (workers/audit/handlers/taps.py), `partner.access_changed` included (it learns grants from there).
 AUDIT_WORKER = "audit"
 AUDIT_COMMANDS_QUEUE = "audit.commands"
 AUDIT_EVENTS_QUEUE = "audit.events"
@@ -58,6 +58,22 @@ EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     for worker in WORKER_CONTRACTS
     if worker != AUDIT_WORKER
 }
+
+
+# A partner's broker user is `partner.<name>`; its two queues carry that name (DESIGN §3).
+PARTNER_PREFIX = "partner."
+
+
+def partner_user(name: str) -> str:
+    return f"{PARTNER_PREFIX}{name}"
+
+
+def partner_replies_queue_name(name: str) -> str:
+    return f"{partner_user(name)}.replies"
+
+
+def partner_events_queue_name(name: str) -> str:
+    return f"{partner_user(name)}.events"
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

@@ -33,10 +33,11 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from bus import topology
-from bus.actor import PARTNER_PREFIX
 from bus.grants import may_send  # noqa: F401  # re-exported: the operator reads grants the same way
-
-USER_PREFIX = PARTNER_PREFIX  # one definition: bus/actor.py
+from bus.topology import PARTNER_PREFIX as USER_PREFIX
+from bus.topology import partner_events_queue_name as events_queue_name
+from bus.topology import partner_replies_queue_name as replies_queue_name
+from bus.topology import partner_user as user_of
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")  # no dot: `partner.<name>.` stays unambiguous
 ROUTING_KEY_PATTERN = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+$")  # literal keys only, no wildcards
 SECRET_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits
@@ -72,18 +73,6 @@ class Credentials:
 
 
 # -- pure rules ---------------------------------------------------------------------------------
-
-
-def user_of(name: str) -> str:
-    return f"{USER_PREFIX}{name}"
-
-
-def replies_queue_name(name: str) -> str:
-    return f"{user_of(name)}.replies"
-
-
-def events_queue_name(name: str) -> str:
-    return f"{user_of(name)}.events"
 
 
 def queues_of(name: str) -> tuple[str, str]:
@@ -148,15 +137,6 @@ def vhost_permissions(name: str) -> tuple[str, str, str]:
     """(configure, write, read) regexes of the partner in its vhost."""
     own_queues = "^" + re.escape(f"{user_of(name)}.") + ".*$"
     return NOTHING, "^" + re.escape(topology.COMMANDS.name) + "$", own_queues
-
-
-def trusted_actor(user_id: str | None, actor: str | None, edge_users: frozenset[str]) -> str | None:
-    """The `x-actor` header, only when the broker-validated publisher is the edge (DESIGN §3).
-
-    A partner can write any header, but it cannot set `user_id` to another user (the broker
-    refuses it), so a partner's `x-actor: staff` never reads as staff.
-    """
-    return actor if user_id is not None and user_id in edge_users else None
 
 
 def vhost_of(amqp_url: str) -> str:

@@ -31,7 +31,6 @@ import aiormq
 from pydantic import ValidationError
 
 from bus import topology
-from ops import partners
 from contracts.common import Command
 from contracts.payment import IncomingCredit, PaymentKind, PaymentSubmitted, RejectExternalPayment, SettlePayment
 
@@ -63,7 +62,7 @@ def rejects(payment_id: uuid.UUID, *, seed: int, reject_rate: float) -> bool:
 
 def message_id_for(name: str, routing_key: str, key: str) -> str:
     """The command's idempotency key: one per partner, command and business key."""
-    return str(uuid.uuid5(_NAMESPACE, f"{partners.user_of(name)}/{routing_key}/{key}"))
+    return str(uuid.uuid5(_NAMESPACE, f"{topology.partner_user(name)}/{routing_key}/{key}"))
 
 
 def decide(event: PaymentSubmitted, *, seed: int, reject_rate: float) -> SettlePayment | RejectExternalPayment:
@@ -83,9 +82,9 @@ def command_message(command: Command, *, name: str, message_id: str, correlation
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         message_id=message_id,
         correlation_id=correlation_id,
-        reply_to=partners.replies_queue_name(name),
+        reply_to=topology.partner_replies_queue_name(name),
         type=command.message_type,
-        user_id=partners.user_of(name),  # the broker checks it is this connection's user
+        user_id=topology.partner_user(name),  # the broker checks it is this connection's user
         app_id=APP_ID,
         timestamp=datetime.now(UTC),
         headers=headers or {},
@@ -144,8 +143,8 @@ class _Session:
         self.publish = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         for channel in (consume, self.publish):
             channel.close_callbacks.add(self._on_close)
-        events = await consume.get_queue(partners.events_queue_name(self.name))  # passive: must exist
-        replies = await consume.get_queue(partners.replies_queue_name(self.name))
+        events = await consume.get_queue(topology.partner_events_queue_name(self.name))  # passive: must exist
+        replies = await consume.get_queue(topology.partner_replies_queue_name(self.name))
         tag = await events.consume(self._on_event)
         poller = asyncio.create_task(self._drain_replies(replies))
         log.info("clearing-sim %s: consuming %s", self.name, events.name)
@@ -304,7 +303,7 @@ async def send_incoming_credit(
                 log_reply(reply)  # a reply to the simulator's commands: it would only log it too
             await reply.ack()
 
-        replies = await channel.get_queue(partners.replies_queue_name(name))
+        replies = await channel.get_queue(topology.partner_replies_queue_name(name))
         await replies.consume(on_reply)  # before publishing, so the reply cannot slip past
         try:
             async with asyncio.timeout(timeout_s):

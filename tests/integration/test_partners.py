@@ -26,6 +26,7 @@ import asyncpg
 import pytest
 
 from bus import topology
+from bus.actor import Actor, Trust, actor_of
 from ops import partners
 from contracts import customer as cu
 from contracts import ledger as lg
@@ -355,7 +356,7 @@ async def test_partner_cannot_forge_x_actor(bus: BusClient, add_partner: AddPart
         tap = await admin.declare_queue(exclusive=True, auto_delete=True)
         await tap.bind(topology.COMMANDS.name, routing_key=cu.GetCustomer.routing_key)
         sent = {"without_user_id": uuid.uuid4().hex, "with_user_id": uuid.uuid4().hex, "edge": uuid.uuid4().hex}
-        staff = {"x-actor": "staff:someone"}
+        staff = {"x-actor": json.dumps({"sub": "someone", "roles": ["admin"]})}
         async with channel_of(p.url()) as channel:
             await publish(channel, cu.GetCustomer.routing_key,
                           get_customer(message_id=sent["without_user_id"], headers=staff))
@@ -372,16 +373,16 @@ async def test_partner_cannot_forge_x_actor(bus: BusClient, add_partner: AddPart
 
         await eventually(all_seen)
 
-    def actor(label: str) -> str | None:
+    def actor(label: str) -> Actor | None:
         message = seen[sent[label]]
-        assert message.headers.get("x-actor") == "staff:someone"  # the header itself arrives as written
-        return partners.trusted_actor(message.user_id, str(message.headers["x-actor"]), EDGE_USERS)
+        assert message.headers.get("x-actor") == staff["x-actor"]  # the header itself arrives as written
+        return actor_of(message.user_id, message.headers["x-actor"], Trust(edge=EDGE_USERS, services=frozenset()))
 
     assert seen[sent["without_user_id"]].user_id is None  # the broker does not stamp an absent user_id
     assert seen[sent["with_user_id"]].user_id == p.user
     assert actor("without_user_id") is None
-    assert actor("with_user_id") is None
-    assert actor("edge") == "staff:someone"
+    assert actor("with_user_id") == Actor(subject=p.user, via="partner")  # the header counts for nothing
+    assert actor("edge") == Actor(subject="someone", roles=("admin",))
 
 
 def bus_admin_url() -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
-from contracts import account as account_events
-from contracts import customer as c
-from workers.customer import handlers as h
+from contracts import account, customer
+from workers.customer import handlers
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -14,23 +13,21 @@ ROUTES = Routes(
     worker="customer",
     # A customer (x-actor from the edge) reaches only their own record; the rest is staff work.
     commands={
-        c.RegisterCustomer: staff_only(h.register_customer),
-        c.GetCustomer: own(h.get_customer),
-        c.UpdateCustomer: own(h.update_customer),
-        c.SearchCustomers: staff_only(h.search_customers),
-        c.AddKycDocument: own(h.add_kyc_document),
-        c.VerifyKycDocument: staff_only(h.verify_kyc_document),
-        c.RejectKycDocument: staff_only(h.reject_kyc_document),
-        c.SuspendCustomer: staff_only(h.suspend_customer),
-        c.ReactivateCustomer: staff_only(h.reactivate_customer),
-        c.CloseCustomer: staff_only(h.close_customer),
+        customer.RegisterCustomer: staff_only(handlers.register_customer),
+        customer.GetCustomer: own(handlers.get_customer),
+        customer.UpdateCustomer: own(handlers.update_customer),
+        customer.SearchCustomers: staff_only(handlers.search_customers),
+        customer.AddKycDocument: own(handlers.add_kyc_document),
+        customer.VerifyKycDocument: staff_only(handlers.verify_kyc_document),
+        customer.RejectKycDocument: staff_only(handlers.reject_kyc_document),
+        customer.SuspendCustomer: staff_only(handlers.suspend_customer),
+        customer.ReactivateCustomer: staff_only(handlers.reactivate_customer),
+        customer.CloseCustomer: staff_only(handlers.close_customer),
     },
     # Open accounts, so a customer is never closed while one is open.
     events=(
-        EventRoute(account_events.AccountOpened, h.on_account_opened),
-        EventRoute(account_events.AccountClosed, h.on_account_closed),
+        EventRoute(account.AccountOpened, handlers.on_account_opened),
+        EventRoute(account.AccountClosed, handlers.on_account_closed),
     ),
+    publishes=customer.EVENTS,
 )
-# Published events (through the outbox): customer.registered, customer.updated,
-# customer.kyc_status_changed, customer.suspended, customer.reactivated, customer.closed,
-# customer.risk_changed. (customer.document_expiring waits for the close-of-business job.)
