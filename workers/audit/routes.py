@@ -7,9 +7,8 @@ Its taps, consumed raw and in batches (handlers/taps.py), wired in app.py, not h
   audit.commands  bound `#` on cbs.commands
   audit.events    bound `#` on cbs.events (partner.access_changed included: audit learns grants there)
 Its duty: retention (handlers/retention.py).
-Published (through the outbox): audit.chain_broken, audit.security_event_raised,
-audit.compliance_event_raised. Audit records its own events like any other, and raises no
-follow-up for them (banking-rules §7).
+Audit records its own events (`publishes`) like any other, and raises no follow-up for them
+(banking-rules §7).
 """
 
 from __future__ import annotations
@@ -27,4 +26,5 @@ ROUTES = Routes(
     },
     # Records past retention go to CBS_AUDIT_ARCHIVE_DIR, checksummed, then leave the table.
     duties=(Duty("retention", retention.archive_duty, retention.RETENTION_SWEEP_S),),
+    publishes=audit.EVENTS,
 )

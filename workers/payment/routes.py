@@ -82,10 +82,6 @@ ROUTES = Routes(
         Duty("sweep", duties.sweep_due_payments, duties.SWEEP_INTERVAL_S),  # expiries, timeouts, rail windows
         Duty("standing-order scheduler", duties.run_due_standing_orders, duties.SWEEP_INTERVAL_S),
     ),
+    publishes=payment.EVENTS,  # and payment.access_denied, which the runtime records
 )
 # Sent (through the outbox, answered on payment.replies): ledger.create_transfers.
-# Published (through the outbox): contracts.payment.EVENTS, i.e. payment.initiated,
-# payment.approval_required, payment.approved, payment.submitted, payment.completed, payment.failed,
-# payment.cancelled, payment.refunded, payment.payee_added, payment.standing_order_failed,
-# payment.screening_hit; and, by the runtime, payment.access_denied.
-# The runtime also consumes partner.access_changed (grants) for it.
