@@ -4,27 +4,27 @@ from __future__ import annotations
 
 from bus.actor import staff_only
 from bus.handling import Duty, Routes
-from contracts import ledger as c
-from workers.ledger import handlers as h
+from contracts import ledger
+from workers.ledger import handlers
 
 ROUTES = Routes(
     worker="ledger",
     # Customers read only their own accounts (the handlers check owners); they never move money
     # here directly: their payments go through the payment worker.
     commands={
-        c.CreateAccounts: staff_only(h.create_accounts),
-        c.SetAccountFlags: staff_only(h.set_account_flags),
-        c.LookupAccounts: h.lookup_accounts,
-        c.LookupTransfers: h.lookup_transfers,
-        c.GetAccountHistory: h.get_account_history,
-        c.GetBalanceAt: h.get_balance_at,
-        c.Verify: staff_only(h.verify),
+        ledger.CreateAccounts: staff_only(handlers.create_accounts),
+        ledger.SetAccountFlags: staff_only(handlers.set_account_flags),
+        ledger.LookupAccounts: handlers.lookup_accounts,
+        ledger.LookupTransfers: handlers.lookup_transfers,
+        ledger.GetAccountHistory: handlers.get_account_history,
+        ledger.GetBalanceAt: handlers.get_balance_at,
+        ledger.Verify: staff_only(handlers.verify),
     },
-    batched={c.CreateTransfers: h.create_transfers},
+    batched={ledger.CreateTransfers: handlers.create_transfers},
     batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]
-    on_start=h.ensure_bank_accounts,
+    on_start=handlers.ensure_bank_accounts,
     # Every replica sweeps; the account locks make a hold expire exactly once.
-    duties=(Duty("expiry sweep", h.expire_due_holds, h.EXPIRY_SWEEP_S),),
+    duties=(Duty("expiry sweep", handlers.expire_due_holds, handlers.EXPIRY_SWEEP_S),),
 )
 # Published (through the outbox): contracts.ledger.EVENTS, i.e. ledger.transfer_posted,
 # ledger.transfer_pending, ledger.transfer_voided, ledger.account_created,
