@@ -25,8 +25,6 @@ ROUTES = Routes(
     on_start=handlers.ensure_bank_accounts,
     # Every replica sweeps; the account locks make a hold expire exactly once.
     duties=(Duty("expiry sweep", handlers.expire_due_holds, handlers.EXPIRY_SWEEP_S),),
+    publishes=ledger.EVENTS,  # and ledger.access_denied, which the runtime records
 )
-# Published (through the outbox): contracts.ledger.EVENTS, i.e. ledger.transfer_posted,
-# ledger.transfer_pending, ledger.transfer_voided, ledger.account_created,
-# ledger.account_flags_changed; and, by the runtime, ledger.access_denied.
 # Consumes no domain events; the runtime consumes partner.access_changed (grants) for it.
