@@ -19,8 +19,8 @@ from contracts.common import Command, Event, GetOperation, Reply
 
 TITLE = "CBS bus"
 VERSION = "1.0.0"
-# Where partners connect; the real host and vhost come with their credentials.
 GET_OPERATION_TYPE = GetOperation.message_type  # what the edge sends
+# Where partners connect; the real host and vhost come with their credentials.
 SERVER_URL = "amqps://rabbitmq.cbs.example:5671/"
 
 DESCRIPTION = f"""\

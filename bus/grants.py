@@ -59,7 +59,7 @@ def refuse(user_id: str | None, routing_key: str, grants: Mapping[str, frozenset
     """`decide`, logged: a refused partner command is a security fact worth a WARNING."""
     refusal = decide(user_id, routing_key, grants)
     if refusal is not None:
-        # Audit (when it lands) binds `#` on cbs.commands and records the command itself.
+        # Audit binds `#` on cbs.commands and records the command itself.
         log.warning("partner %s may not send %s: refused", user_id, routing_key,
                     extra={"partner": user_id, "routing_key": routing_key})  # fmt: skip
     return refusal

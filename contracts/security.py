@@ -1,4 +1,4 @@
-"""Refusals of access, as facts (issue: every refusal is recorded). Audit binds `#` and stores them.
+"""Refusals of access, as facts: every refusal is recorded. Audit binds `#` and stores them.
 
 - `edge.auth_failed` / `edge.access_denied`: the edge refused a request itself (401 / 403);
   published directly with confirms, since the edge has no outbox (banking-rules §8).

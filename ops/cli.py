@@ -139,7 +139,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return 0 if outcome.ok else 1
     raw = None
     if args.against_raw:
-        # The yardstick: raw ledger transfers through the same edge, measured just before.
+        # The yardstick: raw ledger transfers through the same edge, measured just before.
         raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.process_amqp_url("ops")))
         print(raw.text, end="\n\n", flush=True)
     outcome = _run(bench_payments.run(options, settings.process_amqp_url("ops")))
@@ -179,44 +179,14 @@ def cmd_partner(args: argparse.Namespace) -> int:
             return cmd_clearing_sim(args, amqp_url)
         vhost_url = partners.url_for_vhost(amqp_url, vhost)
         if args.action == "add":
-            events = partners.check_event_keys(args.events or ())
-            keys = partners.check_keys(args.may_send)
-            if partners.exists(partners.check_name(args.name)):
-                raise partners.PartnerError(f"partner {args.name!r} exists; use rotate-secret or remove it first")
-            # Workers learn the grant before the partner can publish anything (defence in depth).
-            _run(partners.publish_access(vhost_url, args.name, keys))
-            try:
-                creds = partners.create_user(args.name, keys, vhost)
-                try:
-                    _run(partners.declare_queues(vhost_url, args.name, events))
-                except BaseException:
-                    partners.delete_user(args.name)  # no user without its queues
-                    raise
-            except BaseException:
-                if not partners.exists(args.name):
-                    _run(partners.publish_access(vhost_url, args.name, ()))  # and no grant without its user
-                raise
-            partner = partners.Partner(args.name, keys, events)
-            # The only time the password is shown: hand it to the partner over a safe channel.
-            print(json.dumps({**partner.as_dict(), "vhost": vhost, "password": creds.password}))
-            return 0
-        if args.action == "rotate-secret":
-            creds = partners.rotate_secret(args.name, close_connections=args.close_connections)
-            print(json.dumps({"name": args.name, "user": creds.user, "password": creds.password}))
-            return 0
-        if args.action == "sync-grants":
-            # Tell every worker each partner's grant as the broker holds it (e.g. partners made
-            # before workers checked grants, or a worker whose grants were lost).
-            for partner in partners.list_partners(vhost):
-                _run(partners.publish_access(vhost_url, partner.name, partner.may_send))
-                print(json.dumps({"name": partner.name, "user": partner.user, "may_send": list(partner.may_send)}))
-            return 0
-        partners.delete_user(args.name)
-        # After the user is gone: workers stop honouring a grant nobody can use any more.
-        _run(partners.publish_access(vhost_url, args.name, ()))
-        if not args.keep_queues:
-            _run(partners.delete_queues(vhost_url, args.name))
-        print(json.dumps({"removed": args.name, "queues_deleted": not args.keep_queues}))
+            print(json.dumps(partners.add(vhost_url, vhost, args.name, args.may_send, args.events or ())))
+        elif args.action == "rotate-secret":
+            print(json.dumps(partners.rotate(args.name, close_connections=args.close_connections)))
+        elif args.action == "sync-grants":
+            for line in partners.sync_grants(vhost_url, vhost):
+                print(json.dumps(line))
+        else:
+            print(json.dumps(partners.remove(vhost_url, args.name, keep_queues=args.keep_queues)))
         return 0
     except partners.PartnerError as exc:
         print(f"cbs partner {args.action}: {exc}", file=sys.stderr)

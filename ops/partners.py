@@ -14,8 +14,8 @@ Which events reach `partner.<name>.events` is the operator's choice too (`cbs pa
 The broker enforces all of it: a publish to another routing key or a consume from another queue
 closes the partner's channel with ACCESS_REFUSED, and a `user_id` property that is not the
 connection's user is refused with PRECONDITION_FAILED. So a message with `user_id` set is known to
-come from that user. `may_send` and `trusted_actor` are the worker-side reading of the same rules,
-for defence in depth; the broker's permissions are what enforce them today.
+come from that user. Workers enforce the same grant again (`bus.grants.check`, on the grants they
+learn from `partner.access_changed`), and believe a partner only as itself (`bus.actor.actor_of`).
 
 Secrets: the password is generated here, handed to `rabbitmqctl` on stdin (never on its command
 line, where `ps` would show it) and returned once to the caller; it is never logged.
@@ -23,6 +23,7 @@ line, where `ps` would show it) and returned once to the caller; it is never log
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
@@ -355,3 +356,52 @@ async def publish_event(amqp_url: str, event: Any, *, message_id: str | None = N
 async def publish_access(amqp_url: str, name: str, keys: Iterable[str]) -> None:
     """Tell every worker what partner `name` may send now (an empty `keys`: nothing)."""
     await publish_event(amqp_url, access_changed(name, keys))
+
+
+# -- what `cbs partner` does (ops/cli.py parses, these act; each returns what it prints) --------
+
+
+def add(vhost_url: str, vhost: str, name: str, may_send: Iterable[str], events: Iterable[str]) -> dict[str, Any]:
+    """Grant, user, queues, in that order, undone on failure: no user without its queues, and no
+    grant without its user. The result holds the password: the only time it is shown."""
+    events, keys = check_event_keys(events), check_keys(may_send)
+    if exists(check_name(name)):
+        raise PartnerError(f"partner {name!r} exists; use rotate-secret or remove it first")
+    # Workers learn the grant before the partner can publish anything (defence in depth).
+    asyncio.run(publish_access(vhost_url, name, keys))
+    try:
+        creds = create_user(name, keys, vhost)
+        try:
+            asyncio.run(declare_queues(vhost_url, name, events))
+        except BaseException:
+            delete_user(name)
+            raise
+    except BaseException:
+        if not exists(name):
+            asyncio.run(publish_access(vhost_url, name, ()))
+        raise
+    return {**Partner(name, keys, events).as_dict(), "vhost": vhost, "password": creds.password}
+
+
+def rotate(name: str, *, close_connections: bool) -> dict[str, Any]:
+    creds = rotate_secret(name, close_connections=close_connections)
+    return {"name": name, "user": creds.user, "password": creds.password}
+
+
+def sync_grants(vhost_url: str, vhost: str) -> list[dict[str, Any]]:
+    """Tell every worker each partner's grant as the broker holds it (e.g. partners made before
+    workers checked grants, or a worker whose grants were lost)."""
+    synced = []
+    for partner in list_partners(vhost):
+        asyncio.run(publish_access(vhost_url, partner.name, partner.may_send))
+        synced.append({"name": partner.name, "user": partner.user, "may_send": list(partner.may_send)})
+    return synced
+
+
+def remove(vhost_url: str, name: str, *, keep_queues: bool) -> dict[str, Any]:
+    delete_user(name)
+    # After the user is gone: workers stop honouring a grant nobody can use any more.
+    asyncio.run(publish_access(vhost_url, name, ()))
+    if not keep_queues:
+        asyncio.run(delete_queues(vhost_url, name))
+    return {"removed": name, "queues_deleted": not keep_queues}
