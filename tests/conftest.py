@@ -8,6 +8,7 @@ Unit tests use neither.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import shutil
 import subprocess
@@ -32,6 +33,8 @@ os.environ.setdefault("CBS_GRACEFUL_TIMEOUT_S", "5")
 # (`cbs-t<run>.edge`, …), with secrets in a folder of the run's, deleted at the end.
 os.environ["CBS_BROKER_USER_PREFIX"] = f"cbs-t{RUN_ID}."
 os.environ["CBS_SECRETS_DIR"] = tempfile.mkdtemp(prefix=f"cbs-test-secrets-{RUN_ID}-")
+# Removed at exit too: a run that never starts the infra (unit tests only) made the folder all the same.
+atexit.register(shutil.rmtree, os.environ["CBS_SECRETS_DIR"], True)
 # The first admin of the run's database (identity creates it on start), shared by every test.
 os.environ.setdefault("CBS_ADMIN_USERNAME", "admin")
 os.environ.setdefault("CBS_ADMIN_PASSWORD", "test-admin-password-not-a-secret")
