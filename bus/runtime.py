@@ -409,12 +409,12 @@ class Runtime:
                 async with self.pool.acquire(timeout=10) as conn, conn.transaction():
                     result = await work(conn)
                     await outbox.flush(conn)
-                    self._check_publications(written.messages)
+                    self.check_publications(written.messages)
                 if written.messages and self.publisher is not None:
                     await self.publisher.publish_committed(written.messages)
                 return result
 
-    def _check_publications(self, messages: list[outbox.Outgoing]) -> None:
+    def check_publications(self, messages: list[outbox.Outgoing]) -> None:
         if self.publishes is None:
             return
         strays = [m.routing_key for m in messages if m.exchange == topology.EVENTS.name
