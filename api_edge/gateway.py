@@ -3,7 +3,6 @@ correlator, and its reply turned into an HTTP response."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -16,14 +15,12 @@ from pydantic import BaseModel, ValidationError, create_model
 from api_edge.auth import Principal
 from api_edge.errors import problem, status_for
 from bus.correlator import Backpressure, Correlator, ReplyTimeout, Unroutable, encode, request_hash
+from contracts import common
 from contracts.common import Command, Reply
 
 IDEMPOTENCY_KEY_MAX = 200
 REQUEST_HASH_CHARS = 16  # of the body's SHA-256 hex, in a 202's status URL: 64 bits tell requests apart
 ContractT = TypeVar("ContractT", bound=BaseModel)
-# U+0000 as the JSON text of a command spells it: `\u0000` after an even number of backslashes.
-# (The worker checks the same pattern over bytes, bus/runtime.py: ESCAPED_NUL.)
-_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def worker_of(command: type[Command] | Command) -> str:
@@ -43,8 +40,7 @@ async def idempotency_key(
 def holds_nul(command: Command) -> bool:
     """Whether some text of the command holds U+0000, which PostgreSQL text cannot store: the worker
     would fail on it at every delivery and never answer. No valid request holds one."""
-    text = command.model_dump_json()  # the fast path: no `\u0000` at all (Rust-speed serialization)
-    return "\\u0000" in text and _NUL.search(text) is not None
+    return common.holds_nul(command.__pydantic_serializer__.to_json(command))  # its JSON, as bytes
 
 
 def body_model(contract: type[Command], *, exclude: set[str], name: str) -> type[BaseModel]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,15 +32,13 @@ from bus.handling import BatchHandler, CommandHandler, Context, Deferred, Routes
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
-from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply
+from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply, holds_nul
 from contracts.partner import PartnerAccessChanged
 
 log = logging.getLogger("cbs.runtime")
 
 # Refusal codes that are about who asked, not what was asked: each is published as access_denied.
 ACCESS_REFUSALS = frozenset({"forbidden", "not_owner", "unauthenticated"})
-# A JSON-escaped NUL: `\u0000` preceded by an even number of backslashes (not an escaped backslash).
-ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 E = TypeVar("E", bound=Event)
 
@@ -382,7 +379,7 @@ class Runtime:
                                        {"expected": contract.message_type, "got": raw.type})  # fmt: skip
         if len(body) > self.max_body_bytes:
             await self._refuse_invalid(msg, f"body exceeds {self.max_body_bytes} bytes", None)
-        if b"\x00" in body or ESCAPED_NUL.search(body):
+        if holds_nul(body):
             # PostgreSQL text cannot hold NUL: refused here, it would fail every redelivery.
             await self._refuse_invalid(msg, "text fields must not contain NUL (U+0000)", None)
         try:

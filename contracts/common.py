@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -134,3 +135,14 @@ class OperationStatus(Contract):
     reply: Reply | None = None
     received_at: datetime | None = None
 
+
+
+# PostgreSQL text cannot hold U+0000, so no message may: a worker would fail on it at every
+# delivery. JSON spells it `\u0000` after an even number of backslashes (an odd number escapes
+# the backslash instead).
+_ESCAPED_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def holds_nul(json_body: bytes) -> bool:
+    """Whether a message's JSON holds U+0000, raw or escaped."""
+    return b"\x00" in json_body or (b"\\u0000" in json_body and _ESCAPED_NUL.search(json_body) is not None)

@@ -18,6 +18,7 @@ import pytest
 from bus.settings import load
 from contracts import ledger as L
 from contracts.common import MAX_AMOUNT, Reply
+from bus.paging import encode_cursor
 from contracts.ledger import (
     BANK_ACCOUNT_CODES,
     MAX_BALANCE,
@@ -546,6 +547,8 @@ async def test_account_history_and_balance_at(bus: BusClient) -> None:
     assert [e["amount"] for e in fees["items"]] == [100, 75, 10] and fees["next_cursor"] is None
     window = await bus.ok(L.GetAccountHistory(account_id=x, since=stamps[1], until=stamps[3]))
     assert [e["transfer_id"] for e in window["items"]] == [str(batch[1].id), str(batch[2].id)]
+    forged = await bus.send(L.GetAccountHistory(account_id=x, cursor=encode_cursor("not-a-seq")))
+    assert forged.error is not None and forged.error.code == "invalid_message"
     unknown = await bus.send(L.GetAccountHistory(account_id=uuid4()))
     assert unknown.error is not None and unknown.error.code == "account_not_found"
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import uuid
 from pathlib import Path
 from typing import ClassVar
 
+import pytest
+
 from contracts import account, audit, customer, identity, ledger, partner, payment, security
-from contracts.common import Command, Event
+from contracts.common import Command, Event, holds_nul
 
 MODULES = (account, audit, customer, identity, ledger, partner, payment, security)
 
@@ -43,3 +46,13 @@ def test_bank_account_ids_are_derived_as_the_ledgers_migration_derives_them() ->
     assert tuple(codes) == ledger.BANK_ACCOUNT_CODES
     assert ledger.bank_account_id("cash_vault", "INR") == uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest())
     assert ledger.bank_account_id("fee_income", "USD") != ledger.bank_account_id("fee_income", "INR")
+
+
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [("x\u0000y", True), ("\\\u0000", True), ("x\\u0000y", False), ("\\\\u0000", False), ("plain", False)],
+)
+def test_a_nul_is_found_raw_or_escaped_but_an_escaped_backslash_is_not_one(text: str, holds: bool) -> None:
+    body = json.dumps({"field": text}).encode()
+    assert holds_nul(body) is holds
+    assert holds_nul(json.dumps({"field": text}, ensure_ascii=False).encode()) is holds

@@ -16,10 +16,10 @@ import asyncpg
 
 from bus import outbox
 from bus.actor import not_for_customers, owner_only
-from bus.paging import decode_cursor, encode_cursor
+from bus.paging import cursor_or_refusal, decode_seq, page_of
 from bus.handling import Context
 from contracts import ledger as c
-from contracts.common import ErrorCode, Reply
+from contracts.common import Reply
 from workers.ledger import store
 from workers.ledger.domain import accounts, transfers
 from workers.ledger.domain.transfers import Ledger, Outcome, StoredTransfer
@@ -225,19 +225,14 @@ async def lookup_transfers(ctx: Context, cmd: c.LookupTransfers) -> Reply:
 
 
 async def get_account_history(ctx: Context, cmd: c.GetAccountHistory) -> Reply:
-    after_seq = None
-    if cmd.cursor is not None:
-        values = decode_cursor(cmd.cursor, 1)
-        if values is None or not values[0].isdigit():
-            return Reply.refusal(ErrorCode.invalid_message, "cursor is not one this service issued")
-        after_seq = int(values[0])
-    if refusal := await _readable(ctx, cmd.account_id):
+    after_seq, refusal = cursor_or_refusal(cmd.cursor, decode_seq)
+    if refusal := refusal or await _readable(ctx, cmd.account_id):
         return refusal
     rows = await store.history(ctx.conn, cmd.account_id, since=cmd.since, until=cmd.until, code=cmd.code,
                                after_seq=after_seq, limit=cmd.limit + 1)  # fmt: skip
-    page, more = rows[: cmd.limit], len(rows) > cmd.limit
+    page, next_cursor = page_of(rows, cmd.limit, lambda r: (r["seq"],))
     entries = [c.HistoryEntry(timestamp=r["ts"], **{k: r[k] for k in r.keys() if k not in ("seq", "ts")}) for r in page]
-    return Reply.success(c.HistoryPage(items=entries, next_cursor=encode_cursor(page[-1]["seq"]) if more else None))
+    return Reply.success(c.HistoryPage(items=entries, next_cursor=next_cursor))
 
 
 async def get_balance_at(ctx: Context, cmd: c.GetBalanceAt) -> Reply:
