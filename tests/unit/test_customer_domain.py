@@ -37,17 +37,8 @@ from contracts.customer import (
     UpdateCustomer,
     VerifyKycDocument,
 )
-from workers.customer.domain import (
-    CUSTOMER_TRANSITIONS,
-    DOCUMENT_TRANSITIONS,
-    KYC_TRANSITIONS,
+from workers.customer.domain.decisions import (
     Change,
-    KycTrigger,
-    Refusal,
-    add_months,
-    age_years,
-    assess_risk,
-    can_transition,
     decide_add_document,
     decide_close,
     decide_expiry,
@@ -58,15 +49,28 @@ from workers.customer.domain import (
     decide_update,
     decide_verify_document,
     expiry_notices,
+)
+from workers.customer.domain.kyc import (
+    CUSTOMER_TRANSITIONS,
+    DOCUMENT_TRANSITIONS,
+    KYC_TRANSITIONS,
+    KycTrigger,
+    add_months,
+    age_years,
+    can_transition,
     is_expired,
     is_minor,
+    missing_documents,
+    next_kyc_status,
+    valid_until,
+)
+from workers.customer.domain.profile import (
+    Refusal,
+    assess_risk,
     is_valid_email,
     is_valid_phone,
     merge_contacts,
-    missing_documents,
-    next_kyc_status,
     summary,
-    valid_until,
     with_one_primary,
 )
 

@@ -11,8 +11,10 @@ from bus.handling import Context
 from contracts import account as account_events
 from contracts import customer as c
 from contracts.common import Reply
-from workers.customer import domain, store
-from workers.customer.domain import Change, Refusal
+from workers.customer import store
+from workers.customer.domain import decisions, profile
+from workers.customer.domain.decisions import Change
+from workers.customer.domain.profile import Refusal
 
 # ISO 3166-1 alpha-2 codes whose nationals and residents always score high risk (banking-rules §1).
 HIGH_RISK_COUNTRIES = frozenset(
@@ -45,7 +47,7 @@ async def register_customer(ctx: Context, cmd: c.RegisterCustomer) -> Reply:
     if await store.load(ctx.conn, cmd.customer_id) is not None:
         return duplicate(c.CustomerError.duplicate_customer)
     number = customer_number(await store.next_customer_number(ctx.conn))
-    change = domain.decide_registration(cmd, number, ctx.now.date(), ctx.now, HIGH_RISK_COUNTRIES)
+    change = decisions.decide_registration(cmd, number, ctx.now.date(), ctx.now, HIGH_RISK_COUNTRIES)
     if isinstance(change, Refusal):
         return refuse(change)
     # The unique indexes, not the lookup above, decide a race between two registrations.
@@ -61,7 +63,7 @@ async def get_customer(ctx: Context, cmd: c.GetCustomer) -> Reply:
 
 async def update_customer(ctx: Context, cmd: c.UpdateCustomer) -> Reply:
     return await _change(
-        ctx, cmd.customer_id, lambda x: domain.decide_update(x, cmd, ctx.now.date(), ctx.now, HIGH_RISK_COUNTRIES)
+        ctx, cmd.customer_id, lambda x: decisions.decide_update(x, cmd, ctx.now.date(), ctx.now, HIGH_RISK_COUNTRIES)
     )
 
 
@@ -71,33 +73,38 @@ async def search_customers(ctx: Context, cmd: c.SearchCustomers) -> Reply:
         return refusal
     found = await store.search(ctx.conn, cmd.query, after_number=after_number, limit=cmd.limit + 1)
     page, next_cursor = page_of(found, cmd.limit, lambda customer: (customer.customer_number,))
-    return Reply.success(c.CustomerPage(items=[domain.summary(customer) for customer in page], next_cursor=next_cursor))
+    items = [profile.summary(customer) for customer in page]
+    return Reply.success(c.CustomerPage(items=items, next_cursor=next_cursor))
 
 
 async def add_kyc_document(ctx: Context, cmd: c.AddKycDocument) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_add_document(x, cmd, ctx.now.date(), ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: decisions.decide_add_document(x, cmd, ctx.now.date(), ctx.now))
 
 
 async def verify_kyc_document(ctx: Context, cmd: c.VerifyKycDocument) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_verify_document(x, cmd, ctx.now.date(), ctx.now))
+    return await _change(
+        ctx, cmd.customer_id, lambda x: decisions.decide_verify_document(x, cmd, ctx.now.date(), ctx.now)
+    )
 
 
 async def reject_kyc_document(ctx: Context, cmd: c.RejectKycDocument) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_reject_document(x, cmd, ctx.now.date(), ctx.now))
+    return await _change(
+        ctx, cmd.customer_id, lambda x: decisions.decide_reject_document(x, cmd, ctx.now.date(), ctx.now)
+    )
 
 
 async def suspend_customer(ctx: Context, cmd: c.SuspendCustomer) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_suspend(x, cmd, ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: decisions.decide_suspend(x, cmd, ctx.now))
 
 
 async def reactivate_customer(ctx: Context, cmd: c.ReactivateCustomer) -> Reply:
-    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_reactivate(x, cmd, ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: decisions.decide_reactivate(x, cmd, ctx.now))
 
 
 async def close_customer(ctx: Context, cmd: c.CloseCustomer) -> Reply:
     # Open accounts are counted from account.* events (loans will add theirs the same way).
     open_products = await store.open_products(ctx.conn, cmd.customer_id)
-    return await _change(ctx, cmd.customer_id, lambda x: domain.decide_close(x, cmd, open_products, ctx.now))
+    return await _change(ctx, cmd.customer_id, lambda x: decisions.decide_close(x, cmd, open_products, ctx.now))
 
 
 # --- shared steps --------------------------------------------------------------------------

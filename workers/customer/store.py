@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.customer import CustomerError, CustomerView
-from workers.customer.domain import full_name
+from workers.customer.domain.profile import full_name
 
 # Which unique index a clash hit -> the refusal it means (index names: migrations/0001).
 _DUPLICATES: dict[str, CustomerError] = {
