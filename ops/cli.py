@@ -134,9 +134,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from ops.bench import payments as bench_payments
 
     if args.kind != "payment":
+        peer = None
+        if args.baseline:
+            from ops.bench import baseline
+
+            peer = _run(baseline.run_peer(options, settings.amqp_url, settings.database_url))
+            print(peer.text, end="\n\n", flush=True)
         outcome = _run(bt.run(options, settings.process_amqp_url("ops")))
         print(outcome.text)
-        return 0 if outcome.ok else 1
+        if peer is not None:
+            print("\n" + baseline.ratio_line(outcome, peer, options.via))
+        return 0 if outcome.ok and (peer is None or peer.ok) else 1
     raw = None
     if args.against_raw:
         # The yardstick: raw ledger transfers through the same edge, measured just before.
@@ -362,6 +370,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--url", help="edge base URL (default from CBS_EDGE_HOST/PORT)")
     b.add_argument("--against-raw", action="store_true",
                    help="payment: first the raw ledger through the edge, same load; then print the ratio")  # fmt: skip
+    b.add_argument("--baseline", action="store_true",
+                   help="transfers: first the bare peer (ops/bench/baseline.py), same load, same broker and database; "
+                        "then CBS, and the ratio")  # fmt: skip
     b.set_defaults(func=cmd_bench)
     lg = sub.add_parser("ledger", help="ledger operations")
     lg.add_argument("action", choices=("verify",))

@@ -171,7 +171,7 @@ async def set_up(sender: Sender, count: int) -> list[uuid.UUID]:
     return ids
 
 
-def _command(picker: Picker, batch: int, rng: random.Random) -> c.CreateTransfers:
+def command(picker: Picker, batch: int, rng: random.Random) -> c.CreateTransfers:
     transfers = []
     for _ in range(batch):
         debit, credit = picker.pair()
@@ -232,7 +232,8 @@ def load_text(options: Options, per_command: str) -> str:
 
 
 def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any], *, per_command: str = "",
-          counted: tuple[str, int] | None = None, before: tuple[tuple[str, str], ...] = ()) -> str:  # fmt: skip
+          counted: tuple[str, int] | None = None, before: tuple[tuple[str, str], ...] = (),
+          checked_by: str = "ledger.verify") -> str:  # fmt: skip
     """One table; `counted` = (what, how many) for the throughput row (default: every transfer result)."""
     what, done = counted or ("transfers", sum(tally.results.values()))
     rows = [
@@ -248,7 +249,7 @@ def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any]
         ("latency p99 ms", f"{percentile(tally.latencies_ms, 99):.1f}"),
         ("results", ", ".join(f"{k}: {v}" for k, v in tally.results.most_common()) or "-"),
         ("errors", ", ".join(f"{k}: {v}" for k, v in tally.errors.most_common()) or "none"),
-        ("ledger.verify", "ok" if verify.get("ok") else f"FAILED: {verify.get('mismatches')}"),
+        (checked_by, "ok" if verify.get("ok") else f"FAILED: {verify.get('mismatches')}"),
         ("verified", f"{verify.get('accounts_checked')} accounts, {verify.get('transfers_checked')} transfers"),
     ]
     width = max(len(k) for k, _ in rows)
@@ -265,7 +266,7 @@ async def run(options: Options, amqp_url: str) -> Outcome:
         accounts = await set_up(sender, options.accounts)
         rng = random.Random(7)
         picker = Picker(options, accounts, rng)
-        tally, elapsed = await drive(options, lambda: sender.transfers(_command(picker, options.batch, rng)))
+        tally, elapsed = await drive(options, lambda: sender.transfers(command(picker, options.batch, rng)))
         result = await verify_ledger(sender)
     done = sum(tally.results.values())
     return Outcome(table(options, tally, elapsed, result), bool(result.get("ok")) and not tally.errors, done / elapsed)

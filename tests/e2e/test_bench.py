@@ -1,0 +1,42 @@
+"""`cbs bench --baseline` against a running cluster: the bare peer (ops/bench/baseline.py) and CBS
+under the same load, and the ratio. What is checked is that the yardstick works and keeps its own
+books, not a speed (targets are benchmark figures, never timed tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+
+import asyncpg
+
+from tests.e2e.conftest import ROOT, Cluster
+
+
+def test_the_baseline_bench_runs_the_peer_then_cbs_and_prints_the_ratio(cluster: Cluster) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "bench", "--baseline", "--seconds", "2", "--accounts", "20",
+         "--concurrency", "4"],
+        env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    peer, cbs = done.stdout.split("\n\n")[:2]
+    assert "via             peer" in peer and "peer check      ok" in peer and "errors          none" in peer
+    assert "via             bus" in cbs and "ledger.verify   ok" in cbs
+    ratio = re.search(r"per peer transfers/s \(bus\), same load: ([0-9.]+)", done.stdout)
+    assert ratio is not None and float(ratio.group(1)) > 0
+    for table in (peer, cbs):
+        moved = re.search(r"^transfers\s+(\d+)$", table, re.M)
+        assert moved is not None and int(moved.group(1)) > 0
+    # The peer leaves nothing behind: its schema is dropped (and its queue deleted) after the run.
+    assert not asyncio.run(_schema_exists(cluster.env["CBS_DATABASE_URL"], "bench_peer"))
+
+
+async def _schema_exists(database_url: str, schema: str) -> bool:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return bool(await conn.fetchval("SELECT count(*) FROM pg_namespace WHERE nspname = $1", schema))
+    finally:
+        await conn.close()
+
