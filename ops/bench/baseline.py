@@ -2,8 +2,8 @@
 
 The peer does the ledger's job with nothing of what CBS pays for (no inbox, outbox, audit, auth,
 contracts): one FastStream subscriber on a durable queue, persistent messages, an asyncpg pool,
-one PostgreSQL transaction per command (per transfer: lock the two rows in id order, check the
-payer's balance, update both, insert the transfer), the reply published to the client's own
+one PostgreSQL transaction per command (lock the accounts it names in id order, check each
+transfer against the payer's balance, update the balances, insert the transfers), the reply published to the client's own
 queue and correlated by id. It runs as its own process (`python -m ops.bench.baseline`), like a
 worker, under the same load driver as `cbs bench` (ops/bench/transfers.py: `drive`). Its tables
 live in the schema `bench_peer` and its queue is `bench.peer.transfers`, both made for the run and
@@ -55,23 +55,32 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.transfer (
 
 
 async def apply(conn: asyncpg.Connection, transfers: list[dict[str, Any]]) -> list[str]:
-    """The peer's whole ledger: in the caller's transaction, one result code per transfer."""
-    results = []
-    for t in transfers:
-        debit, credit, amount = uuid.UUID(t["debit_account_id"]), uuid.UUID(t["credit_account_id"]), int(t["amount"])
-        rows = await conn.fetch(f"SELECT id, balance FROM {SCHEMA}.account WHERE id = ANY($1::uuid[]) "
-                                "ORDER BY id FOR UPDATE", [debit, credit])  # fmt: skip
-        balances = {r["id"]: r["balance"] for r in rows}
-        if debit == credit or len(balances) != 2:
+    """The peer's whole ledger, in the caller's transaction: lock every account the command names,
+    in id order (so concurrent commands never deadlock), check and move each transfer in turn,
+    then write the balances and the transfers. One result code per transfer."""
+    parsed = [(uuid.UUID(t["id"]), uuid.UUID(t["debit_account_id"]), uuid.UUID(t["credit_account_id"]),
+               int(t["amount"])) for t in transfers]  # fmt: skip
+    ids = sorted({a for _, debit, credit, _ in parsed for a in (debit, credit)})
+    rows = await conn.fetch(f"SELECT id, balance FROM {SCHEMA}.account WHERE id = ANY($1::uuid[]) "
+                            "ORDER BY id FOR UPDATE", ids)  # fmt: skip
+    balances = {r["id"]: r["balance"] for r in rows}
+    results, posted = [], []
+    for transfer_id, debit, credit, amount in parsed:
+        if debit == credit or debit not in balances or credit not in balances:
             results.append("account_not_found")
         elif balances[debit] < amount:
             results.append("exceeds_credits")
         else:
-            await conn.execute(f"UPDATE {SCHEMA}.account SET balance = balance + CASE WHEN id = $1 THEN -$3::bigint "
-                               "ELSE $3::bigint END WHERE id IN ($1, $2)", debit, credit, amount)  # fmt: skip
-            await conn.execute(f"INSERT INTO {SCHEMA}.transfer (id, debit_account_id, credit_account_id, amount) "
-                               "VALUES ($1, $2, $3, $4)", uuid.UUID(t["id"]), debit, credit, amount)  # fmt: skip
+            balances[debit] -= amount
+            balances[credit] += amount
+            posted.append((transfer_id, debit, credit, amount))
             results.append("ok")
+    if posted:
+        moved = sorted({a for _, debit, credit, _ in posted for a in (debit, credit)})
+        await conn.execute(f"UPDATE {SCHEMA}.account AS a SET balance = n.balance FROM unnest($1::uuid[], "
+                           "$2::bigint[]) AS n(id, balance) WHERE a.id = n.id", moved, [balances[a] for a in moved])  # fmt: skip
+        await conn.executemany(f"INSERT INTO {SCHEMA}.transfer (id, debit_account_id, credit_account_id, amount) "
+                               "VALUES ($1, $2, $3, $4)", posted)  # fmt: skip
     return results
 
 
