@@ -65,11 +65,6 @@ def refuse(user_id: str | None, routing_key: str, grants: Mapping[str, frozenset
     return refusal
 
 
-async def check(conn: asyncpg.Connection, user_id: str, routing_key: str) -> Reply | None:
-    """The refusal for one partner command, read in the handler's transaction."""
-    return refuse(user_id, routing_key, await load(conn, (user_id,)))
-
-
 async def record(conn: asyncpg.Connection, event: PartnerAccessChanged) -> bool:
     """Keep the grant unless a newer one is already known; True when it was kept. Idempotent."""
     status = await conn.execute(

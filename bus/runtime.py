@@ -174,10 +174,12 @@ class Runtime:
             await collector.send(conn, self.routes.worker, contract.routing_key)
         return {i: a if isinstance(a, Reply) else None for (i, _, _), a in zip(fresh, answers)}
 
-    async def _access_refusals(self, conn: asyncpg.Connection, routing_key: str,
+    @staticmethod
+    async def _access_refusals(conn: asyncpg.Connection, routing_key: str,
                                contexts: Sequence[Context]) -> dict[int, Reply | None]:  # fmt: skip
-        """Index -> refusal of each message from nobody we know, or from a partner outside its
-        grant (one query for the batch)."""
+        """Index -> refusal of each message from nobody we know (no broker-checked user, or one that
+        is not the edge, a partner or a service), or from a partner outside the grant this worker
+        learned (one query for the batch)."""
         refusals: dict[int, Reply | None] = {
             n: unauthenticated(c.broker_user) for n, c in enumerate(contexts) if c.actor is None
         }
@@ -201,15 +203,10 @@ class Runtime:
             broker_user=ctx.broker_user, occurred_at=ctx.now,
         ))  # fmt: skip
 
-    @staticmethod
-    async def access_refusal(conn: asyncpg.Connection, ctx: Context, routing_key: str) -> Reply | None:
-        """Nobody we know (no broker-checked user, or one that is not the edge, a partner or a
-        service) is refused; so is a partner's command outside the grant this worker learned."""
-        if ctx.actor is None:
-            return unauthenticated(ctx.broker_user)
-        if ctx.actor.via != "partner":
-            return None
-        return await grants.check(conn, ctx.actor.subject, routing_key)
+    @classmethod
+    async def access_refusal(cls, conn: asyncpg.Connection, ctx: Context, routing_key: str) -> Reply | None:
+        """`_access_refusals` for one message (reads, get_operation)."""
+        return (await cls._access_refusals(conn, routing_key, [ctx])).get(0)
 
     @staticmethod
     def stored_answer(seen: inbox.Seen, message_id: str, request: inbox.Request) -> Reply | None:

@@ -14,7 +14,7 @@ Which events reach `partner.<name>.events` is the operator's choice too (`cbs pa
 The broker enforces all of it: a publish to another routing key or a consume from another queue
 closes the partner's channel with ACCESS_REFUSED, and a `user_id` property that is not the
 connection's user is refused with PRECONDITION_FAILED. So a message with `user_id` set is known to
-come from that user. Workers enforce the same grant again (`bus.grants.check`, on the grants they
+come from that user. Workers enforce the same grant again (`bus.grants.refuse`, on the grants they
 learn from `partner.access_changed`), and believe a partner only as itself (`bus.actor.actor_of`).
 
 Secrets: the password is generated here, handed to `rabbitmqctl` on stdin (never on its command
