@@ -1,5 +1,6 @@
 """What a handler sees (DESIGN §4): the `Context` of one message in its open transaction, `DEFER`
-for a reply a saga step will give later, `Duty` for work no message asks for, and `Routes`, the
+for a reply a saga step will give later, `Duty` for work no message asks for, `StreamRoute` for a
+stream read in batches, and `Routes`, the
 sheet that names every entry point of a worker. A leaf of `bus/`: the runtime that calls handlers sits above it, and nothing
 here knows how a message is consumed, committed or acknowledged.
 """
@@ -14,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from bus import joint, outbox, saga
+from bus.streams import ApplyBatch
 from bus.actor import Actor
 from contracts.common import Command, Event, Reply
 
@@ -101,6 +103,15 @@ class Duty:
     interval_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class StreamRoute:
+    """A RabbitMQ stream this worker reads (bus/streams.py): one replica at a time, in batches,
+    each message applied once by `apply` in the transaction that moves the stream's offset."""
+
+    stream: str
+    apply: ApplyBatch
+
+
 def each(handler: CommandHandler) -> BatchHandler:
     """A plain handler run for each message of a batch in turn, in the batch's one transaction:
     the batch shares the commit, and its requests of other workers may leave as one (bus/joint.py)."""
@@ -120,7 +131,7 @@ class EventRoute(Generic[E]):
 @dataclass(frozen=True)
 class Routes:
     """A worker's contract sheet: every entry point (commands, batched commands, events, saga
-    continuations, joint combiners, duties, start-up) and what it publishes."""
+    continuations, joint combiners, duties, streams, start-up) and what it publishes."""
 
     worker: str
     commands: Mapping[type[Command], CommandHandler]
@@ -133,6 +144,7 @@ class Routes:
     # Commands this worker asks of others that a batch may send as one (bus/joint.py).
     joint: Mapping[type[Command], joint.Combiner[Any]] = field(default_factory=dict)
     duties: tuple[Duty, ...] = ()
+    streams: tuple[StreamRoute, ...] = ()
     on_start: StartUp | None = None
     # The events this worker publishes (its contracts module's EVENTS); the runtime refuses to
     # commit any other (the broker would refuse it after the commit, leaving it stuck in the

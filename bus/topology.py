@@ -8,6 +8,7 @@ change one, give the queue a new name.
 
 from __future__ import annotations
 
+import logging
 from types import ModuleType
 from typing import Any
 
@@ -31,13 +32,22 @@ DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity,
                                          "payment": payment, "audit": audit}
 
-# Audit's taps (banking-rules §7): its own two queues bound `#`, one per exchange, so it sees every
-# command and event. Audit stays out of EVENT_BINDINGS on purpose: those queues are consumed by
-# the standard runtime (`consume_event`), while audit consumes its taps raw and in batches
-# (workers/audit/handlers/taps.py), `partner.access_changed` included (it learns grants from there).
+# Audit's taps (banking-rules §7): two RabbitMQ streams bound `#`, one per exchange, so audit sees
+# every command and event. Streams, not queues: a bounded queue with reject-publish refused every
+# publisher once audit had been away for a few minutes (the bank stopped because its audit trail
+# paused); a stream takes whatever comes, keeps it for audit to read from its own offset
+# (bus/streams.py), and drops only what is older than its retention. Audit stays out of
+# EVENT_BINDINGS on purpose: it reads its taps as streams, `partner.access_changed` included (it
+# learns grants from there).
 AUDIT_WORKER = "audit"
-AUDIT_COMMANDS_QUEUE = "audit.commands"
-AUDIT_EVENTS_QUEUE = "audit.events"
+AUDIT_COMMANDS_TAP = "audit.tap.commands"
+AUDIT_EVENTS_TAP = "audit.tap.events"
+# Retention of each tap: 24 hours of `cbs bench`'s load with audit stopped, and some (the sizing is
+# in docs/audit-taps.md). An operator may change it with a policy (`max-length-bytes`).
+AUDIT_TAP_MAX_BYTES = 40 * 1024**3
+AUDIT_TAP_SEGMENT_BYTES = 100 * 1024**2  # retention removes whole segments
+# The bounded quorum queues the taps were before: `cbs migrate` unbinds them and deletes them when empty.
+RETIRED_AUDIT_QUEUES = ("audit.commands", "audit.events")
 
 # Contract modules of events no worker owns: the operator publishes them (`cbs partner`).
 OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner, "security": security}
@@ -128,11 +138,12 @@ def event_queue(worker: str, *, declare: bool = False) -> RabbitQueue:
 
 
 def audit_tap_queues(*, declare: bool = False) -> tuple[tuple[RabbitQueue, RabbitExchange], ...]:
-    """(queue, exchange) of audit's taps, each bound `#` (every routing key)."""
+    """(stream, exchange) of audit's taps, each bound `#` (every routing key)."""
+    arguments = {"x-max-length-bytes": AUDIT_TAP_MAX_BYTES, "x-stream-max-segment-size-bytes": AUDIT_TAP_SEGMENT_BYTES}
     return tuple(
-        (RabbitQueue(name, queue_type=QueueType.QUORUM, routing_key="#", arguments=_quorum_arguments(),
+        (RabbitQueue(name, queue_type=QueueType.STREAM, durable=True, routing_key="#", arguments=arguments,
                      declare=declare), exchange)  # fmt: skip
-        for name, exchange in ((AUDIT_COMMANDS_QUEUE, COMMANDS), (AUDIT_EVENTS_QUEUE, EVENTS))
+        for name, exchange in ((AUDIT_COMMANDS_TAP, COMMANDS), (AUDIT_EVENTS_TAP, EVENTS))
     )
 
 
@@ -204,6 +215,33 @@ async def declare_all(broker: Any) -> None:
         await queue.bind(commands if exchange is COMMANDS else events, routing_key="#")
 
 
+async def retire_old_audit_queues(amqp_url: str) -> list[str]:
+    """Unbind the taps' old bounded queues (so they can no longer refuse a publisher) and delete
+    each that is empty. One that still holds messages is left, unbound, with a warning: its
+    messages were never recorded, and deleting them would lose them."""
+    import aio_pika  # the operator's short-lived connection, like declare_on's
+
+    left: list[str] = []
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for name, exchange in zip(RETIRED_AUDIT_QUEUES, (COMMANDS.name, EVENTS.name), strict=True):
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelClosed:
+                continue  # never existed, or retired already
+            await queue.unbind(exchange, "#")
+            depth = queue.declaration_result.message_count
+            if depth:
+                left.append(f"{name} ({depth} messages)")
+            else:
+                await queue.delete(if_unused=False, if_empty=True)
+            await channel.close()
+    finally:
+        await connection.close()
+    return left
+
+
 async def bind_event_queue(broker: Any, worker: str, events: Any | None = None) -> None:
     events = events or await broker.declare_exchange(declared(EVENTS))
     queue = await broker.declare_queue(event_queue(worker, declare=True))
@@ -221,3 +259,6 @@ async def declare_on(amqp_url: str) -> None:
         await declare_all(broker)
     finally:
         await broker.stop()
+    for name in await retire_old_audit_queues(amqp_url):
+        logging.getLogger("cbs.topology").warning(
+            "%s: audit's old tap, unbound but kept: it holds messages audit never recorded", name)

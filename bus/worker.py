@@ -19,7 +19,8 @@ from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.outbox import OutboxRelay
 from bus.runtime import Delivered, Runtime
-from bus.handling import CommandHandler, Duty, Routes, StartUp
+from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
+from bus.streams import StreamLimits, StreamReader
 from bus.settings import Settings, broker_user, load
 from contracts.common import Command, Reply
 
@@ -129,6 +130,28 @@ def _add_start_up(app: FastStream, runtime: Runtime, start_up: StartUp) -> None:
         await runtime.in_transaction(lambda conn: start_up(runtime.duty_context(conn, "start")))
 
 
+def _add_stream(app: FastStream, runtime: Runtime, route: StreamRoute, settings: Settings, amqp_url: str) -> None:
+    """Every replica runs a reader; the one holding the stream's lease reads (bus/streams.py)."""
+    readers: list[StreamReader] = []
+    worker = runtime.routes.worker
+
+    @app.after_startup
+    async def start_reader() -> None:
+        assert runtime.pool is not None
+        reader = StreamReader(
+            route.stream, route.apply, pool=runtime.pool, dsn=settings.worker_database_url(worker), schema=worker,
+            amqp_url=amqp_url, limits=StreamLimits(), max_body_bytes=settings.max_body_bytes,
+        )  # fmt: skip
+        await reader.start()
+        readers.append(reader)
+
+    @app.on_shutdown
+    async def stop_reader() -> None:
+        for reader in readers:
+            await reader.stop()
+        readers.clear()
+
+
 def check_event_routes(routes: Routes) -> None:
     """The two halves of a worker's event sheet agree: every event route is bound to the worker's
     queue (else it would never arrive), and every binding of its own domain has a route (else
@@ -234,5 +257,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
         _add_start_up(app, runtime, routes.on_start)
     for duty in routes.duties:
         _add_duty(app, runtime, duty)
+    for stream in routes.streams:
+        _add_stream(app, runtime, stream, settings, amqp_url)
     app.committers = committers
     return app

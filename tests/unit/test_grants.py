@@ -40,7 +40,7 @@ def test_every_worker_binds_the_grant_event() -> None:
     for worker in topology.WORKER_CONTRACTS:
         if worker == topology.AUDIT_WORKER:  # its tap binds `#` on cbs.events: the grant event included
             assert [(q.name, e.name, q.routing_key) for q, e in topology.audit_tap_queues()] == [
-                ("audit.commands", "cbs.commands", "#"), ("audit.events", "cbs.events", "#")]  # fmt: skip
+                ("audit.tap.commands", "cbs.commands", "#"), ("audit.tap.events", "cbs.events", "#")]  # fmt: skip
             continue
         assert PartnerAccessChanged.routing_key in topology.EVENT_BINDINGS[worker]
     assert topology.EVENT_BINDINGS["account"][0] == "customer.#"  # the queue's first key is unchanged

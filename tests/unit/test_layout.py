@@ -2,8 +2,8 @@
 
 1. `workers/<w>/` holds exactly `__init__.py app.py routes.py handlers domain store.py migrations/`;
    a layer that outgrows its file becomes a package of the same name (`handlers/`, `domain/`).
-2. `app.py` is `app = worker_app(ROUTES)`: every entry point is in `routes.py`. Audit alone wires
-   its raw taps there.
+2. `app.py` is `app = worker_app(ROUTES)`: every entry point is in `routes.py` (audit's taps too:
+   they are streams, `Routes.streams`).
 3. No `_private` name is imported from another module; `routes.py` uses no one-letter aliases.
 """
 
@@ -36,7 +36,7 @@ def test_a_worker_folder_holds_the_five_names_and_nothing_else(worker: Path) -> 
     assert names == expected | ALLOWED_EXTRAS.get(worker.name, set()), f"{worker.name}: {sorted(names ^ expected)}"
 
 
-@pytest.mark.parametrize("worker", [w for w in WORKERS if w.name != "audit"], ids=lambda p: p.name)
+@pytest.mark.parametrize("worker", WORKERS, ids=lambda p: p.name)
 def test_app_py_is_one_line(worker: Path) -> None:
     tree = ast.parse((worker / "app.py").read_text())
     statements = [s for s in tree.body if not isinstance(s, (ast.Import, ast.ImportFrom))]

@@ -10,7 +10,8 @@ Decisions the rules leave open:
   the severity says read). Loan and account money events are transaction records: money moves.
 - A read is a command, never an event. A command's status is `pending` unless the caller knows
   its `Outcome`: audit sees the request, not the reply.
-- Retention: security records are kept long, `audit.chain_broken` permanently; exports and KYC
+- Retention: security records are kept long, `audit.chain_broken` and `audit.tap_gap` (messages a
+  tap lost to its retention before audit read them) permanently; exports and KYC
   records long (an export raises a compliance event, so its evidence is kept as long).
 - Flags: a read carries only `data_access`, `privacy` (a ledger lookup moves no money);
   authentication and authorization are `access_control` like login; configuration is `sox`
@@ -102,7 +103,7 @@ MAX_RISK = 100
 # --- mapping tables --------------------------------------------------------------------------
 
 SECURITY_KEYS = frozenset({
-    "audit.chain_broken", "audit.security_event_raised", "identity.locked_out", "identity.refresh_token_reused",
+    "audit.chain_broken", "audit.tap_gap", "audit.security_event_raised", "identity.locked_out", "identity.refresh_token_reused",
 })  # fmt: skip
 SECURITY_ACTIONS = frozenset({"suspicious_activity", "intrusion_detected", "security_alert"})
 AUTHENTICATION_KEYS = frozenset({
@@ -138,7 +139,7 @@ MONEY_EVENT_KEYS = frozenset({
 READ_PREFIXES = ("get_", "list_", "lookup_", "search_")
 READ_ACTIONS = frozenset({"verify"})
 HEALTH_ACTIONS = frozenset({"health", "healthcheck", "heartbeat", "ping"})
-CHAIN_BREAK_KEYS = frozenset({"audit.chain_broken"})
+CHAIN_BREAK_KEYS = frozenset({"audit.chain_broken", "audit.tap_gap"})
 KYC_KEYS = frozenset({"customer.risk_changed"})
 SCREENING_KEYS = frozenset({"payment.screening_hit"})
 SECURITY_CODES = frozenset({"auth_failed", "unauthorized_access", "suspicious_activity"})

@@ -1,8 +1,9 @@
-"""Audit records: a batch of drafts appended to the chain (in the taps' `Recorder` transaction),
-and audit's own commands, `audit.list_records` and `audit.verify_chain`."""
+"""Audit records: a tap's batch appended to the chain (`record_tap`, in the transaction that moves
+the stream's offset), and audit's own commands, `audit.list_records` and `audit.verify_chain`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,11 +13,15 @@ import asyncpg
 from bus import grants, outbox
 from bus.paging import cursor_or_refusal, decode_seq, page_of
 from bus.handling import Context
+from bus.streams import ApplyBatch, StreamBatch
 from contracts import audit as c
 from contracts.common import Event, Reply
 from workers.audit import store
 from workers.audit.domain import chain, classification
-from workers.audit.handlers.taps import Draft
+from workers.audit.handlers import taps
+from workers.audit.handlers.taps import Draft, Kind
+
+log = logging.getLogger("cbs.audit")
 
 # --- append (the taps) -----------------------------------------------------------------------
 
@@ -82,6 +87,44 @@ async def append(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
     for draft in fresh:
         if draft.grant is not None:
             await grants.record(conn, draft.grant)  # every worker learns partners' grants
+
+
+def record_tap(exchange: str, kind: Kind) -> ApplyBatch:
+    """What audit does with a batch of one tap: a draft of each message (and of a gap, if the
+    stream lost any before they were read), appended in order."""
+
+    async def apply(conn: asyncpg.Connection, batch: StreamBatch) -> None:
+        drafts = [taps.draft_of_delivery(m, exchange=exchange, kind=kind, max_body_bytes=batch.max_body_bytes)
+                  for m in batch.messages]  # fmt: skip
+        if batch.gap is not None:
+            drafts.insert(0, taps.gap_draft(batch.gap, stream=batch.stream, exchange=exchange, kind=kind))
+        await append_refusing_none(conn, drafts)
+
+    return apply
+
+
+async def append_refusing_none(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
+    """`append`, where one record the database refuses must not hold the others: on a refusal the
+    batch is appended one by one (each in a savepoint), a refused one again as its envelope only.
+    The database being away is not a refusal: that is raised, and the whole batch waits."""
+    try:
+        async with conn.transaction():
+            await append(conn, drafts)
+        return
+    except Exception as exc:
+        if taps.transient(exc):
+            raise
+        log.warning("audit batch of %d refused (%r); appending one by one", len(drafts), exc)
+    for draft in drafts:
+        try:
+            async with conn.transaction():
+                await append(conn, [draft])
+        except Exception as exc:
+            if taps.transient(exc):
+                raise
+            log.error("audit record %s refused (%r); storing its envelope", draft.event_id, exc)
+            async with conn.transaction():
+                await append(conn, [draft.stripped(f"record refused by the database: {type(exc).__name__}")])
 
 
 # --- queries ---------------------------------------------------------------------------------

@@ -1,16 +1,14 @@
-"""Audit's taps: every command and event, parsed, redacted and appended in batches.
+"""Audit's taps: every command and event made into a `Draft` record (parsed with the contract its
+AMQP `type` names, dumped redacted, classified).
 
-Each delivery on `audit.commands` / `audit.events` (raw subscribers, wired in app.py) becomes a
-`Draft` at once (parse with the contract its AMQP `type` names, dump it redacted, classify it);
-the subscriber then waits until the one `Recorder` task has committed it, and only then returns,
-so the ack follows the commit. The recorder takes whatever has arrived (up to MAX_BATCH drafts,
-MAX_BATCH_BYTES of bodies) into one transaction and hands it to `records.append`. Bounds: each
-tap's channel prefetch (so at most 2 × prefetch drafts wait in memory), the batch size and bytes.
+The taps are two RabbitMQ streams (`audit.tap.commands`, `audit.tap.events`, bus/topology.py),
+read in batches by one replica at a time (bus/streams.py); `records.record_tap` turns each batch
+into drafts here and appends them to the chain, in the transaction that moves the stream's offset.
 
 Audit never dead-letters: an unknown or invalid body is stored without payload (its sha256,
 size and the parse error, never the input), and a record the database refuses is stored again
-stripped to its envelope. A database outage is waited out (the deliveries stay unacked), never
-turned into a nack that would count toward the delivery limit.
+stripped to its envelope. A database outage is waited out (the stream keeps the messages; the
+bank goes on publishing), never turned into a refusal.
 """
 
 from __future__ import annotations
@@ -19,14 +17,14 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-import asyncpg
+from aio_pika.abc import AbstractIncomingMessage
 from pydantic import BaseModel, ValidationError
 
 from bus.db import TRANSIENT_DB_ERRORS
+from bus.streams import Gap
 from contracts import account, audit, customer, identity, ledger, partner, payment, security
 from contracts.common import GetOperation
 from contracts.partner import PartnerAccessChanged
@@ -35,10 +33,8 @@ from workers.audit.domain.classification import Classification, classify
 
 log = logging.getLogger("cbs.audit")
 
-MAX_BATCH = 256  # drafts per transaction
-MAX_BATCH_BYTES = 16 * 1024 * 1024  # bodies per transaction
 MAX_TEXT_CHARS = 1_000  # envelope fields (routing key, ids, actor) are cut here
-RETRY_MAX_S = 5.0
+TAP_GAP_KEY = "audit.tap_gap"  # the record of messages a tap's retention removed before audit read them
 
 Kind = Literal["command", "event"]
 CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit)
@@ -194,118 +190,27 @@ def draft_of(
     )
 
 
-@dataclass
-class _Pending:
-    draft: Draft
-    done: asyncio.Future[None]
-
-
-Append = Callable[[asyncpg.Connection, Sequence[Draft]], Awaitable[None]]
-InTransaction = Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]]
-
-
-class Recorder:
-    """One writer per process: takes what has arrived, appends it in one transaction, then
-    releases the deliveries (which the subscribers then ack)."""
-
-    def __init__(self, in_transaction: InTransaction, append: Append, *, queue_size: int) -> None:
-        self._in_transaction = in_transaction
-        self._append = append
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue(maxsize=queue_size)
-        self._task: asyncio.Task[None] | None = None
-        self.records_written = 0
-        self.batches_written = 0
-
-    async def record(self, draft: Draft) -> None:
-        """Returns once the draft is committed (or was already stored)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._write_forever(), name="audit-writer")
-        done = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(draft, done))
-        await done
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        while not self._queue.empty():  # never committed: the broker redelivers them
-            self._queue.get_nowait().done.cancel()
-
-    async def _take(self) -> list[_Pending]:
-        batch = [await self._queue.get()]
-        size = batch[0].draft.payload_bytes
-        while len(batch) < MAX_BATCH and size < MAX_BATCH_BYTES and not self._queue.empty():
-            item = self._queue.get_nowait()
-            batch.append(item)
-            size += item.draft.payload_bytes
-        return batch
-
-    async def _write_forever(self) -> None:
-        while True:
-            batch = await self._take()
-            try:
-                await self._write(batch)
-            except asyncio.CancelledError:
-                for item in batch:  # shutting down: unacked, the broker redelivers them
-                    item.done.cancel()
-                raise
-            except Exception as exc:  # a bug, not the data: nack them (redelivered) and carry on
-                log.exception("audit writer failed on a batch of %d", len(batch))
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(RuntimeError(f"audit writer failed: {exc!r}"))
-
-    async def _write(self, batch: list[_Pending]) -> None:
-        try:
-            await self._commit([p.draft for p in batch])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if _transient(exc):
-                await self._until_committed([p.draft for p in batch], exc)
-            else:
-                # One record the database refuses must not hold the others: one at a time,
-                # and a refused one stored again as its envelope only.
-                log.warning("audit batch of %d refused (%r); writing one by one", len(batch), exc)
-                for item in batch:
-                    await self._write_one(item.draft)
-        for item in batch:
-            if not item.done.done():
-                item.done.set_result(None)
-
-    async def _write_one(self, draft: Draft) -> None:
-        try:
-            await self._commit([draft])
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            if _transient(exc):
-                await self._until_committed([draft], exc)
-                return
-            log.error("audit record %s refused (%r); storing its envelope", draft.event_id, exc)
-            await self._until_committed([draft.stripped(f"record refused by the database: {type(exc).__name__}")], None)
-
-    async def _until_committed(self, drafts: list[Draft], first: Exception | None) -> None:
-        """The database is away: wait it out; the deliveries stay unacked meanwhile."""
-        delay, error = 0.1, first
-        while True:
-            if error is not None:
-                log.warning("audit cannot write %d records, retrying in %.1f s: %r", len(drafts), delay, error)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_MAX_S)
-            try:
-                await self._commit(drafts)
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                error = exc
-
-    async def _commit(self, drafts: list[Draft]) -> None:
-        await self._in_transaction(lambda conn: self._append(conn, drafts))
-        self.records_written += len(drafts)
-        self.batches_written += 1
-
-
-def _transient(exc: BaseException) -> bool:
+def transient(exc: BaseException) -> bool:
+    """The database is away (or said try again): the batch waits, nothing is stripped."""
     return isinstance(exc, (*TRANSIENT_DB_ERRORS, OSError, asyncio.TimeoutError))
+
+
+def draft_of_delivery(message: AbstractIncomingMessage, *, exchange: str, kind: Kind, max_body_bytes: int) -> Draft:
+    return draft_of(
+        message.body, exchange=exchange, kind=kind, message_id=message.message_id, routing_key=message.routing_key or "",
+        message_type=message.type, correlation_id=message.correlation_id, headers=dict(message.headers or {}),
+        user_id=message.user_id, max_body_bytes=max_body_bytes,
+    )  # fmt: skip
+
+
+def gap_draft(gap: Gap, *, stream: str, exchange: str, kind: Kind) -> Draft:
+    """The record that the chain misses messages: which, of which tap, and why."""
+    payload = {"stream": stream, "first_offset": gap.first, "last_offset": gap.last, "at_most_messages": gap.at_most_messages}
+    body = chain.canonical_json(payload)
+    return Draft(
+        event_id=f"gap:{stream}:{gap.first}-{gap.last}", exchange=exchange, routing_key=TAP_GAP_KEY,
+        message_type=None, kind=kind, correlation_id=None, causation_id=None, actor=None, broker_user=None,
+        entity_type="audit_tap", entity_id=stream, classification=classify(TAP_GAP_KEY, None, kind),
+        payload=payload, payload_sha256=hashlib.sha256(body).hexdigest(), payload_bytes=len(body),
+        parse_error=f"up to {gap.at_most_messages} messages of {stream} were removed by its retention before audit read them",
+    )  # fmt: skip
