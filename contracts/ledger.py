@@ -429,9 +429,18 @@ class Verify(Command):
 # --- events ----------------------------------------------------------------------------------
 
 
-class _TransferFact(Event):
-    """A transfer with both accounts' balances after it, so a consumer never has to ask back."""
+class CommittedTransfer(Contract):
+    """One transfer a commit applied, with both accounts' balances after it, so a consumer never
+    has to ask back."""
 
+    kind: Literal["posted", "pending", "voided"] = Field(
+        description="posted: money moved (single-phase, or a post of a hold); pending: a hold was placed; "
+        "voided: a hold was released"
+    )
+    reason: Literal["voided", "expired"] | None = Field(
+        default=None, description="voided only: released by a void transfer (`id` = the void's id) or by its "
+        "timeout (`id` = `pending_id`)",
+    )
     id: UUID = Field(description="the transfer id")
     debit_account_id: UUID = Field(description="account debited")
     credit_account_id: UUID = Field(description="account credited")
@@ -448,28 +457,20 @@ class _TransferFact(Event):
     credit_account: BalancesAfter = Field(description="the credit account's balances after the transfer")
     debit_owner_id: UUID | None = Field(default=None, description="customer owning the debit account, when known")
     credit_owner_id: UUID | None = Field(default=None, description="customer owning the credit account, when known")
+
+
+class TransfersCommitted(Event):
+    """Every transfer one `create_transfers` command applied (or one sweep of expired holds
+    released), in the order applied: the facts of a commit travel as one message, so a command of
+    a thousand transfers costs its consumers (audit first) one message, not a thousand. A command
+    whose transfers all failed publishes none. (Replaces `ledger.transfer_posted|pending|voided`,
+    one message per transfer, which no worker consumed.)"""
+
+    routing_key: ClassVar[str] = "ledger.transfers_committed"
+
+    transfers: list[CommittedTransfer] = Field(min_length=1, max_length=MAX_BATCH,
+                                               description=f"1 to {MAX_BATCH} transfers, in the order applied")  # fmt: skip
     occurred_at: AwareDatetime = Field(description="UTC time the change was committed")
-
-
-class TransferPosted(_TransferFact):
-    """A single-phase transfer or a post of a pending one moved money."""
-
-    routing_key: ClassVar[str] = "ledger.transfer_posted"
-
-
-class TransferPending(_TransferFact):
-    """A hold was placed."""
-
-    routing_key: ClassVar[str] = "ledger.transfer_pending"
-
-
-class TransferVoided(_TransferFact):
-    """A hold was released: by a void transfer (`id` = the void's id) or by expiry (`id` = `pending_id`)."""
-
-    routing_key: ClassVar[str] = "ledger.transfer_voided"
-
-    pending_id: UUID = Field(description="the pending transfer released")
-    reason: Literal["voided", "expired"] = Field(description="voided by a transfer, or expired by its timeout")
 
 
 class AccountCreated(Event):
@@ -509,4 +510,4 @@ COMMANDS: tuple[type[Command], ...] = (
     GetBalanceAt,
     Verify,
 )
-EVENTS: tuple[type[Event], ...] = (TransferPosted, TransferPending, TransferVoided, AccountCreated, AccountFlagsChanged)
+EVENTS: tuple[type[Event], ...] = (TransfersCommitted, AccountCreated, AccountFlagsChanged)

@@ -409,7 +409,7 @@ async def test_a_workers_user_sends_only_the_commands_and_events_it_owns(cluster
     async with connected(process_url("customer")) as connection:
         for exchange, key in ((COMMANDS, lg.CreateTransfers.routing_key), (COMMANDS, "account.open_account"),
                               (COMMANDS, "customer.register_customer"), (EVENTS, "account.opened"),
-                              (EVENTS, "ledger.transfer_posted")):  # fmt: skip
+                              (EVENTS, "ledger.transfers_committed")):  # fmt: skip
             await refused(connection, aiormq.exceptions.ChannelAccessRefused,
                           publishing(exchange, key, user_id=customer), match=key)  # fmt: skip
         # Nor the dead-letter exchange, to make a letter look like another queue's.

@@ -39,7 +39,7 @@ T, V, S, R, F = RecordType, Severity, Status, Retention, ComplianceFlag
     ("key", "kind", "expected"),
     [
         ("ledger.create_transfers", "command", T.transaction),
-        ("ledger.transfer_posted", "event", T.transaction),
+        ("ledger.transfers_committed", "event", T.transaction),
         ("ledger.lookup_accounts", "command", T.transaction),
         ("ledger.set_account_flags", "command", T.transaction),
         ("loan.disbursed", "event", T.transaction),
@@ -165,7 +165,7 @@ def test_severity_order() -> None:
     [
         ("audit.chain_broken", "event", R.permanent),
         ("identity.locked_out", "event", R.long),
-        ("ledger.transfer_posted", "event", R.long),
+        ("ledger.transfers_committed", "event", R.long),
         ("payment.completed", "event", R.long),
         ("loan.disbursed", "event", R.long),
         ("customer.verify_kyc_document", "command", R.long),
@@ -314,6 +314,7 @@ P, A, C, U, SO, PY, K, TR = (uuid.uuid4() for _ in range(8))
         ("identity.create_api_key", {"key_id": str(K), "user_id": str(U)}, ("api_key", str(K))),
         ("ledger.create_transfers", {"transfers": [{"id": str(TR)}, {"id": str(uuid.uuid4())}]}, ("transfer", str(TR))),
         ("ledger.transfer_posted", {"id": str(TR), "debit_account_id": str(A)}, ("transfer", str(TR))),
+        ("ledger.transfers_committed", {"transfers": [{"id": str(TR)}, {"id": str(A)}]}, ("transfer", str(TR))),
         ("ledger.lookup_transfers", {"ids": [str(TR)]}, ("transfer", str(TR))),
         ("ledger.create_accounts", {"accounts": [{"id": str(A)}]}, ("account", str(A))),
         ("ledger.account_created", {"id": str(A), "owner_id": str(C)}, ("account", str(A))),

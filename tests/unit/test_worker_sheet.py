@@ -47,9 +47,9 @@ def test_every_workers_sheet_agrees_with_its_bindings(worker: str) -> None:
 def test_an_event_route_the_queue_is_not_bound_to_is_refused() -> None:
     routes = Routes(worker="customer", commands={}, events=(
         EventRoute(account.AccountOpened, _noop), EventRoute(account.AccountClosed, _noop),
-        EventRoute(ledger.TransferPosted, _noop),  # customer.events is not bound to it: never delivered
+        EventRoute(ledger.TransfersCommitted, _noop),  # customer.events is not bound to it: never delivered
     ))  # fmt: skip
-    with pytest.raises(AssertionError, match="ledger.transfer_posted"):
+    with pytest.raises(AssertionError, match="ledger.transfers_committed"):
         check_event_routes(routes)
 
 

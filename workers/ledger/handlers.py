@@ -41,7 +41,7 @@ async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -
     failed_before = set(ledger.failed)
     # Holds past their timeout are released first, in this same commit (the sweep may lag).
     expiries = transfers.expire_pending(ledger, [t.pending_id for t in requests if t.pending_id], now)
-    replies, all_outcomes, events = [], list(expiries), [(e, None, None) for e in _events(ledger, expiries, now)]
+    replies, all_outcomes, events = [], list(expiries), [(e, None, None) for e in _committed(ledger, expiries, now)]
     offset_us = 0
     for i, (ctx, cmd) in enumerate(items):
         if i in refused:  # customers move money through payment orders, never here
@@ -51,7 +51,7 @@ async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -
         outcomes = transfers.create_transfers(ledger, cmd.transfers, now + timedelta(microseconds=offset_us))
         offset_us += len(cmd.transfers)
         all_outcomes += outcomes
-        events += [(e, ctx.correlation_id, ctx.message_id) for e in _events(ledger, outcomes, ctx.now)]
+        events += [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)]
         replies.append(Reply.success(c.CreateTransfersResult(results=[_result(o) for o in outcomes])))
     new_failures = [(i, str(code)) for i, code in ledger.failed.items() if i not in failed_before]
     await _write(conn, ledger, all_outcomes, new_failures, now)
@@ -69,7 +69,7 @@ async def expire_due_holds(ctx: Context) -> bool:
     ledger, now = await _load_and_lock(ctx.conn, [], due, set())
     outcomes = transfers.expire_pending(ledger, due, now)
     await _write(ctx.conn, ledger, outcomes, [], now)
-    await _emit_many(ctx.conn, [(e, None, None) for e in _events(ledger, outcomes, now)])
+    await _emit_many(ctx.conn, [(e, None, None) for e in _committed(ledger, outcomes, now)])
     return len(outcomes) == EXPIRY_BATCH
 
 
@@ -130,36 +130,33 @@ def _result(o: Outcome) -> c.TransferResult:
     )
 
 
-def _events(ledger: Ledger, outcomes: list[Outcome], now: datetime) -> list[c.Event]:
-    events: list[Any] = []
-    for o in outcomes:
-        if o.after is None:
-            continue
-        t = o.transfer
-        if t is None:  # an expiry: the hold itself is the fact
-            assert o.resolved_pending is not None
-            events.append(_fact(c.TransferVoided, ledger, o.resolved_pending, o, now, reason="expired",
-                                pending_id=o.resolved_pending.id))  # fmt: skip
-        elif t.flags.void_pending:
-            events.append(_fact(c.TransferVoided, ledger, t, o, now, reason="voided"))
-        elif t.state == transfers.PENDING:
-            events.append(_fact(c.TransferPending, ledger, t, o, now))
-        else:
-            events.append(_fact(c.TransferPosted, ledger, t, o, now))
-    return events
+def _committed(ledger: Ledger, outcomes: list[Outcome], now: datetime) -> list[c.TransfersCommitted]:
+    """The facts of these outcomes as `ledger.transfers_committed` events: one per MAX_BATCH facts
+    (a command's outcomes fit in one; an expiry sweep or a batch's expiries may need more)."""
+    facts = [_fact(ledger, o) for o in outcomes if o.after is not None]
+    return [c.TransfersCommitted(transfers=facts[i : i + c.MAX_BATCH], occurred_at=now)
+            for i in range(0, len(facts), c.MAX_BATCH)]  # fmt: skip
 
 
-def _fact(event: type[Any], ledger: Ledger, t: StoredTransfer, o: Outcome, now: datetime, **extra: Any) -> Any:
+def _fact(ledger: Ledger, o: Outcome) -> c.CommittedTransfer:
     assert o.after is not None
+    t, extra = o.transfer, {}
+    if t is None:  # an expiry: the hold itself is the fact
+        assert o.resolved_pending is not None
+        t, extra = o.resolved_pending, {"kind": "voided", "reason": "expired", "pending_id": o.resolved_pending.id}
+    elif t.flags.void_pending:
+        extra = {"kind": "voided", "reason": "voided"}
+    else:
+        extra = {"kind": "pending" if t.state == transfers.PENDING else "posted"}
     fields = {
         "id": t.id, "debit_account_id": t.debit_account_id, "credit_account_id": t.credit_account_id,
         "amount": t.amount, "currency": t.currency, "code": t.code, "flags": t.flags, "pending_id": t.pending_id,
         "timeout_s": t.timeout_s, "reference": t.reference, "user_data": t.user_data, "timestamp": t.timestamp,
         "debit_account": o.after[0], "credit_account": o.after[1],
         "debit_owner_id": ledger.accounts[t.debit_account_id].owner_id,
-        "credit_owner_id": ledger.accounts[t.credit_account_id].owner_id, "occurred_at": now,
+        "credit_owner_id": ledger.accounts[t.credit_account_id].owner_id,
     }  # fmt: skip
-    return event(**{**fields, **extra})
+    return c.CommittedTransfer(**{**fields, **extra})
 
 
 async def _emit_many(conn: asyncpg.Connection, events: list[tuple[Any, str | None, str | None]]) -> None:
