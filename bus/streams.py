@@ -51,6 +51,10 @@ class StreamLimits:
     max_batch: int = 1_000  # messages per transaction
     max_batch_bytes: int = 16 * 1024 * 1024  # bodies per transaction
     prefetch: int = 2_000  # messages the broker may push ahead of the commits (memory bound)
+    # How long a batch waits for company after its first message. A stream's reader is on no one's
+    # path (nothing waits for it), so it trades a little delay for far fewer transactions: under
+    # live load a batch would otherwise be the few messages that arrived during the last commit.
+    linger_s: float = 0.1
 
     def __post_init__(self) -> None:
         assert 0 < self.max_batch <= self.prefetch, "a batch can only gather what the prefetch lets in"
@@ -184,15 +188,28 @@ class StreamReader:
                     checked = asyncio.get_running_loop().time()
                 if first is None:
                     continue
-                batch = self._take(first, arrived)
+                batch = await self._take(first, arrived)
                 next_offset = await self._commit(batch, next_offset)
         finally:
             await connection.close()
 
-    def _take(self, first: AbstractIncomingMessage, arrived: asyncio.Queue[AbstractIncomingMessage]) -> list[AbstractIncomingMessage]:
-        batch, size = [first], len(first.body)
-        while len(batch) < self._limits.max_batch and size < self._limits.max_batch_bytes and not arrived.empty():
-            message = arrived.get_nowait()
+    async def _take(
+        self, first: AbstractIncomingMessage, arrived: asyncio.Queue[AbstractIncomingMessage]
+    ) -> list[AbstractIncomingMessage]:
+        """`first` and what follows within the linger, up to the batch's bounds."""
+        loop = asyncio.get_running_loop()
+        batch, size, deadline = [first], len(first.body), loop.time() + self._limits.linger_s
+        while len(batch) < self._limits.max_batch and size < self._limits.max_batch_bytes:
+            if arrived.empty():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    message = await asyncio.wait_for(arrived.get(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            else:
+                message = arrived.get_nowait()
             batch.append(message)
             size += len(message.body)
         return batch
