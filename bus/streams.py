@@ -13,7 +13,9 @@ batch is never applied twice, not even by two readers at once.
 
 One reader per stream across every replica: a reader holds a session advisory lock on a
 connection of its own (never a pooled one) while it reads; a standby replica waits for it and
-takes over when that connection ends.
+takes over when that connection ends. A process that already reads one stream asks for the next
+lease only after a poll interval, so replicas started together share the streams (each reader is
+one process's event loop: two streams in two processes use two cores).
 
 Retention: if the reader was away longer than the stream keeps messages, the first offset
 delivered lies past the committed one. That gap is handed to `apply` with the batch, so the
@@ -107,6 +109,8 @@ class LeaseLost(Exception):
 class StreamReader:
     """Reads one stream from its committed offset, in batches, while it holds the stream's lease."""
 
+    leases_held_here = 0  # by every reader of this process
+
     def __init__(
         self, stream: str, apply: ApplyBatch, *, pool: asyncpg.Pool, dsn: str, schema: str, amqp_url: str,
         limits: StreamLimits, max_body_bytes: int,
@@ -151,12 +155,17 @@ class StreamReader:
         lease = await asyncpg.connect(self._dsn, server_settings={"search_path": self._schema,
                                                                   "application_name": f"lease {self.stream}"})  # fmt: skip
         try:
+            if StreamReader.leases_held_here:
+                await asyncio.sleep(LEASE_POLL_S)  # another replica may want this one
             while not await lease.fetchval("SELECT pg_try_advisory_lock($1)", lease_key(self.stream)):
                 await asyncio.sleep(LEASE_POLL_S)
             self.holds_lease = True
+            StreamReader.leases_held_here += 1
             log.info("stream %s: this replica reads it", self.stream)
             await self._read(lease)
         finally:
+            if self.holds_lease:
+                StreamReader.leases_held_here -= 1
             self.holds_lease = False
             await lease.close()  # the session ends: its advisory lock goes with it
 
