@@ -86,6 +86,9 @@ class Permission(StrEnum):
     cash_handle = "cash:handle"  # cash deposits and withdrawals at the counter
     users_admin = "users:admin"
     audit_read = "audit:read"
+    day_read = "day:read"  # the business date, its close and the calendar
+    day_close = "day:close"  # close of business
+    day_calendar = "day:calendar"  # holidays
 
 
 P = Permission
@@ -94,15 +97,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.customer: frozenset({P.customers_read, P.accounts_read, P.accounts_write, P.ledger_read, P.payments_create}),
     Role.teller: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.accounts_read, P.accounts_write, P.ledger_read,
-         P.payments_create, P.cash_handle}
+         P.payments_create, P.cash_handle, P.day_read}
     ),  # fmt: skip
     Role.officer: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.customers_manage, P.kyc_verify, P.accounts_read,
          P.accounts_write, P.accounts_freeze, P.transfers_create, P.ledger_read, P.payments_create,
-         P.payments_approve, P.payments_reverse, P.cash_handle}
+         P.payments_approve, P.payments_reverse, P.cash_handle, P.day_read}
     ),  # fmt: skip
     Role.admin: frozenset(Permission),
-    Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read}),
+    Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read,
+                             P.day_read}),  # fmt: skip
     Role.partner: frozenset({P.accounts_read, P.ledger_read, P.transfers_create, P.payments_create}),
 }
 del P

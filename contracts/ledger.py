@@ -17,6 +17,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
+from contracts import day
 from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
 
 # Account and transfer codes are lower snake case: they name a purpose (customer_deposit, fee).
@@ -510,4 +511,11 @@ COMMANDS: tuple[type[Command], ...] = (
     GetBalanceAt,
     Verify,
 )
-EVENTS: tuple[type[Event], ...] = (TransfersCommitted, AccountCreated, AccountFlagsChanged)
+class CobStepReported(day.StepReport):
+    """The ledger's end-of-day step for a business date: `ledger.trial_balance`, every currency's
+    posted debits and credits over all accounts (`result.trial_balance`); failed when they differ."""
+
+    routing_key: ClassVar[str] = "ledger.cob_step_reported"
+
+
+EVENTS: tuple[type[Event], ...] = (TransfersCommitted, AccountCreated, AccountFlagsChanged, CobStepReported)

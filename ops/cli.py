@@ -171,6 +171,36 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     return 0 if reply["ok"] and reply["result"]["ok"] else 1  # type: ignore[index]
 
 
+def cmd_day(args: argparse.Namespace) -> int:
+    """`cbs day status | close [--date D] [--wait]`: the business date and its close of business."""
+    import datetime as dt
+    import time
+
+    from contracts import day as c
+    from ops.ask import ask_once
+
+    url = load().process_amqp_url("ops")
+
+    def ask(command: c.Command) -> dict:
+        return _run(ask_once(command, url, timeout_s=args.timeout)).model_dump(mode="json")  # type: ignore[union-attr]
+
+    status = ask(c.GetBusinessDay())
+    if args.action == "status" or not status["ok"]:
+        print(json.dumps(status, indent=2))
+        return 0 if status["ok"] else 1
+    business_date = dt.date.fromisoformat(args.date) if args.date else dt.date.fromisoformat(status["result"]["business_date"])
+    reply = ask(c.CloseDay(business_date=business_date))
+    deadline = time.monotonic() + args.timeout
+    while args.wait and reply["ok"] and time.monotonic() < deadline:
+        reply = ask(c.GetBusinessDay())
+        last = reply["result"]["last_closed"] if reply["ok"] else None
+        if last is not None and dt.date.fromisoformat(last) >= business_date:
+            break
+        time.sleep(0.2)
+    print(json.dumps(reply, indent=2))
+    return 0 if reply["ok"] else 1
+
+
 def cmd_partner(args: argparse.Namespace) -> int:
     """`cbs partner ...`: partner systems' broker users (ops/partners.py). Prints JSON lines."""
     from ops import partners
@@ -374,6 +404,13 @@ def parser() -> argparse.ArgumentParser:
                    help="transfers: first the bare peer (ops/bench/baseline.py), same load, same broker and database; "
                         "then CBS, and the ratio")  # fmt: skip
     b.set_defaults(func=cmd_bench)
+    dy = sub.add_parser("day", help="the business date and close of business")
+    dy.add_argument("action", choices=("status", "close"))
+    dy.add_argument("--date", help="close: the business date to close (default: the open one)")
+    dy.add_argument("--wait", action="store_true", help="close: wait until that date is closed")
+    dy.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (and --wait)")
+    dy.set_defaults(func=cmd_day)
+
     lg = sub.add_parser("ledger", help="ledger operations")
     lg.add_argument("action", choices=("verify",))
     lg.add_argument("--timeout", type=float, default=300)

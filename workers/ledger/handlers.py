@@ -18,6 +18,7 @@ from bus import outbox
 from bus.actor import not_for_customers, owner_only
 from bus.paging import cursor_or_refusal, decode_seq, page_of
 from bus.handling import Context
+from contracts import day
 from contracts import ledger as c
 from contracts.common import Reply
 from workers.ledger import store
@@ -71,6 +72,27 @@ async def expire_due_holds(ctx: Context) -> bool:
     await _write(ctx.conn, ledger, outcomes, [], now)
     await _emit_many(ctx.conn, [(e, None, None) for e in _committed(ledger, outcomes, now)])
     return len(outcomes) == EXPIRY_BATCH
+
+
+TRIAL_BALANCE_STEP = "ledger.trial_balance"
+
+
+async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
+    """Close of business asks for the trial balance: debits = credits in every currency, or the
+    step fails with the currencies that differ (and the day does not close). A read: running it
+    again for the same date is harmless."""
+    if TRIAL_BALANCE_STEP not in event.steps:
+        return
+    lines = [day.TrialBalanceLine(currency=r["currency"], debits_posted=r["debits_posted"],
+                                  credits_posted=r["credits_posted"], accounts=r["accounts"])
+             for r in await store.trial_balance(ctx.conn)]  # fmt: skip
+    unbalanced = [line.currency for line in lines if not line.balanced]
+    await ctx.emit(c.CobStepReported(
+        business_date=event.business_date, step=TRIAL_BALANCE_STEP,
+        status=day.StepStatus.failed if unbalanced else day.StepStatus.done,
+        error=f"posted debits and credits differ in {', '.join(unbalanced)}" if unbalanced else None,
+        result={"trial_balance": [line.model_dump(mode="json") for line in lines]}, occurred_at=ctx.now,
+    ))  # fmt: skip
 
 
 async def ensure_bank_accounts(ctx: Context) -> None:

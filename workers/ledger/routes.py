@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bus.actor import staff_only
-from bus.handling import Duty, Routes
-from contracts import ledger
+from bus.handling import Duty, EventRoute, Routes
+from contracts import day, ledger
 from workers.ledger import handlers
 
 ROUTES = Routes(
@@ -25,6 +25,7 @@ ROUTES = Routes(
     on_start=handlers.ensure_bank_accounts,
     # Every replica sweeps; the account locks make a hold expire exactly once.
     duties=(Duty("expiry sweep", handlers.expire_due_holds, handlers.EXPIRY_SWEEP_S),),
+    # Close of business: the ledger's step (`ledger.trial_balance`) when the day worker asks.
+    events=(EventRoute(day.DayClosing, handlers.on_day_closing),),
     publishes=ledger.EVENTS,  # and ledger.access_denied, which the runtime records
 )
-# Consumes no domain events; the runtime consumes partner.access_changed (grants) for it.

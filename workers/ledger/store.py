@@ -219,6 +219,14 @@ async def ensure_bank_accounts(conn: asyncpg.Connection, currency: str) -> int:
     return await conn.fetchval("SELECT ensure_bank_accounts($1)", currency)
 
 
+async def trial_balance(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every currency's posted debits and credits over all accounts (the bank's own included)."""
+    return await conn.fetch(
+        "SELECT currency, sum(debits_posted)::bigint AS debits_posted, sum(credits_posted)::bigint AS credits_posted, "
+        "count(*) AS accounts FROM ledger_account GROUP BY currency ORDER BY currency"
+    )
+
+
 async def db_now(conn: asyncpg.Connection) -> datetime:
     """The database's clock, read under the account locks: one clock for every replica."""
     return await conn.fetchval("SELECT clock_timestamp()")

@@ -1,0 +1,68 @@
+"""The business day through the edge and `cbs day`: who may read and close it, a stale close
+refused as a conflict, a close followed to its end, holidays kept by an operator."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+import time
+
+from tests.e2e.conftest import ROOT, Cluster
+from tests.e2e.test_auth import login, new_user
+
+
+def _wait_closed(cluster: Cluster, date: str, timeout_s: float = 30) -> dict:
+    deadline = time.monotonic() + timeout_s
+    with cluster.client() as admin:
+        while True:
+            view = admin.get("/v1/business-day").json()
+            if view["last_closed"] is not None and view["last_closed"] >= date:
+                return view
+            assert time.monotonic() < deadline, view
+            time.sleep(0.2)
+
+
+def test_staff_read_the_business_day_and_only_holders_of_day_close_close_it(cluster: Cluster) -> None:
+    _, teller = new_user(cluster, ["teller"])
+    with cluster.client(token=login(cluster, teller).json()["access_token"]) as client:
+        view = client.get("/v1/business-day")
+        assert view.status_code == 200 and view.json()["status"] in ("open", "closing")
+        refused = client.post("/v1/business-day/close", json={"business_date": view.json()["business_date"]})
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+        assert client.put("/v1/business-day/holidays/2099-01-01", json={"name": "x"}).status_code == 403
+
+
+def test_an_admin_closes_the_open_date_and_a_stale_close_is_a_conflict(cluster: Cluster) -> None:
+    with cluster.client() as admin:
+        open_date = admin.get("/v1/business-day").json()["business_date"]
+        stale = (dt.date.fromisoformat(open_date) - dt.timedelta(days=1)).isoformat()
+        conflict = admin.post("/v1/business-day/close", json={"business_date": stale})
+        assert conflict.status_code == 409 and conflict.json()["code"] == "wrong_business_date"
+        started = admin.post("/v1/business-day/close", json={"business_date": open_date})
+        assert started.status_code == 200, started.text
+    view = _wait_closed(cluster, open_date)
+    assert view["status"] == "open" and view["business_date"] > open_date
+
+
+def test_holidays_are_kept_by_an_operator_and_cbs_day_reports_the_date(cluster: Cluster) -> None:
+    with cluster.client() as admin:
+        view = admin.get("/v1/business-day").json()
+        holiday = view["next_business_date"]
+        put = admin.put(f"/v1/business-day/holidays/{holiday}", json={"name": "Bank holiday"})
+        assert put.status_code == 200 and put.json() == {"date": holiday, "name": "Bank holiday"}
+        assert admin.get("/v1/business-day").json()["next_business_date"] > holiday
+        assert {"date": holiday, "name": "Bank holiday"} in admin.get("/v1/business-day/holidays").json()["items"]
+        assert admin.delete(f"/v1/business-day/holidays/{holiday}").status_code == 200
+        assert admin.get("/v1/business-day").json()["next_business_date"] == holiday
+        gone = admin.delete(f"/v1/business-day/holidays/{holiday}")
+        assert gone.status_code == 404 and gone.json()["code"] == "holiday_not_found"
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "day", "status"], env=cluster.env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout)["result"]["business_date"] == view["business_date"]
+    closed = subprocess.run([sys.executable, "-m", "ops.cli", "day", "close", "--wait"], env=cluster.env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert closed.returncode == 0, closed.stdout + closed.stderr
+    assert json.loads(closed.stdout)["result"]["last_closed"] == view["business_date"]

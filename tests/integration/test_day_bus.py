@@ -1,0 +1,179 @@
+"""The day worker through the bus, with the ledger doing its close-of-business step: a day closes
+with a balanced trial balance and the date moves to the next business day; a stale close is
+refused; holidays are skipped; a failed step stops the close until it is mended; an unreported
+step is asked again; many days close one after another."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import asyncpg
+
+from contracts import day as c
+from tests.integration.conftest import BusClient, eventually
+from workers.day import domain
+from workers.day import handlers as day_handlers
+
+
+async def business_day(bus: BusClient) -> dict[str, Any]:
+    return await bus.ok(c.GetBusinessDay())
+
+
+async def close(bus: BusClient, admin_db: asyncpg.Pool) -> dict[str, Any]:
+    """Close the open date and wait until it is closed; the `day.closed` event it published."""
+    open_date = dt.date.fromisoformat((await business_day(bus))["business_date"])
+    await bus.ok(c.CloseDay(business_date=open_date))
+
+    async def closed() -> Any:
+        return await closed_event(admin_db, open_date)
+
+    return await eventually(closed)
+
+
+async def closed_event(admin_db: asyncpg.Pool, business_date: dt.date) -> dict[str, Any] | None:
+    payload = await admin_db.fetchval(
+        "SELECT payload FROM day.outbox WHERE routing_key = 'day.closed' AND payload->>'business_date' = $1",
+        business_date.isoformat(),
+    )  # fmt: skip
+    return None if payload is None else (json.loads(payload) if isinstance(payload, str) else payload)
+
+
+async def test_a_day_closes_with_a_balanced_trial_balance_and_the_next_business_day_opens(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    before = await business_day(bus)
+    assert before["status"] == "open" and dt.date.fromisoformat(before["business_date"]).weekday() < 5
+    event = await close(bus, admin_db)
+    closed_date = dt.date.fromisoformat(before["business_date"])
+    assert event["next_business_date"] == domain.next_business_date(closed_date, set()).isoformat()
+    inr = next(line for line in event["trial_balance"] if line["currency"] == "INR")
+    assert inr["debits_posted"] == inr["credits_posted"] and inr["accounts"] > 0
+    after = await business_day(bus)
+    assert (after["business_date"], after["status"], after["last_closed"]) == (
+        event["next_business_date"], "open", closed_date.isoformat())
+    opened = await admin_db.fetchval("SELECT count(*) FROM day.outbox WHERE routing_key = 'day.opened' "
+                                     "AND payload->>'business_date' = $1", event["next_business_date"])  # fmt: skip
+    assert opened == 1
+    # The ledger's report is on the bus, and audit recorded the close.
+    report = await admin_db.fetchval("SELECT count(*) FROM ledger.outbox WHERE routing_key = 'ledger.cob_step_reported' "
+                                     "AND payload->>'business_date' = $1", closed_date.isoformat())  # fmt: skip
+    assert report >= 1
+
+
+async def test_closing_a_date_that_is_not_the_open_one_is_refused(bus: BusClient) -> None:
+    open_date = dt.date.fromisoformat((await business_day(bus))["business_date"])
+    reply = await bus.send(c.CloseDay(business_date=open_date - dt.timedelta(days=1)))
+    assert reply.error is not None and reply.error.code == "wrong_business_date"
+    assert reply.error.details == {"business_date": open_date.isoformat()}
+    assert (await business_day(bus))["status"] == "open"
+
+
+async def test_a_holiday_is_skipped_and_the_calendar_refuses_the_past_and_weekends(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    view = await business_day(bus)
+    open_date, next_date = (dt.date.fromisoformat(view[k]) for k in ("business_date", "next_business_date"))
+    assert (await bus.ok(c.AddHoliday(date=next_date, name="Founders' Day")))["name"] == "Founders' Day"
+    assert (await business_day(bus))["next_business_date"] == domain.next_business_date(open_date, {next_date}).isoformat()
+    listed = await bus.ok(c.ListHolidays())
+    assert {"date": next_date.isoformat(), "name": "Founders' Day"} in listed["items"]
+    for date in (open_date, open_date - dt.timedelta(days=3)):
+        refused = await bus.send(c.AddHoliday(date=date, name="too late"))
+        assert refused.error is not None and refused.error.code == "invalid_holiday"
+    saturday = next_date + dt.timedelta(days=(5 - next_date.weekday()) % 7)
+    refused = await bus.send(c.AddHoliday(date=saturday, name="a weekend"))
+    assert refused.error is not None and refused.error.code == "invalid_holiday"
+    event = await close(bus, admin_db)
+    assert dt.date.fromisoformat(event["next_business_date"]) > next_date, "the holiday is no business day"
+    missing = await bus.send(c.RemoveHoliday(date=next_date + dt.timedelta(days=400)))
+    assert missing.error is not None and missing.error.code == "holiday_not_found"
+
+
+async def test_an_unbalanced_ledger_stops_the_close_until_it_is_mended(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    account = await admin_db.fetchval("SELECT id FROM ledger.ledger_account WHERE currency = 'INR' ORDER BY id LIMIT 1")
+    await admin_db.execute("UPDATE ledger.ledger_account SET debits_posted = debits_posted + 1 WHERE id = $1", account)
+    try:
+        open_date = dt.date.fromisoformat((await business_day(bus))["business_date"])
+        await bus.ok(c.CloseDay(business_date=open_date))
+
+        async def failed() -> Any:
+            view = await business_day(bus)
+            return next((s for s in view["steps"] if s["status"] == "failed"), None)
+
+        step = await eventually(failed)
+        assert step["step"] == "ledger.trial_balance" and "INR" in step["error"]
+        assert (await business_day(bus))["status"] == "closing" and await closed_event(admin_db, open_date) is None
+    finally:
+        await admin_db.execute("UPDATE ledger.ledger_account SET debits_posted = debits_posted - 1 WHERE id = $1", account)
+    # Mended: asked again, the step runs again and the day closes.
+    await bus.ok(c.CloseDay(business_date=open_date))
+
+    async def closed() -> Any:
+        return await closed_event(admin_db, open_date)
+
+    event = await eventually(closed)
+    assert all(line["debits_posted"] == line["credits_posted"] for line in event["trial_balance"])
+
+
+async def test_a_step_never_reported_is_asked_again(bus: BusClient, admin_db: asyncpg.Pool, workers: dict[str, Any]) -> None:
+    """As if the ledger died after the ask: the step is left pending, long ago; the duty asks again."""
+    open_date = dt.date.fromisoformat((await business_day(bus))["business_date"])
+    runtime = workers["day"].runtime
+    await admin_db.execute("UPDATE day.business_day SET status = 'closing'")
+    await admin_db.execute(
+        "INSERT INTO day.cob_step (business_date, step, status, attempts, asked_at) "
+        "VALUES ($1, 'ledger.trial_balance', 'pending', 1, now() - interval '1 hour')", open_date,
+    )  # fmt: skip
+    await runtime.in_transaction(lambda conn: day_handlers.ask_unreported_again(runtime.duty_context(conn, "test")))
+
+    async def closed() -> Any:
+        return await closed_event(admin_db, open_date)
+
+    await eventually(closed)
+    asks = await admin_db.fetch("SELECT payload FROM day.outbox WHERE routing_key = 'day.closing' "
+                                "AND payload->>'business_date' = $1", open_date.isoformat())  # fmt: skip
+    assert [json.loads(r["payload"])["attempt"] if isinstance(r["payload"], str) else r["payload"]["attempt"]
+            for r in asks] == [2]  # fmt: skip
+
+
+async def test_many_days_close_one_after_another(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    first = dt.date.fromisoformat((await business_day(bus))["business_date"])
+    for _ in range(20):
+        await close(bus, admin_db)
+    rows = await admin_db.fetch("SELECT business_date, next_business_date FROM day.closed_day "
+                                "WHERE business_date >= $1 ORDER BY business_date", first)  # fmt: skip
+    assert len(rows) == 20
+    for earlier, later in zip(rows, rows[1:], strict=False):
+        assert later["business_date"] == earlier["next_business_date"], "each day closes once, in order"
+
+
+async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(
+    bus: BusClient, admin_db: asyncpg.Pool, monkeypatch: Any, workers: dict[str, Any],
+) -> None:  # fmt: skip
+    """The open date 400 days ago and a close time configured: one sweep starts the catch-up, and
+    each close starts the next until the open date is past today (bank time)."""
+    start = dt.date.today() - dt.timedelta(days=400)
+    start = domain.first_business_date(start, set())
+    # Back in time, as an installation restored from an old backup would be (the later history goes).
+    await admin_db.execute("DELETE FROM day.closed_day WHERE business_date >= $1", start)
+    await admin_db.execute("UPDATE day.business_day SET business_date = $1, status = 'open'", start)
+    monkeypatch.setattr(day_handlers, "CLOSE_AT", "00:00")
+    day_runtime = workers["day"].runtime
+    await day_runtime.in_transaction(lambda conn: day_handlers.close_when_due(day_runtime.duty_context(conn, "test")))
+    today = dt.datetime.now(day_handlers.BANK_TZ).date()
+
+    async def caught_up() -> bool:
+        view = await business_day(bus)
+        return view["status"] == "open" and dt.date.fromisoformat(view["business_date"]) > today
+
+    await eventually(caught_up, timeout_s=120, interval_s=0.5)
+    rows = await admin_db.fetch("SELECT business_date, next_business_date, trial_balance FROM day.closed_day "
+                                "WHERE business_date >= $1 ORDER BY business_date", start)  # fmt: skip
+    expected, date = [], start
+    while date <= today:
+        expected.append(date)
+        date = domain.next_business_date(date, set())
+    assert [r["business_date"] for r in rows] == expected, "every missed business day, once, in order"
+    assert len(rows) > 250
