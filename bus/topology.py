@@ -61,7 +61,8 @@ SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)
 _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "account": ("customer.#",),
     "customer": ("account.opened", "account.closed"),
-    "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed"),
+    "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed", "day.opened",
+                "day.holidays_changed"),
     "ledger": ("day.closing",),
     "day": ("*.cob_step_reported",),
 }

@@ -9,9 +9,8 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -21,7 +20,6 @@ from tests.e2e.test_auth import login, new_user
 from tests.e2e.test_flows import open_account_when_eligible, post, verified_customer
 
 pytestmark = pytest.mark.e2e
-BANK_TZ = ZoneInfo("Asia/Kolkata")
 
 
 def wait_for(check: Callable[[], Any], timeout_s: float = 20, what: str = "condition") -> Any:
@@ -114,21 +112,26 @@ def test_maker_checker_over_http(cluster: Cluster) -> None:
         assert balance(staff, bob) == 1 + 15_000_000
 
 
-def _next_business_day(d: date) -> date:
-    d += timedelta(days=1)
-    while d.weekday() >= 5:
-        d += timedelta(days=1)
-    return d
+def close_days_until(staff: httpx.Client, after: date) -> None:
+    """Close of business, day after day, until the open business date is past `after`."""
+    while True:
+        view = staff.get("/v1/business-day").json()
+        if date.fromisoformat(view["business_date"]) > after:
+            return
+        if view["status"] == "open":
+            assert staff.post("/v1/business-day/close", json={"business_date": view["business_date"]}).status_code == 200
+        time.sleep(0.1)
 
 
 def test_standing_order_with_two_replicas_runs_each_occurrence_once_and_catches_up(cluster: Cluster) -> None:
-    """Created for a day to come; the payment worker is stopped across three due dates; two
-    replicas started afterwards (their clock 14 days on) place each missed occurrence exactly once."""
+    """Created for the next business date; the payment worker is stopped while the bank closes
+    days past three due dates; two replicas started afterwards learn the business date from the
+    day worker's events and place each missed occurrence exactly once."""
     with cluster.client() as staff:
         alice = payable_account(staff, verified_customer(staff))
         bob = payable_account(staff, verified_customer(staff))
         deposit(staff, alice, 1_000_000)
-        start = _next_business_day(datetime.now(UTC).astimezone(BANK_TZ).date())
+        start = date.fromisoformat(staff.get("/v1/business-day").json()["next_business_date"])
         order_id = str(uuid.uuid4())
         created = post(staff, "/v1/standing-orders", {
             "standing_order_id": order_id, "payer_account_id": alice, "payee": {"account_id": bob},
@@ -140,11 +143,11 @@ def test_standing_order_with_two_replicas_runs_each_occurrence_once_and_catches_
         assert balance(staff, bob) == 1, "nothing is due before its start date"
 
     cluster.stop("payment")
-    today = datetime.now(UTC).astimezone(BANK_TZ).date()
-    offset = (start - today).days + 14  # start, start + 7 and start + 14 have passed meanwhile
+    with cluster.client() as staff:
+        close_days_until(staff, start + timedelta(days=14))  # start, start + 7 and start + 14 have passed meanwhile
     replicas = ("payment-a", "payment-b")
     for name in replicas:
-        cluster.start(name, worker="payment", env={"CBS_SCHEDULER_DATE_OFFSET_DAYS": str(offset)})
+        cluster.start(name, worker="payment")
     try:
         with cluster.client() as staff:
             wait_for(lambda: balance(staff, bob) == 1 + 3 * 7_000, timeout_s=30, what="three occurrences paid")

@@ -7,21 +7,21 @@ import asyncio
 import json
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import pytest
 
 from contracts import account as a
+from contracts import day as dy
 from contracts import ledger as L
 from contracts import payment as p
 from contracts.common import Reply
 from tests.integration.conftest import BusClient, eventually, publish_as
 from tests.integration.test_account_bus import eligible_customer
-from workers.payment.domain.orders import bank_date
 from workers.payment.domain.transfers import clearing_account_id
-from workers.payment.handlers import lifecycle, standing_orders
+from workers.payment.handlers import lifecycle
 
 TELLER, OFFICER, OTHER_OFFICER = "teller-1", "officer-1", "officer-2"
 APPROVE = ["payments:approve"]
@@ -358,15 +358,16 @@ async def test_a_new_payee_cannot_be_paid_during_its_cooling_off(bus: BusClient,
 
 
 @pytest.fixture
-def business_today(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The scheduler's clock moved (by its documented offset) to the next business day, so a
-    standing order starting "today" is due today whatever day the tests run."""
-    real = bank_date(datetime.now(UTC))
-    day = real
-    while not standing_orders.CALENDAR.is_business_day(day):
-        day += timedelta(days=1)
-    monkeypatch.setattr(standing_orders, "DATE_OFFSET", day - real)
-    return day
+async def business_today(bus: BusClient, admin_db) -> Any:
+    """The open business date, as the day worker published it and payments learned it: a standing
+    order starting "today" is due today, whatever day the tests run."""
+    opened = date.fromisoformat((await bus.ok(dy.GetBusinessDay()))["business_date"])
+
+    async def learned() -> bool:
+        return await admin_db.fetchval("SELECT business_date FROM payment.business_day") == opened
+
+    await eventually(learned)
+    return opened
 
 
 async def test_a_standing_order_due_today_is_placed_once_and_completes(bus: BusClient, admin_db, business_today) -> None:
@@ -584,3 +585,26 @@ async def test_orders_placed_together_ask_the_ledger_once_and_each_gets_its_own_
     await asyncio.sleep(0.5)  # time for a wrong second effect to show
     assert await admin_db.fetch("SELECT payment_id, status, updated_at FROM payment.payment ORDER BY 1") == payments_before
     assert await balance(bus, bob) == (sent, 0)
+
+
+async def test_payments_learn_the_business_date_and_the_holidays_from_the_day_worker(bus: BusClient, admin_db) -> None:
+    view = await bus.ok(dy.GetBusinessDay())
+    holiday = date.fromisoformat(view["next_business_date"])
+
+    async def learned(name: str | None) -> Any:
+        async def check() -> bool:
+            row = await admin_db.fetchrow("SELECT name FROM payment.holiday WHERE holiday_date = $1", holiday)
+            return row is not None and row["name"] == name
+
+        return await eventually(check)
+
+    await bus.ok(dy.AddHoliday(date=holiday, name="Payments' holiday"))
+    await learned("Payments' holiday")
+    await bus.ok(dy.RemoveHoliday(date=holiday))
+    await learned(None)
+
+    async def date_learned() -> bool:
+        found = await admin_db.fetchval("SELECT business_date FROM payment.business_day")
+        return found == date.fromisoformat(view["business_date"])
+
+    await eventually(date_learned)

@@ -6,11 +6,12 @@ from __future__ import annotations
 from bus import joint
 from bus.actor import owned_by
 from bus.handling import Duty, EventRoute, Routes, each
-from contracts import account, ledger, payment
+from contracts import account, day, ledger, payment
 from workers.payment.domain import transfers
 from workers.payment.handlers import (
     accounts,
     approvals,
+    calendar,
     clearing,
     duties,
     lifecycle,
@@ -57,6 +58,8 @@ ROUTES = Routes(
         payment.IncomingCredit: clearing.incoming_credit,
     },
     events=(
+        EventRoute(day.DayOpened, calendar.on_day_opened),
+        EventRoute(day.HolidaysChanged, calendar.on_holidays_changed),
         EventRoute(account.AccountOpened, accounts.on_account_fact),
         EventRoute(account.AccountFrozen, accounts.on_account_fact),
         EventRoute(account.AccountUnfrozen, accounts.on_account_fact),

@@ -365,3 +365,30 @@ async def record_occurrence_result(conn: asyncpg.Connection, payment_id: UUID, s
     await conn.execute(
         "UPDATE standing_order_occurrence SET succeeded = $2 WHERE payment_id = $1", payment_id, succeeded
     )
+
+
+# --- the business day, as learned from the day worker -------------------------------------------
+
+
+async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO business_day (business_date, as_of) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
+        "SET business_date = $1, as_of = $2 WHERE business_day.as_of < $2",
+        business_date, as_of,
+    )  # fmt: skip
+
+
+async def business_date(conn: asyncpg.Connection) -> date | None:
+    return await conn.fetchval("SELECT business_date FROM business_day WHERE id")
+
+
+async def learn_holiday(conn: asyncpg.Connection, holiday_date: date, name: str | None, as_of: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO holiday (holiday_date, name, as_of) VALUES ($1, $2, $3) ON CONFLICT (holiday_date) DO UPDATE "
+        "SET name = $2, as_of = $3 WHERE holiday.as_of < $3",
+        holiday_date, name, as_of,
+    )  # fmt: skip
+
+
+async def holidays(conn: asyncpg.Connection) -> frozenset[date]:
+    return frozenset(r["holiday_date"] for r in await conn.fetch("SELECT holiday_date FROM holiday WHERE name IS NOT NULL"))

@@ -14,7 +14,7 @@ from contracts.common import Reply
 from contracts.payment import PaymentStatus
 from workers.payment import store
 from workers.payment.domain import schedule
-from workers.payment.handlers import standing_orders
+from workers.payment.handlers import calendar, standing_orders
 from workers.payment.handlers.lifecycle import fail_and_release, release_to_rail
 from workers.payment.handlers.orders import Order, place
 
@@ -62,14 +62,17 @@ async def run_due_standing_orders(ctx: Context) -> bool:
     (SKIP LOCKED: another replica takes other orders) and the occurrence's payment id is derived
     from the order, the nominal date and the attempt. True when a full batch was placed."""
     conn, now = ctx.conn, ctx.now
-    today = standing_orders.scheduler_today(now)
+    today = await calendar.today(conn)
+    if today is None:
+        return False  # no business date yet: nothing is due
+    cal = await calendar.bank_calendar(conn)
     due_orders = await store.due_standing_orders(conn, today, SCHEDULER_BATCH)
     for order in due_orders:
-        occurrences = standing_orders.occurrences_due(order, today, OCCURRENCES_PER_RUN)
+        occurrences = standing_orders.occurrences_due(order, today, OCCURRENCES_PER_RUN, cal)
         for occurrence in occurrences:
             await _place_occurrence(conn, now, today, order, occurrence)
         await standing_orders.advance(duty_context(conn, now, f"so:{order.view.standing_order_id}"), order,
-                                      occurrences, today)  # fmt: skip
+                                      occurrences, today, cal)  # fmt: skip
     return len(due_orders) == SCHEDULER_BATCH
 
 

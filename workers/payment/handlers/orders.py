@@ -18,6 +18,7 @@ from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, Payment
 from workers.payment import store
 from workers.payment.domain.orders import (
     DEBIT_KINDS,
+    BankCalendar,
     Refusal,
     branch_withdrawal_fee,
     check_different_accounts,
@@ -32,7 +33,7 @@ from workers.payment.domain.orders import (
 )
 from workers.payment.domain.screening import FRAUD_BASE, Screening, matches, screen
 from workers.payment.domain.transfers import cash_transfers, internal_transfers
-from workers.payment.handlers import lifecycle
+from workers.payment.handlers import calendar, lifecycle
 from workers.payment.handlers.lifecycle import (
     ask_ledger,
     fact_fields,
@@ -138,7 +139,8 @@ async def admit(ctx: Context, order: Order) -> PaymentRow | Reply:
         kind=order.kind, channel=order.channel, status=S.initiated, payer_account_id=order.payer_account_id,
         payee=payee, amount=order.amount, fee=fee, currency=order.currency, fraud_score=score, fraud_level=level,
         refunded_amount=0, maker=order.maker, description=order.description,
-        execute_at=execute_at(order.kind, ctx.now), created_at=ctx.now, updated_at=ctx.now,
+        execute_at=execute_at(order.kind, ctx.now, await _calendar_for(ctx, order.kind)), created_at=ctx.now,
+        updated_at=ctx.now,
     )  # fmt: skip
     owner = payer or payee_account
     row = PaymentRow(
@@ -242,3 +244,8 @@ def _single_phase(row: PaymentRow) -> list[ledger.NewTransfer]:
     assert v.payer_account_id is not None and row.payee_account_id is not None
     return internal_transfers(v.payment_id, v.reference, v.currency, payer=v.payer_account_id,
                               payee=row.payee_account_id, amount=v.amount, fee=v.fee)  # fmt: skip
+
+
+async def _calendar_for(ctx: Context, kind: PaymentKind) -> BankCalendar:
+    """RTGS runs on business days only: the holidays the day worker published (one read, for it alone)."""
+    return await calendar.bank_calendar(ctx.conn) if kind == PaymentKind.rtgs else BankCalendar()

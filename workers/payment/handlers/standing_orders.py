@@ -2,15 +2,13 @@
 result does to its order (banking-rules §4; the schedule's rules are in `domain/schedule.py`).
 
 The scheduler itself (`duties.run_due_standing_orders`) places occurrences as payments; this
-module only keeps the order's state. Dates are bank dates; `CBS_SCHEDULER_DATE_OFFSET_DAYS`
-moves the scheduler's "today" (for drills and tests of catch-up), and `CBS_BANK_HOLIDAYS`
-(comma-separated ISO dates) lists the holidays.
+module only keeps the order's state. Dates are business dates: "today" is the day worker's open
+business date and the holidays are its calendar, both learned from its events (handlers/calendar.py).
 """
 
 from __future__ import annotations
 
-import os
-from datetime import date, datetime, timedelta
+from datetime import date
 from uuid import UUID
 
 from bus.actor import owner_only
@@ -23,28 +21,15 @@ from workers.payment.domain import schedule
 from workers.payment.domain.orders import (
     BankCalendar,
     Refusal,
-    bank_date,
     check_different_accounts,
     check_order_shape,
     normalize_payee,
 )
+from workers.payment.handlers import calendar
 from workers.payment.store import PaymentRow, StandingOrderRow
 
 E = PaymentError
 MAX_LISTED = 500
-
-
-def _calendar_from_env() -> BankCalendar:
-    raw = os.environ.get("CBS_BANK_HOLIDAYS", "")
-    return BankCalendar(holidays=frozenset(date.fromisoformat(d.strip()) for d in raw.split(",") if d.strip()))
-
-
-CALENDAR = _calendar_from_env()
-DATE_OFFSET = timedelta(days=int(os.environ.get("CBS_SCHEDULER_DATE_OFFSET_DAYS", "0")))
-
-
-def scheduler_today(now: datetime) -> date:
-    return bank_date(now) + DATE_OFFSET
 
 
 def not_found(standing_order_id: UUID) -> Reply:
@@ -68,7 +53,10 @@ async def create_standing_order(ctx: Context, cmd: c.CreateStandingOrder) -> Rep
         return Reply.refusal(E.account_not_active, f"account {payer.account_id} is {payer.status}")
     if payer.currency != cmd.currency:
         return Reply.refusal(E.currency_mismatch, f"account {payer.account_id} is in {payer.currency}")
-    today = scheduler_today(ctx.now)
+    today = await calendar.today(ctx.conn)
+    if today is None:
+        return calendar.UNKNOWN
+    cal = await calendar.bank_calendar(ctx.conn)
     payee = normalize_payee(cmd.payee)
     refusal = (
         schedule.validate_standing_order(cmd.start_date, cmd.end_date, today, cmd.frequency, cmd.amount, cmd.kind)
@@ -81,11 +69,11 @@ async def create_standing_order(ctx: Context, cmd: c.CreateStandingOrder) -> Rep
     view = c.StandingOrderView(
         standing_order_id=cmd.standing_order_id, payer_account_id=cmd.payer_account_id, payee=payee, kind=cmd.kind,
         amount=cmd.amount, currency=cmd.currency, frequency=cmd.frequency, start_date=cmd.start_date,
-        end_date=cmd.end_date, next_date=schedule.due_date(cmd.start_date, CALENDAR), failures=0,
+        end_date=cmd.end_date, next_date=schedule.due_date(cmd.start_date, cal), failures=0,
         status=StandingOrderStatus.active, customer_id=payer.customer_id, created_at=ctx.now,
     )  # fmt: skip
     await store.insert_standing_order(ctx.conn, view, actor=ctx.actor.subject if ctx.actor else cmd.actor,
-                                      next_due=schedule.due_date(cmd.start_date, CALENDAR))  # fmt: skip
+                                      next_due=schedule.due_date(cmd.start_date, cal))  # fmt: skip
     return Reply.success(view)
 
 
@@ -120,7 +108,7 @@ async def cancel_standing_order(ctx: Context, cmd: c.CancelStandingOrder) -> Rep
 # --- what the scheduler decides, occurrence by occurrence ----------------------------------------
 
 
-def occurrences_due(order: StandingOrderRow, today: date, limit: int) -> list[schedule.Occurrence]:
+def occurrences_due(order: StandingOrderRow, today: date, limit: int, cal: BankCalendar) -> list[schedule.Occurrence]:
     """The retry owed (first: its nominal date is earlier), then every missed nominal date, in order."""
     due: list[schedule.Occurrence] = []
     if order.retry_on is not None and order.retry_nominal is not None and order.retry_on <= today:
@@ -128,13 +116,15 @@ def occurrences_due(order: StandingOrderRow, today: date, limit: int) -> list[sc
     if order.next_nominal is not None:
         v = order.view
         nominals = schedule.due_occurrences(start=v.start_date, frequency=v.frequency, end_date=v.end_date,
-                                            next_nominal=order.next_nominal, today=today, calendar=CALENDAR,
+                                            next_nominal=order.next_nominal, today=today, calendar=cal,
                                             limit=max(limit - len(due), 1))  # fmt: skip
-        due += [schedule.Occurrence.first(n, CALENDAR) for n in nominals]
+        due += [schedule.Occurrence.first(n, cal) for n in nominals]
     return due
 
 
-async def advance(ctx: Context, order: StandingOrderRow, placed: list[schedule.Occurrence], today: date) -> None:
+async def advance(
+    ctx: Context, order: StandingOrderRow, placed: list[schedule.Occurrence], today: date, cal: BankCalendar
+) -> None:
     """After placing: the retry is spent, and the next nominal date moves past what was placed
     (or to none, when the schedule has nothing left before its end date)."""
     changes: dict[str, object] = {}
@@ -146,7 +136,7 @@ async def advance(ctx: Context, order: StandingOrderRow, placed: list[schedule.O
     if firsts:
         v = order.view
         nxt = schedule.next_nominal_after(v.start_date, v.frequency, v.end_date, firsts[-1].nominal)
-        changes.update(next_nominal=nxt, next_due=schedule.due_date(nxt, CALENDAR) if nxt else None)
+        changes.update(next_nominal=nxt, next_due=schedule.due_date(nxt, cal) if nxt else None)
     current = await store.get_standing_order(ctx.conn, order.view.standing_order_id, for_update=True)
     assert current is not None
     retry_left = current.retry_on is not None and "retry_on" not in changes
@@ -176,10 +166,11 @@ async def occurrence_result(ctx: Context, standing_order_id: UUID, nominal: date
     v = order.view
     if v.status in (StandingOrderStatus.suspended, StandingOrderStatus.cancelled):
         return  # nothing more will be placed; a late result changes nothing
-    occ = schedule.Occurrence(nominal, schedule.due_date(nominal, CALENDAR), attempt)
+    cal = await calendar.bank_calendar(ctx.conn)
+    occ = schedule.Occurrence(nominal, schedule.due_date(nominal, cal), attempt)
     decision = schedule.after_result(schedule.Schedule(v.start_date, v.frequency, v.end_date), occ,
                                      failures=v.failures, succeeded=succeeded,
-                                     today=max(tried_on, occ.due), calendar=CALENDAR)  # fmt: skip
+                                     today=max(tried_on, occ.due), calendar=cal)  # fmt: skip
     changes: dict[str, object] = {"failures": decision.failures}
     if decision.retry is not None:
         changes.update(retry_nominal=decision.retry.nominal, retry_on=decision.retry.due)
