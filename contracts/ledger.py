@@ -203,7 +203,11 @@ class AccountView(Contract):
     credits_pending: int = _balance_field("held credits not yet posted, minor units")
     credits_posted: int = _balance_field("posted credits, minor units")
     balance: int = Field(description="credits_posted − debits_posted (credit-normal), minor units")
-    available: int = Field(description="balance − debits_pending: what may be spent now, minor units")
+    available: int = Field(
+        description="what may be spent now, minor units: with debits_must_not_exceed_credits, the room above the "
+        "account's floor (credits + overdraft_limit − debits − debits_pending, never below 0; a negative "
+        "overdraft_limit is a minimum balance); otherwise balance − debits_pending"
+    )
     created_at: AwareDatetime = Field(description="when the account was created, UTC")
     user_data: UserData | None = _user_data_field()
 

@@ -424,7 +424,7 @@ async def test_create_accounts_results(bus: BusClient, admin_db) -> None:
     view = found[base.id]
     shape = (view["currency"], view["code"], view["overdraft_limit"], view["owner_id"])
     assert shape == ("INR", "customer_deposit", 500, str(owner))
-    assert view["flags"]["debits_must_not_exceed_credits"] and view["balance"] == view["available"] == 0
+    assert view["flags"]["debits_must_not_exceed_credits"] and (view["balance"], view["available"]) == (0, 500)  # its overdraft
     created = await admin_db.fetchval(
         "SELECT count(*) FROM ledger.outbox WHERE routing_key = 'ledger.account_created' AND payload->>'id' = $1",
         str(base.id),

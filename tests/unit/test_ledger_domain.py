@@ -730,3 +730,22 @@ def test_verification_is_ok_only_when_every_account_and_currency_balances() -> N
         {"currency": "INR", "field": "debits_pending", "stored": 2, "expected": 3},
     ]
     assert not verified([account], [], accounts_checked=1, transfers_checked=0).ok
+
+
+def test_available_is_the_room_above_the_floor_the_ledger_enforces() -> None:
+    """A savings account keeps 100.00 in (overdraft_limit −10,000): of 2,500.00 deposited, 2,400.00
+    is available, as the ledger's own debit rule says (a user was told 2,500.00 and refused)."""
+    savings = AccountState(ALICE, "INR", "customer_deposit", LIABILITY, -10_000, credits_posted=250_000)
+    assert (balance(savings), available(savings)) == (250_000, 240_000)
+    savings.debits_pending = 5_000
+    assert available(savings) == 235_000
+    led = Ledger({VAULT: AccountState(VAULT, "INR", "cash_vault", AccountFlags(), 0), ALICE: savings}, {}, {})
+    savings.debits_pending = 0
+    over = create_transfers(led, [NewTransfer(id=uuid4(), debit_account_id=ALICE, credit_account_id=VAULT,
+                                              amount=240_001, currency="INR", code="withdrawal")], NOW)  # fmt: skip
+    assert over[0].result == R.exceeds_credits
+    exact = create_transfers(led, [NewTransfer(id=uuid4(), debit_account_id=ALICE, credit_account_id=VAULT,
+                                               amount=240_000, currency="INR", code="withdrawal")], NOW)  # fmt: skip
+    assert exact[0].result == R.ok and available(savings) == 0 and balance(savings) == 10_000
+    current = AccountState(BOB, "INR", "customer_deposit", AccountFlags(), 0, credits_posted=100, debits_pending=30)
+    assert available(current) == 70  # no floor flag: the balance less what is held

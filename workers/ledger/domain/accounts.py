@@ -51,8 +51,23 @@ def balance(a: AccountState) -> int:
     return a.credits_posted - a.debits_posted
 
 
+def debit_room(a: AccountState) -> int:
+    """How much more may be debited under debits_must_not_exceed_credits: the credits, plus the
+    overdraft (negative: less the minimum balance), less what is debited and held."""
+    return a.credits_posted + a.overdraft_limit - a.debits_posted - a.debits_pending
+
+
+def credit_room(a: AccountState) -> int:
+    """How much more may be credited under credits_must_not_exceed_debits."""
+    return a.debits_posted + a.overdraft_limit - a.credits_posted - a.credits_pending
+
+
 def available(a: AccountState) -> int:
-    """What may be spent now: held debits are already promised."""
+    """What may be spent now, by the rule the ledger applies to a debit: held debits are already
+    promised, and an account that may not go below a floor (a minimum balance, or zero plus its
+    overdraft) has only the room above it. An account without that flag: its balance less holds."""
+    if a.flags.debits_must_not_exceed_credits:
+        return max(0, debit_room(a))
     return balance(a) - a.debits_pending
 
 

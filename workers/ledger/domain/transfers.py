@@ -31,7 +31,7 @@ from uuid import UUID
 
 from contracts.ledger import MAX_BALANCE, BalancesAfter, NewTransfer, TransferFlags, TransferView
 from contracts.ledger import TransferResultCode as R
-from workers.ledger.domain.accounts import ZERO_ID, AccountState, balances_after
+from workers.ledger.domain.accounts import ZERO_ID, AccountState, balances_after, credit_room, debit_room
 
 # States of a stored transfer; the TransferView status carries the same words.
 POSTED, PENDING = "posted", "pending"
@@ -182,16 +182,6 @@ def _validate(t: NewTransfer) -> R | None:
     return None
 
 
-def _debit_room(a: AccountState) -> int:
-    """How much more may be debited under debits_must_not_exceed_credits."""
-    return a.credits_posted + a.overdraft_limit - a.debits_posted - a.debits_pending
-
-
-def _credit_room(a: AccountState) -> int:
-    """How much more may be credited under credits_must_not_exceed_debits."""
-    return a.debits_posted + a.overdraft_limit - a.credits_posted - a.credits_pending
-
-
 def _open_checks(dr: AccountState, cr: AccountState) -> R | None:
     if dr.frozen:
         return R.debit_account_frozen
@@ -239,9 +229,9 @@ def _movement(ledger: Ledger, t: NewTransfer, ts: datetime, now: datetime) -> R 
         return refused
     f, amount = t.flags, t.amount
     if f.balancing_debit and dr.flags.debits_must_not_exceed_credits:
-        amount = max(0, min(amount, _debit_room(dr)))
+        amount = max(0, min(amount, debit_room(dr)))
     if f.balancing_credit and cr.flags.credits_must_not_exceed_debits:
-        amount = max(0, min(amount, _credit_room(cr)))
+        amount = max(0, min(amount, credit_room(cr)))
     if f.pending and dr.debits_pending + amount > MAX_BALANCE:
         return R.overflows_debits_pending
     if f.pending and cr.credits_pending + amount > MAX_BALANCE:
@@ -262,9 +252,9 @@ def _movement(ledger: Ledger, t: NewTransfer, ts: datetime, now: datetime) -> R 
             return R.overflows_timeout
     # max(0, …): moving nothing never breaks a limit further, so a fee balanced down to 0 on an
     # account already below its minimum balance is still ok (fees are never refused, §2).
-    if dr.flags.debits_must_not_exceed_credits and amount > max(0, _debit_room(dr)):
+    if dr.flags.debits_must_not_exceed_credits and amount > max(0, debit_room(dr)):
         return R.exceeds_credits
-    if cr.flags.credits_must_not_exceed_debits and amount > max(0, _credit_room(cr)):
+    if cr.flags.credits_must_not_exceed_debits and amount > max(0, credit_room(cr)):
         return R.exceeds_debits
     record = _new_record(t, dr, cr, amount, ts, expires_at=expires_at, state=PENDING if f.pending else POSTED)
     if f.pending:
