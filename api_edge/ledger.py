@@ -6,7 +6,7 @@ for the back office, trusted partners and benchmarks.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from uuid import UUID
 
@@ -52,6 +52,16 @@ async def create_accounts(
 async def get_transfer(transfer_id: UUID, request: Request, who: Principal = require("ledger:read")) -> Response:
     respond = partial(_first, "transfers", "transfer_not_found")
     return await gateway_of(request).answer(c.LookupTransfers(ids=[transfer_id]), who, respond)
+
+
+@router.get("/v1/ledger/trial-balance")
+async def get_trial_balance(
+    request: Request, business_date: date = Query(description="a closed business date"),
+    who: Principal = require("books:read"),
+) -> Response:  # fmt: skip
+    """The books as that business date closed: trial balance by general-ledger account, balance
+    sheet and income statement, per currency."""
+    return await gateway_of(request).query(c.GetTrialBalance, {"business_date": business_date}, who)
 
 
 @router.get("/v1/accounts/{account_id}/balance")

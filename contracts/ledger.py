@@ -10,7 +10,9 @@ per item: a refused transfer is a result code, not a refusal of the whole comman
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -36,6 +38,50 @@ BANK_ACCOUNT_CODES = (
     "hold_control", "loan_principal", "loan_interest_receivable", "interest_income", "interest_expense",
     "fee_income", "penalty_income", "interest_suspense", "suspense",
 )  # fmt: skip
+
+
+class GLClass(StrEnum):
+    """General-ledger classes: assets = liabilities + equity + (income − expenses)."""
+
+    asset = "asset"
+    liability = "liability"
+    equity = "equity"
+    income = "income"
+    expense = "expense"
+
+
+@dataclass(frozen=True, slots=True)
+class GLAccount:
+    code: str  # the ledger accounts' `code`
+    gl_class: GLClass
+    gl_code: str
+    name: str
+
+
+# The chart of accounts: every ledger account's `code` belongs to one general-ledger account. Asset
+# and expense accounts are debit-normal, the others credit-normal. A code not listed is reported
+# under UNCLASSIFIED in the trial balance (and so visible), never dropped.
+CHART_OF_ACCOUNTS: tuple[GLAccount, ...] = tuple(GLAccount(code, GLClass(cls), gl, name) for code, cls, gl, name in (
+    ("cash_vault", "asset", "1000", "Cash in vault"),
+    ("clearing_internal", "asset", "1100", "Clearing: internal"),
+    ("clearing_neft", "asset", "1110", "Clearing: NEFT"),
+    ("clearing_rtgs", "asset", "1120", "Clearing: RTGS"),
+    ("clearing_imps", "asset", "1130", "Clearing: IMPS"),
+    ("clearing_upi", "asset", "1140", "Clearing: UPI"),
+    ("loan_principal", "asset", "1200", "Loans: principal outstanding"),
+    ("loan_interest_receivable", "asset", "1210", "Loans: interest receivable"),
+    ("customer_deposit", "liability", "2000", "Customer deposits"),
+    ("hold_control", "liability", "2100", "Holds control"),
+    ("interest_suspense", "liability", "2200", "Interest in suspense"),
+    ("suspense", "liability", "2900", "Suspense"),
+    ("interest_income", "income", "4000", "Interest income"),
+    ("fee_income", "income", "4100", "Fee income"),
+    ("penalty_income", "income", "4200", "Penalty income"),
+    ("interest_expense", "expense", "5000", "Interest expense"),
+))  # fmt: skip
+CHART_BY_CODE: dict[str, GLAccount] = {a.code: a for a in CHART_OF_ACCOUNTS}
+UNCLASSIFIED = "unclassified"  # the class reported for a code outside the chart
+DEBIT_NORMAL = frozenset({GLClass.asset, GLClass.expense})
 
 
 def bank_account_id(code: str, currency: str) -> UUID:
@@ -155,6 +201,7 @@ class LedgerError(StrEnum):
     account_already_closed = "account_already_closed"
     close_refused_nonzero_balance = "close_refused_nonzero_balance"
     close_refused_pending_transfers = "close_refused_pending_transfers"
+    trial_balance_not_found = "trial_balance_not_found"  # no close of business kept one for that date
     # Balances as of a past time are kept only for accounts with `flags.history`.
 
 
@@ -424,6 +471,45 @@ class GetBalanceAt(Command):
     at: AwareDatetime = Field(description="the point in time; transfers stamped at or before it count")
 
 
+class TrialBalanceRow(Contract):
+    """One general-ledger account in one currency, as it stood when `business_date` closed."""
+
+    currency: str = currency_field()
+    code: str = Field(description="the ledger accounts' code")
+    gl_class: str = Field(description="asset, liability, equity, income, expense, or `unclassified`")
+    gl_code: str | None = Field(default=None, description="the general-ledger code, from the chart of accounts")
+    name: str | None = None
+    accounts: int = Field(ge=0, description="ledger accounts with this code")
+    debits_posted: int = Field(ge=0)
+    credits_posted: int = Field(ge=0)
+    balance: int = Field(description="in the class's normal direction: debits − credits for assets and expenses, "
+                                     "credits − debits otherwise")
+
+
+class TrialBalance(Contract):
+    """The books as `business_date` closed: the trial balance, and the balance sheet and income
+    statement drawn from it, per currency."""
+
+    business_date: dt.date
+    rows: list[TrialBalanceRow]
+    totals: list[dict[str, Any]] = Field(description="per currency: debits, credits, balanced (debits = credits)")
+    balance_sheet: list[dict[str, Any]] = Field(
+        description="per currency: assets, liabilities, equity, net_income (income − expenses), and balanced: "
+        "assets = liabilities + equity + net_income"
+    )
+    income_statement: list[dict[str, Any]] = Field(description="per currency: income, expenses, net_income")
+
+
+class GetTrialBalance(Command):
+    """The trial balance kept when `business_date` closed (close of business's `ledger.trial_balance`
+    step keeps one per date). Result: `TrialBalance`. Refusals: trial_balance_not_found."""
+
+    routing_key: ClassVar[str] = "ledger.get_trial_balance"
+    read_only: ClassVar[bool] = True
+
+    business_date: dt.date
+
+
 class Verify(Command):
     """Recompute every balance from the transfers and check debits = credits. Result: `VerifyResult`."""
 
@@ -514,6 +600,7 @@ COMMANDS: tuple[type[Command], ...] = (
     GetAccountHistory,
     GetBalanceAt,
     Verify,
+    GetTrialBalance,
 )
 class CobStepReported(day.StepReport):
     """The ledger's end-of-day step for a business date: `ledger.trial_balance`, every currency's

@@ -158,9 +158,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_ledger(args: argparse.Namespace) -> int:
-    """`cbs ledger verify`: recompute every balance from the transfers, through the bus."""
+    """`cbs ledger verify`: recompute every balance from the transfers, through the bus.
+    `cbs ledger trial-balance --date D`: the books as business date D closed."""
+    import datetime as dt
+
     from contracts import ledger as c
     from ops.ask import ask_once
+
+    if args.action == "trial-balance":
+        if not args.date:
+            print("trial-balance needs --date YYYY-MM-DD (a closed business date)", file=sys.stderr)
+            return 2
+        command = c.GetTrialBalance(business_date=dt.date.fromisoformat(args.date))
+        answer = _run(ask_once(command, load().process_amqp_url("ops"), timeout_s=args.timeout))
+        print(json.dumps(answer.model_dump(mode="json"), indent=2))  # type: ignore[union-attr]
+        return 0 if answer.ok else 1  # type: ignore[union-attr]
 
     async def verify() -> dict:
         reply = await ask_once(c.Verify(), load().process_amqp_url("ops"), timeout_s=args.timeout)
@@ -412,7 +424,8 @@ def parser() -> argparse.ArgumentParser:
     dy.set_defaults(func=cmd_day)
 
     lg = sub.add_parser("ledger", help="ledger operations")
-    lg.add_argument("action", choices=("verify",))
+    lg.add_argument("action", choices=("verify", "trial-balance"))
+    lg.add_argument("--date", help="trial-balance: the closed business date (YYYY-MM-DD)")
     lg.add_argument("--timeout", type=float, default=300)
     lg.set_defaults(func=cmd_ledger)
     _partner_parser(sub)

@@ -44,6 +44,17 @@ def test_an_admin_closes_the_open_date_and_a_stale_close_is_a_conflict(cluster: 
         assert started.status_code == 200, started.text
     view = _wait_closed(cluster, open_date)
     assert view["status"] == "open" and view["business_date"] > open_date
+    with cluster.client() as admin:
+        books = admin.get("/v1/ledger/trial-balance", params={"business_date": open_date})
+        assert books.status_code == 200 and books.json()["business_date"] == open_date, books.text
+        assert all(t["balanced"] for t in books.json()["totals"])
+    _, teller = new_user(cluster, ["teller"])  # tellers do not read the bank's books
+    with cluster.client(token=login(cluster, teller).json()["access_token"]) as client:
+        assert client.get("/v1/ledger/trial-balance", params={"business_date": open_date}).status_code == 403
+    cli = subprocess.run([sys.executable, "-m", "ops.cli", "ledger", "trial-balance", "--date", open_date],
+                         env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert json.loads(cli.stdout)["result"]["business_date"] == open_date
 
 
 def test_holidays_are_kept_by_an_operator_and_cbs_day_reports_the_date(cluster: Cluster) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from contracts import day as c
+from contracts import ledger as L
 from tests.integration.conftest import BusClient, eventually
 from workers.day import domain
 from workers.day import handlers as day_handlers
@@ -56,6 +57,14 @@ async def test_a_day_closes_with_a_balanced_trial_balance_and_the_next_business_
     opened = await admin_db.fetchval("SELECT count(*) FROM day.outbox WHERE routing_key = 'day.opened' "
                                      "AND payload->>'business_date' = $1", event["next_business_date"])  # fmt: skip
     assert opened == 1
+    # The books as that date closed: by general-ledger account, and the statements drawn from them.
+    books = await bus.ok(L.GetTrialBalance(business_date=closed_date))
+    rows = {(r["currency"], r["code"]): r for r in books["rows"]}
+    assert rows[("INR", "cash_vault")]["gl_code"] == "1000" and rows[("INR", "fee_income")]["gl_class"] == "income"
+    assert sum(r["debits_posted"] for r in books["rows"] if r["currency"] == "INR") == inr["debits_posted"]
+    assert all(t["balanced"] for t in books["totals"]) and all(s["balanced"] for s in books["balance_sheet"])
+    never = await bus.send(L.GetTrialBalance(business_date=dt.date(2000, 1, 3)))
+    assert never.error is not None and never.error.code == "trial_balance_not_found"
     # The ledger's report is on the bus, and audit recorded the close.
     report = await admin_db.fetchval("SELECT count(*) FROM ledger.outbox WHERE routing_key = 'ledger.cob_step_reported' "
                                      "AND payload->>'business_date' = $1", closed_date.isoformat())  # fmt: skip

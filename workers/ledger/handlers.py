@@ -22,7 +22,7 @@ from contracts import day
 from contracts import ledger as c
 from contracts.common import Reply
 from workers.ledger import store
-from workers.ledger.domain import accounts, transfers
+from workers.ledger.domain import accounts, books, transfers
 from workers.ledger.domain.transfers import Ledger, Outcome, StoredTransfer
 
 EXPIRY_BATCH = 500  # holds released per sweep transaction
@@ -78,14 +78,19 @@ TRIAL_BALANCE_STEP = "ledger.trial_balance"
 
 
 async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
-    """Close of business asks for the trial balance: debits = credits in every currency, or the
-    step fails with the currencies that differ (and the day does not close). A read: running it
-    again for the same date is harmless."""
+    """Close of business asks for the trial balance: kept for the date by general-ledger account
+    (`ledger.get_trial_balance` reads it back), and debits = credits in every currency, or the step
+    fails with the currencies that differ (and the day does not close). Asked again for the same
+    date, it takes the totals again: idempotent per (date, step)."""
     if TRIAL_BALANCE_STEP not in event.steps:
         return
-    lines = [day.TrialBalanceLine(currency=r["currency"], debits_posted=r["debits_posted"],
-                                  credits_posted=r["credits_posted"], accounts=r["accounts"])
-             for r in await store.trial_balance(ctx.conn)]  # fmt: skip
+    kept = [_code_totals(r) for r in await store.keep_trial_balance(ctx.conn, event.business_date)]
+    per_currency: dict[str, list[books.CodeTotals]] = {}
+    for t in kept:
+        per_currency.setdefault(t.currency, []).append(t)
+    lines = [day.TrialBalanceLine(currency=cur, debits_posted=sum(t.debits_posted for t in ts),
+                                  credits_posted=sum(t.credits_posted for t in ts), accounts=sum(t.accounts for t in ts))
+             for cur, ts in sorted(per_currency.items())]  # fmt: skip
     unbalanced = [line.currency for line in lines if not line.balanced]
     await ctx.emit(c.CobStepReported(
         business_date=event.business_date, step=TRIAL_BALANCE_STEP,
@@ -93,6 +98,22 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
         error=f"posted debits and credits differ in {', '.join(unbalanced)}" if unbalanced else None,
         result={"trial_balance": [line.model_dump(mode="json") for line in lines]}, occurred_at=ctx.now,
     ))  # fmt: skip
+
+
+def _code_totals(r: Any) -> books.CodeTotals:
+    return books.CodeTotals(currency=r["currency"].strip(), code=r["code"], accounts=r["accounts"],
+                            debits_posted=int(r["debits_posted"]), credits_posted=int(r["credits_posted"]))  # fmt: skip
+
+
+async def get_trial_balance(ctx: Context, cmd: c.GetTrialBalance) -> Reply:
+    kept = [_code_totals(r) for r in await store.kept_trial_balance(ctx.conn, cmd.business_date)]
+    if not kept:
+        return Reply.refusal(c.LedgerError.trial_balance_not_found,
+                             f"no trial balance was kept for {cmd.business_date}: it is kept when that date closes")  # fmt: skip
+    rows = books.trial_balance_rows(kept)
+    totals, sheet, income = books.statements(rows)
+    return Reply.success(c.TrialBalance(business_date=cmd.business_date, rows=rows, totals=totals,
+                                        balance_sheet=sheet, income_statement=income))  # fmt: skip
 
 
 async def ensure_bank_accounts(ctx: Context) -> None:

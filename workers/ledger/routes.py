@@ -19,6 +19,7 @@ ROUTES = Routes(
         ledger.GetAccountHistory: handlers.get_account_history,
         ledger.GetBalanceAt: handlers.get_balance_at,
         ledger.Verify: staff_only(handlers.verify),
+        ledger.GetTrialBalance: staff_only(handlers.get_trial_balance),
     },
     batched={ledger.CreateTransfers: handlers.create_transfers},
     batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
@@ -219,11 +219,23 @@ async def ensure_bank_accounts(conn: asyncpg.Connection, currency: str) -> int:
     return await conn.fetchval("SELECT ensure_bank_accounts($1)", currency)
 
 
-async def trial_balance(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Every currency's posted debits and credits over all accounts (the bank's own included)."""
+async def keep_trial_balance(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    """Every (currency, code)'s posted debits and credits over all accounts, now, kept for
+    `business_date` (taken again, the newer totals replace the older)."""
     return await conn.fetch(
-        "SELECT currency, sum(debits_posted)::bigint AS debits_posted, sum(credits_posted)::bigint AS credits_posted, "
-        "count(*) AS accounts FROM ledger_account GROUP BY currency ORDER BY currency"
+        "INSERT INTO trial_balance (business_date, currency, code, accounts, debits_posted, credits_posted) "
+        "SELECT $1, currency, code, count(*), sum(debits_posted), sum(credits_posted) FROM ledger_account "
+        "GROUP BY currency, code ON CONFLICT (business_date, currency, code) DO UPDATE SET accounts = excluded.accounts, "
+        "debits_posted = excluded.debits_posted, credits_posted = excluded.credits_posted, taken_at = clock_timestamp() "
+        "RETURNING currency, code, accounts, debits_posted, credits_posted",
+        business_date,
+    )
+
+
+async def kept_trial_balance(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT currency, code, accounts, debits_posted, credits_posted FROM trial_balance WHERE business_date = $1",
+        business_date,
     )
 
 
