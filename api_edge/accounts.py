@@ -71,4 +71,22 @@ def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | t
 
 _lifecycle(c.FreezeAccount, "freeze")
 _lifecycle(c.UnfreezeAccount, "unfreeze")
-_lifecycle(c.CloseAccount, "close")
+
+
+class CloseBody(LifecycleBody):
+    payout_account_id: UUID | None = Field(
+        default=None, description="another active account of the same customer, same currency: receives the balance"
+    )
+    payout_in_cash: bool = Field(default=False, description="the balance is paid out in cash at the counter")
+
+
+@router.post("/v1/accounts/{account_id}/close", name="close_account")
+async def close_account(
+    account_id: UUID, body: CloseBody, request: Request, who: Principal = require("accounts:freeze", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Close for good: with money left, name where it goes (the ledger pays it all out, below the
+    minimum balance to zero, and closes the account in one transaction)."""
+    data = {"account_id": account_id, "actor": who.subject, "reason": body.reason,
+            "payout_account_id": body.payout_account_id, "payout_in_cash": body.payout_in_cash}  # fmt: skip
+    return await gateway_of(request).change(c.CloseAccount, data, who, key)

@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.common import Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
 
@@ -55,6 +55,9 @@ class AccountError(StrEnum):
     close_refused_pending_transfers = "close_refused_pending_transfers"
     # The ledger would not create or change the account's ledger account (details say why).
     ledger_refused = "ledger_refused"
+    # Closing: the payout account is missing, not active, another customer's or another currency's.
+    invalid_payout_account = "invalid_payout_account"
+    payout_refused = "payout_refused"  # the ledger would not move the balance there (details say why)
 
 
 def _actor_field() -> Any:
@@ -166,13 +169,27 @@ class UnfreezeAccount(Command):
 
 
 class CloseAccount(Command):
-    """Close for good; refused unless the balance is zero. Result: `AccountView`."""
+    """Close for good. Result: `AccountView`. With money left, name where it goes: another active
+    account of the same customer in the same currency (`payout_account_id`), or the counter
+    (`payout_in_cash`); the ledger then pays the whole balance out, below the minimum balance to
+    zero, and closes, in one transaction. Without a payout, refused unless the balance is zero.
+    Refused too while a hold is open, or when the account is overdrawn."""
 
     routing_key: ClassVar[str] = "account.close_account"
 
     account_id: UUID = Field(description="the account to close")
     actor: str = _actor_field()
     reason: str = _reason_field()
+    payout_account_id: UUID | None = Field(default=None, description="the account that receives the balance")
+    payout_in_cash: bool = Field(default=False, description="the balance is paid out in cash at the counter")
+
+    @model_validator(mode="after")
+    def _one_payout(self) -> CloseAccount:
+        if self.payout_account_id is not None and self.payout_in_cash:
+            raise ValueError("pay out to an account or in cash, not both")
+        if self.payout_account_id == self.account_id:
+            raise ValueError("an account cannot pay itself out")
+        return self
 
 
 # --- events ----------------------------------------------------------------------------------

@@ -15,9 +15,9 @@ import hashlib
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Literal
-from uuid import UUID
+from uuid import NAMESPACE_URL, UUID, uuid5
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints, model_validator
 
 from contracts import day
 from contracts.common import MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
@@ -202,6 +202,8 @@ class LedgerError(StrEnum):
     close_refused_nonzero_balance = "close_refused_nonzero_balance"
     close_refused_pending_transfers = "close_refused_pending_transfers"
     trial_balance_not_found = "trial_balance_not_found"  # no close of business kept one for that date
+    payout_account_not_found = "payout_account_not_found"
+    payout_refused = "payout_refused"
     # Balances as of a past time are kept only for accounts with `flags.history`.
 
 
@@ -417,16 +419,37 @@ class CreateTransfers(Command):
 class SetAccountFlags(Command):
     """Freeze, unfreeze or close a ledger account. Result: `AccountView`.
 
-    Refusals: account_not_found, account_already_closed, close_refused_nonzero_balance,
-    close_refused_pending_transfers.
+    Close with `payout_account_id`: in one transaction the account's whole credit balance moves to
+    the payout account (transfer `closure_transfer_id(account_id)`, code `account_closure`), below
+    any minimum balance down to zero, and the account closes. Without it, close needs a zero
+    balance. Either way no hold may be open on it.
+
+    Refusals: account_not_found, account_already_closed, close_refused_nonzero_balance (overdrawn,
+    or money and no payout), close_refused_pending_transfers, payout_account_not_found,
+    payout_refused (the payout account cannot take it: frozen, closed, another currency; details
+    carry the transfer's result code).
     """
 
     routing_key: ClassVar[str] = "ledger.set_account_flags"
 
     account_id: UUID = Field(description="the ledger account")
-    action: Literal["freeze", "unfreeze", "close"] = Field(description="close is terminal and needs zero balances")
+    action: Literal["freeze", "unfreeze", "close"] = Field(description="close is terminal")
     actor: str = Field(min_length=1, max_length=200, description="who asked for the change (staff or system id)")
     reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
+    payout_account_id: UUID | None = Field(default=None, description="close only: where the remaining balance goes")
+
+    @model_validator(mode="after")
+    def _payout_only_on_close(self) -> SetAccountFlags:
+        if self.payout_account_id is not None and self.action != "close":
+            raise ValueError("payout_account_id goes with action close only")
+        if self.payout_account_id == self.account_id:
+            raise ValueError("an account cannot pay itself out")
+        return self
+
+
+def closure_transfer_id(account_id: UUID) -> UUID:
+    """The closing payout's transfer id: one per account, so a repeated close cannot pay twice."""
+    return uuid5(NAMESPACE_URL, f"cbs.ledger.closure.{account_id}")
 
 
 class LookupAccounts(Command):

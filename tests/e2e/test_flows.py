@@ -183,7 +183,7 @@ def test_no_reply_in_time_gives_202_and_the_operation_answers_later(cluster: Clu
         cluster.wait_ready()
 
 
-def test_money_reaches_an_account_through_the_ledger_and_blocks_its_closing(cluster: Cluster) -> None:
+def test_money_reaches_an_account_through_the_ledger_and_is_paid_out_when_it_closes(cluster: Cluster) -> None:
     import hashlib
 
     vault = str(uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest()))
@@ -213,3 +213,16 @@ def test_money_reaches_an_account_through_the_ledger_and_blocks_its_closing(clus
         close = post(client, f"/v1/accounts/{account_id}/close", {"reason": "customer request"})
         assert close.status_code == 422 and close.json()["code"] == "close_refused_nonzero_balance", close.text
         assert client.get(f"/v1/accounts/{account_id}").json()["status"] == "active"
+
+        # The customer takes out what is available, then leaves: the last 100.00 (the minimum
+        # balance) is paid out in cash and the account closes, in one transaction of the ledger.
+        withdraw = {**deposit, "id": str(uuid.uuid4()), "debit_account_id": account_id, "credit_account_id": vault,
+                    "amount": 240_000, "code": "withdrawal"}  # fmt: skip
+        assert post(client, "/v1/ledger/transfers", {"transfers": [withdraw]}).json()["results"][0]["result"] == "ok"
+        both = post(client, f"/v1/accounts/{account_id}/close",
+                    {"reason": "customer leaves", "payout_in_cash": True, "payout_account_id": vault})  # fmt: skip
+        assert both.status_code == 400, both.text
+        closed = post(client, f"/v1/accounts/{account_id}/close", {"reason": "customer leaves", "payout_in_cash": True})
+        assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
+        final = client.get(f"/v1/accounts/{account_id}/balance").json()
+        assert (final["balance"], final["available"], final["closed"]) == (0, 0, True)

@@ -142,3 +142,32 @@ async def test_same_message_id_gives_one_effect_and_the_same_reply(bus: BusClien
 async def test_unknown_account_is_not_found(bus: BusClient) -> None:
     reply = await bus.send(a.GetAccount(account_id=uuid.uuid4()))
     assert reply.error is not None and reply.error.code == "account_not_found"
+
+
+async def test_closing_with_money_pays_it_to_the_customers_other_account_only(bus: BusClient, admin_db) -> None:
+    from contracts import ledger as L
+
+    customer_id, stranger_id = await eligible_customer(bus, admin_db), await eligible_customer(bus, admin_db)
+    savings = uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=savings, customer_id=customer_id, product_code="savings"))
+    current = uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=current, customer_id=customer_id, product_code="current"))
+    strangers = uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=strangers, customer_id=stranger_id, product_code="savings"))
+    vault = L.bank_account_id("cash_vault", "INR")
+    deposit = L.NewTransfer(id=uuid.uuid4(), debit_account_id=vault, credit_account_id=savings, amount=250_000,
+                            currency="INR", code="deposit")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[deposit])))["results"][0]["result"] == "ok"
+
+    async def close(**payout: object) -> object:
+        return await bus.send(a.CloseAccount(account_id=savings, actor="officer-1", reason="leaves", **payout))
+
+    unpaid = await close()
+    assert unpaid.error is not None and unpaid.error.code == "close_refused_nonzero_balance"
+    stranger = await close(payout_account_id=strangers)
+    assert stranger.error is not None and stranger.error.code == "invalid_payout_account"
+    assert "another customer" in stranger.error.message
+    closed = await close(payout_account_id=current)
+    assert closed.ok and closed.result["status"] == "closed", closed
+    balances = (await bus.ok(L.LookupAccounts(ids=[savings, current])))["accounts"]
+    assert {x["id"]: x["balance"] for x in balances} == {str(savings): 0, str(current): 250_000}

@@ -703,3 +703,50 @@ async def test_the_banks_own_accounts_exist_for_inr(bus: BusClient) -> None:
     ids = {bank_account_id(code, "INR"): code for code in BANK_ACCOUNT_CODES}
     everything = await lookup(bus, *ids)
     assert {i: a["code"] for i, a in everything.items()} == ids
+
+
+async def test_close_with_payout_pays_everything_out_below_the_minimum_and_closes(bus: BusClient, admin_db) -> None:
+    """A savings account with a 100.00 minimum: 2,500.00 in, 2,400.00 out; closing pays the last
+    100.00 out and closes it, in one transaction. A repeat cannot pay twice."""
+    savings, other = await accounts(bus, A(dr=True, limit=-10_000, fund=250_000), A(dr=True))
+    assert (await lookup(bus, savings))[savings]["available"] == 240_000
+    assert await transfer(bus, savings, other, 240_001) == "exceeds_credits"
+    assert await transfer(bus, savings, other, 240_000) == "ok"
+    closing = L.SetAccountFlags(account_id=savings, action="close", actor="officer-1", reason="customer leaves",
+                                payout_account_id=other)  # fmt: skip
+    view = await bus.ok(closing)
+    assert view["closed"] and view["balance"] == 0 and view["available"] == 0
+    assert (await lookup(bus, other))[other]["balance"] == 250_000
+    payout = (await bus.ok(L.LookupTransfers(ids=[L.closure_transfer_id(savings)])))["transfers"][0]
+    assert (payout["amount"], payout["code"], payout["credit_account_id"]) == (10_000, "account_closure", str(other))
+    facts = await admin_db.fetchval(
+        "SELECT count(*) FROM ledger.outbox WHERE routing_key = 'ledger.transfers_committed' "
+        "AND payload->'transfers'->0->>'id' = $1", str(L.closure_transfer_id(savings)),
+    )  # fmt: skip
+    assert facts == 1
+    again = await bus.send(closing)
+    assert again.error is not None and again.error.code == "account_already_closed"
+    assert (await lookup(bus, other))[other]["balance"] == 250_000, "paid once"
+    assert (await bus.ok(L.Verify()))["ok"]
+
+
+async def test_close_with_payout_is_refused_with_a_hold_open_when_overdrawn_or_to_a_closed_account(bus: BusClient) -> None:
+    held, other, overdrawn, closed = await accounts(bus, A(dr=True, fund=1_000), A(dr=True), A(dr=True, limit=500), A())
+    assert await transfer(bus, held, other, 300, flags=F(pending=True)) == "ok"
+    refused = await bus.send(L.SetAccountFlags(account_id=held, action="close", actor="o", reason="r", payout_account_id=other))
+    assert refused.error is not None and refused.error.code == "close_refused_pending_transfers"
+    assert await transfer(bus, overdrawn, other, 200) == "ok"
+    refused = await bus.send(L.SetAccountFlags(account_id=overdrawn, action="close", actor="o", reason="r",
+                                               payout_account_id=other))  # fmt: skip
+    assert refused.error is not None and refused.error.code == "close_refused_nonzero_balance"
+    await bus.ok(L.SetAccountFlags(account_id=closed, action="close", actor="o", reason="r"))
+    funded, = await accounts(bus, A(dr=True, fund=700))
+    refused = await bus.send(L.SetAccountFlags(account_id=funded, action="close", actor="o", reason="r",
+                                               payout_account_id=closed))  # fmt: skip
+    assert refused.error is not None and refused.error.code == "payout_refused"
+    assert refused.error.details == {"result": "credit_account_already_closed"}
+    view = (await lookup(bus, funded))[funded]
+    assert not view["closed"] and view["balance"] == 700, "nothing moved, nothing closed"
+    missing = await bus.send(L.SetAccountFlags(account_id=funded, action="close", actor="o", reason="r",
+                                               payout_account_id=uuid4()))  # fmt: skip
+    assert missing.error is not None and missing.error.code == "payout_account_not_found"

@@ -307,6 +307,24 @@ def unfreeze_check(account: AccountView) -> Refusal | None:
     return change if isinstance(change, Refusal) else None
 
 
+def payout_refusal(account: AccountView, target: AccountView | None, *, in_cash: bool) -> Refusal | None:
+    """Where a closing account's balance may go: the counter, or another active account of the same
+    customer in the same currency (never a stranger's: a close is no way to move money away)."""
+    if in_cash:
+        return None
+    if target is None:
+        return Refusal(AccountError.invalid_payout_account, "no such payout account")
+    if target.account_id == account.account_id:
+        return Refusal(AccountError.invalid_payout_account, "an account cannot pay itself out")
+    if target.customer_id != account.customer_id:
+        return Refusal(AccountError.invalid_payout_account, "the payout account belongs to another customer")
+    if target.currency != account.currency:
+        return Refusal(AccountError.invalid_payout_account, f"the payout account is in {target.currency}")
+    if target.status != AccountStatus.active:
+        return Refusal(AccountError.invalid_payout_account, f"the payout account is {target.status}")
+    return None
+
+
 def close_check(account: AccountView) -> Refusal | None:
     # Balance 0 here: the ledger, which holds the money, refuses a close with money or holds.
     change = close(account.status, balance=0)

@@ -129,15 +129,26 @@ async def unfreeze_account(ctx: Context, cmd: c.UnfreezeAccount) -> Reply | Defe
 
 
 async def close_account(ctx: Context, cmd: c.CloseAccount) -> Reply | Deferred:
-    # The balance and holds are the ledger's to judge: it refuses to close unless both are zero.
-    return await _ask_ledger_first(ctx, cmd, domain.close_check, "close")
+    # The balance and holds are the ledger's to judge: it pays the balance out (when told where)
+    # and refuses with holds open or money left unpaid.
+    payout: UUID | None = None
+    if cmd.payout_in_cash or cmd.payout_account_id is not None:
+        account = await store.get_account(ctx.conn, cmd.account_id)
+        if account is None:
+            return not_found(cmd.account_id)
+        target = None if cmd.payout_account_id is None else await store.get_account(ctx.conn, cmd.payout_account_id)
+        if refusal := domain.payout_refusal(account, target, in_cash=cmd.payout_in_cash):
+            return refuse(refusal)
+        payout = target.ledger_account_id if target else ledger.bank_account_id("cash_vault", account.currency)
+    return await _ask_ledger_first(ctx, cmd, domain.close_check, "close", payout=payout)
 
 
 LifecycleCommand = c.FreezeAccount | c.UnfreezeAccount | c.CloseAccount
 
 
 async def _ask_ledger_first(
-    ctx: Context, cmd: LifecycleCommand, check: Callable[[c.AccountView], Refusal | None], action: str
+    ctx: Context, cmd: LifecycleCommand, check: Callable[[c.AccountView], Refusal | None], action: str,
+    payout: UUID | None = None,
 ) -> Reply | Deferred:
     """A freeze must hold in the ledger before the account says it is frozen: the ledger first."""
     account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
@@ -145,7 +156,8 @@ async def _ask_ledger_first(
         return not_found(cmd.account_id)
     if refusal := check(account):
         return refuse(refusal)
-    flags = ledger.SetAccountFlags(account_id=account.ledger_account_id, action=action, actor=cmd.actor, reason=cmd.reason)
+    flags = ledger.SetAccountFlags(account_id=account.ledger_account_id, action=action, actor=cmd.actor, reason=cmd.reason,
+                                   payout_account_id=payout)  # fmt: skip
     state = {"account_id": str(account.account_id), "action": action, "actor": cmd.actor, "reason": cmd.reason}
     return await ctx.request(flags, step=STEP_SET_LEDGER_FLAGS, state=state)
 
@@ -180,6 +192,8 @@ async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Repl
 LEDGER_REFUSALS = {
     "account_not_found": c.AccountError.ledger_refused,
     "account_already_closed": c.AccountError.account_closed,
+    "payout_account_not_found": c.AccountError.invalid_payout_account,
+    "payout_refused": c.AccountError.payout_refused,
 }
 
 

@@ -226,12 +226,50 @@ async def create_accounts(ctx: Context, cmd: c.CreateAccounts) -> Reply:
 
 
 async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
+    if cmd.payout_account_id is not None:
+        return await _close_with_payout(ctx, cmd, cmd.payout_account_id)
     account = (await store.lock_accounts(ctx.conn, [cmd.account_id])).get(cmd.account_id)
     if account is None:
         return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
     if refusal := accounts.set_flags(account, cmd.action):
         return Reply.refusal(refusal, f"cannot {cmd.action} ledger account {cmd.account_id}: {refusal}")
     await store.save_flags(ctx.conn, account)
+    await ctx.emit(c.AccountFlagsChanged(
+        account_id=account.id, owner_id=account.owner_id, frozen=account.frozen, closed=account.closed,
+        actor=cmd.actor, reason=cmd.reason, balances=accounts.balances_after(account), occurred_at=ctx.now,
+    ))  # fmt: skip
+    [(state, created_at)] = await store.read_accounts(ctx.conn, [account.id])
+    return Reply.success(accounts.account_view(state, created_at))
+
+
+async def _close_with_payout(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID) -> Reply:
+    """Pay the whole balance out, below the account's minimum balance down to zero, and close it:
+    one transfer and the close, in this one transaction (banking-rules §2, closure)."""
+    transfer_id = c.closure_transfer_id(cmd.account_id)
+    ledger, now = await _load_and_lock(ctx.conn, [transfer_id], [], {cmd.account_id, payout_id})
+    account, payout = ledger.accounts.get(cmd.account_id), ledger.accounts.get(payout_id)
+    if account is None:
+        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    if payout is None:
+        return Reply.refusal(c.LedgerError.payout_account_not_found, f"no ledger account {payout_id} to pay out to")
+    if refusal := accounts.closure_refusal(account):
+        return Reply.refusal(refusal, f"cannot close ledger account {cmd.account_id}: {refusal}")
+    outcomes: list[Outcome] = []
+    if (owed := accounts.balance(account)) > 0:
+        payout_transfer = c.NewTransfer(id=transfer_id, debit_account_id=account.id, credit_account_id=payout.id,
+                                        amount=owed, currency=account.currency, code="account_closure",
+                                        reference=f"closure {account.id}")  # fmt: skip
+        with accounts.floor_lifted(account):  # the minimum balance goes with the account
+            outcomes = transfers.create_transfers(ledger, [payout_transfer], now)
+        if outcomes[0].result != c.TransferResultCode.ok:
+            code = str(outcomes[0].result)
+            return Reply.refusal(c.LedgerError.payout_refused, f"the payout to {payout.id} was refused: {code}",
+                                 {"result": code})  # fmt: skip
+    refusal = accounts.set_flags(account, "close")
+    assert refusal is None, f"a paid-out account closes: {refusal}"
+    await _write(ctx.conn, ledger, outcomes, [], now)
+    await store.save_flags(ctx.conn, account)
+    await _emit_many(ctx.conn, [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)])
     await ctx.emit(c.AccountFlagsChanged(
         account_id=account.id, owner_id=account.owner_id, frozen=account.frozen, closed=account.closed,
         actor=cmd.actor, reason=cmd.reason, balances=accounts.balances_after(account), occurred_at=ctx.now,

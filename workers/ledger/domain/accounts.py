@@ -7,7 +7,8 @@ currency debits equal credits, posted and pending.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -142,6 +143,30 @@ def create_accounts(existing: dict[UUID, AccountState], requests: Sequence[NewAc
             )
         results.append((a, code))
     return results
+
+
+def closure_refusal(account: AccountState) -> LedgerError | None:
+    """What stops a close with payout: already closed, overdrawn (a debt is repaid, not paid out),
+    or a hold still open (its money is promised)."""
+    if account.closed:
+        return LedgerError.account_already_closed
+    if balance(account) < 0:
+        return LedgerError.close_refused_nonzero_balance
+    if account.debits_pending or account.credits_pending:
+        return LedgerError.close_refused_pending_transfers
+    return None
+
+
+@contextmanager
+def floor_lifted(account: AccountState) -> Iterator[None]:
+    """The account's minimum balance set aside while it is paid out on closing (a negative
+    overdraft_limit is that floor); whatever the payout does, the limit is restored after."""
+    limit = account.overdraft_limit
+    account.overdraft_limit = max(limit, 0)
+    try:
+        yield
+    finally:
+        account.overdraft_limit = limit
 
 
 def set_flags(account: AccountState, action: str) -> str | None:
