@@ -90,3 +90,39 @@ async def close_account(
     data = {"account_id": account_id, "actor": who.subject, "reason": body.reason,
             "payout_account_id": body.payout_account_id, "payout_in_cash": body.payout_in_cash}  # fmt: skip
     return await gateway_of(request).change(c.CloseAccount, data, who, key)
+
+
+class HoldBody(BaseModel):
+    hold_id: UUID = Field(description="chosen by you: the idempotency key of the hold")
+    kind: c.HoldKind
+    amount: int = Field(gt=0, le=c.MAX_AMOUNT, description="minor units")
+    reason: str = Field(min_length=1, max_length=500)
+    expires_in_s: int | None = Field(default=None, ge=1, le=c.MAX_HOLD_S, description="a hold's life; none for a lien")
+
+
+@router.post("/v1/accounts/{account_id}/holds", status_code=201)
+async def place_hold(
+    account_id: UUID, body: HoldBody, request: Request, who: Principal = require("accounts:freeze", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Hold (expires) or lien (until released) part of the balance: available falls at once, and
+    the account cannot close while it stands."""
+    data = {"account_id": account_id, "actor": who.subject, **body.model_dump()}
+    return await gateway_of(request).change(c.PlaceHold, data, who, key, created=True)
+
+
+@router.post("/v1/accounts/{account_id}/holds/{hold_id}/release")
+async def release_hold(
+    account_id: UUID, hold_id: UUID, body: LifecycleBody, request: Request,
+    who: Principal = require("accounts:freeze", "accounts"), key: str | None = Depends(idempotency_key),
+) -> Response:
+    data = {"account_id": account_id, "hold_id": hold_id, "actor": who.subject, "reason": body.reason}
+    return await gateway_of(request).change(c.ReleaseHold, data, who, key)
+
+
+@router.get("/v1/accounts/{account_id}/holds")
+async def list_holds(
+    account_id: UUID, request: Request, limit: int = Query(default=100, ge=1, le=500),
+    who: Principal = require("accounts:read", "accounts"),
+) -> Response:
+    return await gateway_of(request).query(c.ListHolds, {"account_id": account_id, "limit": limit}, who)

@@ -11,9 +11,11 @@ from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import UUID
 
-from pydantic import Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
 
-from contracts.common import Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size
+from contracts.common import (
+    MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size,
+)  # fmt: skip
 
 # Product codes are lower snake case so they read well in URLs and routing logs.
 PRODUCT_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -58,6 +60,11 @@ class AccountError(StrEnum):
     # Closing: the payout account is missing, not active, another customer's or another currency's.
     invalid_payout_account = "invalid_payout_account"
     payout_refused = "payout_refused"  # the ledger would not move the balance there (details say why)
+    # Holds and liens:
+    hold_exists = "hold_exists"  # the hold_id names another hold
+    hold_not_found = "hold_not_found"
+    hold_not_active = "hold_not_active"  # released, expired, refused, or still being placed
+    insufficient_available = "insufficient_available"  # more than is available above the floor
 
 
 def _actor_field() -> Any:
@@ -243,6 +250,116 @@ class AccountClosed(_AccountFact):
 
 AccountPage = Page[AccountView]
 
+# --- holds and liens --------------------------------------------------------------------------
+
+MAX_HOLD_S = 31_536_000  # one year: a hold past that is a lien
+
+
+class HoldKind(StrEnum):
+    hold = "hold"  # expires on its own (e.g. a card authorisation, a cheque in clearing)
+    lien = "lien"  # stays until released (e.g. a court order, security for a loan)
+
+
+class HoldStatus(StrEnum):
+    placing = "placing"  # asked of the ledger
+    active = "active"
+    released = "released"
+    expired = "expired"
+    refused = "refused"  # the ledger would not hold it (not enough available, account frozen…)
+
+
+class HoldView(Contract):
+    hold_id: UUID
+    account_id: UUID
+    kind: HoldKind
+    amount: int = amount_field("held, minor units")
+    currency: str = currency_field()
+    reason: str
+    status: HoldStatus
+    placed_by: str
+    placed_at: AwareDatetime
+    expires_at: AwareDatetime | None = Field(default=None, description="a hold's end; a lien has none")
+    released_at: AwareDatetime | None = None
+    refusal: str | None = Field(default=None, description="why the ledger refused it")
+
+
+class HoldList(Contract):
+    items: list[HoldView]
+
+
+class PlaceHold(Command):
+    """Hold part of an account's balance: available falls by the amount at once, and the account
+    cannot close while it stands. A hold ends on its own after `expires_in_s`; a lien stays until
+    released. Result: `HoldView` (active). Refusals: account_not_found, insufficient_available,
+    account_frozen / account_closed, hold_exists."""
+
+    routing_key: ClassVar[str] = "account.place_hold"
+
+    hold_id: UUID = Field(description="chosen by the caller: the idempotency key of the hold")
+    account_id: UUID
+    kind: HoldKind
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="minor units")
+    reason: str = _reason_field()
+    actor: str = _actor_field()
+    expires_in_s: int | None = Field(default=None, ge=1, le=MAX_HOLD_S, description="a hold's life; none for a lien")
+
+    @model_validator(mode="after")
+    def _expiry_fits_the_kind(self) -> PlaceHold:
+        if (self.kind == HoldKind.hold) != (self.expires_in_s is not None):
+            raise ValueError("a hold needs expires_in_s; a lien takes none")
+        return self
+
+
+class ReleaseHold(Command):
+    """End a hold or lien before its time: the amount is available again. Result: `HoldView`
+    (released). Refusals: hold_not_found, hold_not_active (already released or expired)."""
+
+    routing_key: ClassVar[str] = "account.release_hold"
+
+    hold_id: UUID
+    account_id: UUID
+    reason: str = _reason_field()
+    actor: str = _actor_field()
+
+
+class ListHolds(Command):
+    """An account's holds and liens, newest first. Result: `HoldList`."""
+
+    routing_key: ClassVar[str] = "account.list_holds"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class HoldPlaced(Event):
+    routing_key: ClassVar[str] = "account.hold_placed"
+
+    hold_id: UUID
+    account_id: UUID
+    customer_id: UUID
+    kind: HoldKind
+    amount: int
+    currency: str
+    reason: str
+    expires_at: AwareDatetime | None
+    actor: str
+    occurred_at: AwareDatetime
+
+
+class HoldReleased(Event):
+    routing_key: ClassVar[str] = "account.hold_released"
+
+    hold_id: UUID
+    account_id: UUID
+    customer_id: UUID
+    amount: int
+    currency: str
+    reason: str
+    actor: str
+    occurred_at: AwareDatetime
+
+
 COMMANDS: tuple[type[Command], ...] = (
     ListProducts,
     OpenAccount,
@@ -251,5 +368,8 @@ COMMANDS: tuple[type[Command], ...] = (
     FreezeAccount,
     UnfreezeAccount,
     CloseAccount,
+    PlaceHold,
+    ReleaseHold,
+    ListHolds,
 )
-EVENTS: tuple[type[Event], ...] = (AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed)
+EVENTS: tuple[type[Event], ...] = (AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased)

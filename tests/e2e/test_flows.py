@@ -226,3 +226,27 @@ def test_money_reaches_an_account_through_the_ledger_and_is_paid_out_when_it_clo
         assert closed.status_code == 200 and closed.json()["status"] == "closed", closed.text
         final = client.get(f"/v1/accounts/{account_id}/balance").json()
         assert (final["balance"], final["available"], final["closed"]) == (0, 0, True)
+
+
+def test_an_officer_holds_part_of_a_balance_and_releases_it_through_the_edge(cluster: Cluster) -> None:
+    import hashlib
+
+    vault = str(uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest()))
+    with cluster.client(timeout=10) as client:
+        account_id = open_account_when_eligible(client, verified_customer(client))["account_id"]
+        deposit = {"id": str(uuid.uuid4()), "debit_account_id": vault, "credit_account_id": account_id,
+                   "amount": 50_000, "currency": "INR", "code": "deposit"}  # fmt: skip
+        assert post(client, "/v1/ledger/transfers", {"transfers": [deposit]}).status_code == 200
+        hold_id = str(uuid.uuid4())
+        placed = post(client, f"/v1/accounts/{account_id}/holds",
+                      {"hold_id": hold_id, "kind": "lien", "amount": 15_000, "reason": "court order"})  # fmt: skip
+        assert placed.status_code == 201 and placed.json()["status"] == "active", placed.text
+        assert client.get(f"/v1/accounts/{account_id}/balance").json()["available"] == 50_000 - 10_000 - 15_000
+        expiring_lien = post(client, f"/v1/accounts/{account_id}/holds", {"hold_id": str(uuid.uuid4()), "kind": "lien",
+                             "amount": 1, "reason": "x", "expires_in_s": 60})  # fmt: skip
+        assert expiring_lien.status_code == 400, expiring_lien.text
+        listed = client.get(f"/v1/accounts/{account_id}/holds").json()["items"]
+        assert [(h["hold_id"], h["kind"], h["amount"]) for h in listed] == [(hold_id, "lien", 15_000)]
+        released = post(client, f"/v1/accounts/{account_id}/holds/{hold_id}/release", {"reason": "order lifted"})
+        assert released.status_code == 200 and released.json()["status"] == "released", released.text
+        assert client.get(f"/v1/accounts/{account_id}/balance").json()["available"] == 40_000

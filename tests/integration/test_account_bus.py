@@ -171,3 +171,52 @@ async def test_closing_with_money_pays_it_to_the_customers_other_account_only(bu
     assert closed.ok and closed.result["status"] == "closed", closed
     balances = (await bus.ok(L.LookupAccounts(ids=[savings, current])))["accounts"]
     assert {x["id"]: x["balance"] for x in balances} == {str(savings): 0, str(current): 250_000}
+
+
+async def test_holds_and_liens_reduce_available_block_closing_and_end(bus: BusClient, admin_db) -> None:
+    from contracts import ledger as L
+
+    customer_id = await eligible_customer(bus, admin_db)
+    savings, current = uuid.uuid4(), uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=savings, customer_id=customer_id, product_code="savings"))
+    await bus.ok(a.OpenAccount(account_id=current, customer_id=customer_id, product_code="current"))
+    deposit = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"),
+                            credit_account_id=savings, amount=250_000, currency="INR", code="deposit")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[deposit])))["results"][0]["result"] == "ok"
+
+    async def available() -> int:
+        return (await bus.ok(L.LookupAccounts(ids=[savings])))["accounts"][0]["available"]
+
+    hold_id = uuid.uuid4()
+    hold = a.PlaceHold(hold_id=hold_id, account_id=savings, kind=a.HoldKind.hold, amount=100_000, reason="cheque in clearing",
+                       actor="officer-1", expires_in_s=3_600)  # fmt: skip
+    placed = await bus.ok(hold)
+    assert placed["status"] == "active" and placed["expires_at"] is not None
+    assert await bus.ok(hold) == placed, "the same hold asked again is the same hold"
+    assert await available() == 250_000 - 10_000 - 100_000
+    too_much = await bus.send(a.PlaceHold(hold_id=uuid.uuid4(), account_id=savings, kind=a.HoldKind.lien, amount=140_001,
+                                          reason="court order", actor="officer-1"))  # fmt: skip
+    assert too_much.error is not None and too_much.error.code == "insufficient_available"
+    blocked = await bus.send(a.CloseAccount(account_id=savings, actor="officer-1", reason="leaves", payout_account_id=current))
+    assert blocked.error is not None and blocked.error.code == "close_refused_pending_transfers"
+
+    released = await bus.ok(a.ReleaseHold(hold_id=hold_id, account_id=savings, actor="officer-1", reason="cleared"))
+    assert released["status"] == "released" and await available() == 240_000
+    again = await bus.send(a.ReleaseHold(hold_id=hold_id, account_id=savings, actor="officer-1", reason="twice"))
+    assert again.error is not None and again.error.code == "hold_not_active"
+
+    short = await bus.ok(a.PlaceHold(hold_id=uuid.uuid4(), account_id=savings, kind=a.HoldKind.hold, amount=5_000,
+                                     reason="card authorisation", actor="officer-1", expires_in_s=1))  # fmt: skip
+
+    async def expired() -> bool:
+        listed = (await bus.ok(a.ListHolds(account_id=savings)))["items"]
+        return next(h for h in listed if h["hold_id"] == short["hold_id"])["status"] == "expired" and await available() == 240_000
+
+    await eventually(expired, timeout_s=10)
+    listed = {h["hold_id"]: h["status"] for h in (await bus.ok(a.ListHolds(account_id=savings)))["items"]}
+    assert listed[str(hold_id)] == "released" and sorted(listed.values()) == ["expired", "refused", "released"]
+    events = await admin_db.fetch("SELECT routing_key FROM account.outbox WHERE payload->>'account_id' = $1 "
+                                  "AND routing_key LIKE 'account.hold_%' ORDER BY id", str(savings))  # fmt: skip
+    assert [e["routing_key"] for e in events] == ["account.hold_placed", "account.hold_released", "account.hold_placed"]
+    closed = await bus.ok(a.CloseAccount(account_id=savings, actor="officer-1", reason="leaves", payout_account_id=current))
+    assert closed["status"] == "closed"

@@ -325,6 +325,17 @@ def payout_refusal(account: AccountView, target: AccountView | None, *, in_cash:
     return None
 
 
+def hold_refusal(status: AccountStatus) -> Refusal | None:
+    """Money can be held on an account that can still be debited: not a frozen or closed one."""
+    if status == AccountStatus.closed:
+        return Refusal(AccountError.account_closed, "the account is closed")
+    if status == AccountStatus.frozen:
+        return Refusal(AccountError.account_frozen, "the account is frozen: nothing moves, nothing is held")
+    if status not in _OPEN:
+        return Refusal(AccountError.invalid_transition, f"cannot hold money on an account that is {status}")
+    return None
+
+
 def close_check(account: AccountView) -> Refusal | None:
     # Balance 0 here: the ledger, which holds the money, refuses a close with money or holds.
     change = close(account.status, balance=0)

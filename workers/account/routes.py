@@ -21,6 +21,9 @@ ROUTES = Routes(
         account.FreezeAccount: staff_only(handlers.freeze_account),
         account.UnfreezeAccount: staff_only(handlers.unfreeze_account),
         account.CloseAccount: staff_only(handlers.close_account),
+        account.PlaceHold: staff_only(handlers.place_hold),
+        account.ReleaseHold: staff_only(handlers.release_hold),
+        account.ListHolds: handlers.list_holds,
     },
     events=(
         EventRoute(customer.CustomerRegistered, handlers.on_customer_registered),
@@ -33,7 +36,10 @@ ROUTES = Routes(
     continuations={
         handlers.STEP_CREATE_LEDGER_ACCOUNT: handlers.ledger_account_answered,
         handlers.STEP_SET_LEDGER_FLAGS: handlers.ledger_flags_answered,
+        handlers.STEP_PLACE_HOLD: handlers.hold_placed_answered,
+        handlers.STEP_RELEASE_HOLD: handlers.hold_released_answered,
     },
     publishes=account.EVENTS,
 )
-# Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags.
+# Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags,
+# ledger.create_transfers (holds: a pending transfer each; releases: its void).

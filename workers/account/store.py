@@ -7,7 +7,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.account import AccountView
+from contracts.account import AccountView, HoldView
 from workers.account.domain import CustomerStanding, StatusChange
 
 _ACCOUNT_COLUMNS = (
@@ -108,3 +108,53 @@ async def customer_accounts(
             limit,
         )
     return [_view(r) for r in rows]
+
+
+# --- holds and liens ---------------------------------------------------------------------------
+
+_HOLD_COLUMNS = ("hold_id, account_id, kind, amount, currency, reason, status, placed_by, placed_at, expires_at, "
+                 "released_at, refusal")  # fmt: skip
+
+
+def _hold(row: asyncpg.Record) -> HoldView:
+    return HoldView(**{k: (v.strip() if k == "currency" else v) for k, v in dict(row).items() if k != "expires_in_s"})
+
+
+async def insert_hold(conn: asyncpg.Connection, hold: HoldView, expires_in_s: int | None) -> None:
+    await conn.execute(
+        "INSERT INTO account_hold (hold_id, account_id, kind, amount, currency, reason, status, placed_by, placed_at, "
+        "expires_in_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        hold.hold_id, hold.account_id, hold.kind.value, hold.amount, hold.currency, hold.reason, hold.status.value,
+        hold.placed_by, hold.placed_at, expires_in_s,
+    )  # fmt: skip
+
+
+async def get_hold(conn: asyncpg.Connection, hold_id: UUID, *, for_update: bool = False) -> HoldView | None:
+    row = await conn.fetchrow(
+        f"SELECT {_HOLD_COLUMNS} FROM account_hold WHERE hold_id = $1{' FOR UPDATE' if for_update else ''}", hold_id
+    )
+    return None if row is None else _hold(row)
+
+
+async def hold_expiry(conn: asyncpg.Connection, hold_id: UUID) -> int | None:
+    return await conn.fetchval("SELECT expires_in_s FROM account_hold WHERE hold_id = $1", hold_id)
+
+
+async def set_hold(conn: asyncpg.Connection, hold_id: UUID, status: str, *, expires_at: datetime | None = None,
+                   released_at: datetime | None = None, refusal: str | None = None) -> HoldView:  # fmt: skip
+    row = await conn.fetchrow(
+        f"UPDATE account_hold SET status = $2, expires_at = coalesce($3, expires_at), "
+        f"released_at = coalesce($4, released_at), refusal = coalesce($5, refusal) WHERE hold_id = $1 "
+        f"RETURNING {_HOLD_COLUMNS}",
+        hold_id, status, expires_at, released_at, refusal,
+    )  # fmt: skip
+    assert row is not None
+    return _hold(row)
+
+
+async def holds(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[HoldView]:
+    rows = await conn.fetch(
+        f"SELECT {_HOLD_COLUMNS} FROM account_hold WHERE account_id = $1 ORDER BY placed_at DESC, hold_id LIMIT $2",
+        account_id, limit,
+    )  # fmt: skip
+    return [_hold(r) for r in rows]
