@@ -77,3 +77,42 @@ def test_holidays_are_kept_by_an_operator_and_cbs_day_reports_the_date(cluster: 
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert closed.returncode == 0, closed.stdout + closed.stderr
     assert json.loads(closed.stdout)["result"]["last_closed"] == view["business_date"]
+
+
+def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(cluster: Cluster) -> None:
+    """The ledger is killed before it can run its step, the day worker right after the close began;
+    both come back: the day closes, once, with one trial balance kept for it."""
+    import asyncio
+
+    import asyncpg
+
+    with cluster.client() as admin:
+        open_date = admin.get("/v1/business-day").json()["business_date"]
+        cluster.kill("ledger")
+        try:
+            started = admin.post("/v1/business-day/close", json={"business_date": open_date})
+            assert started.status_code == 200 and started.json()["status"] == "closing", started.text
+            cluster.kill("day")
+        finally:
+            cluster.start("day", env={"CBS_DAY_STEP_RESEND_S": "1", "CBS_DAY_SWEEP_S": "0.5"})
+            cluster.start("ledger")
+    view = _wait_closed(cluster, open_date, timeout_s=60)
+    assert view["status"] == "open" and view["business_date"] > open_date
+
+    async def counts() -> tuple[int, int, int]:
+        db = await asyncpg.connect(cluster.env["CBS_DATABASE_URL"])
+        try:
+            closed = await db.fetchval("SELECT count(*) FROM day.closed_day WHERE business_date = $1",
+                                       dt.date.fromisoformat(open_date))  # fmt: skip
+            events = await db.fetchval("SELECT count(*) FROM day.outbox WHERE routing_key = 'day.closed' "
+                                       "AND payload->>'business_date' = $1", open_date)  # fmt: skip
+            kept = await db.fetchval("SELECT count(*) - count(DISTINCT (currency, code)) FROM ledger.trial_balance "
+                                     "WHERE business_date = $1", dt.date.fromisoformat(open_date))  # fmt: skip
+            return closed, events, kept
+        finally:
+            await db.close()
+
+    assert asyncio.run(counts()) == (1, 1, 0)
+    cluster.stop("day")
+    cluster.start("day")
+    cluster.wait_ready()
