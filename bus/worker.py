@@ -10,13 +10,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from faststream import FastStream
-from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 
 from bus import db, observability, topology
 from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
+from bus.direct import DirectBatchedConsumer
 from bus.outbox import OutboxRelay
 from bus.runtime import Delivered, Runtime
 from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
@@ -65,20 +66,19 @@ def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> No
         await runtime.consume_event(body, msg)
 
 
-def _subscribe_batched(broker: RabbitBroker, runtime: Runtime, contract: Any, committer: Committer, prefetch: int) -> None:
-    key = contract.routing_key
+def _consume_batched(app: FastStream, runtime: Runtime, contract: Any, committer: Committer, settings: Settings,
+                     amqp_url: str) -> None:  # fmt: skip
+    """A group-committed command: the hottest path, consumed on aio-pika directly (bus/direct.py)."""
+    consumer = DirectBatchedConsumer(runtime, contract, committer.submit, amqp_url=amqp_url,
+                                     prefetch=settings.batch_prefetch, graceful_timeout_s=settings.graceful_timeout_s)  # fmt: skip
 
-    @broker.subscriber(
-        topology.command_queue(key), topology.COMMANDS, decoder=raw_body, no_reply=True,
-        # Its own channel: a batch can only gather what the prefetch lets in.
-        channel=Channel(prefetch_count=prefetch),
-        title=key, description=f"{contract.__doc__ or key} Routing key `{key}` on `cbs.commands` (group commit).",
-    )
-    async def consume(body: bytes, msg: Delivery) -> None:
-        command = await runtime.parse(contract, body, msg)
-        reply = await committer.submit(Delivered(command, msg, body))
-        if reply is not None:
-            await runtime.reply_to_sender(msg, reply)
+    @app.after_startup  # the pool, the relay and the committers' runtime are ready by then
+    async def start_consumer() -> None:
+        await consumer.start()
+
+    @app.on_shutdown  # before the committers stop: what was delivered is finished first
+    async def stop_consumer() -> None:
+        await consumer.stop()
 
 
 def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
@@ -191,12 +191,13 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
         _subscribe_command(broker, runtime, contract, handler)
     limits = BatchLimits(window_ms=settings.group_commit_window_ms)
     committers: dict[type[Command], Committer] = {}
+    batched: list[tuple[Any, Committer]] = []
     for contract, batch_handler in routes.batched.items():
         committers[contract] = GroupCommitter(
             contract.routing_key, functools.partial(runtime.commit, contract, batch_handler), limits,
             lambda delivered: routes.batch_units(delivered.command),
         )  # fmt: skip
-        _subscribe_batched(broker, runtime, contract, committers[contract], settings.batch_prefetch)
+        batched.append((contract, committers[contract]))
     _subscribe_get_operation(broker, runtime, worker)
     if worker in topology.EVENT_BINDINGS:
         _subscribe_events(broker, runtime, worker)
@@ -253,6 +254,8 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
             server.shutdown()
             server.server_close()
 
+    for contract, committer in batched:
+        _consume_batched(app, runtime, contract, committer, settings, amqp_url)
     if routes.on_start is not None:
         _add_start_up(app, runtime, routes.on_start)
     for duty in routes.duties:
