@@ -116,3 +116,13 @@ def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(clust
     cluster.stop("day")
     cluster.start("day")
     cluster.wait_ready()
+
+
+def test_the_readmes_day_in_the_bank_runs(cluster: Cluster) -> None:
+    """scripts/day-in-the-bank.sh, as the README shows it, against this cluster."""
+    done = subprocess.run(["bash", "scripts/day-in-the-bank.sh"], env={**cluster.env, "CBS_URL": cluster.base_url},
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "balance 250000 available 240000" in done.stdout
+    assert "with the lien: available 190000" in done.stdout
+    assert "balanced: True" in done.stdout and done.stdout.rstrip().endswith("balance 0 closed True")
