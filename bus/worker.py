@@ -184,7 +184,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     # own queues (permissions made by `cbs migrate`, which alone declares the topology).
     amqp_url = settings.process_amqp_url(worker)
     broker = make_broker(process, settings, registry, observability.tracer_provider(process), amqp_url=amqp_url)
-    runtime = Runtime(routes, broker, max_body_bytes=settings.max_body_bytes, user_id=broker_user(worker))
+    runtime = Runtime(routes, max_body_bytes=settings.max_body_bytes, user_id=broker_user(worker))
     handled = {c.routing_key for c in routes.commands} | {c.routing_key for c in routes.batched}
     missing = {c.routing_key for c in topology.worker_commands(worker)} - handled
     assert not missing, f"{worker} has contracts without handlers: {sorted(missing)}"
@@ -222,7 +222,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
 
     reply_connection: list[Any] = []
 
-    @app.after_startup
+    @app.on_startup  # inside the lifespan, before any queue is consumed: every reply finds it
     async def open_reply_channel() -> None:
         connection = await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": f"{worker} replies"})
         reply_connection.append(connection)

@@ -755,13 +755,13 @@ def test_a_closing_payout_lifts_the_floor_only_while_it_runs() -> None:
     from workers.ledger.domain.accounts import closure_refusal, floor_lifted
 
     savings = AccountState(ALICE, "INR", "customer_deposit", LIABILITY, -10_000, credits_posted=10_000)
-    assert closure_refusal(savings) is None
+    assert closure_refusal(savings, paying_out=True) is None and closure_refusal(savings) == "close_refused_nonzero_balance"
     with floor_lifted(savings):
         assert savings.overdraft_limit == 0 and available(savings) == 10_000
     assert savings.overdraft_limit == -10_000 and available(savings) == 0
     overdraft = AccountState(BOB, "INR", "customer_deposit", LIABILITY, 500, debits_posted=200)
     with floor_lifted(overdraft):
         assert overdraft.overdraft_limit == 500, "an overdraft is no floor: left as it is"
-    assert closure_refusal(overdraft) == "close_refused_nonzero_balance"
+    assert closure_refusal(overdraft, paying_out=True) == "close_refused_nonzero_balance"
     held = AccountState(BOB, "INR", "customer_deposit", LIABILITY, 0, credits_posted=50, debits_pending=10)
-    assert closure_refusal(held) == "close_refused_pending_transfers"
+    assert closure_refusal(held, paying_out=True) == "close_refused_pending_transfers"

@@ -64,7 +64,7 @@ def _event(routing_key: str) -> Outgoing:
 
 
 def test_a_worker_commits_only_the_events_it_declares() -> None:
-    runtime = Runtime(Routes(worker="account", commands={}, publishes=account.EVENTS), None, max_body_bytes=1)  # type: ignore[arg-type]
+    runtime = Runtime(Routes(worker="account", commands={}, publishes=account.EVENTS), max_body_bytes=1)
     runtime.check_publications([_event(account.AccountOpened.routing_key)])
     runtime.check_publications([_event(security.ACCESS_DENIED["account"].routing_key)])  # the runtime's own
     with pytest.raises(AssertionError, match="customer.registered"):

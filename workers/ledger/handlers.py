@@ -23,6 +23,7 @@ from contracts import ledger as c
 from contracts.common import Reply
 from workers.ledger import store
 from workers.ledger.domain import accounts, books, transfers
+from workers.ledger.domain.accounts import AccountState
 from workers.ledger.domain.transfers import Ledger, Outcome, StoredTransfer
 
 EXPIRY_BATCH = 500  # holds released per sweep transaction
@@ -234,12 +235,7 @@ async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
     if refusal := accounts.set_flags(account, cmd.action):
         return Reply.refusal(refusal, f"cannot {cmd.action} ledger account {cmd.account_id}: {refusal}")
     await store.save_flags(ctx.conn, account)
-    await ctx.emit(c.AccountFlagsChanged(
-        account_id=account.id, owner_id=account.owner_id, frozen=account.frozen, closed=account.closed,
-        actor=cmd.actor, reason=cmd.reason, balances=accounts.balances_after(account), occurred_at=ctx.now,
-    ))  # fmt: skip
-    [(state, created_at)] = await store.read_accounts(ctx.conn, [account.id])
-    return Reply.success(accounts.account_view(state, created_at))
+    return await _flags_changed(ctx, cmd, account)
 
 
 async def _close_with_payout(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID) -> Reply:
@@ -252,7 +248,7 @@ async def _close_with_payout(ctx: Context, cmd: c.SetAccountFlags, payout_id: UU
         return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
     if payout is None:
         return Reply.refusal(c.LedgerError.payout_account_not_found, f"no ledger account {payout_id} to pay out to")
-    if refusal := accounts.closure_refusal(account):
+    if refusal := accounts.closure_refusal(account, paying_out=True):
         return Reply.refusal(refusal, f"cannot close ledger account {cmd.account_id}: {refusal}")
     outcomes: list[Outcome] = []
     if (owed := accounts.balance(account)) > 0:
@@ -270,6 +266,11 @@ async def _close_with_payout(ctx: Context, cmd: c.SetAccountFlags, payout_id: UU
     await _write(ctx.conn, ledger, outcomes, [], now)
     await store.save_flags(ctx.conn, account)
     await _emit_many(ctx.conn, [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)])
+    return await _flags_changed(ctx, cmd, account)
+
+
+async def _flags_changed(ctx: Context, cmd: c.SetAccountFlags, account: AccountState) -> Reply:
+    """Say the flags changed (with the balances they changed at) and answer the account as stored."""
     await ctx.emit(c.AccountFlagsChanged(
         account_id=account.id, owner_id=account.owner_id, frozen=account.frozen, closed=account.closed,
         actor=cmd.actor, reason=cmd.reason, balances=accounts.balances_after(account), occurred_at=ctx.now,

@@ -145,12 +145,13 @@ def create_accounts(existing: dict[UUID, AccountState], requests: Sequence[NewAc
     return results
 
 
-def closure_refusal(account: AccountState) -> LedgerError | None:
-    """What stops a close with payout: already closed, overdrawn (a debt is repaid, not paid out),
-    or a hold still open (its money is promised)."""
+def closure_refusal(account: AccountState, *, paying_out: bool = False) -> LedgerError | None:
+    """What stops a close: already closed; money left (unless it is being paid out) or owed (a
+    debt is repaid, never paid out); a hold still open (its money is promised)."""
     if account.closed:
         return LedgerError.account_already_closed
-    if balance(account) < 0:
+    owed = balance(account)
+    if owed < 0 or (owed > 0 and not paying_out):
         return LedgerError.close_refused_nonzero_balance
     if account.debits_pending or account.credits_pending:
         return LedgerError.close_refused_pending_transfers
@@ -180,10 +181,8 @@ def set_flags(account: AccountState, action: str) -> str | None:
     if account.closed:
         return LedgerError.account_already_closed
     if action == "close":
-        if account.debits_posted != account.credits_posted:
-            return LedgerError.close_refused_nonzero_balance
-        if account.debits_pending or account.credits_pending:
-            return LedgerError.close_refused_pending_transfers
+        if refusal := closure_refusal(account):
+            return refusal
         account.closed = True
     else:
         account.frozen = action == "freeze"
