@@ -54,14 +54,16 @@ class Context:
         message = await outbox.add(self.conn, event, correlation_id=self.correlation_id, causation_id=self.message_id)
         self.emitted.append(message.message_id)
 
-    async def request(self, command: Command, *, step: str, state: dict[str, Any]) -> Deferred:
+    async def request(self, command: Command, *, step: str, state: dict[str, Any], key: str | None = None) -> Deferred:
         """Ask another worker, without waiting in memory: record the step, send through the outbox.
 
         The other worker's reply comes back on `<worker>.replies` and runs the continuation
         registered for `step`, which answers this message. The step id doubles as the sent
-        command's message_id, so a resend can never take effect twice.
+        command's message_id, so a resend can never take effect twice. A message that asks the
+        same step more than once (a page after a page, a batch beside a batch) names each ask
+        with its own `key`.
         """
-        step_id = f"{self.worker}:{step}:{self.message_id}"
+        step_id = f"{self.worker}:{step}:{self.message_id}" + (f":{key}" if key is not None else "")
         await saga.record(self.conn, step_id, step, state, origin=self)
         if self.joint is not None and self.joint.accepts(command):
             self.joint.members.append(joint.Member(step_id, command, self.message_id))

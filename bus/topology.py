@@ -59,7 +59,7 @@ SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)
 
 # The events each worker acts on in its own domain.
 _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
-    "account": ("customer.#",),
+    "account": ("customer.#", "day.closing"),
     "customer": ("account.opened", "account.closed"),
     "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed", "day.opened",
                 "day.holidays_changed"),

@@ -6,6 +6,7 @@ Money is integer minor units of the product's currency (banking-rules §0).
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -13,6 +14,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from contracts import day
 from contracts.common import (
     MAX_AMOUNT, Command, Contract, Event, Page, amount_field, currency_field, cursor_field, page_size,
 )  # fmt: skip
@@ -20,13 +22,20 @@ from contracts.common import (
 # Product codes are lower snake case so they read well in URLs and routing logs.
 PRODUCT_CODE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 BRANCH_PATTERN = r"^[0-9]{3}$"
-# Prefix + 3-digit branch + 8-digit branch sequence + 1 Luhn check digit (workers/account/domain.py).
+# Prefix + 3-digit branch + 8-digit branch sequence + 1 Luhn check digit (workers/account/domain/accounts.py).
 ACCOUNT_NUMBER_PATTERN = r"^(SAV|CUR|FD|RD)[0-9]{12}$"
 
 
 class ProductType(StrEnum):
     savings = "savings"
     current = "current"
+
+
+class InterestPosting(StrEnum):
+    """When accrued interest posts: at the end of each calendar month or quarter (banking-rules §2)."""
+
+    monthly = "monthly"
+    quarterly = "quarterly"
 
 
 class AccountStatus(StrEnum):
@@ -88,6 +97,7 @@ class ProductView(Contract):
     monthly_debit_limit: int = amount_field("customer debits a calendar month, minor units")
     overdraft_limit: int = amount_field("overdraft allowed below zero, minor units; 0 = none")
     rate_bps: int = Field(ge=0, le=100_000, description="credit interest, basis points a year")
+    interest_posting: InterestPosting = Field(description="interest posts at each month's or quarter's end")
 
 
 class ProductList(Contract):
@@ -360,6 +370,69 @@ class HoldReleased(Event):
     occurred_at: AwareDatetime
 
 
+# --- interest ---------------------------------------------------------------------------------
+
+
+class InterestStatus(StrEnum):
+    accruing = "accruing"  # the period has not ended
+    posting = "posting"  # asked of the ledger
+    posted = "posted"
+    due = "due"  # the ledger refused the credit (a frozen account): tried again at each close
+
+
+class InterestPeriod(Contract):
+    period_end: dt.date = Field(description="the last calendar day of the posting period")
+    accrued_from: dt.date = Field(description="the first day accrued in this period")
+    accrued_through: dt.date = Field(description="the last day accrued so far")
+    accrued: str = Field(description="interest accrued, exact, minor units (a decimal string, 12 places)")
+    amount: int = Field(ge=0, description="`accrued` rounded half-up to the minor unit: what posts, or posted")
+    status: InterestStatus
+    transfer_id: UUID | None = Field(default=None, description="the ledger transfer that posted it")
+    posted_on: dt.date | None = Field(default=None, description="the business date it posted")
+    error: str | None = Field(default=None, description="why the ledger refused it, while due")
+
+
+class InterestView(Contract):
+    account_id: UUID
+    currency: str = currency_field()
+    rate_bps: int = Field(ge=0, description="the product's rate, basis points a year")
+    interest_posting: InterestPosting
+    periods: list[InterestPeriod] = Field(description="newest first")
+
+
+class GetInterest(Command):
+    """An account's interest: what has accrued in each posting period and what posted. Result:
+    `InterestView`. Refusals: account_not_found."""
+
+    routing_key: ClassVar[str] = "account.get_interest"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID
+    limit: int = Field(default=12, ge=1, le=120, description="periods, newest first")
+
+
+class InterestPosted(Event):
+    """A period's savings interest reached the account (interest_expense → the account, code `interest`)."""
+
+    routing_key: ClassVar[str] = "account.interest_posted"
+
+    account_id: UUID
+    customer_id: UUID
+    amount: int = Field(gt=0, description="minor units")
+    currency: str
+    period_end: dt.date
+    business_date: dt.date = Field(description="the business date whose close posted it")
+    transfer_id: UUID
+    occurred_at: AwareDatetime
+
+
+class AccountCobStepReported(day.StepReport):
+    """The account worker's end-of-day step `account.interest`: accrual on the day-end balances, and
+    posting for every period that ended (`result`: accounts accrued, postings, interest posted)."""
+
+    routing_key: ClassVar[str] = "account.cob_step_reported"
+
+
 COMMANDS: tuple[type[Command], ...] = (
     ListProducts,
     OpenAccount,
@@ -371,5 +444,9 @@ COMMANDS: tuple[type[Command], ...] = (
     PlaceHold,
     ReleaseHold,
     ListHolds,
+    GetInterest,
 )
-EVENTS: tuple[type[Event], ...] = (AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased)
+EVENTS: tuple[type[Event], ...] = (
+    AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased, InterestPosted,
+    AccountCobStepReported,
+)  # fmt: skip

@@ -7,13 +7,17 @@ minus the holidays an operator keeps (`day.add_holiday`, `day.remove_holiday`).
 
 Close of business (COB) is a process on the bus:
 1. `day.close_day` names the date it closes (a stale caller is refused `wrong_business_date`);
-   the day turns `closing` and `day.closing` asks for every step of `COB_STEPS`.
-2. Each worker that owns steps runs them for that date, idempotently, and publishes its own
-   `<worker>.cob_step_reported` (done, or failed with the reason).
+   the day turns `closing` and `day.closing` asks for the first step of `COB_STEPS`.
+2. The worker that owns the step runs it for that date, idempotently, and publishes its own
+   `<worker>.cob_step_reported` (done, or failed with the reason). Done, the next step is asked:
+   steps run one after another, in `COB_STEPS` order, because each may rest on the one before
+   (interest is accrued on the balances the ledger kept at the day's end, and the trial balance
+   is taken after interest has posted).
 3. When every step is done the day closes: `day.closed` carries the date, the next business date
    and the ledger's trial balance, and `day.opened` the next date. A failed step stops the close
-   with its reason; `day.close_day` again (once mended) asks the failed steps again.
+   with its reason; `day.close_day` again (once mended) asks the failed step again.
 Steps not reported are asked again (a worker died halfway): each is idempotent per (date, step).
+While a day closes its calendar is fixed: the close decided at its start which days it covers.
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from pydantic import AwareDatetime, Field
 
 from contracts.common import Command, Contract, Event
 
-# The end-of-day steps, `<worker>.<step>`, in the order they are asked for. A worker's routes name
-# a handler for each of its own (tests/unit/test_day.py keeps the two in step).
-COB_STEPS: tuple[str, ...] = ("ledger.trial_balance",)
+# The end-of-day steps, `<worker>.<step>`, in the order they run. A worker's routes name a handler
+# for each of its own (tests/unit/test_day.py keeps the two in step).
+COB_STEPS: tuple[str, ...] = (
+    "ledger.day_end_balances",  # the ledger keeps each deposit account's posted balance as the day ends
+    "account.interest",  # savings interest accrues on those balances, and posts at each period's end
+    "ledger.trial_balance",  # the books as the day closes, interest included
+)
 MAX_HOLIDAY_NAME = 200
 MAX_ERROR_CHARS = 1_000
 
@@ -40,6 +48,7 @@ class DayError(StrEnum):
     not_a_business_day = "not_a_business_day"  # a holiday on a date the bank has already reached
     holiday_not_found = "holiday_not_found"
     invalid_holiday = "invalid_holiday"
+    day_closing = "day_closing"  # the calendar is fixed while a close runs
 
 
 class DayStatus(StrEnum):
@@ -48,6 +57,7 @@ class DayStatus(StrEnum):
 
 
 class StepStatus(StrEnum):
+    waiting = "waiting"  # not asked yet: a step before it is not done
     pending = "pending"  # asked, not yet reported
     done = "done"
     failed = "failed"
@@ -162,7 +172,10 @@ class DayClosing(Event):
     routing_key: ClassVar[str] = "day.closing"
 
     business_date: dt.date
-    steps: list[str] = Field(min_length=1, description="`<worker>.<step>`, the ones still to do")
+    next_business_date: dt.date = Field(
+        description="the date that opens after this close: a close covers the calendar days up to it "
+                    "(Friday's close accrues Saturday's and Sunday's interest too)")
+    steps: list[str] = Field(min_length=1, description="`<worker>.<step>`, the one to run now")
     attempt: int = Field(ge=1, description="1, then one more each time unreported steps are asked again")
     occurred_at: AwareDatetime
 

@@ -202,6 +202,7 @@ class LedgerError(StrEnum):
     close_refused_nonzero_balance = "close_refused_nonzero_balance"
     close_refused_pending_transfers = "close_refused_pending_transfers"
     trial_balance_not_found = "trial_balance_not_found"  # no close of business kept one for that date
+    day_end_not_taken = "day_end_not_taken"  # close of business has not kept that date's balances
     payout_account_not_found = "payout_account_not_found"
     payout_refused = "payout_refused"
     # Balances as of a past time are kept only for accounts with `flags.history`.
@@ -533,6 +534,31 @@ class GetTrialBalance(Command):
     business_date: dt.date
 
 
+class DayEndBalance(Contract):
+    account_id: UUID
+    balance: int = Field(description="credits posted − debits posted as the day ended, minor units")
+
+
+class DayEndBalances(Contract):
+    business_date: dt.date
+    items: list[DayEndBalance] = Field(description="in account id order; accounts with a zero balance are left out")
+    next_after: UUID | None = Field(default=None, description="ask again from here; null: this was the last page")
+
+
+class GetDayEndBalances(Command):
+    """The posted balance of every open customer deposit account as `business_date` ended, kept by
+    close of business's `ledger.day_end_balances` step (the cut: taken once per date, before
+    interest posts). For interest accrual: the account worker pages through them. Result:
+    `DayEndBalances`. Refusals: day_end_not_taken."""
+
+    routing_key: ClassVar[str] = "ledger.get_day_end_balances"
+    read_only: ClassVar[bool] = True
+
+    business_date: dt.date
+    after: UUID | None = Field(default=None, description="the page starts after this account id")
+    limit: int = page_size(default=MAX_BATCH, most=MAX_BATCH)
+
+
 class Verify(Command):
     """Recompute every balance from the transfers and check debits = credits. Result: `VerifyResult`."""
 
@@ -624,10 +650,13 @@ COMMANDS: tuple[type[Command], ...] = (
     GetBalanceAt,
     Verify,
     GetTrialBalance,
+    GetDayEndBalances,
 )
 class CobStepReported(day.StepReport):
-    """The ledger's end-of-day step for a business date: `ledger.trial_balance`, every currency's
-    posted debits and credits over all accounts (`result.trial_balance`); failed when they differ."""
+    """The ledger's end-of-day steps for a business date: `ledger.day_end_balances`, each customer
+    deposit account's posted balance kept as the day ends (`result.accounts`, how many), and
+    `ledger.trial_balance`, every currency's posted debits and credits over all accounts
+    (`result.trial_balance`; failed when they differ)."""
 
     routing_key: ClassVar[str] = "ledger.cob_step_reported"
 

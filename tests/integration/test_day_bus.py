@@ -9,11 +9,15 @@ import datetime as dt
 import json
 from typing import Any
 
+import uuid
+
 import asyncpg
 
+from contracts import account as a
 from contracts import day as c
 from contracts import ledger as L
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, eventually, publish_as
+from tests.integration.test_account_bus import eligible_customer
 from workers.day import domain
 from workers.day import handlers as day_handlers
 
@@ -142,7 +146,8 @@ async def test_a_step_never_reported_is_asked_again(bus: BusClient, admin_db: as
 
     await eventually(closed)
     asks = await admin_db.fetch("SELECT payload FROM day.outbox WHERE routing_key = 'day.closing' "
-                                "AND payload->>'business_date' = $1", open_date.isoformat())  # fmt: skip
+                                "AND payload->>'business_date' = $1 AND payload->'steps' ? 'ledger.trial_balance'",
+                                open_date.isoformat())  # fmt: skip
     assert [json.loads(r["payload"])["attempt"] if isinstance(r["payload"], str) else r["payload"]["attempt"]
             for r in asks] == [2]  # fmt: skip
 
@@ -156,6 +161,77 @@ async def test_many_days_close_one_after_another(bus: BusClient, admin_db: async
     assert len(rows) == 20
     for earlier, later in zip(rows, rows[1:], strict=False):
         assert later["business_date"] == earlier["next_business_date"], "each day closes once, in order"
+
+
+async def open_to(bus: BusClient, admin_db: asyncpg.Pool, business_date: dt.date) -> None:
+    """Set the open date (as a restored installation would be), the later history gone."""
+    await admin_db.execute("DELETE FROM day.closed_day WHERE business_date >= $1", business_date)
+    await admin_db.execute("UPDATE day.business_day SET business_date = $1, status = 'open'", business_date)
+
+
+async def deposit(bus: BusClient, account_id: uuid.UUID, amount: int) -> None:
+    cash = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"),
+                         credit_account_id=account_id, amount=amount, currency="INR", code="deposit")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[cash])))["results"][0]["result"] == "ok"
+
+
+async def balance(bus: BusClient, account_id: uuid.UUID) -> int:
+    return (await bus.ok(L.LookupAccounts(ids=[account_id])))["accounts"][0]["balance"]
+
+
+async def test_savings_interest_accrues_each_day_on_the_day_end_balance_and_posts_at_the_quarter_end(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    """Thursday 24 June 2027 to the quarter's end at 3.5%: 100,000.00 for four days (Friday's close
+    covers the weekend), 150,000.00 for three: (4 × 10,000,000 + 3 × 15,000,000) × 350 / 3,650,000
+    = 8,150.68… → 81.51, posted once by Wednesday 30 June's close. A frozen account's credit is
+    refused and stays due; unfrozen, the next close posts it."""
+    customer = await eligible_customer(bus, admin_db)
+    saver, frozen = uuid.uuid4(), uuid.uuid4()
+    for account_id in (saver, frozen):
+        await bus.ok(a.OpenAccount(account_id=account_id, customer_id=customer, product_code="savings"))
+        await deposit(bus, account_id, 10_000_000)
+    await open_to(bus, admin_db, dt.date(2027, 6, 24))
+    await close(bus, admin_db)  # Thursday
+    await close(bus, admin_db)  # Friday, with Saturday and Sunday
+    await deposit(bus, saver, 5_000_000)  # Monday's balance: 150,000.00
+    await bus.ok(a.FreezeAccount(account_id=frozen, actor="officer-1", reason="court order"))
+    for _ in range(3):  # Monday, Tuesday, Wednesday 30 June: the quarter posts
+        event = await close(bus, admin_db)
+    assert event["business_date"] == "2027-06-30"
+    assert await balance(bus, saver) == 15_000_000 + 8_151
+    view = await bus.ok(a.GetInterest(account_id=saver))
+    quarter = view["periods"][0]
+    assert (quarter["period_end"], quarter["accrued_from"], quarter["accrued_through"]) == ("2027-06-30", "2027-06-24", "2027-06-30")
+    assert (quarter["status"], quarter["amount"], quarter["posted_on"]) == ("posted", 8_151, "2027-06-30")
+    assert quarter["accrued"] == "8150.684931506849"
+    posted = await admin_db.fetch("SELECT payload FROM account.outbox WHERE routing_key = 'account.interest_posted' "
+                                  "AND payload->>'account_id' = $1", str(saver))  # fmt: skip
+    assert len(posted) == 1
+    # The books of 30 June include the interest paid (the trial balance is taken after it posts).
+    books = await bus.ok(L.GetTrialBalance(business_date=dt.date(2027, 6, 30)))
+    assert next(r for r in books["rows"] if r["code"] == "interest_expense" and r["currency"] == "INR")["balance"] >= 8_151
+    # Frozen: due, with the ledger's reason; unfrozen, Thursday 1 July's close posts it (7 days at 100,000.00).
+    due = (await bus.ok(a.GetInterest(account_id=frozen)))["periods"]
+    assert [(p["period_end"], p["status"], p["error"]) for p in due] == [("2027-06-30", "due", "credit_account_frozen")]
+    assert await balance(bus, frozen) == 10_000_000
+    await bus.ok(a.UnfreezeAccount(account_id=frozen, actor="officer-1", reason="order lifted"))
+    await close(bus, admin_db)
+    assert await balance(bus, frozen) == 10_000_000 + 6_712  # 7 × 10,000,000 × 350 / 3,650,000 = 6,712.33…
+    # A close that runs its step again (its worker died after accruing) adds nothing twice.
+    await admin_db.execute("UPDATE account.interest_run SET status = 'accruing', cursor = NULL WHERE business_date = '2027-06-30'")
+    await publish_as("day", "day.closing", c.DayClosing(
+        business_date=dt.date(2027, 6, 30), next_business_date=dt.date(2027, 7, 1), steps=["account.interest"],
+        attempt=9, occurred_at=dt.datetime.now(dt.UTC)))  # fmt: skip
+
+    async def ran_again() -> Any:
+        return await admin_db.fetchval("SELECT status = 'done' FROM account.interest_run WHERE business_date = '2027-06-30'")
+
+    await eventually(ran_again)
+    assert await balance(bus, saver) == 15_000_000 + 8_151
+    periods = {p["period_end"]: p for p in (await bus.ok(a.GetInterest(account_id=saver)))["periods"]}
+    assert periods["2027-06-30"]["accrued"] == "8150.684931506849"
+    assert periods["2027-09-30"]["accrued"] == "1439.137767123288"  # 1 July on 150,081.51, once
 
 
 async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(

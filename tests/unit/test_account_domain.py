@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.account import AccountError, AccountStatus, ProductType, ProductView
-from workers.account.domain import (
+from workers.account.domain.accounts import (
     CustomerStanding,
     Refusal,
     StatusChange,

@@ -39,9 +39,24 @@ def test_only_the_open_date_closes() -> None:
     assert domain.close_refusal(Day(MON, c.DayStatus.open), FRI) == c.DayError.wrong_business_date
 
 
-def test_a_repeated_close_asks_only_what_is_not_done() -> None:
-    steps = {"a.x": c.StepStatus.done, "b.y": c.StepStatus.failed, "c.z": c.StepStatus.pending}
-    assert domain.steps_to_ask(steps) == ["b.y", "c.z"]
+def test_steps_run_one_after_another_and_a_repeated_close_asks_the_first_not_done() -> None:
+    order = ("a.x", "b.y", "c.z")
+    assert domain.step_to_ask({}, order) == "a.x"  # a new close: the first
+    assert domain.step_to_ask({"a.x": c.StepStatus.done, "b.y": c.StepStatus.failed, "c.z": c.StepStatus.waiting},
+                              order) == "b.y"  # fmt: skip
+    assert domain.step_to_ask({"a.x": c.StepStatus.done, "b.y": c.StepStatus.done, "c.z": c.StepStatus.pending},
+                              order) == "c.z"  # fmt: skip
+    assert domain.step_to_ask(dict.fromkeys(order, c.StepStatus.done), order) is None
+
+
+def test_the_calendar_is_fixed_while_a_day_closes() -> None:
+    assert domain.calendar_refusal(Day(MON, c.DayStatus.closing)) == c.DayError.day_closing
+    assert domain.calendar_refusal(Day(MON, c.DayStatus.open)) is None
+
+
+def test_interest_accrues_before_the_trial_balance_and_after_the_day_end_balances() -> None:
+    assert c.COB_STEPS.index("ledger.day_end_balances") < c.COB_STEPS.index("account.interest")
+    assert c.COB_STEPS.index("account.interest") < c.COB_STEPS.index("ledger.trial_balance")
 
 
 def test_holidays_are_weekdays_after_the_open_date() -> None:

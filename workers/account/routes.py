@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
-from contracts import account, customer
-from workers.account import handlers
+from contracts import account, customer, day
+from workers.account.handlers import accounts, interest
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -14,32 +14,38 @@ ROUTES = Routes(
     # A customer (x-actor from the edge) opens and reads only their own accounts (get_account
     # checks the stored owner); the lifecycle is staff work.
     commands={
-        account.ListProducts: handlers.list_products,
-        account.OpenAccount: own(handlers.open_account),
-        account.GetAccount: handlers.get_account,
-        account.ListCustomerAccounts: own(handlers.list_customer_accounts),
-        account.FreezeAccount: staff_only(handlers.freeze_account),
-        account.UnfreezeAccount: staff_only(handlers.unfreeze_account),
-        account.CloseAccount: staff_only(handlers.close_account),
-        account.PlaceHold: staff_only(handlers.place_hold),
-        account.ReleaseHold: staff_only(handlers.release_hold),
-        account.ListHolds: handlers.list_holds,
+        account.ListProducts: accounts.list_products,
+        account.OpenAccount: own(accounts.open_account),
+        account.GetAccount: accounts.get_account,
+        account.ListCustomerAccounts: own(accounts.list_customer_accounts),
+        account.FreezeAccount: staff_only(accounts.freeze_account),
+        account.UnfreezeAccount: staff_only(accounts.unfreeze_account),
+        account.CloseAccount: staff_only(accounts.close_account),
+        account.PlaceHold: staff_only(accounts.place_hold),
+        account.ReleaseHold: staff_only(accounts.release_hold),
+        account.ListHolds: accounts.list_holds,
+        account.GetInterest: interest.get_interest,
     },
     events=(
-        EventRoute(customer.CustomerRegistered, handlers.on_customer_registered),
-        EventRoute(customer.CustomerKycStatusChanged, handlers.on_kyc_status_changed),
-        EventRoute(customer.CustomerSuspended, handlers.on_customer_status_changed),
-        EventRoute(customer.CustomerReactivated, handlers.on_customer_status_changed),
-        EventRoute(customer.CustomerClosed, handlers.on_customer_status_changed),
+        EventRoute(customer.CustomerRegistered, accounts.on_customer_registered),
+        EventRoute(customer.CustomerKycStatusChanged, accounts.on_kyc_status_changed),
+        EventRoute(customer.CustomerSuspended, accounts.on_customer_status_changed),
+        EventRoute(customer.CustomerReactivated, accounts.on_customer_status_changed),
+        EventRoute(customer.CustomerClosed, accounts.on_customer_status_changed),
+        # Close of business: the account worker's step (`account.interest`) when the day worker asks.
+        EventRoute(day.DayClosing, interest.on_day_closing),
     ),
     # Saga steps: the ledger's replies to what the account asked of it.
     continuations={
-        handlers.STEP_CREATE_LEDGER_ACCOUNT: handlers.ledger_account_answered,
-        handlers.STEP_SET_LEDGER_FLAGS: handlers.ledger_flags_answered,
-        handlers.STEP_PLACE_HOLD: handlers.hold_placed_answered,
-        handlers.STEP_RELEASE_HOLD: handlers.hold_released_answered,
+        accounts.STEP_CREATE_LEDGER_ACCOUNT: accounts.ledger_account_answered,
+        accounts.STEP_SET_LEDGER_FLAGS: accounts.ledger_flags_answered,
+        accounts.STEP_PLACE_HOLD: accounts.hold_placed_answered,
+        accounts.STEP_RELEASE_HOLD: accounts.hold_released_answered,
+        interest.STEP_PAGE: interest.page_answered,
+        interest.STEP_POST: interest.post_answered,
     },
     publishes=account.EVENTS,
 )
 # Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags,
-# ledger.create_transfers (holds: a pending transfer each; releases: its void).
+# ledger.create_transfers (holds: a pending transfer each; releases: its void; interest), and
+# ledger.get_day_end_balances (close of business: the balances interest accrues on).

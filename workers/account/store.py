@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 import asyncpg
 
 from contracts.account import AccountView, HoldView
-from workers.account.domain import CustomerStanding, StatusChange
+from workers.account.domain.accounts import CustomerStanding, StatusChange
 
 _ACCOUNT_COLUMNS = (
     "account_id, number, customer_id, product_code, type, currency, status, status_before_freeze, "
@@ -158,3 +158,122 @@ async def holds(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[
         account_id, limit,
     )  # fmt: skip
     return [_hold(r) for r in rows]
+
+
+# --- interest (close of business's `account.interest` step) ----------------------------------------
+
+
+async def interest_run(conn: asyncpg.Connection, business_date: date, *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM interest_run WHERE business_date = $1{lock}", business_date)
+
+
+async def start_interest_run(conn: asyncpg.Connection, business_date: date, covers_until: date) -> asyncpg.Record:
+    """The date's run, begun now or earlier (a repeated ask finds it), locked."""
+    await conn.execute(
+        "INSERT INTO interest_run (business_date, covers_until, status) VALUES ($1, $2, 'accruing') ON CONFLICT DO NOTHING",
+        business_date, covers_until,
+    )  # fmt: skip
+    run = await interest_run(conn, business_date, for_update=True)
+    assert run is not None
+    return run
+
+
+async def advance_interest_run(
+    conn: asyncpg.Connection, business_date: date, *, cursor: UUID | None, accounts: int, status: str
+) -> None:
+    await conn.execute(
+        "UPDATE interest_run SET cursor = $2, accounts = accounts + $3, status = $4, updated_at = clock_timestamp() "
+        "WHERE business_date = $1",
+        business_date, cursor, accounts, status,
+    )  # fmt: skip
+
+
+async def interest_bearing(conn: asyncpg.Connection, account_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Of these ledger account ids, the accounts that may earn interest: open, of a known product."""
+    return await conn.fetch(
+        "SELECT account_id, product_code FROM account WHERE ledger_account_id = ANY($1::uuid[]) "
+        "AND status IN ('active', 'dormant', 'frozen')",
+        account_ids,
+    )  # fmt: skip
+
+
+async def add_accruals(conn: asyncpg.Connection, rows: list[tuple[UUID, date, date, date, int]]) -> None:
+    """(account_id, period_end, first, last, balance_bps_days): added to the period's accrual once;
+    days already accrued (a restored or repeated close) add nothing."""
+    if not rows:
+        return
+    account_ids, ends, firsts, lasts, amounts = (list(column) for column in zip(*rows, strict=True))
+    await conn.execute(
+        "INSERT INTO interest_accrual AS a (account_id, period_end, accrued_from, accrued_through, balance_bps_days) "
+        "SELECT * FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[]) "
+        "ON CONFLICT (account_id, period_end) DO UPDATE SET balance_bps_days = a.balance_bps_days + excluded.balance_bps_days, "
+        "accrued_through = excluded.accrued_through "
+        "WHERE a.accrued_through < excluded.accrued_from AND a.status IN ('accruing', 'due')",
+        account_ids, ends, firsts, lasts, amounts,
+    )  # fmt: skip
+
+
+async def due_interest(conn: asyncpg.Connection, business_date: date, until: date, limit: int) -> list[asyncpg.Record]:
+    """Periods ended before `until`, not posted, not yet tried by this date's close; locked."""
+    return await conn.fetch(
+        "SELECT a.account_id, a.period_end, a.balance_bps_days, acc.ledger_account_id, acc.currency, acc.customer_id "
+        "FROM interest_accrual a JOIN account acc USING (account_id) "
+        "WHERE a.status IN ('accruing', 'due') AND a.period_end < $2 AND (a.tried_on IS NULL OR a.tried_on < $1) "
+        "AND acc.status <> 'closed' ORDER BY a.period_end, a.account_id LIMIT $3 FOR UPDATE OF a",
+        business_date, until, limit,
+    )  # fmt: skip
+
+
+async def mark_interest_asked(
+    conn: asyncpg.Connection, business_date: date, rows: list[tuple[UUID, date, int, UUID | None]]
+) -> None:
+    """(account_id, period_end, amount, transfer_id): asked of the ledger (`posting`), or, at zero,
+    nothing to post (`posted`, no transfer)."""
+    account_ids, ends, amounts, transfer_ids = (list(column) for column in zip(*rows, strict=True))
+    await conn.execute(
+        "UPDATE interest_accrual a SET amount = r.amount, transfer_id = r.transfer_id, tried_on = $1::date, error = NULL, "
+        "status = CASE WHEN r.amount = 0 THEN 'posted' ELSE 'posting' END, "
+        "posted_on = CASE WHEN r.amount = 0 THEN $1::date END "
+        "FROM unnest($2::uuid[], $3::date[], $4::bigint[], $5::uuid[]) AS r (account_id, period_end, amount, transfer_id) "
+        "WHERE a.account_id = r.account_id AND a.period_end = r.period_end",
+        business_date, account_ids, ends, amounts, transfer_ids,
+    )  # fmt: skip
+
+
+async def interest_answered(
+    conn: asyncpg.Connection, business_date: date, transfer_id: UUID, *, error: str | None
+) -> asyncpg.Record | None:
+    """The ledger's answer for one interest transfer: posted, or due again (with why). The row, if
+    it was still waiting for this answer."""
+    return await conn.fetchrow(
+        "UPDATE interest_accrual a SET status = CASE WHEN $3::text IS NULL THEN 'posted' ELSE 'due' END, "
+        "posted_on = CASE WHEN $3::text IS NULL THEN $1::date END, error = $3 "
+        "FROM account acc WHERE a.transfer_id = $2 AND a.status = 'posting' AND acc.account_id = a.account_id "
+        "RETURNING a.account_id, a.period_end, a.amount, acc.customer_id, acc.currency",
+        business_date, transfer_id, error,
+    )  # fmt: skip
+
+
+async def interest_posting_outstanding(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    """Asked by this date's close and not answered yet."""
+    return await conn.fetch(
+        "SELECT a.account_id, a.period_end, a.amount, a.transfer_id, acc.ledger_account_id, acc.currency "
+        "FROM interest_accrual a JOIN account acc USING (account_id) WHERE a.status = 'posting' AND a.tried_on = $1",
+        business_date,
+    )  # fmt: skip
+
+
+async def interest_posted_on(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT acc.currency, count(*) AS postings, sum(a.amount) AS amount FROM interest_accrual a "
+        "JOIN account acc USING (account_id) WHERE a.posted_on = $1 AND a.amount > 0 GROUP BY acc.currency "
+        "ORDER BY acc.currency",
+        business_date,
+    )  # fmt: skip
+
+
+async def interest_periods(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM interest_accrual WHERE account_id = $1 ORDER BY period_end DESC LIMIT $2", account_id, limit
+    )

@@ -2,14 +2,15 @@
 a close may start, and when it is complete.
 
 Business days are Monday to Friday minus the holidays. A close of business runs for the open
-date only; it completes when every step of `COB_STEPS` has reported done and the ledger's trial
-balance balances in every currency; the next business date is the next business day after it.
+date only, its steps one after another; it completes when every step of `COB_STEPS` has reported
+done and the ledger's trial balance balances in every currency; the next business date is the
+next business day after it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from contracts.day import DayError, DayStatus, StepStatus, TrialBalanceLine
@@ -47,9 +48,15 @@ def close_refusal(day: Day, asked: dt.date) -> DayError | None:
     return None if asked == day.business_date else DayError.wrong_business_date
 
 
-def steps_to_ask(steps: Mapping[str, StepStatus]) -> list[str]:
-    """Of the declared steps, those not done (a new close asks all; a repeat the failed and unreported)."""
-    return [step for step, status in steps.items() if status != StepStatus.done]
+def step_to_ask(steps: Mapping[str, StepStatus], order: Sequence[str]) -> str | None:
+    """Steps run one after another: the first in `order` not done (a new close asks the first; a
+    repeat the failed or unreported one), or None when every step is done."""
+    return next((step for step in order if steps.get(step, StepStatus.waiting) != StepStatus.done), None)
+
+
+def calendar_refusal(day: Day) -> DayError | None:
+    """A close decided at its start which calendar days it covers: the calendar waits for it."""
+    return DayError.day_closing if day.status == DayStatus.closing else None
 
 
 def holiday_refusal(date: dt.date, business_date: dt.date, *, adding: bool) -> DayError | None:

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from bus.handling import Context
 from contracts import day as c
-from contracts import ledger
+from contracts import account, ledger
 from contracts.common import Reply
 from workers.day import domain, store
 from workers.day.domain import Day
@@ -79,21 +79,26 @@ async def close_day(ctx: Context, cmd: c.CloseDay) -> Reply:
 
 
 async def _start_or_resume(ctx: Context, day: Day) -> None:
-    """Open the close (if it is not) and ask every step not done yet."""
+    """Open the close (if it is not) and ask the step whose turn it is."""
     await store.ensure_steps(ctx.conn, day.business_date, list(c.COB_STEPS))
     if day.status == c.DayStatus.open:
         await store.set_day(ctx.conn, day.business_date, c.DayStatus.closing, None)
-    rows = await store.steps(ctx.conn, day.business_date)
-    await _ask(ctx, day.business_date, domain.steps_to_ask({r["step"]: c.StepStatus(r["status"]) for r in rows}), rows)
+    await _ask_next(ctx, day.business_date)
 
 
-async def _ask(ctx: Context, business_date: dt.date, names: list[str], rows: list[Any]) -> None:
-    if not names:
-        return
-    await store.mark_asked(ctx.conn, business_date, names)
-    attempt = 1 + max((r["attempts"] for r in rows if r["step"] in names), default=0)
-    ordered = [s for s in c.COB_STEPS if s in names]
-    await ctx.emit(c.DayClosing(business_date=business_date, steps=ordered, attempt=attempt, occurred_at=ctx.now))
+async def _ask_next(ctx: Context, business_date: dt.date) -> None:
+    rows = await store.steps(ctx.conn, business_date)
+    step = domain.step_to_ask({r["step"]: c.StepStatus(r["status"]) for r in rows}, c.COB_STEPS)
+    if step is not None:
+        await _ask(ctx, business_date, step, rows)
+
+
+async def _ask(ctx: Context, business_date: dt.date, step: str, rows: list[Any]) -> None:
+    await store.mark_asked(ctx.conn, business_date, step)
+    attempt = 1 + next((r["attempts"] for r in rows if r["step"] == step), 0)
+    next_date = domain.next_business_date(business_date, await store.holiday_dates(ctx.conn, business_date))
+    await ctx.emit(c.DayClosing(business_date=business_date, next_business_date=next_date, steps=[step],
+                                attempt=attempt, occurred_at=ctx.now))  # fmt: skip
 
 
 async def on_step_reported(ctx: Context, event: c.StepReport) -> None:
@@ -108,6 +113,8 @@ async def on_step_reported(ctx: Context, event: c.StepReport) -> None:
     rows = await store.steps(ctx.conn, day.business_date)
     if all(r["status"] == c.StepStatus.done for r in rows) and {r["step"] for r in rows} >= set(c.COB_STEPS):
         await _close(ctx, day, rows)
+    elif event.status == c.StepStatus.done:
+        await _ask_next(ctx, day.business_date)
 
 
 async def _close(ctx: Context, day: Day, rows: list[Any]) -> None:
@@ -153,8 +160,8 @@ async def ask_unreported_again(ctx: Context) -> bool:
     day = await store.lock_day(ctx.conn)
     if day is None or day.status != c.DayStatus.closing:
         return False
-    stale = await store.unreported_since(ctx.conn, day.business_date, STEP_RESEND_S)
-    await _ask(ctx, day.business_date, stale, await store.steps(ctx.conn, day.business_date))
+    for step in await store.unreported_since(ctx.conn, day.business_date, STEP_RESEND_S):
+        await _ask(ctx, day.business_date, step, await store.steps(ctx.conn, day.business_date))
     return False
 
 
@@ -171,6 +178,8 @@ async def list_holidays(ctx: Context, cmd: c.ListHolidays) -> Reply:
 async def add_holiday(ctx: Context, cmd: c.AddHoliday) -> Reply:
     day = await store.lock_day(ctx.conn)  # against a close moving the date past it meanwhile
     assert day is not None
+    if refusal := domain.calendar_refusal(day):
+        return _closing(refusal, day)
     if refusal := domain.holiday_refusal(cmd.date, day.business_date, adding=True):
         return Reply.refusal(refusal, f"{cmd.date} cannot become a holiday: only a weekday after the open business "
                                       f"date {day.business_date} can")  # fmt: skip
@@ -182,6 +191,8 @@ async def add_holiday(ctx: Context, cmd: c.AddHoliday) -> Reply:
 async def remove_holiday(ctx: Context, cmd: c.RemoveHoliday) -> Reply:
     day = await store.lock_day(ctx.conn)
     assert day is not None
+    if refusal := domain.calendar_refusal(day):
+        return _closing(refusal, day)
     if refusal := domain.holiday_refusal(cmd.date, day.business_date, adding=False):
         return Reply.refusal(refusal, f"{cmd.date} is on or before the open business date {day.business_date}")
     name = await store.remove_holiday(ctx.conn, cmd.date)
@@ -191,5 +202,10 @@ async def remove_holiday(ctx: Context, cmd: c.RemoveHoliday) -> Reply:
     return Reply.success(c.Holiday(date=cmd.date, name=name))
 
 
+def _closing(refusal: c.DayError, day: Day) -> Reply:
+    return Reply.refusal(refusal, f"{day.business_date} is closing: the calendar changes once it has closed",
+                         {"business_date": day.business_date.isoformat()})  # fmt: skip
+
+
 # The step reports this worker learns, one per step owner.
-STEP_REPORTS: tuple[type[c.StepReport], ...] = (ledger.CobStepReported,)
+STEP_REPORTS: tuple[type[c.StepReport], ...] = (ledger.CobStepReported, account.AccountCobStepReported)

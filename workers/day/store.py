@@ -48,17 +48,18 @@ async def steps(conn: asyncpg.Connection, business_date: dt.date) -> list[asyncp
 
 async def ensure_steps(conn: asyncpg.Connection, business_date: dt.date, names: list[str]) -> None:
     await conn.execute(
-        "INSERT INTO cob_step (business_date, step, status) SELECT $1, s, 'pending' FROM unnest($2::text[]) AS s "
+        "INSERT INTO cob_step (business_date, step, status) SELECT $1, s, 'waiting' FROM unnest($2::text[]) AS s "
         "ON CONFLICT DO NOTHING",
         business_date, names,
     )  # fmt: skip
 
 
-async def mark_asked(conn: asyncpg.Connection, business_date: dt.date, names: list[str]) -> None:
+async def mark_asked(conn: asyncpg.Connection, business_date: dt.date, step: str) -> None:
     await conn.execute(
-        "UPDATE cob_step SET status = 'pending', error = NULL, attempts = attempts + 1, asked_at = clock_timestamp() "
-        "WHERE business_date = $1 AND step = ANY($2::text[])",
-        business_date, names,
+        "INSERT INTO cob_step AS s (business_date, step, status, attempts, asked_at) "
+        "VALUES ($1, $2, 'pending', 1, clock_timestamp()) ON CONFLICT (business_date, step) DO UPDATE "
+        "SET status = 'pending', error = NULL, attempts = s.attempts + 1, asked_at = clock_timestamp()",
+        business_date, step,
     )  # fmt: skip
 
 
@@ -78,7 +79,7 @@ async def report(
 async def unreported_since(conn: asyncpg.Connection, business_date: dt.date, seconds: float) -> list[str]:
     rows = await conn.fetch(
         "SELECT step FROM cob_step WHERE business_date = $1 AND status = 'pending' "
-        "AND (asked_at IS NULL OR asked_at < clock_timestamp() - make_interval(secs => $2))",
+        "AND asked_at < clock_timestamp() - make_interval(secs => $2)",
         business_date, seconds,
     )  # fmt: skip
     return [r["step"] for r in rows]

@@ -75,16 +75,41 @@ async def expire_due_holds(ctx: Context) -> bool:
     return len(outcomes) == EXPIRY_BATCH
 
 
+DAY_END_STEP = "ledger.day_end_balances"
 TRIAL_BALANCE_STEP = "ledger.trial_balance"
+DEPOSIT_CODE = "customer_deposit"  # the accounts whose day-end balances interest accrues on
 
 
 async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
-    """Close of business asks for the trial balance: kept for the date by general-ledger account
-    (`ledger.get_trial_balance` reads it back), and debits = credits in every currency, or the step
-    fails with the currencies that differ (and the day does not close). Asked again for the same
-    date, it takes the totals again: idempotent per (date, step)."""
-    if TRIAL_BALANCE_STEP not in event.steps:
-        return
+    """Close of business asks for one of the ledger's steps (each idempotent per date)."""
+    if DAY_END_STEP in event.steps:
+        await _keep_day_end_balances(ctx, event)
+    if TRIAL_BALANCE_STEP in event.steps:
+        await _keep_trial_balance(ctx, event)
+
+
+async def _keep_day_end_balances(ctx: Context, event: day.DayClosing) -> None:
+    """Every open deposit account's posted balance as the day ends, kept once per date: asked
+    again, the first cut stands (later payments and the interest itself belong to the next day)."""
+    accounts = await store.keep_day_end_balances(ctx.conn, event.business_date, DEPOSIT_CODE)
+    await ctx.emit(c.CobStepReported(business_date=event.business_date, step=DAY_END_STEP, status=day.StepStatus.done,
+                                     result={"accounts": accounts}, occurred_at=ctx.now))  # fmt: skip
+
+
+async def get_day_end_balances(ctx: Context, cmd: c.GetDayEndBalances) -> Reply:
+    rows = await store.day_end_balances(ctx.conn, cmd.business_date, cmd.after, cmd.limit)
+    if rows is None:
+        return Reply.refusal(c.LedgerError.day_end_not_taken, f"no day-end balances kept for {cmd.business_date}")
+    items = [c.DayEndBalance(account_id=r["account_id"], balance=r["balance"]) for r in rows]
+    next_after = items[-1].account_id if len(items) == cmd.limit else None
+    return Reply.success(c.DayEndBalances(business_date=cmd.business_date, items=items, next_after=next_after))
+
+
+async def _keep_trial_balance(ctx: Context, event: day.DayClosing) -> None:
+    """The trial balance: kept for the date by general-ledger account (`ledger.get_trial_balance`
+    reads it back), and debits = credits in every currency, or the step fails with the currencies
+    that differ (and the day does not close). Asked again for the same date, it takes the totals
+    again: idempotent per (date, step)."""
     kept = [_code_totals(r) for r in await store.keep_trial_balance(ctx.conn, event.business_date)]
     per_currency: dict[str, list[books.CodeTotals]] = {}
     for t in kept:

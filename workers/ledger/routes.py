@@ -20,13 +20,15 @@ ROUTES = Routes(
         ledger.GetBalanceAt: handlers.get_balance_at,
         ledger.Verify: staff_only(handlers.verify),
         ledger.GetTrialBalance: staff_only(handlers.get_trial_balance),
+        ledger.GetDayEndBalances: staff_only(handlers.get_day_end_balances),
     },
     batched={ledger.CreateTransfers: handlers.create_transfers},
     batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]
     on_start=handlers.ensure_bank_accounts,
     # Every replica sweeps; the account locks make a hold expire exactly once.
     duties=(Duty("expiry sweep", handlers.expire_due_holds, handlers.EXPIRY_SWEEP_S),),
-    # Close of business: the ledger's step (`ledger.trial_balance`) when the day worker asks.
+    # Close of business: the ledger's steps (`ledger.day_end_balances`, `ledger.trial_balance`)
+    # when the day worker asks.
     events=(EventRoute(day.DayClosing, handlers.on_day_closing),),
     publishes=ledger.EVENTS,  # and ledger.access_denied, which the runtime records
 )

@@ -232,6 +232,38 @@ async def keep_trial_balance(conn: asyncpg.Connection, business_date: date) -> l
     )
 
 
+async def keep_day_end_balances(conn: asyncpg.Connection, business_date: date, code: str) -> int:
+    """Keep every open `code` account's posted balance for `business_date`, once: taken already,
+    the first cut stands. How many balances the date has."""
+    taken = await conn.fetchval(
+        "INSERT INTO day_end (business_date, accounts) VALUES ($1, 0) ON CONFLICT DO NOTHING RETURNING true",
+        business_date,
+    )  # fmt: skip
+    if taken:
+        status = await conn.execute(
+            "INSERT INTO day_end_balance (business_date, account_id, balance) "
+            "SELECT $1, id, credits_posted - debits_posted FROM ledger_account "
+            "WHERE code = $2 AND NOT closed AND credits_posted <> debits_posted",
+            business_date, code,
+        )  # fmt: skip
+        kept = int(status.split()[-1])  # "INSERT 0 <rows>"
+        await conn.execute("UPDATE day_end SET accounts = $2 WHERE business_date = $1", business_date, kept)
+    return await conn.fetchval("SELECT accounts FROM day_end WHERE business_date = $1", business_date)
+
+
+async def day_end_balances(
+    conn: asyncpg.Connection, business_date: date, after: UUID | None, limit: int
+) -> list[asyncpg.Record] | None:
+    """A page of the balances kept for `business_date`, in account id order; None: not taken."""
+    if not await conn.fetchval("SELECT true FROM day_end WHERE business_date = $1", business_date):
+        return None
+    return await conn.fetch(
+        "SELECT account_id, balance FROM day_end_balance WHERE business_date = $1 "
+        "AND ($2::uuid IS NULL OR account_id > $2) ORDER BY account_id LIMIT $3",
+        business_date, after, limit,
+    )  # fmt: skip
+
+
 async def kept_trial_balance(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT currency, code, accounts, debits_posted, credits_posted FROM trial_balance WHERE business_date = $1",

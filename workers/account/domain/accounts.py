@@ -1,4 +1,4 @@
-"""Account rules (banking-rules §2): products, numbers, eligibility and the status machine.
+"""Accounts (banking-rules §2): products, numbers, eligibility and the status machine.
 
 Pure: no I/O, no clock, no id generation. Refusals are returned as `Refusal` values; a broken
 precondition the caller controls (an out-of-range sequence, a frozen row without its previous
@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contracts.account import AccountView, AccountError, AccountStatus, ProductType, ProductView
+from contracts.account import AccountError, AccountStatus, AccountView, InterestPosting, ProductType, ProductView
 from contracts.common import CURRENCY_EXPONENTS
 
 DEFAULT_CURRENCY = "INR"
@@ -48,6 +48,7 @@ class Product:
     monthly_debit_limit: int
     overdraft_limit: int
     rate_bps: int
+    interest_posting: InterestPosting = InterestPosting.quarterly  # §2: quarterly unless the product says monthly
 
     def view(self) -> ProductView:
         return ProductView(
@@ -60,6 +61,7 @@ class Product:
             monthly_debit_limit=self.monthly_debit_limit,
             overdraft_limit=self.overdraft_limit,
             rate_bps=self.rate_bps,
+            interest_posting=self.interest_posting,
         )
 
 

@@ -1,4 +1,4 @@
-"""The account worker's recipes: load, decide (domain), store, reply."""
+"""Accounts: opening, reads, the lifecycle (freeze, close with payout) and holds: load, decide (domain), store, reply."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from contracts import account as c
 from contracts import customer as customer_events
 from contracts import ledger
 from contracts.common import Reply
-from workers.account import domain, store
-from workers.account.domain import Refusal
+from workers.account import store
+from workers.account.domain import accounts as domain
+from workers.account.domain.accounts import Refusal
 
 CATALOGUE = domain.product_catalogue()
 STEP_CREATE_LEDGER_ACCOUNT = "create_ledger_account"
