@@ -388,7 +388,8 @@ class InterestPeriod(Contract):
     amount: int = Field(ge=0, description="`accrued` rounded half-up to the minor unit: what posts, or posted")
     status: InterestStatus
     transfer_id: UUID | None = Field(default=None, description="the ledger transfer that posted it")
-    posted_on: dt.date | None = Field(default=None, description="the business date it posted")
+    posted_on: dt.date | None = Field(default=None, description="the business date whose close posted it (null when "
+                                                                "the account's closing posted it)")
     error: str | None = Field(default=None, description="why the ledger refused it, while due")
 
 
@@ -421,7 +422,7 @@ class InterestPosted(Event):
     amount: int = Field(gt=0, description="minor units")
     currency: str
     period_end: dt.date
-    business_date: dt.date = Field(description="the business date whose close posted it")
+    business_date: dt.date | None = Field(description="the business date whose close posted it; null: the account's closing did")
     transfer_id: UUID
     occurred_at: AwareDatetime
 

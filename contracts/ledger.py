@@ -205,6 +205,7 @@ class LedgerError(StrEnum):
     day_end_not_taken = "day_end_not_taken"  # close of business has not kept that date's balances
     payout_account_not_found = "payout_account_not_found"
     payout_refused = "payout_refused"
+    settlement_refused = "settlement_refused"  # a close's settle transfer was refused (details: its result)
     # Balances as of a past time are kept only for accounts with `flags.history`.
 
 
@@ -417,6 +418,9 @@ class CreateTransfers(Command):
     transfers: list[NewTransfer] = Field(min_length=1, max_length=MAX_BATCH, description=f"1 to {MAX_BATCH} transfers")
 
 
+MAX_SETTLE = 16  # a closing settles a few periods' interest and charges, never a batch
+
+
 class SetAccountFlags(Command):
     """Freeze, unfreeze or close a ledger account. Result: `AccountView`.
 
@@ -438,13 +442,25 @@ class SetAccountFlags(Command):
     actor: str = Field(min_length=1, max_length=200, description="who asked for the change (staff or system id)")
     reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
     payout_account_id: UUID | None = Field(default=None, description="close only: where the remaining balance goes")
+    settle: list[NewTransfer] = Field(
+        default_factory=list, max_length=MAX_SETTLE,
+        description="close only: what the closing settles first (its interest credited, its charges debited, "
+                    "`balancing_debit` so they stop at zero), in the same transaction and one chain with the "
+                    "payout: one refused, nothing moves and the close is refused (`settlement_refused`). Each "
+                    "moves money to or from the closing account, plainly (no two-phase flags)",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _payout_only_on_close(self) -> SetAccountFlags:
-        if self.payout_account_id is not None and self.action != "close":
-            raise ValueError("payout_account_id goes with action close only")
+        if (self.payout_account_id is not None or self.settle) and self.action != "close":
+            raise ValueError("payout_account_id and settle go with action close only")
         if self.payout_account_id == self.account_id:
             raise ValueError("an account cannot pay itself out")
+        for t in self.settle:
+            if self.account_id not in (t.debit_account_id, t.credit_account_id):
+                raise ValueError(f"settle transfer {t.id} does not touch the closing account")
+            if t.flags.pending or t.flags.post_pending or t.flags.void_pending or t.flags.linked:
+                raise ValueError(f"settle transfer {t.id}: plain or balancing only (the close links them itself)")
         return self
 
 

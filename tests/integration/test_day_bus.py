@@ -179,6 +179,26 @@ async def balance(bus: BusClient, account_id: uuid.UUID) -> int:
     return (await bus.ok(L.LookupAccounts(ids=[account_id])))["accounts"][0]["balance"]
 
 
+async def test_a_date_closed_before_closes_again_once_the_bank_is_set_back_to_it(bus: BusClient, admin_db: asyncpg.Pool) -> None:
+    """An installation restored to an earlier date closes it anew: the steps its earlier close left
+    done count for nothing (each is asked again)."""
+    date = dt.date.fromisoformat((await business_day(bus))["business_date"])
+    await close(bus, admin_db)
+    await open_to(bus, admin_db, date)
+    asked_before = await admin_db.fetchval("SELECT count(*) FROM day.outbox WHERE routing_key = 'day.closing' "
+                                           "AND payload->>'business_date' = $1", date.isoformat())  # fmt: skip
+    await bus.ok(c.CloseDay(business_date=date))
+
+    async def closed_twice() -> Any:
+        return await admin_db.fetchval("SELECT count(*) = 2 FROM day.outbox WHERE routing_key = 'day.closed' "
+                                       "AND payload->>'business_date' = $1", date.isoformat())  # fmt: skip
+
+    await eventually(closed_twice)
+    asked = await admin_db.fetchval("SELECT count(*) FROM day.outbox WHERE routing_key = 'day.closing' "
+                                    "AND payload->>'business_date' = $1", date.isoformat())  # fmt: skip
+    assert asked - asked_before == len(c.COB_STEPS)
+
+
 async def test_savings_interest_accrues_each_day_on_the_day_end_balance_and_posts_at_the_quarter_end(
     bus: BusClient, admin_db: asyncpg.Pool,
 ) -> None:  # fmt: skip
@@ -232,6 +252,20 @@ async def test_savings_interest_accrues_each_day_on_the_day_end_balance_and_post
     periods = {p["period_end"]: p for p in (await bus.ok(a.GetInterest(account_id=saver)))["periods"]}
     assert periods["2027-06-30"]["accrued"] == "8150.684931506849"
     assert periods["2027-09-30"]["accrued"] == "1439.137767123288"  # 1 July on 150,081.51, once
+    # Closing settles the open period's interest in the ledger's closing chain, before the payout;
+    # a close the ledger refuses (a lien stands) settles nothing, and the period accrues on.
+    lien = uuid.uuid4()
+    await bus.ok(a.PlaceHold(hold_id=lien, account_id=saver, kind="lien", amount=100, reason="court order", actor="officer-1"))
+    refused = await bus.send(a.CloseAccount(account_id=saver, actor="officer-1", reason="leaves", payout_in_cash=True))
+    assert refused.error is not None and refused.error.code == "close_refused_pending_transfers"
+    assert (await bus.ok(a.GetInterest(account_id=saver)))["periods"][0]["status"] == "accruing"
+    await bus.ok(a.ReleaseHold(hold_id=lien, account_id=saver, reason="lifted", actor="officer-1"))
+    closed = await bus.ok(a.CloseAccount(account_id=saver, actor="officer-1", reason="leaves", payout_in_cash=True))
+    assert closed["status"] == "closed" and await balance(bus, saver) == 0
+    settled = (await bus.ok(a.GetInterest(account_id=saver)))["periods"][0]
+    assert (settled["period_end"], settled["status"], settled["amount"], settled["posted_on"]) == ("2027-09-30", "posted", 1_439, None)
+    [payout] = (await bus.ok(L.LookupTransfers(ids=[L.closure_transfer_id(saver)])))["transfers"]
+    assert payout["amount"] == 15_000_000 + 8_151 + 1_439
 
 
 async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(

@@ -273,6 +273,40 @@ async def interest_posted_on(conn: asyncpg.Connection, business_date: date) -> l
     )  # fmt: skip
 
 
+async def unposted_interest(conn: asyncpg.Connection, account_id: UUID) -> list[asyncpg.Record]:
+    """The account's periods not posted yet (a closing posts them), locked."""
+    return await conn.fetch(
+        "SELECT period_end, balance_bps_days, status FROM interest_accrual WHERE account_id = $1 "
+        "AND status <> 'posted' ORDER BY period_end FOR UPDATE",
+        account_id,
+    )  # fmt: skip
+
+
+async def closing_interest_asked(conn: asyncpg.Connection, account_id: UUID, periods: list[date]) -> None:
+    """A closing asked the ledger to settle these periods: `posting`, so no close of business posts
+    them too (nor accrues into them); not this or any close's to wait for (tried_on NULL)."""
+    await conn.execute(
+        "UPDATE interest_accrual SET status = 'posting', tried_on = NULL WHERE account_id = $1 AND period_end = ANY($2::date[])",
+        account_id, periods,
+    )  # fmt: skip
+
+
+async def closing_interest_answered(conn: asyncpg.Connection, account_id: UUID, periods: list[tuple[date, int, UUID | None]],
+                                    *, posted: bool) -> None:  # fmt: skip
+    """(period_end, amount, transfer_id): posted by the closing, or, the close refused, back to
+    accruing (or due, if a close of business had found it refused)."""
+    ends, amounts, transfer_ids = (list(column) for column in zip(*periods, strict=True))
+    await conn.execute(
+        "UPDATE interest_accrual a SET "
+        "status = CASE WHEN $4 THEN 'posted' WHEN a.error IS NULL THEN 'accruing' ELSE 'due' END, "
+        "amount = CASE WHEN $4 THEN r.amount END, transfer_id = CASE WHEN $4 THEN r.transfer_id END, "
+        "error = CASE WHEN $4 THEN NULL ELSE a.error END "
+        "FROM unnest($2::date[], $3::bigint[], $5::uuid[]) AS r (period_end, amount, transfer_id) "
+        "WHERE a.account_id = $1 AND a.period_end = r.period_end AND a.status = 'posting' AND a.tried_on IS NULL",
+        account_id, ends, amounts, posted, transfer_ids,
+    )  # fmt: skip
+
+
 async def interest_periods(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM interest_accrual WHERE account_id = $1 ORDER BY period_end DESC LIMIT $2", account_id, limit

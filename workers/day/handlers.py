@@ -70,6 +70,7 @@ async def get_business_day(ctx: Context, cmd: c.GetBusinessDay) -> Reply:
 
 async def close_day(ctx: Context, cmd: c.CloseDay) -> Reply:
     day = await store.lock_day(ctx.conn)
+
     assert day is not None
     if refusal := domain.close_refusal(day, cmd.business_date):
         return Reply.refusal(refusal, f"the open business date is {day.business_date}, not {cmd.business_date}",
@@ -80,9 +81,12 @@ async def close_day(ctx: Context, cmd: c.CloseDay) -> Reply:
 
 async def _start_or_resume(ctx: Context, day: Day) -> None:
     """Open the close (if it is not) and ask the step whose turn it is."""
-    await store.ensure_steps(ctx.conn, day.business_date, list(c.COB_STEPS))
     if day.status == c.DayStatus.open:
+        # A new close: steps a past close of this date left (an installation restored to an
+        # earlier date closes it again) count for nothing.
+        await store.reset_steps(ctx.conn, day.business_date)
         await store.set_day(ctx.conn, day.business_date, c.DayStatus.closing, None)
+    await store.ensure_steps(ctx.conn, day.business_date, list(c.COB_STEPS))
     await _ask_next(ctx, day.business_date)
 
 

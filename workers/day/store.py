@@ -54,6 +54,14 @@ async def ensure_steps(conn: asyncpg.Connection, business_date: dt.date, names: 
     )  # fmt: skip
 
 
+async def reset_steps(conn: asyncpg.Connection, business_date: dt.date) -> None:
+    await conn.execute(
+        "UPDATE cob_step SET status = 'waiting', error = NULL, result = NULL, attempts = 0, asked_at = NULL, "
+        "reported_at = NULL WHERE business_date = $1",
+        business_date,
+    )  # fmt: skip
+
+
 async def mark_asked(conn: asyncpg.Connection, business_date: dt.date, step: str) -> None:
     await conn.execute(
         "INSERT INTO cob_step AS s (business_date, step, status, attempts, asked_at) "

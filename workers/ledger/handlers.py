@@ -252,8 +252,8 @@ async def create_accounts(ctx: Context, cmd: c.CreateAccounts) -> Reply:
 
 
 async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
-    if cmd.payout_account_id is not None:
-        return await _close_with_payout(ctx, cmd, cmd.payout_account_id)
+    if cmd.payout_account_id is not None or cmd.settle:
+        return await _close_settled(ctx, cmd, cmd.payout_account_id)
     account = (await store.lock_accounts(ctx.conn, [cmd.account_id])).get(cmd.account_id)
     if account is None:
         return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
@@ -263,35 +263,49 @@ async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
     return await _flags_changed(ctx, cmd, account)
 
 
-async def _close_with_payout(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID) -> Reply:
-    """Pay the whole balance out, below the account's minimum balance down to zero, and close it:
-    one transfer and the close, in this one transaction (banking-rules §2, closure)."""
+async def _close_settled(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID | None) -> Reply:
+    """Settle what the closing owes and is owed (`cmd.settle`), pay the whole balance out below the
+    account's minimum balance down to zero, and close it: one chain and the close, in this one
+    transaction (banking-rules §2, closure). Refused, nothing of it is written."""
     transfer_id = c.closure_transfer_id(cmd.account_id)
-    ledger, now = await _load_and_lock(ctx.conn, [transfer_id], [], {cmd.account_id, payout_id})
-    account, payout = ledger.accounts.get(cmd.account_id), ledger.accounts.get(payout_id)
+    sides = {side for t in cmd.settle for side in (t.debit_account_id, t.credit_account_id) if side is not None}
+    ledger, now = await _load_and_lock(ctx.conn, [transfer_id, *(t.id for t in cmd.settle)], [],
+                                       {cmd.account_id, *sides, *([payout_id] if payout_id else [])})  # fmt: skip
+    account = ledger.accounts.get(cmd.account_id)
     if account is None:
         return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
-    if payout is None:
+    payout = ledger.accounts.get(payout_id) if payout_id else None
+    if payout_id is not None and payout is None:
         return Reply.refusal(c.LedgerError.payout_account_not_found, f"no ledger account {payout_id} to pay out to")
-    if refusal := accounts.closure_refusal(account, paying_out=True):
+    if refusal := accounts.closure_refusal(account, paying_out=payout is not None):
         return Reply.refusal(refusal, f"cannot close ledger account {cmd.account_id}: {refusal}")
-    outcomes: list[Outcome] = []
-    if (owed := accounts.balance(account)) > 0:
+    chain = [t.model_copy(update={"flags": t.flags.model_copy(update={"linked": i < len(cmd.settle) - 1})})
+             for i, t in enumerate(cmd.settle)]  # fmt: skip
+    outcomes = transfers.create_transfers(ledger, chain, now) if chain else []
+    if refused := next((o for o in outcomes if o.result not in _IN_THE_LEDGER), None):
+        code = str(refused.result)
+        return Reply.refusal(c.LedgerError.settlement_refused, f"settling the closing was refused: {code}",
+                             {"result": code})  # fmt: skip
+    if payout is not None and (owed := accounts.balance(account)) > 0:
         payout_transfer = c.NewTransfer(id=transfer_id, debit_account_id=account.id, credit_account_id=payout.id,
                                         amount=owed, currency=account.currency, code="account_closure",
                                         reference=f"closure {account.id}")  # fmt: skip
         with accounts.floor_lifted(account):  # the minimum balance goes with the account
-            outcomes = transfers.create_transfers(ledger, [payout_transfer], now)
-        if outcomes[0].result != c.TransferResultCode.ok:
-            code = str(outcomes[0].result)
+            paid = transfers.create_transfers(ledger, [payout_transfer], now)
+        if paid[0].result != c.TransferResultCode.ok:
+            code = str(paid[0].result)
             return Reply.refusal(c.LedgerError.payout_refused, f"the payout to {payout.id} was refused: {code}",
                                  {"result": code})  # fmt: skip
-    refusal = accounts.set_flags(account, "close")
-    assert refusal is None, f"a paid-out account closes: {refusal}"
+        outcomes += paid
+    if refusal := accounts.set_flags(account, "close"):
+        return Reply.refusal(refusal, f"cannot close ledger account {cmd.account_id}: {refusal}")
     await _write(ctx.conn, ledger, outcomes, [], now)
     await store.save_flags(ctx.conn, account)
     await _emit_many(ctx.conn, [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)])
     return await _flags_changed(ctx, cmd, account)
+
+
+_IN_THE_LEDGER = (c.TransferResultCode.ok, c.TransferResultCode.exists)
 
 
 async def _flags_changed(ctx: Context, cmd: c.SetAccountFlags, account: AccountState) -> Reply:

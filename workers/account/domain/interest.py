@@ -84,3 +84,9 @@ def interest_transfer_id(account_id: UUID, period_end_: dt.date, business_date: 
     is answered `exists`; a later close retrying a refused credit needs a new id (the ledger keeps a
     failed id failed)."""
     return uuid5(NAMESPACE_URL, f"cbs.account.interest.{account_id}.{period_end_.isoformat()}.{business_date.isoformat()}")
+
+
+def closure_interest_transfer_id(account_id: UUID, period_end_: dt.date) -> UUID:
+    """The interest a closing posts for a period: once per account and period (a refused close
+    writes nothing in the ledger, so the retry may use the same id)."""
+    return uuid5(NAMESPACE_URL, f"cbs.account.interest.{account_id}.{period_end_.isoformat()}.closure")

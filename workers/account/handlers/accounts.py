@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -16,6 +16,7 @@ from contracts import ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import accounts as domain
+from workers.account.domain import interest
 from workers.account.domain.accounts import Refusal
 
 CATALOGUE = domain.product_catalogue()
@@ -130,18 +131,47 @@ async def unfreeze_account(ctx: Context, cmd: c.UnfreezeAccount) -> Reply | Defe
 
 
 async def close_account(ctx: Context, cmd: c.CloseAccount) -> Reply | Deferred:
-    # The balance and holds are the ledger's to judge: it pays the balance out (when told where)
-    # and refuses with holds open or money left unpaid.
+    # The balance and holds are the ledger's to judge: it settles the interest, pays the balance
+    # out (when told where) and refuses with holds open or money left unpaid.
+    account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
+    if account is None:
+        return not_found(cmd.account_id)
+    if refusal := domain.close_check(account):
+        return refuse(refusal)
     payout: UUID | None = None
     if cmd.payout_in_cash or cmd.payout_account_id is not None:
-        account = await store.get_account(ctx.conn, cmd.account_id)
-        if account is None:
-            return not_found(cmd.account_id)
         target = None if cmd.payout_account_id is None else await store.get_account(ctx.conn, cmd.payout_account_id)
         if refusal := domain.payout_refusal(account, target, in_cash=cmd.payout_in_cash):
             return refuse(refusal)
         payout = target.ledger_account_id if target else ledger.bank_account_id("cash_vault", account.currency)
-    return await _ask_ledger_first(ctx, cmd, domain.close_check, "close", payout=payout)
+    owed = await _interest_owed(ctx, account)
+    if isinstance(owed, Reply):
+        return owed
+    settle = [_closing_interest(account, end, amount) for end, amount in owed if amount]
+    if owed:
+        await store.closing_interest_asked(ctx.conn, account.account_id, [end for end, _ in owed])
+    return await _ask_ledger_first(ctx, cmd, domain.close_check, "close", payout=payout, settle=settle,
+                                   interest_owed=[[end.isoformat(), amount] for end, amount in owed])  # fmt: skip
+
+
+async def _interest_owed(ctx: Context, account: c.AccountView) -> list[tuple[date, int]] | Reply:
+    """Each unposted period's interest, accrued to the last close and rounded once: a closing
+    posts it in the ledger's closing chain, before the payout (banking-rules §2, closure)."""
+    periods = await store.unposted_interest(ctx.conn, account.account_id)
+    if any(p["status"] == c.InterestStatus.posting for p in periods):
+        return Reply.refusal(c.AccountError.close_refused_pending_transfers,
+                             "this account's interest is being posted (by close of business, or a closing "
+                             "asked already): close it once that is done")  # fmt: skip
+    return [(p["period_end"], interest.interest_minor(int(p["balance_bps_days"]))) for p in periods]
+
+
+def _closing_interest(account: c.AccountView, period_end: date, amount: int) -> ledger.NewTransfer:
+    return ledger.NewTransfer(
+        id=interest.closure_interest_transfer_id(account.account_id, period_end),
+        debit_account_id=ledger.bank_account_id("interest_expense", account.currency),
+        credit_account_id=account.ledger_account_id, amount=amount, currency=account.currency, code="interest",
+        reference=f"interest to closing, period to {period_end.isoformat()}",
+    )  # fmt: skip
 
 
 LifecycleCommand = c.FreezeAccount | c.UnfreezeAccount | c.CloseAccount
@@ -149,7 +179,8 @@ LifecycleCommand = c.FreezeAccount | c.UnfreezeAccount | c.CloseAccount
 
 async def _ask_ledger_first(
     ctx: Context, cmd: LifecycleCommand, check: Callable[[c.AccountView], Refusal | None], action: str,
-    payout: UUID | None = None,
+    payout: UUID | None = None, settle: list[ledger.NewTransfer] | None = None,
+    interest_owed: list[list[Any]] | None = None,
 ) -> Reply | Deferred:
     """A freeze must hold in the ledger before the account says it is frozen: the ledger first."""
     account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
@@ -158,8 +189,9 @@ async def _ask_ledger_first(
     if refusal := check(account):
         return refuse(refusal)
     flags = ledger.SetAccountFlags(account_id=account.ledger_account_id, action=action, actor=cmd.actor, reason=cmd.reason,
-                                   payout_account_id=payout)  # fmt: skip
-    state = {"account_id": str(account.account_id), "action": action, "actor": cmd.actor, "reason": cmd.reason}
+                                   payout_account_id=payout, settle=settle or [])  # fmt: skip
+    state = {"account_id": str(account.account_id), "action": action, "actor": cmd.actor, "reason": cmd.reason,
+             "interest": interest_owed or []}  # fmt: skip
     return await ctx.request(flags, step=STEP_SET_LEDGER_FLAGS, state=state)
 
 
@@ -169,6 +201,8 @@ async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Repl
     assert account is not None, "accounts are never deleted"
     if not reply.ok:
         assert reply.error is not None
+        if state.get("interest"):
+            await _closing_interest_answered(ctx, account, state["interest"], posted=False)
         return Reply.refusal(LEDGER_REFUSALS.get(reply.error.code, reply.error.code), reply.error.message, reply.error.details)
     action, actor, reason = state["action"], state["actor"], state["reason"]
     decide = {"freeze": lambda a: domain.freeze(a.status), "unfreeze": lambda a: domain.unfreeze(a.status, a.status_before_freeze),
@@ -184,9 +218,26 @@ async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Repl
     elif action == "unfreeze":
         event = c.AccountUnfrozen(**_fact(account, ctx.now), actor=actor, reason=reason)
     else:
+        if state.get("interest"):
+            await _closing_interest_answered(ctx, account, state["interest"], posted=True)
         event = c.AccountClosed(**_fact(account, ctx.now), actor=actor, reason=reason)
     await ctx.emit(event)
     return Reply.success(account)
+
+
+async def _closing_interest_answered(ctx: Context, account: c.AccountView, owed: list[list[Any]], *, posted: bool) -> None:
+    """The closing chain credited each period's interest (a period rounding to zero posts nothing),
+    or, refused, credited none: the periods accrue on."""
+    periods = [(date.fromisoformat(end), amount) for end, amount in owed]
+    ids = [interest.closure_interest_transfer_id(account.account_id, end) if amount else None for end, amount in periods]
+    await store.closing_interest_answered(ctx.conn, account.account_id,
+                                          [(end, amount, i) for (end, amount), i in zip(periods, ids, strict=True)],
+                                          posted=posted)  # fmt: skip
+    for (end, amount), transfer_id in zip(periods, ids, strict=True):
+        if posted and transfer_id is not None:
+            await ctx.emit(c.InterestPosted(account_id=account.account_id, customer_id=account.customer_id, amount=amount,
+                                            currency=account.currency, period_end=end, business_date=None,
+                                            transfer_id=transfer_id, occurred_at=ctx.now))  # fmt: skip
 
 
 # The ledger's refusal codes, in the account's words.
@@ -195,6 +246,7 @@ LEDGER_REFUSALS = {
     "account_already_closed": c.AccountError.account_closed,
     "payout_account_not_found": c.AccountError.invalid_payout_account,
     "payout_refused": c.AccountError.payout_refused,
+    "settlement_refused": c.AccountError.payout_refused,
 }
 
 
