@@ -126,3 +126,14 @@ async def list_holds(
     who: Principal = require("accounts:read", "accounts"),
 ) -> Response:
     return await gateway_of(request).query(c.ListHolds, {"account_id": account_id, "limit": limit}, who)
+
+
+@router.get("/v1/accounts/{account_id}/interest")
+async def get_interest(
+    account_id: UUID, request: Request, limit: int = Query(default=12, ge=1, le=120),
+    who: Principal = require("accounts:read", "accounts"),
+) -> Response:
+    """Savings interest by posting period, newest first: accrued exactly to the last close of
+    business, the rounded amount that posts (or posted), and its transfer. A customer reads only
+    their own accounts'."""
+    return await gateway_of(request).query(c.GetInterest, {"account_id": account_id, "limit": limit}, who)

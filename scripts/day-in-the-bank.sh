@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A day in the bank, as far as CBS goes today, against the cluster `make run` started: a customer
 # registered and KYC-verified, a savings account opened and funded in cash, a lien placed and
-# lifted, two business days closed with their books read, and the account closed with its money
-# paid out. Needs curl and python3; set CBS_URL (default http://127.0.0.1:8080) and the admin's
+# lifted, two business days closed with their books read and the interest they accrued, and the
+# account closed with its interest settled and its money paid out. Needs curl and python3; set CBS_URL (default http://127.0.0.1:8080) and the admin's
 # password if it is not the development default.
 set -euo pipefail
 URL=${CBS_URL:-http://127.0.0.1:8080}
@@ -58,6 +58,16 @@ for row in books["rows"]:
         print("  %5s %-20s %-10s balance %d" % (row["gl_code"] or "-", row["code"], row["gl_class"], row["balance"]))
 print("  balanced:", all(t["balanced"] for t in books["totals"]), "| balance sheet:", books["balance_sheet"][0])'
 
-echo "== the customer leaves: the whole balance paid out in cash, the account closed"
+echo "== savings interest (3.50% a year) accrued on each day-end balance, exact, to the last close"
+call GET "/v1/accounts/$ACCOUNT/interest" | python3 -c '
+import sys, json
+for p in json.load(sys.stdin)["periods"]:
+    print("  period to %s: accrued %s to %s, %s minor units (%s)" % (p["period_end"], p["accrued_from"],
+          p["accrued_through"], p["accrued"], p["status"]))'
+echo "== the customer leaves: the interest accrued settled, the whole balance paid out in cash, the account closed"
 call POST "/v1/accounts/$ACCOUNT/close" '{"reason": "customer leaves", "payout_in_cash": true}' | json '["status"]'
+SETTLED=$(call GET "/v1/accounts/$ACCOUNT/interest" | python3 -c '
+import sys, json; print(sum(p["amount"] for p in json.load(sys.stdin)["periods"] if p["status"] == "posted"))')
+PAYOUT_ID=$(python3 -c "import uuid; print(uuid.uuid5(uuid.NAMESPACE_URL, 'cbs.ledger.closure.$ACCOUNT'))")
+echo "interest paid $SETTLED, paid out $(call GET "/v1/ledger/transfers/$PAYOUT_ID" | json '["amount"]')"
 call GET "/v1/accounts/$ACCOUNT/balance" | python3 -c 'import sys, json; b = json.load(sys.stdin); print("balance", b["balance"], "closed", b["closed"])'

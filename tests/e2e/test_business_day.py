@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import subprocess
 import sys
 import time
@@ -128,3 +129,7 @@ def test_the_readmes_day_in_the_bank_runs(cluster: Cluster) -> None:
     assert "balance 250000 available 240000" in done.stdout
     assert "with the lien: available 190000" in done.stdout
     assert "balanced: True" in done.stdout and done.stdout.rstrip().endswith("balance 0 closed True")
+    # Two closes of 2,500.00 at 3.5%: 23.97… minor units a calendar day, posted at a quarter's end
+    # or settled on closing, rounded once a period.
+    settled, paid = re.search(r"interest paid (\d+), paid out (\d+)", done.stdout).groups()  # type: ignore[union-attr]
+    assert int(settled) >= 48 and int(paid) == 250_000 + int(settled)

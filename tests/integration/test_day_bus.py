@@ -200,7 +200,7 @@ async def test_a_date_closed_before_closes_again_once_the_bank_is_set_back_to_it
 
 
 async def test_savings_interest_accrues_each_day_on_the_day_end_balance_and_posts_at_the_quarter_end(
-    bus: BusClient, admin_db: asyncpg.Pool,
+    bus: BusClient, edge_bus: BusClient, admin_db: asyncpg.Pool,
 ) -> None:  # fmt: skip
     """Thursday 24 June 2027 to the quarter's end at 3.5%: 100,000.00 for four days (Friday's close
     covers the weekend), 150,000.00 for three: (4 × 10,000,000 + 3 × 15,000,000) × 350 / 3,650,000
@@ -252,6 +252,18 @@ async def test_savings_interest_accrues_each_day_on_the_day_end_balance_and_post
     periods = {p["period_end"]: p for p in (await bus.ok(a.GetInterest(account_id=saver)))["periods"]}
     assert periods["2027-06-30"]["accrued"] == "8150.684931506849"
     assert periods["2027-09-30"]["accrued"] == "1439.137767123288"  # 1 July on 150,081.51, once
+    # A customer reads their own account's interest, never another's, and never the ledger's day-end balances.
+    def as_customer(customer_id: uuid.UUID) -> dict[str, Any]:
+        return {"x-actor": json.dumps({"sub": "cust", "roles": ["customer"], "customer_id": str(customer_id)})}
+
+    own = await edge_bus.correlator.send(a.GetInterest(account_id=saver), message_id=uuid.uuid4().hex, timeout_s=10,
+                                         headers=as_customer(customer))  # fmt: skip
+    assert own.ok and own.result["periods"][0]["period_end"] == "2027-09-30"
+    for asked, code in ((a.GetInterest(account_id=saver), "not_owner"),
+                        (L.GetDayEndBalances(business_date=dt.date(2027, 6, 30)), "forbidden")):  # fmt: skip
+        refused = await edge_bus.correlator.send(asked, message_id=uuid.uuid4().hex, timeout_s=10,
+                                                 headers=as_customer(uuid.uuid4()))  # fmt: skip
+        assert refused.error is not None and refused.error.code == code, refused
     # Closing settles the open period's interest in the ledger's closing chain, before the payout;
     # a close the ledger refuses (a lien stands) settles nothing, and the period accrues on.
     lien = uuid.uuid4()
