@@ -27,6 +27,29 @@ async def list_products(request: Request, who: Principal = require("accounts:rea
     return await gateway_of(request).query(c.ListProducts, {}, who)
 
 
+DefineProductBody = body_model(c.DefineProduct, exclude={"actor"}, name="DefineProductBody")
+
+
+@router.post("/v1/products", status_code=201)
+async def define_product(
+    body: DefineProductBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("products:manage", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Create a product or its next version (new accounts open under the newest; accounts keep theirs)."""
+    data = {**body.model_dump(), "actor": who.subject}  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.DefineProduct, data, who, key, created=True)
+
+
+@router.get("/v1/products/{code}")
+async def get_product(
+    code: str, request: Request, version: int | None = Query(default=None, ge=1),
+    who: Principal = require("accounts:read", "accounts"),
+) -> Response:
+    return await gateway_of(request).query(c.GetProduct, {"code": code, "version": version}, who)
+
+
 @router.post("/v1/accounts", status_code=201)
 async def open_account(
     body: OpenAccountBody,  # type: ignore[valid-type]

@@ -54,6 +54,7 @@ class AccountError(StrEnum):
 
     account_not_found = "account_not_found"
     product_not_found = "product_not_found"
+    invalid_product = "invalid_product"  # terms an officer may not define (the message says which)
     customer_unknown = "customer_unknown"
     # Customer not `active`, or KYC not `completed`.
     customer_not_eligible = "customer_not_eligible"
@@ -87,21 +88,42 @@ def _reason_field() -> Any:
 # --- results ---------------------------------------------------------------------------------
 
 
-class ProductView(Contract):
-    code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product code, e.g. `savings`")
-    type: ProductType = Field(description="savings or current")
-    currency: str = currency_field("ISO 4217 currency of accounts of this product")
+MAX_RATE_BPS = 10_000  # 100% a year: a deposit rate above it is a typing error, not a product
+
+
+class ProductTerms(Contract):
+    """What an officer defines for a product: its rules and its fee table, money in minor units of
+    its currency (banking-rules §2). Fees are charged at close of business once that is built."""
+
+    name: str = Field(min_length=1, max_length=100, description="what customers see, e.g. `Regular Savings`")
+    type: ProductType = Field(description="savings or current; a product keeps its type across versions")
+    currency: str = currency_field("ISO 4217 currency of accounts of this product; kept across versions")
+    rate_bps: int = Field(ge=0, le=MAX_RATE_BPS, description="credit interest, basis points a year (current: 0)")
+    interest_posting: InterestPosting = Field(default=InterestPosting.quarterly,
+                                              description="interest posts at each month's or quarter's end")  # fmt: skip
     minimum_balance: int = amount_field("balance the account must keep, minor units")
     daily_cash_withdrawal_limit: int = amount_field("cash withdrawals a bank day, minor units")
     daily_payments_out_limit: int = amount_field("payments out a bank day, minor units")
     monthly_debit_limit: int = amount_field("customer debits a calendar month, minor units")
-    overdraft_limit: int = amount_field("overdraft allowed below zero, minor units; 0 = none")
-    rate_bps: int = Field(ge=0, le=100_000, description="credit interest, basis points a year")
-    interest_posting: InterestPosting = Field(description="interest posts at each month's or quarter's end")
+    overdraft_limit: int = amount_field("the most an officer may let an account overdraw, minor units; 0 = none; "
+                                        "savings never")  # fmt: skip
+    maintenance_fee: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="charged each month, minor units")
+    shortfall_fee: int = Field(default=0, ge=0, le=MAX_AMOUNT,
+                               description="charged for a month whose average day-end balance fell below the minimum")  # fmt: skip
+    free_atm_withdrawals: int = Field(default=0, ge=0, le=100, description="ATM withdrawals a month without a fee")
+    atm_fee: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="each ATM withdrawal beyond the free ones")
+    overdraft_rate_bps: int = Field(default=0, ge=0, le=MAX_RATE_BPS, description="debit interest on an overdraft")
+
+
+class ProductView(ProductTerms):
+    code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product code, e.g. `savings`")
+    version: int = Field(ge=1, description="1, then one more each time an officer changes the terms")
+    defined_by: str = Field(description="who defined this version (`system` for the shipped defaults)")
+    defined_at: datetime = Field(description="UTC time this version was defined")
 
 
 class ProductList(Contract):
-    items: list[ProductView] = Field(description="every product open for new accounts")
+    items: list[ProductView] = Field(description="each product's newest version: what new accounts open under")
 
 
 class AccountView(Contract):
@@ -109,6 +131,7 @@ class AccountView(Contract):
     number: str = Field(pattern=ACCOUNT_NUMBER_PATTERN, description="account number with its check digit")
     customer_id: UUID = Field(description="the primary holder")
     product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product the account was opened under")
+    product_version: int = Field(default=1, ge=1, description="the product's version whose terms the account keeps")
     type: ProductType = Field(description="savings or current")
     currency: str = currency_field("ISO 4217 currency of the account")
     status: AccountStatus = Field(description="active, dormant, frozen, closed or inactive")
@@ -131,6 +154,36 @@ class ListProducts(Command):
 
     routing_key: ClassVar[str] = "account.list_products"
     read_only: ClassVar[bool] = True
+
+
+class DefineProduct(ProductTerms, Command):
+    """Create a product (version 1) or change its terms (the next version): new accounts open under
+    the newest version; accounts opened before keep theirs. The same terms as the newest version
+    define nothing new (a retry answers that version). Result: `ProductView`. Refusals:
+    invalid_product (a type or currency change, an overdraft on savings, a minimum balance below
+    zero's reach…)."""
+
+    routing_key: ClassVar[str] = "account.define_product"
+
+    code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product code, e.g. `savings_plus`")
+    actor: str = _actor_field()
+
+
+class GetProduct(Command):
+    """A product's newest version, or the one named. Result: `ProductView`. Refusals: product_not_found."""
+
+    routing_key: ClassVar[str] = "account.get_product"
+    read_only: ClassVar[bool] = True
+
+    code: str = Field(pattern=PRODUCT_CODE_PATTERN)
+    version: int | None = Field(default=None, ge=1, description="none: the newest")
+
+
+class ProductDefined(Event):
+    routing_key: ClassVar[str] = "account.product_defined"
+
+    product: ProductView
+    occurred_at: AwareDatetime
 
 
 class OpenAccount(Command):
@@ -228,6 +281,7 @@ class AccountOpened(_AccountFact):
     routing_key: ClassVar[str] = "account.opened"
 
     type: ProductType = Field(description="savings or current")
+    product_version: int = Field(default=1, ge=1, description="the product version whose terms the account keeps")
     branch: str = Field(pattern=BRANCH_PATTERN, description="3-digit branch code")
     ledger_account_id: UUID = Field(description="the ledger account that holds the money")
     # The product's limits, so the payment worker can apply them without asking (banking-rules §2).
@@ -436,6 +490,8 @@ class AccountCobStepReported(day.StepReport):
 
 COMMANDS: tuple[type[Command], ...] = (
     ListProducts,
+    DefineProduct,
+    GetProduct,
     OpenAccount,
     GetAccount,
     ListCustomerAccounts,
@@ -448,6 +504,6 @@ COMMANDS: tuple[type[Command], ...] = (
     GetInterest,
 )
 EVENTS: tuple[type[Event], ...] = (
-    AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased, InterestPosted,
+    AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased, InterestPosted, ProductDefined,
     AccountCobStepReported,
 )  # fmt: skip

@@ -90,6 +90,7 @@ class Permission(StrEnum):
     day_close = "day:close"  # close of business
     day_calendar = "day:calendar"  # holidays
     books_read = "books:read"  # the bank's books: trial balance, balance sheet, income statement
+    products_manage = "products:manage"  # define and version deposit products
 
 
 P = Permission
@@ -103,7 +104,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.officer: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.customers_manage, P.kyc_verify, P.accounts_read,
          P.accounts_write, P.accounts_freeze, P.transfers_create, P.ledger_read, P.payments_create,
-         P.payments_approve, P.payments_reverse, P.cash_handle, P.day_read, P.books_read}
+         P.payments_approve, P.payments_reverse, P.cash_handle, P.day_read, P.books_read, P.products_manage}
     ),  # fmt: skip
     Role.admin: frozenset(Permission),
     Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read,

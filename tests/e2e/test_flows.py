@@ -250,3 +250,22 @@ def test_an_officer_holds_part_of_a_balance_and_releases_it_through_the_edge(clu
         released = post(client, f"/v1/accounts/{account_id}/holds/{hold_id}/release", {"reason": "order lifted"})
         assert released.status_code == 200 and released.json()["status"] == "released", released.text
         assert client.get(f"/v1/accounts/{account_id}/balance").json()["available"] == 40_000
+
+
+def test_an_officer_defines_a_product_over_http_and_a_teller_may_not(cluster: Cluster) -> None:
+    from tests.e2e.test_auth import login, new_user
+
+    code = f"saver_{uuid.uuid4().hex[:8]}"
+    with cluster.client(timeout=10) as admin:
+        terms = admin.get("/v1/products/savings").json()
+        for field in ("code", "version", "defined_by", "defined_at"):
+            terms.pop(field)
+        defined = post(admin, "/v1/products", {**terms, "code": code, "name": "Saver Plus", "rate_bps": 425})
+        assert defined.status_code == 201 and defined.json()["version"] == 1, defined.text
+        refused = post(admin, "/v1/products", {**terms, "code": code, "overdraft_limit": 100})
+        assert refused.status_code == 422 and refused.json()["code"] == "invalid_product", refused.text
+        assert admin.get(f"/v1/products/{code}", params={"version": 2}).status_code == 404
+    _, teller = new_user(cluster, ["teller"])
+    with cluster.client(token=login(cluster, teller).json()["access_token"]) as client:
+        assert client.get(f"/v1/products/{code}").json()["rate_bps"] == 425
+        assert post(client, "/v1/products", {**terms, "code": code, "rate_bps": 900}).status_code == 403

@@ -220,3 +220,45 @@ async def test_holds_and_liens_reduce_available_block_closing_and_end(bus: BusCl
     assert [e["routing_key"] for e in events] == ["account.hold_placed", "account.hold_released", "account.hold_placed"]
     closed = await bus.ok(a.CloseAccount(account_id=savings, actor="officer-1", reason="leaves", payout_account_id=current))
     assert closed["status"] == "closed"
+
+
+async def test_an_officer_defines_and_versions_a_product_and_accounts_keep_the_version_they_opened_under(
+    bus: BusClient, edge_bus: BusClient, admin_db,
+) -> None:  # fmt: skip
+    import json
+
+    from contracts import ledger as L
+
+    code = f"saver_{uuid.uuid4().hex[:8]}"
+    terms = {**(await bus.ok(a.GetProduct(code="savings"))), "name": "Saver Plus", "rate_bps": 425}
+    for field in ("code", "version", "defined_by", "defined_at"):
+        terms.pop(field)
+    first = await bus.ok(a.DefineProduct(**terms, code=code, actor="officer-1"))
+    assert (first["version"], first["rate_bps"], first["defined_by"]) == (1, 425, "officer-1")
+    again = await bus.ok(a.DefineProduct(**terms, code=code, actor="officer-2"))  # the same terms: nothing new
+    assert (again["version"], again["defined_by"]) == (1, "officer-1")
+    customer_id = await eligible_customer(bus, admin_db)
+    old, new = uuid.uuid4(), uuid.uuid4()
+    opened = await bus.ok(a.OpenAccount(account_id=old, customer_id=customer_id, product_code=code))
+    assert (opened["product_code"], opened["product_version"]) == (code, 1)
+    second = await bus.ok(a.DefineProduct(**{**terms, "rate_bps": 500, "minimum_balance": 20_000}, code=code, actor="officer-1"))
+    assert second["version"] == 2
+    await bus.ok(a.OpenAccount(account_id=new, customer_id=customer_id, product_code=code))
+    views = {v["account_id"]: v for v in [await bus.ok(a.GetAccount(account_id=i)) for i in (old, new)]}
+    assert (views[str(old)]["product_version"], views[str(new)]["product_version"]) == (1, 2)
+    # Each account's floor in the ledger is its own version's minimum balance.
+    ledger_accounts = {x["id"]: x for x in (await bus.ok(L.LookupAccounts(ids=[old, new])))["accounts"]}
+    assert (ledger_accounts[str(old)]["overdraft_limit"], ledger_accounts[str(new)]["overdraft_limit"]) == (-10_000, -20_000)
+    assert (await bus.ok(a.GetProduct(code=code, version=1)))["rate_bps"] == 425
+    listed = {p["code"]: p for p in (await bus.ok(a.ListProducts()))["items"]}
+    assert listed[code]["version"] == 2
+    # Terms a bank may not have, and a product that changes its nature, are refused with the reason.
+    for bad, why in (({"overdraft_limit": 1}, "never overdraws"), ({"type": "current", "rate_bps": 0}, "keeps its type")):
+        refused = await bus.send(a.DefineProduct(**{**terms, **bad}, code=code, actor="officer-1"))
+        assert refused.error is not None and refused.error.code == "invalid_product" and why in refused.error.message
+    # A customer defines nothing, whatever the body says.
+    actor = json.dumps({"sub": "cust-1", "roles": ["customer"], "customer_id": str(customer_id)})
+    forged = await edge_bus.correlator.send(a.DefineProduct(**terms, code=code, actor="officer-1"), message_id=uuid.uuid4().hex,
+                                            timeout_s=10, headers={"x-actor": actor})  # fmt: skip
+    assert forged.error is not None and forged.error.code == "forbidden"
+    assert (await bus.ok(a.GetProduct(code=code)))["version"] == 2

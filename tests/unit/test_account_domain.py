@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.account import AccountError, AccountStatus, ProductType, ProductView
+from datetime import UTC, datetime
+
+from contracts.account import AccountError, AccountStatus, DefineProduct, ProductTerms, ProductType, ProductView
 from workers.account.domain.accounts import (
     CustomerStanding,
     Refusal,
@@ -21,7 +23,9 @@ from workers.account.domain.accounts import (
     ledger_overdraft_limit,
     luhn_check_digit,
     luhn_is_valid,
-    product_catalogue,
+    default_products,
+    product_refusal,
+    terms_of,
     unfreeze,
 )
 
@@ -33,7 +37,7 @@ ELIGIBLE = CustomerStanding(status="active", kyc_status="completed")
 
 
 def test_savings_defaults_are_the_reference_values_in_minor_units() -> None:
-    p = product_catalogue()["savings"]
+    p = default_products()["savings"]
     assert (p.type, p.currency) == (ProductType.savings, "INR")
     assert p.minimum_balance == 10_000
     assert p.daily_cash_withdrawal_limit == 5_000_000
@@ -43,7 +47,7 @@ def test_savings_defaults_are_the_reference_values_in_minor_units() -> None:
 
 
 def test_current_is_ten_times_savings_with_its_own_minimum_and_overdraft_setting() -> None:
-    p = product_catalogue()["current"]
+    p = default_products()["current"]
     assert (p.type, p.currency) == (ProductType.current, "INR")
     assert p.minimum_balance == 50_000
     assert p.daily_cash_withdrawal_limit == 50_000_000
@@ -51,30 +55,56 @@ def test_current_is_ten_times_savings_with_its_own_minimum_and_overdraft_setting
     assert p.monthly_debit_limit == 1_000_000_000
     assert p.overdraft_limit == 0
     assert p.rate_bps == 0  # current accounts earn no interest
-    assert product_catalogue(current_overdraft_limit=2_500_000)["current"].overdraft_limit == 2_500_000
+    assert default_products(current_overdraft_limit=2_500_000)["current"].overdraft_limit == 2_500_000
 
 
 def test_catalogue_scales_by_the_configured_currency_exponent() -> None:
-    assert product_catalogue("JPY")["savings"].minimum_balance == 100
-    assert product_catalogue("KWD")["savings"].minimum_balance == 100_000
+    assert default_products("JPY")["savings"].minimum_balance == 100
+    assert default_products("KWD")["savings"].minimum_balance == 100_000
 
 
-def test_product_view_round_trips_every_field() -> None:
-    p = product_catalogue()["current"]
-    view = p.view()
-    assert isinstance(view, ProductView)
-    assert view.model_dump() == {f: getattr(p, f) for f in ProductView.model_fields}
+def _version(terms: ProductTerms, version: int = 1) -> ProductView:
+    return ProductView(**terms.model_dump(), code="x", version=version, defined_by="officer-1",
+                       defined_at=datetime(2027, 1, 1, tzinfo=UTC))  # fmt: skip
+
+
+def test_an_officer_may_define_terms_within_the_rules_of_section_2() -> None:
+    savings, current = default_products()["savings"], default_products()["current"]
+    assert product_refusal(savings, None) is None and product_refusal(current, None) is None
+    richer = savings.model_copy(update={"rate_bps": 425, "maintenance_fee": 5_000})
+    assert product_refusal(richer, _version(savings)) is None
+    refused = {
+        "a savings account never overdraws": savings.model_copy(update={"overdraft_limit": 1}),
+        "current accounts earn no credit interest": current.model_copy(update={"rate_bps": 100}),
+        "a daily limit cannot exceed the monthly": savings.model_copy(update={"daily_payments_out_limit": 10**9}),
+        "is not a currency": savings.model_copy(update={"currency": "XYZ"}),
+    }
+    for message, terms in refused.items():
+        refusal = product_refusal(terms, None)
+        assert refusal is not None and refusal.code == AccountError.invalid_product and message in refusal.message
+    # A new version keeps the type and the currency: accounts of the old one would change nature.
+    turned = product_refusal(current, _version(savings))
+    assert turned is not None and "keeps its type and currency" in turned.message
+    dollars = product_refusal(savings.model_copy(update={"currency": "USD"}), _version(savings))
+    assert dollars is not None and "keeps its type and currency" in dollars.message
+
+
+def test_the_terms_of_a_view_or_a_command_are_the_terms_alone() -> None:
+    savings = default_products()["savings"]
+    assert terms_of(_version(savings, 7)) == savings
+    command = DefineProduct(**savings.model_dump(), code="savings", actor="officer-1")
+    assert terms_of(command) == savings
 
 
 def test_ledger_overdraft_limit_is_overdraft_minus_minimum_balance() -> None:
-    cat = product_catalogue(current_overdraft_limit=2_500_000)
+    cat = default_products(current_overdraft_limit=2_500_000)
     assert ledger_overdraft_limit(cat["savings"]) == -10_000
     assert ledger_overdraft_limit(cat["current"]) == 2_500_000 - 50_000
-    assert ledger_overdraft_limit(product_catalogue()["current"]) == -50_000
+    assert ledger_overdraft_limit(default_products()["current"]) == -50_000
 
 
 def test_ledger_account_spec_is_a_customer_deposit_that_cannot_overdraw_its_floor() -> None:
-    spec = ledger_account_spec(product_catalogue()["savings"])
+    spec = ledger_account_spec(default_products()["savings"])
     assert spec.code == "customer_deposit"
     assert spec.currency == "INR"
     assert "debits_must_not_exceed_credits" in spec.flags
@@ -209,19 +239,20 @@ def test_check_digit_catches_single_errors_and_guaranteed_transpositions(
 # --- eligibility -----------------------------------------------------------------------------
 
 
+SAVINGS_V1 = _version(default_products()["savings"])
+
+
 def test_open_eligible_customer_gets_the_product() -> None:
-    cat = product_catalogue()
-    assert decide_opening(ELIGIBLE, "savings", cat) == cat["savings"]
-    assert decide_opening(ELIGIBLE, "current", cat) == cat["current"]
+    assert decide_opening(ELIGIBLE, "savings", SAVINGS_V1) == SAVINGS_V1
 
 
 def test_open_unknown_product_is_refused() -> None:
-    result = decide_opening(ELIGIBLE, "gold_plus", product_catalogue())
+    result = decide_opening(ELIGIBLE, "gold_plus", None)
     assert isinstance(result, Refusal) and result.code == AccountError.product_not_found
 
 
 def test_open_unknown_customer_is_refused() -> None:
-    result = decide_opening(None, "savings", product_catalogue())
+    result = decide_opening(None, "savings", SAVINGS_V1)
     assert isinstance(result, Refusal) and result.code == AccountError.customer_unknown
 
 
@@ -238,7 +269,7 @@ def test_open_unknown_customer_is_refused() -> None:
     ],
 )
 def test_open_refused_unless_active_with_kyc_completed(customer: CustomerStanding) -> None:
-    result = decide_opening(customer, "savings", product_catalogue())
+    result = decide_opening(customer, "savings", SAVINGS_V1)
     assert isinstance(result, Refusal)
     assert result.code == AccountError.customer_not_eligible
     assert result.message

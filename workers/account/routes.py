@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day
-from workers.account.handlers import accounts, interest
+from workers.account.handlers import accounts, interest, products
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -14,7 +14,9 @@ ROUTES = Routes(
     # A customer (x-actor from the edge) opens and reads only their own accounts (get_account
     # checks the stored owner); the lifecycle is staff work.
     commands={
-        account.ListProducts: accounts.list_products,
+        account.ListProducts: products.list_products,
+        account.GetProduct: products.get_product,
+        account.DefineProduct: staff_only(products.define_product),
         account.OpenAccount: own(accounts.open_account),
         account.GetAccount: accounts.get_account,
         account.ListCustomerAccounts: own(accounts.list_customer_accounts),
@@ -44,6 +46,7 @@ ROUTES = Routes(
         interest.STEP_PAGE: interest.page_answered,
         interest.STEP_POST: interest.post_answered,
     },
+    on_start=products.ensure_default_products,
     publishes=account.EVENTS,
 )
 # Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags,

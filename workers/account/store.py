@@ -7,11 +7,11 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.account import AccountView, HoldView
+from contracts.account import AccountView, HoldView, ProductTerms, ProductView
 from workers.account.domain.accounts import CustomerStanding, StatusChange
 
 _ACCOUNT_COLUMNS = (
-    "account_id, number, customer_id, product_code, type, currency, status, status_before_freeze, "
+    "account_id, number, customer_id, product_code, product_version, type, currency, status, status_before_freeze, "
     "ledger_account_id, trim(branch) AS branch, nickname, opened_at, closed_at, version"
 )
 
@@ -48,6 +48,51 @@ async def next_sequence(conn: asyncpg.Connection, branch: str) -> int:
     )
 
 
+# --- products ----------------------------------------------------------------------------------
+
+_PRODUCT_COLUMNS = "code, version, terms, defined_by, defined_at"
+
+
+def _product(row: asyncpg.Record) -> ProductView:
+    return ProductView.model_validate({**row["terms"], "code": row["code"], "version": row["version"],
+                                       "defined_by": row["defined_by"], "defined_at": row["defined_at"]})  # fmt: skip
+
+
+async def product(conn: asyncpg.Connection, code: str, version: int | None = None) -> ProductView | None:
+    """A product's version, or its newest."""
+    row = await conn.fetchrow(
+        f"SELECT {_PRODUCT_COLUMNS} FROM product_version WHERE code = $1 AND ($2::int IS NULL OR version = $2) "
+        "ORDER BY version DESC LIMIT 1",
+        code, version,
+    )  # fmt: skip
+    return _product(row) if row else None
+
+
+async def newest_products(conn: asyncpg.Connection) -> list[ProductView]:
+    rows = await conn.fetch(
+        f"SELECT DISTINCT ON (code) {_PRODUCT_COLUMNS} FROM product_version ORDER BY code, version DESC"
+    )
+    return [_product(r) for r in rows]
+
+
+async def lock_products(conn: asyncpg.Connection) -> None:
+    """Versions are numbered one after another: definitions take turns (they are rare)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('account.product_version'))")
+
+
+async def insert_product(conn: asyncpg.Connection, code: str, version: int, terms: ProductTerms, defined_by: str,
+                         defined_at: datetime) -> ProductView:  # fmt: skip
+    row = await conn.fetchrow(
+        f"INSERT INTO product_version ({_PRODUCT_COLUMNS}, type, currency) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        f"RETURNING {_PRODUCT_COLUMNS}",
+        code, version, terms.model_dump(mode="json"), defined_by, defined_at, terms.type.value, terms.currency,
+    )  # fmt: skip
+    return _product(row)
+
+
+# --- accounts ----------------------------------------------------------------------------------
+
+
 async def get_account(conn: asyncpg.Connection, account_id: UUID, *, for_update: bool = False) -> AccountView | None:
     lock = " FOR UPDATE" if for_update else ""
     row = await conn.fetchrow(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE account_id = $1{lock}", account_id)
@@ -57,7 +102,8 @@ async def get_account(conn: asyncpg.Connection, account_id: UUID, *, for_update:
 async def insert_account(conn: asyncpg.Connection, account: AccountView) -> None:
     await conn.execute(
         "INSERT INTO account (account_id, number, customer_id, product_code, type, currency, status, "
-        "ledger_account_id, branch, nickname, opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        "ledger_account_id, branch, nickname, opened_at, product_version) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         account.account_id,
         account.number,
         account.customer_id,
@@ -69,6 +115,7 @@ async def insert_account(conn: asyncpg.Connection, account: AccountView) -> None
         account.branch,
         account.nickname,
         account.opened_at,
+        account.product_version,
     )
 
 
@@ -192,8 +239,9 @@ async def advance_interest_run(
 async def interest_bearing(conn: asyncpg.Connection, account_ids: list[UUID]) -> list[asyncpg.Record]:
     """Of these ledger account ids, the accounts that may earn interest: open, of a known product."""
     return await conn.fetch(
-        "SELECT account_id, product_code FROM account WHERE ledger_account_id = ANY($1::uuid[]) "
-        "AND status IN ('active', 'dormant', 'frozen')",
+        "SELECT a.account_id, (p.terms->>'rate_bps')::int AS rate_bps, p.terms->>'interest_posting' AS interest_posting "
+        "FROM account a JOIN product_version p ON (p.code, p.version) = (a.product_code, a.product_version) "
+        "WHERE a.ledger_account_id = ANY($1::uuid[]) AND a.status IN ('active', 'dormant', 'frozen')",
         account_ids,
     )  # fmt: skip
 

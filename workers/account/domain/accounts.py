@@ -8,10 +8,9 @@ status) is a bug and fails an assertion.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contracts.account import AccountError, AccountStatus, AccountView, InterestPosting, ProductType, ProductView
+from contracts.account import AccountError, AccountStatus, AccountView, ProductTerms, ProductType, ProductView
 from contracts.common import CURRENCY_EXPONENTS
 
 DEFAULT_CURRENCY = "INR"
@@ -35,34 +34,8 @@ class Refusal:
 # --- products --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Product:
-    """A product's rules; field names match `ProductView`, money in minor units."""
-
-    code: str
-    type: ProductType
-    currency: str
-    minimum_balance: int
-    daily_cash_withdrawal_limit: int
-    daily_payments_out_limit: int
-    monthly_debit_limit: int
-    overdraft_limit: int
-    rate_bps: int
-    interest_posting: InterestPosting = InterestPosting.quarterly  # §2: quarterly unless the product says monthly
-
-    def view(self) -> ProductView:
-        return ProductView(
-            code=self.code,
-            type=self.type,
-            currency=self.currency,
-            minimum_balance=self.minimum_balance,
-            daily_cash_withdrawal_limit=self.daily_cash_withdrawal_limit,
-            daily_payments_out_limit=self.daily_payments_out_limit,
-            monthly_debit_limit=self.monthly_debit_limit,
-            overdraft_limit=self.overdraft_limit,
-            rate_bps=self.rate_bps,
-            interest_posting=self.interest_posting,
-        )
+# A product is data (`ProductTerms`, versioned by the store as `ProductView`): an officer defines
+# it; these rules say which terms may be defined, and what the shipped defaults are.
 
 
 def to_minor(major: int, currency: str) -> int:
@@ -71,19 +44,17 @@ def to_minor(major: int, currency: str) -> int:
     return major * 10 ** CURRENCY_EXPONENTS[currency]
 
 
-def product_catalogue(
+def default_products(
     currency: str = DEFAULT_CURRENCY,
     *,
     current_overdraft_limit: int = 0,
     savings_rate_bps: int = DEFAULT_SAVINGS_RATE_BPS,
-) -> dict[str, Product]:
-    """Savings and current with the §2 defaults, keyed by product code.
-
-    `current_overdraft_limit` is in minor units; savings never overdraws.
-    """
+) -> dict[str, ProductTerms]:
+    """Savings and current with the §2 defaults, keyed by product code: version 1 of each on a new
+    installation. `current_overdraft_limit` is in minor units; savings never overdraws."""
     assert current_overdraft_limit >= 0 and savings_rate_bps >= 0
-    savings = Product(
-        code=SAVINGS_CODE,
+    savings = ProductTerms(
+        name="Savings",
         type=ProductType.savings,
         currency=currency,
         minimum_balance=to_minor(100, currency),
@@ -92,10 +63,12 @@ def product_catalogue(
         monthly_debit_limit=to_minor(1_000_000, currency),
         overdraft_limit=0,
         rate_bps=savings_rate_bps,
+        free_atm_withdrawals=5,
+        atm_fee=to_minor(20, currency),
     )
     # §2 decision: current = 10 × savings for the cash, payment and monthly limits.
-    current = Product(
-        code=CURRENT_CODE,
+    current = ProductTerms(
+        name="Current",
         type=ProductType.current,
         currency=currency,
         minimum_balance=to_minor(500, currency),
@@ -104,18 +77,42 @@ def product_catalogue(
         monthly_debit_limit=10 * savings.monthly_debit_limit,
         overdraft_limit=current_overdraft_limit,
         rate_bps=0,
+        free_atm_withdrawals=10,
+        atm_fee=to_minor(10, currency),
     )
-    return {p.code: p for p in (savings, current)}
+    return {SAVINGS_CODE: savings, CURRENT_CODE: current}
 
 
-def find_product(catalogue: Mapping[str, Product], code: str) -> Product | Refusal:
-    product = catalogue.get(code)
+def terms_of(product: ProductTerms) -> ProductTerms:
+    """The terms alone (a view or a command carries more)."""
+    return ProductTerms.model_validate(product.model_dump(include=set(ProductTerms.model_fields)))
+
+
+def product_refusal(terms: ProductTerms, newest: ProductView | None) -> Refusal | None:
+    """Terms an officer may define: None, or why not."""
+    def refused(message: str) -> Refusal:
+        return Refusal(AccountError.invalid_product, message)
+
+    if terms.currency not in CURRENCY_EXPONENTS:
+        return refused(f"{terms.currency} is not a currency CBS knows")
+    if newest is not None and (terms.type, terms.currency) != (newest.type, newest.currency):
+        return refused(f"a product keeps its type and currency: {newest.type} in {newest.currency}")
+    if terms.type == ProductType.savings and (terms.overdraft_limit or terms.overdraft_rate_bps):
+        return refused("a savings account never overdraws (banking-rules §2)")
+    if terms.type == ProductType.current and terms.rate_bps:
+        return refused("current accounts earn no credit interest (banking-rules §2)")
+    if max(terms.daily_cash_withdrawal_limit, terms.daily_payments_out_limit) > terms.monthly_debit_limit:
+        return refused("a daily limit cannot exceed the monthly debit limit")
+    return None
+
+
+def find_product(product: ProductView | None, code: str) -> ProductView | Refusal:
     if product is None:
         return Refusal(AccountError.product_not_found, f"no product with code {code!r}")
     return product
 
 
-def ledger_overdraft_limit(product: Product) -> int:
+def ledger_overdraft_limit(product: ProductTerms) -> int:
     """§2 decision: the ledger enforces the floor, so every worker's debit respects it.
 
     Negative when the minimum balance exceeds the overdraft: the ledger then keeps that much in.
@@ -131,7 +128,7 @@ class LedgerAccountSpec:
     overdraft_limit: int
 
 
-def ledger_account_spec(product: Product) -> LedgerAccountSpec:
+def ledger_account_spec(product: ProductTerms) -> LedgerAccountSpec:
     """What the ledger account behind a new account of `product` must look like."""
     return LedgerAccountSpec(
         code=CUSTOMER_DEPOSIT_CODE,
@@ -217,10 +214,10 @@ def check_eligibility(customer: CustomerStanding | None) -> Refusal | None:
 
 
 def decide_opening(
-    customer: CustomerStanding | None, product_code: str, catalogue: Mapping[str, Product]
-) -> Product | Refusal:
-    """The product to open under, or why not."""
-    product = find_product(catalogue, product_code)
+    customer: CustomerStanding | None, product_code: str, product: ProductView | None
+) -> ProductView | Refusal:
+    """The product (its newest version) to open under, or why not."""
+    product = find_product(product, product_code)
     if isinstance(product, Refusal):
         return product
     refusal = check_eligibility(customer)

@@ -1,3 +1,3 @@
 """The account worker's handlers, one module per noun: `accounts` (opening, reads, the lifecycle,
-holds, and what the customer worker tells), `interest` (close of business's `account.interest`
+holds, and what the customer worker tells), `products` (defined and versioned as data), `interest` (close of business's `account.interest`
 step and the interest reads). `routes.py` names which answers what."""

@@ -19,7 +19,6 @@ from workers.account.domain import accounts as domain
 from workers.account.domain import interest
 from workers.account.domain.accounts import Refusal
 
-CATALOGUE = domain.product_catalogue()
 STEP_CREATE_LEDGER_ACCOUNT = "create_ledger_account"
 STEP_SET_LEDGER_FLAGS = "set_ledger_flags"
 
@@ -32,10 +31,6 @@ def not_found(account_id: UUID) -> Reply:
     return Reply.refusal(c.AccountError.account_not_found, f"no account {account_id}")
 
 
-async def list_products(ctx: Context, cmd: c.ListProducts) -> Reply:
-    return Reply.success(c.ProductList(items=[p.view() for p in CATALOGUE.values()]))
-
-
 async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply | Deferred:
     existing = await store.get_account(ctx.conn, cmd.account_id)
     if existing is not None:
@@ -43,7 +38,8 @@ async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply | Deferred:
         if (existing.customer_id, existing.product_code) == (cmd.customer_id, cmd.product_code):
             return Reply.success(existing)
         return Reply.refusal(c.AccountError.account_exists, f"account {cmd.account_id} exists with other fields")
-    decision = domain.decide_opening(await store.customer_standing(ctx.conn, cmd.customer_id), cmd.product_code, CATALOGUE)
+    decision = domain.decide_opening(await store.customer_standing(ctx.conn, cmd.customer_id), cmd.product_code,
+                                     await store.product(ctx.conn, cmd.product_code))  # fmt: skip
     if isinstance(decision, Refusal):
         return refuse(decision)
     product = decision
@@ -53,6 +49,7 @@ async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply | Deferred:
         number=domain.account_number(product.type, cmd.branch, sequence),
         customer_id=cmd.customer_id,
         product_code=product.code,
+        product_version=product.version,
         type=product.type,
         currency=product.currency,
         status=domain.opening_status(product.type),
@@ -90,10 +87,11 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
         if isinstance(change, Refusal):
             return Reply.success(account)  # a repeated answer after the account moved on
         account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
-        product = CATALOGUE[account.product_code]
+        product = await store.product(ctx.conn, account.product_code, account.product_version)
+        assert product is not None, "an account's product version is never deleted"
         await ctx.emit(
             c.AccountOpened(
-                **_fact(account, ctx.now), type=account.type, branch=account.branch,
+                **_fact(account, ctx.now), type=account.type, product_version=account.product_version, branch=account.branch,
                 ledger_account_id=account.ledger_account_id,
                 daily_cash_withdrawal_limit=product.daily_cash_withdrawal_limit,
                 daily_payments_out_limit=product.daily_payments_out_limit,

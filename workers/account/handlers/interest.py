@@ -25,7 +25,7 @@ from contracts import day, ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import interest
-from workers.account.handlers.accounts import CATALOGUE, not_found
+from workers.account.handlers.accounts import not_found
 
 STEP = "account.interest"
 STEP_PAGE = "interest_page"  # the ledger's answer: a page of day-end balances
@@ -82,11 +82,8 @@ async def _accrue(ctx: Context, business_date: dt.date, until: dt.date, balances
     rows: list[tuple[UUID, dt.date, dt.date, dt.date, int]] = []
     earning = 0
     for account in await store.interest_bearing(ctx.conn, list(by_id)):
-        product = CATALOGUE.get(account["product_code"])
-        if product is None:
-            continue
-        accruals = interest.accrue(by_id[account["account_id"]], product.rate_bps, business_date, until,
-                                   product.interest_posting)  # fmt: skip
+        accruals = interest.accrue(by_id[account["account_id"]], account["rate_bps"], business_date, until,
+                                   c.InterestPosting(account["interest_posting"]))  # fmt: skip
         earning += bool(accruals)
         rows += [(account["account_id"], a.period_end, a.first, a.last, a.balance_bps_days) for a in accruals]
     await store.add_accruals(ctx.conn, rows)
@@ -192,7 +189,8 @@ async def get_interest(ctx: Context, cmd: c.GetInterest) -> Reply:
         return not_found(cmd.account_id)
     if refusal := owner_only(ctx.actor, account.customer_id):
         return refusal
-    product = CATALOGUE[account.product_code]
+    product = await store.product(ctx.conn, account.product_code, account.product_version)
+    assert product is not None, "an account's product version is never deleted"
     periods = [
         c.InterestPeriod(
             period_end=r["period_end"], accrued_from=r["accrued_from"], accrued_through=r["accrued_through"],
