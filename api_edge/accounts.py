@@ -160,3 +160,13 @@ async def get_interest(
     business, the rounded amount that posts (or posted), and its transfer. A customer reads only
     their own accounts'."""
     return await gateway_of(request).query(c.GetInterest, {"account_id": account_id, "limit": limit}, who)
+
+
+@router.get("/v1/accounts/{account_id}/charges")
+async def list_charges(
+    account_id: UUID, request: Request, limit: int = Query(default=24, ge=1, le=240),
+    who: Principal = require("accounts:read", "accounts"),
+) -> Response:
+    """Monthly fees, newest month first: the product's fee, what the ledger could take above the
+    account's floor, and its transfer. A customer reads only their own accounts'."""
+    return await gateway_of(request).query(c.ListCharges, {"account_id": account_id, "limit": limit}, who)

@@ -481,9 +481,66 @@ class InterestPosted(Event):
     occurred_at: AwareDatetime
 
 
+# --- charges ----------------------------------------------------------------------------------
+
+
+class ChargeKind(StrEnum):
+    maintenance = "maintenance"  # the product's monthly maintenance fee
+    shortfall = "shortfall"  # the month's average day-end balance fell below the minimum balance
+
+
+class ChargeStatus(StrEnum):
+    posting = "posting"  # asked of the ledger
+    charged = "charged"  # taken: `collected` of `fee` (a balancing debit takes only what is above the floor)
+    due = "due"  # the ledger refused the debit (a frozen account): tried again at each close
+
+
+class ChargeView(Contract):
+    kind: ChargeKind
+    month_end: dt.date
+    fee: int = Field(gt=0, description="the product's fee, minor units")
+    collected: int | None = Field(default=None, ge=0, description="what the ledger took, minor units")
+    status: ChargeStatus
+    transfer_id: UUID
+    charged_on: dt.date | None = Field(default=None, description="the business date whose close charged it")
+    error: str | None = Field(default=None, description="why the ledger refused it, while due")
+
+
+class ChargeList(Contract):
+    items: list[ChargeView] = Field(description="newest month first")
+
+
+class ListCharges(Command):
+    """An account's monthly charges. Result: `ChargeList`. Refusals: account_not_found."""
+
+    routing_key: ClassVar[str] = "account.list_charges"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID
+    limit: int = Field(default=24, ge=1, le=240)
+
+
+class FeeCharged(Event):
+    """A monthly fee was taken (fee_income ← the account, code `fee`)."""
+
+    routing_key: ClassVar[str] = "account.fee_charged"
+
+    account_id: UUID
+    customer_id: UUID
+    kind: ChargeKind
+    fee: int = Field(gt=0, description="the product's fee, minor units")
+    collected: int = Field(gt=0, description="what was taken, minor units")
+    currency: str
+    month_end: dt.date
+    business_date: dt.date
+    transfer_id: UUID
+    occurred_at: AwareDatetime
+
+
 class AccountCobStepReported(day.StepReport):
-    """The account worker's end-of-day step `account.interest`: accrual on the day-end balances, and
-    posting for every period that ended (`result`: accounts accrued, postings, interest posted)."""
+    """The account worker's end-of-day steps: `account.interest` (accrual on the day-end balances,
+    posting for every period that ended; `result`: accounts accrued, interest posted) and
+    `account.charges` (the monthly fees of the months the close ends; `result`: fees and collected)."""
 
     routing_key: ClassVar[str] = "account.cob_step_reported"
 
@@ -502,8 +559,10 @@ COMMANDS: tuple[type[Command], ...] = (
     ReleaseHold,
     ListHolds,
     GetInterest,
+    ListCharges,
 )
 EVENTS: tuple[type[Event], ...] = (
     AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased, InterestPosted, ProductDefined,
+    FeeCharged,
     AccountCobStepReported,
 )  # fmt: skip

@@ -280,6 +280,54 @@ async def test_savings_interest_accrues_each_day_on_the_day_end_balance_and_post
     assert payout["amount"] == 15_000_000 + 8_151 + 1_439
 
 
+async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_holds_above_its_floor(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    """September 2027 under a product with a 50.00 maintenance fee and a 100.00 shortfall fee below
+    an average day-end balance of 1,000.00: 5,000.00 pays the maintenance fee; 600.00 owes both but
+    holds nothing above its floor, so nothing is taken (and nothing is refused); a frozen account's
+    fee stays due and the next close, once it is unfrozen, takes it."""
+    code = f"fees_{uuid.uuid4().hex[:8]}"
+    terms = {**(await bus.ok(a.GetProduct(code="savings"))), "name": "Fee Saver", "minimum_balance": 100_000,
+             "maintenance_fee": 5_000, "shortfall_fee": 10_000}  # fmt: skip
+    for field in ("code", "version", "defined_by", "defined_at"):
+        terms.pop(field)
+    await bus.ok(a.DefineProduct(**terms, code=code, actor="officer-1"))
+    customer = await eligible_customer(bus, admin_db)
+    rich, poor, frozen = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for account_id, amount in ((rich, 500_000), (poor, 60_000), (frozen, 500_000)):
+        await bus.ok(a.OpenAccount(account_id=account_id, customer_id=customer, product_code=code))
+        await deposit(bus, account_id, amount)
+    await bus.ok(a.FreezeAccount(account_id=frozen, actor="officer-1", reason="court order"))
+    await open_to(bus, admin_db, dt.date(2027, 9, 1))
+    while (event := await close(bus, admin_db))["business_date"] != "2027-09-30":
+        pass
+
+    async def charges_of(account_id: uuid.UUID) -> list[tuple[Any, ...]]:
+        items = (await bus.ok(a.ListCharges(account_id=account_id)))["items"]
+        return [(i["kind"], i["month_end"], i["fee"], i["collected"], i["status"]) for i in items]
+
+    assert await charges_of(rich) == [("maintenance", "2027-09-30", 5_000, 5_000, "charged")]
+    interest = (await bus.ok(a.GetInterest(account_id=rich)))["periods"][0]
+    assert (interest["period_end"], interest["status"]) == ("2027-09-30", "posted")
+    assert await balance(bus, rich) == 500_000 + interest["amount"] - 5_000
+    assert await charges_of(poor) == [("maintenance", "2027-09-30", 5_000, 0, "charged"),
+                                      ("shortfall", "2027-09-30", 10_000, 0, "charged")]  # fmt: skip
+    assert await balance(bus, poor) == 60_000 + (await bus.ok(a.GetInterest(account_id=poor)))["periods"][0]["amount"]
+    assert await charges_of(frozen) == [("maintenance", "2027-09-30", 5_000, None, "due")]
+    report = await admin_db.fetchval("SELECT result FROM day.cob_step WHERE business_date = '2027-09-30' AND step = 'account.charges'")
+    report = json.loads(report) if isinstance(report, str) else report
+    assert {(r["kind"], r["collected"]) for r in report["charged"]} >= {("maintenance", 5_000)}
+    books = await bus.ok(L.GetTrialBalance(business_date=dt.date(2027, 9, 30)))
+    assert next(r for r in books["rows"] if r["code"] == "fee_income" and r["currency"] == "INR")["balance"] >= 5_000
+    await bus.ok(a.UnfreezeAccount(account_id=frozen, actor="officer-1", reason="order lifted"))
+    await close(bus, admin_db)  # Friday 1 October: the due fee again, under a new id
+    assert await charges_of(frozen) == [("maintenance", "2027-09-30", 5_000, 5_000, "charged")]
+    posted = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.fee_charged' "
+                                     "AND payload->>'account_id' = ANY($1::text[])", [str(rich), str(poor), str(frozen)])  # fmt: skip
+    assert posted == 2  # the rich account's and the unfrozen one's: nothing taken, nothing to tell
+
+
 async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(
     bus: BusClient, admin_db: asyncpg.Pool, monkeypatch: Any, workers: dict[str, Any],
 ) -> None:  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day
-from workers.account.handlers import accounts, interest, products
+from workers.account.handlers import accounts, charges, cob, interest, products
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -27,6 +27,7 @@ ROUTES = Routes(
         account.ReleaseHold: staff_only(accounts.release_hold),
         account.ListHolds: accounts.list_holds,
         account.GetInterest: interest.get_interest,
+        account.ListCharges: charges.list_charges,
     },
     events=(
         EventRoute(customer.CustomerRegistered, accounts.on_customer_registered),
@@ -34,8 +35,8 @@ ROUTES = Routes(
         EventRoute(customer.CustomerSuspended, accounts.on_customer_status_changed),
         EventRoute(customer.CustomerReactivated, accounts.on_customer_status_changed),
         EventRoute(customer.CustomerClosed, accounts.on_customer_status_changed),
-        # Close of business: the account worker's step (`account.interest`) when the day worker asks.
-        EventRoute(day.DayClosing, interest.on_day_closing),
+        # Close of business: the account worker's steps (`account.interest`, `account.charges`).
+        EventRoute(day.DayClosing, cob.on_day_closing),
     ),
     # Saga steps: the ledger's replies to what the account asked of it.
     continuations={
@@ -45,6 +46,7 @@ ROUTES = Routes(
         accounts.STEP_RELEASE_HOLD: accounts.hold_released_answered,
         interest.STEP_PAGE: interest.page_answered,
         interest.STEP_POST: interest.post_answered,
+        charges.STEP_POST: charges.post_answered,
     },
     on_start=products.ensure_default_products,
     publishes=account.EVENTS,

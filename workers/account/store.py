@@ -236,8 +236,8 @@ async def advance_interest_run(
     )  # fmt: skip
 
 
-async def interest_bearing(conn: asyncpg.Connection, account_ids: list[UUID]) -> list[asyncpg.Record]:
-    """Of these ledger account ids, the accounts that may earn interest: open, of a known product."""
+async def open_accounts_among(conn: asyncpg.Connection, account_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Of these ledger account ids, the open accounts, with their product version's interest terms."""
     return await conn.fetch(
         "SELECT a.account_id, (p.terms->>'rate_bps')::int AS rate_bps, p.terms->>'interest_posting' AS interest_posting "
         "FROM account a JOIN product_version p ON (p.code, p.version) = (a.product_code, a.product_version) "
@@ -358,4 +358,134 @@ async def closing_interest_answered(conn: asyncpg.Connection, account_id: UUID, 
 async def interest_periods(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT * FROM interest_accrual WHERE account_id = $1 ORDER BY period_end DESC LIMIT $2", account_id, limit
+    )
+
+
+# --- charges (close of business's `account.charges` step) -----------------------------------------
+
+
+async def add_balance_days(conn: asyncpg.Connection, rows: list[tuple[UUID, date, date, date, int]]) -> None:
+    """(account_id, month_end, first, last, balance_days): added to the month once; days already
+    counted (a restored or repeated close) add nothing."""
+    if not rows:
+        return
+    account_ids, ends, firsts, lasts, amounts = (list(column) for column in zip(*rows, strict=True))
+    await conn.execute(
+        "INSERT INTO balance_month AS m (account_id, month_end, counted_from, counted_through, balance_days) "
+        "SELECT * FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[]) "
+        "ON CONFLICT (account_id, month_end) DO UPDATE SET balance_days = m.balance_days + excluded.balance_days, "
+        "counted_through = excluded.counted_through WHERE m.counted_through < excluded.counted_from",
+        account_ids, ends, firsts, lasts, amounts,
+    )  # fmt: skip
+
+
+async def start_charge_run(conn: asyncpg.Connection, business_date: date, covers_until: date) -> asyncpg.Record:
+    await conn.execute(
+        "INSERT INTO charge_run (business_date, covers_until, status) VALUES ($1, $2, 'charging') ON CONFLICT DO NOTHING",
+        business_date, covers_until,
+    )  # fmt: skip
+    run = await charge_run(conn, business_date)
+    assert run is not None
+    return run
+
+
+async def charge_run(conn: asyncpg.Connection, business_date: date) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM charge_run WHERE business_date = $1 FOR UPDATE", business_date)
+
+
+async def advance_charge_run(conn: asyncpg.Connection, business_date: date, cursor: UUID | None, status: str) -> None:
+    await conn.execute(
+        "UPDATE charge_run SET cursor = $2, status = $3, updated_at = clock_timestamp() WHERE business_date = $1",
+        business_date, cursor, status,
+    )  # fmt: skip
+
+
+async def fee_accounts(conn: asyncpg.Connection, after: UUID | None, limit: int) -> list[asyncpg.Record]:
+    """Open accounts whose product version charges a monthly fee, in id order after `after`."""
+    return await conn.fetch(
+        "SELECT a.account_id, a.ledger_account_id, a.currency, a.customer_id, a.opened_at, p.terms "
+        "FROM account a JOIN product_version p ON (p.code, p.version) = (a.product_code, a.product_version) "
+        "WHERE a.status IN ('active', 'dormant', 'frozen') AND ($1::uuid IS NULL OR a.account_id > $1) "
+        "AND ((p.terms->>'maintenance_fee')::bigint > 0 OR (p.terms->>'shortfall_fee')::bigint > 0) "
+        "ORDER BY a.account_id LIMIT $2",
+        after, limit,
+    )  # fmt: skip
+
+
+async def month_balance_days(conn: asyncpg.Connection, account_ids: list[UUID], month_end: date) -> dict[UUID, int]:
+    rows = await conn.fetch(
+        "SELECT account_id, balance_days FROM balance_month WHERE account_id = ANY($1::uuid[]) AND month_end = $2",
+        account_ids, month_end,
+    )  # fmt: skip
+    return {r["account_id"]: int(r["balance_days"]) for r in rows}
+
+
+async def insert_charges(
+    conn: asyncpg.Connection, business_date: date, rows: list[tuple[UUID, str, date, int, UUID]]
+) -> list[asyncpg.Record]:
+    """(account_id, kind, month_end, fee, transfer_id), asked now; those charged or asked before
+    stay as they are. The rows inserted."""
+    if not rows:
+        return []
+    account_ids, kinds, ends, fees, transfer_ids = (list(column) for column in zip(*rows, strict=True))
+    return await conn.fetch(
+        "INSERT INTO account_charge (account_id, kind, month_end, fee, transfer_id, tried_on, status) "
+        "SELECT r.*, $6::date, 'posting' FROM unnest($1::uuid[], $2::text[], $3::date[], $4::bigint[], $5::uuid[]) "
+        "AS r (account_id, kind, month_end, fee, transfer_id) ON CONFLICT DO NOTHING RETURNING transfer_id",
+        account_ids, kinds, ends, fees, transfer_ids, business_date,
+    )  # fmt: skip
+
+
+async def due_charges(conn: asyncpg.Connection, business_date: date, limit: int) -> list[asyncpg.Record]:
+    """Charges an earlier close could not take (a frozen account), not tried by this close; locked."""
+    return await conn.fetch(
+        "SELECT c.account_id, c.kind, c.month_end, c.fee, a.ledger_account_id, a.currency FROM account_charge c "
+        "JOIN account a USING (account_id) WHERE c.status = 'due' AND c.tried_on < $1 AND a.status <> 'closed' "
+        "ORDER BY c.tried_on, c.account_id LIMIT $2 FOR UPDATE OF c",
+        business_date, limit,
+    )  # fmt: skip
+
+
+async def retry_charge(conn: asyncpg.Connection, account_id: UUID, kind: str, month_end: date, transfer_id: UUID,
+                       business_date: date) -> None:  # fmt: skip
+    await conn.execute(
+        "UPDATE account_charge SET status = 'posting', transfer_id = $4, tried_on = $5, error = NULL "
+        "WHERE account_id = $1 AND kind = $2 AND month_end = $3",
+        account_id, kind, month_end, transfer_id, business_date,
+    )  # fmt: skip
+
+
+async def charge_answered(conn: asyncpg.Connection, business_date: date, transfer_id: UUID, collected: int | None,
+                          error: str | None) -> asyncpg.Record | None:  # fmt: skip
+    """The ledger's answer for one charge: taken (`collected`, maybe less than the fee, maybe 0), or
+    refused and due again. The row, if it was waiting for this answer."""
+    return await conn.fetchrow(
+        "UPDATE account_charge c SET status = CASE WHEN $4::text IS NULL THEN 'charged' ELSE 'due' END, "
+        "collected = $3, charged_on = CASE WHEN $4::text IS NULL THEN $1::date END, error = $4 "
+        "FROM account a WHERE c.transfer_id = $2 AND c.status = 'posting' AND a.account_id = c.account_id "
+        "RETURNING c.account_id, c.kind, c.month_end, c.fee, c.collected, a.customer_id, a.currency",
+        business_date, transfer_id, collected, error,
+    )  # fmt: skip
+
+
+async def charges_outstanding(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT c.account_id, c.kind, c.month_end, c.fee, c.transfer_id, a.ledger_account_id, a.currency "
+        "FROM account_charge c JOIN account a USING (account_id) WHERE c.status = 'posting' AND c.tried_on = $1",
+        business_date,
+    )  # fmt: skip
+
+
+async def charged_on(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT a.currency, c.kind, count(*) AS charges, sum(c.fee) AS fees, sum(c.collected) AS collected "
+        "FROM account_charge c JOIN account a USING (account_id) WHERE c.charged_on = $1 "
+        "GROUP BY a.currency, c.kind ORDER BY a.currency, c.kind",
+        business_date,
+    )  # fmt: skip
+
+
+async def account_charges(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM account_charge WHERE account_id = $1 ORDER BY month_end DESC, kind LIMIT $2", account_id, limit
     )

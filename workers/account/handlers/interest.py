@@ -3,7 +3,8 @@
 The step for a business date, each part one transaction, resumable after any crash:
 1. accrue: page through the ledger's day-end balances of the date (`ledger.get_day_end_balances`,
    kept by the step before this one), adding each interest-bearing account's accrual for the days
-   the close covers; the run's cursor moves with each page, so a page is accrued once even when
+   the close covers (and, for the `account.charges` step, every open account's balance-days of
+   the month: one pass over the balances, two uses); the run's cursor moves with each page, so a page is accrued once even when
    two chains of pages run (a re-asked step beside one still in flight: the second finds the
    cursor moved and stops);
 2. post: every period that ended within those days, rounded once, interest_expense → the account
@@ -25,6 +26,7 @@ from contracts import day, ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import interest
+from workers.account.handlers import charges
 from workers.account.handlers.accounts import not_found
 
 STEP = "account.interest"
@@ -81,7 +83,9 @@ async def _accrue(ctx: Context, business_date: dt.date, until: dt.date, balances
     by_id = {b.account_id: b.balance for b in balances}
     rows: list[tuple[UUID, dt.date, dt.date, dt.date, int]] = []
     earning = 0
-    for account in await store.interest_bearing(ctx.conn, list(by_id)):
+    open_accounts = await store.open_accounts_among(ctx.conn, list(by_id))
+    await charges.keep_balance_days(ctx, business_date, until, {a["account_id"]: by_id[a["account_id"]] for a in open_accounts})
+    for account in open_accounts:
         accruals = interest.accrue(by_id[account["account_id"]], account["rate_bps"], business_date, until,
                                    c.InterestPosting(account["interest_posting"]))  # fmt: skip
         earning += bool(accruals)
