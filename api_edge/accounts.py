@@ -78,7 +78,10 @@ async def list_customer_accounts(
     return await gateway_of(request).query(c.ListCustomerAccounts, data, who)
 
 
-def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | type[c.CloseAccount], verb: str) -> None:
+LifecycleContract = type[c.FreezeAccount] | type[c.UnfreezeAccount] | type[c.ReactivateAccount]
+
+
+def _lifecycle(command_type: LifecycleContract, verb: str) -> None:
     @router.post(f"/v1/accounts/{{account_id}}/{verb}", name=f"{verb}_account")
     async def change(
         account_id: UUID,
@@ -94,6 +97,7 @@ def _lifecycle(command_type: type[c.FreezeAccount] | type[c.UnfreezeAccount] | t
 
 _lifecycle(c.FreezeAccount, "freeze")
 _lifecycle(c.UnfreezeAccount, "unfreeze")
+_lifecycle(c.ReactivateAccount, "reactivate")  # a dormant account, on the customer's request
 
 
 class CloseBody(LifecycleBody):
@@ -170,3 +174,17 @@ async def list_charges(
     """Monthly fees, newest month first: the product's fee, what the ledger could take above the
     account's floor, and its transfer. A customer reads only their own accounts'."""
     return await gateway_of(request).query(c.ListCharges, {"account_id": account_id, "limit": limit}, who)
+
+
+class OverdraftBody(LifecycleBody):
+    overdraft_limit: int = Field(ge=0, description="minor units below zero the account may go; 0 = none")
+
+
+@router.put("/v1/accounts/{account_id}/overdraft")
+async def set_overdraft(
+    account_id: UUID, body: OverdraftBody, request: Request, who: Principal = require("accounts:freeze", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """A current account's overdraft, within its product's ceiling: the ledger enforces it at once."""
+    data = {"account_id": account_id, "actor": who.subject, "reason": body.reason, "overdraft_limit": body.overdraft_limit}
+    return await gateway_of(request).change(c.SetOverdraft, data, who, key)

@@ -59,10 +59,10 @@ SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)
 
 # The events each worker acts on in its own domain.
 _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
-    "account": ("customer.#", "day.closing"),
+    "account": ("customer.#", "day.closing", "payment.completed"),
     "customer": ("account.opened", "account.closed"),
-    "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed", "day.opened",
-                "day.holidays_changed"),
+    "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed", "account.dormant",
+                "account.reactivated", "day.opened", "day.holidays_changed"),
     "ledger": ("day.closing",),
     "day": ("*.cob_step_reported",),
 }

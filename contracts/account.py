@@ -55,6 +55,8 @@ class AccountError(StrEnum):
     account_not_found = "account_not_found"
     product_not_found = "product_not_found"
     invalid_product = "invalid_product"  # terms an officer may not define (the message says which)
+    invalid_overdraft = "invalid_overdraft"  # a savings account, or beyond the product's ceiling
+    overdraft_in_use = "overdraft_in_use"  # lower than the overdraft the account already uses
     customer_unknown = "customer_unknown"
     # Customer not `active`, or KYC not `completed`.
     customer_not_eligible = "customer_not_eligible"
@@ -143,6 +145,10 @@ class AccountView(Contract):
     nickname: str | None = Field(default=None, description="the holder's own name for the account")
     opened_at: datetime = Field(description="UTC time of opening")
     closed_at: datetime | None = Field(default=None, description="UTC time of closing; null while open")
+    overdraft_limit: int = Field(default=0, ge=0, description="what an officer lets it overdraw, minor units; 0 = none")
+    last_customer_activity_at: datetime | None = Field(
+        default=None, description="UTC time of the customer's last own deposit, withdrawal or payment out (opening "
+                                  "and reactivation count): a year without any, and the account turns dormant")
     version: int = Field(ge=1, description="increases by one on every change")
 
 
@@ -238,6 +244,32 @@ class UnfreezeAccount(Command):
     reason: str = _reason_field()
 
 
+class SetOverdraft(Command):
+    """Let a current account overdraw up to `overdraft_limit` (0 = none), within its product
+    version's ceiling (banking-rules §2). The ledger enforces it at once. Result: `AccountView`.
+    Refusals: invalid_overdraft (a savings account, or over the ceiling), overdraft_in_use (lower
+    than what the account already uses), account_closed."""
+
+    routing_key: ClassVar[str] = "account.set_overdraft"
+
+    account_id: UUID
+    overdraft_limit: int = Field(ge=0, le=MAX_AMOUNT, description="minor units below zero")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class ReactivateAccount(Command):
+    """A dormant account active again, on the customer's request: their KYC must be completed and
+    they must be active (banking-rules §2). Counts as the customer's activity. Result:
+    `AccountView`. Refusals: invalid_transition (not dormant), customer_not_eligible."""
+
+    routing_key: ClassVar[str] = "account.reactivate_account"
+
+    account_id: UUID = Field(description="the dormant account")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
 class CloseAccount(Command):
     """Close for good. Result: `AccountView`. With money left, name where it goes: another active
     account of the same customer in the same currency (`payout_account_id`), or the counter
@@ -300,6 +332,32 @@ class AccountFrozen(_AccountFact):
 
 class AccountUnfrozen(_AccountFact):
     routing_key: ClassVar[str] = "account.unfrozen"
+
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class OverdraftChanged(_AccountFact):
+    routing_key: ClassVar[str] = "account.overdraft_changed"
+
+    overdraft_limit: int = Field(ge=0, description="after the change, minor units")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class AccountDormant(_AccountFact):
+    """No customer-initiated activity (own deposit, withdrawal, payment out) for 12 months: found by
+    close of business. Customer debits are refused (`account_dormant`); credits and the bank's
+    debits (fees) still reach it."""
+
+    routing_key: ClassVar[str] = "account.dormant"
+
+    last_customer_activity_at: datetime = Field(description="UTC time of the last customer-initiated activity")
+    business_date: dt.date = Field(description="the close that found it dormant")
+
+
+class AccountReactivated(_AccountFact):
+    routing_key: ClassVar[str] = "account.reactivated"
 
     actor: str = _actor_field()
     reason: str = _reason_field()
@@ -540,7 +598,8 @@ class FeeCharged(Event):
 class AccountCobStepReported(day.StepReport):
     """The account worker's end-of-day steps: `account.interest` (accrual on the day-end balances,
     posting for every period that ended; `result`: accounts accrued, interest posted) and
-    `account.charges` (the monthly fees of the months the close ends; `result`: fees and collected)."""
+    `account.charges` (the monthly fees of the months the close ends; `result`: fees and collected)
+    and `account.dormancy` (accounts 12 months without customer activity; `result`: how many)."""
 
     routing_key: ClassVar[str] = "account.cob_step_reported"
 
@@ -555,6 +614,8 @@ COMMANDS: tuple[type[Command], ...] = (
     FreezeAccount,
     UnfreezeAccount,
     CloseAccount,
+    ReactivateAccount,
+    SetOverdraft,
     PlaceHold,
     ReleaseHold,
     ListHolds,
@@ -562,7 +623,6 @@ COMMANDS: tuple[type[Command], ...] = (
     ListCharges,
 )
 EVENTS: tuple[type[Event], ...] = (
-    AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, HoldPlaced, HoldReleased, InterestPosted, ProductDefined,
-    FeeCharged,
-    AccountCobStepReported,
+    AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, AccountDormant, AccountReactivated, OverdraftChanged,
+    HoldPlaced, HoldReleased, InterestPosted, FeeCharged, ProductDefined, AccountCobStepReported,
 )  # fmt: skip

@@ -36,6 +36,7 @@ COB_STEPS: tuple[str, ...] = (
     "ledger.day_end_balances",  # the ledger keeps each deposit account's posted balance as the day ends
     "account.interest",  # savings interest accrues on those balances, and posts at each period's end
     "account.charges",  # the monthly fees, at a month's end, from what the account holds above its floor
+    "account.dormancy",  # accounts a year without customer activity turn dormant
     "ledger.trial_balance",  # the books as the day closes, interest included
 )
 MAX_HOLIDAY_NAME = 200

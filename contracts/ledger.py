@@ -206,6 +206,7 @@ class LedgerError(StrEnum):
     payout_account_not_found = "payout_account_not_found"
     payout_refused = "payout_refused"
     settlement_refused = "settlement_refused"  # a close's settle transfer was refused (details: its result)
+    overdraft_in_use = "overdraft_in_use"  # a lower overdraft limit than the account already uses
     # Balances as of a past time are kept only for accounts with `flags.history`.
 
 
@@ -469,6 +470,20 @@ def closure_transfer_id(account_id: UUID) -> UUID:
     return uuid5(NAMESPACE_URL, f"cbs.ledger.closure.{account_id}")
 
 
+class SetOverdraftLimit(Command):
+    """Change an account's signed `overdraft_limit` (banking-rules §2: the account worker sets it
+    to its overdraft − its minimum balance). Result: `AccountView`. Refusals: account_not_found,
+    account_already_closed, overdraft_in_use (the account is overdrawn past the new limit: it
+    must be repaid first)."""
+
+    routing_key: ClassVar[str] = "ledger.set_overdraft_limit"
+
+    account_id: UUID = Field(description="the ledger account")
+    overdraft_limit: int = Field(ge=-MAX_AMOUNT, le=MAX_AMOUNT, description="signed; negative keeps that much in")
+    actor: str = Field(min_length=1, max_length=200, description="who asked for the change (staff or system id)")
+    reason: str = Field(min_length=1, max_length=500, description="why, recorded with the change")
+
+
 class LookupAccounts(Command):
     """Result: `AccountsResult`."""
 
@@ -643,6 +658,18 @@ class AccountCreated(Event):
     occurred_at: AwareDatetime = Field(description="UTC time the account was created")
 
 
+class OverdraftLimitChanged(Event):
+    routing_key: ClassVar[str] = "ledger.overdraft_limit_changed"
+
+    account_id: UUID = Field(description="the ledger account")
+    owner_id: UUID | None = Field(default=None, description="customer who owns it")
+    overdraft_limit: int = Field(description="after the change")
+    previous_limit: int = Field(description="before the change")
+    actor: str = Field(min_length=1, max_length=200, description="who asked for the change")
+    reason: str = Field(min_length=1, max_length=500, description="why")
+    occurred_at: AwareDatetime = Field(description="UTC time the change was committed")
+
+
 class AccountFlagsChanged(Event):
     routing_key: ClassVar[str] = "ledger.account_flags_changed"
 
@@ -660,6 +687,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CreateAccounts,
     CreateTransfers,
     SetAccountFlags,
+    SetOverdraftLimit,
     LookupAccounts,
     LookupTransfers,
     GetAccountHistory,
@@ -677,4 +705,6 @@ class CobStepReported(day.StepReport):
     routing_key: ClassVar[str] = "ledger.cob_step_reported"
 
 
-EVENTS: tuple[type[Event], ...] = (TransfersCommitted, AccountCreated, AccountFlagsChanged, CobStepReported)
+EVENTS: tuple[type[Event], ...] = (
+    TransfersCommitted, AccountCreated, AccountFlagsChanged, OverdraftLimitChanged, CobStepReported,
+)  # fmt: skip

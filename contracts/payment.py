@@ -125,6 +125,7 @@ class PaymentError(StrEnum):
     standing_order_exists = "standing_order_exists"
     # The account is known but cannot pay or be paid now (frozen, closed, still opening).
     account_not_active = "account_not_active"
+    account_dormant = "account_dormant"  # a customer debit from a dormant account
     # A payment that only staff may place (cash, reversal) or a customer's order for another's account.
     forbidden = "forbidden"
     not_owner = "not_owner"

@@ -262,3 +262,41 @@ async def test_an_officer_defines_and_versions_a_product_and_accounts_keep_the_v
                                             timeout_s=10, headers={"x-actor": actor})  # fmt: skip
     assert forged.error is not None and forged.error.code == "forbidden"
     assert (await bus.ok(a.GetProduct(code=code)))["version"] == 2
+
+
+async def test_an_officer_sets_a_current_accounts_overdraft_within_its_products_ceiling(bus: BusClient, admin_db) -> None:
+    from contracts import ledger as L
+
+    code = f"od_{uuid.uuid4().hex[:8]}"
+    terms = {**(await bus.ok(a.GetProduct(code="current"))), "name": "Overdraft Current", "overdraft_limit": 1_000_000}
+    for field in ("code", "version", "defined_by", "defined_at"):
+        terms.pop(field)
+    await bus.ok(a.DefineProduct(**terms, code=code, actor="officer-1"))
+    customer_id = await eligible_customer(bus, admin_db)
+    current, savings = uuid.uuid4(), uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=current, customer_id=customer_id, product_code=code))
+    await bus.ok(a.OpenAccount(account_id=savings, customer_id=customer_id, product_code="savings"))
+
+    async def set_to(account_id: uuid.UUID, limit: int):
+        return await bus.send(a.SetOverdraft(account_id=account_id, overdraft_limit=limit, actor="officer-1", reason="review"))
+
+    async def withdraw(amount: int) -> str:
+        cash = L.NewTransfer(id=uuid.uuid4(), debit_account_id=current, credit_account_id=L.bank_account_id("cash_vault", "INR"),
+                             amount=amount, currency="INR", code="withdrawal")  # fmt: skip
+        return (await bus.ok(L.CreateTransfers(transfers=[cash])))["results"][0]["result"]
+
+    assert await withdraw(1) == "exceeds_credits"  # no overdraft until an officer grants one
+    granted = await set_to(current, 500_000)
+    assert granted.ok and granted.result["overdraft_limit"] == 500_000, granted.error
+    ledger_view = (await bus.ok(L.LookupAccounts(ids=[current])))["accounts"][0]
+    assert ledger_view["overdraft_limit"] == 500_000 - 50_000  # the overdraft less the 500.00 minimum balance
+    assert await withdraw(450_000) == "ok" and await withdraw(1) == "exceeds_credits"
+    in_use = await set_to(current, 400_000)  # the ledger would allow 350,000: 450,000 is in use
+    assert in_use.error is not None and in_use.error.code == "overdraft_in_use"
+    over = await set_to(current, 1_000_001)
+    assert over.error is not None and over.error.code == "invalid_overdraft"
+    never = await set_to(savings, 1)
+    assert never.error is not None and never.error.code == "invalid_overdraft"
+    events = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.overdraft_changed' "
+                                     "AND payload->>'account_id' = $1", str(current))  # fmt: skip
+    assert events == 1

@@ -328,6 +328,51 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     assert posted == 2  # the rich account's and the unfrozen one's: nothing taken, nothing to tell
 
 
+async def test_an_account_without_customer_activity_for_a_year_turns_dormant_refuses_customer_debits_and_is_reactivated(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    from contracts import payment as p
+    from tests.integration.test_payment_bus import code, open_account, pay
+
+    used, idle = await open_account(bus, admin_db), await open_account(bus, admin_db)
+    for account_id in (used, idle):
+        assert (await pay(bus, p.PaymentKind.cash_deposit, 500_000, to=account_id)).ok  # the customer's own deposit
+
+    async def activity_learnt() -> bool:
+        return bool(await admin_db.fetchval("SELECT bool_and(last_customer_activity_at > opened_at) FROM account.account "
+                                            "WHERE account_id = ANY($1::uuid[])", [used, idle]))  # fmt: skip
+
+    await eventually(activity_learnt)
+    # As if the idle account's customer last acted in October 2026, and nothing since.
+    await admin_db.execute("UPDATE account.account SET last_customer_activity_at = '2026-10-01T10:00:00Z' "
+                           "WHERE account_id = $1", idle)  # fmt: skip
+    await open_to(bus, admin_db, dt.date(2027, 12, 3))
+    await close(bus, admin_db)
+    assert (await bus.ok(a.GetAccount(account_id=idle)))["status"] == "dormant"
+    assert (await bus.ok(a.GetAccount(account_id=used)))["status"] == "active"  # last active 6 December 2026
+    told = await admin_db.fetchval("SELECT payload->>'business_date' FROM account.outbox WHERE routing_key = 'account.dormant' "
+                                   "AND payload->>'account_id' = $1", str(idle))  # fmt: skip
+    assert told == "2027-12-03"
+
+    async def payments_know(status: str) -> bool:
+        return await admin_db.fetchval("SELECT status = $2 FROM payment.payment_account WHERE account_id = $1", idle, status)
+
+    await eventually(lambda: payments_know("dormant"))
+    refused = await pay(bus, p.PaymentKind.internal, 1_000, payer=idle, to=used, actor="cust", channel=p.Channel.mobile)
+    assert code(refused) == "account_dormant" and "reactivate" in refused.error.message  # type: ignore[union-attr]
+    credited = await pay(bus, p.PaymentKind.internal, 1_000, payer=used, to=idle, actor="cust", channel=p.Channel.mobile)
+    assert credited.ok and credited.result["status"] == "completed"  # credits still reach it
+    # On the customer's request, with KYC valid: active again, and the customer may pay from it.
+    again = await bus.ok(a.ReactivateAccount(account_id=idle, actor="officer-1", reason="customer asked at the branch"))
+    assert again["status"] == "active"
+    assert dt.datetime.fromisoformat(again["last_customer_activity_at"]) > dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    await eventually(lambda: payments_know("active"))
+    paid = await pay(bus, p.PaymentKind.internal, 1_000, payer=idle, to=used, actor="cust", channel=p.Channel.mobile)
+    assert paid.ok, paid.error
+    refused_twice = await bus.send(a.ReactivateAccount(account_id=idle, actor="officer-1", reason="again"))
+    assert code(refused_twice) == "invalid_transition"
+
+
 async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(
     bus: BusClient, admin_db: asyncpg.Pool, monkeypatch: Any, workers: dict[str, Any],
 ) -> None:  # fmt: skip

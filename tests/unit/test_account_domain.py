@@ -97,10 +97,19 @@ def test_the_terms_of_a_view_or_a_command_are_the_terms_alone() -> None:
 
 
 def test_ledger_overdraft_limit_is_overdraft_minus_minimum_balance() -> None:
-    cat = default_products(current_overdraft_limit=2_500_000)
-    assert ledger_overdraft_limit(cat["savings"]) == -10_000
-    assert ledger_overdraft_limit(cat["current"]) == 2_500_000 - 50_000
-    assert ledger_overdraft_limit(default_products()["current"]) == -50_000
+    assert ledger_overdraft_limit(10_000, 0) == -10_000
+    assert ledger_overdraft_limit(50_000, 2_500_000) == 2_450_000
+
+
+def test_an_officer_lets_a_current_account_overdraw_within_its_products_ceiling() -> None:
+    from workers.account.domain.accounts import overdraft_refusal
+
+    current = default_products(current_overdraft_limit=2_500_000)["current"]
+    assert overdraft_refusal(current, 2_500_000) is None and overdraft_refusal(current, 0) is None
+    over = overdraft_refusal(current, 2_500_001)
+    assert over is not None and over.code == AccountError.invalid_overdraft and "at most 2500000" in over.message
+    savings = overdraft_refusal(default_products()["savings"], 1)
+    assert savings is not None and "never overdraws" in savings.message
 
 
 def test_ledger_account_spec_is_a_customer_deposit_that_cannot_overdraw_its_floor() -> None:
@@ -350,3 +359,29 @@ def test_close_refusals_by_status(status: AccountStatus, code: AccountError) -> 
 def test_closed_refuses_everything() -> None:
     for result in (freeze(S.closed), unfreeze(S.closed, S.active), close(S.closed, balance=0)):
         assert isinstance(result, Refusal) and result.code == AccountError.account_closed
+
+
+# --- dormancy --------------------------------------------------------------------------------
+
+
+def test_an_account_turns_dormant_twelve_calendar_months_after_its_last_activity() -> None:
+    from datetime import date
+
+    from workers.account.domain.accounts import dormancy_cutoff
+
+    assert dormancy_cutoff(date(2027, 12, 7)) == date(2026, 12, 7)
+    assert dormancy_cutoff(date(2028, 2, 29)) == date(2027, 2, 28)  # a leap day's year-earlier twin
+    assert dormancy_cutoff(date(2027, 1, 15)) == date(2026, 1, 15)
+
+
+def test_only_an_active_account_turns_dormant_and_only_a_dormant_one_is_reactivated_with_valid_kyc() -> None:
+    from workers.account.domain.accounts import go_dormant, reactivate
+
+    assert go_dormant(S.active) == StatusChange(S.dormant)
+    assert all(isinstance(go_dormant(s), Refusal) for s in (S.dormant, S.frozen, S.closed, S.opening))
+    assert reactivate(S.dormant, ELIGIBLE) == StatusChange(S.active)
+    lapsed = reactivate(S.dormant, CustomerStanding("active", "expired"))
+    assert isinstance(lapsed, Refusal) and lapsed.code == AccountError.customer_not_eligible
+    assert isinstance(reactivate(S.active, ELIGIBLE), Refusal)
+    closed = reactivate(S.closed, ELIGIBLE)
+    assert isinstance(closed, Refusal) and closed.code == AccountError.account_closed

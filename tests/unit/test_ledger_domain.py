@@ -765,3 +765,21 @@ def test_a_closing_payout_lifts_the_floor_only_while_it_runs() -> None:
     assert closure_refusal(overdraft, paying_out=True) == "close_refused_nonzero_balance"
     held = AccountState(BOB, "INR", "customer_deposit", LIABILITY, 0, credits_posted=50, debits_pending=10)
     assert closure_refusal(held, paying_out=True) == "close_refused_pending_transfers"
+
+
+def test_an_overdraft_limit_is_lowered_only_as_far_as_what_the_account_uses() -> None:
+    from contracts.ledger import AccountFlags, LedgerError
+    from workers.ledger.domain.accounts import AccountState, set_overdraft_limit
+
+    def deposit(**balances: int) -> AccountState:
+        return AccountState(id=uuid4(), currency="INR", code="customer_deposit", overdraft_limit=100_000,
+                            flags=AccountFlags(debits_must_not_exceed_credits=True), **balances)  # fmt: skip
+
+    overdrawn = deposit(debits_posted=60_000, credits_posted=10_000)  # 500.00 into a 1,000.00 overdraft
+    assert set_overdraft_limit(overdrawn, 49_999) == LedgerError.overdraft_in_use and overdrawn.overdraft_limit == 100_000
+    assert set_overdraft_limit(overdrawn, 50_000) is None and overdrawn.overdraft_limit == 50_000
+    empty = deposit()
+    assert set_overdraft_limit(empty, -10_000) is None  # a minimum balance above what it holds: legal, debits stop
+    closed = deposit()
+    closed.closed = True
+    assert set_overdraft_limit(closed, 0) == LedgerError.account_already_closed

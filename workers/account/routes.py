@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
-from contracts import account, customer, day
-from workers.account.handlers import accounts, charges, cob, interest, products
+from contracts import account, customer, day, payment
+from workers.account.handlers import accounts, charges, cob, dormancy, interest, products
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -23,6 +23,8 @@ ROUTES = Routes(
         account.FreezeAccount: staff_only(accounts.freeze_account),
         account.UnfreezeAccount: staff_only(accounts.unfreeze_account),
         account.CloseAccount: staff_only(accounts.close_account),
+        account.ReactivateAccount: staff_only(dormancy.reactivate_account),
+        account.SetOverdraft: staff_only(accounts.set_overdraft),
         account.PlaceHold: staff_only(accounts.place_hold),
         account.ReleaseHold: staff_only(accounts.release_hold),
         account.ListHolds: accounts.list_holds,
@@ -35,13 +37,16 @@ ROUTES = Routes(
         EventRoute(customer.CustomerSuspended, accounts.on_customer_status_changed),
         EventRoute(customer.CustomerReactivated, accounts.on_customer_status_changed),
         EventRoute(customer.CustomerClosed, accounts.on_customer_status_changed),
-        # Close of business: the account worker's steps (`account.interest`, `account.charges`).
+        # Close of business: the account worker's steps (`account.interest`, `.charges`, `.dormancy`).
         EventRoute(day.DayClosing, cob.on_day_closing),
+        # Dormancy: the customer's own activity on an account.
+        EventRoute(payment.PaymentCompleted, dormancy.on_payment_completed),
     ),
     # Saga steps: the ledger's replies to what the account asked of it.
     continuations={
         accounts.STEP_CREATE_LEDGER_ACCOUNT: accounts.ledger_account_answered,
         accounts.STEP_SET_LEDGER_FLAGS: accounts.ledger_flags_answered,
+        accounts.STEP_SET_OVERDRAFT: accounts.ledger_overdraft_answered,
         accounts.STEP_PLACE_HOLD: accounts.hold_placed_answered,
         accounts.STEP_RELEASE_HOLD: accounts.hold_released_answered,
         interest.STEP_PAGE: interest.page_answered,
@@ -52,5 +57,6 @@ ROUTES = Routes(
     publishes=account.EVENTS,
 )
 # Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags,
+# ledger.set_overdraft_limit,
 # ledger.create_transfers (holds: a pending transfer each; releases: its void; interest), and
 # ledger.get_day_end_balances (close of business: the balances interest accrues on).

@@ -12,7 +12,7 @@ from workers.account.domain.accounts import CustomerStanding, StatusChange
 
 _ACCOUNT_COLUMNS = (
     "account_id, number, customer_id, product_code, product_version, type, currency, status, status_before_freeze, "
-    "ledger_account_id, trim(branch) AS branch, nickname, opened_at, closed_at, version"
+    "ledger_account_id, trim(branch) AS branch, nickname, opened_at, closed_at, overdraft_limit, last_customer_activity_at, version"
 )
 
 
@@ -102,8 +102,8 @@ async def get_account(conn: asyncpg.Connection, account_id: UUID, *, for_update:
 async def insert_account(conn: asyncpg.Connection, account: AccountView) -> None:
     await conn.execute(
         "INSERT INTO account (account_id, number, customer_id, product_code, type, currency, status, "
-        "ledger_account_id, branch, nickname, opened_at, product_version) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        "ledger_account_id, branch, nickname, opened_at, product_version, last_customer_activity_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $11)",
         account.account_id,
         account.number,
         account.customer_id,
@@ -133,6 +133,34 @@ async def change_status(
     )
     assert row is not None, "status change of an account that was just locked"
     return _view(row)
+
+
+async def set_overdraft(conn: asyncpg.Connection, account_id: UUID, overdraft: int) -> AccountView:
+    row = await conn.fetchrow(
+        f"UPDATE account SET overdraft_limit = $2, version = version + 1 WHERE account_id = $1 RETURNING {_ACCOUNT_COLUMNS}",
+        account_id, overdraft,
+    )  # fmt: skip
+    assert row is not None, "the overdraft of an account that was just locked"
+    return _view(row)
+
+
+async def customer_activity(conn: asyncpg.Connection, account_id: UUID, at: datetime) -> None:
+    """The customer acted on the account at `at` (facts may arrive late or twice: the newest wins)."""
+    await conn.execute(
+        "UPDATE account SET last_customer_activity_at = $2 WHERE account_id = $1 AND last_customer_activity_at < $2",
+        account_id, at,
+    )  # fmt: skip
+
+
+async def dormancy_due(conn: asyncpg.Connection, inactive_since: datetime, limit: int) -> list[AccountView]:
+    """Active accounts without customer activity since `inactive_since`, locked (skipping those a
+    concurrent change holds: they are looked at again by the next close)."""
+    rows = await conn.fetch(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE status = 'active' AND last_customer_activity_at < $1 "
+        "ORDER BY last_customer_activity_at, account_id LIMIT $2 FOR UPDATE SKIP LOCKED",
+        inactive_since, limit,
+    )  # fmt: skip
+    return [_view(r) for r in rows]
 
 
 async def customer_accounts(

@@ -263,6 +263,20 @@ async def set_account_flags(ctx: Context, cmd: c.SetAccountFlags) -> Reply:
     return await _flags_changed(ctx, cmd, account)
 
 
+async def set_overdraft_limit(ctx: Context, cmd: c.SetOverdraftLimit) -> Reply:
+    account = (await store.lock_accounts(ctx.conn, [cmd.account_id])).get(cmd.account_id)
+    if account is None:
+        return Reply.refusal(c.LedgerError.account_not_found, f"no ledger account {cmd.account_id}")
+    previous = account.overdraft_limit
+    if refusal := accounts.set_overdraft_limit(account, cmd.overdraft_limit):
+        return Reply.refusal(refusal, f"cannot set the overdraft limit of {cmd.account_id} to {cmd.overdraft_limit}: {refusal}")
+    await store.save_overdraft_limit(ctx.conn, account)
+    await ctx.emit(c.OverdraftLimitChanged(account_id=account.id, owner_id=account.owner_id, overdraft_limit=account.overdraft_limit,
+                                           previous_limit=previous, actor=cmd.actor, reason=cmd.reason, occurred_at=ctx.now))  # fmt: skip
+    [(state, created_at)] = await store.read_accounts(ctx.conn, [account.id])
+    return Reply.success(accounts.account_view(state, created_at))
+
+
 async def _close_settled(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID | None) -> Reply:
     """Settle what the closing owes and is owed (`cmd.settle`), pay the whole balance out below the
     account's minimum balance down to zero, and close it: one chain and the close, in this one

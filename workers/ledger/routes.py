@@ -14,6 +14,7 @@ ROUTES = Routes(
     commands={
         ledger.CreateAccounts: staff_only(handlers.create_accounts),
         ledger.SetAccountFlags: staff_only(handlers.set_account_flags),
+        ledger.SetOverdraftLimit: staff_only(handlers.set_overdraft_limit),
         ledger.LookupAccounts: handlers.lookup_accounts,
         ledger.LookupTransfers: handlers.lookup_transfers,
         ledger.GetAccountHistory: handlers.get_account_history,

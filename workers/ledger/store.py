@@ -167,6 +167,10 @@ async def save_balances(conn: asyncpg.Connection, accounts: Sequence[AccountStat
         )
 
 
+async def save_overdraft_limit(conn: asyncpg.Connection, account: AccountState) -> None:
+    await conn.execute("UPDATE ledger_account SET overdraft_limit = $2 WHERE id = $1", account.id, account.overdraft_limit)
+
+
 async def save_flags(conn: asyncpg.Connection, account: AccountState) -> None:
     await conn.execute(
         "UPDATE ledger_account SET frozen = $2, closed = $3 WHERE id = $1", account.id, account.frozen, account.closed

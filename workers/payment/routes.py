@@ -64,6 +64,8 @@ ROUTES = Routes(
         EventRoute(account.AccountFrozen, accounts.on_account_fact),
         EventRoute(account.AccountUnfrozen, accounts.on_account_fact),
         EventRoute(account.AccountClosed, accounts.on_account_fact),
+        EventRoute(account.AccountDormant, accounts.on_account_fact),
+        EventRoute(account.AccountReactivated, accounts.on_account_fact),
     ),
     # Saga steps: the ledger's answers, one step kind per thing asked of it (`lifecycle.ask_ledger`).
     # The kinds are persisted in saga_step.kind: an in-flight step resumes under the same name.

@@ -7,6 +7,8 @@ status) is a bug and fails an assertion.
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import re
 from dataclasses import dataclass
 
@@ -112,12 +114,22 @@ def find_product(product: ProductView | None, code: str) -> ProductView | Refusa
     return product
 
 
-def ledger_overdraft_limit(product: ProductTerms) -> int:
+def ledger_overdraft_limit(minimum_balance: int, overdraft: int) -> int:
     """§2 decision: the ledger enforces the floor, so every worker's debit respects it.
 
     Negative when the minimum balance exceeds the overdraft: the ledger then keeps that much in.
     """
-    return product.overdraft_limit - product.minimum_balance
+    return overdraft - minimum_balance
+
+
+def overdraft_refusal(terms: ProductTerms, overdraft: int) -> Refusal | None:
+    """An officer lets a current account overdraw, within its product version's ceiling."""
+    if terms.type != ProductType.current:
+        return Refusal(AccountError.invalid_overdraft, f"a {terms.type} account never overdraws (banking-rules §2)")
+    if overdraft > terms.overdraft_limit:
+        return Refusal(AccountError.invalid_overdraft,
+                       f"the product allows an overdraft of at most {terms.overdraft_limit}, not {overdraft}")  # fmt: skip
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +146,7 @@ def ledger_account_spec(product: ProductTerms) -> LedgerAccountSpec:
         code=CUSTOMER_DEPOSIT_CODE,
         currency=product.currency,
         flags=DEPOSIT_LEDGER_FLAGS,
-        overdraft_limit=ledger_overdraft_limit(product),
+        overdraft_limit=ledger_overdraft_limit(product.minimum_balance, 0),  # an officer may raise it (set_overdraft)
     )
 
 
@@ -289,6 +301,36 @@ def close(status: AccountStatus, *, balance: int, pending: int = 0) -> StatusCha
     if pending != 0:
         return Refusal(AccountError.close_refused_pending_transfers, "holds or pending transfers remain")
     return StatusChange(AccountStatus.closed)
+
+
+# --- dormancy ------------------------------------------------------------------------------------
+
+DORMANT_AFTER_MONTHS = 12  # without customer-initiated activity (banking-rules §2)
+
+
+def dormancy_cutoff(business_date: dt.date) -> dt.date:
+    """The last activity date that makes an active account dormant at this date's close: twelve
+    calendar months before it (29 February's year-later twin is 28 February)."""
+    year, month = divmod(business_date.year * 12 + business_date.month - 1 - DORMANT_AFTER_MONTHS, 12)
+    month += 1
+    return dt.date(year, month, min(business_date.day, calendar.monthrange(year, month)[1]))
+
+
+def go_dormant(status: AccountStatus) -> StatusChange | Refusal:
+    if status != AccountStatus.active:
+        return Refusal(AccountError.invalid_transition, f"only an active account turns dormant, not a {status} one")
+    return StatusChange(AccountStatus.dormant)
+
+
+def reactivate(status: AccountStatus, customer: CustomerStanding | None) -> StatusChange | Refusal:
+    """§2: dormant → active on the customer's request, with valid KYC."""
+    if status == AccountStatus.closed:
+        return _closed()
+    if status != AccountStatus.dormant:
+        return Refusal(AccountError.invalid_transition, f"only a dormant account is reactivated, not a {status} one")
+    if refusal := check_eligibility(customer):
+        return refusal
+    return StatusChange(AccountStatus.active)
 
 
 # --- checks before asking the ledger ------------------------------------------------------------

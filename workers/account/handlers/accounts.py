@@ -21,6 +21,7 @@ from workers.account.domain.accounts import Refusal
 
 STEP_CREATE_LEDGER_ACCOUNT = "create_ledger_account"
 STEP_SET_LEDGER_FLAGS = "set_ledger_flags"
+STEP_SET_OVERDRAFT = "set_ledger_overdraft"
 
 
 def refuse(refusal: Refusal) -> Reply:
@@ -91,7 +92,7 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
         assert product is not None, "an account's product version is never deleted"
         await ctx.emit(
             c.AccountOpened(
-                **_fact(account, ctx.now), type=account.type, product_version=account.product_version, branch=account.branch,
+                **fact(account, ctx.now), type=account.type, product_version=account.product_version, branch=account.branch,
                 ledger_account_id=account.ledger_account_id,
                 daily_cash_withdrawal_limit=product.daily_cash_withdrawal_limit,
                 daily_payments_out_limit=product.daily_payments_out_limit,
@@ -211,14 +212,14 @@ async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Repl
     account = await store.change_status(ctx.conn, account.account_id, change, ctx.now)
     if action == "freeze":
         assert account.status_before_freeze is not None
-        event: Any = c.AccountFrozen(**_fact(account, ctx.now), status_before_freeze=account.status_before_freeze,
+        event: Any = c.AccountFrozen(**fact(account, ctx.now), status_before_freeze=account.status_before_freeze,
                                      actor=actor, reason=reason)  # fmt: skip
     elif action == "unfreeze":
-        event = c.AccountUnfrozen(**_fact(account, ctx.now), actor=actor, reason=reason)
+        event = c.AccountUnfrozen(**fact(account, ctx.now), actor=actor, reason=reason)
     else:
         if state.get("interest"):
             await _closing_interest_answered(ctx, account, state["interest"], posted=True)
-        event = c.AccountClosed(**_fact(account, ctx.now), actor=actor, reason=reason)
+        event = c.AccountClosed(**fact(account, ctx.now), actor=actor, reason=reason)
     await ctx.emit(event)
     return Reply.success(account)
 
@@ -238,6 +239,36 @@ async def _closing_interest_answered(ctx: Context, account: c.AccountView, owed:
                                             transfer_id=transfer_id, occurred_at=ctx.now))  # fmt: skip
 
 
+async def set_overdraft(ctx: Context, cmd: c.SetOverdraft) -> Reply | Deferred:
+    """Within the product version's ceiling; the ledger first (it holds the limit every debit meets)."""
+    account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
+    if account is None:
+        return not_found(cmd.account_id)
+    if account.status == c.AccountStatus.closed:
+        return Reply.refusal(c.AccountError.account_closed, "the account is closed")
+    product = await store.product(ctx.conn, account.product_code, account.product_version)
+    assert product is not None, "an account's product version is never deleted"
+    if refusal := domain.overdraft_refusal(product, cmd.overdraft_limit):
+        return refuse(refusal)
+    limit = ledger.SetOverdraftLimit(
+        account_id=account.ledger_account_id, actor=cmd.actor, reason=cmd.reason,
+        overdraft_limit=domain.ledger_overdraft_limit(product.minimum_balance, cmd.overdraft_limit),
+    )  # fmt: skip
+    state = {"account_id": str(account.account_id), "overdraft": cmd.overdraft_limit, "actor": cmd.actor, "reason": cmd.reason}
+    return await ctx.request(limit, step=STEP_SET_OVERDRAFT, state=state)
+
+
+async def ledger_overdraft_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    account_id = UUID(state["account_id"])
+    if not reply.ok:
+        assert reply.error is not None
+        return Reply.refusal(LEDGER_REFUSALS.get(reply.error.code, reply.error.code), reply.error.message, reply.error.details)
+    account = await store.set_overdraft(ctx.conn, account_id, state["overdraft"])
+    await ctx.emit(c.OverdraftChanged(**fact(account, ctx.now), overdraft_limit=account.overdraft_limit,
+                                      actor=state["actor"], reason=state["reason"]))  # fmt: skip
+    return Reply.success(account)
+
+
 # The ledger's refusal codes, in the account's words.
 LEDGER_REFUSALS = {
     "account_not_found": c.AccountError.ledger_refused,
@@ -245,10 +276,11 @@ LEDGER_REFUSALS = {
     "payout_account_not_found": c.AccountError.invalid_payout_account,
     "payout_refused": c.AccountError.payout_refused,
     "settlement_refused": c.AccountError.payout_refused,
+    "overdraft_in_use": c.AccountError.overdraft_in_use,
 }
 
 
-def _fact(account: c.AccountView, now: datetime) -> dict[str, object]:
+def fact(account: c.AccountView, now: datetime) -> dict[str, object]:
     return {
         "account_id": account.account_id,
         "customer_id": account.customer_id,

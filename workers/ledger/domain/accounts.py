@@ -170,6 +170,23 @@ def floor_lifted(account: AccountState) -> Iterator[None]:
         account.overdraft_limit = limit
 
 
+def set_overdraft_limit(account: AccountState, limit: int) -> LedgerError | None:
+    """None = done (and `account` changed). A lower limit may not leave the account using more
+    overdraft than it allows (a minimum balance may: an empty account sits below it legally)."""
+    if account.closed:
+        return LedgerError.account_already_closed
+    if account.flags.debits_must_not_exceed_credits and (
+        account.debits_posted + account.debits_pending > account.credits_posted + max(limit, 0)
+    ):
+        return LedgerError.overdraft_in_use
+    if account.flags.credits_must_not_exceed_debits and (
+        account.credits_posted + account.credits_pending > account.debits_posted + max(limit, 0)
+    ):
+        return LedgerError.overdraft_in_use
+    account.overdraft_limit = limit
+    return None
+
+
 def set_flags(account: AccountState, action: str) -> str | None:
     """None = done (and `account` changed); else a `LedgerError` refusal.
 

@@ -119,7 +119,10 @@ def usable(actor: Actor | None, account: KnownAccount | None, account_id: UUID, 
         return Reply.refusal(E.account_not_found, f"no account {account_id} known to payments")
     if paying and (denied := owner_only(actor, account.customer_id)):
         return denied
-    if account.status not in ("active", "dormant") or (paying and account.status == "dormant"):
+    if paying and account.status == "dormant":
+        return Reply.refusal(E.account_dormant, f"account {account_id} is dormant: the customer asks the bank to "
+                                                "reactivate it (banking-rules §2)")  # fmt: skip
+    if account.status not in ("active", "dormant"):
         return Reply.refusal(E.account_not_active, f"account {account_id} is {account.status}")
     if account.currency != currency:
         return Reply.refusal(E.currency_mismatch, f"account {account_id} is in {account.currency}")
