@@ -188,3 +188,13 @@ async def set_overdraft(
     """A current account's overdraft, within its product's ceiling: the ledger enforces it at once."""
     data = {"account_id": account_id, "actor": who.subject, "reason": body.reason, "overdraft_limit": body.overdraft_limit}
     return await gateway_of(request).change(c.SetOverdraft, data, who, key)
+
+
+@router.get("/v1/accounts/{account_id}/statements")
+async def list_statements(
+    account_id: UUID, request: Request, limit: int = Query(default=12, ge=1, le=120),
+    who: Principal = require("accounts:read", "accounts"),
+) -> Response:
+    """Monthly statements, newest first (opening + credits − debits = closing, or none is issued);
+    their lines are the account's history between `period_from` and `period_until`."""
+    return await gateway_of(request).query(c.ListStatements, {"account_id": account_id, "limit": limit}, who)

@@ -595,11 +595,67 @@ class FeeCharged(Event):
     occurred_at: AwareDatetime
 
 
+# --- statements -------------------------------------------------------------------------------
+
+
+class StatementStatus(StrEnum):
+    issued = "issued"
+    withheld = "withheld"  # opening + credits − debits ≠ closing: never issued; the operators are told
+
+
+class StatementView(Contract):
+    """A month's statement: the ledger's history between two cuts (the books of the previous
+    month's and this month's last business date); its lines are `ledger.get_account_history`
+    between `period_from` and `period_until`."""
+
+    account_id: UUID
+    month_end: dt.date
+    currency: str = currency_field()
+    opening: int = Field(description="minor units")
+    credits: int = Field(ge=0)
+    debits: int = Field(ge=0)
+    closing: int
+    transfers: int = Field(ge=0, description="posted movements")
+    period_from: AwareDatetime | None
+    period_until: AwareDatetime
+    status: StatementStatus
+    issued_on: dt.date = Field(description="the business date whose close drew it up")
+
+
+class StatementList(Contract):
+    items: list[StatementView] = Field(description="newest month first")
+
+
+class ListStatements(Command):
+    """An account's monthly statements. Result: `StatementList`. Refusals: account_not_found."""
+
+    routing_key: ClassVar[str] = "account.list_statements"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID
+    limit: int = Field(default=12, ge=1, le=120)
+
+
+class StatementReady(Event):
+    routing_key: ClassVar[str] = "account.statement_ready"
+
+    account_id: UUID
+    customer_id: UUID
+    month_end: dt.date
+    currency: str
+    opening: int
+    closing: int
+    credits: int
+    debits: int
+    occurred_at: AwareDatetime
+
+
 class AccountCobStepReported(day.StepReport):
     """The account worker's end-of-day steps: `account.interest` (accrual on the day-end balances,
     posting for every period that ended; `result`: accounts accrued, interest posted) and
     `account.charges` (the monthly fees of the months the close ends; `result`: fees and collected)
-    and `account.dormancy` (accounts 12 months without customer activity; `result`: how many)."""
+    `account.dormancy` (accounts 12 months without customer activity; `result`: how many) and
+    `account.statements` (each account's statement of the months the close ends; `result`: issued, withheld)."""
 
     routing_key: ClassVar[str] = "account.cob_step_reported"
 
@@ -621,8 +677,9 @@ COMMANDS: tuple[type[Command], ...] = (
     ListHolds,
     GetInterest,
     ListCharges,
+    ListStatements,
 )
 EVENTS: tuple[type[Event], ...] = (
     AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, AccountDormant, AccountReactivated, OverdraftChanged,
-    HoldPlaced, HoldReleased, InterestPosted, FeeCharged, ProductDefined, AccountCobStepReported,
+    HoldPlaced, HoldReleased, InterestPosted, FeeCharged, StatementReady, ProductDefined, AccountCobStepReported,
 )  # fmt: skip

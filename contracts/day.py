@@ -38,6 +38,7 @@ COB_STEPS: tuple[str, ...] = (
     "account.charges",  # the monthly fees, at a month's end, from what the account holds above its floor
     "account.dormancy",  # accounts a year without customer activity turn dormant
     "ledger.trial_balance",  # the books as the day closes, interest included
+    "account.statements",  # at a month's end: each account's statement, cut where those books were taken
 )
 MAX_HOLIDAY_NAME = 200
 MAX_ERROR_CHARS = 1_000

@@ -203,6 +203,7 @@ class LedgerError(StrEnum):
     close_refused_pending_transfers = "close_refused_pending_transfers"
     trial_balance_not_found = "trial_balance_not_found"  # no close of business kept one for that date
     day_end_not_taken = "day_end_not_taken"  # close of business has not kept that date's balances
+    books_not_closed = "books_not_closed"  # no trial balance taken for the month's last business date yet
     payout_account_not_found = "payout_account_not_found"
     payout_refused = "payout_refused"
     settlement_refused = "settlement_refused"  # a close's settle transfer was refused (details: its result)
@@ -590,6 +591,38 @@ class GetDayEndBalances(Command):
     limit: int = page_size(default=MAX_BATCH, most=MAX_BATCH)
 
 
+class StatementTotals(Contract):
+    account_id: UUID
+    opening: int = Field(description="posted balance as the period began, minor units")
+    credits: int = Field(ge=0, description="posted credits in the period")
+    debits: int = Field(ge=0, description="posted debits in the period")
+    closing: int = Field(description="posted balance as the period ended")
+    transfers: int = Field(ge=0, description="posted movements in the period")
+    balanced: bool = Field(description="opening + credits − debits = closing: the history adds up")
+
+
+class Statements(Contract):
+    month_end: dt.date
+    period_from: AwareDatetime | None = Field(description="the cut the period starts at (the previous month's books); "
+                                                          "null: from the account's first movement")
+    period_until: AwareDatetime = Field(description="the cut it ends at: when the books of the month's last business "
+                                                    "date were taken, interest and charges in")
+    items: list[StatementTotals]
+
+
+class GetStatements(Command):
+    """Monthly statement totals of up to 1,000 accounts, from their history (credits and debits
+    summed one by one, and the balances as of the two cuts). Result: `Statements`. Refusals:
+    books_not_closed (no close of business has taken the books of that month's last business
+    date yet)."""
+
+    routing_key: ClassVar[str] = "ledger.get_statements"
+    read_only: ClassVar[bool] = True
+
+    month_end: dt.date
+    account_ids: list[UUID] = Field(min_length=1, max_length=MAX_BATCH)
+
+
 class Verify(Command):
     """Recompute every balance from the transfers and check debits = credits. Result: `VerifyResult`."""
 
@@ -695,6 +728,7 @@ COMMANDS: tuple[type[Command], ...] = (
     Verify,
     GetTrialBalance,
     GetDayEndBalances,
+    GetStatements,
 )
 class CobStepReported(day.StepReport):
     """The ledger's end-of-day steps for a business date: `ledger.day_end_balances`, each customer

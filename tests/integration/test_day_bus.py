@@ -300,8 +300,16 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
         await deposit(bus, account_id, amount)
     await bus.ok(a.FreezeAccount(account_id=frozen, actor="officer-1", reason="court order"))
     await open_to(bus, admin_db, dt.date(2027, 9, 1))
-    while (event := await close(bus, admin_db))["business_date"] != "2027-09-30":
-        pass
+    # The poor account's history lies by a unit (as a bug or a hand in the database would make
+    # it): its statement will not add up, and is withheld.
+    tamper = ("UPDATE ledger.account_history SET amount = amount + $2 WHERE account_id = $1 AND seq = "
+              "(SELECT min(seq) FROM ledger.account_history WHERE account_id = $1)")  # fmt: skip
+    await admin_db.execute(tamper, poor, 1)
+    try:
+        while (event := await close(bus, admin_db))["business_date"] != "2027-09-30":
+            pass
+    finally:
+        await admin_db.execute(tamper, poor, -1)
 
     async def charges_of(account_id: uuid.UUID) -> list[tuple[Any, ...]]:
         items = (await bus.ok(a.ListCharges(account_id=account_id)))["items"]
@@ -320,6 +328,20 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     assert {(r["kind"], r["collected"]) for r in report["charged"]} >= {("maintenance", 5_000)}
     books = await bus.ok(L.GetTrialBalance(business_date=dt.date(2027, 9, 30)))
     assert next(r for r in books["rows"] if r["code"] == "fee_income" and r["currency"] == "INR")["balance"] >= 5_000
+    # September's statements, cut where the books of 30 September were taken (interest and fees in).
+    [statement] = (await bus.ok(a.ListStatements(account_id=rich)))["items"]
+    assert (statement["month_end"], statement["status"], statement["opening"]) == ("2027-09-30", "issued", 0)
+    assert (statement["credits"], statement["debits"]) == (500_000 + interest["amount"], 5_000)
+    assert statement["closing"] == await balance(bus, rich) and statement["transfers"] == 3
+    [lie] = (await bus.ok(a.ListStatements(account_id=poor)))["items"]
+    assert lie["status"] == "withheld" and lie["opening"] + lie["credits"] - lie["debits"] != lie["closing"]
+    statements = await admin_db.fetchval("SELECT result FROM day.cob_step WHERE business_date = '2027-09-30' "
+                                         "AND step = 'account.statements'")  # fmt: skip
+    statements = json.loads(statements) if isinstance(statements, str) else statements
+    assert statements["issued"] >= 2 and statements["withheld"] == 1
+    ready = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.statement_ready' "
+                                    "AND payload->>'account_id' = ANY($1::text[])", [str(rich), str(poor)])  # fmt: skip
+    assert ready == 1
     await bus.ok(a.UnfreezeAccount(account_id=frozen, actor="officer-1", reason="order lifted"))
     await close(bus, admin_db)  # Friday 1 October: the due fee again, under a new id
     assert await charges_of(frozen) == [("maintenance", "2027-09-30", 5_000, 5_000, "charged")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, payment
-from workers.account.handlers import accounts, charges, cob, dormancy, interest, products
+from workers.account.handlers import accounts, charges, cob, dormancy, interest, products, statements
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -30,6 +30,7 @@ ROUTES = Routes(
         account.ListHolds: accounts.list_holds,
         account.GetInterest: interest.get_interest,
         account.ListCharges: charges.list_charges,
+        account.ListStatements: statements.list_statements,
     },
     events=(
         EventRoute(customer.CustomerRegistered, accounts.on_customer_registered),
@@ -37,7 +38,7 @@ ROUTES = Routes(
         EventRoute(customer.CustomerSuspended, accounts.on_customer_status_changed),
         EventRoute(customer.CustomerReactivated, accounts.on_customer_status_changed),
         EventRoute(customer.CustomerClosed, accounts.on_customer_status_changed),
-        # Close of business: the account worker's steps (`account.interest`, `.charges`, `.dormancy`).
+        # Close of business: the account worker's steps (`account.interest`, `.charges`, `.dormancy`, `.statements`).
         EventRoute(day.DayClosing, cob.on_day_closing),
         # Dormancy: the customer's own activity on an account.
         EventRoute(payment.PaymentCompleted, dormancy.on_payment_completed),
@@ -52,6 +53,7 @@ ROUTES = Routes(
         interest.STEP_PAGE: interest.page_answered,
         interest.STEP_POST: interest.post_answered,
         charges.STEP_POST: charges.post_answered,
+        statements.STEP_PAGE: statements.page_answered,
     },
     on_start=products.ensure_default_products,
     publishes=account.EVENTS,
@@ -59,4 +61,5 @@ ROUTES = Routes(
 # Sent (through the outbox, replies on account.replies): ledger.create_accounts, ledger.set_account_flags,
 # ledger.set_overdraft_limit,
 # ledger.create_transfers (holds: a pending transfer each; releases: its void; interest), and
-# ledger.get_day_end_balances (close of business: the balances interest accrues on).
+# ledger.get_day_end_balances (close of business: the balances interest accrues on) and
+# ledger.get_statements (the month's statement totals).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -517,3 +518,68 @@ async def account_charges(conn: asyncpg.Connection, account_id: UUID, limit: int
     return await conn.fetch(
         "SELECT * FROM account_charge WHERE account_id = $1 ORDER BY month_end DESC, kind LIMIT $2", account_id, limit
     )
+
+
+# --- statements (close of business's `account.statements` step) -----------------------------------
+
+
+async def start_statement_run(conn: asyncpg.Connection, business_date: date, month_end: date | None) -> asyncpg.Record:
+    await conn.execute(
+        "INSERT INTO statement_run (business_date, month_end, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        business_date, month_end, "drawing" if month_end else "done",
+    )  # fmt: skip
+    run = await statement_run(conn, business_date)
+    assert run is not None
+    return run
+
+
+async def statement_run(conn: asyncpg.Connection, business_date: date) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM statement_run WHERE business_date = $1 FOR UPDATE", business_date)
+
+
+async def advance_statement_run(conn: asyncpg.Connection, business_date: date, month_end: date | None,
+                                cursor: UUID | None, status: str) -> None:  # fmt: skip
+    await conn.execute(
+        "UPDATE statement_run SET month_end = $2, cursor = $3, status = $4, updated_at = clock_timestamp() "
+        "WHERE business_date = $1",
+        business_date, month_end, cursor, status,
+    )  # fmt: skip
+
+
+async def statement_accounts(conn: asyncpg.Connection, after: UUID | None, limit: int) -> list[UUID]:
+    """Open accounts (those the ledger has created), in id order after `after`."""
+    rows = await conn.fetch(
+        "SELECT account_id FROM account WHERE status IN ('active', 'dormant', 'frozen') "
+        "AND ($1::uuid IS NULL OR account_id > $1) ORDER BY account_id LIMIT $2",
+        after, limit,
+    )  # fmt: skip
+    return [r["account_id"] for r in rows]
+
+
+async def insert_statements(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:
+    """(account_id, month_end, opening, credits, debits, closing, transfers, period_from, period_until,
+    status, issued_on): the statements not drawn up before, with their accounts' customer and currency."""
+    if not rows:
+        return []
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return await conn.fetch(
+        "WITH new AS (INSERT INTO statement (account_id, month_end, opening, credits, debits, closing, transfers, "
+        "period_from, period_until, status, issued_on) SELECT * FROM unnest($1::uuid[], $2::date[], $3::bigint[], "
+        "$4::bigint[], $5::bigint[], $6::bigint[], $7::int[], $8::timestamptz[], $9::timestamptz[], $10::text[], "
+        "$11::date[]) ON CONFLICT DO NOTHING RETURNING *) "
+        "SELECT new.*, a.customer_id, a.currency FROM new JOIN account a USING (account_id)",
+        *columns,
+    )  # fmt: skip
+
+
+async def statements_of(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT s.*, a.currency FROM statement s JOIN account a USING (account_id) WHERE s.account_id = $1 "
+        "ORDER BY s.month_end DESC LIMIT $2",
+        account_id, limit,
+    )  # fmt: skip
+
+
+async def statements_issued_on(conn: asyncpg.Connection, business_date: date) -> dict[str, int]:
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM statement WHERE issued_on = $1 GROUP BY status", business_date)
+    return {r["status"]: r["n"] for r in rows}

@@ -105,6 +105,19 @@ async def get_day_end_balances(ctx: Context, cmd: c.GetDayEndBalances) -> Reply:
     return Reply.success(c.DayEndBalances(business_date=cmd.business_date, items=items, next_after=next_after))
 
 
+async def get_statements(ctx: Context, cmd: c.GetStatements) -> Reply:
+    until = await store.books_cut(ctx.conn, cmd.month_end)
+    if until is None:
+        return Reply.refusal(c.LedgerError.books_not_closed, f"no books taken for a business date up to {cmd.month_end}")
+    since = await store.books_cut(ctx.conn, cmd.month_end.replace(day=1) - timedelta(days=1))
+    rows = await store.statements(ctx.conn, list(dict.fromkeys(cmd.account_ids)), since, until)
+    items = [c.StatementTotals(account_id=r["account_id"], opening=r["opening"], credits=int(r["credits"]),
+                               debits=int(r["debits"]), closing=r["closing"], transfers=r["transfers"],
+                               balanced=r["opening"] + int(r["credits"]) - int(r["debits"]) == r["closing"])
+             for r in rows]  # fmt: skip
+    return Reply.success(c.Statements(month_end=cmd.month_end, period_from=since, period_until=until, items=items))
+
+
 async def _keep_trial_balance(ctx: Context, event: day.DayClosing) -> None:
     """The trial balance: kept for the date by general-ledger account (`ledger.get_trial_balance`
     reads it back), and debits = credits in every currency, or the step fails with the currencies

@@ -268,6 +268,39 @@ async def day_end_balances(
     )  # fmt: skip
 
 
+async def books_cut(conn: asyncpg.Connection, month_end: date) -> datetime | None:
+    """When the books of the last business date on or before `month_end` were taken (the trial
+    balance, after interest and charges): the cut between that month's statements and the next."""
+    return await conn.fetchval(
+        "SELECT max(taken_at) FROM trial_balance WHERE business_date = "
+        "(SELECT max(business_date) FROM trial_balance WHERE business_date <= $1)",
+        month_end,
+    )  # fmt: skip
+
+
+async def statements(conn: asyncpg.Connection, account_ids: list[UUID], since: datetime | None,
+                     until: datetime) -> list[asyncpg.Record]:  # fmt: skip
+    """Per account: the posted balance after its last movement before each cut, and the posted
+    credits and debits between them, summed movement by movement."""
+    return await conn.fetch(
+        """
+        SELECT a.id AS account_id,
+          coalesce((SELECT h.credits_posted - h.debits_posted FROM account_history h
+                    WHERE h.account_id = a.id AND h.ts < $2 ORDER BY h.seq DESC LIMIT 1), 0) AS opening,
+          coalesce((SELECT h.credits_posted - h.debits_posted FROM account_history h
+                    WHERE h.account_id = a.id AND h.ts < $3 ORDER BY h.seq DESC LIMIT 1), 0) AS closing,
+          m.credits, m.debits, m.transfers
+        FROM unnest($1::uuid[]) AS a (id)
+        CROSS JOIN LATERAL (
+          SELECT coalesce(sum(h.amount) FILTER (WHERE h.side = 'credit'), 0) AS credits,
+                 coalesce(sum(h.amount) FILTER (WHERE h.side = 'debit'), 0) AS debits, count(*) AS transfers
+          FROM account_history h WHERE h.account_id = a.id AND NOT h.pending AND h.ts >= $2 AND h.ts < $3
+        ) AS m
+        """,
+        account_ids, since or datetime.min.replace(tzinfo=until.tzinfo), until,
+    )  # fmt: skip
+
+
 async def kept_trial_balance(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
     return await conn.fetch(
         "SELECT currency, code, accounts, debits_posted, credits_posted FROM trial_balance WHERE business_date = $1",

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from bus.handling import Context
 from contracts import day
-from workers.account.handlers import charges, dormancy, interest
+from workers.account.handlers import charges, dormancy, interest, statements
 
 
 async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
     await interest.on_day_closing(ctx, event)  # account.interest
     await charges.on_day_closing(ctx, event)  # account.charges
     await dormancy.on_day_closing(ctx, event)  # account.dormancy
+    await statements.on_day_closing(ctx, event)  # account.statements
