@@ -198,3 +198,32 @@ async def list_statements(
     """Monthly statements, newest first (opening + credits − debits = closing, or none is issued);
     their lines are the account's history between `period_from` and `period_until`."""
     return await gateway_of(request).query(c.ListStatements, {"account_id": account_id, "limit": limit}, who)
+
+
+OpenFixedDepositBody = body_model(c.OpenFixedDeposit, exclude=set(), name="OpenFixedDepositBody")
+
+
+@router.post("/v1/fixed-deposits", status_code=201)
+async def open_fixed_deposit(
+    body: OpenFixedDepositBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("accounts:write", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """A fixed deposit funded at once from the customer's own account; a customer opens only their own."""
+    return await gateway_of(request).change(c.OpenFixedDeposit, body.model_dump(), who, key, created=True)  # type: ignore[attr-defined]
+
+
+@router.get("/v1/fixed-deposits/{account_id}")
+async def get_deposit(account_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
+    return await gateway_of(request).query(c.GetDeposit, {"account_id": account_id}, who)
+
+
+@router.post("/v1/fixed-deposits/{account_id}/close-early")
+async def close_deposit_early(
+    account_id: UUID, body: LifecycleBody, request: Request, who: Principal = require("accounts:freeze", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Before maturity, at the contract rate less the product's penalty, for the days held."""
+    data = {"account_id": account_id, "actor": who.subject, "reason": body.reason}
+    return await gateway_of(request).change(c.CloseDepositEarly, data, who, key)

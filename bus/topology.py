@@ -59,7 +59,7 @@ SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)
 
 # The events each worker acts on in its own domain.
 _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
-    "account": ("customer.#", "day.closing", "payment.completed"),
+    "account": ("customer.#", "day.opened", "day.closing", "payment.completed"),
     "customer": ("account.opened", "account.closed"),
     "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed", "account.dormant",
                 "account.reactivated", "day.opened", "day.holidays_changed"),

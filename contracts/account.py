@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
@@ -29,6 +29,7 @@ ACCOUNT_NUMBER_PATTERN = r"^(SAV|CUR|FD|RD)[0-9]{12}$"
 class ProductType(StrEnum):
     savings = "savings"
     current = "current"
+    fixed_deposit = "fixed_deposit"
 
 
 class InterestPosting(StrEnum):
@@ -56,6 +57,11 @@ class AccountError(StrEnum):
     product_not_found = "product_not_found"
     invalid_product = "invalid_product"  # terms an officer may not define (the message says which)
     invalid_overdraft = "invalid_overdraft"  # a savings account, or beyond the product's ceiling
+    invalid_deposit = "invalid_deposit"  # below the product's smallest deposit, or a term it does not offer
+    invalid_funding_account = "invalid_funding_account"  # not the customer's own active account in the currency
+    funding_refused = "funding_refused"  # the ledger would not move the deposit from the funding account
+    deposit_not_matured = "deposit_not_matured"  # not a running deposit (matured, closed, or not funded)
+    unavailable = "unavailable"  # the business date is not known yet
     overdraft_in_use = "overdraft_in_use"  # lower than the overdraft the account already uses
     customer_unknown = "customer_unknown"
     # Customer not `active`, or KYC not `completed`.
@@ -115,6 +121,11 @@ class ProductTerms(Contract):
     free_atm_withdrawals: int = Field(default=0, ge=0, le=100, description="ATM withdrawals a month without a fee")
     atm_fee: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="each ATM withdrawal beyond the free ones")
     overdraft_rate_bps: int = Field(default=0, ge=0, le=MAX_RATE_BPS, description="debit interest on an overdraft")
+    # Fixed deposits (`minimum_balance` is then the smallest deposit; the limits and fees are 0):
+    min_term_days: int = Field(default=0, ge=0, le=3_650, description="fixed deposit: the shortest term")
+    max_term_days: int = Field(default=0, ge=0, le=3_650, description="fixed deposit: the longest term")
+    premature_penalty_bps: int = Field(default=0, ge=0, le=MAX_RATE_BPS,
+                                       description="fixed deposit: the rate a premature closure forgoes")  # fmt: skip
 
 
 class ProductView(ProductTerms):
@@ -134,7 +145,7 @@ class AccountView(Contract):
     customer_id: UUID = Field(description="the primary holder")
     product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="product the account was opened under")
     product_version: int = Field(default=1, ge=1, description="the product's version whose terms the account keeps")
-    type: ProductType = Field(description="savings or current")
+    type: ProductType = Field(description="savings, current or fixed_deposit")
     currency: str = currency_field("ISO 4217 currency of the account")
     status: AccountStatus = Field(description="active, dormant, frozen, closed or inactive")
     status_before_freeze: AccountStatus | None = Field(
@@ -539,6 +550,95 @@ class InterestPosted(Event):
     occurred_at: AwareDatetime
 
 
+# --- fixed deposits ---------------------------------------------------------------------------
+
+
+class AtMaturity(StrEnum):
+    payout = "payout"  # principal and interest to the payout account, and the deposit closes
+    renew = "renew"  # interest added to the principal, for another term at the rate then in force
+
+
+class DepositStatus(StrEnum):
+    funding = "funding"  # asked of the ledger
+    running = "running"
+    maturing = "maturing"  # its close asked the ledger to pay or renew it
+    matured = "matured"  # paid out, closed
+    closed_early = "closed_early"
+    refused = "refused"  # never funded: the funding account could not pay
+
+
+class DepositView(Contract):
+    account: AccountView
+    principal: int = Field(description="minor units")
+    rate_bps: int = Field(description="the contract rate, fixed for the term")
+    term_days: int
+    start_date: dt.date | None = Field(default=None, description="the business date it was funded (or renewed)")
+    maturity_date: dt.date | None = None
+    at_maturity: AtMaturity
+    payout_account_id: UUID
+    funding_account_id: UUID
+    status: DepositStatus
+    interest_at_maturity: int | None = Field(default=None, description="what maturity will pay, minor units")
+    last_interest: int | None = Field(default=None, description="interest of the term that ended last (renewed, "
+                                                                "paid or closed early), minor units")
+    error: str | None = None
+
+
+class OpenFixedDeposit(Command):
+    """Open a fixed deposit funded at once from the customer's own active account (banking-rules §2):
+    the deposit's account opens `inactive` and turns active when the money is in. Result:
+    `DepositView`. Refusals: customer_not_eligible, product_not_found, invalid_deposit,
+    invalid_funding_account, funding_refused (the funding account could not pay: nothing moved,
+    the deposit's account closed unused), unavailable."""
+
+    routing_key: ClassVar[str] = "account.open_fixed_deposit"
+
+    account_id: UUID = Field(description="the deposit's id, chosen by the caller (makes retries safe)")
+    customer_id: UUID
+    product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="a fixed_deposit product")
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="the principal, minor units")
+    term_days: int = Field(ge=1, le=3_650)
+    funding_account_id: UUID = Field(description="the customer's savings or current account the money comes from")
+    at_maturity: AtMaturity = AtMaturity.payout
+    payout_account_id: UUID | None = Field(default=None, description="where maturity pays; default the funding account")
+    branch: str = Field(default="000", pattern=BRANCH_PATTERN)
+
+
+class GetDeposit(Command):
+    """Result: `DepositView`. Refusals: account_not_found (no such deposit)."""
+
+    routing_key: ClassVar[str] = "account.get_deposit"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID
+
+
+class CloseDepositEarly(Command):
+    """Close a running deposit before maturity at the contract rate less the product's penalty, for
+    the days held; principal and that interest go to the payout account. Never under a lien.
+    Result: `DepositView`. Refusals: deposit_not_matured (not running), close_refused_pending_transfers."""
+
+    routing_key: ClassVar[str] = "account.close_deposit_early"
+
+    account_id: UUID
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class DepositMatured(Event):
+    routing_key: ClassVar[str] = "account.deposit_matured"
+
+    account_id: UUID
+    customer_id: UUID
+    outcome: Literal["paid_out", "renewed", "closed_early"]
+    principal: int = Field(description="the term's principal, minor units")
+    interest: int = Field(description="the term's interest, minor units")
+    currency: str
+    payout_account_id: UUID | None = Field(default=None, description="where the money went (not on renewal)")
+    next_maturity_date: dt.date | None = Field(default=None, description="renewed: the new term's end")
+    occurred_at: AwareDatetime
+
+
 # --- charges ----------------------------------------------------------------------------------
 
 
@@ -678,8 +778,12 @@ COMMANDS: tuple[type[Command], ...] = (
     GetInterest,
     ListCharges,
     ListStatements,
+    OpenFixedDeposit,
+    GetDeposit,
+    CloseDepositEarly,
 )
 EVENTS: tuple[type[Event], ...] = (
     AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, AccountDormant, AccountReactivated, OverdraftChanged,
-    HoldPlaced, HoldReleased, InterestPosted, FeeCharged, StatementReady, ProductDefined, AccountCobStepReported,
+    HoldPlaced, HoldReleased, InterestPosted, FeeCharged, StatementReady, DepositMatured, ProductDefined,
+    AccountCobStepReported,
 )  # fmt: skip

@@ -395,6 +395,73 @@ async def test_an_account_without_customer_activity_for_a_year_turns_dormant_ref
     assert code(refused_twice) == "invalid_transition"
 
 
+async def test_fixed_deposits_are_funded_locked_and_paid_out_renewed_or_closed_early_by_close_of_business(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    from workers.account.domain.deposits import compound_interest
+
+    customer, stranger = await eligible_customer(bus, admin_db), await eligible_customer(bus, admin_db)
+    savings, strangers = uuid.uuid4(), uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=savings, customer_id=customer, product_code="savings"))
+    await bus.ok(a.OpenAccount(account_id=strangers, customer_id=stranger, product_code="savings"))
+    await deposit(bus, savings, 30_000_000)
+    await open_to(bus, admin_db, dt.date(2027, 11, 5))  # within a year of today: the savings account stays active
+    await close(bus, admin_db)  # Monday 8 November 2027 opens: deposits start on it
+
+    def fd(amount: int, days: int, **more: Any) -> a.OpenFixedDeposit:
+        fields = {"funding_account_id": savings, **more}
+        return a.OpenFixedDeposit(account_id=uuid.uuid4(), customer_id=customer, product_code="fixed_deposit",
+                                  amount=amount, term_days=days, **fields)  # fmt: skip
+
+    async def started(command: a.OpenFixedDeposit) -> dict[str, Any]:
+        async def known() -> Any:
+            reply = await bus.send(command)
+            return reply.result if reply.ok else (None if reply.error.code == "unavailable" else reply)  # type: ignore[union-attr]
+
+        view = await eventually(known)
+        assert isinstance(view, dict), view
+        return view
+
+    paid, renewing, early = fd(10_000_000, 7), fd(10_000_000, 7, at_maturity="renew"), fd(100_000, 30)
+    opened = await started(paid)
+    assert (opened["status"], opened["start_date"], opened["maturity_date"]) == ("running", "2027-11-08", "2027-11-15")
+    assert opened["account"]["status"] == "active" and opened["account"]["number"].startswith("FD")
+    assert opened["interest_at_maturity"] == compound_interest(10_000_000, 700, 7)
+    await started(renewing)
+    await started(early)
+    assert await balance(bus, savings) == 30_000_000 - 20_100_000
+    # Refused with their reasons: a term the product does not offer, a stranger's money, too little money.
+    for command, refusal in ((fd(100_000, 6), "invalid_deposit"),
+                             (fd(100_000, 30, funding_account_id=strangers), "invalid_funding_account"),
+                             (fd(10_000_000, 30), "funding_refused")):  # fmt: skip
+        reply = await bus.send(command)
+        assert reply.error is not None and reply.error.code == refusal, reply
+    unfunded = await bus.ok(a.GetAccount(account_id=command.account_id))
+    assert unfunded["status"] == "closed" and await balance(bus, savings) == 30_000_000 - 20_100_000
+    # Locked: nothing leaves a running deposit.
+    out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=paid.account_id, credit_account_id=savings, amount=1,
+                        currency="INR", code="internal_transfer")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "exceeds_credits"
+    await close(bus, admin_db)
+    await close(bus, admin_db)  # Monday 8 → Wednesday 10 November: two days held
+    closed_early = await bus.ok(a.CloseDepositEarly(account_id=early.account_id, actor="officer-1", reason="customer needs it"))
+    assert closed_early["status"] == "closed_early" and closed_early["account"]["status"] == "closed"
+    assert closed_early["last_interest"] == compound_interest(100_000, 600, 2)  # 7% − 1 point
+    while (await close(bus, admin_db))["business_date"] != "2027-11-15":
+        pass
+    matured = await bus.ok(a.GetDeposit(account_id=paid.account_id))
+    interest = compound_interest(10_000_000, 700, 7)
+    assert (matured["status"], matured["last_interest"], matured["account"]["status"]) == ("matured", interest, "closed")
+    renewed = await bus.ok(a.GetDeposit(account_id=renewing.account_id))
+    assert (renewed["status"], renewed["principal"], renewed["start_date"], renewed["maturity_date"]) == (
+        "running", 10_000_000 + interest, "2027-11-15", "2027-11-22")
+    assert await balance(bus, renewing.account_id) == 10_000_000 + interest
+    assert await balance(bus, savings) == 30_000_000 - 20_100_000 + 100_000 + closed_early["last_interest"] + 10_000_000 + interest
+    told = await admin_db.fetch("SELECT payload->>'outcome' AS outcome FROM account.outbox WHERE routing_key = "
+                                "'account.deposit_matured' AND payload->>'customer_id' = $1", str(customer))  # fmt: skip
+    assert sorted(r["outcome"] for r in told) == ["closed_early", "paid_out", "renewed"]
+
+
 async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(
     bus: BusClient, admin_db: asyncpg.Pool, monkeypatch: Any, workers: dict[str, Any],
 ) -> None:  # fmt: skip

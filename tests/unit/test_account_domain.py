@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from contracts.account import AccountError, AccountStatus, DefineProduct, ProductTerms, ProductType, ProductView
 from workers.account.domain.accounts import (
+    ACCOUNT_PREFIXES,
     CustomerStanding,
     Refusal,
     StatusChange,
@@ -234,9 +235,10 @@ def test_check_digit_catches_single_errors_and_guaranteed_transpositions(
 ) -> None:
     number = account_number(product_type, branch, sequence)
     assert is_valid_account_number(number)
-    assert number[3:14] == f"{branch}{sequence:08d}"
+    prefix = len(ACCOUNT_PREFIXES[product_type])  # SAV, CUR, FD
+    assert number[prefix:prefix + 11] == f"{branch}{sequence:08d}"
 
-    pos = data.draw(st.integers(3, len(number) - 1), label="position")
+    pos = data.draw(st.integers(prefix, len(number) - 1), label="position")
     digit = data.draw(st.sampled_from([d for d in "0123456789" if d != number[pos]]), label="digit")
     assert not is_valid_account_number(number[:pos] + digit + number[pos + 1 :])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, payment
-from workers.account.handlers import accounts, charges, cob, dormancy, interest, products, statements
+from workers.account.handlers import accounts, charges, cob, deposits, dormancy, interest, products, statements
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -31,6 +31,9 @@ ROUTES = Routes(
         account.GetInterest: interest.get_interest,
         account.ListCharges: charges.list_charges,
         account.ListStatements: statements.list_statements,
+        account.OpenFixedDeposit: own(deposits.open_fixed_deposit),
+        account.GetDeposit: deposits.get_deposit,
+        account.CloseDepositEarly: staff_only(deposits.close_deposit_early),
     },
     events=(
         EventRoute(customer.CustomerRegistered, accounts.on_customer_registered),
@@ -40,6 +43,7 @@ ROUTES = Routes(
         EventRoute(customer.CustomerClosed, accounts.on_customer_status_changed),
         # Close of business: the account worker's steps (`account.interest`, `.charges`, `.dormancy`, `.statements`).
         EventRoute(day.DayClosing, cob.on_day_closing),
+        EventRoute(day.DayOpened, deposits.on_day_opened),
         # Dormancy: the customer's own activity on an account.
         EventRoute(payment.PaymentCompleted, dormancy.on_payment_completed),
     ),
@@ -54,6 +58,10 @@ ROUTES = Routes(
         interest.STEP_POST: interest.post_answered,
         charges.STEP_POST: charges.post_answered,
         statements.STEP_PAGE: statements.page_answered,
+        deposits.STEP_CREATE: deposits.ledger_account_answered,
+        deposits.STEP_FUND: deposits.funding_answered,
+        deposits.STEP_MATURE: deposits.payout_answered,
+        deposits.STEP_RENEW: deposits.renewal_answered,
     },
     on_start=products.ensure_default_products,
     publishes=account.EVENTS,

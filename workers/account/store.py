@@ -158,6 +158,7 @@ async def dormancy_due(conn: asyncpg.Connection, inactive_since: datetime, limit
     concurrent change holds: they are looked at again by the next close)."""
     rows = await conn.fetch(
         f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE status = 'active' AND last_customer_activity_at < $1 "
+        "AND type <> 'fixed_deposit' "
         "ORDER BY last_customer_activity_at, account_id LIMIT $2 FOR UPDATE SKIP LOCKED",
         inactive_since, limit,
     )  # fmt: skip
@@ -268,7 +269,7 @@ async def advance_interest_run(
 async def open_accounts_among(conn: asyncpg.Connection, account_ids: list[UUID]) -> list[asyncpg.Record]:
     """Of these ledger account ids, the open accounts, with their product version's interest terms."""
     return await conn.fetch(
-        "SELECT a.account_id, (p.terms->>'rate_bps')::int AS rate_bps, p.terms->>'interest_posting' AS interest_posting "
+        "SELECT a.account_id, a.type, (p.terms->>'rate_bps')::int AS rate_bps, p.terms->>'interest_posting' AS interest_posting "
         "FROM account a JOIN product_version p ON (p.code, p.version) = (a.product_code, a.product_version) "
         "WHERE a.ledger_account_id = ANY($1::uuid[]) AND a.status IN ('active', 'dormant', 'frozen')",
         account_ids,
@@ -582,4 +583,68 @@ async def statements_of(conn: asyncpg.Connection, account_id: UUID, limit: int) 
 
 async def statements_issued_on(conn: asyncpg.Connection, business_date: date) -> dict[str, int]:
     rows = await conn.fetch("SELECT status, count(*) AS n FROM statement WHERE issued_on = $1 GROUP BY status", business_date)
+    return {r["status"]: r["n"] for r in rows}
+
+
+# --- the business date and fixed deposits -----------------------------------------------------------
+
+
+async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO business_day (business_date, as_of) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
+        "SET business_date = $1, as_of = $2 WHERE business_day.as_of < $2",
+        business_date, as_of,
+    )  # fmt: skip
+
+
+async def business_date(conn: asyncpg.Connection) -> date | None:
+    return await conn.fetchval("SELECT business_date FROM business_day WHERE id")
+
+
+_DEPOSIT_COLUMNS = ("account_id, principal, rate_bps, term_days, start_date, maturity_date, at_maturity, "
+                    "payout_account_id, funding_account_id, status, tried_on, last_interest, error")  # fmt: skip
+
+
+async def insert_deposit(conn: asyncpg.Connection, account_id: UUID, principal: int, rate_bps: int, term_days: int,
+                         at_maturity: str, payout_account_id: UUID, funding_account_id: UUID) -> None:  # fmt: skip
+    await conn.execute(
+        "INSERT INTO deposit (account_id, principal, rate_bps, term_days, at_maturity, payout_account_id, "
+        "funding_account_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'funding')",
+        account_id, principal, rate_bps, term_days, at_maturity, payout_account_id, funding_account_id,
+    )  # fmt: skip
+
+
+async def get_deposit(conn: asyncpg.Connection, account_id: UUID, *, for_update: bool = False) -> asyncpg.Record | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT {_DEPOSIT_COLUMNS} FROM deposit WHERE account_id = $1{lock}", account_id)
+
+
+async def update_deposit(conn: asyncpg.Connection, account_id: UUID, **fields: Any) -> asyncpg.Record:
+    """Set the named columns (names from this module's callers, never from a message)."""
+    assert fields and set(fields) <= set(_DEPOSIT_COLUMNS.replace(" ", "").split(",")), fields
+    sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(fields, start=2))
+    row = await conn.fetchrow(f"UPDATE deposit SET {sets} WHERE account_id = $1 RETURNING {_DEPOSIT_COLUMNS}",
+                              account_id, *fields.values())  # fmt: skip
+    assert row is not None
+    return row
+
+
+async def due_deposits(conn: asyncpg.Connection, business_date: date, limit: int) -> list[asyncpg.Record]:
+    """Running deposits matured by `business_date`, not tried by its close yet; locked."""
+    return await conn.fetch(
+        f"SELECT {_DEPOSIT_COLUMNS} FROM deposit WHERE status = 'running' AND maturity_date <= $1 "
+        "AND (tried_on IS NULL OR tried_on < $1) ORDER BY maturity_date, account_id LIMIT $2 FOR UPDATE",
+        business_date, limit,
+    )  # fmt: skip
+
+
+async def maturing(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    return await conn.fetch(f"SELECT {_DEPOSIT_COLUMNS} FROM deposit WHERE status = 'maturing' AND tried_on = $1",
+                            business_date)  # fmt: skip
+
+
+async def deposits_tried_on(conn: asyncpg.Connection, business_date: date) -> dict[str, int]:
+    """What this date's close did to the deposits it matured: matured (paid out), running again
+    (renewed, or refused and retried by the next close)."""
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM deposit WHERE tried_on = $1 GROUP BY status", business_date)
     return {r["status"]: r["n"] for r in rows}

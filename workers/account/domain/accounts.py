@@ -18,6 +18,7 @@ from contracts.common import CURRENCY_EXPONENTS
 DEFAULT_CURRENCY = "INR"
 SAVINGS_CODE = "savings"
 CURRENT_CODE = "current"
+FIXED_DEPOSIT_CODE = "fixed_deposit"
 # Savings credit interest is a product setting the rules leave open; current accounts earn none.
 DEFAULT_SAVINGS_RATE_BPS = 350
 
@@ -82,7 +83,21 @@ def default_products(
         free_atm_withdrawals=10,
         atm_fee=to_minor(10, currency),
     )
-    return {SAVINGS_CODE: savings, CURRENT_CODE: current}
+    fixed_deposit = ProductTerms(
+        name="Fixed Deposit",
+        type=ProductType.fixed_deposit,
+        currency=currency,
+        rate_bps=700,
+        minimum_balance=to_minor(1_000, currency),  # the smallest deposit (§2)
+        daily_cash_withdrawal_limit=0,
+        daily_payments_out_limit=0,
+        monthly_debit_limit=0,
+        overdraft_limit=0,
+        min_term_days=7,
+        max_term_days=3_650,
+        premature_penalty_bps=100,  # §2 decision: 1 percentage point
+    )
+    return {SAVINGS_CODE: savings, CURRENT_CODE: current, FIXED_DEPOSIT_CODE: fixed_deposit}
 
 
 def terms_of(product: ProductTerms) -> ProductTerms:
@@ -103,6 +118,13 @@ def product_refusal(terms: ProductTerms, newest: ProductView | None) -> Refusal 
         return refused("a savings account never overdraws (banking-rules §2)")
     if terms.type == ProductType.current and terms.rate_bps:
         return refused("current accounts earn no credit interest (banking-rules §2)")
+    if terms.type == ProductType.fixed_deposit:
+        if terms.overdraft_limit or terms.maintenance_fee or terms.shortfall_fee:
+            return refused("a fixed deposit neither overdraws nor pays monthly fees")
+        if not 1 <= terms.min_term_days <= terms.max_term_days:
+            return refused("a fixed deposit needs its shortest and longest term, 1 day or more, the shortest first")
+    elif terms.min_term_days or terms.max_term_days or terms.premature_penalty_bps:
+        return refused("terms and a premature penalty are a fixed deposit's")
     if max(terms.daily_cash_withdrawal_limit, terms.daily_payments_out_limit) > terms.monthly_debit_limit:
         return refused("a daily limit cannot exceed the monthly debit limit")
     return None
@@ -161,7 +183,8 @@ def ledger_flags(status: AccountStatus) -> frozenset[str]:
 
 # --- account numbers -------------------------------------------------------------------------
 
-ACCOUNT_PREFIXES: dict[ProductType, str] = {ProductType.savings: "SAV", ProductType.current: "CUR"}
+ACCOUNT_PREFIXES: dict[ProductType, str] = {ProductType.savings: "SAV", ProductType.current: "CUR",
+                                            ProductType.fixed_deposit: "FD"}  # fmt: skip
 MAX_BRANCH_SEQUENCE = 99_999_999  # 8 digits
 _NUMBER_RE = re.compile(r"^(?P<prefix>[A-Z]{2,3})(?P<digits>[0-9]{12})$")
 
@@ -237,16 +260,29 @@ def decide_opening(
 
 
 def opening_status(product_type: ProductType) -> AccountStatus:
-    # Savings and current become active (an initial deposit is optional, §2) as soon as the
-    # ledger has created their ledger account; until then no money could reach them.
-    assert product_type in (ProductType.savings, ProductType.current)
+    # Every account waits for the ledger to create its ledger account; until then no money could
+    # reach it.
     return AccountStatus.opening
 
 
-def ledger_account_created(status: AccountStatus) -> StatusChange | Refusal:
+def ledger_account_created(status: AccountStatus, product_type: ProductType = ProductType.savings) -> StatusChange | Refusal:
+    """Savings and current become active (an initial deposit is optional, §2); a fixed deposit
+    `inactive` until its money is in."""
     if status != AccountStatus.opening:
         return Refusal(AccountError.invalid_transition, f"account is {status}, not opening")
+    return StatusChange(AccountStatus.inactive if product_type == ProductType.fixed_deposit else AccountStatus.active)
+
+
+def deposit_funded(status: AccountStatus) -> StatusChange | Refusal:
+    if status != AccountStatus.inactive:
+        return Refusal(AccountError.invalid_transition, f"account is {status}, not inactive")
     return StatusChange(AccountStatus.active)
+
+
+def deposit_unfunded(status: AccountStatus) -> StatusChange:
+    """The funding account could not pay: the deposit's account closes unused."""
+    assert status == AccountStatus.inactive, f"only an unfunded deposit closes unused, not a {status} one"
+    return StatusChange(AccountStatus.closed)
 
 
 def ledger_account_refused(status: AccountStatus) -> StatusChange:

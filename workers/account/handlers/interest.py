@@ -86,6 +86,8 @@ async def _accrue(ctx: Context, business_date: dt.date, until: dt.date, balances
     open_accounts = await store.open_accounts_among(ctx.conn, list(by_id))
     await charges.keep_balance_days(ctx, business_date, until, {a["account_id"]: by_id[a["account_id"]] for a in open_accounts})
     for account in open_accounts:
+        if account["type"] != c.ProductType.savings:
+            continue  # current accounts earn none; a fixed deposit earns its own, at maturity
         accruals = interest.accrue(by_id[account["account_id"]], account["rate_bps"], business_date, until,
                                    c.InterestPosting(account["interest_posting"]))  # fmt: skip
         earning += bool(accruals)
