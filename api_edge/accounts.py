@@ -227,3 +227,17 @@ async def close_deposit_early(
     """Before maturity, at the contract rate less the product's penalty, for the days held."""
     data = {"account_id": account_id, "actor": who.subject, "reason": body.reason}
     return await gateway_of(request).change(c.CloseDepositEarly, data, who, key)
+
+
+class MigrateBody(LifecycleBody):
+    to_version: int = Field(ge=1, description="a version of the account's own product")
+
+
+@router.post("/v1/accounts/{account_id}/migrate-product")
+async def migrate_product(
+    account_id: UUID, body: MigrateBody, request: Request, who: Principal = require("products:manage", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """To another version of the account's product: its rate, fees and minimum balance from now on."""
+    data = {"account_id": account_id, "actor": who.subject, "reason": body.reason, "to_version": body.to_version}
+    return await gateway_of(request).change(c.MigrateProduct, data, who, key)

@@ -269,6 +269,21 @@ class SetOverdraft(Command):
     reason: str = _reason_field()
 
 
+class MigrateProduct(Command):
+    """Move an account to another version of its product (banking-rules §2: accounts keep the
+    version they opened with unless migrated): from now on its rate, fees and minimum balance are
+    that version's; the ledger's floor follows at once. Result: `AccountView`. Refusals:
+    product_not_found, invalid_transition (the version it has, or a closed account),
+    invalid_overdraft (its overdraft above the version's ceiling), overdraft_in_use."""
+
+    routing_key: ClassVar[str] = "account.migrate_product"
+
+    account_id: UUID
+    to_version: int = Field(ge=1, description="a version of the account's own product")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
 class ReactivateAccount(Command):
     """A dormant account active again, on the customer's request: their KYC must be completed and
     they must be active (banking-rules §2). Counts as the customer's activity. Result:
@@ -352,6 +367,15 @@ class OverdraftChanged(_AccountFact):
     routing_key: ClassVar[str] = "account.overdraft_changed"
 
     overdraft_limit: int = Field(ge=0, description="after the change, minor units")
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class ProductMigrated(_AccountFact):
+    routing_key: ClassVar[str] = "account.product_migrated"
+
+    from_version: int
+    to_version: int
     actor: str = _actor_field()
     reason: str = _reason_field()
 
@@ -772,6 +796,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CloseAccount,
     ReactivateAccount,
     SetOverdraft,
+    MigrateProduct,
     PlaceHold,
     ReleaseHold,
     ListHolds,
@@ -784,6 +809,7 @@ COMMANDS: tuple[type[Command], ...] = (
 )
 EVENTS: tuple[type[Event], ...] = (
     AccountOpened, AccountFrozen, AccountUnfrozen, AccountClosed, AccountDormant, AccountReactivated, OverdraftChanged,
+    ProductMigrated,
     HoldPlaced, HoldReleased, InterestPosted, FeeCharged, StatementReady, DepositMatured, ProductDefined,
     AccountCobStepReported,
 )  # fmt: skip

@@ -250,6 +250,13 @@ async def test_an_officer_defines_and_versions_a_product_and_accounts_keep_the_v
     ledger_accounts = {x["id"]: x for x in (await bus.ok(L.LookupAccounts(ids=[old, new])))["accounts"]}
     assert (ledger_accounts[str(old)]["overdraft_limit"], ledger_accounts[str(new)]["overdraft_limit"]) == (-10_000, -20_000)
     assert (await bus.ok(a.GetProduct(code=code, version=1)))["rate_bps"] == 425
+    # Unless migrated: an officer moves the old account to version 2, and the ledger's floor follows.
+    migrated = await bus.ok(a.MigrateProduct(account_id=old, to_version=2, actor="officer-1", reason="repricing"))
+    assert migrated["product_version"] == 2
+    assert (await bus.ok(L.LookupAccounts(ids=[old])))["accounts"][0]["overdraft_limit"] == -20_000
+    for version, refusal in ((2, "invalid_transition"), (9, "product_not_found")):
+        again = await bus.send(a.MigrateProduct(account_id=old, to_version=version, actor="officer-1", reason="again"))
+        assert again.error is not None and again.error.code == refusal
     listed = {p["code"]: p for p in (await bus.ok(a.ListProducts()))["items"]}
     assert listed[code]["version"] == 2
     # Terms a bank may not have, and a product that changes its nature, are refused with the reason.

@@ -25,6 +25,7 @@ ROUTES = Routes(
         account.CloseAccount: staff_only(accounts.close_account),
         account.ReactivateAccount: staff_only(dormancy.reactivate_account),
         account.SetOverdraft: staff_only(accounts.set_overdraft),
+        account.MigrateProduct: staff_only(accounts.migrate_product),
         account.PlaceHold: staff_only(accounts.place_hold),
         account.ReleaseHold: staff_only(accounts.release_hold),
         account.ListHolds: accounts.list_holds,

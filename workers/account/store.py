@@ -145,6 +145,15 @@ async def set_overdraft(conn: asyncpg.Connection, account_id: UUID, overdraft: i
     return _view(row)
 
 
+async def migrate_product(conn: asyncpg.Connection, account_id: UUID, version: int) -> AccountView:
+    row = await conn.fetchrow(
+        f"UPDATE account SET product_version = $2, version = version + 1 WHERE account_id = $1 RETURNING {_ACCOUNT_COLUMNS}",
+        account_id, version,
+    )  # fmt: skip
+    assert row is not None
+    return _view(row)
+
+
 async def customer_activity(conn: asyncpg.Connection, account_id: UUID, at: datetime) -> None:
     """The customer acted on the account at `at` (facts may arrive late or twice: the newest wins)."""
     await conn.execute(

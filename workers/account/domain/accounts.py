@@ -339,6 +339,17 @@ def close(status: AccountStatus, *, balance: int, pending: int = 0) -> StatusCha
     return StatusChange(AccountStatus.closed)
 
 
+def migration_refusal(account: AccountView, to: ProductView | None) -> Refusal | None:
+    """An account moves to another version of its own product, keeping an overdraft it allows."""
+    if to is None:
+        return Refusal(AccountError.product_not_found, f"no version of {account.product_code!r} with that number")
+    if account.status == AccountStatus.closed:
+        return _closed()
+    if to.version == account.product_version:
+        return Refusal(AccountError.invalid_transition, f"the account is on version {to.version} already")
+    return overdraft_refusal(to, account.overdraft_limit) if account.overdraft_limit else None
+
+
 # --- dormancy ------------------------------------------------------------------------------------
 
 DORMANT_AFTER_MONTHS = 12  # without customer-initiated activity (banking-rules §2)

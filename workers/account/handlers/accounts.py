@@ -258,11 +258,37 @@ async def set_overdraft(ctx: Context, cmd: c.SetOverdraft) -> Reply | Deferred:
     return await ctx.request(limit, step=STEP_SET_OVERDRAFT, state=state)
 
 
+async def migrate_product(ctx: Context, cmd: c.MigrateProduct) -> Reply | Deferred:
+    """To another version of the account's product; the ledger's floor first (the version's
+    minimum balance less the account's overdraft)."""
+    account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
+    if account is None:
+        return not_found(cmd.account_id)
+    to = await store.product(ctx.conn, account.product_code, cmd.to_version)
+    if refusal := domain.migration_refusal(account, to):
+        return refuse(refusal)
+    assert to is not None
+    limit = ledger.SetOverdraftLimit(
+        account_id=account.ledger_account_id, actor=cmd.actor, reason=cmd.reason,
+        overdraft_limit=domain.ledger_overdraft_limit(to.minimum_balance, account.overdraft_limit),
+    )  # fmt: skip
+    state = {"account_id": str(account.account_id), "overdraft": account.overdraft_limit, "actor": cmd.actor,
+             "reason": cmd.reason, "from_version": account.product_version, "to_version": to.version}  # fmt: skip
+    return await ctx.request(limit, step=STEP_SET_OVERDRAFT, state=state)
+
+
 async def ledger_overdraft_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    """The ledger moved the floor: the account's overdraft (set_overdraft) or product version
+    (migrate_product) follows."""
     account_id = UUID(state["account_id"])
     if not reply.ok:
         assert reply.error is not None
         return Reply.refusal(LEDGER_REFUSALS.get(reply.error.code, reply.error.code), reply.error.message, reply.error.details)
+    if "to_version" in state:
+        account = await store.migrate_product(ctx.conn, account_id, state["to_version"])
+        await ctx.emit(c.ProductMigrated(**fact(account, ctx.now), from_version=state["from_version"],
+                                         to_version=state["to_version"], actor=state["actor"], reason=state["reason"]))  # fmt: skip
+        return Reply.success(account)
     account = await store.set_overdraft(ctx.conn, account_id, state["overdraft"])
     await ctx.emit(c.OverdraftChanged(**fact(account, ctx.now), overdraft_limit=account.overdraft_limit,
                                       actor=state["actor"], reason=state["reason"]))  # fmt: skip
