@@ -241,3 +241,18 @@ async def migrate_product(
     """To another version of the account's product: its rate, fees and minimum balance from now on."""
     data = {"account_id": account_id, "actor": who.subject, "reason": body.reason, "to_version": body.to_version}
     return await gateway_of(request).change(c.MigrateProduct, data, who, key)
+
+
+OpenRecurringDepositBody = body_model(c.OpenRecurringDeposit, exclude=set(), name="OpenRecurringDepositBody")
+
+
+@router.post("/v1/recurring-deposits", status_code=201)
+async def open_recurring_deposit(
+    body: OpenRecurringDepositBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("accounts:write", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """A monthly instalment from the customer's own account for 6 to 120 months, the first at once;
+    read it, or close it early, under /v1/fixed-deposits/{id}."""
+    return await gateway_of(request).change(c.OpenRecurringDeposit, body.model_dump(), who, key, created=True)  # type: ignore[attr-defined]

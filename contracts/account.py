@@ -30,6 +30,7 @@ class ProductType(StrEnum):
     savings = "savings"
     current = "current"
     fixed_deposit = "fixed_deposit"
+    recurring_deposit = "recurring_deposit"
 
 
 class InterestPosting(StrEnum):
@@ -125,7 +126,10 @@ class ProductTerms(Contract):
     min_term_days: int = Field(default=0, ge=0, le=3_650, description="fixed deposit: the shortest term")
     max_term_days: int = Field(default=0, ge=0, le=3_650, description="fixed deposit: the longest term")
     premature_penalty_bps: int = Field(default=0, ge=0, le=MAX_RATE_BPS,
-                                       description="fixed deposit: the rate a premature closure forgoes")  # fmt: skip
+                                       description="fixed or recurring deposit: the rate a premature closure forgoes")  # fmt: skip
+    # Recurring deposits (`minimum_balance` is then the smallest instalment):
+    min_instalments: int = Field(default=0, ge=0, le=120, description="recurring deposit: the fewest monthly instalments")
+    max_instalments: int = Field(default=0, ge=0, le=120, description="recurring deposit: the most monthly instalments")
 
 
 class ProductView(ProductTerms):
@@ -593,7 +597,12 @@ class DepositStatus(StrEnum):
 
 class DepositView(Contract):
     account: AccountView
-    principal: int = Field(description="minor units")
+    kind: Literal["fixed", "recurring"] = "fixed"
+    principal: int = Field(description="minor units (a recurring deposit: the instalments paid so far)")
+    instalment: int | None = Field(default=None, description="recurring: minor units a month")
+    instalments: int | None = Field(default=None, description="recurring: months")
+    instalments_paid: int | None = None
+    instalments_missed: int | None = Field(default=None, description="unpaid when the deposit matured")
     rate_bps: int = Field(description="the contract rate, fixed for the term")
     term_days: int
     start_date: dt.date | None = Field(default=None, description="the business date it was funded (or renewed)")
@@ -624,6 +633,25 @@ class OpenFixedDeposit(Command):
     term_days: int = Field(ge=1, le=3_650)
     funding_account_id: UUID = Field(description="the customer's savings or current account the money comes from")
     at_maturity: AtMaturity = AtMaturity.payout
+    payout_account_id: UUID | None = Field(default=None, description="where maturity pays; default the funding account")
+    branch: str = Field(default="000", pattern=BRANCH_PATTERN)
+
+
+class OpenRecurringDeposit(Command):
+    """Open a recurring deposit (banking-rules §2): a fixed monthly instalment from the customer's
+    own account for 6 to 120 months, the first at once; each later one is taken by the close of
+    business on its due date, and one the account cannot pay is tried again at each close until it
+    is paid or the deposit matures (then it is missed). Each instalment earns the fixed-deposit
+    interest for its days to maturity. Result: `DepositView`. Refusals as `open_fixed_deposit`."""
+
+    routing_key: ClassVar[str] = "account.open_recurring_deposit"
+
+    account_id: UUID = Field(description="the deposit's id, chosen by the caller (makes retries safe)")
+    customer_id: UUID
+    product_code: str = Field(pattern=PRODUCT_CODE_PATTERN, description="a recurring_deposit product")
+    instalment: int = Field(gt=0, le=MAX_AMOUNT, description="minor units a month")
+    instalments: int = Field(ge=1, le=120, description="months")
+    funding_account_id: UUID = Field(description="the customer's savings or current account the instalments come from")
     payout_account_id: UUID | None = Field(default=None, description="where maturity pays; default the funding account")
     branch: str = Field(default="000", pattern=BRANCH_PATTERN)
 
@@ -804,6 +832,7 @@ COMMANDS: tuple[type[Command], ...] = (
     ListCharges,
     ListStatements,
     OpenFixedDeposit,
+    OpenRecurringDeposit,
     GetDeposit,
     CloseDepositEarly,
 )

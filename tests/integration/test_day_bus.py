@@ -27,20 +27,23 @@ async def business_day(bus: BusClient) -> dict[str, Any]:
 
 
 async def close(bus: BusClient, admin_db: asyncpg.Pool) -> dict[str, Any]:
-    """Close the open date and wait until it is closed; the `day.closed` event it published."""
+    """Close the open date and wait until it is closed; the `day.closed` event it published (a
+    new one: tests set the bank back to dates closed before)."""
     open_date = dt.date.fromisoformat((await business_day(bus))["business_date"])
+    before = await admin_db.fetchval("SELECT coalesce(max(id), 0) FROM day.outbox")
     await bus.ok(c.CloseDay(business_date=open_date))
 
     async def closed() -> Any:
-        return await closed_event(admin_db, open_date)
+        return await closed_event(admin_db, open_date, after_id=before)
 
     return await eventually(closed)
 
 
-async def closed_event(admin_db: asyncpg.Pool, business_date: dt.date) -> dict[str, Any] | None:
+async def closed_event(admin_db: asyncpg.Pool, business_date: dt.date, after_id: int = 0) -> dict[str, Any] | None:
     payload = await admin_db.fetchval(
-        "SELECT payload FROM day.outbox WHERE routing_key = 'day.closed' AND payload->>'business_date' = $1",
-        business_date.isoformat(),
+        "SELECT payload FROM day.outbox WHERE routing_key = 'day.closed' AND payload->>'business_date' = $1 "
+        "AND id > $2 ORDER BY id DESC LIMIT 1",
+        business_date.isoformat(), after_id,
     )  # fmt: skip
     return None if payload is None else (json.loads(payload) if isinstance(payload, str) else payload)
 
@@ -167,6 +170,14 @@ async def open_to(bus: BusClient, admin_db: asyncpg.Pool, business_date: dt.date
     """Set the open date (as a restored installation would be), the later history gone."""
     await admin_db.execute("DELETE FROM day.closed_day WHERE business_date >= $1", business_date)
     await admin_db.execute("UPDATE day.business_day SET business_date = $1, status = 'open'", business_date)
+
+
+async def account_worker_knows(admin_db: asyncpg.Pool, business_date: dt.date) -> None:
+    """day.opened reaches the account worker a moment after the day worker publishes it."""
+    async def learnt() -> bool:
+        return await admin_db.fetchval("SELECT business_date = $1 FROM account.business_day", business_date)
+
+    await eventually(learnt)
 
 
 async def deposit(bus: BusClient, account_id: uuid.UUID, amount: int) -> None:
@@ -407,6 +418,7 @@ async def test_fixed_deposits_are_funded_locked_and_paid_out_renewed_or_closed_e
     await deposit(bus, savings, 30_000_000)
     await open_to(bus, admin_db, dt.date(2027, 11, 5))  # within a year of today: the savings account stays active
     await close(bus, admin_db)  # Monday 8 November 2027 opens: deposits start on it
+    await account_worker_knows(admin_db, dt.date(2027, 11, 8))
 
     def fd(amount: int, days: int, **more: Any) -> a.OpenFixedDeposit:
         fields = {"funding_account_id": savings, **more}
@@ -444,6 +456,7 @@ async def test_fixed_deposits_are_funded_locked_and_paid_out_renewed_or_closed_e
     assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "exceeds_credits"
     await close(bus, admin_db)
     await close(bus, admin_db)  # Monday 8 → Wednesday 10 November: two days held
+    await account_worker_knows(admin_db, dt.date(2027, 11, 10))
     closed_early = await bus.ok(a.CloseDepositEarly(account_id=early.account_id, actor="officer-1", reason="customer needs it"))
     assert closed_early["status"] == "closed_early" and closed_early["account"]["status"] == "closed"
     assert closed_early["last_interest"] == compound_interest(100_000, 600, 2)  # 7% − 1 point
@@ -460,6 +473,48 @@ async def test_fixed_deposits_are_funded_locked_and_paid_out_renewed_or_closed_e
     told = await admin_db.fetch("SELECT payload->>'outcome' AS outcome FROM account.outbox WHERE routing_key = "
                                 "'account.deposit_matured' AND payload->>'customer_id' = $1", str(customer))  # fmt: skip
     assert sorted(r["outcome"] for r in told) == ["closed_early", "paid_out", "renewed"]
+
+
+async def test_a_recurring_deposit_takes_its_instalments_retries_a_missed_one_and_pays_out_at_maturity(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    """100.00 a month for 6 months from 8 November 2027. The funding account can pay the first only;
+    December's is tried at each close until money arrives on 3 January, then January's to March's
+    are taken on their days; April's never finds the money and is missed at maturity, 8 May 2028,
+    when the five paid and their interest, each for its own days, go back to the funding account."""
+    from workers.account.domain.deposits import recurring_interest
+
+    customer = await eligible_customer(bus, admin_db)
+    savings = uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=savings, customer_id=customer, product_code="savings"))
+    await deposit(bus, savings, 25_000)  # 150.00 above the 100.00 minimum
+    await open_to(bus, admin_db, dt.date(2027, 11, 5))
+    await close(bus, admin_db)  # Monday 8 November 2027
+    await account_worker_knows(admin_db, dt.date(2027, 11, 8))
+    rd = a.OpenRecurringDeposit(account_id=uuid.uuid4(), customer_id=customer, product_code="recurring_deposit",
+                                instalment=10_000, instalments=6, funding_account_id=savings)  # fmt: skip
+
+    async def opened() -> Any:
+        reply = await bus.send(rd)
+        return reply.result if reply.ok else (None if reply.error.code == "unavailable" else reply)  # type: ignore[union-attr]
+
+    view = await eventually(opened)
+    assert (view["kind"], view["status"], view["maturity_date"], view["instalments_paid"]) == ("recurring", "running", "2028-05-08", 1)
+    assert view["account"]["number"].startswith("RD") and await balance(bus, savings) == 15_000
+    while (event := await close(bus, admin_db))["business_date"] != "2028-05-08":
+        if event["next_business_date"] == "2028-01-03":
+            late = await bus.ok(a.GetDeposit(account_id=rd.account_id))
+            assert (late["instalments_paid"], late["principal"]) == (1, 10_000)  # December's still due
+            await deposit(bus, savings, 40_000)  # enough for four more
+    matured = await bus.ok(a.GetDeposit(account_id=rd.account_id))
+    paid_on = [dt.date(2027, 11, 8), dt.date(2028, 1, 3), dt.date(2028, 1, 10), dt.date(2028, 2, 8), dt.date(2028, 3, 8)]
+    interest = recurring_interest([(10_000, day) for day in paid_on], 700, dt.date(2028, 5, 8))
+    assert (matured["status"], matured["instalments_paid"], matured["instalments_missed"]) == ("matured", 5, 1)
+    assert (matured["principal"], matured["last_interest"], matured["account"]["status"]) == (50_000, interest, "closed")
+    own_interest = sum(p["amount"] for p in (await bus.ok(a.GetInterest(account_id=savings)))["periods"]
+                       if p["status"] == "posted")  # the savings account's own, at each quarter's end  # fmt: skip
+    assert own_interest > 0
+    assert await balance(bus, savings) == 25_000 + 40_000 - 50_000 + 50_000 + interest + own_interest
 
 
 async def test_a_cluster_that_was_away_closes_each_missed_day_in_order(

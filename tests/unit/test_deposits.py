@@ -45,3 +45,29 @@ def test_what_a_fixed_deposit_may_be() -> None:
 def test_interest_grows_with_the_days_and_is_never_negative(principal: int, rate_bps: int, days: int) -> None:
     now = deposits.compound_interest(principal, rate_bps, days)
     assert 0 <= now <= deposits.compound_interest(principal, rate_bps, days + 1)
+
+
+RD = default_products()["recurring_deposit"]
+
+
+def test_a_recurring_deposits_instalments_fall_on_the_same_day_each_month() -> None:
+    assert deposits.add_months(dt.date(2027, 1, 31), 1) == dt.date(2027, 2, 28)
+    assert deposits.add_months(dt.date(2027, 11, 8), 6) == dt.date(2028, 5, 8)
+    assert deposits.instalment_due_dates(dt.date(2027, 11, 30), 4) == [
+        dt.date(2027, 11, 30), dt.date(2027, 12, 30), dt.date(2028, 1, 30), dt.date(2028, 2, 29)]
+
+
+def test_each_instalment_earns_the_fixed_deposit_interest_for_its_own_days() -> None:
+    maturity = dt.date(2028, 5, 8)
+    paid = [(100_000, dt.date(2027, 11, 8)), (100_000, dt.date(2028, 1, 3))]
+    expected = deposits.compound_interest(100_000, 700, 182) + deposits.compound_interest(100_000, 700, 126)
+    assert deposits.recurring_interest(paid, 700, maturity) == expected
+    assert deposits.recurring_interest([], 700, maturity) == 0
+
+
+def test_what_a_recurring_deposit_may_be() -> None:
+    assert deposits.recurring_refusal(RD, 10_000, 6) is None and deposits.recurring_refusal(RD, 10_000, 120) is None
+    for instalment, months, words in ((9_999, 12, "at least 10000"), (10_000, 5, "6 to 120"), (10_000, 121, "6 to 120")):
+        refusal = deposits.recurring_refusal(RD, instalment, months)
+        assert refusal is not None and refusal.code == AccountError.invalid_deposit and words in refusal.message
+    assert deposits.recurring_refusal(FD, 10_000, 12) is not None

@@ -167,7 +167,7 @@ async def dormancy_due(conn: asyncpg.Connection, inactive_since: datetime, limit
     concurrent change holds: they are looked at again by the next close)."""
     rows = await conn.fetch(
         f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE status = 'active' AND last_customer_activity_at < $1 "
-        "AND type <> 'fixed_deposit' "
+        "AND type NOT IN ('fixed_deposit', 'recurring_deposit') "
         "ORDER BY last_customer_activity_at, account_id LIMIT $2 FOR UPDATE SKIP LOCKED",
         inactive_since, limit,
     )  # fmt: skip
@@ -611,15 +611,20 @@ async def business_date(conn: asyncpg.Connection) -> date | None:
 
 
 _DEPOSIT_COLUMNS = ("account_id, principal, rate_bps, term_days, start_date, maturity_date, at_maturity, "
-                    "payout_account_id, funding_account_id, status, tried_on, last_interest, error")  # fmt: skip
+                    "payout_account_id, funding_account_id, status, tried_on, last_interest, error, kind, instalment, "
+                    "instalments")  # fmt: skip
 
 
 async def insert_deposit(conn: asyncpg.Connection, account_id: UUID, principal: int, rate_bps: int, term_days: int,
-                         at_maturity: str, payout_account_id: UUID, funding_account_id: UUID) -> None:  # fmt: skip
+                         at_maturity: str, payout_account_id: UUID, funding_account_id: UUID, *,
+                         instalments: int | None = None) -> None:  # fmt: skip
+    """A fixed deposit of `principal`, or (with `instalments`) a recurring one of `principal` a month."""
     await conn.execute(
         "INSERT INTO deposit (account_id, principal, rate_bps, term_days, at_maturity, payout_account_id, "
-        "funding_account_id, status) VALUES ($1, $2, $3, $4, $5, $6, $7, 'funding')",
+        "funding_account_id, status, kind, instalment, instalments) VALUES ($1, $2, $3, $4, $5, $6, $7, 'funding', "
+        "$8, $9, $10)",
         account_id, principal, rate_bps, term_days, at_maturity, payout_account_id, funding_account_id,
+        "recurring" if instalments else "fixed", principal if instalments else None, instalments,
     )  # fmt: skip
 
 
@@ -657,3 +662,76 @@ async def deposits_tried_on(conn: asyncpg.Connection, business_date: date) -> di
     (renewed, or refused and retried by the next close)."""
     rows = await conn.fetch("SELECT status, count(*) AS n FROM deposit WHERE tried_on = $1 GROUP BY status", business_date)
     return {r["status"]: r["n"] for r in rows}
+
+
+async def insert_instalments(conn: asyncpg.Connection, account_id: UUID, due_dates: list[date], amount: int,
+                             paid_on: date, first_transfer_id: UUID) -> None:  # fmt: skip
+    """The schedule, the first instalment paid (at opening)."""
+    await conn.execute(
+        "INSERT INTO deposit_instalment (account_id, seq, due_date, amount, status, paid_on, transfer_id) "
+        "SELECT $1, s - 1, d, $3, CASE WHEN s = 1 THEN 'paid' ELSE 'due' END, CASE WHEN s = 1 THEN $4::date END, "
+        "CASE WHEN s = 1 THEN $5::uuid END FROM unnest($2::date[]) WITH ORDINALITY AS t (d, s)",
+        account_id, due_dates, amount, paid_on, first_transfer_id,
+    )  # fmt: skip
+
+
+async def due_instalments(conn: asyncpg.Connection, business_date: date, limit: int) -> list[asyncpg.Record]:
+    """Instalments of running deposits due by `business_date`, not yet tried by its close; locked."""
+    return await conn.fetch(
+        "SELECT i.account_id, i.seq, i.amount, f.ledger_account_id AS funding_ledger_id, a.ledger_account_id, a.currency, "
+        "a.number FROM deposit_instalment i JOIN deposit d USING (account_id) JOIN account a USING (account_id) "
+        "JOIN account f ON f.account_id = d.funding_account_id WHERE i.status = 'due' AND i.due_date <= $1 "
+        "AND d.status = 'running' AND (i.tried_on IS NULL OR i.tried_on < $1) ORDER BY i.due_date, i.account_id "
+        "LIMIT $2 FOR UPDATE OF i",
+        business_date, limit,
+    )  # fmt: skip
+
+
+async def instalment_asked(conn: asyncpg.Connection, account_id: UUID, seq: int, transfer_id: UUID,
+                           business_date: date) -> None:  # fmt: skip
+    await conn.execute(
+        "UPDATE deposit_instalment SET status = 'paying', transfer_id = $3, tried_on = $4 WHERE account_id = $1 AND seq = $2",
+        account_id, seq, transfer_id, business_date,
+    )  # fmt: skip
+
+
+async def instalment_answered(conn: asyncpg.Connection, transfer_id: UUID, business_date: date,
+                              error: str | None) -> asyncpg.Record | None:  # fmt: skip
+    """Paid (the deposit's principal grows by it), or due again with why."""
+    row = await conn.fetchrow(
+        "UPDATE deposit_instalment SET status = CASE WHEN $3::text IS NULL THEN 'paid' ELSE 'due' END, "
+        "paid_on = CASE WHEN $3::text IS NULL THEN $2::date END, error = $3 "
+        "WHERE transfer_id = $1 AND status = 'paying' RETURNING account_id, amount",
+        transfer_id, business_date, error,
+    )  # fmt: skip
+    if row is not None and error is None:
+        await conn.execute("UPDATE deposit SET principal = principal + $2 WHERE account_id = $1", row["account_id"],
+                           row["amount"])  # fmt: skip
+    return row
+
+
+async def instalments_paying(conn: asyncpg.Connection, business_date: date) -> int:
+    return await conn.fetchval("SELECT count(*) FROM deposit_instalment WHERE status = 'paying' AND tried_on = $1",
+                               business_date)  # fmt: skip
+
+
+async def paid_instalments(conn: asyncpg.Connection, account_id: UUID) -> list[tuple[int, date]]:
+    rows = await conn.fetch("SELECT amount, paid_on FROM deposit_instalment WHERE account_id = $1 AND status = 'paid' "
+                            "ORDER BY seq", account_id)  # fmt: skip
+    return [(r["amount"], r["paid_on"]) for r in rows]
+
+
+async def miss_unpaid_instalments(conn: asyncpg.Connection, account_id: UUID) -> None:
+    await conn.execute("UPDATE deposit_instalment SET status = 'missed' WHERE account_id = $1 AND status = 'due'",
+                       account_id)  # fmt: skip
+
+
+async def instalment_counts(conn: asyncpg.Connection, account_id: UUID) -> dict[str, int]:
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM deposit_instalment WHERE account_id = $1 GROUP BY status",
+                            account_id)  # fmt: skip
+    return {r["status"]: r["n"] for r in rows}
+
+
+async def instalments_refused(conn: asyncpg.Connection, business_date: date, error: str) -> None:
+    await conn.execute("UPDATE deposit_instalment SET status = 'due', error = $2 WHERE status = 'paying' AND tried_on = $1",
+                       business_date, error)  # fmt: skip

@@ -19,6 +19,8 @@ DEFAULT_CURRENCY = "INR"
 SAVINGS_CODE = "savings"
 CURRENT_CODE = "current"
 FIXED_DEPOSIT_CODE = "fixed_deposit"
+RECURRING_DEPOSIT_CODE = "recurring_deposit"
+TERM_DEPOSITS = frozenset({ProductType.fixed_deposit, ProductType.recurring_deposit})
 # Savings credit interest is a product setting the rules leave open; current accounts earn none.
 DEFAULT_SAVINGS_RATE_BPS = 350
 
@@ -97,7 +99,13 @@ def default_products(
         max_term_days=3_650,
         premature_penalty_bps=100,  # §2 decision: 1 percentage point
     )
-    return {SAVINGS_CODE: savings, CURRENT_CODE: current, FIXED_DEPOSIT_CODE: fixed_deposit}
+    recurring_deposit = fixed_deposit.model_copy(update={
+        "name": "Recurring Deposit", "type": ProductType.recurring_deposit,
+        "minimum_balance": to_minor(100, currency),  # the smallest instalment (§2)
+        "min_term_days": 0, "max_term_days": 0, "min_instalments": 6, "max_instalments": 120,
+    })  # fmt: skip
+    return {SAVINGS_CODE: savings, CURRENT_CODE: current, FIXED_DEPOSIT_CODE: fixed_deposit,
+            RECURRING_DEPOSIT_CODE: recurring_deposit}  # fmt: skip
 
 
 def terms_of(product: ProductTerms) -> ProductTerms:
@@ -118,13 +126,18 @@ def product_refusal(terms: ProductTerms, newest: ProductView | None) -> Refusal 
         return refused("a savings account never overdraws (banking-rules §2)")
     if terms.type == ProductType.current and terms.rate_bps:
         return refused("current accounts earn no credit interest (banking-rules §2)")
-    if terms.type == ProductType.fixed_deposit:
-        if terms.overdraft_limit or terms.maintenance_fee or terms.shortfall_fee:
-            return refused("a fixed deposit neither overdraws nor pays monthly fees")
-        if not 1 <= terms.min_term_days <= terms.max_term_days:
-            return refused("a fixed deposit needs its shortest and longest term, 1 day or more, the shortest first")
-    elif terms.min_term_days or terms.max_term_days or terms.premature_penalty_bps:
-        return refused("terms and a premature penalty are a fixed deposit's")
+    if terms.type in TERM_DEPOSITS and (terms.overdraft_limit or terms.maintenance_fee or terms.shortfall_fee):
+        return refused("a term deposit neither overdraws nor pays monthly fees")
+    if terms.type == ProductType.fixed_deposit and not 1 <= terms.min_term_days <= terms.max_term_days:
+        return refused("a fixed deposit needs its shortest and longest term, 1 day or more, the shortest first")
+    if terms.type == ProductType.recurring_deposit and not 6 <= terms.min_instalments <= terms.max_instalments:
+        return refused("a recurring deposit runs 6 to 120 monthly instalments (banking-rules §2), the fewest first")
+    if terms.type != ProductType.fixed_deposit and (terms.min_term_days or terms.max_term_days):
+        return refused("terms in days are a fixed deposit's")
+    if terms.type != ProductType.recurring_deposit and (terms.min_instalments or terms.max_instalments):
+        return refused("instalments are a recurring deposit's")
+    if terms.type not in TERM_DEPOSITS and terms.premature_penalty_bps:
+        return refused("a premature penalty is a term deposit's")
     if max(terms.daily_cash_withdrawal_limit, terms.daily_payments_out_limit) > terms.monthly_debit_limit:
         return refused("a daily limit cannot exceed the monthly debit limit")
     return None
@@ -184,7 +197,7 @@ def ledger_flags(status: AccountStatus) -> frozenset[str]:
 # --- account numbers -------------------------------------------------------------------------
 
 ACCOUNT_PREFIXES: dict[ProductType, str] = {ProductType.savings: "SAV", ProductType.current: "CUR",
-                                            ProductType.fixed_deposit: "FD"}  # fmt: skip
+                                            ProductType.fixed_deposit: "FD", ProductType.recurring_deposit: "RD"}  # fmt: skip
 MAX_BRANCH_SEQUENCE = 99_999_999  # 8 digits
 _NUMBER_RE = re.compile(r"^(?P<prefix>[A-Z]{2,3})(?P<digits>[0-9]{12})$")
 
@@ -270,7 +283,7 @@ def ledger_account_created(status: AccountStatus, product_type: ProductType = Pr
     `inactive` until its money is in."""
     if status != AccountStatus.opening:
         return Refusal(AccountError.invalid_transition, f"account is {status}, not opening")
-    return StatusChange(AccountStatus.inactive if product_type == ProductType.fixed_deposit else AccountStatus.active)
+    return StatusChange(AccountStatus.inactive if product_type in TERM_DEPOSITS else AccountStatus.active)
 
 
 def deposit_funded(status: AccountStatus) -> StatusChange | Refusal:

@@ -8,6 +8,7 @@ keeps every unit in (`LOCKED_FLOOR`), and only the closing chain lifts it.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -56,6 +57,42 @@ def deposit_refusal(terms: ProductTerms, amount: int, term_days: int) -> Refusal
         return Refusal(AccountError.invalid_deposit,
                        f"the term is {terms.min_term_days} to {terms.max_term_days} days, not {term_days}")  # fmt: skip
     return None
+
+
+# --- recurring deposits (§2 decision: a fixed monthly instalment for 6–120 months; each earns the
+# fixed-deposit interest for its days to maturity; one unpaid at maturity is missed) -------------
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` later (31 January + 1 month = 28 or 29 February)."""
+    year, month = divmod(day.year * 12 + day.month - 1 + months, 12)
+    return dt.date(year, month + 1, min(day.day, calendar.monthrange(year, month + 1)[1]))
+
+
+def instalment_due_dates(start: dt.date, instalments: int) -> list[dt.date]:
+    """The first is paid at opening (`start`); the k-th falls k months later."""
+    return [add_months(start, k) for k in range(instalments)]
+
+
+def recurring_interest(paid: list[tuple[int, dt.date]], rate_bps: int, until: dt.date) -> int:
+    """Σ each paid instalment's compound interest for its days to `until`, each rounded once."""
+    return sum(compound_interest(amount, rate_bps, max(0, (until - paid_on).days)) for amount, paid_on in paid)
+
+
+def recurring_refusal(terms: ProductTerms, instalment: int, instalments: int) -> Refusal | None:
+    if terms.type != ProductType.recurring_deposit:
+        return Refusal(AccountError.invalid_deposit, f"{terms.name} is a {terms.type} product, not a recurring deposit")
+    if instalment < terms.minimum_balance:
+        return Refusal(AccountError.invalid_deposit, f"an instalment of this product is at least {terms.minimum_balance}")
+    if not terms.min_instalments <= instalments <= terms.max_instalments:
+        return Refusal(AccountError.invalid_deposit,
+                       f"{terms.min_instalments} to {terms.max_instalments} monthly instalments, not {instalments}")  # fmt: skip
+    return None
+
+
+def instalment_transfer_id(account_id: UUID, seq: int, business_date: dt.date) -> UUID:
+    """One per instalment and close that asks (a refused one is asked again under a new id)."""
+    return uuid5(NAMESPACE_URL, f"cbs.account.deposit.{account_id}.instalment.{seq}.{business_date.isoformat()}")
 
 
 def funding_transfer_id(account_id: UUID) -> UUID:

@@ -32,6 +32,7 @@ STEP_CREATE = "deposit_ledger_account"
 STEP_FUND = "deposit_funding"
 STEP_MATURE = "deposit_payout"  # a maturity paid out, or a premature closure
 STEP_RENEW = "deposit_renewal"
+STEP_INSTALMENTS = "deposit_instalments"
 ROUND = 100  # deposits a round of the close (each payout is its own ledger command)
 SYSTEM = "close-of-business"
 _DONE = Reply.success()
@@ -46,18 +47,33 @@ async def on_day_opened(ctx: Context, event: day.DayOpened) -> None:
 
 def _funding_refusal(customer_id: UUID, currency: str, account: c.AccountView | None, what: str) -> Refusal | None:
     if account is None or account.customer_id != customer_id or account.currency != currency \
-            or account.status != c.AccountStatus.active or account.type == c.ProductType.fixed_deposit:  # fmt: skip
+            or account.status != c.AccountStatus.active or account.type in domain.TERM_DEPOSITS:  # fmt: skip
         return Refusal(c.AccountError.invalid_funding_account,
                        f"the {what} account must be the customer's own active savings or current account in {currency}")  # fmt: skip
     return None
 
 
 async def open_fixed_deposit(ctx: Context, cmd: c.OpenFixedDeposit) -> Reply | Deferred:
+    return await _open(ctx, cmd, cmd.amount, lambda terms: deposits.deposit_refusal(terms, cmd.amount, cmd.term_days),
+                       term_days=cmd.term_days, at_maturity=cmd.at_maturity, instalments=None)  # fmt: skip
+
+
+async def open_recurring_deposit(ctx: Context, cmd: c.OpenRecurringDeposit) -> Reply | Deferred:
+    # The term in days is known once the first instalment sets the start: 31 a month until then.
+    return await _open(ctx, cmd, cmd.instalment,
+                       lambda terms: deposits.recurring_refusal(terms, cmd.instalment, cmd.instalments),
+                       term_days=31 * cmd.instalments, at_maturity=c.AtMaturity.payout, instalments=cmd.instalments)  # fmt: skip
+
+
+async def _open(ctx: Context, cmd: c.OpenFixedDeposit | c.OpenRecurringDeposit, amount: int,
+                terms_refusal: Any, *, term_days: int, at_maturity: c.AtMaturity,
+                instalments: int | None) -> Reply | Deferred:  # fmt: skip
+    """A deposit's account and contract, then its ledger account (locked), then its first money."""
     existing = await store.get_account(ctx.conn, cmd.account_id)
     if existing is not None:
         found = await store.get_deposit(ctx.conn, cmd.account_id)
-        if found is not None and (existing.customer_id, existing.product_code, found["principal"]) == (
-                cmd.customer_id, cmd.product_code, cmd.amount):  # fmt: skip
+        if found is not None and (existing.customer_id, existing.product_code, found["instalment"] or found["principal"]) == (
+                cmd.customer_id, cmd.product_code, amount):  # fmt: skip
             return Reply.success(await _view(ctx, cmd.account_id))  # a retry
         return Reply.refusal(c.AccountError.account_exists, f"account {cmd.account_id} exists with other fields")
     if await store.business_date(ctx.conn) is None:
@@ -66,7 +82,7 @@ async def open_fixed_deposit(ctx: Context, cmd: c.OpenFixedDeposit) -> Reply | D
                                     await store.product(ctx.conn, cmd.product_code))  # fmt: skip
     if isinstance(product, Refusal):
         return refuse(product)
-    if refusal := deposits.deposit_refusal(product, cmd.amount, cmd.term_days):
+    if refusal := terms_refusal(product):
         return refuse(refusal)
     payout_id = cmd.payout_account_id or cmd.funding_account_id
     for what, account_id in (("funding", cmd.funding_account_id), ("payout", payout_id)):
@@ -80,8 +96,8 @@ async def open_fixed_deposit(ctx: Context, cmd: c.OpenFixedDeposit) -> Reply | D
         branch=cmd.branch, opened_at=ctx.now, version=1,
     )  # fmt: skip
     await store.insert_account(ctx.conn, account)
-    await store.insert_deposit(ctx.conn, account.account_id, cmd.amount, product.rate_bps, cmd.term_days,
-                               cmd.at_maturity.value, payout_id, cmd.funding_account_id)  # fmt: skip
+    await store.insert_deposit(ctx.conn, account.account_id, amount, product.rate_bps, term_days, at_maturity.value,
+                               payout_id, cmd.funding_account_id, instalments=instalments)  # fmt: skip
     locked = ledger.NewAccount(
         id=account.ledger_account_id, currency=account.currency, code=domain.CUSTOMER_DEPOSIT_CODE,
         flags=ledger.AccountFlags(**dict.fromkeys(domain.DEPOSIT_LEDGER_FLAGS, True)),
@@ -132,8 +148,14 @@ async def funding_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
     assert start is not None, "a deposit opens only once the business date is known"
     found = await store.get_deposit(ctx.conn, account.account_id)
     assert found is not None
+    if found["kind"] == "recurring":
+        maturity = deposits.add_months(start, found["instalments"])
+        await store.insert_instalments(ctx.conn, account.account_id, deposits.instalment_due_dates(start, found["instalments"]),
+                                       found["instalment"], start, deposits.funding_transfer_id(account.account_id))  # fmt: skip
+    else:
+        maturity = deposits.maturity_date(start, found["term_days"])
     await store.update_deposit(ctx.conn, account.account_id, status=c.DepositStatus.running.value, start_date=start,
-                               maturity_date=deposits.maturity_date(start, found["term_days"]))  # fmt: skip
+                               maturity_date=maturity, term_days=(maturity - start).days)  # fmt: skip
     await ctx.emit(c.AccountOpened(**fact(account, ctx.now), type=account.type, product_version=account.product_version,
                                    branch=account.branch, ledger_account_id=account.ledger_account_id))  # fmt: skip
     return Reply.success(await _view(ctx, account.account_id))
@@ -147,13 +169,22 @@ async def _view(ctx: Context, account_id: UUID) -> c.DepositView:
     found = await store.get_deposit(ctx.conn, account_id)
     assert account is not None and found is not None
     running = found["status"] in (c.DepositStatus.running, c.DepositStatus.maturing)
+    counts = await store.instalment_counts(ctx.conn, account_id) if found["kind"] == "recurring" else {}
     return c.DepositView(
-        account=account, **{k: found[k] for k in ("principal", "rate_bps", "term_days", "start_date", "maturity_date",
-                                                   "at_maturity", "payout_account_id", "funding_account_id", "status",
-                                                   "last_interest", "error")},
-        interest_at_maturity=deposits.compound_interest(found["principal"], found["rate_bps"], found["term_days"])
-        if running else None,
+        account=account, **{k: found[k] for k in ("kind", "principal", "instalment", "instalments", "rate_bps", "term_days",
+                                                   "start_date", "maturity_date", "at_maturity", "payout_account_id",
+                                                   "funding_account_id", "status", "last_interest", "error")},
+        instalments_paid=counts.get("paid") if counts else None, instalments_missed=counts.get("missed", 0) if counts else None,
+        interest_at_maturity=await _interest_to(ctx, found, found["rate_bps"], found["maturity_date"]) if running else None,
     )  # fmt: skip
+
+
+async def _interest_to(ctx: Context, found: Any, rate_bps: int, until: dt.date) -> int:
+    """A fixed deposit's compound interest over its term; a recurring one's, each paid instalment
+    for its own days to `until`."""
+    if found["kind"] == "recurring":
+        return deposits.recurring_interest(await store.paid_instalments(ctx.conn, found["account_id"]), rate_bps, until)
+    return deposits.compound_interest(found["principal"], rate_bps, (until - found["start_date"]).days)
 
 
 async def get_deposit(ctx: Context, cmd: c.GetDeposit) -> Reply:
@@ -195,7 +226,7 @@ async def close_deposit_early(ctx: Context, cmd: c.CloseDepositEarly) -> Reply |
     assert today is not None
     product = await _product_of(ctx, cmd.account_id)
     rate = deposits.premature_rate_bps(found["rate_bps"], product.premature_penalty_bps)
-    interest = deposits.compound_interest(found["principal"], rate, max(0, (today - found["start_date"]).days))
+    interest = await _interest_to(ctx, found, rate, max(today, found["start_date"]))
     await store.update_deposit(ctx.conn, cmd.account_id, status=c.DepositStatus.maturing.value, tried_on=None)
     return await _ask_payout(ctx, found, interest, outcome="closed_early", business_date=None, actor=cmd.actor,
                              reason=cmd.reason)  # fmt: skip
@@ -280,8 +311,10 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
 
 async def _next_round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
     """Mature the next round of due deposits; none due and none awaited: the step is done."""
-    if await store.maturing(ctx.conn, business_date):
+    if await store.maturing(ctx.conn, business_date) or await store.instalments_paying(ctx.conn, business_date):
         return _DONE  # this round's other answers are still coming
+    if instalments := await store.due_instalments(ctx.conn, business_date, ledger.MAX_BATCH):
+        return await _ask_instalments(ctx, business_date, instalments)
     due = await store.due_deposits(ctx.conn, business_date, ROUND)
     if not due:
         await ctx.emit(c.AccountCobStepReported(business_date=business_date, step=STEP, status=day.StepStatus.done,
@@ -291,7 +324,9 @@ async def _next_round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
     renewals: dict[str, Any] = {}
     credits: list[ledger.NewTransfer] = []
     for found in due:
-        interest = deposits.compound_interest(found["principal"], found["rate_bps"], found["term_days"])
+        if found["kind"] == "recurring":
+            await store.miss_unpaid_instalments(ctx.conn, found["account_id"])  # unpaid at maturity: missed
+        interest = await _interest_to(ctx, found, found["rate_bps"], found["maturity_date"])
         await store.update_deposit(ctx.conn, found["account_id"], status=c.DepositStatus.maturing.value, tried_on=business_date)
         if found["at_maturity"] == c.AtMaturity.payout:
             await _ask_payout(ctx, found, interest, outcome="paid_out", business_date=business_date, actor=SYSTEM,
@@ -314,3 +349,28 @@ async def _next_round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
         await ctx.request(ledger.CreateTransfers(transfers=credits), step=STEP_RENEW, key=f"{business_date}:{credits[0].id}",
                           state={"business_date": business_date.isoformat(), "interest": renewals})  # fmt: skip
     return _DONE
+
+
+async def _ask_instalments(ctx: Context, business_date: dt.date, due: list[Any]) -> Deferred:
+    """Recurring deposits' instalments due: each from its funding account, whole or not at all."""
+    moves = []
+    for i in due:
+        transfer_id = deposits.instalment_transfer_id(i["account_id"], i["seq"], business_date)
+        await store.instalment_asked(ctx.conn, i["account_id"], i["seq"], transfer_id, business_date)
+        moves.append(ledger.NewTransfer(id=transfer_id, debit_account_id=i["funding_ledger_id"], credit_account_id=i["ledger_account_id"],
+                                        amount=i["amount"], currency=i["currency"].strip(), code="recurring_deposit",
+                                        reference=f"instalment {i['seq'] + 1} of {i['number']}"))  # fmt: skip
+    return await ctx.request(ledger.CreateTransfers(transfers=moves), step=STEP_INSTALMENTS,
+                             key=f"{business_date}:{moves[0].id}", state={"business_date": business_date.isoformat()})  # fmt: skip
+
+
+async def instalments_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
+    """Each instalment paid, or due again (the funding account could not pay: tried at the next close)."""
+    business_date = dt.date.fromisoformat(state["business_date"])
+    results = ledger.CreateTransfersResult.model_validate(reply.result).results if reply.ok and reply.result else []
+    for r in results:
+        paid = r.result in (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
+        await store.instalment_answered(ctx.conn, r.id, business_date, None if paid else str(r.result))
+    if not reply.ok:  # the whole batch refused: every instalment of it is due again
+        await store.instalments_refused(ctx.conn, business_date, reply.error.code if reply.error else "no answer")
+    return await _next_round(ctx, business_date)
