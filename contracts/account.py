@@ -742,7 +742,7 @@ class FeeCharged(Event):
     collected: int = Field(gt=0, description="what was taken, minor units")
     currency: str
     month_end: dt.date
-    business_date: dt.date
+    business_date: dt.date | None = Field(description="the close that took it; null: the account's closing did")
     transfer_id: UUID
     occurred_at: AwareDatetime
 

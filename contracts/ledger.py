@@ -263,6 +263,9 @@ class AccountView(Contract):
     )
     created_at: AwareDatetime = Field(description="when the account was created, UTC")
     user_data: UserData | None = _user_data_field()
+    settled: list[TransferResult] | None = Field(
+        default=None, description="a close that settled transfers (`set_account_flags` with `settle`): each one's result "
+                                  "and the amount it moved (a balancing debit may take less than asked)")
 
 
 class AccountResult(Contract):

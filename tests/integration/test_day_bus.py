@@ -305,11 +305,12 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
         terms.pop(field)
     await bus.ok(a.DefineProduct(**terms, code=code, actor="officer-1"))
     customer = await eligible_customer(bus, admin_db)
-    rich, poor, frozen = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for account_id, amount in ((rich, 500_000), (poor, 60_000), (frozen, 500_000)):
+    rich, poor, frozen, leaver = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for account_id, amount in ((rich, 500_000), (poor, 60_000), (frozen, 500_000), (leaver, 500_000)):
         await bus.ok(a.OpenAccount(account_id=account_id, customer_id=customer, product_code=code))
         await deposit(bus, account_id, amount)
-    await bus.ok(a.FreezeAccount(account_id=frozen, actor="officer-1", reason="court order"))
+    for account_id in (frozen, leaver):
+        await bus.ok(a.FreezeAccount(account_id=account_id, actor="officer-1", reason="court order"))
     await open_to(bus, admin_db, dt.date(2027, 9, 1))
     # The poor account's history lies by a unit (as a bug or a hand in the database would make
     # it): its statement will not add up, and is withheld.
@@ -353,12 +354,25 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     ready = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.statement_ready' "
                                     "AND payload->>'account_id' = ANY($1::text[])", [str(rich), str(poor)])  # fmt: skip
     assert ready == 1
+    # The leaver's fee and interest were refused while frozen; closing settles both in its chain,
+    # the fee from whatever it holds (its minimum balance goes with it), before the payout.
+    await bus.ok(a.UnfreezeAccount(account_id=leaver, actor="officer-1", reason="order lifted"))
+    due_interest = (await bus.ok(a.GetInterest(account_id=leaver)))["periods"][0]
+    assert (due_interest["status"], await charges_of(leaver)) == ("due", [("maintenance", "2027-09-30", 5_000, None, "due")])
+    left = await bus.ok(a.CloseAccount(account_id=leaver, actor="officer-1", reason="leaves", payout_in_cash=True))
+    assert left["status"] == "closed"
+    assert await charges_of(leaver) == [("maintenance", "2027-09-30", 5_000, 5_000, "charged")]
+    [payout] = (await bus.ok(L.LookupTransfers(ids=[L.closure_transfer_id(leaver)])))["transfers"]
+    assert payout["amount"] == 500_000 + due_interest["amount"] - 5_000
     await bus.ok(a.UnfreezeAccount(account_id=frozen, actor="officer-1", reason="order lifted"))
     await close(bus, admin_db)  # Friday 1 October: the due fee again, under a new id
     assert await charges_of(frozen) == [("maintenance", "2027-09-30", 5_000, 5_000, "charged")]
     posted = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.fee_charged' "
                                      "AND payload->>'account_id' = ANY($1::text[])", [str(rich), str(poor), str(frozen)])  # fmt: skip
-    assert posted == 2  # the rich account's and the unfrozen one's: nothing taken, nothing to tell
+    assert posted == 2  # the rich account's and the unfrozen one's (the poor one's took nothing: nothing to tell)
+    closing_fee = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.fee_charged' "
+                                          "AND payload->>'account_id' = $1", str(leaver))  # fmt: skip
+    assert closing_fee == 1
 
 
 async def test_an_account_without_customer_activity_for_a_year_turns_dormant_refuses_customer_debits_and_is_reactivated(

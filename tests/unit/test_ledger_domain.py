@@ -761,7 +761,8 @@ def test_a_closing_payout_lifts_the_floor_only_while_it_runs() -> None:
     assert savings.overdraft_limit == -10_000 and available(savings) == 0
     overdraft = AccountState(BOB, "INR", "customer_deposit", LIABILITY, 500, debits_posted=200)
     with floor_lifted(overdraft):
-        assert overdraft.overdraft_limit == 500, "an overdraft is no floor: left as it is"
+        assert overdraft.overdraft_limit == 0, "a closing neither pays out nor charges into the red"
+    assert overdraft.overdraft_limit == 500
     assert closure_refusal(overdraft, paying_out=True) == "close_refused_nonzero_balance"
     held = AccountState(BOB, "INR", "customer_deposit", LIABILITY, 0, credits_posted=50, debits_pending=10)
     assert closure_refusal(held, paying_out=True) == "close_refused_pending_transfers"

@@ -735,3 +735,33 @@ async def instalment_counts(conn: asyncpg.Connection, account_id: UUID) -> dict[
 async def instalments_refused(conn: asyncpg.Connection, business_date: date, error: str) -> None:
     await conn.execute("UPDATE deposit_instalment SET status = 'due', error = $2 WHERE status = 'paying' AND tried_on = $1",
                        business_date, error)  # fmt: skip
+
+
+async def unsettled_charges(conn: asyncpg.Connection, account_id: UUID) -> list[asyncpg.Record]:
+    """The account's charges not taken yet (due, or being asked), locked: a closing settles them."""
+    return await conn.fetch(
+        "SELECT kind, month_end, fee, status FROM account_charge WHERE account_id = $1 AND status IN ('due', 'posting') "
+        "ORDER BY month_end, kind FOR UPDATE",
+        account_id,
+    )  # fmt: skip
+
+
+async def closing_charges_asked(conn: asyncpg.Connection, account_id: UUID, charges: list[tuple[str, date, UUID]]) -> None:
+    """(kind, month_end, transfer_id): in the closing chain, not a close of business's to ask."""
+    for kind, month_end, transfer_id in charges:
+        await conn.execute(
+            "UPDATE account_charge SET status = 'posting', transfer_id = $4 WHERE account_id = $1 AND kind = $2 "
+            "AND month_end = $3",
+            account_id, kind, month_end, transfer_id,
+        )  # fmt: skip
+
+
+async def closing_charge_answered(conn: asyncpg.Connection, transfer_id: UUID, collected: int | None,
+                                  charged_on: date | None) -> asyncpg.Record | None:  # fmt: skip
+    """Taken by the closing (`collected`), or, the close refused, due again. The row, if it waited."""
+    return await conn.fetchrow(
+        "UPDATE account_charge SET status = CASE WHEN $2::bigint IS NULL THEN 'due' ELSE 'charged' END, "
+        "collected = $2, charged_on = $3, error = CASE WHEN $2::bigint IS NULL THEN 'the closing was refused' END "
+        "WHERE transfer_id = $1 AND status = 'posting' RETURNING kind, month_end, fee, collected",
+        transfer_id, collected, charged_on,
+    )  # fmt: skip

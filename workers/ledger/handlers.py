@@ -308,7 +308,11 @@ async def _close_settled(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID |
         return Reply.refusal(refusal, f"cannot close ledger account {cmd.account_id}: {refusal}")
     chain = [t.model_copy(update={"flags": t.flags.model_copy(update={"linked": i < len(cmd.settle) - 1})})
              for i, t in enumerate(cmd.settle)]  # fmt: skip
-    outcomes = transfers.create_transfers(ledger, chain, now) if chain else []
+    with accounts.floor_lifted(account):  # the minimum balance goes with the account: charges may take it too
+        outcomes = transfers.create_transfers(ledger, chain, now) if chain else []
+    settled = [c.TransferResult(index=i, id=o.id, result=str(o.result),
+                                amount=(o.transfer or o.existing).amount if (o.transfer or o.existing) else None)
+               for i, o in enumerate(outcomes)]  # fmt: skip
     if refused := next((o for o in outcomes if o.result not in _IN_THE_LEDGER), None):
         code = str(refused.result)
         return Reply.refusal(c.LedgerError.settlement_refused, f"settling the closing was refused: {code}",
@@ -329,20 +333,21 @@ async def _close_settled(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID |
     await _write(ctx.conn, ledger, outcomes, [], now)
     await store.save_flags(ctx.conn, account)
     await _emit_many(ctx.conn, [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)])
-    return await _flags_changed(ctx, cmd, account)
+    return await _flags_changed(ctx, cmd, account, settled=settled if cmd.settle else None)
 
 
 _IN_THE_LEDGER = (c.TransferResultCode.ok, c.TransferResultCode.exists)
 
 
-async def _flags_changed(ctx: Context, cmd: c.SetAccountFlags, account: AccountState) -> Reply:
+async def _flags_changed(ctx: Context, cmd: c.SetAccountFlags, account: AccountState,
+                         settled: list[c.TransferResult] | None = None) -> Reply:  # fmt: skip
     """Say the flags changed (with the balances they changed at) and answer the account as stored."""
     await ctx.emit(c.AccountFlagsChanged(
         account_id=account.id, owner_id=account.owner_id, frozen=account.frozen, closed=account.closed,
         actor=cmd.actor, reason=cmd.reason, balances=accounts.balances_after(account), occurred_at=ctx.now,
     ))  # fmt: skip
     [(state, created_at)] = await store.read_accounts(ctx.conn, [account.id])
-    return Reply.success(accounts.account_view(state, created_at))
+    return Reply.success(accounts.account_view(state, created_at).model_copy(update={"settled": settled}))
 
 
 # --- reads -----------------------------------------------------------------------------------

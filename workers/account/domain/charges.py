@@ -95,3 +95,8 @@ def charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date, 
 def narration(kind: ChargeKind, month_end_: dt.date) -> str:
     what = {ChargeKind.maintenance: "maintenance fee", ChargeKind.shortfall: "minimum balance shortfall fee"}[kind]
     return f"{what} {month_end_:%Y-%m}"
+
+
+def closure_charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date) -> UUID:
+    """A charge a closing settles: once per account, fee and month (a refused close writes nothing)."""
+    return uuid5(NAMESPACE_URL, f"cbs.account.charge.{account_id}.{kind}.{month_end_.isoformat()}.closure")

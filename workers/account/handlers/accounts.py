@@ -16,7 +16,7 @@ from contracts import ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import accounts as domain
-from workers.account.domain import interest
+from workers.account.domain import charges, interest
 from workers.account.domain.accounts import Refusal
 
 STEP_CREATE_LEDGER_ACCOUNT = "create_ledger_account"
@@ -105,11 +105,17 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
     return Reply.refusal(c.AccountError.ledger_refused, "the ledger would not create the account", details)
 
 
-async def get_account(ctx: Context, cmd: c.GetAccount) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id)
+async def owned_account(ctx: Context, account_id: UUID) -> c.AccountView | Reply:
+    """The account, when it exists and the asker may see it (a customer, only their own); else the refusal."""
+    account = await store.get_account(ctx.conn, account_id)
     if account is None:
-        return not_found(cmd.account_id)
-    return owner_only(ctx.actor, account.customer_id) or Reply.success(account)
+        return not_found(account_id)
+    return owner_only(ctx.actor, account.customer_id) or account
+
+
+async def get_account(ctx: Context, cmd: c.GetAccount) -> Reply:
+    account = await owned_account(ctx, cmd.account_id)
+    return account if isinstance(account, Reply) else Reply.success(account)
 
 
 async def list_customer_accounts(ctx: Context, cmd: c.ListCustomerAccounts) -> Reply:
@@ -146,11 +152,34 @@ async def close_account(ctx: Context, cmd: c.CloseAccount) -> Reply | Deferred:
     owed = await _interest_owed(ctx, account)
     if isinstance(owed, Reply):
         return owed
-    settle = [_closing_interest(account, end, amount) for end, amount in owed if amount]
+    fees = await _charges_owed(ctx, account)
+    if isinstance(fees, Reply):
+        return fees
+    # The chain: its interest credited, then its charges taken (they may take that interest too).
+    settle = [_closing_interest(account, end, amount) for end, amount in owed if amount] + [debit for _, debit in fees]
     if owed:
         await store.closing_interest_asked(ctx.conn, account.account_id, [end for end, _ in owed])
+    if fees:
+        await store.closing_charges_asked(ctx.conn, account.account_id, [(k, m, d.id) for (k, m), d in fees])
     return await _ask_ledger_first(ctx, cmd, domain.close_check, "close", payout=payout, settle=settle,
-                                   interest_owed=[[end.isoformat(), amount] for end, amount in owed])  # fmt: skip
+                                   interest_owed=[[end.isoformat(), amount] for end, amount in owed],
+                                   charges_owed=[str(d.id) for _, d in fees])  # fmt: skip
+
+
+async def _charges_owed(ctx: Context, account: c.AccountView) -> list[tuple[tuple[str, date], ledger.NewTransfer]] | Reply:
+    """Each fee a close of business could not take (a frozen account's): the closing takes it, as a
+    balancing debit, from whatever the account holds (the floor goes with the account)."""
+    unsettled = await store.unsettled_charges(ctx.conn, account.account_id)
+    if any(r["status"] == c.ChargeStatus.posting for r in unsettled):
+        return Reply.refusal(c.AccountError.close_refused_pending_transfers,
+                             "close of business is taking this account's charges: close it once the day has closed")  # fmt: skip
+    fee_income = ledger.bank_account_id("fee_income", account.currency)
+    return [((r["kind"], r["month_end"]), ledger.NewTransfer(
+        id=charges.closure_charge_transfer_id(account.account_id, c.ChargeKind(r["kind"]), r["month_end"]),
+        debit_account_id=account.ledger_account_id, credit_account_id=fee_income, amount=r["fee"],
+        currency=account.currency, code="fee", flags=ledger.TransferFlags(balancing_debit=True),
+        reference=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
+    )) for r in unsettled]  # fmt: skip
 
 
 async def _interest_owed(ctx: Context, account: c.AccountView) -> list[tuple[date, int]] | Reply:
@@ -179,7 +208,7 @@ LifecycleCommand = c.FreezeAccount | c.UnfreezeAccount | c.CloseAccount
 async def _ask_ledger_first(
     ctx: Context, cmd: LifecycleCommand, check: Callable[[c.AccountView], Refusal | None], action: str,
     payout: UUID | None = None, settle: list[ledger.NewTransfer] | None = None,
-    interest_owed: list[list[Any]] | None = None,
+    interest_owed: list[list[Any]] | None = None, charges_owed: list[str] | None = None,
 ) -> Reply | Deferred:
     """A freeze must hold in the ledger before the account says it is frozen: the ledger first."""
     account = await store.get_account(ctx.conn, cmd.account_id, for_update=True)
@@ -190,7 +219,7 @@ async def _ask_ledger_first(
     flags = ledger.SetAccountFlags(account_id=account.ledger_account_id, action=action, actor=cmd.actor, reason=cmd.reason,
                                    payout_account_id=payout, settle=settle or [])  # fmt: skip
     state = {"account_id": str(account.account_id), "action": action, "actor": cmd.actor, "reason": cmd.reason,
-             "interest": interest_owed or []}  # fmt: skip
+             "interest": interest_owed or [], "charges": charges_owed or []}  # fmt: skip
     return await ctx.request(flags, step=STEP_SET_LEDGER_FLAGS, state=state)
 
 
@@ -202,6 +231,8 @@ async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Repl
         assert reply.error is not None
         if state.get("interest"):
             await _closing_interest_answered(ctx, account, state["interest"], posted=False)
+        for transfer_id in state.get("charges", []):
+            await store.closing_charge_answered(ctx.conn, UUID(transfer_id), None, None)
         return Reply.refusal(LEDGER_REFUSALS.get(reply.error.code, reply.error.code), reply.error.message, reply.error.details)
     action, actor, reason = state["action"], state["actor"], state["reason"]
     decide = {"freeze": lambda a: domain.freeze(a.status), "unfreeze": lambda a: domain.unfreeze(a.status, a.status_before_freeze),
@@ -219,6 +250,16 @@ async def ledger_flags_answered(ctx: Context, state: dict[str, Any], reply: Repl
     else:
         if state.get("interest"):
             await _closing_interest_answered(ctx, account, state["interest"], posted=True)
+        if state.get("charges"):
+            taken = {r["id"]: r.get("amount") for r in (reply.result or {}).get("settled") or []}
+            today = await store.business_date(ctx.conn)
+            for transfer_id in state["charges"]:
+                row = await store.closing_charge_answered(ctx.conn, UUID(transfer_id), taken.get(transfer_id) or 0, today)
+                if row is not None and row["collected"]:
+                    await ctx.emit(c.FeeCharged(account_id=account.account_id, customer_id=account.customer_id,
+                                                kind=c.ChargeKind(row["kind"]), fee=row["fee"], collected=row["collected"],
+                                                currency=account.currency, month_end=row["month_end"], business_date=today,
+                                                transfer_id=UUID(transfer_id), occurred_at=ctx.now))  # fmt: skip
         event = c.AccountClosed(**fact(account, ctx.now), actor=actor, reason=reason)
     await ctx.emit(event)
     return Reply.success(account)

@@ -17,14 +17,14 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from bus.actor import owner_only
 from bus.handling import Context, Deferred
 from contracts import account as c
 from contracts import day, ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import charges
-from workers.account.handlers.accounts import not_found
+from workers.account.handlers import steps
+from workers.account.handlers.accounts import owned_account
 
 BANK_TZ = ZoneInfo(os.environ.get("CBS_BANK_TIME_ZONE", "Asia/Kolkata"))  # banking-rules §0: an opening's date
 STEP = "account.charges"
@@ -128,7 +128,7 @@ async def post_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
         return _DONE
     if not reply.ok or reply.result is None:
         reason = reply.error.message if reply.error else "no result"
-        await _report(ctx, business_date, day.StepStatus.failed, f"the ledger refused the charges batch: {reason}", None)
+        await steps.report(ctx, business_date, STEP, error=f"the ledger refused the charges batch: {reason}")
         return _DONE
     for result in ledger.CreateTransfersResult.model_validate(reply.result).results:
         taken = result.result in (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
@@ -146,21 +146,13 @@ async def post_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
 async def _report_done(ctx: Context, business_date: dt.date) -> None:
     charged = [{"currency": r["currency"].strip(), "kind": r["kind"], "charges": r["charges"], "fees": int(r["fees"]),
                 "collected": int(r["collected"])} for r in await store.charged_on(ctx.conn, business_date)]  # fmt: skip
-    await _report(ctx, business_date, day.StepStatus.done, None, {"charged": charged})
-
-
-async def _report(ctx: Context, business_date: dt.date, status: day.StepStatus, error: str | None,
-                  result: dict[str, Any] | None) -> None:  # fmt: skip
-    await ctx.emit(c.AccountCobStepReported(business_date=business_date, step=STEP, status=status, error=error,
-                                            result=result, occurred_at=ctx.now))  # fmt: skip
+    await steps.report(ctx, business_date, STEP, result={"charged": charged})
 
 
 async def list_charges(ctx: Context, cmd: c.ListCharges) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id)
-    if account is None:
-        return not_found(cmd.account_id)
-    if refusal := owner_only(ctx.actor, account.customer_id):
-        return refusal
+    account = await owned_account(ctx, cmd.account_id)
+    if isinstance(account, Reply):
+        return account
     rows = await store.account_charges(ctx.conn, account.account_id, cmd.limit)
     items = [c.ChargeView(kind=r["kind"], month_end=r["month_end"], fee=r["fee"], collected=r["collected"], status=r["status"],
                           transfer_id=r["transfer_id"], charged_on=r["charged_on"], error=r["error"]) for r in rows]  # fmt: skip

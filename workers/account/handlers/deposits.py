@@ -16,7 +16,6 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
-from bus.actor import owner_only
 from bus.handling import Context, Deferred
 from contracts import account as c
 from contracts import day, ledger
@@ -25,7 +24,8 @@ from workers.account import store
 from workers.account.domain import accounts as domain
 from workers.account.domain import deposits
 from workers.account.domain.accounts import Refusal
-from workers.account.handlers.accounts import fact, not_found, refuse
+from workers.account.handlers import steps
+from workers.account.handlers.accounts import fact, not_found, owned_account, refuse
 
 STEP = "account.deposits"
 STEP_CREATE = "deposit_ledger_account"
@@ -188,10 +188,10 @@ async def _interest_to(ctx: Context, found: Any, rate_bps: int, until: dt.date) 
 
 
 async def get_deposit(ctx: Context, cmd: c.GetDeposit) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id)
-    if account is None or await store.get_deposit(ctx.conn, cmd.account_id) is None:
+    if await store.get_deposit(ctx.conn, cmd.account_id) is None:
         return not_found(cmd.account_id)
-    return owner_only(ctx.actor, account.customer_id) or Reply.success(await _view(ctx, cmd.account_id))
+    account = await owned_account(ctx, cmd.account_id)
+    return account if isinstance(account, Reply) else Reply.success(await _view(ctx, cmd.account_id))
 
 
 # --- ending: maturity, renewal, premature closure ---------------------------------------------------
@@ -317,9 +317,7 @@ async def _next_round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
         return await _ask_instalments(ctx, business_date, instalments)
     due = await store.due_deposits(ctx.conn, business_date, ROUND)
     if not due:
-        await ctx.emit(c.AccountCobStepReported(business_date=business_date, step=STEP, status=day.StepStatus.done,
-                                                result=await store.deposits_tried_on(ctx.conn, business_date),
-                                                occurred_at=ctx.now))  # fmt: skip
+        await steps.report(ctx, business_date, STEP, result=await store.deposits_tried_on(ctx.conn, business_date))
         return _DONE
     renewals: dict[str, Any] = {}
     credits: list[ledger.NewTransfer] = []

@@ -16,6 +16,7 @@ from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import accounts as domain
 from workers.account.domain.accounts import Refusal
+from workers.account.handlers import steps
 from workers.account.handlers.accounts import fact, not_found, refuse
 from workers.account.handlers.charges import BANK_TZ
 
@@ -53,8 +54,7 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
         more = len(due) == ROUND
         if not more:
             break
-    await ctx.emit(c.AccountCobStepReported(business_date=event.business_date, step=STEP, status=day.StepStatus.done,
-                                            result={"dormant": turned, "more_next_close": more}, occurred_at=ctx.now))  # fmt: skip
+    await steps.report(ctx, event.business_date, STEP, result={"dormant": turned, "more_next_close": more})
 
 
 async def reactivate_account(ctx: Context, cmd: c.ReactivateAccount) -> Reply:

@@ -19,15 +19,14 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
-from bus.actor import owner_only
 from bus.handling import Context, Deferred
 from contracts import account as c
 from contracts import day, ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import interest
-from workers.account.handlers import charges
-from workers.account.handlers.accounts import not_found
+from workers.account.handlers import charges, steps
+from workers.account.handlers.accounts import owned_account
 
 STEP = "account.interest"
 STEP_PAGE = "interest_page"  # the ledger's answer: a page of day-end balances
@@ -66,7 +65,7 @@ async def page_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
         return _DONE  # another chain accrued this page already
     if not reply.ok or reply.result is None:
         reason = reply.error.message if reply.error else "no result"
-        await _report(ctx, business_date, day.StepStatus.failed, f"the ledger's day-end balances: {reason}", None)
+        await steps.report(ctx, business_date, STEP, error=f"the ledger's day-end balances: {reason}")
         return _DONE
     page = ledger.DayEndBalances.model_validate(reply.result)
     accounted = await _accrue(ctx, business_date, run["covers_until"], page.items)
@@ -142,7 +141,7 @@ async def post_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
         return _DONE
     if not reply.ok or reply.result is None:
         reason = reply.error.message if reply.error else "no result"
-        await _report(ctx, business_date, day.StepStatus.failed, f"the ledger refused the interest batch: {reason}", None)
+        await steps.report(ctx, business_date, STEP, error=f"the ledger refused the interest batch: {reason}")
         return _DONE
     for result in ledger.CreateTransfersResult.model_validate(reply.result).results:
         posted = result.result in (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
@@ -177,24 +176,16 @@ async def _report_done(ctx: Context, business_date: dt.date) -> None:
     assert run is not None
     posted = [{"currency": r["currency"].strip(), "postings": r["postings"], "amount": int(r["amount"])}
               for r in await store.interest_posted_on(ctx.conn, business_date)]  # fmt: skip
-    await _report(ctx, business_date, day.StepStatus.done, None, {"accounts_accrued": run["accounts"], "posted": posted})
-
-
-async def _report(ctx: Context, business_date: dt.date, status: day.StepStatus, error: str | None,
-                  result: dict[str, Any] | None) -> None:  # fmt: skip
-    await ctx.emit(c.AccountCobStepReported(business_date=business_date, step=STEP, status=status, error=error,
-                                     result=result, occurred_at=ctx.now))  # fmt: skip
+    await steps.report(ctx, business_date, STEP, result={"accounts_accrued": run["accounts"], "posted": posted})
 
 
 # --- reads ---------------------------------------------------------------------------------------
 
 
 async def get_interest(ctx: Context, cmd: c.GetInterest) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id)
-    if account is None:
-        return not_found(cmd.account_id)
-    if refusal := owner_only(ctx.actor, account.customer_id):
-        return refusal
+    account = await owned_account(ctx, cmd.account_id)
+    if isinstance(account, Reply):
+        return account
     product = await store.product(ctx.conn, account.product_code, account.product_version)
     assert product is not None, "an account's product version is never deleted"
     periods = [

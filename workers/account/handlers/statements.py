@@ -14,14 +14,14 @@ import datetime as dt
 from typing import Any
 from uuid import UUID
 
-from bus.actor import owner_only
 from bus.handling import Context, Deferred
 from contracts import account as c
 from contracts import day, ledger
 from contracts.common import Reply
 from workers.account import store
 from workers.account.domain import charges
-from workers.account.handlers.accounts import not_found
+from workers.account.handlers import steps
+from workers.account.handlers.accounts import owned_account
 
 STEP = "account.statements"
 STEP_PAGE = "statements_page"  # the ledger's answer: a page of statement totals
@@ -69,7 +69,7 @@ async def page_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
         return _DONE  # another chain drew this page up already
     if not reply.ok or reply.result is None:
         reason = reply.error.message if reply.error else "no result"
-        await _report(ctx, business_date, day.StepStatus.failed, f"the ledger's statements: {reason}", None)
+        await steps.report(ctx, business_date, STEP, error=f"the ledger's statements: {reason}")
         return _DONE
     page = ledger.Statements.model_validate(reply.result)
     rows = [(t.account_id, month_end, t.opening, t.credits, t.debits, t.closing, t.transfers, page.period_from,
@@ -87,22 +87,14 @@ async def page_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
 
 async def _report_done(ctx: Context, business_date: dt.date) -> None:
     counts = await store.statements_issued_on(ctx.conn, business_date)
-    await _report(ctx, business_date, day.StepStatus.done, None,
-                  {"issued": counts.get("issued", 0), "withheld": counts.get("withheld", 0)})  # fmt: skip
-
-
-async def _report(ctx: Context, business_date: dt.date, status: day.StepStatus, error: str | None,
-                  result: dict[str, Any] | None) -> None:  # fmt: skip
-    await ctx.emit(c.AccountCobStepReported(business_date=business_date, step=STEP, status=status, error=error,
-                                            result=result, occurred_at=ctx.now))  # fmt: skip
+    await steps.report(ctx, business_date, STEP, result={"issued": counts.get("issued", 0),
+                                                         "withheld": counts.get("withheld", 0)})  # fmt: skip
 
 
 async def list_statements(ctx: Context, cmd: c.ListStatements) -> Reply:
-    account = await store.get_account(ctx.conn, cmd.account_id)
-    if account is None:
-        return not_found(cmd.account_id)
-    if refusal := owner_only(ctx.actor, account.customer_id):
-        return refusal
+    account = await owned_account(ctx, cmd.account_id)
+    if isinstance(account, Reply):
+        return account
     rows = await store.statements_of(ctx.conn, account.account_id, cmd.limit)
     items = [c.StatementView(**{k: r[k] for k in c.StatementView.model_fields if k != "currency"}, currency=r["currency"].strip())
              for r in rows]  # fmt: skip

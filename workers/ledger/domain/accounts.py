@@ -160,10 +160,11 @@ def closure_refusal(account: AccountState, *, paying_out: bool = False) -> Ledge
 
 @contextmanager
 def floor_lifted(account: AccountState) -> Iterator[None]:
-    """The account's minimum balance set aside while it is paid out on closing (a negative
-    overdraft_limit is that floor); whatever the payout does, the limit is restored after."""
+    """The account's floor at zero while a closing settles and pays it out: its minimum balance (a
+    negative overdraft_limit) set aside, and no overdraft either (charges settled as balancing
+    debits stop at zero, never in the red); the limit is restored after, whatever happened."""
     limit = account.overdraft_limit
-    account.overdraft_limit = max(limit, 0)
+    account.overdraft_limit = 0
     try:
         yield
     finally:
