@@ -81,8 +81,9 @@ def test_holidays_are_kept_by_an_operator_and_cbs_day_reports_the_date(cluster: 
 
 
 def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(cluster: Cluster) -> None:
-    """The ledger is killed before it can run its step, the day worker right after the close began;
-    both come back: the day closes, once, with one trial balance kept for it."""
+    """The ledger and the account worker are killed before they can run their steps, the day worker
+    right after the close began; all come back: the day closes, once, with one trial balance kept
+    for it and each step reported done."""
     import asyncio
 
     import asyncpg
@@ -92,6 +93,7 @@ def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(clust
         # This run's other tests may have closed the date before (and set the clock back).
         since = dt.datetime.now(dt.UTC)
         cluster.kill("ledger")
+        cluster.kill("account")
         try:
             started = admin.post("/v1/business-day/close", json={"business_date": open_date})
             assert started.status_code == 200 and started.json()["status"] == "closing", started.text
@@ -99,10 +101,11 @@ def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(clust
         finally:
             cluster.start("day", env={"CBS_DAY_STEP_RESEND_S": "1", "CBS_DAY_SWEEP_S": "0.5"})
             cluster.start("ledger")
+            cluster.start("account")
     view = _wait_closed(cluster, open_date, timeout_s=60)
     assert view["status"] == "open" and view["business_date"] > open_date
 
-    async def counts() -> tuple[int, int, int]:
+    async def counts() -> tuple[int, int, int, int]:
         db = await asyncpg.connect(cluster.env["CBS_DATABASE_URL"])
         try:
             closed = await db.fetchval("SELECT count(*) FROM day.closed_day WHERE business_date = $1",
@@ -111,11 +114,15 @@ def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(clust
                                        "AND payload->>'business_date' = $1 AND created_at >= $2", open_date, since)  # fmt: skip
             kept = await db.fetchval("SELECT count(*) - count(DISTINCT (currency, code)) FROM ledger.trial_balance "
                                      "WHERE business_date = $1", dt.date.fromisoformat(open_date))  # fmt: skip
-            return closed, events, kept
+            done = await db.fetchval("SELECT count(*) FROM day.cob_step WHERE business_date = $1 AND status = 'done'",
+                                     dt.date.fromisoformat(open_date))  # fmt: skip
+            return closed, events, kept, done
         finally:
             await db.close()
 
-    assert asyncio.run(counts()) == (1, 1, 0)
+    from contracts.day import COB_STEPS
+
+    assert asyncio.run(counts()) == (1, 1, 0, len(COB_STEPS))
     cluster.stop("day")
     cluster.start("day")
     cluster.wait_ready()
