@@ -126,6 +126,7 @@ class PaymentError(StrEnum):
     # The account is known but cannot pay or be paid now (frozen, closed, still opening).
     account_not_active = "account_not_active"
     account_dormant = "account_dormant"  # a customer debit from a dormant account
+    deposit_account = "deposit_account"  # a fixed or recurring deposit takes no payments in or out
     # A payment that only staff may place (cash, reversal) or a customer's order for another's account.
     forbidden = "forbidden"
     not_owner = "not_owner"

@@ -468,6 +468,18 @@ async def test_fixed_deposits_are_funded_locked_and_paid_out_renewed_or_closed_e
     out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=paid.account_id, credit_account_id=savings, amount=1,
                         currency="INR", code="internal_transfer")  # fmt: skip
     assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "exceeds_credits"
+    # And payments neither pay into it nor out of it.
+    from contracts import payment as p
+    from tests.integration.test_payment_bus import code, pay
+
+    async def payments_know() -> bool:
+        return bool(await admin_db.fetchval("SELECT type = 'fixed_deposit' FROM payment.payment_account "
+                                            "WHERE account_id = $1", paid.account_id))  # fmt: skip
+
+    await eventually(payments_know)
+    for payer, payee in ((savings, paid.account_id), (paid.account_id, savings)):
+        refused = await pay(bus, p.PaymentKind.internal, 1_000, payer=payer, to=payee, actor="cust", channel=p.Channel.mobile)
+        assert code(refused) == "deposit_account", refused
     await close(bus, admin_db)
     await close(bus, admin_db)  # Monday 8 → Wednesday 10 November: two days held
     await account_worker_knows(admin_db, dt.date(2027, 11, 10))

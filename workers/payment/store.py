@@ -24,10 +24,11 @@ class KnownAccount:
     daily_payments_out_limit: int | None
     monthly_debit_limit: int | None
     daily_cash_withdrawal_limit: int | None
+    type: str | None = None  # savings, current, fixed_deposit, recurring_deposit (None: learnt before it was sent)
 
 
 _ACCOUNT_COLUMNS = (
-    "account_id, customer_id, number, currency, status, daily_payments_out_limit, monthly_debit_limit, "
+    "account_id, customer_id, number, currency, status, type, daily_payments_out_limit, monthly_debit_limit, "
     "daily_cash_withdrawal_limit"
 )
 
@@ -47,9 +48,10 @@ async def record_account(conn: asyncpg.Connection, fact: dict[str, Any], as_of: 
     """Keep the newest facts; events may arrive in any order. Limits come only with account.opened."""
     await conn.execute(
         "INSERT INTO payment_account (account_id, customer_id, number, product_code, currency, status, "
-        "daily_payments_out_limit, monthly_debit_limit, daily_cash_withdrawal_limit, as_of) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "daily_payments_out_limit, monthly_debit_limit, daily_cash_withdrawal_limit, as_of, type) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
         "ON CONFLICT (account_id) DO UPDATE SET status = EXCLUDED.status, as_of = EXCLUDED.as_of, "
+        "type = coalesce(EXCLUDED.type, payment_account.type), "
         "daily_payments_out_limit = coalesce(EXCLUDED.daily_payments_out_limit, payment_account.daily_payments_out_limit), "
         "monthly_debit_limit = coalesce(EXCLUDED.monthly_debit_limit, payment_account.monthly_debit_limit), "
         "daily_cash_withdrawal_limit = coalesce(EXCLUDED.daily_cash_withdrawal_limit, "
@@ -57,7 +59,7 @@ async def record_account(conn: asyncpg.Connection, fact: dict[str, Any], as_of: 
         "WHERE payment_account.as_of <= EXCLUDED.as_of",
         fact["account_id"], fact["customer_id"], fact["number"], fact["product_code"], fact["currency"],
         fact["status"], fact.get("daily_payments_out_limit"), fact.get("monthly_debit_limit"),
-        fact.get("daily_cash_withdrawal_limit"), as_of,
+        fact.get("daily_cash_withdrawal_limit"), as_of, fact.get("type"),
     )  # fmt: skip
 
 

@@ -112,6 +112,9 @@ async def owner_of(ctx: Context, account_id: UUID | None) -> UUID | None:
     return account.customer_id if account else None
 
 
+TERM_DEPOSITS = frozenset({"fixed_deposit", "recurring_deposit"})
+
+
 def usable(actor: Actor | None, account: KnownAccount | None, account_id: UUID, currency: str, *, paying: bool) -> Reply | None:
     """None when the account may take part in a payment in `currency` (paying: the actor's own,
     and active), else the refusal."""
@@ -119,6 +122,9 @@ def usable(actor: Actor | None, account: KnownAccount | None, account_id: UUID, 
         return Reply.refusal(E.account_not_found, f"no account {account_id} known to payments")
     if paying and (denied := owner_only(actor, account.customer_id)):
         return denied
+    if account.type in TERM_DEPOSITS:
+        return Reply.refusal(E.deposit_account, f"account {account_id} is a term deposit: the bank funds it and pays it "
+                                                "out; it takes no payments")  # fmt: skip
     if paying and account.status == "dormant":
         return Reply.refusal(E.account_dormant, f"account {account_id} is dormant: the customer asks the bank to "
                                                 "reactivate it (banking-rules §2)")  # fmt: skip
