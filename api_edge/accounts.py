@@ -256,3 +256,14 @@ async def open_recurring_deposit(
     """A monthly instalment from the customer's own account for 6 to 120 months, the first at once;
     read it, or close it early, under /v1/fixed-deposits/{id}."""
     return await gateway_of(request).change(c.OpenRecurringDeposit, body.model_dump(), who, key, created=True)  # type: ignore[attr-defined]
+
+
+@router.post("/v1/customers/{customer_id}/close-accounts")
+async def close_customer_accounts(
+    customer_id: UUID, body: LifecycleBody, request: Request, who: Principal = require("accounts:freeze", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """A customer leaves the bank: each savings and current account closed in turn, its interest and
+    charges settled and its balance paid out in cash at the counter."""
+    data = {"customer_id": customer_id, "actor": who.subject, "reason": body.reason}
+    return await gateway_of(request).change(c.CloseCustomerAccounts, data, who, key)

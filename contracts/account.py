@@ -273,6 +273,26 @@ class SetOverdraft(Command):
     reason: str = _reason_field()
 
 
+class CloseCustomerAccounts(Command):
+    """A customer leaves the bank: each of their savings and current accounts is closed in turn, as
+    `close_account` would with a cash payout (its interest and charges settled, the whole balance
+    paid out at the counter). Refused before anything moves while one is frozen or a term deposit
+    still runs (close it early first); a close the ledger refuses stops the rest, with the
+    accounts closed so far in the details. Then the customer worker may close the customer.
+    Result: `CustomerAccountsClosed`."""
+
+    routing_key: ClassVar[str] = "account.close_customer_accounts"
+
+    customer_id: UUID
+    actor: str = _actor_field()
+    reason: str = _reason_field()
+
+
+class CustomerAccountsClosed(Contract):
+    customer_id: UUID
+    closed: list[UUID] = Field(description="the accounts this closed, in the order it closed them")
+
+
 class MigrateProduct(Command):
     """Move an account to another version of its product (banking-rules §2: accounts keep the
     version they opened with unless migrated): from now on its rate, fees and minimum balance are
@@ -825,6 +845,7 @@ COMMANDS: tuple[type[Command], ...] = (
     ReactivateAccount,
     SetOverdraft,
     MigrateProduct,
+    CloseCustomerAccounts,
     PlaceHold,
     ReleaseHold,
     ListHolds,

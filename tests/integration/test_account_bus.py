@@ -307,3 +307,45 @@ async def test_an_officer_sets_a_current_accounts_overdraft_within_its_products_
     events = await admin_db.fetchval("SELECT count(*) FROM account.outbox WHERE routing_key = 'account.overdraft_changed' "
                                      "AND payload->>'account_id' = $1", str(current))  # fmt: skip
     assert events == 1
+
+
+async def test_a_customer_who_leaves_has_every_account_closed_and_paid_out_in_turn(bus: BusClient, admin_db) -> None:
+    from contracts import ledger as L
+
+    async def opened(customer_id: uuid.UUID, product: str, amount: int) -> uuid.UUID:
+        account_id = uuid.uuid4()
+        await bus.ok(a.OpenAccount(account_id=account_id, customer_id=customer_id, product_code=product))
+        if amount:
+            cash = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"),
+                                 credit_account_id=account_id, amount=amount, currency="INR", code="deposit")  # fmt: skip
+            assert (await bus.ok(L.CreateTransfers(transfers=[cash])))["results"][0]["result"] == "ok"
+        return account_id
+
+    async def leave(customer_id: uuid.UUID):
+        return await bus.send(a.CloseCustomerAccounts(customer_id=customer_id, actor="officer-1", reason="leaves the bank"))
+
+    leaver = await eligible_customer(bus, admin_db)
+    savings, current = await opened(leaver, "savings", 50_000), await opened(leaver, "current", 0)
+    done = await leave(leaver)
+    assert done.ok and done.result["closed"] == [str(savings), str(current)], done.error
+    views = [await bus.ok(a.GetAccount(account_id=i)) for i in (savings, current)]
+    assert [v["status"] for v in views] == ["closed", "closed"]
+    [payout] = (await bus.ok(L.LookupTransfers(ids=[L.closure_transfer_id(savings)])))["transfers"]
+    assert (payout["amount"], payout["credit_account_id"]) == (50_000, str(L.bank_account_id("cash_vault", "INR")))
+    assert (await leave(leaver)).result == {"customer_id": str(leaver), "closed": []}  # nothing left to close
+    # A frozen account stops it before anything moves; a close the ledger refuses stops the rest.
+    frozen_customer = await eligible_customer(bus, admin_db)
+    first, frozen = await opened(frozen_customer, "savings", 20_000), await opened(frozen_customer, "savings", 20_000)
+    await bus.ok(a.FreezeAccount(account_id=frozen, actor="officer-1", reason="court order"))
+    refused = await leave(frozen_customer)
+    assert refused.error is not None and refused.error.code == "account_frozen"
+    assert refused.error.details == {"account_id": str(frozen)}
+    assert (await bus.ok(a.GetAccount(account_id=first)))["status"] == "active"
+    held_customer = await eligible_customer(bus, admin_db)
+    free, held = await opened(held_customer, "savings", 20_000), await opened(held_customer, "savings", 20_000)
+    await bus.ok(a.PlaceHold(hold_id=uuid.uuid4(), account_id=held, kind="lien", amount=5_000, reason="court order",
+                             actor="officer-1"))  # fmt: skip
+    stopped = await leave(held_customer)
+    assert stopped.error is not None and stopped.error.code == "close_refused_pending_transfers"
+    assert stopped.error.details == {"account_id": str(held), "closed": [str(free)]}
+    assert (await bus.ok(a.GetAccount(account_id=held)))["status"] == "active"

@@ -174,6 +174,16 @@ async def dormancy_due(conn: asyncpg.Connection, inactive_since: datetime, limit
     return [_view(r) for r in rows]
 
 
+async def open_accounts_of(conn: asyncpg.Connection, customer_id: UUID) -> list[AccountView]:
+    """A customer's accounts not closed (nor failed to open), oldest first, locked."""
+    rows = await conn.fetch(
+        f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE customer_id = $1 AND status NOT IN ('closed', 'opening') "
+        "ORDER BY opened_at, account_id FOR UPDATE",
+        customer_id,
+    )  # fmt: skip
+    return [_view(r) for r in rows]
+
+
 async def customer_accounts(
     conn: asyncpg.Connection, customer_id: UUID, *, after: tuple[datetime, UUID] | None, limit: int
 ) -> list[AccountView]:
@@ -254,8 +264,13 @@ async def interest_run(conn: asyncpg.Connection, business_date: date, *, for_upd
     return await conn.fetchrow(f"SELECT * FROM interest_run WHERE business_date = $1{lock}", business_date)
 
 
-async def start_interest_run(conn: asyncpg.Connection, business_date: date, covers_until: date) -> asyncpg.Record:
-    """The date's run, begun now or earlier (a repeated ask finds it), locked."""
+async def start_interest_run(conn: asyncpg.Connection, business_date: date, covers_until: date, *,
+                             new_close: bool) -> asyncpg.Record:  # fmt: skip
+    """The date's run, begun now or earlier (a repeated ask finds it), locked; a new close of the
+    date (a bank set back to it) runs it again (what was accrued or posted adds nothing twice)."""
+    if new_close:
+        await conn.execute("UPDATE interest_run SET status = 'accruing', cursor = NULL, accounts = 0, covers_until = $2 "
+                           "WHERE business_date = $1", business_date, covers_until)  # fmt: skip
     await conn.execute(
         "INSERT INTO interest_run (business_date, covers_until, status) VALUES ($1, $2, 'accruing') ON CONFLICT DO NOTHING",
         business_date, covers_until,
@@ -418,7 +433,12 @@ async def add_balance_days(conn: asyncpg.Connection, rows: list[tuple[UUID, date
     )  # fmt: skip
 
 
-async def start_charge_run(conn: asyncpg.Connection, business_date: date, covers_until: date) -> asyncpg.Record:
+async def start_charge_run(conn: asyncpg.Connection, business_date: date, covers_until: date, *,
+                           new_close: bool) -> asyncpg.Record:  # fmt: skip
+    """As `start_interest_run`: a charge already asked is never asked twice (one row per fee and month)."""
+    if new_close:
+        await conn.execute("UPDATE charge_run SET status = 'charging', cursor = NULL, covers_until = $2 "
+                           "WHERE business_date = $1", business_date, covers_until)  # fmt: skip
     await conn.execute(
         "INSERT INTO charge_run (business_date, covers_until, status) VALUES ($1, $2, 'charging') ON CONFLICT DO NOTHING",
         business_date, covers_until,
@@ -533,7 +553,13 @@ async def account_charges(conn: asyncpg.Connection, account_id: UUID, limit: int
 # --- statements (close of business's `account.statements` step) -----------------------------------
 
 
-async def start_statement_run(conn: asyncpg.Connection, business_date: date, month_end: date | None) -> asyncpg.Record:
+async def start_statement_run(conn: asyncpg.Connection, business_date: date, month_end: date | None, *,
+                              new_close: bool) -> asyncpg.Record:  # fmt: skip
+    """As `start_interest_run`: a statement drawn up stays as it was (one per account and month)."""
+    if new_close:
+        await conn.execute("UPDATE statement_run SET month_end = $2, cursor = NULL, "
+                           "status = CASE WHEN $2::date IS NULL THEN 'done' ELSE 'drawing' END WHERE business_date = $1",
+                           business_date, month_end)  # fmt: skip
     await conn.execute(
         "INSERT INTO statement_run (business_date, month_end, status) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         business_date, month_end, "drawing" if month_end else "done",

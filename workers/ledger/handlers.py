@@ -89,9 +89,10 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
 
 
 async def _keep_day_end_balances(ctx: Context, event: day.DayClosing) -> None:
-    """Every open deposit account's posted balance as the day ends, kept once per date: asked
-    again, the first cut stands (later payments and the interest itself belong to the next day)."""
-    accounts = await store.keep_day_end_balances(ctx.conn, event.business_date, DEPOSIT_CODE)
+    """Every open deposit account's posted balance as the day ends, kept once per close: asked
+    again (attempt 2 on), the first cut stands (later payments and the interest itself belong to
+    the next day); a new close of the date (attempt 1: a bank set back to it) takes it anew."""
+    accounts = await store.keep_day_end_balances(ctx.conn, event.business_date, DEPOSIT_CODE, new_close=event.attempt == 1)
     await ctx.emit(c.CobStepReported(business_date=event.business_date, step=DAY_END_STEP, status=day.StepStatus.done,
                                      result={"accounts": accounts}, occurred_at=ctx.now))  # fmt: skip
 

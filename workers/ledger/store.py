@@ -236,9 +236,13 @@ async def keep_trial_balance(conn: asyncpg.Connection, business_date: date) -> l
     )
 
 
-async def keep_day_end_balances(conn: asyncpg.Connection, business_date: date, code: str) -> int:
-    """Keep every open `code` account's posted balance for `business_date`, once: taken already,
-    the first cut stands. How many balances the date has."""
+async def keep_day_end_balances(conn: asyncpg.Connection, business_date: date, code: str, *, new_close: bool) -> int:
+    """Keep every open `code` account's posted balance for `business_date`, once per close: asked
+    again within a close, the first cut stands; a new close of the date (a bank set back to it)
+    takes them anew. How many balances the date has."""
+    if new_close:
+        await conn.execute("DELETE FROM day_end_balance WHERE business_date = $1", business_date)
+        await conn.execute("DELETE FROM day_end WHERE business_date = $1", business_date)
     taken = await conn.fetchval(
         "INSERT INTO day_end (business_date, accounts) VALUES ($1, 0) ON CONFLICT DO NOTHING RETURNING true",
         business_date,

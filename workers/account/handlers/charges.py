@@ -45,7 +45,8 @@ async def keep_balance_days(ctx: Context, business_date: dt.date, until: dt.date
 async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
     if STEP not in event.steps:
         return
-    run = await store.start_charge_run(ctx.conn, event.business_date, event.next_business_date)
+    run = await store.start_charge_run(ctx.conn, event.business_date, event.next_business_date,
+                                       new_close=event.attempt == 1)
     if run["status"] == "done":
         await _report_done(ctx, event.business_date)
         return

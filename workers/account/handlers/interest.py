@@ -39,7 +39,8 @@ _DONE = Reply.success()  # a step's continuation answers nobody: the step was as
 async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
     if STEP not in event.steps:
         return
-    run = await store.start_interest_run(ctx.conn, event.business_date, event.next_business_date)
+    run = await store.start_interest_run(ctx.conn, event.business_date, event.next_business_date,
+                                         new_close=event.attempt == 1)
     if run["status"] == "accruing":
         await _ask_page(ctx, run["business_date"], run["cursor"])
     elif run["status"] == "posting":

@@ -33,7 +33,8 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
     if STEP not in event.steps:
         return
     months = charges.month_ends_covered(event.business_date, event.next_business_date)
-    run = await store.start_statement_run(ctx.conn, event.business_date, months[0] if months else None)
+    run = await store.start_statement_run(ctx.conn, event.business_date, months[0] if months else None,
+                                          new_close=event.attempt == 1)
     if run["status"] == "done":
         await _report_done(ctx, event.business_date)
         return
