@@ -127,12 +127,11 @@ async def post_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
     run = await store.charge_run(ctx.conn, business_date)
     if run is None or run["status"] == "done":
         return _DONE
-    if not reply.ok or reply.result is None:
-        reason = reply.error.message if reply.error else "no result"
-        await steps.report(ctx, business_date, STEP, error=f"the ledger refused the charges batch: {reason}")
+    results = steps.batch_results(reply)
+    if isinstance(results, str):
+        await steps.report(ctx, business_date, STEP, error=f"the ledger refused the charges batch: {results}")
         return _DONE
-    for result in ledger.CreateTransfersResult.model_validate(reply.result).results:
-        taken = result.result in (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
+    for result, taken in results:
         row = await store.charge_answered(ctx.conn, business_date, result.id, result.amount if taken else None,
                                           None if taken else result.result)  # fmt: skip
         if row is not None and taken and row["collected"]:

@@ -264,8 +264,8 @@ async def renewal_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
     rate its product's newest version offers then; refused, it runs on and the next close retries."""
     business_date = dt.date.fromisoformat(state["business_date"])
     interest_of = {UUID(k): v for k, v in state["interest"].items()}
-    results = ledger.CreateTransfersResult.model_validate(reply.result).results if reply.ok and reply.result else []
-    transfer_of = {r.id: r.result for r in results}
+    results = steps.batch_results(reply)
+    transfer_of = {r.id: r.result for r, _ in results} if not isinstance(results, str) else {}
     for account_id, (transfer_id, interest) in interest_of.items():
         found = await store.get_deposit(ctx.conn, account_id, for_update=True)
         assert found is not None
@@ -365,10 +365,10 @@ async def _ask_instalments(ctx: Context, business_date: dt.date, due: list[Any])
 async def instalments_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
     """Each instalment paid, or due again (the funding account could not pay: tried at the next close)."""
     business_date = dt.date.fromisoformat(state["business_date"])
-    results = ledger.CreateTransfersResult.model_validate(reply.result).results if reply.ok and reply.result else []
-    for r in results:
-        paid = r.result in (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
-        await store.instalment_answered(ctx.conn, r.id, business_date, None if paid else str(r.result))
-    if not reply.ok:  # the whole batch refused: every instalment of it is due again
-        await store.instalments_refused(ctx.conn, business_date, reply.error.code if reply.error else "no answer")
+    results = steps.batch_results(reply)
+    if isinstance(results, str):  # the whole batch refused: every instalment of it is due again
+        await store.instalments_refused(ctx.conn, business_date, results)
+    else:
+        for r, paid in results:
+            await store.instalment_answered(ctx.conn, r.id, business_date, None if paid else str(r.result))
     return await _next_round(ctx, business_date)

@@ -140,12 +140,11 @@ async def post_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
     run = await store.interest_run(ctx.conn, business_date, for_update=True)
     if run is None or run["status"] != "posting":
         return _DONE
-    if not reply.ok or reply.result is None:
-        reason = reply.error.message if reply.error else "no result"
-        await steps.report(ctx, business_date, STEP, error=f"the ledger refused the interest batch: {reason}")
+    results = steps.batch_results(reply)
+    if isinstance(results, str):
+        await steps.report(ctx, business_date, STEP, error=f"the ledger refused the interest batch: {results}")
         return _DONE
-    for result in ledger.CreateTransfersResult.model_validate(reply.result).results:
-        posted = result.result in (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
+    for result, posted in results:
         row = await store.interest_answered(ctx.conn, business_date, result.id, error=None if posted else result.result)
         if row is not None and posted:
             await ctx.emit(c.InterestPosted(

@@ -1,5 +1,5 @@
-"""What every close-of-business step of the account worker says when it ends: done (with what it
-did) or failed (with why), as `account.cob_step_reported`."""
+"""What the account worker's close-of-business steps share: reading a ledger batch's answer, and
+saying, when a step ends, done (with what it did) or failed (with why) as `account.cob_step_reported`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ from typing import Any
 
 from bus.handling import Context
 from contracts import account as c
-from contracts import day
+from contracts import day, ledger
+from contracts.common import Reply
+
+IN_THE_LEDGER = (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
+
+
+def batch_results(reply: Reply) -> list[tuple[ledger.TransferResult, bool]] | str:
+    """Each transfer's result and whether it is in the ledger (`exists` is a repeat's `ok`), or why
+    the ledger refused the whole batch."""
+    if not reply.ok or reply.result is None:
+        return reply.error.message if reply.error else "no result"
+    return [(r, r.result in IN_THE_LEDGER) for r in ledger.CreateTransfersResult.model_validate(reply.result).results]
 
 
 async def report(ctx: Context, business_date: dt.date, step: str, *, error: str | None = None,
