@@ -6,6 +6,8 @@ for the back office, trusted partners and benchmarks.
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime
 from functools import partial
 from uuid import UUID
@@ -84,6 +86,34 @@ async def get_history(
 ) -> Response:
     data = {"account_id": account_id, "since": since, "until": until, "code": code, "limit": limit, "cursor": cursor}
     return await gateway_of(request).query(c.GetAccountHistory, data, who)
+
+
+@router.get("/v1/ledger/journal")
+async def get_journal(
+    request: Request, business_date: date = Query(description="a closed business date"),
+    after: int | None = Query(default=None, ge=0, description="the page starts after this line (X-Next-After)"),
+    who: Principal = require("books:read"),
+) -> Response:  # fmt: skip
+    """A closed business date's journal as CSV, for the finance team: every posted movement, one line
+    a side, up to 1,000 lines a page; `X-Next-After` names the next page while there is one."""
+    return await gateway_of(request).answer(c.GetJournal(business_date=business_date, after=after), who, _journal_csv)
+
+
+JOURNAL_COLUMNS = ("seq", "at", "transfer_id", "account_id", "side", "amount_minor", "currency", "code")
+
+
+def _journal_csv(reply: Reply) -> Response:
+    if not reply.ok:
+        return reply_response(reply)
+    journal = c.Journal.model_validate(reply.result)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(JOURNAL_COLUMNS)
+    for line in journal.lines:
+        writer.writerow((line.seq, line.at.isoformat(), line.transfer_id, line.account_id, line.side, line.amount,
+                         line.currency, line.code))  # fmt: skip
+    headers = {"X-Next-After": str(journal.next_after)} if journal.next_after is not None else {}
+    return Response(out.getvalue(), media_type="text/csv", headers=headers)
 
 
 def _first(key: str, missing: str, reply: Reply) -> Response:

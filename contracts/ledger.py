@@ -626,6 +626,40 @@ class GetStatements(Command):
     account_ids: list[UUID] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class JournalLine(Contract):
+    """One side of one posted movement: every transfer is a debit line and a credit line."""
+
+    seq: int = Field(ge=1, description="the line's place in the ledger's history: the page cursor")
+    at: AwareDatetime
+    transfer_id: UUID
+    account_id: UUID
+    side: Literal["debit", "credit"]
+    amount: int = Field(ge=0, description="minor units")
+    currency: str = currency_field()
+    code: str
+
+
+class Journal(Contract):
+    business_date: dt.date
+    period_from: AwareDatetime | None = Field(description="the cut of the business date before (its books taken)")
+    period_until: AwareDatetime = Field(description="the cut of this one")
+    lines: list[JournalLine] = Field(description="in the ledger's order")
+    next_after: int | None = Field(default=None, description="ask again from here; null: the day's last page")
+
+
+class GetJournal(Command):
+    """A closed business date's journal, for the finance team: every posted movement between the cut
+    of the date before and its own (the moments their books were taken, interest and fees in), one
+    line a side. Result: `Journal`. Refusals: books_not_closed."""
+
+    routing_key: ClassVar[str] = "ledger.get_journal"
+    read_only: ClassVar[bool] = True
+
+    business_date: dt.date
+    after: int | None = Field(default=None, ge=0, description="the page starts after this line")
+    limit: int = page_size(default=MAX_BATCH, most=MAX_BATCH)
+
+
 class Verify(Command):
     """Recompute every balance from the transfers and check debits = credits. Result: `VerifyResult`."""
 
@@ -732,6 +766,7 @@ COMMANDS: tuple[type[Command], ...] = (
     GetTrialBalance,
     GetDayEndBalances,
     GetStatements,
+    GetJournal,
 )
 class CobStepReported(day.StepReport):
     """The ledger's end-of-day steps for a business date: `ledger.day_end_balances`, each customer

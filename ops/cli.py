@@ -159,7 +159,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_ledger(args: argparse.Namespace) -> int:
     """`cbs ledger verify`: recompute every balance from the transfers, through the bus.
-    `cbs ledger trial-balance --date D`: the books as business date D closed."""
+    `cbs ledger trial-balance --date D`: the books as business date D closed.
+    `cbs ledger journal --date D`: that day's journal, as CSV."""
     import datetime as dt
 
     from contracts import ledger as c
@@ -174,6 +175,12 @@ def cmd_ledger(args: argparse.Namespace) -> int:
         print(json.dumps(answer.model_dump(mode="json"), indent=2))  # type: ignore[union-attr]
         return 0 if answer.ok else 1  # type: ignore[union-attr]
 
+    if args.action == "journal":
+        if not args.date:
+            print("journal needs --date YYYY-MM-DD (a closed business date)", file=sys.stderr)
+            return 2
+        return _journal_csv(dt.date.fromisoformat(args.date), args.timeout)
+
     async def verify() -> dict:
         reply = await ask_once(c.Verify(), load().process_amqp_url("ops"), timeout_s=args.timeout)
         return reply.model_dump(mode="json")
@@ -181,6 +188,31 @@ def cmd_ledger(args: argparse.Namespace) -> int:
     reply = _run(verify())
     print(json.dumps(reply, indent=2))
     return 0 if reply["ok"] and reply["result"]["ok"] else 1  # type: ignore[index]
+
+
+def _journal_csv(business_date: object, timeout_s: float) -> int:
+    """`cbs ledger journal --date D`: the day's journal as CSV on stdout, page after page."""
+    import csv
+
+    from contracts import ledger as c
+    from ops.ask import ask_once
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(("seq", "at", "transfer_id", "account_id", "side", "amount_minor", "currency", "code"))
+    after: int | None = None
+    while True:
+        reply = _run(ask_once(c.GetJournal(business_date=business_date, after=after), load().process_amqp_url("ops"),
+                              timeout_s=timeout_s))  # fmt: skip
+        if not reply.ok:  # type: ignore[union-attr]
+            print(json.dumps(reply.model_dump(mode="json")), file=sys.stderr)  # type: ignore[union-attr]
+            return 1
+        page = c.Journal.model_validate(reply.result)  # type: ignore[union-attr]
+        for line in page.lines:
+            writer.writerow((line.seq, line.at.isoformat(), line.transfer_id, line.account_id, line.side, line.amount,
+                             line.currency, line.code))  # fmt: skip
+        if page.next_after is None:
+            return 0
+        after = page.next_after
 
 
 def cmd_day(args: argparse.Namespace) -> int:
@@ -424,8 +456,8 @@ def parser() -> argparse.ArgumentParser:
     dy.set_defaults(func=cmd_day)
 
     lg = sub.add_parser("ledger", help="ledger operations")
-    lg.add_argument("action", choices=("verify", "trial-balance"))
-    lg.add_argument("--date", help="trial-balance: the closed business date (YYYY-MM-DD)")
+    lg.add_argument("action", choices=("verify", "trial-balance", "journal"))
+    lg.add_argument("--date", help="trial-balance, journal: the closed business date (YYYY-MM-DD)")
     lg.add_argument("--timeout", type=float, default=300)
     lg.set_defaults(func=cmd_ledger)
     _partner_parser(sub)

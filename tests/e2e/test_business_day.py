@@ -56,6 +56,14 @@ def test_an_admin_closes_the_open_date_and_a_stale_close_is_a_conflict(cluster: 
                          env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert json.loads(cli.stdout)["result"]["business_date"] == open_date
+    # The day's journal for the finance team: CSV through the edge, and the whole of it from `cbs`.
+    with cluster.client() as admin:
+        csv_page = admin.get("/v1/ledger/journal", params={"business_date": open_date})
+        assert csv_page.status_code == 200 and csv_page.headers["content-type"].startswith("text/csv"), csv_page.text
+        assert csv_page.text.splitlines()[0] == "seq,at,transfer_id,account_id,side,amount_minor,currency,code"
+    journal = subprocess.run([sys.executable, "-m", "ops.cli", "ledger", "journal", "--date", open_date],
+                             env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert journal.returncode == 0 and journal.stdout.splitlines()[0].startswith("seq,at,"), journal.stderr
 
 
 def test_holidays_are_kept_by_an_operator_and_cbs_day_reports_the_date(cluster: Cluster) -> None:

@@ -53,6 +53,9 @@ async def test_a_day_closes_with_a_balanced_trial_balance_and_the_next_business_
 ) -> None:  # fmt: skip
     before = await business_day(bus)
     assert before["status"] == "open" and dt.date.fromisoformat(before["business_date"]).weekday() < 5
+    moved = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"),
+                          credit_account_id=L.bank_account_id("suspense", "INR"), amount=1_234, currency="INR", code="test")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[moved])))["results"][0]["result"] == "ok"
     event = await close(bus, admin_db)
     closed_date = dt.date.fromisoformat(before["business_date"])
     assert event["next_business_date"] == domain.next_business_date(closed_date, set()).isoformat()
@@ -72,6 +75,19 @@ async def test_a_day_closes_with_a_balanced_trial_balance_and_the_next_business_
     assert all(t["balanced"] for t in books["totals"]) and all(s["balanced"] for s in books["balance_sheet"])
     never = await bus.send(L.GetTrialBalance(business_date=dt.date(2000, 1, 3)))
     assert never.error is not None and never.error.code == "trial_balance_not_found"
+    # The day's journal: the transfer, one line a side, and every page's debits equal its credits.
+    lines, after = [], None
+    while True:
+        page = await bus.ok(L.GetJournal(business_date=closed_date, after=after, limit=50))
+        lines += page["lines"]
+        if (after := page["next_after"]) is None:
+            break
+    mine = sorted((line["side"], line["account_id"], line["amount"]) for line in lines if line["transfer_id"] == str(moved.id))
+    assert mine == [("credit", str(L.bank_account_id("suspense", "INR")), 1_234),
+                    ("debit", str(L.bank_account_id("cash_vault", "INR")), 1_234)]  # fmt: skip
+    assert sum(x["amount"] for x in lines if x["side"] == "debit") == sum(x["amount"] for x in lines if x["side"] == "credit")
+    not_closed = await bus.send(L.GetJournal(business_date=dt.date(2000, 1, 3)))
+    assert not_closed.error is not None and not_closed.error.code == "books_not_closed"
     # The ledger's report is on the bus, and audit recorded the close.
     report = await admin_db.fetchval("SELECT count(*) FROM ledger.outbox WHERE routing_key = 'ledger.cob_step_reported' "
                                      "AND payload->>'business_date' = $1", closed_date.isoformat())  # fmt: skip

@@ -119,6 +119,16 @@ async def get_statements(ctx: Context, cmd: c.GetStatements) -> Reply:
     return Reply.success(c.Statements(month_end=cmd.month_end, period_from=since, period_until=until, items=items))
 
 
+async def get_journal(ctx: Context, cmd: c.GetJournal) -> Reply:
+    since, until = await store.books_cut_of(ctx.conn, cmd.business_date)
+    if until is None:
+        return Reply.refusal(c.LedgerError.books_not_closed, f"no books taken for {cmd.business_date}: not closed")
+    rows = await store.journal(ctx.conn, since, until, cmd.after or 0, cmd.limit)
+    lines = [c.JournalLine.model_validate(dict(r)) for r in rows]
+    return Reply.success(c.Journal(business_date=cmd.business_date, period_from=since, period_until=until, lines=lines,
+                                   next_after=lines[-1].seq if len(lines) == cmd.limit else None))  # fmt: skip
+
+
 async def _keep_trial_balance(ctx: Context, event: day.DayClosing) -> None:
     """The trial balance: kept for the date by general-ledger account (`ledger.get_trial_balance`
     reads it back), and debits = credits in every currency, or the step fails with the currencies

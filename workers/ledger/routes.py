@@ -23,6 +23,7 @@ ROUTES = Routes(
         ledger.GetTrialBalance: staff_only(handlers.get_trial_balance),
         ledger.GetDayEndBalances: staff_only(handlers.get_day_end_balances),
         ledger.GetStatements: staff_only(handlers.get_statements),
+        ledger.GetJournal: staff_only(handlers.get_journal),
     },
     batched={ledger.CreateTransfers: handlers.create_transfers},
     batch_units=lambda cmd: len(cmd.transfers),  # type: ignore[attr-defined]

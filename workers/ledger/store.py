@@ -282,6 +282,28 @@ async def books_cut(conn: asyncpg.Connection, month_end: date) -> datetime | Non
     )  # fmt: skip
 
 
+async def books_cut_of(conn: asyncpg.Connection, business_date: date) -> tuple[datetime | None, datetime | None]:
+    """The cuts around a closed date's journal: the books of the date before it, and its own."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT max(taken_at) FROM trial_balance WHERE business_date = $1) AS until, "
+        "(SELECT max(taken_at) FROM trial_balance WHERE business_date = "
+        "(SELECT max(business_date) FROM trial_balance WHERE business_date < $1)) AS since",
+        business_date,
+    )  # fmt: skip
+    return row["since"], row["until"]
+
+
+async def journal(conn: asyncpg.Connection, since: datetime | None, until: datetime, after: int,
+                  limit: int) -> list[asyncpg.Record]:  # fmt: skip
+    """Posted movements between the cuts, one line a side, in history order."""
+    return await conn.fetch(
+        "SELECT h.seq, h.ts AS at, h.transfer_id, h.account_id, h.side, h.amount, trim(a.currency) AS currency, h.code "
+        "FROM account_history h JOIN ledger_account a ON a.id = h.account_id "
+        "WHERE NOT h.pending AND h.ts >= $1 AND h.ts < $2 AND h.seq > $3 ORDER BY h.seq LIMIT $4",
+        since or datetime.min.replace(tzinfo=until.tzinfo), until, after, limit,
+    )  # fmt: skip
+
+
 async def statements(conn: asyncpg.Connection, account_ids: list[UUID], since: datetime | None,
                      until: datetime) -> list[asyncpg.Record]:  # fmt: skip
     """Per account: the posted balance after its last movement before each cut, and the posted
