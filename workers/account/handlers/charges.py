@@ -12,10 +12,8 @@ one row per (account, fee, month): a repeated round finds it and asks nothing tw
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 from bus.handling import Context, Deferred
 from contracts import account as c
@@ -26,7 +24,6 @@ from workers.account.domain import charges
 from workers.account.handlers import steps
 from workers.account.handlers.accounts import owned_account
 
-BANK_TZ = ZoneInfo(os.environ.get("CBS_BANK_TIME_ZONE", "Asia/Kolkata"))  # banking-rules §0: an opening's date
 STEP = "account.charges"
 STEP_POST = "charges_post"  # the ledger's answer: a round of balancing debits
 ROUND = ledger.MAX_BATCH // 2  # accounts a round; as many retries beside them fill the batch
@@ -88,7 +85,7 @@ async def _charge(ctx: Context, business_date: dt.date, months: list[dt.date], a
         sums = await store.month_balance_days(ctx.conn, [a["account_id"] for a in accounts], month_end)
         for a in accounts:
             terms = c.ProductTerms.model_validate(a["terms"])
-            opened_on = a["opened_at"].astimezone(BANK_TZ).date()
+            opened_on = a["opened_at"].astimezone(steps.BANK_TZ).date()
             owed = charges.month_charges(terms, sums.get(a["account_id"], 0), charges.days_open(month_end, opened_on))
             for charge in owed:
                 transfer_id = charges.charge_transfer_id(a["account_id"], charge.kind, month_end, business_date)

@@ -18,7 +18,6 @@ from workers.account.domain import accounts as domain
 from workers.account.domain.accounts import Refusal
 from workers.account.handlers import steps
 from workers.account.handlers.accounts import fact, not_found, refuse
-from workers.account.handlers.charges import BANK_TZ
 
 STEP = "account.dormancy"
 ROUND = 1_000  # accounts a round
@@ -39,7 +38,7 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
     if STEP not in event.steps:
         return
     cutoff = domain.dormancy_cutoff(event.business_date)
-    inactive_since = dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time(0), BANK_TZ)
+    inactive_since = dt.datetime.combine(cutoff + dt.timedelta(days=1), dt.time(0), steps.BANK_TZ)
     turned, more = 0, False
     for _ in range(MAX_ROUNDS):
         due = await store.dormancy_due(ctx.conn, inactive_since, ROUND)
