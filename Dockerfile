@@ -40,6 +40,11 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     CBS_EDGE_HOST=0.0.0.0 \
     CBS_EDGE_PORT=8080
 
+# A Unicode font for statements as PDF (api_edge/statement_doc.py reads it at CBS_PDF_FONT's default).
+RUN apt-get update -qq \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 # The audit archive's and the broker secrets' mount points (compose.yaml): a named volume mounted
 # there starts owned by cbs (and the secrets folder readable by cbs alone).
 RUN groupadd --system --gid 10001 cbs \

@@ -115,9 +115,7 @@ class Gateway:
             return problem(400, "invalid_message", "text may not hold the NUL character (U+0000)")
         message_id = message_id or uuid.uuid4().hex
         try:
-            reply = await self.correlator.send(
-                command, message_id=message_id, timeout_s=self.timeout_s, headers={"x-actor": principal.actor_header()}
-            )
+            reply = await self._send(command, principal, message_id)
         except ReplyTimeout:
             op = operation_id(worker_of(command), message_id)
             # The status URL names this request, not only its key: should another request have
@@ -133,6 +131,23 @@ class Gateway:
         except Unroutable as exc:
             return problem(503, "unavailable", str(exc), headers={"Retry-After": "5"})
         return respond(reply)
+
+    async def read(self, command: Command, principal: Principal) -> Reply | Response:
+        """One read of several a route composes: the reply, or the response that says why there is
+        none (a read that times out is asked again by the client, never tracked as an operation)."""
+        try:
+            return await self._send(command, principal, uuid.uuid4().hex)
+        except ReplyTimeout:
+            return problem(504, "timeout", f"{worker_of(command)} did not answer in time", headers={"Retry-After": "1"})
+        except Backpressure as exc:
+            return problem(503, "backpressure", str(exc), headers={"Retry-After": "1"})
+        except Unroutable as exc:
+            return problem(503, "unavailable", str(exc), headers={"Retry-After": "5"})
+
+    async def _send(self, command: Command, principal: Principal, message_id: str) -> Reply:
+        return await self.correlator.send(
+            command, message_id=message_id, timeout_s=self.timeout_s, headers={"x-actor": principal.actor_header()}
+        )
 
 
 def gateway_of(request: Request) -> Gateway:

@@ -84,6 +84,7 @@ class AccountError(StrEnum):
     hold_not_found = "hold_not_found"
     hold_not_active = "hold_not_active"  # released, expired, refused, or still being placed
     insufficient_available = "insufficient_available"  # more than is available above the floor
+    statement_not_found = "statement_not_found"  # no statement of that month (not drawn up, or withheld)
 
 
 def _actor_field() -> Any:
@@ -781,6 +782,7 @@ class StatementView(Contract):
     between `period_from` and `period_until`."""
 
     account_id: UUID
+    account_number: str = Field(description="the account's number, as its statement heads it")
     month_end: dt.date
     currency: str = currency_field()
     opening: int = Field(description="minor units")
@@ -806,6 +808,18 @@ class ListStatements(Command):
 
     account_id: UUID
     limit: int = Field(default=12, ge=1, le=120)
+
+
+class GetStatement(Command):
+    """One month's issued statement (the lines are the ledger's; the edge draws the document up).
+    Result: `StatementView`. Refusals: account_not_found, statement_not_found (none of that month,
+    or withheld because its totals did not reconcile: a withheld statement is never shown)."""
+
+    routing_key: ClassVar[str] = "account.get_statement"
+    read_only: ClassVar[bool] = True
+
+    account_id: UUID
+    month_end: dt.date = Field(description="the month's last calendar day")
 
 
 class StatementReady(Event):
@@ -852,6 +866,7 @@ COMMANDS: tuple[type[Command], ...] = (
     GetInterest,
     ListCharges,
     ListStatements,
+    GetStatement,
     OpenFixedDeposit,
     OpenRecurringDeposit,
     GetDeposit,

@@ -23,12 +23,18 @@ While a day closes its calendar is fixed: the close decided at its start which d
 from __future__ import annotations
 
 import datetime as dt
+import os
 from enum import StrEnum
 from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, Field
 
 from contracts.common import Command, Contract, Event
+
+# The bank's time zone (banking-rules §0): where its dates and its statements' times are read.
+# One setting for every process, so a statement, a payment reference and a close agree.
+BANK_TIME_ZONE = ZoneInfo(os.environ.get("CBS_BANK_TIME_ZONE", "Asia/Kolkata"))
 
 # The end-of-day steps, `<worker>.<step>`, in the order they run. A worker's routes name a handler
 # for each of its own (tests/unit/test_day.py keeps the two in step).

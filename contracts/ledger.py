@@ -29,6 +29,7 @@ MAX_BALANCE = 2**63 - 1
 MAX_BATCH = 1000
 MAX_TIMEOUT_S = 31_536_000  # one year: a hold longer than that is a lien (timeout 0)
 MAX_USER_DATA_KEYS = 16
+MAX_TEXT = 140  # narration, counterparty and account title: what one statement line shows of each
 
 # The bank's own accounts, made by workers/ledger/migrations/0002_bank_accounts.sql. Their ids are
 # derived, never looked up (md5 of code and currency, as the migration does), so any worker or
@@ -107,6 +108,18 @@ def _user_data_field() -> Any:
         max_length=MAX_USER_DATA_KEYS,
         description=f"caller's small annotations, at most {MAX_USER_DATA_KEYS} keys; the ledger never reads them",
     )
+
+
+def one_line(text: str) -> str:
+    """`text` as a narration or counterparty may hold it: control characters as spaces, at most
+    MAX_TEXT characters. For words a person typed (a hold's reason), which may hold a newline."""
+    cleaned = "".join(" " if ch < " " or ch == "\x7f" else ch for ch in text).strip()
+    return cleaned[:MAX_TEXT] or "-"
+
+
+def _text_field(description: str) -> Any:
+    # One line of plain text: no control characters, so a statement's CSV and PDF lines stay lines.
+    return Field(default=None, min_length=1, max_length=MAX_TEXT, pattern=r"^[^\x00-\x1f\x7f]+$", description=description)
 
 
 def _balance_field(description: str) -> Any:
@@ -239,6 +252,8 @@ class NewAccount(Contract):
         "negative = a minimum balance",
     )
     owner_id: UUID | None = Field(default=None, description="customer who owns it; null for the bank's own accounts")
+    title: str | None = _text_field("how statements name this account to the other side of a transfer (an account "
+                                    "number, never a person's name); the bank's own accounts are named by the chart")
     user_data: UserData | None = _user_data_field()
 
 
@@ -328,6 +343,15 @@ class NewTransfer(Contract):
         description="seconds until a pending transfer expires; 0 = never; pending only",
     )
     reference: str | None = Field(default=None, max_length=100, description="caller's reference, e.g. a payment id")
+    narration: str | None = _text_field(
+        "what the movement is, as both sides' history and statements show it, e.g. `NEFT to Asha Rao: rent`; "
+        "a post or void without one keeps its hold's"
+    )
+    counterparty: str | None = _text_field(
+        "the party beyond the bank's own account on the other side (an outside beneficiary or remitter, e.g. "
+        "`Asha Rao · HDFC0001234 · 50100012345678`), shown in that account's place; a post or void without one "
+        "keeps its hold's"
+    )
     user_data: UserData | None = _user_data_field()
 
 
@@ -354,6 +378,8 @@ class TransferView(Contract):
     pending_id: UUID | None = Field(default=None, description="the pending transfer a post or void resolved")
     timeout_s: int = Field(ge=0, description="seconds a pending transfer was held for; 0 = no expiry")
     reference: str | None = Field(default=None, description="caller's reference")
+    narration: str | None = Field(default=None, description="what the movement is, as statements show it")
+    counterparty: str | None = Field(default=None, description="the outside party behind a bank account's side")
     user_data: UserData | None = _user_data_field()
     timestamp: AwareDatetime = Field(description="ledger time; strictly increasing within a batch")
     status: TransferStatus = Field(
@@ -377,6 +403,14 @@ class HistoryEntry(Contract):
     debits_posted: int = _balance_field("posted debits after the transfer")
     credits_pending: int = _balance_field("held credits after the transfer")
     credits_posted: int = _balance_field("posted credits after the transfer")
+    reference: str | None = Field(default=None, description="the transfer's reference, e.g. a payment's bank reference")
+    narration: str | None = Field(default=None, description="what the movement is, as the transfer's maker wrote it")
+    counterparty_account_id: UUID = Field(description="the account on the other side of the transfer")
+    counterparty: str = Field(
+        description="who is on the other side, as a statement names them: the transfer's outside party when the other "
+        "side is one of the bank's own accounts, else that account's chart name; a customer's account by its title "
+        "(its number), or its id when it has none"
+    )
 
 
 HistoryPage = Page[HistoryEntry]

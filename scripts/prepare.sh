@@ -61,6 +61,11 @@ if ! redis-cli -h 127.0.0.1 ping >/dev/null 2>&1; then
   for _ in $(seq 1 20); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.5; done
 fi
 
+# --- A Unicode font for statements as PDF (api_edge/statement_doc.py; without it, Latin-1 only) ---
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] && command -v apt-get >/dev/null; then
+  say "installing fonts-dejavu-core"; apt_install fonts-dejavu-core
+fi
+
 # --- Python environment -----------------------------------------------------------------
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"; "$PYTHON" -m venv .venv

@@ -198,7 +198,8 @@ async def account_worker_knows(admin_db: asyncpg.Pool, business_date: dt.date) -
 
 async def deposit(bus: BusClient, account_id: uuid.UUID, amount: int) -> None:
     cash = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"),
-                         credit_account_id=account_id, amount=amount, currency="INR", code="deposit")  # fmt: skip
+                         credit_account_id=account_id, amount=amount, currency="INR", code="deposit",
+                         reference="TELLER-1", narration="Cash deposit")  # fmt: skip
     assert (await bus.ok(L.CreateTransfers(transfers=[cash])))["results"][0]["result"] == "ok"
 
 
@@ -361,8 +362,22 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     assert (statement["month_end"], statement["status"], statement["opening"]) == ("2027-09-30", "issued", 0)
     assert (statement["credits"], statement["debits"]) == (500_000 + interest["amount"], 5_000)
     assert statement["closing"] == await balance(bus, rich) and statement["transfers"] == 3
+    # Its lines: what each movement was, its reference, and who was on the other side (the bank's
+    # own accounts by their chart names), each with the balance after it.
+    issued = await bus.ok(a.GetStatement(account_id=rich, month_end=dt.date(2027, 9, 30)))
+    number = (await bus.ok(a.GetAccount(account_id=rich)))["number"]
+    assert (issued["account_number"], issued["closing"]) == (number, statement["closing"])
+    history = await bus.ok(L.GetAccountHistory(account_id=rich, since=issued["period_from"], until=issued["period_until"]))
+    assert [(h["narration"], h["reference"], h["counterparty"], h["side"], h["amount"]) for h in history["items"]] == [
+        ("Cash deposit", "TELLER-1", "Cash in vault", "credit", 500_000),
+        ("Interest to 2027-09-30", "INT-20270930", "Interest expense", "credit", interest["amount"]),
+        ("Maintenance fee 2027-09", "FEE-MAINTENANCE-202709", "Fee income", "debit", 5_000),
+    ]  # fmt: skip
+    assert history["items"][-1]["credits_posted"] - history["items"][-1]["debits_posted"] == statement["closing"]
     [lie] = (await bus.ok(a.ListStatements(account_id=poor)))["items"]
     assert lie["status"] == "withheld" and lie["opening"] + lie["credits"] - lie["debits"] != lie["closing"]
+    withheld = await bus.send(a.GetStatement(account_id=poor, month_end=dt.date(2027, 9, 30)))
+    assert withheld.error is not None and withheld.error.code == "statement_not_found"  # a withheld one is never shown
     statements = await admin_db.fetchval("SELECT result FROM day.cob_step WHERE business_date = '2027-09-30' "
                                          "AND step = 'account.statements'")  # fmt: skip
     statements = json.loads(statements) if isinstance(statements, str) else statements

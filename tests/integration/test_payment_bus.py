@@ -107,6 +107,21 @@ async def test_cash_deposit_internal_transfer_and_branch_withdrawal_move_exact_a
     assert reply.ok and reply.result["fee"] == 3_000, reply
     assert await balance(bus, alice) == (5_000_000 - 1_234_567 - 1_003_000, 0)
 
+    # Every line says what it was, its payment's reference, and who was on the other side: the
+    # bank's own accounts by their chart names, a customer's account by its number.
+    numbers = dict(await admin_db.fetch("SELECT account_id, number FROM payment.payment_account WHERE account_id = ANY($1)",
+                                        [alice, bob]))  # fmt: skip
+    lines = (await bus.ok(L.GetAccountHistory(account_id=alice)))["items"]
+    assert [(x["narration"], x["counterparty"], x["side"], x["amount"]) for x in lines] == [
+        ("Cash deposit", "Cash in vault", "credit", 5_000_000),
+        ("Transfer", numbers[bob], "debit", 1_234_567),
+        ("Cash withdrawal", "Cash in vault", "debit", 1_000_000),
+        ("Fee: Cash withdrawal", "Fee income", "debit", 3_000),
+    ]  # fmt: skip
+    assert lines[-1]["reference"] == lines[-2]["reference"] == reply.result["reference"]
+    [received] = (await bus.ok(L.GetAccountHistory(account_id=bob)))["items"]
+    assert (received["narration"], received["counterparty"]) == ("Transfer", numbers[alice])
+
 
 async def test_insufficient_funds_fails_the_payment_and_gives_its_limit_back(bus: BusClient, admin_db) -> None:
     alice, bob = await open_account(bus, admin_db), await open_account(bus, admin_db)
@@ -244,6 +259,12 @@ async def test_external_payment_settled_rejected_and_timed_out(bus: BusClient, a
     assert repeat.ok and repeat.result["status"] == "completed"
     assert await balance(bus, alice) == (4_990_000, 0)
     assert (await ledger_accounts(bus, clearing))[clearing]["credits_posted"] == before + 5_000_000
+    # The posted lines keep their holds' words: the beneficiary outside the bank, not the clearing account.
+    posted = [x for x in (await bus.ok(L.GetAccountHistory(account_id=alice)))["items"] if not x["pending"]]
+    assert [(x["narration"], x["counterparty"], x["amount"]) for x in posted[-2:]] == [
+        ("IMPS to Ravi Kumar", "Ravi Kumar · HDFC0001234 · 123456789012", 5_000_000),
+        ("Fee: IMPS to Ravi Kumar", "Fee income", 10_000),
+    ]  # fmt: skip
 
     refused = uuid.uuid4()
     assert (await pay(bus, p.PaymentKind.imps, 1_000_000, payer=alice, payee=NEFT_PAYEE, payment_id=refused)).ok

@@ -48,4 +48,5 @@ def test_ids_and_narrations() -> None:
     assert first == charges.charge_transfer_id(account, ChargeKind.maintenance, end, dt.date(2027, 1, 29))
     assert first != charges.charge_transfer_id(account, ChargeKind.shortfall, end, dt.date(2027, 1, 29))
     assert first != charges.charge_transfer_id(account, ChargeKind.maintenance, end, dt.date(2027, 2, 1))
-    assert charges.narration(ChargeKind.shortfall, end) == "minimum balance shortfall fee 2027-01"
+    assert charges.narration(ChargeKind.shortfall, end) == "Minimum balance shortfall fee 2027-01"
+    assert charges.reference(ChargeKind.maintenance, end) == "FEE-MAINTENANCE-202701"

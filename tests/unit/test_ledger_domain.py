@@ -784,3 +784,57 @@ def test_an_overdraft_limit_is_lowered_only_as_far_as_what_the_account_uses() ->
     closed = deposit()
     closed.closed = True
     assert set_overdraft_limit(closed, 0) == LedgerError.account_already_closed
+
+
+# --- words: narration and counterparty ----------------------------------------------------------
+
+
+def test_a_post_or_void_keeps_its_holds_words_unless_it_brings_its_own() -> None:
+    led = funded()
+    hold = T(ALICE, BOB, 300, pending=True, reference="NEFT1", narration="NEFT to Asha Rao: rent",
+             counterparty="Asha Rao · HDFC0001234 · 5010")  # fmt: skip
+    other = T(ALICE, BOB, 100, pending=True, narration="Lien: court order")
+    apply(led, hold, other)
+    [posted] = create_transfers(led, [post(hold)], NOW)
+    [voided] = create_transfers(led, [void(other, narration="Lien released: order lifted")], NOW)
+    assert posted.transfer is not None and voided.transfer is not None
+    assert (posted.transfer.narration, posted.transfer.counterparty) == ("NEFT to Asha Rao: rent", "Asha Rao · HDFC0001234 · 5010")
+    assert (voided.transfer.narration, voided.transfer.counterparty) == ("Lien released: order lifted", None)
+    view = transfer_view(posted.transfer)
+    assert (view.narration, view.counterparty) == ("NEFT to Asha Rao: rent", "Asha Rao · HDFC0001234 · 5010")
+
+
+def test_words_are_not_part_of_a_transfers_identity() -> None:
+    """A retry with other words is the same transfer: `exists`, and the first words stay."""
+    led = funded()
+    first = T(ALICE, BOB, 100, narration="Transfer: rent")
+    apply(led, first)
+    assert run(led, first.model_copy(update={"narration": "Transfer: something else"})) == [R.exists]
+    assert led.transfers[first.id].narration == "Transfer: rent"
+
+
+def test_a_history_line_names_the_other_side() -> None:
+    from contracts.ledger import bank_account_id
+    from workers.ledger.domain.lines import counterparty_name
+
+    vault = bank_account_id("cash_vault", "INR")
+    neft = bank_account_id("clearing_neft", "INR")
+    assert counterparty_name(account_id=vault, code="cash_vault", owner_id=None, title=None, outside_party=None) == "Cash in vault"
+    assert counterparty_name(account_id=neft, code="clearing_neft", owner_id=None, title=None,
+                             outside_party="Asha Rao · HDFC0001234") == "Asha Rao · HDFC0001234"  # fmt: skip
+    # A customer's account: its number, never a name; the outside party is not its.
+    assert counterparty_name(account_id=BOB, code="customer_deposit", owner_id=ALICE, title="10000042",
+                             outside_party="ignored") == "10000042"  # fmt: skip
+    assert counterparty_name(account_id=BOB, code="customer_deposit", owner_id=ALICE, title=None, outside_party=None) == str(BOB)
+
+
+@pytest.mark.parametrize("text", ["a\nb", "tab\there", "x" * 141, ""])
+def test_words_are_one_short_line(text: str) -> None:
+    from pydantic import ValidationError
+
+    from contracts.ledger import one_line
+
+    with pytest.raises(ValidationError):
+        T(narration=text)
+    cleaned = one_line(text)
+    assert 1 <= len(cleaned) <= 140 and T(narration=cleaned).narration == cleaned

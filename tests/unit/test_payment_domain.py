@@ -7,6 +7,7 @@ import itertools
 import uuid
 from collections import Counter
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -40,6 +41,7 @@ from workers.payment.domain.orders import (
 )
 from workers.payment.domain.screening import Screening, screen
 from workers.payment.domain.transfers import (
+    Words,
     cash_transfers,
     hold_transfers,
     incoming_transfers,
@@ -355,31 +357,32 @@ def test_upi_refund_only_within_24_hours_of_completion() -> None:
 
 # --- ledger transfers ------------------------------------------------------------------------
 
+WORDS = Words("INT1", "Transfer")
 FEE_INCOME = bank_account_id("fee_income", "INR")
 VAULT = bank_account_id("cash_vault", "INR")
 CLEARING_NEFT = bank_account_id("clearing_neft", "INR")
 
 
 def test_internal_without_fee_is_one_single_phase_transfer() -> None:
-    [t] = internal_transfers(PID, "INT1", "INR", payer=PAYER, payee=PAYEE, amount=500)
+    [t] = internal_transfers(PID, WORDS, "INR", payer=PAYER, payee=PAYEE, amount=500)
     assert (t.debit_account_id, t.credit_account_id, t.amount, t.code) == (PAYER, PAYEE, 500, "internal_transfer")
     assert not t.flags.linked and not t.flags.pending
 
 
 def test_fee_travels_in_a_linked_chain_with_the_principal() -> None:
-    principal, fee = internal_transfers(PID, "INT1", "INR", payer=PAYER, payee=PAYEE, amount=500, fee=25)
+    principal, fee = internal_transfers(PID, WORDS, "INR", payer=PAYER, payee=PAYEE, amount=500, fee=25)
     assert principal.flags.linked and not fee.flags.linked  # chain closed by the last
     assert (fee.debit_account_id, fee.credit_account_id, fee.amount, fee.code) == (PAYER, FEE_INCOME, 25, "fee")
 
 
 def test_transfer_ids_are_deterministic_per_payment() -> None:
-    a = internal_transfers(PID, "INT1", "INR", payer=PAYER, payee=PAYEE, amount=500, fee=25)
-    b = internal_transfers(PID, "INT1", "INR", payer=PAYER, payee=PAYEE, amount=500, fee=25)
+    a = internal_transfers(PID, WORDS, "INR", payer=PAYER, payee=PAYEE, amount=500, fee=25)
+    b = internal_transfers(PID, WORDS, "INR", payer=PAYER, payee=PAYEE, amount=500, fee=25)
     assert [t.id for t in a] == [t.id for t in b] and len({t.id for t in a}) == 2
 
 
 def test_external_holds_to_clearing_then_posts_or_voids() -> None:
-    holds = hold_transfers(PID, "NEFT1", "INR", kind=K.neft, payer=PAYER, payee=None, amount=5_000_000,
+    holds = hold_transfers(PID, WORDS, "INR", kind=K.neft, payer=PAYER, payee=None, amount=5_000_000,
                            fee=10_000, timeout_s=86_400)
     assert [(t.credit_account_id, t.amount, t.flags.pending, t.flags.linked) for t in holds] == [
         (CLEARING_NEFT, 5_000_000, True, True), (FEE_INCOME, 10_000, True, False)]
@@ -393,22 +396,22 @@ def test_external_holds_to_clearing_then_posts_or_voids() -> None:
 
 
 def test_internal_hold_waits_on_the_payee() -> None:
-    [h] = hold_transfers(PID, "INT1", "INR", kind=K.internal, payer=PAYER, payee=PAYEE, amount=10_000_000, fee=0)
+    [h] = hold_transfers(PID, WORDS, "INR", kind=K.internal, payer=PAYER, payee=PAYEE, amount=10_000_000, fee=0)
     assert (h.credit_account_id, h.flags.pending) == (PAYEE, True)
 
 
 def test_cash_incoming_and_refund_legs() -> None:
-    [d] = cash_transfers(PID, "INT1", "INR", kind=K.cash_deposit, account=PAYER, amount=100)
+    [d] = cash_transfers(PID, WORDS, "INR", kind=K.cash_deposit, account=PAYER, amount=100)
     assert (d.debit_account_id, d.credit_account_id, d.code) == (VAULT, PAYER, "deposit")
-    w, f = cash_transfers(PID, "INT1", "INR", kind=K.cash_withdrawal, account=PAYER, amount=1_000_000, fee=3_000)
+    w, f = cash_transfers(PID, WORDS, "INR", kind=K.cash_withdrawal, account=PAYER, amount=1_000_000, fee=3_000)
     assert (w.debit_account_id, w.credit_account_id, w.flags.linked) == (PAYER, VAULT, True)
     assert (f.credit_account_id, f.amount) == (FEE_INCOME, 3_000)
-    [i] = incoming_transfers(PID, "INT1", "INR", rail=K.neft, account=PAYEE, amount=700)
+    [i] = incoming_transfers(PID, WORDS, "INR", rail=K.neft, account=PAYEE, amount=700)
     assert (i.debit_account_id, i.credit_account_id, i.code) == (CLEARING_NEFT, PAYEE, "payment_in")
-    [r] = refund_transfers(PID, "INT1", "INR", original_kind=K.internal, original_payer=PAYER,
+    [r] = refund_transfers(PID, WORDS, "INR", original_kind=K.internal, original_payer=PAYER,
                            original_payee=PAYEE, amount=50)
     assert (r.debit_account_id, r.credit_account_id, r.code) == (PAYEE, PAYER, "refund")
-    [r] = refund_transfers(PID, "INT1", "INR", original_kind=K.neft, original_payer=PAYER, original_payee=None, amount=50)
+    [r] = refund_transfers(PID, WORDS, "INR", original_kind=K.neft, original_payer=PAYER, original_payee=None, amount=50)
     assert r.debit_account_id == CLEARING_NEFT
 
 
@@ -429,13 +432,54 @@ def test_fee_is_never_negative_nor_more_than_the_amount_and_transfers_balance(ki
     fee = payment_fee(kind, amount)
     assert 0 <= fee <= amount
     if kind in (K.cash_deposit, K.cash_withdrawal):
-        transfers = cash_transfers(PID, "R", "INR", kind=kind, account=PAYER, amount=amount)
+        transfers = cash_transfers(PID, WORDS, "INR", kind=kind, account=PAYER, amount=amount)
     elif kind in (K.internal, K.refund, K.reversal, K.incoming):
-        transfers = internal_transfers(PID, "R", "INR", payer=PAYER, payee=PAYEE, amount=amount, fee=fee)
+        transfers = internal_transfers(PID, WORDS, "INR", payer=PAYER, payee=PAYEE, amount=amount, fee=fee)
     else:
-        transfers = hold_transfers(PID, "R", "INR", kind=kind, payer=PAYER, payee=None, amount=amount, fee=fee)
+        transfers = hold_transfers(PID, WORDS, "INR", kind=kind, payer=PAYER, payee=None, amount=amount, fee=fee)
     moves = net(transfers)
     assert sum(moves.values()) == 0
     if kind != K.cash_deposit:
         assert moves[PAYER] == -(amount + fee)
     assert [t.flags.linked for t in transfers] == [True] * (len(transfers) - 1) + [False]
+
+
+# --- words: what a payment's transfers say on statements --------------------------------------------
+
+
+def _view(kind: PaymentKind, payee: Payee | None, description: str | None = None, **kw: object) -> Any:
+    from contracts.payment import Channel, PaymentView
+
+    now = datetime(2026, 12, 7, 10, tzinfo=timezone.utc)
+    fields = dict(payment_id=PID, reference="NEFT20261207153000ABCD1234", kind=kind, channel=Channel.api,
+                  status=PaymentStatus.initiated, payer_account_id=PAYER, payee=payee, amount=500_000, fee=250,
+                  currency="INR", fraud_score=0, fraud_level=FraudLevel.low, refunded_amount=0, maker="m",
+                  description=description, created_at=now, updated_at=now)  # fmt: skip
+    return PaymentView(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_a_rail_payment_names_its_beneficiary_and_says_what_it_is_for() -> None:
+    from workers.payment.domain.transfers import words_of
+
+    payee = Payee(name="Asha Rao", account_number="50100012345678", ifsc="HDFC0001234")
+    words = words_of(_view(K.neft, payee, "rent\nDecember"))
+    assert words == Words("NEFT20261207153000ABCD1234", "NEFT to Asha Rao: rent December",
+                          "Asha Rao · HDFC0001234 · 50100012345678")  # fmt: skip
+    principal, fee = hold_transfers(PID, words, "INR", kind=K.neft, payer=PAYER, payee=None, amount=500_000, fee=250)
+    assert (principal.narration, principal.counterparty, principal.reference) == (words.narration, words.counterparty, words.reference)
+    # The fee's other side is the bank's fee income, which the ledger names: no outside party.
+    assert (fee.narration, fee.counterparty) == ("Fee: NEFT to Asha Rao: rent December", None)
+
+
+def test_inside_the_bank_the_ledger_names_the_account() -> None:
+    from workers.payment.domain.transfers import incoming_words, refund_words, words_of
+
+    internal = _view(K.internal, Payee(account_id=PAYEE), "dinner")
+    assert words_of(internal) == Words(internal.reference, "Transfer: dinner", None)
+    assert words_of(_view(K.cash_withdrawal, None)).narration == "Cash withdrawal"
+    incoming = incoming_words("INC1", K.imps, payer_name="Ravi Kumar", payer_ifsc="SBIN0000001", payer_account=None,
+                              description="invoice 42")  # fmt: skip
+    assert incoming == Words("INC1", "IMPS from Ravi Kumar: invoice 42", "Ravi Kumar · SBIN0000001")
+    refund = _view(K.refund, Payee(account_id=PAYER), "duplicate", reference="RFD1")
+    original = _view(K.neft, Payee(name="Asha Rao", vpa="asha@bank"))
+    assert refund_words(refund, original) == Words("RFD1", "Refund of NEFT20261207153000ABCD1234: duplicate", "Asha Rao · asha@bank")

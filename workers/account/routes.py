@@ -33,6 +33,7 @@ ROUTES = Routes(
         account.GetInterest: interest.get_interest,
         account.ListCharges: charges.list_charges,
         account.ListStatements: statements.list_statements,
+        account.GetStatement: statements.get_statement,
         account.OpenFixedDeposit: own(deposits.open_fixed_deposit),
         account.OpenRecurringDeposit: own(deposits.open_recurring_deposit),
         account.GetDeposit: deposits.get_deposit,

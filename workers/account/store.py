@@ -608,11 +608,13 @@ async def insert_statements(conn: asyncpg.Connection, rows: list[tuple[Any, ...]
     )  # fmt: skip
 
 
-async def statements_of(conn: asyncpg.Connection, account_id: UUID, limit: int) -> list[asyncpg.Record]:
+async def statements_of(conn: asyncpg.Connection, account_id: UUID, limit: int,
+                        month_end: date | None = None) -> list[asyncpg.Record]:  # fmt: skip
+    """Newest first; with `month_end`, that month's only."""
     return await conn.fetch(
-        "SELECT s.*, a.currency FROM statement s JOIN account a USING (account_id) WHERE s.account_id = $1 "
-        "ORDER BY s.month_end DESC LIMIT $2",
-        account_id, limit,
+        "SELECT s.*, a.currency, a.number AS account_number FROM statement s JOIN account a USING (account_id) "
+        "WHERE s.account_id = $1 AND ($3::date IS NULL OR s.month_end = $3) ORDER BY s.month_end DESC LIMIT $2",
+        account_id, limit, month_end,
     )  # fmt: skip
 
 

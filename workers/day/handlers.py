@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bus.handling import Context
 from contracts import day as c
@@ -15,7 +14,7 @@ from workers.day import domain, store
 from workers.day.domain import Day
 
 # Configuration (read once at start, like every worker's):
-BANK_TZ = ZoneInfo(os.environ.get("CBS_BANK_TIME_ZONE", "Asia/Kolkata"))  # banking-rules §0
+BANK_TZ = c.BANK_TIME_ZONE  # banking-rules §0
 # "HH:MM" in bank time: the open date closes on its own once its wall-clock day reaches this, and a
 # cluster that was down closes each missed day in order. Unset: a day closes only when asked.
 CLOSE_AT = os.environ.get("CBS_DAY_CLOSE_AT") or None

@@ -22,7 +22,7 @@ from contracts import day
 from contracts import ledger as c
 from contracts.common import Reply
 from workers.ledger import store
-from workers.ledger.domain import accounts, books, transfers
+from workers.ledger.domain import accounts, books, lines, transfers
 from workers.ledger.domain.accounts import AccountState
 from workers.ledger.domain.transfers import Ledger, Outcome, StoredTransfer
 
@@ -265,7 +265,7 @@ async def create_accounts(ctx: Context, cmd: c.CreateAccounts) -> Reply:
     existing = await store.lock_accounts(ctx.conn, ids)
     known = set(existing)
     results = accounts.create_accounts(existing, cmd.accounts)
-    new = [(existing[a.id], a.user_data) for a, code in results if code == "ok"]
+    new = [(existing[a.id], a) for a, code in results if code == "ok"]
     await store.insert_accounts(ctx.conn, new)
     for state, _ in new:
         assert state.id not in known
@@ -331,7 +331,7 @@ async def _close_settled(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID |
     if payout is not None and (owed := accounts.balance(account)) > 0:
         payout_transfer = c.NewTransfer(id=transfer_id, debit_account_id=account.id, credit_account_id=payout.id,
                                         amount=owed, currency=account.currency, code="account_closure",
-                                        reference=f"closure {account.id}")  # fmt: skip
+                                        reference=f"closure {account.id}", narration="Account closed: balance paid out")  # fmt: skip
         with accounts.floor_lifted(account):  # the minimum balance goes with the account
             paid = transfers.create_transfers(ledger, [payout_transfer], now)
         if paid[0].result != c.TransferResultCode.ok:
@@ -392,8 +392,17 @@ async def get_account_history(ctx: Context, cmd: c.GetAccountHistory) -> Reply:
     rows = await store.history(ctx.conn, cmd.account_id, since=cmd.since, until=cmd.until, code=cmd.code,
                                after_seq=after_seq, limit=cmd.limit + 1)  # fmt: skip
     page, next_cursor = page_of(rows, cmd.limit, lambda r: (r["seq"],))
-    entries = [c.HistoryEntry(timestamp=r["ts"], **{k: r[k] for k in r.keys() if k not in ("seq", "ts")}) for r in page]
+    entries = [_history_entry(r) for r in page]
     return Reply.success(c.HistoryPage(items=entries, next_cursor=next_cursor))
+
+
+_ENTRY_FIELDS = tuple(f for f in c.HistoryEntry.model_fields if f not in ("timestamp", "counterparty"))
+
+
+def _history_entry(r: Any) -> c.HistoryEntry:
+    name = lines.counterparty_name(account_id=r["counterparty_account_id"], code=r["other_code"], owner_id=r["other_owner"],
+                                   title=r["other_title"], outside_party=r["outside_party"])  # fmt: skip
+    return c.HistoryEntry(timestamp=r["ts"], counterparty=name, **{k: r[k] for k in _ENTRY_FIELDS})
 
 
 async def get_balance_at(ctx: Context, cmd: c.GetBalanceAt) -> Reply:

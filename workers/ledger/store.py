@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.ledger import AccountFlags, TransferFlags
+from contracts.ledger import AccountFlags, NewAccount, TransferFlags
 from workers.ledger.domain.accounts import AccountState
 from workers.ledger.domain.transfers import StoredTransfer
 
@@ -20,7 +20,7 @@ _ACCOUNT_COLUMNS = (
 )
 _TRANSFER_COLUMNS = (
     "id, debit_account_id, credit_account_id, amount, requested_amount, currency, code, flags, pending_id, "
-    "timeout_s, reference, user_data, ts, expires_at, state"
+    "timeout_s, reference, user_data, ts, expires_at, state, narration, counterparty"
 )
 
 
@@ -70,6 +70,8 @@ def _transfer(row: asyncpg.Record) -> StoredTransfer:
         timestamp=row["ts"],
         expires_at=row["expires_at"],
         state=row["state"],
+        narration=row["narration"],
+        counterparty=row["counterparty"],
     )
 
 
@@ -96,14 +98,15 @@ async def read_accounts(conn: asyncpg.Connection, ids: Sequence[UUID]) -> list[t
     return [(_account(r), r["created_at"]) for r in rows]
 
 
-async def insert_accounts(conn: asyncpg.Connection, accounts: Sequence[tuple[AccountState, dict | None]]) -> None:
+async def insert_accounts(conn: asyncpg.Connection, accounts: Sequence[tuple[AccountState, NewAccount]]) -> None:
+    """The engine's new states, with what only the store keeps of the request (title, user_data)."""
     await conn.executemany(
         "INSERT INTO ledger_account (id, currency, code, debits_must_not_exceed_credits, credits_must_not_exceed_debits, "
-        "history, overdraft_limit, owner_id, user_data) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "history, overdraft_limit, owner_id, user_data, title) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         [
             (a.id, a.currency, a.code, a.flags.debits_must_not_exceed_credits, a.flags.credits_must_not_exceed_debits,
-             a.flags.history, a.overdraft_limit, a.owner_id, user_data)
-            for a, user_data in accounts
+             a.flags.history, a.overdraft_limit, a.owner_id, asked.user_data, asked.title)
+            for a, asked in accounts
         ],
     )  # fmt: skip
 
@@ -127,7 +130,7 @@ async def insert_transfers(conn: asyncpg.Connection, transfers: Sequence[StoredT
         records=[
             (t.id, t.debit_account_id, t.credit_account_id, t.amount, t.requested_amount, t.currency, t.code,
              flags_to_bits(t.flags), t.pending_id, t.timeout_s, t.reference, t.user_data, t.timestamp, t.expires_at,
-             t.state)
+             t.state, t.narration, t.counterparty)
             for t in transfers
         ],
     )  # fmt: skip
@@ -194,11 +197,17 @@ async def history(
     conn: asyncpg.Connection, account_id: UUID, *, since: datetime | None, until: datetime | None,
     code: str | None, after_seq: int | None, limit: int,
 ) -> list[asyncpg.Record]:  # fmt: skip
+    """Each entry with its transfer's words and the account on the other side (its code, owner and
+    title, for the domain to name it)."""
     return await conn.fetch(
-        "SELECT seq, transfer_id, ts, code, amount, side, pending, debits_pending, debits_posted, credits_pending, "
-        "credits_posted FROM account_history WHERE account_id = $1 AND ($2::timestamptz IS NULL OR ts >= $2) "
-        "AND ($3::timestamptz IS NULL OR ts < $3) AND ($4::text IS NULL OR code = $4) "
-        "AND ($5::bigint IS NULL OR seq > $5) ORDER BY seq LIMIT $6",
+        "SELECT h.seq, h.transfer_id, h.ts, h.code, h.amount, h.side, h.pending, h.debits_pending, h.debits_posted, "
+        "h.credits_pending, h.credits_posted, t.reference, t.narration, t.counterparty AS outside_party, "
+        "o.id AS counterparty_account_id, o.code AS other_code, o.owner_id AS other_owner, o.title AS other_title "
+        "FROM account_history h JOIN transfer t ON t.id = h.transfer_id "
+        "JOIN ledger_account o ON o.id = CASE WHEN h.side = 'debit' THEN t.credit_account_id ELSE t.debit_account_id END "
+        "WHERE h.account_id = $1 AND ($2::timestamptz IS NULL OR h.ts >= $2) "
+        "AND ($3::timestamptz IS NULL OR h.ts < $3) AND ($4::text IS NULL OR h.code = $4) "
+        "AND ($5::bigint IS NULL OR h.seq > $5) ORDER BY h.seq LIMIT $6",
         account_id, since, until, code, after_seq, limit,
     )  # fmt: skip
 

@@ -93,8 +93,13 @@ def charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date, 
 
 
 def narration(kind: ChargeKind, month_end_: dt.date) -> str:
-    what = {ChargeKind.maintenance: "maintenance fee", ChargeKind.shortfall: "minimum balance shortfall fee"}[kind]
+    what = {ChargeKind.maintenance: "Maintenance fee", ChargeKind.shortfall: "Minimum balance shortfall fee"}[kind]
     return f"{what} {month_end_:%Y-%m}"
+
+
+def reference(kind: ChargeKind, month_end_: dt.date) -> str:
+    """The fee's reference on a statement: which fee, which month (e.g. FEE-MAINTENANCE-202603)."""
+    return f"FEE-{kind.value.upper()}-{month_end_:%Y%m}"
 
 
 def closure_charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date) -> UUID:

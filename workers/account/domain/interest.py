@@ -79,6 +79,11 @@ def due(period_end_: dt.date, until: dt.date) -> bool:
     return period_end_ < until
 
 
+def reference(period_end_: dt.date) -> str:
+    """The interest credit's reference on a statement: the period it pays (e.g. INT-20260331)."""
+    return f"INT-{period_end_:%Y%m%d}"
+
+
 def interest_transfer_id(account_id: UUID, period_end_: dt.date, business_date: dt.date) -> UUID:
     """One interest transfer per account, period and close that asks: the same close asking again
     is answered `exists`; a later close retrying a refused credit needs a new id (the ledger keeps a

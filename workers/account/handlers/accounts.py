@@ -70,6 +70,7 @@ async def open_account(ctx: Context, cmd: c.OpenAccount) -> Reply | Deferred:
         flags=ledger.AccountFlags(**{flag: True for flag in spec.flags}),
         overdraft_limit=spec.overdraft_limit,
         owner_id=account.customer_id,
+        title=account.number,  # how the other side of a transfer sees this account on its statement
     )
     return await ctx.request(
         ledger.CreateAccounts(accounts=[new_ledger_account]),
@@ -221,7 +222,8 @@ async def _charges_owed(ctx: Context, account: c.AccountView) -> list[tuple[tupl
         id=charges.closure_charge_transfer_id(account.account_id, c.ChargeKind(r["kind"]), r["month_end"]),
         debit_account_id=account.ledger_account_id, credit_account_id=fee_income, amount=r["fee"],
         currency=account.currency, code="fee", flags=ledger.TransferFlags(balancing_debit=True),
-        reference=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
+        reference=charges.reference(c.ChargeKind(r["kind"]), r["month_end"]),
+        narration=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
     )) for r in unsettled]  # fmt: skip
 
 
@@ -241,7 +243,7 @@ def _closing_interest(account: c.AccountView, period_end: date, amount: int) -> 
         id=interest.closure_interest_transfer_id(account.account_id, period_end),
         debit_account_id=ledger.bank_account_id("interest_expense", account.currency),
         credit_account_id=account.ledger_account_id, amount=amount, currency=account.currency, code="interest",
-        reference=f"interest to closing, period to {period_end.isoformat()}",
+        reference=interest.reference(period_end), narration=f"Interest to closing (period to {period_end.isoformat()})",
     )  # fmt: skip
 
 
@@ -492,7 +494,8 @@ async def place_hold(ctx: Context, cmd: c.PlaceHold) -> Reply | Deferred:
         id=cmd.hold_id, debit_account_id=account.ledger_account_id,
         credit_account_id=ledger.bank_account_id("hold_control", account.currency), amount=cmd.amount,
         currency=account.currency, code=cmd.kind.value, flags=ledger.TransferFlags(pending=True),
-        timeout_s=cmd.expires_in_s or 0, reference=cmd.reason[:100],
+        timeout_s=cmd.expires_in_s or 0, reference=f"{cmd.kind.value.upper()}-{cmd.hold_id.hex[:12]}",
+        narration=ledger.one_line(f"{cmd.kind.value.capitalize()}: {cmd.reason}"),
     )  # fmt: skip
     return await ctx.request(ledger.CreateTransfers(transfers=[pending]), step=STEP_PLACE_HOLD,
                              state={"hold_id": str(cmd.hold_id), "actor": hold.placed_by})  # fmt: skip
@@ -532,7 +535,7 @@ async def release_hold(ctx: Context, cmd: c.ReleaseHold) -> Reply | Deferred:
         return Reply.refusal(c.AccountError.hold_not_active, f"hold {cmd.hold_id} is {hold.status}")
     void = ledger.NewTransfer(id=hold_release_id(hold.hold_id), pending_id=hold.hold_id, amount=0,
                               currency=hold.currency, code="hold_release", flags=ledger.TransferFlags(void_pending=True),
-                              reference=cmd.reason[:100])  # fmt: skip
+                              narration=ledger.one_line(f"{hold.kind.value.capitalize()} released: {cmd.reason}"))  # fmt: skip
     return await ctx.request(ledger.CreateTransfers(transfers=[void]), step=STEP_RELEASE_HOLD,
                              state={"hold_id": str(hold.hold_id), "actor": ctx.actor.subject if ctx.actor else cmd.actor,
                                     "reason": cmd.reason})  # fmt: skip

@@ -109,7 +109,8 @@ def _debit(transfer_id: UUID, r: Any) -> ledger.NewTransfer:
     return ledger.NewTransfer(
         id=transfer_id, debit_account_id=r["ledger_account_id"], credit_account_id=ledger.bank_account_id("fee_income", currency),
         amount=r["fee"], currency=currency, code="fee", flags=ledger.TransferFlags(balancing_debit=True),
-        reference=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
+        reference=charges.reference(c.ChargeKind(r["kind"]), r["month_end"]),
+        narration=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
     )  # fmt: skip
 
 

@@ -127,7 +127,8 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
     assert funding is not None
     move = ledger.NewTransfer(id=deposits.funding_transfer_id(account.account_id), debit_account_id=funding.ledger_account_id,
                               credit_account_id=account.ledger_account_id, amount=found["principal"], currency=account.currency,
-                              code="fixed_deposit", reference=f"fixed deposit {account.number}")  # fmt: skip
+                              code="fixed_deposit", reference=f"FD-{account.number}",
+                              narration=f"Fixed deposit {account.number} opened")  # fmt: skip
     return await ctx.request(ledger.CreateTransfers(transfers=[move]), step=STEP_FUND, state=state)
 
 
@@ -207,7 +208,8 @@ async def _ask_payout(ctx: Context, found: Any, interest: int, *, outcome: str, 
     settle = [ledger.NewTransfer(
         id=deposits.interest_transfer_id(account.account_id, found["maturity_date"], kind),
         debit_account_id=ledger.bank_account_id("interest_expense", account.currency), credit_account_id=account.ledger_account_id,
-        amount=interest, currency=account.currency, code="interest", reference=f"deposit interest {account.number}",
+        amount=interest, currency=account.currency, code="interest", reference=f"FD-{account.number}",
+        narration=f"Deposit interest ({'closed early' if kind == 'premature' else 'at maturity'})",
     )] if interest else []  # fmt: skip
     close = ledger.SetAccountFlags(account_id=account.ledger_account_id, action="close", actor=actor, reason=reason,
                                    payout_account_id=payout.ledger_account_id, settle=settle)  # fmt: skip
@@ -338,7 +340,7 @@ async def _next_round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
             credits.append(ledger.NewTransfer(
                 id=transfer_id, debit_account_id=ledger.bank_account_id("interest_expense", account.currency),
                 credit_account_id=account.ledger_account_id, amount=interest, currency=account.currency, code="interest",
-                reference=f"deposit interest {account.number}",
+                reference=f"FD-{account.number}", narration=f"Deposit interest to {found['maturity_date']}, renewed",
             ))  # fmt: skip
     if renewals and not credits:
         return await renewal_answered(ctx, {"business_date": business_date.isoformat(), "interest": renewals},
@@ -357,7 +359,8 @@ async def _ask_instalments(ctx: Context, business_date: dt.date, due: list[Any])
         await store.instalment_asked(ctx.conn, i["account_id"], i["seq"], transfer_id, business_date)
         moves.append(ledger.NewTransfer(id=transfer_id, debit_account_id=i["funding_ledger_id"], credit_account_id=i["ledger_account_id"],
                                         amount=i["amount"], currency=i["currency"].strip(), code="recurring_deposit",
-                                        reference=f"instalment {i['seq'] + 1} of {i['number']}"))  # fmt: skip
+                                        reference=f"RD-{i['number']}-{i['seq'] + 1}",
+                                        narration=f"Recurring deposit {i['number']}: instalment {i['seq'] + 1}"))  # fmt: skip
     return await ctx.request(ledger.CreateTransfers(transfers=moves), step=STEP_INSTALMENTS,
                              key=f"{business_date}:{moves[0].id}", state={"business_date": business_date.isoformat()})  # fmt: skip
 

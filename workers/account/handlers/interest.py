@@ -123,7 +123,8 @@ async def _post_round(ctx: Context, business_date: dt.date, until: dt.date) -> R
 def _interest_transfer(transfer_id: UUID, account: UUID, amount: int, currency: str, period_end: dt.date) -> ledger.NewTransfer:
     return ledger.NewTransfer(
         id=transfer_id, debit_account_id=ledger.bank_account_id("interest_expense", currency), credit_account_id=account,
-        amount=amount, currency=currency, code="interest", reference=f"interest to {period_end.isoformat()}",
+        amount=amount, currency=currency, code="interest", reference=interest.reference(period_end),
+        narration=f"Interest to {period_end.isoformat()}",
     )  # fmt: skip
 
 

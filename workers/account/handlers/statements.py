@@ -97,6 +97,18 @@ async def list_statements(ctx: Context, cmd: c.ListStatements) -> Reply:
     if isinstance(account, Reply):
         return account
     rows = await store.statements_of(ctx.conn, account.account_id, cmd.limit)
-    items = [c.StatementView(**{k: r[k] for k in c.StatementView.model_fields if k != "currency"}, currency=r["currency"].strip())
-             for r in rows]  # fmt: skip
-    return Reply.success(c.StatementList(items=items))
+    return Reply.success(c.StatementList(items=[_view(r) for r in rows]))
+
+
+async def get_statement(ctx: Context, cmd: c.GetStatement) -> Reply:
+    account = await owned_account(ctx, cmd.account_id)
+    if isinstance(account, Reply):
+        return account
+    found = await store.statements_of(ctx.conn, account.account_id, 1, cmd.month_end)
+    if not found or found[0]["status"] != c.StatementStatus.issued:
+        return Reply.refusal(c.AccountError.statement_not_found, f"no statement of {cmd.month_end} for this account")
+    return Reply.success(_view(found[0]))
+
+
+def _view(r: Any) -> c.StatementView:
+    return c.StatementView(**{k: r[k] for k in c.StatementView.model_fields if k != "currency"}, currency=r["currency"].strip())

@@ -4,9 +4,7 @@ saying, when a step ends, done (with what it did) or failed (with why) as `accou
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bus.handling import Context
 from contracts import account as c
@@ -15,7 +13,7 @@ from contracts.common import Reply
 
 # The bank's time zone (banking-rules §0), read once at start as the day worker reads it: the bank
 # date of an opening (charges) and the instant a year of inactivity ends (dormancy).
-BANK_TZ = ZoneInfo(os.environ.get("CBS_BANK_TIME_ZONE", "Asia/Kolkata"))
+BANK_TZ = day.BANK_TIME_ZONE
 IN_THE_LEDGER = (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
 
 

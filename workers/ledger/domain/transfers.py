@@ -63,6 +63,8 @@ class StoredTransfer:  # a transfer already in the ledger (as loaded by the stor
     timestamp: datetime
     expires_at: datetime | None
     state: str  # "posted" | "pending" | "pending_posted" | "pending_voided" | "pending_expired"
+    narration: str | None = None  # words only: never compared by `exists`, never read by the engine
+    counterparty: str | None = None
 
     def __post_init__(self) -> None:
         assert self.state in STATES, f"unknown transfer state {self.state!r}"
@@ -104,6 +106,8 @@ def transfer_view(t: StoredTransfer) -> TransferView:
         pending_id=t.pending_id,
         timeout_s=t.timeout_s,
         reference=t.reference,
+        narration=t.narration,
+        counterparty=t.counterparty,
         user_data=t.user_data,
         timestamp=t.timestamp,
         status=t.state,  # type: ignore[arg-type]
@@ -195,8 +199,11 @@ def _open_checks(dr: AccountState, cr: AccountState) -> R | None:
 
 
 def _new_record(
-    t: NewTransfer, dr: AccountState, cr: AccountState, amount: int, ts: datetime, **kw: object
-) -> StoredTransfer:
+    t: NewTransfer, dr: AccountState, cr: AccountState, amount: int, ts: datetime,
+    hold: StoredTransfer | None = None, **kw: object,
+) -> StoredTransfer:  # fmt: skip
+    """The record of an accepted transfer; a post or void (`hold` given) keeps the hold's words
+    where it brings none of its own."""
     return StoredTransfer(
         id=t.id,
         debit_account_id=dr.id,
@@ -211,6 +218,8 @@ def _new_record(
         reference=t.reference,
         user_data=dict(t.user_data) if t.user_data is not None else None,
         timestamp=ts,
+        narration=t.narration or (hold.narration if hold else None),
+        counterparty=t.counterparty or (hold.counterparty if hold else None),
         **kw,  # type: ignore[arg-type]
     )
 
@@ -301,7 +310,7 @@ def _resolution(ledger: Ledger, t: NewTransfer, ts: datetime, now: datetime) -> 
     assert dr.debits_pending >= held and cr.credits_pending >= held, f"hold {pending.id} exceeds pending balances"
     if not post:
         # Releasing never breaks a limit, so frozen or closed accounts do not stop it.
-        record = _new_record(t, dr, cr, held, ts, expires_at=None, state=POSTED)
+        record = _new_record(t, dr, cr, held, ts, pending, expires_at=None, state=POSTED)
         resolved = replace(pending, state=PENDING_VOIDED)
         return _Effect(record, resolved, ((dr, -held, 0, 0, 0), (cr, 0, 0, -held, 0)))
     if (refused := _open_checks(dr, cr)) is not None:
@@ -312,7 +321,7 @@ def _resolution(ledger: Ledger, t: NewTransfer, ts: datetime, now: datetime) -> 
     if cr.credits_posted + amount > MAX_BALANCE:
         return R.overflows_credits_posted
     # No limit check: posting at most the hold leaves pending + posted no larger than before.
-    record = _new_record(t, dr, cr, amount, ts, expires_at=None, state=POSTED)
+    record = _new_record(t, dr, cr, amount, ts, pending, expires_at=None, state=POSTED)
     resolved = replace(pending, state=PENDING_POSTED)
     return _Effect(record, resolved, ((dr, -held, amount, 0, 0), (cr, 0, 0, -held, amount)))
 

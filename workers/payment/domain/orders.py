@@ -25,11 +25,12 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+from contracts.day import BANK_TIME_ZONE
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
 
 K, S, E = PaymentKind, PaymentStatus, PaymentError
 
-BANK_TZ = ZoneInfo("Asia/Kolkata")
+BANK_TZ = BANK_TIME_ZONE
 APPROVE_PERMISSION = "payments:approve"  # contracts.identity Permission.payments_approve
 
 

@@ -19,14 +19,11 @@ from typing import Any
 from uuid import UUID
 
 from contracts.common import Reply
-from contracts.ledger import CreateTransfers, NewTransfer, TransferFlags, bank_account_id
-from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind
+from contracts.ledger import CreateTransfers, NewTransfer, TransferFlags, bank_account_id, one_line
+from contracts.payment import EXTERNAL_KINDS, Payee, PaymentError, PaymentKind, PaymentView
 from workers.payment.domain.orders import Refusal
 
 K, E = PaymentKind, PaymentError
-
-
-# --- a payment's transfers ---------------------------------------------------------------------
 
 
 def clearing_account_id(kind: PaymentKind, currency: str) -> UUID:
@@ -37,6 +34,66 @@ def clearing_account_id(kind: PaymentKind, currency: str) -> UUID:
 def transfer_id(payment_id: UUID, step: str) -> UUID:
     """Deterministic per payment and step: a retry repeats the ids and the ledger answers `exists`."""
     return uuid.uuid5(payment_id, step)
+
+
+# --- what a payment's transfers say on statements ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """What every transfer of a payment says on both sides' history and statements: the bank
+    reference, a narration, and the outside party behind a clearing account (a rail's beneficiary
+    or remitter); an account inside the bank is named by the ledger (its number)."""
+
+    reference: str
+    narration: str
+    counterparty: str | None = None
+
+
+_PLAIN = {PaymentKind.cash_deposit: "Cash deposit", PaymentKind.cash_withdrawal: "Cash withdrawal",
+          PaymentKind.internal: "Transfer"}  # fmt: skip
+
+
+def _with(text: str, description: str | None) -> str:
+    return one_line(f"{text}: {description}" if description else text)
+
+
+def outside_party(*parts: str | None) -> str | None:
+    """`Asha Rao · HDFC0001234 · 50100012345678`: what is known of a party outside the bank."""
+    named = [p for p in parts if p]
+    return one_line(" · ".join(named)) if named else None
+
+
+def payee_party(payee: Payee | None) -> str | None:
+    if payee is None or payee.account_id is not None:
+        return None  # inside the bank: the ledger names the account
+    return outside_party(payee.name, payee.ifsc, payee.account_number or payee.vpa)
+
+
+def words_of(view: PaymentView) -> Words:
+    """An order's words: `NEFT to Asha Rao: rent`, `Transfer: rent`, `Cash withdrawal`."""
+    if view.kind in EXTERNAL_KINDS:
+        assert view.payee is not None, "a rail payment has a payee"
+        name = view.payee.name or view.payee.vpa or view.payee.account_number
+        return Words(view.reference, _with(f"{view.kind.upper()} to {name}", view.description), payee_party(view.payee))
+    assert view.kind in _PLAIN, f"{view.kind} has words of its own"
+    return Words(view.reference, _with(_PLAIN[view.kind], view.description))
+
+
+def incoming_words(reference: str, rail: PaymentKind, *, payer_name: str, payer_ifsc: str | None,
+                   payer_account: str | None, description: str | None) -> Words:  # fmt: skip
+    """A credit from another bank: `NEFT from Ravi Kumar: invoice 42`."""
+    return Words(reference, _with(f"{rail.upper()} from {payer_name}", description),
+                 outside_party(payer_name, payer_ifsc, payer_account))  # fmt: skip
+
+
+def refund_words(view: PaymentView, original: PaymentView) -> Words:
+    """`Refund of NEFT20261205…: reason`; an outside payee of the original stays the counterparty."""
+    what = "Reversal" if view.kind == PaymentKind.reversal else "Refund"
+    return Words(view.reference, _with(f"{what} of {original.reference}", view.description), payee_party(original.payee))
+
+
+# --- a payment's transfers ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +111,7 @@ class TransferPlan:
 
     payment_id: UUID
     currency: str
-    reference: str
+    words: Words
     legs: list[Leg] = field(default_factory=list)
 
     def transfers(self, *, pending: bool = False, timeout_s: int = 0) -> list[NewTransfer]:
@@ -69,31 +126,34 @@ class TransferPlan:
                 code=leg.code,
                 flags=TransferFlags(linked=i < len(legs) - 1, pending=pending),
                 timeout_s=timeout_s if pending else 0,
-                reference=self.reference,
+                reference=self.words.reference,
+                # The fee leg's other side is the bank's fee income, which the ledger names itself.
+                narration=one_line(f"Fee: {self.words.narration}") if leg.step == "fee" else self.words.narration,
+                counterparty=None if leg.step == "fee" else self.words.counterparty,
             )
             for i, leg in enumerate(legs)
         ]
 
 
 def _principal_and_fee(
-    payment_id: UUID, reference: str, currency: str, payer: UUID, to: UUID, amount: int, fee: int, code: str
+    payment_id: UUID, words: Words, currency: str, payer: UUID, to: UUID, amount: int, fee: int, code: str
 ) -> TransferPlan:
     legs = [Leg(payer, to, amount, code, "principal")]
     if fee:
         legs.append(Leg(payer, bank_account_id("fee_income", currency), fee, "fee", "fee"))
-    return TransferPlan(payment_id, currency, reference, legs)
+    return TransferPlan(payment_id, currency, words, legs)
 
 
 def internal_transfers(
-    payment_id: UUID, reference: str, currency: str, *, payer: UUID, payee: UUID, amount: int, fee: int = 0
+    payment_id: UUID, words: Words, currency: str, *, payer: UUID, payee: UUID, amount: int, fee: int = 0
 ) -> list[NewTransfer]:
     """Single-phase payer → payee, the fee (if any) linked to it: both or neither."""
-    return _principal_and_fee(payment_id, reference, currency, payer, payee, amount, fee, "internal_transfer").transfers()
+    return _principal_and_fee(payment_id, words, currency, payer, payee, amount, fee, "internal_transfer").transfers()
 
 
 def hold_transfers(
     payment_id: UUID,
-    reference: str,
+    words: Words,
     currency: str,
     *,
     kind: PaymentKind,
@@ -109,7 +169,7 @@ def hold_transfers(
     else:
         assert payee is not None, "an internal hold needs the payee"
         to, code = payee, "internal_transfer"
-    plan = _principal_and_fee(payment_id, reference, currency, payer, to, amount, fee, code)
+    plan = _principal_and_fee(payment_id, words, currency, payer, to, amount, fee, code)
     return plan.transfers(pending=True, timeout_s=timeout_s)
 
 
@@ -140,28 +200,28 @@ def void_transfers(holds: list[NewTransfer]) -> list[NewTransfer]:
 
 
 def cash_transfers(
-    payment_id: UUID, reference: str, currency: str, *, kind: PaymentKind, account: UUID, amount: int, fee: int = 0
+    payment_id: UUID, words: Words, currency: str, *, kind: PaymentKind, account: UUID, amount: int, fee: int = 0
 ) -> list[NewTransfer]:
     """Deposit: vault → customer. Withdrawal: customer → vault, its fee linked."""
     vault = bank_account_id("cash_vault", currency)
     if kind == K.cash_deposit:
         assert fee == 0, "deposits are free"
-        return TransferPlan(payment_id, currency, reference, [Leg(vault, account, amount, "deposit", "principal")]).transfers()
+        return TransferPlan(payment_id, currency, words, [Leg(vault, account, amount, "deposit", "principal")]).transfers()
     assert kind == K.cash_withdrawal
-    return _principal_and_fee(payment_id, reference, currency, account, vault, amount, fee, "withdrawal").transfers()
+    return _principal_and_fee(payment_id, words, currency, account, vault, amount, fee, "withdrawal").transfers()
 
 
 def incoming_transfers(
-    payment_id: UUID, reference: str, currency: str, *, rail: PaymentKind, account: UUID, amount: int
+    payment_id: UUID, words: Words, currency: str, *, rail: PaymentKind, account: UUID, amount: int
 ) -> list[NewTransfer]:
     """An inbound credit: clearing_<rail> → customer."""
     leg = Leg(clearing_account_id(rail, currency), account, amount, "payment_in", "principal")
-    return TransferPlan(payment_id, currency, reference, [leg]).transfers()
+    return TransferPlan(payment_id, currency, words, [leg]).transfers()
 
 
 def refund_transfers(
     refund_id: UUID,
-    reference: str,
+    words: Words,
     currency: str,
     *,
     original_kind: PaymentKind,
@@ -182,7 +242,7 @@ def refund_transfers(
     legs = [Leg(source, original_payer, amount, "reversal" if reversal else "refund", "principal")]
     if fee:
         legs.append(Leg(bank_account_id("fee_income", currency), original_payer, fee, "fee_reversal", "fee"))
-    return TransferPlan(refund_id, currency, reference, legs).transfers()
+    return TransferPlan(refund_id, currency, words, legs).transfers()
 
 
 # --- the ledger's answer ---------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, Payment
 from workers.payment import store
 from workers.payment.domain.orders import reference
 from workers.payment.domain.screening import FRAUD_BASE
-from workers.payment.domain.transfers import incoming_transfers, post_transfers, transfer_id
+from workers.payment.domain.transfers import incoming_transfers, incoming_words, post_transfers, transfer_id
 from workers.payment.handlers.lifecycle import (
     ask_ledger,
     fact_fields,
@@ -96,6 +96,8 @@ async def incoming_credit(ctx: Context, cmd: c.IncomingCredit) -> Reply | Deferr
                      expires_at=None, completed_at=None, failure_reason=None, partner=partner)  # fmt: skip
     await store.insert_payment(ctx.conn, row)
     await ctx.emit(c.PaymentInitiated(**fact_fields(row, ctx.now), fee=0, fraud_score=view.fraud_score, fraud_level=view.fraud_level))
-    transfers = incoming_transfers(payment_id, view.reference, view.currency, rail=cmd.rail,
+    words = incoming_words(view.reference, cmd.rail, payer_name=cmd.payer_name, payer_ifsc=cmd.payer_ifsc,
+                           payer_account=cmd.payer_account_number or cmd.payer_vpa, description=cmd.description)  # fmt: skip
+    transfers = incoming_transfers(payment_id, words, view.currency, rail=cmd.rail,
                                    account=account.account_id, amount=cmd.amount)  # fmt: skip
     return await ask_ledger(ctx, row, "post", transfers)

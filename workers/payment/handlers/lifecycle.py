@@ -30,7 +30,7 @@ from contracts.payment import PaymentError, PaymentKind, PaymentStatus
 from workers.payment import store
 from workers.payment.domain.orders import Refusal, limit_periods
 from workers.payment.domain.screening import WatchList
-from workers.payment.domain.transfers import hold_transfers, ledger_refusal, void_transfers
+from workers.payment.domain.transfers import hold_transfers, ledger_refusal, void_transfers, words_of
 from workers.payment.handlers import standing_orders
 from workers.payment.store import KnownAccount, PaymentRow
 
@@ -149,7 +149,7 @@ def holds_for(row: PaymentRow, timeout_s: int = 0) -> list[ledger.NewTransfer]:
     assert v.payer_account_id is not None
     # A large withdrawal waiting for a checker holds the cash for the vault.
     payee = bank_account_id("cash_vault", v.currency) if v.kind == K.cash_withdrawal else row.payee_account_id
-    return hold_transfers(v.payment_id, v.reference, v.currency, kind=v.kind, payer=v.payer_account_id,
+    return hold_transfers(v.payment_id, words_of(v), v.currency, kind=v.kind, payer=v.payer_account_id,
                           payee=payee, amount=v.amount, fee=v.fee, timeout_s=timeout_s)  # fmt: skip
 
 

@@ -32,7 +32,7 @@ from workers.payment.domain.orders import (
     reference,
 )
 from workers.payment.domain.screening import FRAUD_BASE, Screening, matches, screen
-from workers.payment.domain.transfers import cash_transfers, internal_transfers
+from workers.payment.domain.transfers import cash_transfers, internal_transfers, words_of
 from workers.payment.handlers import calendar, lifecycle
 from workers.payment.handlers.lifecycle import (
     ask_ledger,
@@ -239,10 +239,10 @@ def _single_phase(row: PaymentRow) -> list[ledger.NewTransfer]:
     if v.kind in (K.cash_deposit, K.cash_withdrawal):
         account = v.payee.account_id if v.kind == K.cash_deposit else v.payer_account_id  # type: ignore[union-attr]
         assert account is not None
-        return cash_transfers(v.payment_id, v.reference, v.currency, kind=v.kind, account=account,
+        return cash_transfers(v.payment_id, words_of(v), v.currency, kind=v.kind, account=account,
                               amount=v.amount, fee=v.fee)  # fmt: skip
     assert v.payer_account_id is not None and row.payee_account_id is not None
-    return internal_transfers(v.payment_id, v.reference, v.currency, payer=v.payer_account_id,
+    return internal_transfers(v.payment_id, words_of(v), v.currency, payer=v.payer_account_id,
                               payee=row.payee_account_id, amount=v.amount, fee=v.fee)  # fmt: skip
 
 

@@ -13,7 +13,7 @@ from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, Payment
 from workers.payment import store
 from workers.payment.domain.orders import RefundTarget, check_refund, reference
 from workers.payment.domain.screening import FRAUD_BASE
-from workers.payment.domain.transfers import refund_transfers
+from workers.payment.domain.transfers import refund_transfers, refund_words
 from workers.payment.handlers.lifecycle import (
     ask_ledger,
     fact_fields,
@@ -81,7 +81,7 @@ async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int 
     # Reserved now, so two concurrent refunds can never give back more than the amount.
     await store.update_payment(ctx.conn, original_id, ctx.now, refund_reserved=original.refund_reserved + amount)
     await ctx.emit(c.PaymentInitiated(**fact_fields(row, ctx.now), fee=view.fee, fraud_score=view.fraud_score, fraud_level=view.fraud_level))
-    transfers = refund_transfers(new_id, view.reference, o.currency, original_kind=o.kind,
+    transfers = refund_transfers(new_id, refund_words(view, o), o.currency, original_kind=o.kind,
                                  original_payer=o.payer_account_id, original_payee=original.payee_account_id,
                                  amount=amount, fee=view.fee, reversal=reversal)  # fmt: skip
     return await ask_ledger(ctx, row, "reverse" if reversal else "refund", transfers)
