@@ -22,7 +22,7 @@ import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,14 @@ MAX_LINES = 5_000  # a month's document; an account busier than that reads its h
 # A Unicode font, so names beyond Latin-1 print; Debian's fonts-dejavu-core (scripts/prepare.sh):
 # Latin, Greek, Cyrillic and more, not the Indic scripts (point CBS_PDF_FONT at a Noto font for those).
 PDF_FONT = Path(os.environ.get("CBS_PDF_FONT", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"))
-CSV_COLUMNS = ("date", "time", "narration", "reference", "counterparty", "debit", "credit", "balance", "currency")
+CSV_COLUMNS = ("business_date", "posted_at", "narration", "reference", "counterparty", "debit", "credit", "balance",
+               "currency")  # fmt: skip
 _FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
 class Line:
+    business_date: date | None  # whose books it is in; a statement's lines are all in closed books
     at: datetime
     narration: str
     reference: str | None
@@ -53,7 +55,7 @@ class Line:
 def lines_of(entries: Iterable[HistoryEntry]) -> list[Line]:
     """The statement's lines: posted movements only, in the ledger's order."""
     return [
-        Line(at=e.timestamp, narration=e.narration or e.code.replace("_", " ").capitalize(), reference=e.reference,
+        Line(business_date=e.business_date, at=e.timestamp, narration=e.narration or e.code.replace("_", " ").capitalize(), reference=e.reference,
              counterparty=e.counterparty, debit=e.amount if e.side == "debit" else 0,
              credit=e.amount if e.side == "credit" else 0, balance=e.credits_posted - e.debits_posted)
         for e in entries if not e.pending
@@ -79,7 +81,8 @@ def disagreement(statement: StatementView, lines: list[Line]) -> str | None:
 def as_json(statement: StatementView, lines: list[Line]) -> dict[str, Any]:
     return {
         **statement.model_dump(mode="json"),
-        "lines": [{"at": x.at.isoformat(), "narration": x.narration, "reference": x.reference,
+        "lines": [{"business_date": x.business_date.isoformat() if x.business_date else None, "at": x.at.isoformat(),
+                   "narration": x.narration, "reference": x.reference,
                    "counterparty": x.counterparty, "debit": x.debit, "credit": x.credit, "balance": x.balance}
                   for x in lines],
     }  # fmt: skip
@@ -105,18 +108,19 @@ def as_csv(statement: StatementView, lines: list[Line]) -> str:
     out, cur = io.StringIO(), statement.currency
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
-    start = statement.period_from.astimezone(BANK_TIME_ZONE) if statement.period_from else None
-    writer.writerow((start.date().isoformat() if start else "", start.strftime("%H:%M:%S") if start else "",
-                     "Opening balance", "", "", "", "", major(statement.opening, cur), cur))  # fmt: skip
+    writer.writerow(("", _local(statement.period_from), "Opening balance", "", "", "", "", major(statement.opening, cur), cur))
     for x in lines:
-        local = x.at.astimezone(BANK_TIME_ZONE)
-        writer.writerow((local.date().isoformat(), local.strftime("%H:%M:%S"), _cell(x.narration), _cell(x.reference),
-                         _cell(x.counterparty), major(x.debit, cur) if x.debit else "",
+        writer.writerow((x.business_date.isoformat() if x.business_date else "", _local(x.at), _cell(x.narration),
+                         _cell(x.reference), _cell(x.counterparty), major(x.debit, cur) if x.debit else "",
                          major(x.credit, cur) if x.credit else "", major(x.balance, cur), cur))  # fmt: skip
-    end = statement.period_until.astimezone(BANK_TIME_ZONE)
-    writer.writerow((end.date().isoformat(), end.strftime("%H:%M:%S"), "Closing balance", "", "", "", "",
+    writer.writerow((statement.month_end.isoformat(), _local(statement.period_until), "Closing balance", "", "", "", "",
                      major(statement.closing, cur), cur))  # fmt: skip
     return out.getvalue()
+
+
+def _local(at: datetime | None) -> str:
+    """Bank time, to the second: `2026-12-31 23:05:09`."""
+    return at.astimezone(BANK_TIME_ZONE).strftime("%Y-%m-%d %H:%M:%S") if at else ""
 
 
 def as_pdf(statement: StatementView, lines: list[Line]) -> bytes:
@@ -147,7 +151,7 @@ def as_pdf(statement: StatementView, lines: list[Line]) -> bytes:
                    ) as table:  # fmt: skip
         table.row(("Date", "Narration", "Reference", "Counterparty", "Debit", "Credit", "Balance"))
         for x in lines:
-            table.row((x.at.astimezone(BANK_TIME_ZONE).date().isoformat(), printable(x.narration), printable(x.reference or ""),
+            table.row((str(x.business_date or x.at.astimezone(BANK_TIME_ZONE).date()), printable(x.narration), printable(x.reference or ""),
                        printable(x.counterparty), major(x.debit, cur) if x.debit else "",
                        major(x.credit, cur) if x.credit else "", major(x.balance, cur)))  # fmt: skip
     return bytes(pdf.output())

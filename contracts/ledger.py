@@ -403,6 +403,9 @@ class HistoryEntry(Contract):
     debits_posted: int = _balance_field("posted debits after the transfer")
     credits_pending: int = _balance_field("held credits after the transfer")
     credits_posted: int = _balance_field("posted credits after the transfer")
+    business_date: dt.date | None = Field(
+        default=None, description="the business date whose books it is in (the first close that took them after it); "
+                                  "null while that date is still open")
     reference: str | None = Field(default=None, description="the transfer's reference, e.g. a payment's bank reference")
     narration: str | None = Field(default=None, description="what the movement is, as the transfer's maker wrote it")
     counterparty_account_id: UUID = Field(description="the account on the other side of the transfer")

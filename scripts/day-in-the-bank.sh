@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A day in the bank, as far as CBS goes today, against the cluster `make run` started: a customer
 # registered and KYC-verified, a savings account opened and funded in cash, a lien placed and
-# lifted, two business days closed with their books read and the interest they accrued, and the
-# account closed with its interest settled and its money paid out. Needs curl and python3; set CBS_URL (default http://127.0.0.1:8080) and the admin's
+# lifted, two business days closed with their books read and the interest they accrued, the days
+# closed on to the month's end and its statement read (JSON, CSV and PDF), and the account closed
+# with its interest settled and its money paid out. Needs curl and python3; set CBS_URL (default http://127.0.0.1:8080) and the admin's
 # password if it is not the development default.
 set -euo pipefail
 URL=${CBS_URL:-http://127.0.0.1:8080}
@@ -29,8 +30,8 @@ for DOC in national_id utility_bill photo; do
   call POST "/v1/customers/$CUSTOMER/kyc/verify" "{\"document_id\": \"$ID\"}" >/dev/null
 done
 
-echo "== a savings account (100.00 minimum balance), once the account worker has learnt the KYC"
 ACCOUNT=$(uuid)
+echo "== a savings account $ACCOUNT (100.00 minimum balance), once the account worker has learnt the KYC"
 until call POST /v1/accounts "{\"account_id\": \"$ACCOUNT\", \"customer_id\": \"$CUSTOMER\", \"product_code\": \"savings\"}" \
       >/dev/null 2>&1; do sleep 0.3; done
 
@@ -64,6 +65,25 @@ import sys, json
 for p in json.load(sys.stdin)["periods"]:
     print("  period to %s: accrued %s to %s, %s minor units (%s)" % (p["period_end"], p["accrued_from"],
           p["accrued_through"], p["accrued"], p["status"]))'
+echo "== business days closed to the month's end; at its close the month's statement is drawn up"
+MONTH=${FIRST:0:7}
+while [ "$(call GET /v1/business-day | json '["business_date"]' | cut -c1-7)" = "$MONTH" ]; do
+  "$CBS" day close --wait >/dev/null
+done
+MONTH_END=$(python3 -c "import calendar; y, m = map(int, '$MONTH'.split('-')); print('%s-%02d' % ('$MONTH', calendar.monthrange(y, m)[1]))")
+call GET "/v1/accounts/$ACCOUNT/statements/$MONTH_END" | python3 -c '
+import sys, json
+s = json.load(sys.stdin)
+print("statement of %s for account %s: opening %d + credits %d - debits %d = closing %d" % (s["month_end"],
+      s["account_number"], s["opening"], s["credits"], s["debits"], s["closing"]))
+for x in s["lines"]:
+    print("  %s  %-24s %-26s %-16s %7s %7s %7d" % (x["business_date"], x["narration"], x["reference"] or "", x["counterparty"],
+          x["debit"] or "", x["credit"] or "", x["balance"]))'
+call GET "/v1/accounts/$ACCOUNT/statements/$MONTH_END?format=csv" | head -3
+mkdir -p var
+call GET "/v1/accounts/$ACCOUNT/statements/$MONTH_END?format=pdf" > "var/statement-$MONTH_END.pdf"
+echo "PDF: var/statement-$MONTH_END.pdf, $(wc -c < "var/statement-$MONTH_END.pdf") bytes"
+
 echo "== the customer leaves: the interest accrued settled, the whole balance paid out in cash, the account closed"
 call POST "/v1/accounts/$ACCOUNT/close" '{"reason": "customer leaves", "payout_in_cash": true}' | json '["status"]'
 SETTLED=$(call GET "/v1/accounts/$ACCOUNT/interest" | python3 -c '

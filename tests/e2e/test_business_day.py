@@ -9,6 +9,9 @@ import re
 import subprocess
 import sys
 import time
+import uuid
+
+from pypdf import PdfReader
 
 from tests.e2e.conftest import ROOT, Cluster
 from tests.e2e.test_auth import login, new_user
@@ -139,8 +142,31 @@ def test_a_close_of_business_killed_midway_resumes_and_closes_the_day_once(clust
 def test_the_readmes_day_in_the_bank_runs(cluster: Cluster) -> None:
     """scripts/day-in-the-bank.sh, as the README shows it, against this cluster."""
     done = subprocess.run(["bash", "scripts/day-in-the-bank.sh"], env={**cluster.env, "CBS_URL": cluster.base_url},
-                          cwd=ROOT, capture_output=True, text=True, timeout=180)  # fmt: skip
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
+    # The month's statement: the deposit (the lien was never a posted line) and, at a quarter's end,
+    # the interest; it reconciles, and its CSV and PDF say the same.
+    opening, credits, debits, closing = map(int, re.search(  # type: ignore[union-attr]
+        r"opening (\d+) \+ credits (\d+) - debits (\d+) = closing (\d+)", done.stdout).groups())
+    assert opening == 0 and debits == 0 and closing == credits >= 250_000
+    assert re.search(r"Cash deposit +\S+ +Cash in vault +250000 +250000", done.stdout), done.stdout
+    assert "business_date,posted_at,narration,reference,counterparty,debit,credit,balance,currency" in done.stdout
+    pdf = re.search(r"PDF: (\S+), (\d+) bytes", done.stdout)
+    assert pdf is not None and int(pdf.group(2)) > 1_000
+    text = "".join(page.extract_text() for page in PdfReader(ROOT / pdf.group(1)).pages)
+    assert "Cash deposit" in text and "Cash in vault" in text and f"Closing {closing // 100}.{closing % 100:02d}" in text
+    # Another customer cannot read it; a month with no statement is 404.
+    account = re.search(r"a savings account (\S+)", done.stdout).group(1)  # type: ignore[union-attr]
+    month_end = re.search(r"statement of (\S+) for account", done.stdout).group(1)  # type: ignore[union-attr]
+    _, stranger = new_user(cluster, ["customer"], customer_id=str(uuid.uuid4()))
+    with cluster.client(token=login(cluster, stranger).json()["access_token"]) as client:
+        for fmt in ("json", "csv", "pdf"):
+            denied = client.get(f"/v1/accounts/{account}/statements/{month_end}", params={"format": fmt})
+            assert denied.status_code == 403 and denied.json()["code"] == "not_owner", denied.text
+    with cluster.client() as admin:
+        assert admin.get(f"/v1/accounts/{account}/statements/2001-01-31").json()["code"] == "statement_not_found"
+        by_accept = admin.get(f"/v1/accounts/{account}/statements/{month_end}", headers={"Accept": "text/csv"})
+        assert by_accept.headers["content-type"].startswith("text/csv") and "Opening balance" in by_accept.text
     assert "balance 250000 available 240000" in done.stdout
     assert "with the lien: available 190000" in done.stdout
     assert "balanced: True" in done.stdout and done.stdout.rstrip().endswith("balance 0 closed True")

@@ -374,6 +374,7 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
         ("Maintenance fee 2027-09", "FEE-MAINTENANCE-202709", "Fee income", "debit", 5_000),
     ]  # fmt: skip
     assert history["items"][-1]["credits_posted"] - history["items"][-1]["debits_posted"] == statement["closing"]
+    assert [h["business_date"] for h in history["items"][1:]] == ["2027-09-30", "2027-09-30"]  # in that close's books
     [lie] = (await bus.ok(a.ListStatements(account_id=poor)))["items"]
     assert lie["status"] == "withheld" and lie["opening"] + lie["credits"] - lie["debits"] != lie["closing"]
     withheld = await bus.send(a.GetStatement(account_id=poor, month_end=dt.date(2027, 9, 30)))

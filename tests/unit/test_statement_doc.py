@@ -30,6 +30,7 @@ def entry(side: str, amount: int, balance_before: tuple[int, int], *, pending: b
     if not pending:
         debits, credits = (debits + amount, credits) if side == "debit" else (debits, credits + amount)
     return HistoryEntry(transfer_id=uuid4(), timestamp=FROM + dt.timedelta(days=1, minutes=minutes), code="deposit",
+                        business_date=dt.date(2026, 12, 1),
                         amount=amount, side=side, pending=pending, debits_pending=amount if pending else 0,  # type: ignore[arg-type]
                         debits_posted=debits, credits_pending=0, credits_posted=credits, reference="R1",
                         narration=narration, counterparty_account_id=uuid4(), counterparty=counterparty)  # fmt: skip
@@ -86,10 +87,11 @@ def test_csv_has_the_opening_every_line_and_the_closing_and_no_formula() -> None
     s, lines = a_month()
     rows = list(csv.reader(io.StringIO(doc.as_csv(s, lines))))
     assert rows[0] == list(doc.CSV_COLUMNS)
-    assert rows[1][2:] == ["Opening balance", "", "", "", "", "1000.00", "INR"] and rows[1][0] == "2026-12-01"  # bank time
-    assert rows[2][2:] == ["Cash deposit", "R1", "Cash in vault", "", "2500.00", "3500.00", "INR"]
+    assert rows[1] == ["", "2026-12-01 00:00:00", "Opening balance", "", "", "", "", "1000.00", "INR"]  # bank time
+    assert rows[2] == ["2026-12-01", "2026-12-02 00:00:00", "Cash deposit", "R1", "Cash in vault", "", "2500.00", "3500.00", "INR"]
     assert rows[3][2] == "'=HYPERLINK(\"http://evil\")" and rows[3][5] == "500.00"
-    assert rows[-1][2:] == ["Closing balance", "", "", "", "", "3023.97", "INR"] and len(rows) == 6
+    assert rows[-1][:3] == ["2026-12-31", "2027-01-01 00:01:00", "Closing balance"] and len(rows) == 6
+    assert rows[-1][3:] == ["", "", "", "", "3023.97", "INR"]
 
 
 def test_the_pdf_says_what_the_statement_says_in_any_script_across_pages() -> None:

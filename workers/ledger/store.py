@@ -202,7 +202,8 @@ async def history(
     return await conn.fetch(
         "SELECT h.seq, h.transfer_id, h.ts, h.code, h.amount, h.side, h.pending, h.debits_pending, h.debits_posted, "
         "h.credits_pending, h.credits_posted, t.reference, t.narration, t.counterparty AS outside_party, "
-        "o.id AS counterparty_account_id, o.code AS other_code, o.owner_id AS other_owner, o.title AS other_title "
+        "o.id AS counterparty_account_id, o.code AS other_code, o.owner_id AS other_owner, o.title AS other_title, "
+        "(SELECT b.business_date FROM trial_balance b WHERE b.taken_at > h.ts ORDER BY b.taken_at LIMIT 1) AS business_date "
         "FROM account_history h JOIN transfer t ON t.id = h.transfer_id "
         "JOIN ledger_account o ON o.id = CASE WHEN h.side = 'debit' THEN t.credit_account_id ELSE t.debit_account_id END "
         "WHERE h.account_id = $1 AND ($2::timestamptz IS NULL OR h.ts >= $2) "

@@ -4,3 +4,5 @@
 ALTER TABLE transfer ADD COLUMN narration text, ADD COLUMN counterparty text;
 -- How statements name an account to the other side of a transfer (an account number).
 ALTER TABLE ledger_account ADD COLUMN title text;
+-- A history line's business date: that of the first books taken after it (history reads it).
+CREATE INDEX trial_balance_by_taken_at ON trial_balance (taken_at);
