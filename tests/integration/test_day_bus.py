@@ -329,6 +329,12 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     for account_id in (frozen, leaver):
         await bus.ok(a.FreezeAccount(account_id=account_id, actor="officer-1", reason="court order"))
     await open_to(bus, admin_db, dt.date(2027, 9, 1))
+    await close(bus, admin_db)
+    await account_worker_knows(admin_db, dt.date(2027, 9, 2))
+    mover = uuid.uuid4()  # opened, funded and closed in the month: its last statement shows it all
+    await bus.ok(a.OpenAccount(account_id=mover, customer_id=customer, product_code=code))
+    await deposit(bus, mover, 300_000)
+    await bus.ok(a.CloseAccount(account_id=mover, actor="officer-1", reason="moves away", payout_in_cash=True))
     # The poor account's history lies by a unit (as a bug or a hand in the database would make
     # it): its statement will not add up, and is withheld.
     tamper = ("UPDATE ledger.account_history SET amount = amount + $2 WHERE account_id = $1 AND seq = "
@@ -375,6 +381,9 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     ]  # fmt: skip
     assert history["items"][-1]["credits_posted"] - history["items"][-1]["debits_posted"] == statement["closing"]
     assert [h["business_date"] for h in history["items"][1:]] == ["2027-09-30", "2027-09-30"]  # in that close's books
+    [last] = (await bus.ok(a.ListStatements(account_id=mover)))["items"]
+    assert (last["status"], last["opening"], last["credits"], last["debits"], last["closing"], last["transfers"]) == (
+        "issued", 0, 300_000, 300_000, 0, 2)
     [lie] = (await bus.ok(a.ListStatements(account_id=poor)))["items"]
     assert lie["status"] == "withheld" and lie["opening"] + lie["credits"] - lie["debits"] != lie["closing"]
     withheld = await bus.send(a.GetStatement(account_id=poor, month_end=dt.date(2027, 9, 30)))
@@ -496,6 +505,8 @@ async def test_fixed_deposits_are_funded_locked_and_paid_out_renewed_or_closed_e
         assert reply.error is not None and reply.error.code == refusal, reply
     unfunded = await bus.ok(a.GetAccount(account_id=command.account_id))
     assert unfunded["status"] == "closed" and await balance(bus, savings) == 30_000_000 - 20_100_000
+    [empty] = (await bus.ok(L.LookupAccounts(ids=[command.account_id])))["accounts"]
+    assert empty["closed"] and empty["balance"] == 0  # its ledger account closed with it
     # Locked: nothing leaves a running deposit.
     out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=paid.account_id, credit_account_id=savings, amount=1,
                         currency="INR", code="internal_transfer")  # fmt: skip

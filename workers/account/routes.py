@@ -68,6 +68,7 @@ ROUTES = Routes(
         deposits.STEP_MATURE: deposits.payout_answered,
         deposits.STEP_RENEW: deposits.renewal_answered,
         deposits.STEP_INSTALMENTS: deposits.instalments_answered,
+        deposits.STEP_UNFUNDED: deposits.unfunded_closed,
     },
     on_start=products.ensure_default_products,
     publishes=account.EVENTS,

@@ -125,7 +125,8 @@ async def change_status(
 ) -> AccountView:
     row = await conn.fetchrow(
         "UPDATE account SET status = $2, status_before_freeze = $3, version = version + 1, "
-        "closed_at = CASE WHEN $2 = 'closed' THEN $4 ELSE closed_at END "
+        "closed_at = CASE WHEN $2 = 'closed' THEN $4 ELSE closed_at END, "
+        "closed_on = CASE WHEN $2 = 'closed' THEN (SELECT business_date FROM business_day WHERE id) ELSE closed_on END "
         f"WHERE account_id = $1 RETURNING {_ACCOUNT_COLUMNS}",
         account_id,
         change.status.value,
@@ -582,14 +583,23 @@ async def advance_statement_run(conn: asyncpg.Connection, business_date: date, m
     )  # fmt: skip
 
 
-async def statement_accounts(conn: asyncpg.Connection, after: UUID | None, limit: int) -> list[UUID]:
-    """Open accounts (those the ledger has created), in id order after `after`."""
+async def statement_accounts(conn: asyncpg.Connection, after: UUID | None, limit: int,
+                             closed_since: date) -> list[UUID]:  # fmt: skip
+    """Open accounts (those the ledger has created), and those closed on or after the business date
+    `closed_since` (their last statement shows the closing), in id order after `after`."""
     rows = await conn.fetch(
-        "SELECT account_id FROM account WHERE status IN ('active', 'dormant', 'frozen') "
-        "AND ($1::uuid IS NULL OR account_id > $1) ORDER BY account_id LIMIT $2",
-        after, limit,
+        "SELECT account_id FROM account WHERE (status IN ('active', 'dormant', 'frozen') "
+        "OR (status = 'closed' AND closed_on >= $3)) AND ($1::uuid IS NULL OR account_id > $1) "
+        "ORDER BY account_id LIMIT $2",
+        after, limit, closed_since,
     )  # fmt: skip
     return [r["account_id"] for r in rows]
+
+
+async def closed_among(conn: asyncpg.Connection, account_ids: list[UUID]) -> set[UUID]:
+    rows = await conn.fetch("SELECT account_id FROM account WHERE account_id = ANY($1::uuid[]) AND status = 'closed'",
+                            account_ids)  # fmt: skip
+    return {r["account_id"] for r in rows}
 
 
 async def insert_statements(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> list[asyncpg.Record]:

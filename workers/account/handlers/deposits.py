@@ -33,6 +33,7 @@ STEP_FUND = "deposit_funding"
 STEP_MATURE = "deposit_payout"  # a maturity paid out, or a premature closure
 STEP_RENEW = "deposit_renewal"
 STEP_INSTALMENTS = "deposit_instalments"
+STEP_UNFUNDED = "deposit_unfunded"  # the ledger account of a deposit that was never funded, closed
 ROUND = 100  # deposits a round of the close (each payout is its own ledger command)
 SYSTEM = "close-of-business"
 _DONE = Reply.success()
@@ -139,8 +140,10 @@ async def funding_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
     if result not in ("ok", "exists"):
         await store.change_status(ctx.conn, account.account_id, domain.deposit_unfunded(account.status), ctx.now)
         await store.update_deposit(ctx.conn, account.account_id, status=c.DepositStatus.refused.value, error=str(result))
-        return Reply.refusal(c.AccountError.funding_refused, f"the funding account could not pay the deposit: {result}",
-                             {"ledger_result": result})  # fmt: skip
+        # Its ledger account holds nothing and never will: closed too, before the refusal is answered.
+        close = ledger.SetAccountFlags(account_id=account.ledger_account_id, action="close", actor="system",
+                                       reason="a deposit that was never funded")  # fmt: skip
+        return await ctx.request(close, step=STEP_UNFUNDED, state={"ledger_result": str(result)})
     change = domain.deposit_funded(account.status)
     if isinstance(change, Refusal):
         return Reply.success(await _view(ctx, account.account_id))
@@ -160,6 +163,14 @@ async def funding_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
     await ctx.emit(c.AccountOpened(**fact(account, ctx.now), type=account.type, product_version=account.product_version,
                                    branch=account.branch, ledger_account_id=account.ledger_account_id))  # fmt: skip
     return Reply.success(await _view(ctx, account.account_id))
+
+
+async def unfunded_closed(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    """The refusal the funding earned, whatever the ledger answered the close (an empty account's
+    close is refused only if it was closed already)."""
+    result = state["ledger_result"]
+    return Reply.refusal(c.AccountError.funding_refused, f"the funding account could not pay the deposit: {result}",
+                         {"ledger_result": result})  # fmt: skip
 
 
 # --- reads -----------------------------------------------------------------------------------------

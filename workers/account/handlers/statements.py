@@ -44,7 +44,7 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
 async def _next_page(ctx: Context, business_date: dt.date, until: dt.date, month_end: dt.date,
                      after: UUID | None) -> Reply | Deferred:  # fmt: skip
     """The next page of this month's accounts; none left: the next month the close ends, or done."""
-    accounts = await store.statement_accounts(ctx.conn, after, PAGE_SIZE)
+    accounts = await store.statement_accounts(ctx.conn, after, PAGE_SIZE, _closed_since(month_end))
     if accounts:
         return await ctx.request(
             ledger.GetStatements(month_end=month_end, account_ids=accounts), step=STEP_PAGE,
@@ -73,9 +73,10 @@ async def page_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
         await steps.report(ctx, business_date, STEP, error=f"the ledger's statements: {reason}")
         return _DONE
     page = ledger.Statements.model_validate(reply.result)
+    closed = await store.closed_among(ctx.conn, [t.account_id for t in page.items])
     rows = [(t.account_id, month_end, t.opening, t.credits, t.debits, t.closing, t.transfers, page.period_from,
              page.period_until, c.StatementStatus.issued if t.balanced else c.StatementStatus.withheld, business_date)
-            for t in page.items]  # fmt: skip
+            for t in page.items if not _closed_before(t, closed)]  # fmt: skip
     for s in await store.insert_statements(ctx.conn, rows):
         if s["status"] == c.StatementStatus.issued:
             await ctx.emit(c.StatementReady(account_id=s["account_id"], customer_id=s["customer_id"], month_end=month_end,
@@ -84,6 +85,17 @@ async def page_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Re
     last = UUID(state["last"])
     await store.advance_statement_run(ctx.conn, business_date, month_end, last, "drawing")
     return await _next_page(ctx, business_date, dt.date.fromisoformat(state["until"]), month_end, last)
+
+
+def _closed_since(month_end: dt.date) -> dt.date:
+    """Accounts closed since the month before began may have moved money in this month's period
+    (its cut is the previous month's last close): they are asked; an empty one is left out."""
+    return (month_end.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+def _closed_before(totals: ledger.StatementTotals, closed: set[UUID]) -> bool:
+    """A closed account with nothing in the period: it closed before the period began."""
+    return totals.account_id in closed and (totals.opening, totals.transfers, totals.closing) == (0, 0, 0)
 
 
 async def _report_done(ctx: Context, business_date: dt.date) -> None:
