@@ -718,6 +718,9 @@ class DepositMatured(Event):
 class ChargeKind(StrEnum):
     maintenance = "maintenance"  # the product's monthly maintenance fee
     shortfall = "shortfall"  # the month's average day-end balance fell below the minimum balance
+    # Debit interest on the month's overdrawn day-end balances at the product's overdraft rate,
+    # exact and rounded once (half-up), to interest income.
+    overdraft_interest = "overdraft_interest"
 
 
 class ChargeStatus(StrEnum):

@@ -416,6 +416,42 @@ async def test_monthly_fees_are_charged_at_the_month_end_from_what_each_account_
     assert closing_fee == 1
 
 
+
+async def test_an_overdrawn_current_account_pays_overdraft_interest_at_the_month_end(
+    bus: BusClient, admin_db: asyncpg.Pool,
+) -> None:  # fmt: skip
+    """February 2028 (29 days) overdrawn by 5,000.00 on a current account at 12% a year: Σ
+    overdrawn day-end balance × days × rate, rounded once, half-up, taken at the close of the 29th
+    to interest income, within the overdraft (a balancing debit)."""
+    from workers.account.domain.interest import interest_minor
+
+    code = f"odi_{uuid.uuid4().hex[:8]}"
+    terms = {**(await bus.ok(a.GetProduct(code="current"))), "name": "Overdraft at 12%", "overdraft_limit": 1_000_000,
+             "overdraft_rate_bps": 1_200, "maintenance_fee": 0, "shortfall_fee": 0}  # fmt: skip
+    for field in ("code", "version", "defined_by", "defined_at"):
+        terms.pop(field)
+    await bus.ok(a.DefineProduct(**terms, code=code, actor="officer-1"))
+    current = uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=current, customer_id=await eligible_customer(bus, admin_db), product_code=code))
+    await bus.ok(a.SetOverdraft(account_id=current, overdraft_limit=1_000_000, actor="officer-1", reason="agreed"))
+    await deposit(bus, current, 100_000)
+    out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=current, credit_account_id=L.bank_account_id("cash_vault", "INR"),
+                        amount=600_000, currency="INR", code="withdrawal", narration="Cash withdrawal")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "ok"
+    assert await balance(bus, current) == -500_000
+    await open_to(bus, admin_db, dt.date(2028, 2, 1))
+    while (await close(bus, admin_db))["business_date"] != "2028-02-29":
+        pass
+    owed = interest_minor(500_000 * 29 * 1_200)
+    assert owed == 4_767  # 5,000.00 × 12% × 29/365 = 47.671…
+    [charge] = (await bus.ok(a.ListCharges(account_id=current)))["items"]
+    assert (charge["kind"], charge["month_end"], charge["fee"], charge["collected"], charge["status"]) == (
+        "overdraft_interest", "2028-02-29", owed, owed, "charged")
+    assert await balance(bus, current) == -500_000 - owed
+    last = (await bus.ok(L.GetAccountHistory(account_id=current)))["items"][-1]
+    assert (last["narration"], last["reference"], last["counterparty"], last["code"]) == (
+        "Overdraft interest 2028-02", "ODI-202802", "Interest income", "interest")
+
 async def test_an_account_without_customer_activity_for_a_year_turns_dormant_refuses_customer_debits_and_is_reactivated(
     bus: BusClient, admin_db: asyncpg.Pool,
 ) -> None:  # fmt: skip

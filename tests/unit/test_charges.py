@@ -7,6 +7,7 @@ import datetime as dt
 from uuid import uuid4
 
 from contracts.account import ChargeKind
+from contracts.ledger import bank_account_id
 from workers.account.domain import charges
 from workers.account.domain.accounts import default_products
 
@@ -50,3 +51,19 @@ def test_ids_and_narrations() -> None:
     assert first != charges.charge_transfer_id(account, ChargeKind.maintenance, end, dt.date(2027, 2, 1))
     assert charges.narration(ChargeKind.shortfall, end) == "Minimum balance shortfall fee 2027-01"
     assert charges.reference(ChargeKind.maintenance, end) == "FEE-MAINTENANCE-202701"
+
+
+def test_overdraft_interest_is_the_overdrawn_balance_days_at_the_rate_rounded_once() -> None:
+    """A current account overdrawn 10,000.00 for 30 days at 12% a year: 10,000.00 × 0.12 × 30/365
+    = 98.630136… → 98.63; the days above zero add nothing; to interest income under `interest`."""
+    current = default_products()["current"].model_copy(update={"overdraft_limit": 5_000_000, "overdraft_rate_bps": 1_200})
+    [april, may] = charges.balance_days(-1_000_000, dt.date(2027, 4, 30), dt.date(2027, 5, 3))
+    assert (april.overdrawn_days, may.overdrawn_days) == (1_000_000, 2_000_000)
+    assert charges.balance_days(700, dt.date(2027, 4, 30), dt.date(2027, 5, 3))[1].overdrawn_days == 0
+    [odi] = charges.month_charges(current, -30_000_000, 30, overdrawn_days=30_000_000)
+    assert (odi.kind, odi.amount) == (ChargeKind.overdraft_interest, 9_863)
+    assert charges.month_charges(current, 0, 30, overdrawn_days=0) == []
+    assert charges.month_charges(current, 0, 30, overdrawn_days=1) == []  # 0.000003… rounds to nothing: no charge
+    t = charges.charge_transfer(uuid4(), uuid4(), "INR", ChargeKind.overdraft_interest, dt.date(2027, 4, 30), 9_863)
+    assert (t.code, t.credit_account_id, t.flags.balancing_debit) == ("interest", bank_account_id("interest_income", "INR"), True)
+    assert (t.reference, t.narration) == ("ODI-202704", "Overdraft interest 2027-04")

@@ -419,18 +419,19 @@ async def interest_periods(conn: asyncpg.Connection, account_id: UUID, limit: in
 # --- charges (close of business's `account.charges` step) -----------------------------------------
 
 
-async def add_balance_days(conn: asyncpg.Connection, rows: list[tuple[UUID, date, date, date, int]]) -> None:
-    """(account_id, month_end, first, last, balance_days): added to the month once; days already
-    counted (a restored or repeated close) add nothing."""
+async def add_balance_days(conn: asyncpg.Connection, rows: list[tuple[UUID, date, date, date, int, int]]) -> None:
+    """(account_id, month_end, first, last, balance_days, overdrawn_days): added to the month once;
+    days already counted (a restored or repeated close) add nothing."""
     if not rows:
         return
-    account_ids, ends, firsts, lasts, amounts = (list(column) for column in zip(*rows, strict=True))
+    account_ids, ends, firsts, lasts, amounts, overdrawn = (list(column) for column in zip(*rows, strict=True))
     await conn.execute(
-        "INSERT INTO balance_month AS m (account_id, month_end, counted_from, counted_through, balance_days) "
-        "SELECT * FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[]) "
+        "INSERT INTO balance_month AS m (account_id, month_end, counted_from, counted_through, balance_days, overdrawn_days) "
+        "SELECT * FROM unnest($1::uuid[], $2::date[], $3::date[], $4::date[], $5::numeric[], $6::numeric[]) "
         "ON CONFLICT (account_id, month_end) DO UPDATE SET balance_days = m.balance_days + excluded.balance_days, "
+        "overdrawn_days = m.overdrawn_days + excluded.overdrawn_days, "
         "counted_through = excluded.counted_through WHERE m.counted_through < excluded.counted_from",
-        account_ids, ends, firsts, lasts, amounts,
+        account_ids, ends, firsts, lasts, amounts, overdrawn,
     )  # fmt: skip
 
 
@@ -461,23 +462,26 @@ async def advance_charge_run(conn: asyncpg.Connection, business_date: date, curs
 
 
 async def fee_accounts(conn: asyncpg.Connection, after: UUID | None, limit: int) -> list[asyncpg.Record]:
-    """Open accounts whose product version charges a monthly fee, in id order after `after`."""
+    """Open accounts whose product version charges a monthly fee or overdraft interest, in id order after `after`."""
     return await conn.fetch(
         "SELECT a.account_id, a.ledger_account_id, a.currency, a.customer_id, a.opened_at, p.terms "
         "FROM account a JOIN product_version p ON (p.code, p.version) = (a.product_code, a.product_version) "
         "WHERE a.status IN ('active', 'dormant', 'frozen') AND ($1::uuid IS NULL OR a.account_id > $1) "
-        "AND ((p.terms->>'maintenance_fee')::bigint > 0 OR (p.terms->>'shortfall_fee')::bigint > 0) "
+        "AND ((p.terms->>'maintenance_fee')::bigint > 0 OR (p.terms->>'shortfall_fee')::bigint > 0 "
+        "     OR coalesce((p.terms->>'overdraft_rate_bps')::int, 0) > 0) "
         "ORDER BY a.account_id LIMIT $2",
         after, limit,
     )  # fmt: skip
 
 
-async def month_balance_days(conn: asyncpg.Connection, account_ids: list[UUID], month_end: date) -> dict[UUID, int]:
+async def month_balance_days(conn: asyncpg.Connection, account_ids: list[UUID], month_end: date) -> dict[UUID, tuple[int, int]]:
+    """Per account: the month's (Σ balance × days, Σ overdrawn balance × days)."""
     rows = await conn.fetch(
-        "SELECT account_id, balance_days FROM balance_month WHERE account_id = ANY($1::uuid[]) AND month_end = $2",
+        "SELECT account_id, balance_days, overdrawn_days FROM balance_month WHERE account_id = ANY($1::uuid[]) "
+        "AND month_end = $2",
         account_ids, month_end,
     )  # fmt: skip
-    return {r["account_id"]: int(r["balance_days"]) for r in rows}
+    return {r["account_id"]: (int(r["balance_days"]), int(r["overdrawn_days"])) for r in rows}
 
 
 async def insert_charges(

@@ -1,11 +1,15 @@
-"""Monthly charges (banking-rules §2): the product's maintenance fee, and its minimum-balance
-shortfall fee for a month whose average day-end balance fell below the minimum balance. Both are
-charged by the close of business that covers the month's last day, as balancing debits: the
-ledger takes what the account holds above its floor, up to the fee, so a charge never breaks the
-floor and is never refused for want of money; what it could not take is recorded, not chased.
+"""Monthly charges (banking-rules §2): the product's maintenance fee, its minimum-balance
+shortfall fee for a month whose average day-end balance fell below the minimum balance, and a
+current account's overdraft interest. All are charged by the close of business that covers the
+month's last day, as balancing debits: the ledger takes what the account holds above its floor,
+up to the charge, so a charge never breaks the floor and is never refused for want of money; what
+it could not take is recorded, not chased.
 
 The average day-end balance is exact: Σ day-end balance × days over the month's days the account
 was open, divided by those days (kept as the sum and the days; compared without dividing).
+Overdraft interest is exact the same way: Σ overdrawn day-end balance × days × the product's
+overdraft rate (basis points a year, actual/365), rounded once, half-up, when it is charged
+(`interest.interest_minor`); it goes to interest income (code `interest`), the fees to fee income.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import datetime as dt
 from dataclasses import dataclass
 from uuid import NAMESPACE_URL, UUID, uuid5
 
+from contracts import ledger
 from contracts.account import ChargeKind, ProductTerms
+from workers.account.domain.interest import interest_minor
 
 ONE_DAY = dt.timedelta(days=1)
 
@@ -32,6 +38,7 @@ class BalanceDays:
     first: dt.date
     last: dt.date
     balance_days: int
+    overdrawn_days: int = 0  # Σ overdrawn balance × days (minor units, ≥ 0): what overdraft interest accrues on
 
 
 def balance_days(balance: int, first: dt.date, until: dt.date) -> list[BalanceDays]:
@@ -45,7 +52,8 @@ def balance_days(balance: int, first: dt.date, until: dt.date) -> list[BalanceDa
     while day < until:
         end = month_end(day)
         last = min(end, until - ONE_DAY)
-        spans.append(BalanceDays(end, day, last, balance * ((last - day).days + 1)))
+        days = (last - day).days + 1
+        spans.append(BalanceDays(end, day, last, balance * days, max(-balance, 0) * days))
         day = last + ONE_DAY
     return spans
 
@@ -73,8 +81,9 @@ class Charge:
     amount: int  # minor units: the most the balancing debit may take
 
 
-def month_charges(terms: ProductTerms, month_balance_days: int, open_days: int) -> list[Charge]:
-    """The fees a month owes: none for a month the account was not open in."""
+def month_charges(terms: ProductTerms, month_balance_days: int, open_days: int, overdrawn_days: int = 0) -> list[Charge]:
+    """The charges a month owes: none for a month the account was not open in."""
+    assert overdrawn_days >= 0
     if open_days == 0:
         return []
     charges = []
@@ -83,7 +92,14 @@ def month_charges(terms: ProductTerms, month_balance_days: int, open_days: int) 
     # average < minimum  ⇔  Σ balance × days < minimum × days (no division, no rounding)
     if terms.shortfall_fee and month_balance_days < terms.minimum_balance * open_days:
         charges.append(Charge(ChargeKind.shortfall, terms.shortfall_fee))
+    if terms.overdraft_rate_bps and (owed := interest_minor(overdrawn_days * terms.overdraft_rate_bps)):
+        charges.append(Charge(ChargeKind.overdraft_interest, owed))
     return charges
+
+
+# Where each charge goes, and the ledger code it moves under.
+INCOME = {ChargeKind.maintenance: ("fee_income", "fee"), ChargeKind.shortfall: ("fee_income", "fee"),
+          ChargeKind.overdraft_interest: ("interest_income", "interest")}  # fmt: skip
 
 
 def charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date, business_date: dt.date) -> UUID:
@@ -93,15 +109,28 @@ def charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date, 
 
 
 def narration(kind: ChargeKind, month_end_: dt.date) -> str:
-    what = {ChargeKind.maintenance: "Maintenance fee", ChargeKind.shortfall: "Minimum balance shortfall fee"}[kind]
+    what = {ChargeKind.maintenance: "Maintenance fee", ChargeKind.shortfall: "Minimum balance shortfall fee",
+            ChargeKind.overdraft_interest: "Overdraft interest"}[kind]  # fmt: skip
     return f"{what} {month_end_:%Y-%m}"
 
 
 def reference(kind: ChargeKind, month_end_: dt.date) -> str:
-    """The fee's reference on a statement: which fee, which month (e.g. FEE-MAINTENANCE-202603)."""
-    return f"FEE-{kind.value.upper()}-{month_end_:%Y%m}"
+    """The charge's reference on a statement: which, which month (e.g. FEE-MAINTENANCE-202603, ODI-202603)."""
+    prefix = "ODI" if kind == ChargeKind.overdraft_interest else f"FEE-{kind.value.upper()}"
+    return f"{prefix}-{month_end_:%Y%m}"
 
 
 def closure_charge_transfer_id(account_id: UUID, kind: ChargeKind, month_end_: dt.date) -> UUID:
     """A charge a closing settles: once per account, fee and month (a refused close writes nothing)."""
     return uuid5(NAMESPACE_URL, f"cbs.account.charge.{account_id}.{kind}.{month_end_.isoformat()}.closure")
+
+
+def charge_transfer(transfer_id: UUID, ledger_account_id: UUID, currency: str, kind: ChargeKind, month_end_: dt.date,
+                    amount: int) -> ledger.NewTransfer:  # fmt: skip
+    """A balancing debit: what the account holds above its floor, up to the charge, to its income."""
+    income, code = INCOME[kind]
+    return ledger.NewTransfer(
+        id=transfer_id, debit_account_id=ledger_account_id, credit_account_id=ledger.bank_account_id(income, currency),
+        amount=amount, currency=currency, code=code, flags=ledger.TransferFlags(balancing_debit=True),
+        reference=reference(kind, month_end_), narration=narration(kind, month_end_),
+    )  # fmt: skip

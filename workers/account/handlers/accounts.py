@@ -217,13 +217,9 @@ async def _charges_owed(ctx: Context, account: c.AccountView) -> list[tuple[tupl
     if any(r["status"] == c.ChargeStatus.posting for r in unsettled):
         return Reply.refusal(c.AccountError.close_refused_pending_transfers,
                              "close of business is taking this account's charges: close it once the day has closed")  # fmt: skip
-    fee_income = ledger.bank_account_id("fee_income", account.currency)
-    return [((r["kind"], r["month_end"]), ledger.NewTransfer(
-        id=charges.closure_charge_transfer_id(account.account_id, c.ChargeKind(r["kind"]), r["month_end"]),
-        debit_account_id=account.ledger_account_id, credit_account_id=fee_income, amount=r["fee"],
-        currency=account.currency, code="fee", flags=ledger.TransferFlags(balancing_debit=True),
-        reference=charges.reference(c.ChargeKind(r["kind"]), r["month_end"]),
-        narration=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
+    return [((r["kind"], r["month_end"]), charges.charge_transfer(
+        charges.closure_charge_transfer_id(account.account_id, c.ChargeKind(r["kind"]), r["month_end"]),
+        account.ledger_account_id, account.currency, c.ChargeKind(r["kind"]), r["month_end"], r["fee"],
     )) for r in unsettled]  # fmt: skip
 
 

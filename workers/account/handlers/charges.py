@@ -34,7 +34,7 @@ async def keep_balance_days(ctx: Context, business_date: dt.date, until: dt.date
     """What a page of day-end balances of open accounts adds to their months' balance-days (the
     `account.interest` step's pass over the ledger's balances calls it: one pass, two uses)."""
     await store.add_balance_days(ctx.conn, [
-        (account_id, b.month_end, b.first, b.last, b.balance_days)
+        (account_id, b.month_end, b.first, b.last, b.balance_days, b.overdrawn_days)
         for account_id, balance in balances.items() for b in charges.balance_days(balance, business_date, until)
     ])  # fmt: skip
 
@@ -86,7 +86,8 @@ async def _charge(ctx: Context, business_date: dt.date, months: list[dt.date], a
         for a in accounts:
             terms = c.ProductTerms.model_validate(a["terms"])
             opened_on = a["opened_at"].astimezone(steps.BANK_TZ).date()
-            owed = charges.month_charges(terms, sums.get(a["account_id"], 0), charges.days_open(month_end, opened_on))
+            balance_days, overdrawn_days = sums.get(a["account_id"], (0, 0))
+            owed = charges.month_charges(terms, balance_days, charges.days_open(month_end, opened_on), overdrawn_days)
             for charge in owed:
                 transfer_id = charges.charge_transfer_id(a["account_id"], charge.kind, month_end, business_date)
                 rows.append((a["account_id"], charge.kind.value, month_end, charge.amount, transfer_id))
@@ -105,13 +106,8 @@ async def _retry_due(ctx: Context, business_date: dt.date) -> list[ledger.NewTra
 
 
 def _debit(transfer_id: UUID, r: Any) -> ledger.NewTransfer:
-    currency = r["currency"].strip()
-    return ledger.NewTransfer(
-        id=transfer_id, debit_account_id=r["ledger_account_id"], credit_account_id=ledger.bank_account_id("fee_income", currency),
-        amount=r["fee"], currency=currency, code="fee", flags=ledger.TransferFlags(balancing_debit=True),
-        reference=charges.reference(c.ChargeKind(r["kind"]), r["month_end"]),
-        narration=charges.narration(c.ChargeKind(r["kind"]), r["month_end"]),
-    )  # fmt: skip
+    return charges.charge_transfer(transfer_id, r["ledger_account_id"], r["currency"].strip(), c.ChargeKind(r["kind"]),
+                                   r["month_end"], r["fee"])  # fmt: skip
 
 
 async def _ask(ctx: Context, business_date: dt.date, debits: list[ledger.NewTransfer], *, key: str) -> Deferred:
