@@ -62,7 +62,7 @@ _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "account": ("customer.#", "day.opened", "day.closing", "payment.completed"),
     "customer": ("account.opened", "account.closed"),
     "payment": ("account.opened", "account.frozen", "account.unfrozen", "account.closed", "account.dormant",
-                "account.reactivated", "day.opened", "day.holidays_changed"),
+                "account.reactivated", "account.product_migrated", "day.opened", "day.holidays_changed"),
     "ledger": ("day.closing",),
     "day": ("*.cob_step_reported",),
 }

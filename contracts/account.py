@@ -360,17 +360,30 @@ class _AccountFact(Event):
     occurred_at: datetime = Field(description="UTC time the change was committed")
 
 
-class AccountOpened(_AccountFact):
+class _WithProductLimits(_AccountFact):
+    """The product version's limits and ATM terms, so the payment worker applies them without
+    asking (banking-rules §2); null: not sent (an event of before they were)."""
+
+    daily_cash_withdrawal_limit: int | None = Field(default=None, ge=0, description="cash withdrawals a bank day, minor units")
+    daily_payments_out_limit: int | None = Field(default=None, ge=0, description="payments out a bank day, minor units")
+    monthly_debit_limit: int | None = Field(default=None, ge=0, description="customer debits a calendar month, minor units")
+    free_atm_withdrawals: int | None = Field(default=None, ge=0, description="ATM withdrawals a calendar month without a fee")
+    atm_fee: int | None = Field(default=None, ge=0, description="each ATM withdrawal beyond the free ones, minor units")
+
+
+def product_limits(terms: ProductTerms) -> dict[str, int]:
+    """The `_WithProductLimits` fields of a product version's terms."""
+    return {name: getattr(terms, name) for name in ("daily_cash_withdrawal_limit", "daily_payments_out_limit",
+                                                    "monthly_debit_limit", "free_atm_withdrawals", "atm_fee")}  # fmt: skip
+
+
+class AccountOpened(_WithProductLimits):
     routing_key: ClassVar[str] = "account.opened"
 
     type: ProductType = Field(description="savings or current")
     product_version: int = Field(default=1, ge=1, description="the product version whose terms the account keeps")
     branch: str = Field(pattern=BRANCH_PATTERN, description="3-digit branch code")
     ledger_account_id: UUID = Field(description="the ledger account that holds the money")
-    # The product's limits, so the payment worker can apply them without asking (banking-rules §2).
-    daily_cash_withdrawal_limit: int | None = Field(default=None, ge=0, description="cash withdrawals a bank day, minor units")
-    daily_payments_out_limit: int | None = Field(default=None, ge=0, description="payments out a bank day, minor units")
-    monthly_debit_limit: int | None = Field(default=None, ge=0, description="customer debits a calendar month, minor units")
 
 
 class AccountFrozen(_AccountFact):
@@ -396,7 +409,9 @@ class OverdraftChanged(_AccountFact):
     reason: str = _reason_field()
 
 
-class ProductMigrated(_AccountFact):
+class ProductMigrated(_WithProductLimits):
+    """The account now keeps another version's terms; its limits and ATM terms are the new version's."""
+
     routing_key: ClassVar[str] = "account.product_migrated"
 
     from_version: int

@@ -241,7 +241,8 @@ async def test_an_officer_defines_and_versions_a_product_and_accounts_keep_the_v
     old, new = uuid.uuid4(), uuid.uuid4()
     opened = await bus.ok(a.OpenAccount(account_id=old, customer_id=customer_id, product_code=code))
     assert (opened["product_code"], opened["product_version"]) == (code, 1)
-    second = await bus.ok(a.DefineProduct(**{**terms, "rate_bps": 500, "minimum_balance": 20_000}, code=code, actor="officer-1"))
+    second = await bus.ok(a.DefineProduct(**{**terms, "rate_bps": 500, "minimum_balance": 20_000, "free_atm_withdrawals": 2,
+                                             "atm_fee": 2_500}, code=code, actor="officer-1"))  # fmt: skip
     assert second["version"] == 2
     await bus.ok(a.OpenAccount(account_id=new, customer_id=customer_id, product_code=code))
     views = {v["account_id"]: v for v in [await bus.ok(a.GetAccount(account_id=i)) for i in (old, new)]}
@@ -254,6 +255,13 @@ async def test_an_officer_defines_and_versions_a_product_and_accounts_keep_the_v
     migrated = await bus.ok(a.MigrateProduct(account_id=old, to_version=2, actor="officer-1", reason="repricing"))
     assert migrated["product_version"] == 2
     assert (await bus.ok(L.LookupAccounts(ids=[old])))["accounts"][0]["overdraft_limit"] == -20_000
+
+    async def payments_learnt_the_new_terms() -> bool:  # from account.product_migrated
+        row = await admin_db.fetchrow("SELECT free_atm_withdrawals, atm_fee FROM payment.payment_account "
+                                      "WHERE account_id = $1", old)  # fmt: skip
+        return row is not None and (row["free_atm_withdrawals"], row["atm_fee"]) == (2, 2_500)
+
+    await eventually(payments_learnt_the_new_terms)
     for version, refusal in ((2, "invalid_transition"), (9, "product_not_found")):
         again = await bus.send(a.MigrateProduct(account_id=old, to_version=version, actor="officer-1", reason="again"))
         assert again.error is not None and again.error.code == refusal

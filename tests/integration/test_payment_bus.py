@@ -243,6 +243,32 @@ async def test_cancel_releases_a_waiting_payment(bus: BusClient, admin_db) -> No
 # --- external rails and the clearing partner ----------------------------------------------------------
 
 
+
+async def test_atm_withdrawals_beyond_the_products_free_ones_pay_its_fee(bus: BusClient, admin_db) -> None:
+    """The shipped savings product: 5 free ATM withdrawals a month, then 20.00 each, linked with the
+    withdrawal; a withdrawal the ledger refuses is not counted."""
+    alice = await open_account(bus, admin_db)
+    await deposit(bus, alice, 1_000_000)
+    terms = await admin_db.fetchrow("SELECT free_atm_withdrawals, atm_fee FROM payment.payment_account WHERE account_id = $1", alice)
+    assert (terms["free_atm_withdrawals"], terms["atm_fee"]) == (5, 2_000)  # learnt from account.opened
+
+    async def atm(amount: int) -> Reply:
+        return await pay(bus, p.PaymentKind.cash_withdrawal, amount, payer=alice, channel=p.Channel.atm)
+
+    fees = []
+    for _ in range(6):
+        reply = await atm(10_000)
+        assert reply.ok and reply.result["status"] == "completed", reply.error
+        fees.append(reply.result["fee"])
+    assert fees == [0, 0, 0, 0, 0, 2_000]
+    refused = await atm(930_000)  # more than the account holds above its minimum: failed, and not counted
+    assert code(refused) == "insufficient_funds", refused
+    seventh = await atm(10_000)
+    assert seventh.ok and seventh.result["fee"] == 2_000
+    assert await balance(bus, alice) == (1_000_000 - 7 * 10_000 - 2 * 2_000, 0)
+    counted = await admin_db.fetchval("SELECT used FROM payment.limit_usage WHERE account_id = $1 AND period = 'atm_month'", alice)
+    assert counted == 7
+
 async def test_external_payment_settled_rejected_and_timed_out(bus: BusClient, admin_db, fast_config) -> None:
     alice = await open_account(bus, admin_db)
     await deposit(bus, alice, 10_000_000)

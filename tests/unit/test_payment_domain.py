@@ -483,3 +483,13 @@ def test_inside_the_bank_the_ledger_names_the_account() -> None:
     refund = _view(K.refund, Payee(account_id=PAYER), "duplicate", reference="RFD1")
     original = _view(K.neft, Payee(name="Asha Rao", vpa="asha@bank"))
     assert refund_words(refund, original) == Words("RFD1", "Refund of NEFT20261207153000ABCD1234: duplicate", "Asha Rao · asha@bank")
+
+
+def test_atm_withdrawals_beyond_the_free_ones_a_month_pay_the_products_fee() -> None:
+    from workers.payment.domain.orders import ATM_MONTH, atm_period, atm_withdrawal_fee
+
+    assert [atm_withdrawal_fee(5, 2_000, n) for n in range(7)] == [0, 0, 0, 0, 0, 2_000, 2_000]  # savings: 5, then 20.00
+    assert atm_withdrawal_fee(None, None, 40) == 0  # terms not known: free
+    assert atm_withdrawal_fee(0, 1_000, 0) == 1_000 and atm_withdrawal_fee(3, 0, 9) == 0
+    # The month is the bank's: 31 January 23:00 UTC is 1 February in Kolkata.
+    assert atm_period(datetime(2027, 1, 31, 23, 0, tzinfo=timezone.utc)) == {ATM_MONTH: date(2027, 2, 1)}

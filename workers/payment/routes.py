@@ -61,6 +61,7 @@ ROUTES = Routes(
         EventRoute(day.DayOpened, calendar.on_day_opened),
         EventRoute(day.HolidaysChanged, calendar.on_holidays_changed),
         EventRoute(account.AccountOpened, accounts.on_account_fact),
+        EventRoute(account.ProductMigrated, accounts.on_account_fact),
         EventRoute(account.AccountFrozen, accounts.on_account_fact),
         EventRoute(account.AccountUnfrozen, accounts.on_account_fact),
         EventRoute(account.AccountClosed, accounts.on_account_fact),

@@ -25,11 +25,13 @@ class KnownAccount:
     monthly_debit_limit: int | None
     daily_cash_withdrawal_limit: int | None
     type: str | None = None  # savings, current, fixed_deposit, recurring_deposit (None: learnt before it was sent)
+    free_atm_withdrawals: int | None = None  # a calendar month's free ATM withdrawals (None: not known, no fee)
+    atm_fee: int | None = None
 
 
 _ACCOUNT_COLUMNS = (
     "account_id, customer_id, number, currency, status, type, daily_payments_out_limit, monthly_debit_limit, "
-    "daily_cash_withdrawal_limit"
+    "daily_cash_withdrawal_limit, free_atm_withdrawals, atm_fee"
 )
 
 
@@ -45,13 +47,18 @@ async def account_by_number(conn: asyncpg.Connection, number: str) -> KnownAccou
 
 
 async def record_account(conn: asyncpg.Connection, fact: dict[str, Any], as_of: datetime) -> None:
-    """Keep the newest facts; events may arrive in any order. Limits come only with account.opened."""
+    """Keep the newest facts; events may arrive in any order. Limits and ATM terms come only with
+    account.opened and account.product_migrated."""
     await conn.execute(
         "INSERT INTO payment_account (account_id, customer_id, number, product_code, currency, status, "
-        "daily_payments_out_limit, monthly_debit_limit, daily_cash_withdrawal_limit, as_of, type) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+        "daily_payments_out_limit, monthly_debit_limit, daily_cash_withdrawal_limit, as_of, type, "
+        "free_atm_withdrawals, atm_fee) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
         "ON CONFLICT (account_id) DO UPDATE SET status = EXCLUDED.status, as_of = EXCLUDED.as_of, "
         "type = coalesce(EXCLUDED.type, payment_account.type), "
+        "product_code = EXCLUDED.product_code, "
+        "free_atm_withdrawals = coalesce(EXCLUDED.free_atm_withdrawals, payment_account.free_atm_withdrawals), "
+        "atm_fee = coalesce(EXCLUDED.atm_fee, payment_account.atm_fee), "
         "daily_payments_out_limit = coalesce(EXCLUDED.daily_payments_out_limit, payment_account.daily_payments_out_limit), "
         "monthly_debit_limit = coalesce(EXCLUDED.monthly_debit_limit, payment_account.monthly_debit_limit), "
         "daily_cash_withdrawal_limit = coalesce(EXCLUDED.daily_cash_withdrawal_limit, "
@@ -59,7 +66,8 @@ async def record_account(conn: asyncpg.Connection, fact: dict[str, Any], as_of: 
         "WHERE payment_account.as_of <= EXCLUDED.as_of",
         fact["account_id"], fact["customer_id"], fact["number"], fact["product_code"], fact["currency"],
         fact["status"], fact.get("daily_payments_out_limit"), fact.get("monthly_debit_limit"),
-        fact.get("daily_cash_withdrawal_limit"), as_of, fact.get("type"),
+        fact.get("daily_cash_withdrawal_limit"), as_of, fact.get("type"), fact.get("free_atm_withdrawals"),
+        fact.get("atm_fee"),
     )  # fmt: skip
 
 

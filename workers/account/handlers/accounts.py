@@ -94,10 +94,7 @@ async def ledger_account_answered(ctx: Context, state: dict[str, Any], reply: Re
         await ctx.emit(
             c.AccountOpened(
                 **fact(account, ctx.now), type=account.type, product_version=account.product_version, branch=account.branch,
-                ledger_account_id=account.ledger_account_id,
-                daily_cash_withdrawal_limit=product.daily_cash_withdrawal_limit,
-                daily_payments_out_limit=product.daily_payments_out_limit,
-                monthly_debit_limit=product.monthly_debit_limit,
+                ledger_account_id=account.ledger_account_id, **c.product_limits(product),
             )
         )  # fmt: skip
         return Reply.success(account)
@@ -346,8 +343,11 @@ async def ledger_overdraft_answered(ctx: Context, state: dict[str, Any], reply: 
         return Reply.refusal(LEDGER_REFUSALS.get(reply.error.code, reply.error.code), reply.error.message, reply.error.details)
     if "to_version" in state:
         account = await store.migrate_product(ctx.conn, account_id, state["to_version"])
+        product = await store.product(ctx.conn, account.product_code, account.product_version)
+        assert product is not None, "a product version is never deleted"
         await ctx.emit(c.ProductMigrated(**fact(account, ctx.now), from_version=state["from_version"],
-                                         to_version=state["to_version"], actor=state["actor"], reason=state["reason"]))  # fmt: skip
+                                         to_version=state["to_version"], actor=state["actor"], reason=state["reason"],
+                                         **c.product_limits(product)))  # fmt: skip
         return Reply.success(account)
     account = await store.set_overdraft(ctx.conn, account_id, state["overdraft"])
     await ctx.emit(c.OverdraftChanged(**fact(account, ctx.now), overdraft_limit=account.overdraft_limit,

@@ -215,6 +215,15 @@ def payment_fee(kind: PaymentKind, amount: int, fee_bps: int = EXTERNAL_FEE_BPS)
     return _bps_of(amount, fee_bps) if kind in EXTERNAL_KINDS else 0
 
 
+def atm_withdrawal_fee(free_a_month: int | None, fee: int | None, withdrawn_this_month: int) -> int:
+    """§2: the product's free ATM withdrawals a calendar month, then its fee each (savings 5, then
+    20.00; current 10, then 10.00). Terms not known (an account learnt before they were sent): free."""
+    assert withdrawn_this_month >= 0
+    if free_a_month is None or not fee:
+        return 0
+    return fee if withdrawn_this_month >= free_a_month else 0
+
+
 def branch_withdrawal_fee(amount: int) -> int:
     """§2 branch cash withdrawal: < 1,000.00 free; < 10,000.00 flat 25.00; else 0.3 % (exponent 2)."""
     assert amount >= 0
@@ -370,6 +379,14 @@ def limit_periods(kind: PaymentKind, now: datetime, tz: ZoneInfo = BANK_TZ) -> d
     if kind == K.upi:
         periods["upi_day"] = today
     return periods
+
+
+ATM_MONTH = "atm_month"  # a usage period that counts ATM withdrawals, one each, not money
+
+
+def atm_period(now: datetime, tz: ZoneInfo = BANK_TZ) -> dict[str, date]:
+    """The calendar month (bank time) an ATM withdrawal counts in."""
+    return {ATM_MONTH: bank_date(now, tz).replace(day=1)}
 
 
 def check_order_shape(kind: PaymentKind, payer_account_id: UUID | None, payee: Any) -> Refusal | None:

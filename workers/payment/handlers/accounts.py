@@ -10,5 +10,6 @@ from workers.payment import store
 
 
 async def on_account_fact(ctx: Context, event: Any) -> None:
-    """account.opened / frozen / unfrozen / closed: the newest status (and, on opening, the limits)."""
+    """account.opened / frozen / unfrozen / closed / product_migrated: the newest status (and, on
+    opening or migration, the product version's limits and ATM terms)."""
     await store.record_account(ctx.conn, event.model_dump(), event.occurred_at)

@@ -28,7 +28,7 @@ from contracts.common import Reply
 from contracts.ledger import bank_account_id
 from contracts.payment import PaymentError, PaymentKind, PaymentStatus
 from workers.payment import store
-from workers.payment.domain.orders import Refusal, limit_periods
+from workers.payment.domain.orders import Refusal, atm_period, limit_periods
 from workers.payment.domain.screening import WatchList
 from workers.payment.domain.transfers import hold_transfers, ledger_refusal, void_transfers, words_of
 from workers.payment.handlers import standing_orders
@@ -261,6 +261,8 @@ async def fail_payment(ctx: Context, row: PaymentRow, code: str, reason: str, *,
     periods = usage_periods(row)
     if periods and row.view.payer_account_id is not None:
         await store.charge(ctx.conn, row.view.payer_account_id, periods, -(row.view.amount + row.view.fee))
+        if row.view.kind == K.cash_withdrawal and row.view.channel == c.Channel.atm:
+            await store.charge(ctx.conn, row.view.payer_account_id, atm_period(row.view.created_at), -1)
     row = await store.update_payment(ctx.conn, row.view.payment_id, ctx.now, status=status, failure_code=str(code),
                                      failure_reason=reason, expires_at=None, charged_periods=[])  # fmt: skip
     if status == S.cancelled:

@@ -17,9 +17,12 @@ from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
 from workers.payment import store
 from workers.payment.domain.orders import (
+    ATM_MONTH,
     DEBIT_KINDS,
     BankCalendar,
     Refusal,
+    atm_period,
+    atm_withdrawal_fee,
     branch_withdrawal_fee,
     check_different_accounts,
     check_limits,
@@ -103,6 +106,8 @@ async def place(ctx: Context, order: Order) -> Reply | Deferred:
         return admitted
     row = admitted
     await store.insert_payment(ctx.conn, row, charge=usage_periods(row))
+    if _at_atm(order):  # counted, whatever the amount; given back if it fails (lifecycle.fail_payment)
+        await store.charge(ctx.conn, row.view.payer_account_id, atm_period(row.view.created_at), 1)
     await ctx.emit(c.PaymentInitiated(**fact_fields(row, ctx.now), fee=row.view.fee, fraud_score=row.view.fraud_score,
                                       fraud_level=row.view.fraud_level))  # fmt: skip
     return await _first_ledger_step(ctx, row)
@@ -114,9 +119,10 @@ async def admit(ctx: Context, order: Order) -> PaymentRow | Reply:
     if isinstance(parties, Reply):
         return parties
     payee, payer, payee_account = parties
-    fee = _fee(order)
     periods = limit_periods(order.kind, ctx.now)
-    used, recent = await store.activity(ctx.conn, payer.account_id, periods, ctx.now - timedelta(hours=1)) if payer else ({}, 0)
+    counted = {**periods, **atm_period(ctx.now)} if _at_atm(order) else periods
+    used, recent = await store.activity(ctx.conn, payer.account_id, counted, ctx.now - timedelta(hours=1)) if payer else ({}, 0)
+    fee = _fee(order, payer, used)
     if refusal := check_rail_amount(order.kind, order.amount, upi_used_today=used.get("upi_day", 0)):
         return refuse(refusal)
     if payer is not None and (refusal := _check_limits(order, payer, used, order.amount + fee)):
@@ -191,7 +197,14 @@ async def _parties(ctx: Context, order: Order) -> Parties | Reply:
     return payee, payer, payee_account
 
 
-def _fee(order: Order) -> int:
+def _at_atm(order: Order) -> bool:
+    return order.kind == K.cash_withdrawal and order.channel == c.Channel.atm
+
+
+def _fee(order: Order, payer: KnownAccount | None, used: dict[str, int]) -> int:
+    if _at_atm(order):
+        assert payer is not None, "a withdrawal has a payer"
+        return atm_withdrawal_fee(payer.free_atm_withdrawals, payer.atm_fee, used.get(ATM_MONTH, 0))
     if order.kind == K.cash_withdrawal and order.channel == c.Channel.branch:
         return branch_withdrawal_fee(order.amount)
     return payment_fee(order.kind, order.amount)
