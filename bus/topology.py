@@ -14,7 +14,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, audit, customer, day, identity, ledger, partner, payment, security
+from contracts import account, audit, customer, day, identity, ledger, loan, partner, payment, security
 from contracts.common import Command
 
 # Running processes only look the topology up (`declare=False`, a passive declare): their broker
@@ -30,7 +30,7 @@ DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 
 # Each worker's contract module: its commands get a queue each.
 WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity,
-                                         "payment": payment, "audit": audit, "day": day}
+                                         "payment": payment, "audit": audit, "day": day, "loan": loan}
 
 # Audit's taps (banking-rules §7): two RabbitMQ streams bound `#`, one per exchange, so audit sees
 # every command and event. Streams, not queues: a bounded queue with reject-publish refused every
@@ -65,6 +65,7 @@ _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
                 "account.reactivated", "account.product_migrated", "day.opened", "day.holidays_changed"),
     "ledger": ("day.closing",),
     "day": ("*.cob_step_reported",),
+    "loan": ("day.opened",),
 }
 
 # Event queues (`<worker>.events`): consuming worker -> routing keys it binds on `cbs.events`.

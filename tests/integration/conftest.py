@@ -17,7 +17,7 @@ from bus.correlator import Correlator
 from bus.settings import broker_user, load
 from contracts.common import Command, Reply
 
-WORKERS_UNDER_TEST = ("customer", "account", "ledger", "identity", "payment", "audit", "day")
+WORKERS_UNDER_TEST = ("customer", "account", "ledger", "identity", "payment", "audit", "day", "loan")
 
 
 # Package scope: the in-process workers must be gone before the end-to-end tests start theirs.

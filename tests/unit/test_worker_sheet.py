@@ -15,7 +15,7 @@ from bus.runtime import Runtime
 from bus.worker import check_event_routes
 from contracts import account, customer, ledger, security
 
-WORKERS = ("account", "customer", "identity", "ledger", "payment", "audit", "day")
+WORKERS = ("account", "customer", "identity", "ledger", "payment", "audit", "day", "loan")
 
 
 @pytest.mark.parametrize(
