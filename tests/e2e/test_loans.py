@@ -24,3 +24,23 @@ def test_a_customer_previews_a_loan_and_a_schedule_that_cannot_be_is_a_400(clust
         too_long = client.post("/v1/loans/calculate", json={**body, "months": 361})
         assert too_long.status_code == 400 and too_long.json()["code"] == "invalid_message"
     assert httpx.post(f"{cluster.base_url}/v1/loans/calculate", json=body).status_code == 401
+
+
+def test_customers_read_loan_products_and_officers_define_them(cluster: Cluster) -> None:
+    _, customer = new_user(cluster, ["customer"], customer_id=str(uuid.uuid4()))
+    _, officer = new_user(cluster, ["officer"])
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
+        listed = client.get("/v1/loan-products")
+        assert listed.status_code == 200 and {"home", "personal"} <= {p["code"] for p in listed.json()["items"]}
+        home = client.get("/v1/loan-products/home").json()
+        terms = {k: v for k, v in home.items() if k not in ("code", "version", "defined_by", "defined_at")}
+        denied = client.post("/v1/loan-products", json={**terms, "code": "home_x"}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert denied.status_code == 403
+    with cluster.client(token=login(cluster, officer).json()["access_token"]) as client:
+        code = f"home_{uuid.uuid4().hex[:6]}"
+        made = client.post("/v1/loan-products", json={**terms, "code": code, "max_rate_bps": 1_000},
+                           headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+        assert made.status_code == 201 and made.json()["defined_by"] and made.json()["version"] == 1, made.text
+        capped = client.post("/v1/loan-products", json={**terms, "code": code, "max_rate_bps": 1_300},
+                             headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+        assert capped.status_code == 422 and capped.json()["code"] == "invalid_product"

@@ -36,3 +36,31 @@ async def test_without_a_date_the_schedule_counts_from_the_open_business_date(bu
     drawn = await bus.ok(c.CalculateLoan(principal=100_000, currency="INR", rate_bps=0, months=3))
     assert drawn["disbursed_on"] == learnt_date.isoformat()
     assert [i["amount"] for i in drawn["instalments"]] == [33_333, 33_333, 33_334]  # §9: 0% for 3 months
+
+
+async def test_an_officer_versions_a_loan_product_within_its_types_caps_and_a_customer_defines_nothing(
+    bus: BusClient, edge_bus: BusClient,
+) -> None:  # fmt: skip
+    import json
+    import uuid
+
+    shipped = {p["code"]: p for p in (await bus.ok(c.ListLoanProducts()))["items"]}
+    assert {"personal", "home", "auto", "education", "business", "gold"} <= set(shipped)
+    assert (shipped["home"]["max_rate_bps"], shipped["home"]["secured"], shipped["home"]["version"]) == (1_200, True, 1)
+    code = f"home_{uuid.uuid4().hex[:8]}"
+    terms = {k: v for k, v in shipped["home"].items() if k not in ("code", "version", "defined_by", "defined_at")}
+    first = await bus.ok(c.DefineLoanProduct(**{**terms, "name": "Home Saver", "max_rate_bps": 950}, code=code, actor="officer-1"))
+    assert (first["version"], first["max_rate_bps"], first["defined_by"]) == (1, 950, "officer-1")
+    again = await bus.ok(c.DefineLoanProduct(**{**terms, "name": "Home Saver", "max_rate_bps": 950}, code=code, actor="officer-2"))
+    assert (again["version"], again["defined_by"]) == (1, "officer-1")  # the same terms: nothing new
+    second = await bus.ok(c.DefineLoanProduct(**{**terms, "name": "Home Saver", "max_rate_bps": 900}, code=code, actor="officer-1"))
+    assert second["version"] == 2 and (await bus.ok(c.GetLoanProduct(code=code, version=1)))["max_rate_bps"] == 950
+    capped = await bus.send(c.DefineLoanProduct(**{**terms, "max_rate_bps": 1_300}, code=code, actor="officer-1"))
+    assert capped.error is not None and capped.error.code == "invalid_product" and "1200" in capped.error.message
+    unknown = await bus.send(c.GetLoanProduct(code="no_such_product"))
+    assert unknown.error is not None and unknown.error.code == "loan_product_not_found"
+    actor = json.dumps({"sub": "cust-1", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
+    forged = await edge_bus.correlator.send(c.DefineLoanProduct(**terms, code=code, actor="officer-1"), message_id=uuid.uuid4().hex,
+                                            timeout_s=10, headers={"x-actor": actor})  # fmt: skip
+    assert forged.error is not None and forged.error.code == "forbidden"
+    assert (await bus.ok(c.GetLoanProduct(code=code)))["version"] == 2
