@@ -4,12 +4,16 @@ loan included), defined by officers (`products:manage`)."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from api_edge.auth import Principal, require
 from api_edge.gateway import body_model, gateway_of, idempotency_key
 from contracts import loan as c
+from contracts.common import Command
 
 router = APIRouter(tags=["loans"])
 
@@ -54,3 +58,85 @@ async def define_product(
     """A loan product or its next version, within its type's caps (banking-rules §5)."""
     data = {**body.model_dump(), "actor": who.subject}  # type: ignore[attr-defined]
     return await gateway_of(request).change(c.DefineLoanProduct, data, who, key, created=True)
+
+
+# --- applications ----------------------------------------------------------------------------------
+
+CreateApplicationBody = body_model(c.CreateLoanApplication, exclude={"actor"}, name="CreateLoanApplicationBody")
+
+
+class DecisionBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=500, description="why, recorded with the decision")
+
+
+class ApprovalBody(BaseModel):
+    principal: int = Field(ge=c.MIN_PRINCIPAL, le=c.MAX_PRINCIPAL, description="approved, at most what was asked, minor units")
+    rate_bps: int = Field(ge=0, le=c.MAX_RATE_BPS, description="at most the product's max rate")
+
+
+@router.post("/v1/loan-applications", status_code=201)
+async def create_application(
+    body: CreateApplicationBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("loans:apply", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """A draft application under the product's newest version; a customer makes only their own."""
+    data = {**body.model_dump(), "actor": who.subject}  # type: ignore[attr-defined]
+    return await gateway_of(request).change(c.CreateLoanApplication, data, who, key, created=True)
+
+
+@router.get("/v1/loan-applications/{application_id}")
+async def get_application(application_id: UUID, request: Request, who: Principal = require("loans:apply", "accounts")) -> Response:
+    return await gateway_of(request).query(c.GetLoanApplication, {"application_id": application_id}, who)
+
+
+async def _act(request: Request, contract: type[Command], application_id: UUID, who: Principal, key: str | None,
+               **fields: object) -> Response:  # fmt: skip
+    data = {"application_id": application_id, "actor": who.subject, **fields}
+    return await gateway_of(request).change(contract, data, who, key)
+
+
+@router.post("/v1/loan-applications/{application_id}/submit")
+async def submit_application(
+    application_id: UUID, request: Request, who: Principal = require("loans:apply", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """draft → submitted once the customer and the linked account are eligible (learnt from their events)."""
+    return await _act(request, c.SubmitLoanApplication, application_id, who, key)
+
+
+@router.post("/v1/loan-applications/{application_id}/underwrite")
+async def underwrite_application(
+    application_id: UUID, request: Request, who: Principal = require("loans:review", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """§5's assessment: under review, or rejected with the reasons."""
+    return await _act(request, c.UnderwriteLoanApplication, application_id, who, key)
+
+
+@router.post("/v1/loan-applications/{application_id}/approve")
+async def approve_application(
+    application_id: UUID, body: ApprovalBody, request: Request, who: Principal = require("loans:approve", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """Maker-checker: an officer who did not submit it; the schedule is in the answer."""
+    return await _act(request, c.ApproveLoanApplication, application_id, who, key, principal=body.principal,
+                      rate_bps=body.rate_bps, permissions=sorted(who.permissions))  # fmt: skip
+
+
+@router.post("/v1/loan-applications/{application_id}/reject")
+async def reject_application(
+    application_id: UUID, body: DecisionBody, request: Request, who: Principal = require("loans:review", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    return await _act(request, c.RejectLoanApplication, application_id, who, key, reason=body.reason)
+
+
+@router.post("/v1/loan-applications/{application_id}/cancel")
+async def cancel_application(
+    application_id: UUID, body: DecisionBody, request: Request, who: Principal = require("loans:apply", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """Withdrawn by the customer, or cancelled by staff, before it is disbursed."""
+    return await _act(request, c.CancelLoanApplication, application_id, who, key, reason=body.reason)

@@ -90,21 +90,26 @@ class Permission(StrEnum):
     day_close = "day:close"  # close of business
     day_calendar = "day:calendar"  # holidays
     books_read = "books:read"  # the bank's books: trial balance, balance sheet, income statement
-    products_manage = "products:manage"  # define and version deposit products
+    products_manage = "products:manage"  # define and version deposit and loan products
+    loans_apply = "loans:apply"  # make, submit and withdraw a loan application (a customer: their own)
+    loans_review = "loans:review"  # underwrite and reject applications
+    loans_approve = "loans:approve"  # approve one somebody else submitted (maker-checker)
 
 
 P = Permission
 # A customer's permissions reach only their own records: the owning worker checks ownership.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    Role.customer: frozenset({P.customers_read, P.accounts_read, P.accounts_write, P.ledger_read, P.payments_create}),
+    Role.customer: frozenset({P.customers_read, P.accounts_read, P.accounts_write, P.ledger_read, P.payments_create,
+                              P.loans_apply}),  # fmt: skip
     Role.teller: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.accounts_read, P.accounts_write, P.ledger_read,
-         P.payments_create, P.cash_handle, P.day_read}
+         P.payments_create, P.cash_handle, P.day_read, P.loans_apply}
     ),  # fmt: skip
     Role.officer: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.customers_manage, P.kyc_verify, P.accounts_read,
          P.accounts_write, P.accounts_freeze, P.transfers_create, P.ledger_read, P.payments_create,
-         P.payments_approve, P.payments_reverse, P.cash_handle, P.day_read, P.books_read, P.products_manage}
+         P.payments_approve, P.payments_reverse, P.cash_handle, P.day_read, P.books_read, P.products_manage,
+         P.loans_apply, P.loans_review, P.loans_approve}
     ),  # fmt: skip
     Role.admin: frozenset(Permission),
     Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
+from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -69,12 +70,65 @@ PRODUCT_CAPS: dict[LoanType, ProductCap] = {
 }
 
 
+class Band(StrEnum):
+    """Underwriting's risk band of a score (§5: ≥ 60 very_high, ≥ 40 high, ≥ 20 medium, else low)."""
+
+    low = "low"
+    medium = "medium"
+    high = "high"
+    very_high = "very_high"
+
+
+class Outcome(StrEnum):
+    recommend = "recommend"  # low or medium: recommend approval
+    manual_review = "manual_review"  # high or very_high
+    refused = "refused"
+
+
+class Reason(StrEnum):
+    """Why underwriting refuses, in §5's order."""
+
+    score_above_limit = "score_above_limit"
+    credit_score_below_minimum = "credit_score_below_minimum"
+    dti_above_limit = "dti_above_limit"
+    amount_above_cap = "amount_above_cap"
+    months_above_cap = "months_above_cap"
+    collateral_missing = "collateral_missing"  # decision: a secured type applied for without collateral
+    collateral_below_80_percent = "collateral_below_80_percent"
+
+
+class ApplicationStatus(StrEnum):
+    draft = "draft"
+    submitted = "submitted"
+    under_review = "under_review"  # underwritten: recommended or left for a person's review
+    approved = "approved"
+    rejected = "rejected"
+    cancelled = "cancelled"
+
+
+class CollateralType(StrEnum):
+    property = "property"
+    vehicle = "vehicle"
+    gold = "gold"
+    fixed_deposit = "fixed_deposit"
+    securities = "securities"
+    business_assets = "business_assets"
+
+
 class LoanError(StrEnum):
     """Stable refusal codes of the loan worker (the reply's `error.code`)."""
 
     invalid_terms = "invalid_terms"  # a schedule that cannot be drawn (the message says why)
     invalid_product = "invalid_product"  # terms beyond §5's caps for the type, or a type change (the message says which)
     loan_product_not_found = "loan_product_not_found"
+    application_not_found = "application_not_found"
+    application_exists = "application_exists"  # the application_id names another application
+    invalid_application = "invalid_application"  # outside the product's ranges (the message says which)
+    not_eligible = "not_eligible"  # the customer not active with KYC completed, or the linked account not theirs and active
+    invalid_transition = "invalid_transition"  # not from this status (the details say which it is)
+    same_maker = "same_maker"  # the approver submitted it: maker-checker needs another officer
+    forbidden = "forbidden"  # the approver lacks loans:approve
+    invalid_approval = "invalid_approval"  # more than was asked, or a rate above the product's
 
 
 # --- products --------------------------------------------------------------------------------
@@ -139,6 +193,64 @@ class Schedule(Contract):
     instalments: list[Instalment]
 
 
+# --- applications ----------------------------------------------------------------------------
+
+MAX_COLLATERAL = 5
+MAX_EMPLOYMENT_MONTHS = 720
+
+
+class Collateral(Contract):
+    type: CollateralType
+    description: str = Field(min_length=1, max_length=140, description="what it is, e.g. `flat 4B, Residency Road`")
+    value: int = Field(gt=0, le=MAX_AMOUNT, description="its valuation, minor units")
+
+
+class AssessmentView(Contract):
+    """Underwriting's answer (banking-rules §5), as of when it ran."""
+
+    assessment_emi: int = Field(description="EMI(principal, 12%, 60 months), minor units")
+    dti: str = Field(description="(existing EMI + assessment EMI) / monthly income, exact, as a decimal string")
+    ltv: str | None = Field(default=None, description="principal / collateral value, exact; null without collateral")
+    score: int
+    band: Band
+    recommended_rate_bps: int = Field(description="10% + 0.1 point per point of score, capped at the product's")
+    outcome: Outcome
+    reasons: list[Reason] = Field(description="why it is refused; empty unless refused")
+
+
+class LoanApplicationView(Contract):
+    application_id: UUID
+    customer_id: UUID
+    product_code: str
+    product_version: int = Field(ge=1, description="the product version it is made under")
+    linked_account_id: UUID = Field(description="the customer's account the loan is paid into and repaid from")
+    purpose: str
+    principal: int = Field(description="asked for, minor units")
+    currency: str = currency_field()
+    months: int
+    monthly_income: int
+    existing_emi: int
+    credit_score: int | None
+    employment_months: int
+    collateral: list[Collateral]
+    co_applicant_id: UUID | None = None
+    status: ApplicationStatus
+    created_by: str
+    submitted_by: str | None = None
+    assessment: AssessmentView | None = None
+    decided_by: str | None = Field(default=None, description="who approved, rejected or cancelled it")
+    decision_reason: str | None = None
+    approved_principal: int | None = None
+    approved_rate_bps: int | None = None
+    schedule: Schedule | None = Field(default=None, description="written on approval")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+def _actor_field() -> Any:
+    return Field(min_length=1, max_length=200, description="who asks (the edge names the signed-in person)")
+
+
 # --- commands --------------------------------------------------------------------------------
 
 
@@ -193,6 +305,113 @@ class ListLoanProducts(Command):
     read_only: ClassVar[bool] = True
 
 
+class CreateLoanApplication(Command):
+    """A draft application under a product's newest version; a customer makes only their own.
+    Result: `LoanApplicationView` (draft). Refusals: loan_product_not_found, invalid_application
+    (principal or term outside the product's ranges, a currency not the product's),
+    application_exists (the id names another application)."""
+
+    routing_key: ClassVar[str] = "loan.create_application"
+
+    application_id: UUID = Field(description="chosen by the caller: a retry with the same body answers the same draft")
+    customer_id: UUID
+    product_code: str = Field(pattern=PRODUCT_CODE_PATTERN)
+    linked_account_id: UUID = Field(description="the customer's own active account in the product's currency")
+    purpose: str = Field(min_length=1, max_length=200)
+    principal: int = Field(ge=MIN_PRINCIPAL, le=MAX_PRINCIPAL, description="minor units")
+    currency: str = currency_field()
+    months: int = Field(ge=1, le=MAX_MONTHS)
+    monthly_income: int = Field(gt=0, le=MAX_AMOUNT, description="minor units")
+    existing_emi: int = Field(default=0, ge=0, le=MAX_AMOUNT, description="instalments already paid a month, minor units")
+    credit_score: int | None = Field(default=None, ge=300, le=850, description="300–850; null: no credit history")
+    employment_months: int = Field(ge=0, le=MAX_EMPLOYMENT_MONTHS)
+    collateral: list[Collateral] = Field(default_factory=list, max_length=MAX_COLLATERAL)
+    co_applicant_id: UUID | None = None
+    actor: str = _actor_field()
+
+
+class _ApplicationCommand(Command):
+    application_id: UUID
+    actor: str = _actor_field()
+
+
+class SubmitLoanApplication(_ApplicationCommand):
+    """draft → submitted, once the customer is active with KYC completed and the linked account is
+    theirs and active (learned from customer.* and account.* events, never asked). Result:
+    `LoanApplicationView`. Refusals: application_not_found, invalid_transition, not_eligible."""
+
+    routing_key: ClassVar[str] = "loan.submit_application"
+
+
+class UnderwriteLoanApplication(_ApplicationCommand):
+    """submitted → under_review with the assessment, or → rejected when underwriting refuses it
+    (the reasons in `assessment.reasons`). Staff only. Result: `LoanApplicationView`. Refusals:
+    application_not_found, invalid_transition."""
+
+    routing_key: ClassVar[str] = "loan.underwrite_application"
+
+
+class ApproveLoanApplication(_ApplicationCommand):
+    """submitted or under_review → approved by an officer with `loans:approve` who did not submit
+    it (maker-checker): at most the principal asked, at most the product's rate; the schedule is
+    written now (from the open business date; redrawn from the day it is disbursed). Result:
+    `LoanApplicationView`. Refusals: application_not_found, invalid_transition, forbidden,
+    same_maker, invalid_approval."""
+
+    routing_key: ClassVar[str] = "loan.approve_application"
+
+    principal: int = Field(ge=MIN_PRINCIPAL, le=MAX_PRINCIPAL, description="approved, ≤ asked, minor units")
+    rate_bps: int = Field(ge=0, le=MAX_RATE_BPS, description="≤ the product's max rate")
+    permissions: list[str] = Field(default_factory=list, description="the approver's permissions as the edge verified them")
+
+
+class RejectLoanApplication(_ApplicationCommand):
+    """submitted or under_review → rejected, with why. Staff only. Result: `LoanApplicationView`."""
+
+    routing_key: ClassVar[str] = "loan.reject_application"
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class CancelLoanApplication(_ApplicationCommand):
+    """draft, submitted, under_review or approved → cancelled (the customer withdraws, or staff).
+    Result: `LoanApplicationView`."""
+
+    routing_key: ClassVar[str] = "loan.cancel_application"
+
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class GetLoanApplication(Command):
+    """Result: `LoanApplicationView`; a customer reads only their own. Refusals: application_not_found."""
+
+    routing_key: ClassVar[str] = "loan.get_application"
+    read_only: ClassVar[bool] = True
+
+    application_id: UUID
+
+
+class ApplicationFact(Event):
+    application: LoanApplicationView
+    occurred_at: AwareDatetime
+
+
+class ApplicationSubmitted(ApplicationFact):
+    routing_key: ClassVar[str] = "loan.application_submitted"
+
+
+class ApplicationApproved(ApplicationFact):
+    routing_key: ClassVar[str] = "loan.application_approved"
+
+
+class ApplicationRejected(ApplicationFact):
+    routing_key: ClassVar[str] = "loan.application_rejected"
+
+
+class ApplicationCancelled(ApplicationFact):
+    routing_key: ClassVar[str] = "loan.application_cancelled"
+
+
 class LoanProductDefined(Event):
     routing_key: ClassVar[str] = "loan.product_defined"
 
@@ -200,5 +419,10 @@ class LoanProductDefined(Event):
     occurred_at: AwareDatetime
 
 
-COMMANDS: tuple[type[Command], ...] = (CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts)
-EVENTS: tuple[type[Event], ...] = (LoanProductDefined,)
+COMMANDS: tuple[type[Command], ...] = (
+    CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
+    UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
+)  # fmt: skip
+EVENTS: tuple[type[Event], ...] = (
+    LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
+)  # fmt: skip

@@ -44,3 +44,42 @@ def test_customers_read_loan_products_and_officers_define_them(cluster: Cluster)
         capped = client.post("/v1/loan-products", json={**terms, "code": code, "max_rate_bps": 1_300},
                              headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
         assert capped.status_code == 422 and capped.json()["code"] == "invalid_product"
+
+
+def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the_schedule(cluster: Cluster) -> None:
+    import time
+
+    from tests.e2e.test_flows import open_account_when_eligible, post, verified_customer
+
+    with cluster.client(timeout=10) as admin:
+        customer_id = verified_customer(admin)
+        account = open_account_when_eligible(admin, customer_id)
+    _, customer = new_user(cluster, ["customer"], customer_id=customer_id)
+    _, maker = new_user(cluster, ["officer"])
+    _, checker = new_user(cluster, ["officer"])
+    application_id = str(uuid.uuid4())
+    body = {"application_id": application_id, "customer_id": customer_id, "product_code": "personal",
+            "linked_account_id": account["account_id"], "purpose": "a wedding", "principal": 1_000_000, "currency": "INR",
+            "months": 6, "monthly_income": 8_000_000, "existing_emi": 0, "credit_score": 780, "employment_months": 84}  # fmt: skip
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
+        made = post(client, "/v1/loan-applications", body)
+        assert made.status_code == 201 and made.json()["status"] == "draft", made.text
+        someone_else = post(client, "/v1/loan-applications", {**body, "application_id": str(uuid.uuid4()),
+                                                               "customer_id": str(uuid.uuid4())})  # fmt: skip
+        assert someone_else.status_code == 403 and someone_else.json()["code"] == "not_owner"
+        deadline = time.monotonic() + 20  # the loan worker learns the account from account.opened
+        while (submitted := post(client, f"/v1/loan-applications/{application_id}/submit", {})).status_code != 200:
+            assert submitted.json()["code"] == "not_eligible" and time.monotonic() < deadline, submitted.text
+            time.sleep(0.2)
+        assert post(client, f"/v1/loan-applications/{application_id}/underwrite", {}).status_code == 403  # staff's work
+    with cluster.client(token=login(cluster, maker).json()["access_token"]) as client:
+        reviewed = post(client, f"/v1/loan-applications/{application_id}/underwrite", {})
+        assert reviewed.status_code == 200 and reviewed.json()["assessment"]["outcome"] == "recommend", reviewed.text
+    with cluster.client(token=login(cluster, checker).json()["access_token"]) as client:
+        approved = post(client, f"/v1/loan-applications/{application_id}/approve", {"principal": 1_000_000, "rate_bps": 1_200})
+        assert approved.status_code == 200, approved.text
+        instalments = approved.json()["schedule"]["instalments"]
+        assert [i["amount"] for i in instalments] == [172_548] * 5 + [172_551]  # §9: 10,000.00 at 12% for 6 months
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
+        mine = client.get(f"/v1/loan-applications/{application_id}").json()
+        assert (mine["status"], mine["submitted_by"] != mine["decided_by"]) == ("approved", True)

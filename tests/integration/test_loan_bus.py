@@ -1,8 +1,10 @@
-"""The loan worker through the bus (issue 12, so far): the schedule calculator."""
+"""The loan worker through the bus (issue 12, so far): the schedule calculator, products, and
+applications from draft to approval."""
 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from contracts import loan as c
 from tests.integration.conftest import BusClient, eventually
@@ -64,3 +66,104 @@ async def test_an_officer_versions_a_loan_product_within_its_types_caps_and_a_cu
                                             timeout_s=10, headers={"x-actor": actor})  # fmt: skip
     assert forged.error is not None and forged.error.code == "forbidden"
     assert (await bus.ok(c.GetLoanProduct(code=code)))["version"] == 2
+
+
+async def _borrower(bus: BusClient, admin_db) -> tuple[Any, Any]:
+    """A customer with KYC completed and a savings account, once the loan worker has learnt both."""
+    import uuid
+
+    from contracts import account as a
+    from tests.integration.test_account_bus import eligible_customer
+
+    customer_id, account_id = await eligible_customer(bus, admin_db), uuid.uuid4()
+    await bus.ok(a.OpenAccount(account_id=account_id, customer_id=customer_id, product_code="savings"))
+
+    async def learnt() -> bool:
+        return bool(await admin_db.fetchval(
+            "SELECT c.kyc_status = 'completed' AND a.status = 'active' FROM loan.loan_customer c, loan.loan_account a "
+            "WHERE c.customer_id = $1 AND a.account_id = $2", customer_id, account_id))  # fmt: skip
+
+    await eventually(learnt)
+    return customer_id, account_id
+
+
+def _application(customer_id: Any, account_id: Any, **changes: Any) -> c.CreateLoanApplication:
+    """§9's first underwriting row: business 300,000.00, income 60,000.00, EMI 10,000.00, score 760, 6 years."""
+    import uuid
+
+    fields = dict(application_id=uuid.uuid4(), customer_id=customer_id, product_code="business", linked_account_id=account_id,
+                  purpose="working capital", principal=30_000_000, currency="INR", months=24, monthly_income=6_000_000,
+                  existing_emi=1_000_000, credit_score=760, employment_months=72, actor="cust-1")  # fmt: skip
+    return c.CreateLoanApplication(**{**fields, **changes})
+
+
+async def test_an_application_goes_from_draft_through_underwriting_to_an_approval_by_another_officer(
+    bus: BusClient, edge_bus: BusClient, admin_db,
+) -> None:  # fmt: skip
+    import json
+    import uuid
+
+    customer_id, account_id = await _borrower(bus, admin_db)
+    create = _application(customer_id, account_id)
+    draft = await bus.ok(create)
+    assert (draft["status"], draft["product_version"], draft["created_by"]) == ("draft", 1, "cust-1")
+    assert (await bus.ok(create))["application_id"] == draft["application_id"]  # a retry: the same draft
+    other = await bus.send(create.model_copy(update={"principal": 20_000_000}))
+    assert other.error is not None and other.error.code == "application_exists"
+    # A customer reads only their own.
+    stranger = json.dumps({"sub": "cust-9", "roles": ["customer"], "customer_id": str(uuid.uuid4())})
+    peek = await edge_bus.correlator.send(c.GetLoanApplication(application_id=create.application_id), message_id=uuid.uuid4().hex,
+                                          timeout_s=10, headers={"x-actor": stranger})  # fmt: skip
+    assert peek.error is not None and peek.error.code == "not_owner"
+    submitted = await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="officer-1"))
+    assert (submitted["status"], submitted["submitted_by"]) == ("submitted", "officer-1")
+    reviewed = await bus.ok(c.UnderwriteLoanApplication(application_id=create.application_id, actor="officer-2"))
+    assessment = reviewed["assessment"]
+    assert (reviewed["status"], assessment["assessment_emi"], assessment["score"], assessment["band"], assessment["outcome"],
+            assessment["recommended_rate_bps"]) == ("under_review", 667_333, -25, "low", "recommend", 1_000)  # §9
+    approve = c.ApproveLoanApplication(application_id=create.application_id, principal=25_000_000, rate_bps=1_000,
+                                       permissions=["loans:approve"], actor="officer-1")  # fmt: skip
+    same = await bus.send(approve)
+    assert same.error is not None and same.error.code == "same_maker"  # officer-1 submitted it
+    too_much = await bus.send(approve.model_copy(update={"actor": "officer-3", "principal": 30_000_001}))
+    assert too_much.error is not None and too_much.error.code == "invalid_approval"
+    unpermitted = await bus.send(approve.model_copy(update={"actor": "officer-3", "permissions": []}))
+    assert unpermitted.error is not None and unpermitted.error.code == "forbidden"
+    approved = await bus.ok(approve.model_copy(update={"actor": "officer-3"}))
+    schedule = approved["schedule"]
+    assert (approved["status"], approved["decided_by"], approved["approved_principal"], approved["approved_rate_bps"]) == (
+        "approved", "officer-3", 25_000_000, 1_000)
+    assert (schedule["principal"], schedule["months"], len(schedule["instalments"])) == (25_000_000, 24, 24)
+    assert sum(i["principal"] for i in schedule["instalments"]) == 25_000_000
+    again = await bus.send(approve.model_copy(update={"actor": "officer-3"}))
+    assert again.error is not None and again.error.code == "invalid_transition"
+    told = await admin_db.fetch("SELECT routing_key FROM loan.outbox WHERE payload->'application'->>'application_id' = $1 "
+                                "ORDER BY id", str(create.application_id))  # fmt: skip
+    assert [r["routing_key"] for r in told] == ["loan.application_submitted", "loan.application_approved"]
+
+
+async def test_applications_outside_their_product_or_from_the_ineligible_are_refused_and_underwriting_rejects_with_reasons(
+    bus: BusClient, admin_db,
+) -> None:  # fmt: skip
+    import uuid
+
+    customer_id, account_id = await _borrower(bus, admin_db)
+    too_long = await bus.send(_application(customer_id, account_id, months=121))
+    assert too_long.error is not None and too_long.error.code == "invalid_application"
+    # Another customer's account: eligible only with one's own.
+    other_customer, _ = await _borrower(bus, admin_db)
+    borrowed = await bus.ok(_application(other_customer, account_id))
+    refused = await bus.send(c.SubmitLoanApplication(application_id=uuid.UUID(borrowed["application_id"]), actor="officer-1"))
+    assert refused.error is not None and refused.error.code == "not_eligible"
+    # §9's fourth row: home 800,000.00, income 40,000.00, EMI 6,000.00, 680, half a year, collateral 850,000.00.
+    home = _application(customer_id, account_id, product_code="home", principal=80_000_000, months=240, monthly_income=4_000_000,
+                        existing_emi=600_000, credit_score=680, employment_months=6,
+                        collateral=[c.Collateral(type=c.CollateralType.property, description="flat 4B", value=85_000_000)])  # fmt: skip
+    await bus.ok(home)
+    await bus.ok(c.SubmitLoanApplication(application_id=home.application_id, actor="cust-1"))
+    rejected = await bus.ok(c.UnderwriteLoanApplication(application_id=home.application_id, actor="officer-2"))
+    assert (rejected["status"], rejected["assessment"]["score"], rejected["assessment"]["band"]) == ("rejected", 90, "very_high")
+    assert rejected["assessment"]["reasons"] == ["score_above_limit", "dti_above_limit"]
+    assert rejected["assessment"]["recommended_rate_bps"] == 1_200  # 19% capped at the home product's 12%
+    late = await bus.send(c.CancelLoanApplication(application_id=home.application_id, reason="changed my mind", actor="cust-1"))
+    assert late.error is not None and late.error.code == "invalid_transition"

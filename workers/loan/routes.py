@@ -1,26 +1,43 @@
 """The loan worker's contract sheet (banking-rules §5; issue 12).
 
-So far the schedule calculator and the products' reads, open to every caller (they hold nothing
-of anyone's), products defined by staff only, and the business date it learns from `day.opened`
-(a schedule's due dates count from it by default).
+So far: the schedule calculator and the products' reads, open to every caller (they hold nothing
+of anyone's); products defined by staff only; applications (a customer makes, reads, submits and
+withdraws only their own; staff underwrite, reject and approve); and what it learns from events:
+the business date (`day.opened`), each customer's standing and each account's status.
 """
 
 from __future__ import annotations
 
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
-from contracts import day, loan
-from workers.loan import handlers
+from contracts import account, customer, day, loan
+from workers.loan.handlers import applications, calculator, learning, products
 
 ROUTES = Routes(
     worker="loan",
     commands={
-        loan.CalculateLoan: handlers.calculate,
-        loan.ListLoanProducts: handlers.list_products,
-        loan.GetLoanProduct: handlers.get_product,
-        loan.DefineLoanProduct: staff_only(handlers.define_product),
+        loan.CalculateLoan: calculator.calculate,
+        loan.ListLoanProducts: products.list_products,
+        loan.GetLoanProduct: products.get_product,
+        loan.DefineLoanProduct: staff_only(products.define_product),
+        loan.CreateLoanApplication: applications.create,
+        loan.GetLoanApplication: applications.get,
+        loan.SubmitLoanApplication: applications.submit,
+        loan.UnderwriteLoanApplication: applications.underwrite,
+        loan.ApproveLoanApplication: applications.approve,
+        loan.RejectLoanApplication: applications.reject,
+        loan.CancelLoanApplication: applications.cancel,
     },
-    events=(EventRoute(day.DayOpened, handlers.on_day_opened),),
-    on_start=handlers.ensure_default_products,
+    events=(
+        EventRoute(day.DayOpened, calculator.on_day_opened),
+        EventRoute(customer.CustomerRegistered, learning.on_customer_registered),
+        EventRoute(customer.CustomerKycStatusChanged, learning.on_kyc_status_changed),
+        *(EventRoute(e, learning.on_customer_status_changed)
+          for e in (customer.CustomerSuspended, customer.CustomerReactivated, customer.CustomerClosed)),
+        *(EventRoute(e, learning.on_account_fact)
+          for e in (account.AccountOpened, account.AccountFrozen, account.AccountUnfrozen, account.AccountClosed,
+                    account.AccountDormant, account.AccountReactivated)),
+    ),  # fmt: skip
+    on_start=products.ensure_default_products,
     publishes=loan.EVENTS,
 )

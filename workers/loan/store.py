@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
+from uuid import UUID
 
 import asyncpg
 
-from contracts.loan import LoanProductTerms, LoanProductView
+from contracts.loan import LoanApplicationView, LoanProductTerms, LoanProductView
+from workers.loan.domain.applications import LinkedAccount, Standing
 
 
 async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
@@ -60,3 +63,63 @@ async def insert_product(conn: asyncpg.Connection, code: str, version: int, term
         code, version, terms.model_dump(mode="json"), defined_by, defined_at, terms.type.value, terms.currency,
     )  # fmt: skip
     return _product(row)
+
+
+# --- what the loan worker learns of customers and accounts -----------------------------------------
+
+
+async def record_customer(conn: asyncpg.Connection, customer_id: UUID, status: str, kyc_status: str, as_of: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO loan_customer (customer_id, status, kyc_status, as_of) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (customer_id) DO UPDATE SET status = EXCLUDED.status, kyc_status = EXCLUDED.kyc_status, "
+        "as_of = EXCLUDED.as_of WHERE loan_customer.as_of <= EXCLUDED.as_of",
+        customer_id, status, kyc_status, as_of,
+    )  # fmt: skip
+
+
+async def record_account(conn: asyncpg.Connection, account_id: UUID, customer_id: UUID, currency: str, status: str,
+                         as_of: datetime) -> None:  # fmt: skip
+    await conn.execute(
+        "INSERT INTO loan_account (account_id, customer_id, currency, status, as_of) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT (account_id) DO UPDATE SET status = EXCLUDED.status, as_of = EXCLUDED.as_of "
+        "WHERE loan_account.as_of <= EXCLUDED.as_of",
+        account_id, customer_id, currency, status, as_of,
+    )  # fmt: skip
+
+
+async def standing(conn: asyncpg.Connection, customer_id: UUID) -> Standing | None:
+    row = await conn.fetchrow("SELECT status, kyc_status FROM loan_customer WHERE customer_id = $1", customer_id)
+    return Standing(row["status"], row["kyc_status"]) if row else None
+
+
+async def linked_account(conn: asyncpg.Connection, account_id: UUID) -> LinkedAccount | None:
+    row = await conn.fetchrow("SELECT customer_id, currency, status FROM loan_account WHERE account_id = $1", account_id)
+    return LinkedAccount(row["customer_id"], row["currency"].strip(), row["status"]) if row else None
+
+
+# --- applications ----------------------------------------------------------------------------------
+
+
+async def application(conn: asyncpg.Connection, application_id: UUID, *,
+                      for_update: bool = False) -> tuple[LoanApplicationView, dict[str, Any]] | None:  # fmt: skip
+    """The application and the request that made it."""
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT view, request FROM loan_application WHERE application_id = $1{lock}", application_id)
+    return (LoanApplicationView.model_validate(row["view"]), row["request"]) if row else None
+
+
+async def insert_application(conn: asyncpg.Connection, view: LoanApplicationView, request: dict[str, Any]) -> bool:
+    """False when the id was taken meanwhile (a concurrent create)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO loan_application (application_id, customer_id, status, request, view, updated_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+        view.application_id, view.customer_id, view.status.value, request, view.model_dump(mode="json"), view.updated_at,
+    )  # fmt: skip
+    return bool(inserted)
+
+
+async def save_application(conn: asyncpg.Connection, view: LoanApplicationView) -> None:
+    await conn.execute(
+        "UPDATE loan_application SET status = $2, view = $3, updated_at = $4 WHERE application_id = $1",
+        view.application_id, view.status.value, view.model_dump(mode="json"), view.updated_at,
+    )  # fmt: skip

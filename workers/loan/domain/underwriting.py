@@ -22,9 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
-from enum import StrEnum
 
-from contracts.loan import ASSESSMENT_MONTHS, ASSESSMENT_RATE_BPS, PRODUCT_CAPS, LoanType
+from contracts.loan import ASSESSMENT_MONTHS, ASSESSMENT_RATE_BPS, PRODUCT_CAPS, Band, LoanType, Outcome, Reason
 from workers.loan.domain.schedule import emi_minor
 
 PRECISION = 50
@@ -35,31 +34,6 @@ MAX_SCORE = 80  # above it: refused
 MIN_CREDIT_SCORE = 600  # below it: refused (no score is not a refusal)
 INCOME_MULTIPLE = 60  # an amount above 60 months of income scores +25
 COLLATERAL_MIN_PERCENT = 80  # a secured loan's collateral covers at least 80% of the amount
-
-
-class Band(StrEnum):
-    low = "low"
-    medium = "medium"
-    high = "high"
-    very_high = "very_high"
-
-
-class Outcome(StrEnum):
-    recommend = "recommend"  # recommend approval
-    manual_review = "manual_review"
-    refused = "refused"
-
-
-class Reason(StrEnum):
-    """Stable refusal codes (lower_snake)."""
-
-    score_above_limit = "score_above_limit"
-    credit_score_below_minimum = "credit_score_below_minimum"
-    dti_above_limit = "dti_above_limit"
-    amount_above_cap = "amount_above_cap"
-    months_above_cap = "months_above_cap"
-    collateral_missing = "collateral_missing"
-    collateral_below_80_percent = "collateral_below_80_percent"
 
 
 REASON_TEXT: dict[Reason, str] = {

@@ -1,32 +1,15 @@
-"""The loan worker's handlers: each reads what it needs, asks the pure domain, writes, answers."""
+"""Loan products as data (banking-rules §5): an officer defines and versions them; applications
+are made under a product's newest version and loans keep it."""
 
 from __future__ import annotations
 
 from bus.handling import Context
-from contracts import day
 from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
-from workers.loan.domain import products, schedule
+from workers.loan.domain import products
 
 SYSTEM = "system"
-
-
-async def on_day_opened(ctx: Context, event: day.DayOpened) -> None:
-    await store.learn_business_date(ctx.conn, event.business_date, event.occurred_at)
-
-
-async def calculate(ctx: Context, cmd: c.CalculateLoan) -> Reply:
-    """An EMI and its whole schedule; due dates from `disbursed_on`, or the open business date."""
-    disbursed_on = cmd.disbursed_on or await store.business_date(ctx.conn)
-    if disbursed_on is None:
-        return Reply.refusal(c.LoanError.invalid_terms, "no business date is known yet: name disbursed_on")
-    drawn = schedule.schedule(cmd.principal, cmd.rate_bps, cmd.months, cmd.method, cmd.amortization, disbursed_on,
-                              currency=cmd.currency)  # fmt: skip
-    return Reply.success(drawn)
-
-
-# --- products (banking-rules §5) -----------------------------------------------------------------
 
 
 async def ensure_default_products(ctx: Context) -> None:

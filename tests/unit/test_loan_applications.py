@@ -1,0 +1,90 @@
+"""Loan applications, pure (workers/loan/domain/applications.py): where each action leads, an
+application within its product, eligibility, maker-checker, and underwriting's view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from uuid import uuid4
+
+import pytest
+
+from contracts.loan import ApplicationStatus as S
+from contracts.loan import Band, LoanApplicationView, LoanError, LoanProductView, Outcome
+from workers.loan.domain import applications as domain
+from workers.loan.domain.applications import LinkedAccount, Refusal, Standing
+from workers.loan.domain.products import default_products
+
+NOW = dt.datetime(2026, 12, 7, 10, tzinfo=dt.UTC)
+CUSTOMER = uuid4()
+
+
+def product(code: str = "business", **changes: object) -> LoanProductView:
+    terms = default_products()[code].model_copy(update=changes)
+    return LoanProductView(**terms.model_dump(), code=code, version=1, defined_by="system", defined_at=NOW)
+
+
+def application(**changes: object) -> LoanApplicationView:
+    """§9's first underwriting row: business 300,000.00; income 60,000.00; EMI 10,000.00; 760; 6 years."""
+    fields = dict(application_id=uuid4(), customer_id=CUSTOMER, product_code="business", product_version=1,
+                  linked_account_id=uuid4(), purpose="working capital", principal=30_000_000, currency="INR", months=36,
+                  monthly_income=6_000_000, existing_emi=1_000_000, credit_score=760, employment_months=72, collateral=[],
+                  status=S.submitted, created_by="cust-1", submitted_by="cust-1", created_at=NOW, updated_at=NOW)  # fmt: skip
+    return LoanApplicationView(**{**fields, **changes})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("status", "action", "to"), [
+    (S.draft, "submit", S.submitted), (S.submitted, "underwrite", S.under_review), (S.submitted, "approve", S.approved),
+    (S.under_review, "approve", S.approved), (S.under_review, "reject", S.rejected), (S.approved, "cancel", S.cancelled),
+    (S.draft, "cancel", S.cancelled),
+])  # fmt: skip
+def test_each_action_leads_where_section_5_says(status: S, action: domain.Action, to: S) -> None:
+    assert domain.transition(status, action) == to
+
+
+@pytest.mark.parametrize(("status", "action"), [
+    (S.draft, "approve"), (S.draft, "underwrite"), (S.approved, "approve"), (S.rejected, "cancel"), (S.cancelled, "submit"),
+    (S.under_review, "underwrite"), (S.approved, "reject"),
+])  # fmt: skip
+def test_an_action_out_of_turn_is_refused(status: S, action: domain.Action) -> None:
+    refused = domain.transition(status, action)
+    assert isinstance(refused, Refusal) and refused.code == LoanError.invalid_transition
+
+
+def test_an_application_fits_its_product() -> None:
+    narrow = product(max_principal=20_000_000, min_months=12, max_months=60)
+    assert domain.terms_refusal(narrow, 20_000_000, 12, "INR") is None
+    assert "lends 100000 to 20000000" in domain.terms_refusal(narrow, 20_000_001, 12, "INR").message  # type: ignore[union-attr]
+    assert "runs 12 to 60 months" in domain.terms_refusal(narrow, 1_000_000, 6, "INR").message  # type: ignore[union-attr]
+    assert "lends in INR" in domain.terms_refusal(narrow, 1_000_000, 12, "USD").message  # type: ignore[union-attr]
+
+
+def test_only_an_active_customer_with_kyc_and_their_own_active_account_is_eligible() -> None:
+    ok, account = Standing("active", "completed"), LinkedAccount(CUSTOMER, "INR", "active")
+    assert domain.eligibility_refusal(CUSTOMER, "INR", ok, account) is None
+    for standing, linked in ((None, account), (Standing("inactive", "pending"), account), (Standing("active", "expired"), account),
+                             (ok, None), (ok, LinkedAccount(uuid4(), "INR", "active")), (ok, LinkedAccount(CUSTOMER, "USD", "active")),
+                             (ok, LinkedAccount(CUSTOMER, "INR", "frozen"))):  # fmt: skip
+        refused = domain.eligibility_refusal(CUSTOMER, "INR", standing, linked)
+        assert refused is not None and refused.code == LoanError.not_eligible
+
+
+def test_approval_is_maker_checker_within_what_was_asked_and_the_products_rate() -> None:
+    app, business = application(), product()
+    allowed = ["loans:approve"]
+    assert domain.approval_refusal(app, "officer-2", allowed, 30_000_000, 1_000, business) is None
+    assert domain.approval_refusal(app, "officer-2", [], 30_000_000, 1_000, business).code == LoanError.forbidden  # type: ignore[union-attr]
+    same = domain.approval_refusal(app.model_copy(update={"submitted_by": "officer-2"}), "officer-2", allowed, 1, 1, business)
+    assert same is not None and same.code == LoanError.same_maker
+    assert domain.approval_refusal(app, "officer-2", allowed, 30_000_001, 1_000, business).code == LoanError.invalid_approval  # type: ignore[union-attr]
+    assert domain.approval_refusal(app, "officer-2", allowed, 30_000_000, 2_001, business).code == LoanError.invalid_approval  # type: ignore[union-attr]
+
+
+def test_underwriting_reads_the_application_and_caps_the_rate_at_the_products_own_maximum() -> None:
+    view = domain.assessment_view(domain.assessment_of(application(), product()))
+    assert (view.assessment_emi, view.dti[:6], view.score, view.band, view.recommended_rate_bps, view.outcome) == (
+        667_333, "0.2778", -25, Band.low, 1_000, Outcome.recommend)  # §9's first row
+    # §9's third row (score 55, 15.5%) under a business product capped at 12%: recommended 12%.
+    risky = application(principal=40_000_000, monthly_income=3_000_000, existing_emi=300_000, credit_score=640,
+                        employment_months=24)  # fmt: skip
+    capped = domain.assessment_view(domain.assessment_of(risky, product(max_rate_bps=1_200)))
+    assert (capped.score, capped.band, capped.recommended_rate_bps, capped.outcome) == (55, Band.high, 1_200, Outcome.manual_review)

@@ -1,0 +1,156 @@
+"""Loan applications (banking-rules §5): draft → submitted → under review → approved, or rejected
+or cancelled; underwriting's assessment; maker-checker approval with the schedule written. Every
+change locks its application, so two officers acting at once take turns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bus.actor import believed_permissions, not_for_customers, owner_only
+from bus.handling import Context
+from contracts import loan as c
+from contracts.common import Reply
+from workers.loan import store
+from workers.loan.domain import applications as domain
+from workers.loan.domain import schedule
+from workers.loan.domain.applications import Refusal
+
+_FACTS: dict[c.ApplicationStatus, type[c.ApplicationFact]] = {
+    c.ApplicationStatus.submitted: c.ApplicationSubmitted,
+    c.ApplicationStatus.approved: c.ApplicationApproved,
+    c.ApplicationStatus.rejected: c.ApplicationRejected,
+    c.ApplicationStatus.cancelled: c.ApplicationCancelled,
+}
+
+
+def _refuse(refusal: Refusal, details: dict[str, Any] | None = None) -> Reply:
+    return Reply.refusal(refusal.code, refusal.message, details)
+
+
+def _not_found(application_id: Any) -> Reply:
+    return Reply.refusal(c.LoanError.application_not_found, f"no loan application {application_id}")
+
+
+async def create(ctx: Context, cmd: c.CreateLoanApplication) -> Reply:
+    if refusal := owner_only(ctx.actor, cmd.customer_id):
+        return refusal
+    request = cmd.model_dump(mode="json", exclude={"actor"})
+    found = await store.application(ctx.conn, cmd.application_id)
+    if found is not None:  # a retry answers the draft; another body under the same id is refused
+        view, asked = found
+        if asked != request:
+            return Reply.refusal(c.LoanError.application_exists, f"application {cmd.application_id} exists with other fields")
+        return owner_only(ctx.actor, view.customer_id) or Reply.success(view)
+    product = await store.product(ctx.conn, cmd.product_code)
+    if product is None:
+        return Reply.refusal(c.LoanError.loan_product_not_found, f"no loan product {cmd.product_code!r}")
+    if refusal := domain.terms_refusal(product, cmd.principal, cmd.months, cmd.currency):
+        return _refuse(refusal)
+    view = c.LoanApplicationView(
+        **cmd.model_dump(exclude={"actor"}), product_version=product.version, status=c.ApplicationStatus.draft,
+        created_by=cmd.actor, created_at=ctx.now, updated_at=ctx.now,
+    )  # fmt: skip
+    if not await store.insert_application(ctx.conn, view, request):
+        return Reply.refusal(c.LoanError.application_exists, f"application {cmd.application_id} was just made")
+    return Reply.success(view)
+
+
+async def get(ctx: Context, cmd: c.GetLoanApplication) -> Reply:
+    found = await store.application(ctx.conn, cmd.application_id)
+    if found is None:
+        return _not_found(cmd.application_id)
+    return owner_only(ctx.actor, found[0].customer_id) or Reply.success(found[0])
+
+
+async def submit(ctx: Context, cmd: c.SubmitLoanApplication) -> Reply:
+    view = await _locked(ctx, cmd.application_id)
+    if isinstance(view, Reply):
+        return view
+    to = domain.transition(view.status, "submit")
+    if isinstance(to, Refusal):
+        return _refuse(to, {"status": view.status})
+    standing = await store.standing(ctx.conn, view.customer_id)
+    account = await store.linked_account(ctx.conn, view.linked_account_id)
+    if refusal := domain.eligibility_refusal(view.customer_id, view.currency, standing, account):
+        return _refuse(refusal)
+    return await _moved(ctx, view, {"status": to, "submitted_by": cmd.actor})
+
+
+async def underwrite(ctx: Context, cmd: c.UnderwriteLoanApplication) -> Reply:
+    if refusal := not_for_customers(ctx.actor):
+        return refusal
+    view = await _locked(ctx, cmd.application_id)
+    if isinstance(view, Reply):
+        return view
+    to = domain.transition(view.status, "underwrite")
+    if isinstance(to, Refusal):
+        return _refuse(to, {"status": view.status})
+    product = await store.product(ctx.conn, view.product_code, view.product_version)
+    assert product is not None, "a product version is never deleted"
+    assessment = domain.assessment_of(view, product)
+    if assessment.outcome == c.Outcome.refused:
+        reasons = ", ".join(r.value for r in assessment.reasons)
+        return await _moved(ctx, view, {"status": c.ApplicationStatus.rejected, "decided_by": cmd.actor,
+                                        "decision_reason": f"underwriting refused it: {reasons}",
+                                        "assessment": domain.assessment_view(assessment)})  # fmt: skip
+    return await _moved(ctx, view, {"status": to, "assessment": domain.assessment_view(assessment)})
+
+
+async def approve(ctx: Context, cmd: c.ApproveLoanApplication) -> Reply:
+    if refusal := not_for_customers(ctx.actor):
+        return refusal
+    view = await _locked(ctx, cmd.application_id)
+    if isinstance(view, Reply):
+        return view
+    to = domain.transition(view.status, "approve")
+    if isinstance(to, Refusal):
+        return _refuse(to, {"status": view.status})
+    product = await store.product(ctx.conn, view.product_code, view.product_version)
+    assert product is not None, "a product version is never deleted"
+    permissions = believed_permissions(ctx.actor, cmd.permissions)
+    if refusal := domain.approval_refusal(view, cmd.actor, permissions, cmd.principal, cmd.rate_bps, product):
+        return _refuse(refusal)
+    business_date = await store.business_date(ctx.conn)
+    if business_date is None:
+        return Reply.refusal("unavailable", "the business date is not known yet: approve once the day has opened")
+    drawn = schedule.schedule(cmd.principal, cmd.rate_bps, view.months, product.method, product.amortization,
+                              business_date, currency=view.currency)  # fmt: skip
+    return await _moved(ctx, view, {"status": to, "decided_by": cmd.actor, "approved_principal": cmd.principal,
+                                    "approved_rate_bps": cmd.rate_bps, "schedule": drawn})  # fmt: skip
+
+
+async def reject(ctx: Context, cmd: c.RejectLoanApplication) -> Reply:
+    if refusal := not_for_customers(ctx.actor):
+        return refusal
+    return await _decided(ctx, cmd, "reject", cmd.reason)
+
+
+async def cancel(ctx: Context, cmd: c.CancelLoanApplication) -> Reply:
+    return await _decided(ctx, cmd, "cancel", cmd.reason)
+
+
+async def _decided(ctx: Context, cmd: c.RejectLoanApplication | c.CancelLoanApplication, action: domain.Action,
+                   reason: str) -> Reply:  # fmt: skip
+    view = await _locked(ctx, cmd.application_id)
+    if isinstance(view, Reply):
+        return view
+    to = domain.transition(view.status, action)
+    if isinstance(to, Refusal):
+        return _refuse(to, {"status": view.status})
+    return await _moved(ctx, view, {"status": to, "decided_by": cmd.actor, "decision_reason": reason})
+
+
+async def _locked(ctx: Context, application_id: Any) -> c.LoanApplicationView | Reply:
+    """The application, locked to the commit, when the asker may act on it (a customer: their own)."""
+    found = await store.application(ctx.conn, application_id, for_update=True)
+    if found is None:
+        return _not_found(application_id)
+    return owner_only(ctx.actor, found[0].customer_id) or found[0]
+
+
+async def _moved(ctx: Context, view: c.LoanApplicationView, changes: dict[str, Any]) -> Reply:
+    moved = view.model_copy(update={**changes, "updated_at": ctx.now})
+    await store.save_application(ctx.conn, moved)
+    if fact := _FACTS.get(moved.status):
+        await ctx.emit(fact(application=moved, occurred_at=ctx.now))
+    return Reply.success(moved)
