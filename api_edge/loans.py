@@ -140,3 +140,25 @@ async def cancel_application(
 ) -> Response:  # fmt: skip
     """Withdrawn by the customer, or cancelled by staff, before it is disbursed."""
     return await _act(request, c.CancelLoanApplication, application_id, who, key, reason=body.reason)
+
+
+# --- loans -------------------------------------------------------------------------------------------
+
+
+class DisburseBody(BaseModel):
+    loan_id: UUID = Field(description="chosen by the caller: the loan's id (a retry answers the same loan)")
+
+
+@router.post("/v1/loan-applications/{application_id}/disburse")
+async def disburse(
+    application_id: UUID, body: DisburseBody, request: Request, who: Principal = require("loans:review", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """The approved application's loan, in one tranche through the ledger, net of its processing fee."""
+    return await _act(request, c.DisburseLoan, application_id, who, key, loan_id=body.loan_id)
+
+
+@router.get("/v1/loans/{loan_id}")
+async def get_loan(loan_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
+    """A loan with its schedule; a customer reads only their own."""
+    return await gateway_of(request).query(c.GetLoan, {"loan_id": loan_id}, who)

@@ -104,6 +104,13 @@ class ApplicationStatus(StrEnum):
     approved = "approved"
     rejected = "rejected"
     cancelled = "cancelled"
+    disbursed = "disbursed"  # its loan exists, the money moved
+
+
+class LoanStatus(StrEnum):
+    disbursing = "disbursing"  # the ledger is asked
+    refused = "refused"  # the ledger refused the disbursement (the application stays approved)
+    active = "active"
 
 
 class CollateralType(StrEnum):
@@ -129,6 +136,9 @@ class LoanError(StrEnum):
     same_maker = "same_maker"  # the approver submitted it: maker-checker needs another officer
     forbidden = "forbidden"  # the approver lacks loans:approve
     invalid_approval = "invalid_approval"  # more than was asked, or a rate above the product's
+    loan_not_found = "loan_not_found"
+    loan_exists = "loan_exists"  # the loan_id names another loan
+    disbursement_refused = "disbursement_refused"  # the ledger would not move it (details say why)
 
 
 # --- products --------------------------------------------------------------------------------
@@ -243,6 +253,32 @@ class LoanApplicationView(Contract):
     approved_principal: int | None = None
     approved_rate_bps: int | None = None
     schedule: Schedule | None = Field(default=None, description="written on approval")
+    loan_id: UUID | None = Field(default=None, description="the loan being or made from it")
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class LoanView(Contract):
+    """A loan: its ledger account (code loan_principal, the customer's) holds what is owed."""
+
+    loan_id: UUID
+    number: str = Field(description="LN + 10 digits")
+    application_id: UUID
+    customer_id: UUID
+    product_code: str
+    product_version: int
+    linked_account_id: UUID
+    ledger_account_id: UUID = Field(description="debit-normal: its balance is the principal outstanding")
+    principal: int = Field(description="minor units")
+    currency: str = currency_field()
+    rate_bps: int
+    months: int
+    processing_fee: int = Field(description="taken from the disbursement to fee income, minor units")
+    net_disbursed: int = Field(description="credited to the linked account, minor units")
+    disbursed_on: dt.date | None = Field(default=None, description="the business date it was disbursed")
+    status: LoanStatus
+    refusal: str | None = Field(default=None, description="why the ledger refused the disbursement")
+    schedule: Schedule = Field(description="from the disbursement's business date")
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -382,6 +418,36 @@ class CancelLoanApplication(_ApplicationCommand):
     reason: str = Field(min_length=1, max_length=500)
 
 
+class DisburseLoan(Command):
+    """An approved application's loan, disbursed in one tranche through the ledger: the loan's
+    ledger account made, then one linked chain from it, the net to the linked account and the
+    processing fee to fee income (§5). Staff only. Result: `LoanView` (active). Refusals:
+    application_not_found, invalid_transition (not approved, or already disbursing), loan_exists,
+    disbursement_refused (the ledger's result in the details; the application stays approved)."""
+
+    routing_key: ClassVar[str] = "loan.disburse"
+
+    application_id: UUID
+    loan_id: UUID = Field(description="chosen by the caller: the loan's id and its ledger account's")
+    actor: str = _actor_field()
+
+
+class GetLoan(Command):
+    """Result: `LoanView`; a customer reads only their own. Refusals: loan_not_found."""
+
+    routing_key: ClassVar[str] = "loan.get_loan"
+    read_only: ClassVar[bool] = True
+
+    loan_id: UUID
+
+
+class LoanDisbursed(Event):
+    routing_key: ClassVar[str] = "loan.disbursed"
+
+    loan: LoanView
+    occurred_at: AwareDatetime
+
+
 class GetLoanApplication(Command):
     """Result: `LoanApplicationView`; a customer reads only their own. Refusals: application_not_found."""
 
@@ -422,7 +488,9 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
+    DisburseLoan, GetLoan,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
+    LoanDisbursed,
 )  # fmt: skip

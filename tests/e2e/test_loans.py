@@ -83,3 +83,12 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
     with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
         mine = client.get(f"/v1/loan-applications/{application_id}").json()
         assert (mine["status"], mine["submitted_by"] != mine["decided_by"]) == ("approved", True)
+        assert post(client, f"/v1/loan-applications/{application_id}/disburse", {"loan_id": str(uuid.uuid4())}).status_code == 403
+    loan_id = str(uuid.uuid4())
+    with cluster.client(token=login(cluster, maker).json()["access_token"]) as client:
+        disbursed = post(client, f"/v1/loan-applications/{application_id}/disburse", {"loan_id": loan_id})
+        assert disbursed.status_code == 200 and disbursed.json()["net_disbursed"] == 990_000, disbursed.text  # 1% fee
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
+        loan = client.get(f"/v1/loans/{loan_id}").json()
+        assert (loan["status"], loan["principal"], loan["processing_fee"]) == ("active", 1_000_000, 10_000)
+        assert client.get(f"/v1/accounts/{account['account_id']}/balance").json()["balance"] == 990_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from uuid import UUID
 
 from contracts import loan as c
 from tests.integration.conftest import BusClient, eventually
@@ -167,3 +168,60 @@ async def test_applications_outside_their_product_or_from_the_ineligible_are_ref
     assert rejected["assessment"]["recommended_rate_bps"] == 1_200  # 19% capped at the home product's 12%
     late = await bus.send(c.CancelLoanApplication(application_id=home.application_id, reason="changed my mind", actor="cust-1"))
     assert late.error is not None and late.error.code == "invalid_transition"
+
+
+async def test_an_approved_application_is_disbursed_in_one_chain_net_of_its_processing_fee(bus: BusClient, admin_db) -> None:
+    """§9: 100,000.00 with a 1% processing fee credits 99,000.00; the loan's own ledger account
+    owes the whole 100,000.00; at 12% for 12 months its EMI is 8,884.88."""
+    import uuid
+
+    from contracts import ledger as L
+
+    customer_id, account_id = await _borrower(bus, admin_db)
+    create = _application(customer_id, account_id, product_code="personal", principal=10_000_000, months=12)
+    await bus.ok(create)
+    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="cust-1"))
+    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=10_000_000, rate_bps=1_200,
+                                          permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
+    disburse = c.DisburseLoan(application_id=create.application_id, loan_id=uuid.uuid4(), actor="officer-4")
+    loan = await bus.ok(disburse)
+    assert (loan["status"], loan["processing_fee"], loan["net_disbursed"], loan["number"][:2]) == ("active", 100_000, 9_900_000, "LN")
+    assert loan["schedule"]["emi"] == 888_488 and loan["disbursed_on"] == loan["schedule"]["disbursed_on"]
+    ledger_accounts = {UUID(a["id"]): a for a in (await bus.ok(L.LookupAccounts(ids=[disburse.loan_id, account_id])))["accounts"]}
+    owed, credited = ledger_accounts[disburse.loan_id], ledger_accounts[account_id]
+    assert (owed["code"], owed["debits_posted"], owed["credits_posted"]) == ("loan_principal", 10_000_000, 0)
+    assert credited["balance"] == 9_900_000
+    [line] = (await bus.ok(L.GetAccountHistory(account_id=account_id)))["items"]
+    assert (line["narration"], line["counterparty"], line["reference"]) == (f"Loan {loan['number']} disbursed", loan["number"],
+                                                                            loan["number"])  # fmt: skip
+    application = await bus.ok(c.GetLoanApplication(application_id=create.application_id))
+    assert (application["status"], application["loan_id"]) == ("disbursed", str(disburse.loan_id))
+    assert (await bus.ok(disburse))["loan_id"] == loan["loan_id"]  # a retry: the same loan, nothing moves twice
+    twice = await bus.send(disburse.model_copy(update={"loan_id": uuid.uuid4()}))
+    assert twice.error is not None and twice.error.code == "invalid_transition"
+    assert (await bus.ok(L.Verify()))["ok"]
+    told = await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.disbursed' "
+                                   "AND payload->'loan'->>'loan_id' = $1", str(disburse.loan_id))  # fmt: skip
+    assert told == 1
+
+
+async def test_a_disbursement_the_ledger_refuses_leaves_the_application_approved(bus: BusClient, admin_db) -> None:
+    import uuid
+
+    from contracts import account as a
+
+    customer_id, account_id = await _borrower(bus, admin_db)
+    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
+    await bus.ok(create)
+    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="cust-1"))
+    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
+                                          permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
+    await bus.ok(a.FreezeAccount(account_id=account_id, actor="officer-1", reason="court order"))
+    refused = await bus.send(c.DisburseLoan(application_id=create.application_id, loan_id=uuid.uuid4(), actor="officer-4"))
+    assert refused.error is not None and refused.error.code == "disbursement_refused"
+    assert refused.error.details["ledger_result"] == "credit_account_frozen"
+    application = await bus.ok(c.GetLoanApplication(application_id=create.application_id))
+    assert (application["status"], application["loan_id"]) == ("approved", None)  # free for another try once unfrozen
+    await bus.ok(a.UnfreezeAccount(account_id=account_id, actor="officer-1", reason="order lifted"))
+    loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=uuid.uuid4(), actor="officer-4"))
+    assert (loan["status"], loan["net_disbursed"]) == ("active", 990_000)

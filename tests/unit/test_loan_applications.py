@@ -88,3 +88,27 @@ def test_underwriting_reads_the_application_and_caps_the_rate_at_the_products_ow
                         employment_months=24)  # fmt: skip
     capped = domain.assessment_view(domain.assessment_of(risky, product(max_rate_bps=1_200)))
     assert (capped.score, capped.band, capped.recommended_rate_bps, capped.outcome) == (55, Band.high, 1_200, Outcome.manual_review)
+
+
+def test_a_disbursement_is_one_linked_chain_from_the_loans_own_account() -> None:
+    from contracts.ledger import bank_account_id
+    from workers.loan.domain import disbursement
+    from workers.loan.domain.schedule import net_disbursement
+
+    loan_id, linked = uuid4(), uuid4()
+    net, fee = net_disbursement(10_000_000, 100)
+    assert (net, fee) == (9_900_000, 100_000)  # §9: 100,000.00 with a 1% processing fee
+    to_customer, to_fees = disbursement.transfers(loan_id, linked, "INR", net, fee, "LN0000000001")
+    assert (to_customer.debit_account_id, to_customer.credit_account_id, to_customer.amount, to_customer.flags.linked) == (
+        loan_id, linked, 9_900_000, True)
+    assert (to_fees.credit_account_id, to_fees.amount, to_fees.flags.linked) == (bank_account_id("fee_income", "INR"), 100_000, False)
+    assert [t.id for t in disbursement.transfers(loan_id, linked, "INR", net, fee, "x")] == [to_customer.id, to_fees.id]  # a retry: exists
+    [alone] = disbursement.transfers(loan_id, linked, "INR", 1_000_000, 0, "LN0000000002")
+    assert not alone.flags.linked  # no fee: a chain of one
+    account = disbursement.ledger_account(loan_id, CUSTOMER, "INR", "LN0000000001")
+    assert (account.code, account.flags.credits_must_not_exceed_debits, account.owner_id, account.title) == (
+        "loan_principal", True, CUSTOMER, "LN0000000001")
+    approved = application(status=S.approved)
+    assert disbursement.disbursement_refusal(approved) is None
+    assert disbursement.disbursement_refusal(approved.model_copy(update={"loan_id": uuid4()})) is not None
+    assert disbursement.disbursement_refusal(application()).code == LoanError.invalid_transition  # type: ignore[union-attr]

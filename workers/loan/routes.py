@@ -2,7 +2,8 @@
 
 So far: the schedule calculator and the products' reads, open to every caller (they hold nothing
 of anyone's); products defined by staff only; applications (a customer makes, reads, submits and
-withdraws only their own; staff underwrite, reject and approve); and what it learns from events:
+withdraws only their own; staff underwrite, reject, approve and disburse); loans (read by their
+customer and staff); and what it learns from events:
 the business date (`day.opened`), each customer's standing and each account's status.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
-from workers.loan.handlers import applications, calculator, learning, products
+from workers.loan.handlers import applications, calculator, learning, loans, products
 
 ROUTES = Routes(
     worker="loan",
@@ -27,6 +28,8 @@ ROUTES = Routes(
         loan.ApproveLoanApplication: applications.approve,
         loan.RejectLoanApplication: applications.reject,
         loan.CancelLoanApplication: applications.cancel,
+        loan.DisburseLoan: loans.disburse,
+        loan.GetLoan: loans.get_loan,
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
@@ -38,6 +41,12 @@ ROUTES = Routes(
           for e in (account.AccountOpened, account.AccountFrozen, account.AccountUnfrozen, account.AccountClosed,
                     account.AccountDormant, account.AccountReactivated)),
     ),  # fmt: skip
+    continuations={
+        loans.STEP_ACCOUNT: loans.account_answered,
+        loans.STEP_MONEY: loans.money_answered,
+    },
     on_start=products.ensure_default_products,
     publishes=loan.EVENTS,
 )
+# Sent (through the outbox, replies on loan.replies): ledger.create_accounts (a loan's account) and
+# ledger.create_transfers (its disbursement chain).

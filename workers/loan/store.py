@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.loan import LoanApplicationView, LoanProductTerms, LoanProductView
+from contracts.loan import LoanApplicationView, LoanProductTerms, LoanProductView, LoanView
 from workers.loan.domain.applications import LinkedAccount, Standing
 
 
@@ -123,3 +123,30 @@ async def save_application(conn: asyncpg.Connection, view: LoanApplicationView) 
         "UPDATE loan_application SET status = $2, view = $3, updated_at = $4 WHERE application_id = $1",
         view.application_id, view.status.value, view.model_dump(mode="json"), view.updated_at,
     )  # fmt: skip
+
+
+# --- loans -------------------------------------------------------------------------------------------
+
+
+async def next_loan_number(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT nextval('loan_number')")
+
+
+async def loan(conn: asyncpg.Connection, loan_id: UUID, *, for_update: bool = False) -> LoanView | None:
+    lock = " FOR UPDATE" if for_update else ""
+    row = await conn.fetchrow(f"SELECT view FROM loan WHERE loan_id = $1{lock}", loan_id)
+    return LoanView.model_validate(row["view"]) if row else None
+
+
+async def insert_loan(conn: asyncpg.Connection, view: LoanView) -> bool:
+    inserted = await conn.fetchval(
+        "INSERT INTO loan (loan_id, application_id, customer_id, status, view, updated_at) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        view.loan_id, view.application_id, view.customer_id, view.status.value, view.model_dump(mode="json"), view.updated_at,
+    )  # fmt: skip
+    return bool(inserted)
+
+
+async def save_loan(conn: asyncpg.Connection, view: LoanView) -> None:
+    await conn.execute("UPDATE loan SET status = $2, view = $3, updated_at = $4 WHERE loan_id = $1",
+                       view.loan_id, view.status.value, view.model_dump(mode="json"), view.updated_at)  # fmt: skip

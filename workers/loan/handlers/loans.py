@@ -1,0 +1,106 @@
+"""Loans (banking-rules §5): an approved application disbursed in one tranche through the ledger,
+as two saga steps (the loan's ledger account, then one linked chain of the money); the loan reads.
+The application is locked while it is asked, so a second disbursement waits and is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from bus.actor import not_for_customers, owner_only
+from bus.handling import Context, Deferred
+from contracts import ledger
+from contracts import loan as c
+from contracts.common import Reply
+from workers.loan import store
+from workers.loan.domain import disbursement, schedule
+
+STEP_ACCOUNT = "loan_ledger_account"  # the ledger's answer: the loan's account made
+STEP_MONEY = "loan_disbursement"  # the ledger's answer: the chain that moves the money
+_IN_THE_LEDGER = ("ok", "exists")
+
+
+async def disburse(ctx: Context, cmd: c.DisburseLoan) -> Reply | Deferred:
+    if refusal := not_for_customers(ctx.actor):
+        return refusal
+    found = await store.application(ctx.conn, cmd.application_id, for_update=True)
+    if found is None:
+        return Reply.refusal(c.LoanError.application_not_found, f"no loan application {cmd.application_id}")
+    application = found[0]
+    if existing := await store.loan(ctx.conn, cmd.loan_id):
+        if existing.application_id == application.application_id:
+            return Reply.success(existing)  # a retry: the loan as it stands
+        return Reply.refusal(c.LoanError.loan_exists, f"loan {cmd.loan_id} is another application's")
+    if refusal := disbursement.disbursement_refusal(application):
+        return Reply.refusal(refusal.code, refusal.message, {"status": application.status})
+    product = await store.product(ctx.conn, application.product_code, application.product_version)
+    business_date = await store.business_date(ctx.conn)
+    assert product is not None and application.approved_principal is not None and application.approved_rate_bps is not None
+    if business_date is None:
+        return Reply.refusal("unavailable", "the business date is not known yet: disburse once the day has opened")
+    principal, rate_bps = application.approved_principal, application.approved_rate_bps
+    net, fee = schedule.net_disbursement(principal, product.processing_fee_bps)
+    number = disbursement.loan_number(await store.next_loan_number(ctx.conn))
+    loan = c.LoanView(
+        loan_id=cmd.loan_id, number=number, application_id=application.application_id, customer_id=application.customer_id,
+        product_code=product.code, product_version=product.version, linked_account_id=application.linked_account_id,
+        ledger_account_id=cmd.loan_id, principal=principal, currency=application.currency, rate_bps=rate_bps,
+        months=application.months, processing_fee=fee, net_disbursed=net, status=c.LoanStatus.disbursing,
+        schedule=schedule.schedule(principal, rate_bps, application.months, product.method, product.amortization,
+                                   business_date, currency=application.currency),
+        created_at=ctx.now, updated_at=ctx.now,
+    )  # fmt: skip
+    await store.insert_loan(ctx.conn, loan)
+    await store.save_application(ctx.conn, application.model_copy(update={"loan_id": loan.loan_id, "updated_at": ctx.now}))
+    account = disbursement.ledger_account(loan.loan_id, loan.customer_id, loan.currency, number)
+    return await ctx.request(ledger.CreateAccounts(accounts=[account]), step=STEP_ACCOUNT, state={"loan_id": str(loan.loan_id)})
+
+
+async def account_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
+    """The loan's ledger account exists: move the money; refused, the disbursement stops."""
+    loan = await store.loan(ctx.conn, UUID(state["loan_id"]), for_update=True)
+    assert loan is not None, "a loan is never deleted"
+    if loan.status != c.LoanStatus.disbursing:
+        return Reply.success(loan)  # a repeated answer
+    result = (reply.result or {}).get("results", [{}])[0].get("result") if reply.ok else None
+    if result not in _IN_THE_LEDGER:
+        return await _refused(ctx, loan, str(result or (reply.error.code if reply.error else "refused")))
+    chain = disbursement.transfers(loan.loan_id, loan.linked_account_id, loan.currency, loan.net_disbursed, loan.processing_fee,
+                                   loan.number)  # fmt: skip
+    return await ctx.request(ledger.CreateTransfers(transfers=chain), step=STEP_MONEY, state=state)
+
+
+async def money_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    loan = await store.loan(ctx.conn, UUID(state["loan_id"]), for_update=True)
+    assert loan is not None, "a loan is never deleted"
+    if loan.status != c.LoanStatus.disbursing:
+        return Reply.success(loan)  # a repeated answer
+    results = [r.get("result") for r in (reply.result or {}).get("results", [])] if reply.ok else []
+    if not results or any(r not in _IN_THE_LEDGER for r in results):
+        cause = next((r for r in results if r not in (*_IN_THE_LEDGER, "linked_event_failed")), None)
+        return await _refused(ctx, loan, str(cause or (reply.error.code if reply.error else "linked_event_failed")))
+    found = await store.application(ctx.conn, loan.application_id, for_update=True)
+    assert found is not None
+    disbursed_on = await store.business_date(ctx.conn)
+    loan = loan.model_copy(update={"status": c.LoanStatus.active, "disbursed_on": disbursed_on, "updated_at": ctx.now})
+    await store.save_loan(ctx.conn, loan)
+    await store.save_application(ctx.conn, found[0].model_copy(update={"status": c.ApplicationStatus.disbursed,
+                                                                         "updated_at": ctx.now}))  # fmt: skip
+    await ctx.emit(c.LoanDisbursed(loan=loan, occurred_at=ctx.now))
+    return Reply.success(loan)
+
+
+async def _refused(ctx: Context, loan: c.LoanView, cause: str) -> Reply:
+    """The loan stays refused, with why; its application is approved again, free for another try."""
+    await store.save_loan(ctx.conn, loan.model_copy(update={"status": c.LoanStatus.refused, "refusal": cause, "updated_at": ctx.now}))
+    found = await store.application(ctx.conn, loan.application_id, for_update=True)
+    assert found is not None
+    await store.save_application(ctx.conn, found[0].model_copy(update={"loan_id": None, "updated_at": ctx.now}))
+    return Reply.refusal(c.LoanError.disbursement_refused, f"the ledger would not disburse it: {cause}", {"ledger_result": cause})
+
+
+async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
+    loan = await store.loan(ctx.conn, cmd.loan_id)
+    if loan is None:
+        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
+    return owner_only(ctx.actor, loan.customer_id) or Reply.success(loan)
