@@ -1,12 +1,13 @@
 """Loan applications (banking-rules §5): draft → submitted → under review → approved, or rejected
 or cancelled; underwriting's assessment; maker-checker approval with the schedule written. Every
-change locks its application, so two officers acting at once take turns."""
+change locks its application, so two officers acting at once take turns. Underwriting, approval
+and rejection are staff's (routes.py wraps them)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bus.actor import believed_permissions, not_for_customers, owner_only
+from bus.actor import believed_permissions, owner_only
 from bus.handling import Context
 from contracts import loan as c
 from contracts.common import Reply
@@ -63,12 +64,10 @@ async def get(ctx: Context, cmd: c.GetLoanApplication) -> Reply:
 
 
 async def submit(ctx: Context, cmd: c.SubmitLoanApplication) -> Reply:
-    view = await _locked(ctx, cmd.application_id)
-    if isinstance(view, Reply):
-        return view
-    to = domain.transition(view.status, "submit")
-    if isinstance(to, Refusal):
-        return _refuse(to, {"status": view.status})
+    turn = await _turn(ctx, cmd.application_id, "submit")
+    if isinstance(turn, Reply):
+        return turn
+    view, to = turn
     standing = await store.standing(ctx.conn, view.customer_id)
     account = await store.linked_account(ctx.conn, view.linked_account_id)
     if refusal := domain.eligibility_refusal(view.customer_id, view.currency, standing, account):
@@ -77,16 +76,11 @@ async def submit(ctx: Context, cmd: c.SubmitLoanApplication) -> Reply:
 
 
 async def underwrite(ctx: Context, cmd: c.UnderwriteLoanApplication) -> Reply:
-    if refusal := not_for_customers(ctx.actor):
-        return refusal
-    view = await _locked(ctx, cmd.application_id)
-    if isinstance(view, Reply):
-        return view
-    to = domain.transition(view.status, "underwrite")
-    if isinstance(to, Refusal):
-        return _refuse(to, {"status": view.status})
-    product = await store.product(ctx.conn, view.product_code, view.product_version)
-    assert product is not None, "a product version is never deleted"
+    turn = await _turn(ctx, cmd.application_id, "underwrite")
+    if isinstance(turn, Reply):
+        return turn
+    view, to = turn
+    product = await _product_of(ctx, view)
     assessment = domain.assessment_of(view, product)
     if assessment.outcome == c.Outcome.refused:
         reasons = ", ".join(r.value for r in assessment.reasons)
@@ -97,16 +91,11 @@ async def underwrite(ctx: Context, cmd: c.UnderwriteLoanApplication) -> Reply:
 
 
 async def approve(ctx: Context, cmd: c.ApproveLoanApplication) -> Reply:
-    if refusal := not_for_customers(ctx.actor):
-        return refusal
-    view = await _locked(ctx, cmd.application_id)
-    if isinstance(view, Reply):
-        return view
-    to = domain.transition(view.status, "approve")
-    if isinstance(to, Refusal):
-        return _refuse(to, {"status": view.status})
-    product = await store.product(ctx.conn, view.product_code, view.product_version)
-    assert product is not None, "a product version is never deleted"
+    turn = await _turn(ctx, cmd.application_id, "approve")
+    if isinstance(turn, Reply):
+        return turn
+    view, to = turn
+    product = await _product_of(ctx, view)
     permissions = believed_permissions(ctx.actor, cmd.permissions)
     if refusal := domain.approval_refusal(view, cmd.actor, permissions, cmd.principal, cmd.rate_bps, product):
         return _refuse(refusal)
@@ -120,8 +109,6 @@ async def approve(ctx: Context, cmd: c.ApproveLoanApplication) -> Reply:
 
 
 async def reject(ctx: Context, cmd: c.RejectLoanApplication) -> Reply:
-    if refusal := not_for_customers(ctx.actor):
-        return refusal
     return await _decided(ctx, cmd, "reject", cmd.reason)
 
 
@@ -131,21 +118,33 @@ async def cancel(ctx: Context, cmd: c.CancelLoanApplication) -> Reply:
 
 async def _decided(ctx: Context, cmd: c.RejectLoanApplication | c.CancelLoanApplication, action: domain.Action,
                    reason: str) -> Reply:  # fmt: skip
-    view = await _locked(ctx, cmd.application_id)
-    if isinstance(view, Reply):
-        return view
-    to = domain.transition(view.status, action)
-    if isinstance(to, Refusal):
-        return _refuse(to, {"status": view.status})
+    turn = await _turn(ctx, cmd.application_id, action)
+    if isinstance(turn, Reply):
+        return turn
+    view, to = turn
     return await _moved(ctx, view, {"status": to, "decided_by": cmd.actor, "decision_reason": reason})
 
 
-async def _locked(ctx: Context, application_id: Any) -> c.LoanApplicationView | Reply:
-    """The application, locked to the commit, when the asker may act on it (a customer: their own)."""
+async def _turn(ctx: Context, application_id: Any,
+                action: domain.Action) -> tuple[c.LoanApplicationView, c.ApplicationStatus] | Reply:  # fmt: skip
+    """The application, locked to the commit, and where `action` takes it; or why not: unknown,
+    another customer's, or not its turn."""
     found = await store.application(ctx.conn, application_id, for_update=True)
     if found is None:
         return _not_found(application_id)
-    return owner_only(ctx.actor, found[0].customer_id) or found[0]
+    view = found[0]
+    if refusal := owner_only(ctx.actor, view.customer_id):
+        return refusal
+    to = domain.transition(view.status, action)
+    if isinstance(to, Refusal):
+        return _refuse(to, {"status": view.status})
+    return view, to
+
+
+async def _product_of(ctx: Context, view: c.LoanApplicationView) -> c.LoanProductView:
+    product = await store.product(ctx.conn, view.product_code, view.product_version)
+    assert product is not None, "a product version is never deleted"
+    return product
 
 
 async def _moved(ctx: Context, view: c.LoanApplicationView, changes: dict[str, Any]) -> Reply:

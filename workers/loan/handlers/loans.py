@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from bus.actor import not_for_customers, owner_only
+from bus.actor import owner_only
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import loan as c
@@ -21,8 +21,6 @@ _IN_THE_LEDGER = ("ok", "exists")
 
 
 async def disburse(ctx: Context, cmd: c.DisburseLoan) -> Reply | Deferred:
-    if refusal := not_for_customers(ctx.actor):
-        return refusal
     found = await store.application(ctx.conn, cmd.application_id, for_update=True)
     if found is None:
         return Reply.refusal(c.LoanError.application_not_found, f"no loan application {cmd.application_id}")
