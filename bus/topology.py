@@ -65,7 +65,7 @@ _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
                 "account.reactivated", "account.product_migrated", "day.opened", "day.holidays_changed"),
     "ledger": ("day.closing",),
     "day": ("*.cob_step_reported",),
-    "loan": ("day.opened", "customer.registered", "customer.kyc_status_changed", "customer.suspended",
+    "loan": ("day.opened", "day.closing", "customer.registered", "customer.kyc_status_changed", "customer.suspended",
              "customer.reactivated", "customer.closed", "account.opened", "account.frozen", "account.unfrozen",
              "account.closed", "account.dormant", "account.reactivated"),
 }

@@ -44,6 +44,7 @@ COB_STEPS: tuple[str, ...] = (
     "account.charges",  # the monthly fees, at a month's end, from what the account holds above its floor
     "account.dormancy",  # accounts a year without customer activity turn dormant
     "account.deposits",  # fixed deposits that matured are paid out or renewed
+    "loan.repayments",  # each instalment due is debited from its loan's linked account
     "ledger.trial_balance",  # the books as the day closes, interest included
     "account.statements",  # at a month's end: each account's statement, cut where those books were taken
 )

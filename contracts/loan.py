@@ -19,6 +19,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
+from contracts import day
 from contracts.common import MAX_AMOUNT, Command, Contract, Event, currency_field
 
 # Every application: 1,000.00 ≤ amount ≤ 10,000,000.00, 1 to 360 months (§5, at exponent 2).
@@ -105,6 +106,12 @@ class ApplicationStatus(StrEnum):
     rejected = "rejected"
     cancelled = "cancelled"
     disbursed = "disbursed"  # its loan exists, the money moved
+
+
+class InstalmentStatus(StrEnum):
+    pending = "pending"  # not due yet, or due and not yet asked
+    paid = "paid"
+    partially_paid = "partially_paid"  # the auto-debit found less than was due
 
 
 class LoanStatus(StrEnum):
@@ -258,6 +265,12 @@ class LoanApplicationView(Contract):
     updated_at: AwareDatetime
 
 
+class InstalmentView(Instalment):
+    paid_principal: int = Field(ge=0, description="minor units")
+    paid_interest: int = Field(ge=0, description="minor units")
+    status: InstalmentStatus
+
+
 class LoanView(Contract):
     """A loan: its ledger account (code loan_principal, the customer's) holds what is owed."""
 
@@ -279,6 +292,7 @@ class LoanView(Contract):
     status: LoanStatus
     refusal: str | None = Field(default=None, description="why the ledger refused the disbursement")
     schedule: Schedule = Field(description="from the disbursement's business date")
+    instalments: list[InstalmentView] = Field(default_factory=list, description="each with what was paid of it")
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -441,6 +455,14 @@ class GetLoan(Command):
     loan_id: UUID
 
 
+class LoanCobStepReported(day.StepReport):
+    """The loan worker's end-of-day step `loan.repayments`: each instalment due on or before the
+    business date and not asked yet is debited from its loan's linked account (`result`: asked,
+    paid, partially_paid, collected)."""
+
+    routing_key: ClassVar[str] = "loan.cob_step_reported"
+
+
 class LoanDisbursed(Event):
     routing_key: ClassVar[str] = "loan.disbursed"
 
@@ -492,5 +514,5 @@ COMMANDS: tuple[type[Command], ...] = (
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
-    LoanDisbursed,
+    LoanDisbursed, LoanCobStepReported,
 )  # fmt: skip

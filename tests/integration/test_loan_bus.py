@@ -4,6 +4,7 @@ applications from draft to approval."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from uuid import UUID
 
@@ -225,3 +226,58 @@ async def test_a_disbursement_the_ledger_refuses_leaves_the_application_approved
     await bus.ok(a.UnfreezeAccount(account_id=account_id, actor="officer-1", reason="order lifted"))
     loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=uuid.uuid4(), actor="officer-4"))
     assert (loan["status"], loan["net_disbursed"]) == ("active", 990_000)
+
+
+async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leaves_it_partly_paid(bus: BusClient, admin_db) -> None:
+    """10,000.00 at 12% for 6 months disbursed on Monday 8 January 2029 (§9's schedule): the close
+    of 8 February takes instalment 1 whole (100.00 interest, 1,625.48 principal); with only 500.00
+    above the floor on 8 March, instalment 2 takes its 83.75 interest and 416.25 of its principal."""
+    import uuid
+
+    from contracts import ledger as L
+    from tests.integration.test_day_bus import close, open_to
+
+    async def loan_worker_knows(date: dt.date) -> None:
+        async def learnt() -> bool:
+            return bool(await admin_db.fetchval("SELECT business_date = $1 FROM loan.business_day", date))
+
+        await eventually(learnt, timeout_s=30)
+
+    async def close_through(date: str) -> None:
+        while (await close(bus, admin_db))["business_date"] != date:
+            pass
+
+    await open_to(bus, admin_db, dt.date(2029, 1, 5))
+    await close(bus, admin_db)
+    await loan_worker_knows(dt.date(2029, 1, 8))
+    customer_id, account_id = await _borrower(bus, admin_db)
+    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
+    await bus.ok(create)
+    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="cust-1"))
+    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
+                                          permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
+    loan_id = uuid.uuid4()
+    loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-4"))
+    assert (loan["disbursed_on"], loan["schedule"]["instalments"][0]["due_date"]) == ("2029-01-08", "2029-02-08")
+
+    async def balances() -> tuple[int, int]:
+        found = {UUID(a["id"]): a for a in (await bus.ok(L.LookupAccounts(ids=[account_id, loan_id])))["accounts"]}
+        return found[account_id]["balance"], found[loan_id]["debits_posted"] - found[loan_id]["credits_posted"]
+
+    assert await balances() == (990_000, 1_000_000)
+    await close_through("2029-02-08")
+    first = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][0]
+    assert (first["status"], first["paid_interest"], first["paid_principal"]) == ("paid", 10_000, 162_548)
+    assert await balances() == (990_000 - 172_548, 1_000_000 - 162_548)
+    # The customer takes all but 500.00 above the 100.00 minimum balance.
+    out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=account_id, credit_account_id=L.bank_account_id("cash_vault", "INR"),
+                        amount=990_000 - 172_548 - 60_000, currency="INR", code="withdrawal", narration="Cash withdrawal")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "ok"
+    await close_through("2029-03-08")
+    second = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][1]
+    assert (second["status"], second["paid_interest"], second["paid_principal"]) == ("partially_paid", 8_375, 41_625)
+    assert await balances() == (10_000, 1_000_000 - 162_548 - 41_625)  # the floor kept, never refused
+    report = await admin_db.fetchval("SELECT result FROM day.cob_step WHERE business_date = '2029-03-08' AND step = 'loan.repayments'")
+    report = json.loads(report) if isinstance(report, str) else report
+    assert report["partially_paid"] >= 1 and report["collected"] >= 50_000  # this loan's, and any other due that day
+    assert (await bus.ok(L.Verify()))["ok"]

@@ -112,3 +112,21 @@ def test_a_disbursement_is_one_linked_chain_from_the_loans_own_account() -> None
     assert disbursement.disbursement_refusal(approved) is None
     assert disbursement.disbursement_refusal(approved.model_copy(update={"loan_id": uuid4()})) is not None
     assert disbursement.disbursement_refusal(application()).code == LoanError.invalid_transition  # type: ignore[union-attr]
+
+
+def test_an_instalment_is_two_balancing_debits_interest_first_and_a_shortfall_leaves_it_partly_paid() -> None:
+    from contracts.ledger import bank_account_id
+    from contracts.loan import InstalmentStatus
+    from workers.loan.domain import repayment
+
+    due = repayment.Due(loan_id=uuid4(), number=2, principal=164_173, interest=8_375, linked_account_id=uuid4(), currency="INR",
+                        loan_number="LN0000000007")  # fmt: skip
+    interest, principal = repayment.transfers(due)
+    assert (interest.credit_account_id, interest.amount, interest.code) == (bank_account_id("interest_income", "INR"), 8_375, "loan_interest")
+    assert (principal.credit_account_id, principal.amount, principal.code) == (due.loan_id, 164_173, "loan_repayment")
+    assert all(t.flags.balancing_debit and not t.flags.linked and t.debit_account_id == due.linked_account_id
+               for t in (interest, principal))  # fmt: skip
+    assert [t.id for t in repayment.transfers(due)] == [interest.id, principal.id]  # asked again: the same ids
+    assert repayment.settled(due, 8_375, 164_173) == InstalmentStatus.paid
+    assert repayment.settled(due, 8_375, 41_625) == InstalmentStatus.partially_paid
+    assert repayment.transfers(repayment.Due(due.loan_id, 6, 0, 0, due.linked_account_id, "INR", "LN1")) == []  # a 0.00 tail

@@ -8,7 +8,7 @@ from typing import Any
 
 from bus.handling import Context
 from contracts import day as c
-from contracts import account, ledger
+from contracts import account, ledger, loan
 from contracts.common import Reply
 from workers.day import domain, store
 from workers.day.domain import Day
@@ -211,4 +211,4 @@ def _closing(refusal: c.DayError, day: Day) -> Reply:
 
 
 # The step reports this worker learns, one per step owner.
-STEP_REPORTS: tuple[type[c.StepReport], ...] = (ledger.CobStepReported, account.AccountCobStepReported)
+STEP_REPORTS: tuple[type[c.StepReport], ...] = (ledger.CobStepReported, account.AccountCobStepReported, loan.LoanCobStepReported)

@@ -4,7 +4,8 @@ So far: the schedule calculator and the products' reads, open to every caller (t
 of anyone's); products defined by staff only; applications (a customer makes, reads, submits and
 withdraws only their own; staff underwrite, reject, approve and disburse); loans (read by their
 customer and staff); and what it learns from events:
-the business date (`day.opened`), each customer's standing and each account's status.
+the business date (`day.opened`), each customer's standing and each account's status. Close of
+business asks it `loan.repayments` (`day.closing`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
-from workers.loan.handlers import applications, calculator, learning, loans, products
+from workers.loan.handlers import applications, calculator, learning, loans, products, repayments
 
 ROUTES = Routes(
     worker="loan",
@@ -33,6 +34,7 @@ ROUTES = Routes(
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
+        EventRoute(day.DayClosing, repayments.on_day_closing),
         EventRoute(customer.CustomerRegistered, learning.on_customer_registered),
         EventRoute(customer.CustomerKycStatusChanged, learning.on_kyc_status_changed),
         *(EventRoute(e, learning.on_customer_status_changed)
@@ -44,9 +46,10 @@ ROUTES = Routes(
     continuations={
         loans.STEP_ACCOUNT: loans.account_answered,
         loans.STEP_MONEY: loans.money_answered,
+        repayments.STEP_POST: repayments.posted,
     },
     on_start=products.ensure_default_products,
     publishes=loan.EVENTS,
 )
 # Sent (through the outbox, replies on loan.replies): ledger.create_accounts (a loan's account) and
-# ledger.create_transfers (its disbursement chain).
+# ledger.create_transfers (its disbursement chain; close of business's repayments).

@@ -8,8 +8,9 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.loan import LoanApplicationView, LoanProductTerms, LoanProductView, LoanView
+from contracts.loan import Instalment, LoanApplicationView, LoanProductTerms, LoanProductView, LoanView
 from workers.loan.domain.applications import LinkedAccount, Standing
+from workers.loan.domain.repayment import Due
 
 
 async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
@@ -150,3 +151,86 @@ async def insert_loan(conn: asyncpg.Connection, view: LoanView) -> bool:
 async def save_loan(conn: asyncpg.Connection, view: LoanView) -> None:
     await conn.execute("UPDATE loan SET status = $2, view = $3, updated_at = $4 WHERE loan_id = $1",
                        view.loan_id, view.status.value, view.model_dump(mode="json"), view.updated_at)  # fmt: skip
+
+
+# --- instalments and their repayment (close of business's `loan.repayments`) -------------------------
+
+
+async def insert_instalments(conn: asyncpg.Connection, loan_id: UUID, instalments: list[Instalment]) -> None:
+    await conn.executemany(
+        "INSERT INTO instalment (loan_id, number, due_date, principal, interest) VALUES ($1, $2, $3, $4, $5) "
+        "ON CONFLICT DO NOTHING",
+        [(loan_id, i.number, i.due_date, i.principal, i.interest) for i in instalments],
+    )  # fmt: skip
+
+
+async def instalments_of(conn: asyncpg.Connection, loan_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM instalment WHERE loan_id = $1 ORDER BY number", loan_id)
+
+
+async def start_repayment_run(conn: asyncpg.Connection, business_date: date, *, new_close: bool) -> str:
+    """The run's status, locked: a new close of a date asks again what is still pending."""
+    if new_close:
+        await conn.execute("UPDATE repayment_run SET status = 'asking' WHERE business_date = $1", business_date)
+    await conn.execute("INSERT INTO repayment_run (business_date, status) VALUES ($1, 'asking') ON CONFLICT DO NOTHING",
+                       business_date)  # fmt: skip
+    return await conn.fetchval("SELECT status FROM repayment_run WHERE business_date = $1 FOR UPDATE", business_date)
+
+
+async def finish_repayment_run(conn: asyncpg.Connection, business_date: date) -> None:
+    await conn.execute("UPDATE repayment_run SET status = 'done', updated_at = clock_timestamp() WHERE business_date = $1",
+                       business_date)  # fmt: skip
+
+
+_DUE_COLUMNS = ("i.loan_id, i.number, i.principal, i.interest, (l.view->>'linked_account_id')::uuid AS linked_account_id, "
+                "l.view->>'currency' AS currency, l.view->>'number' AS loan_number")  # fmt: skip
+
+
+def _due(row: asyncpg.Record) -> Due:
+    return Due(row["loan_id"], row["number"], row["principal"], row["interest"], row["linked_account_id"], row["currency"],
+               row["loan_number"])  # fmt: skip
+
+
+async def due_instalments(conn: asyncpg.Connection, business_date: date, limit: int) -> list[Due]:
+    """Pending instalments of active loans due on or before the date, oldest first; locked."""
+    rows = await conn.fetch(
+        f"SELECT {_DUE_COLUMNS} FROM instalment i JOIN loan l USING (loan_id) WHERE i.status = 'pending' "
+        "AND i.due_date <= $1 AND l.status = 'active' ORDER BY i.due_date, i.loan_id, i.number LIMIT $2 FOR UPDATE OF i",
+        business_date, limit,
+    )  # fmt: skip
+    return [_due(r) for r in rows]
+
+
+async def asked_instalments(conn: asyncpg.Connection, business_date: date) -> list[Due]:
+    """Those this date's close asked and whose answer has not come."""
+    rows = await conn.fetch(
+        f"SELECT {_DUE_COLUMNS} FROM instalment i JOIN loan l USING (loan_id) WHERE i.status = 'asked' AND i.asked_on = $1 "
+        "ORDER BY i.due_date, i.loan_id, i.number",
+        business_date,
+    )  # fmt: skip
+    return [_due(r) for r in rows]
+
+
+async def mark_asked(conn: asyncpg.Connection, dues: list[Due], business_date: date) -> None:
+    await conn.executemany("UPDATE instalment SET status = 'asked', asked_on = $3 WHERE loan_id = $1 AND number = $2",
+                           [(d.loan_id, d.number, business_date) for d in dues])  # fmt: skip
+
+
+async def settle_instalment(conn: asyncpg.Connection, due: Due, paid_interest: int, paid_principal: int, status: str) -> bool:
+    """False when it was settled already (a repeated answer)."""
+    updated = await conn.fetchval(
+        "UPDATE instalment SET paid_interest = $3, paid_principal = $4, status = $5 "
+        "WHERE loan_id = $1 AND number = $2 AND status = 'asked' RETURNING true",
+        due.loan_id, due.number, paid_interest, paid_principal, status,
+    )  # fmt: skip
+    return bool(updated)
+
+
+async def repayments_on(conn: asyncpg.Connection, business_date: date) -> dict[str, int]:
+    """What a close's step did, for its report."""
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE status = 'paid') AS paid, count(*) FILTER (WHERE status = 'partially_paid') AS partially_paid, "
+        "coalesce(sum(paid_interest + paid_principal), 0) AS collected FROM instalment WHERE asked_on = $1",
+        business_date,
+    )  # fmt: skip
+    return {"paid": row["paid"], "partially_paid": row["partially_paid"], "collected": int(row["collected"])}

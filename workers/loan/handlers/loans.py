@@ -82,6 +82,7 @@ async def money_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> R
     disbursed_on = await store.business_date(ctx.conn)
     loan = loan.model_copy(update={"status": c.LoanStatus.active, "disbursed_on": disbursed_on, "updated_at": ctx.now})
     await store.save_loan(ctx.conn, loan)
+    await store.insert_instalments(ctx.conn, loan.loan_id, loan.schedule.instalments)
     await store.save_application(ctx.conn, found[0].model_copy(update={"status": c.ApplicationStatus.disbursed,
                                                                          "updated_at": ctx.now}))  # fmt: skip
     await ctx.emit(c.LoanDisbursed(loan=loan, occurred_at=ctx.now))
@@ -101,4 +102,11 @@ async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
     loan = await store.loan(ctx.conn, cmd.loan_id)
     if loan is None:
         return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    return owner_only(ctx.actor, loan.customer_id) or Reply.success(loan)
+    if refusal := owner_only(ctx.actor, loan.customer_id):
+        return refusal
+    instalments = [c.InstalmentView(**{k: r[k] for k in ("number", "due_date", "principal", "interest", "paid_principal",
+                                                         "paid_interest")},  # fmt: skip
+                                    amount=r["principal"] + r["interest"], balance_after=i.balance_after,
+                                    status="pending" if r["status"] == "asked" else r["status"])
+                   for r, i in zip(await store.instalments_of(ctx.conn, loan.loan_id), loan.schedule.instalments, strict=True)]
+    return Reply.success(loan.model_copy(update={"instalments": instalments}))

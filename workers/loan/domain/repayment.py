@@ -1,0 +1,58 @@
+"""Repayment of instalments at close of business (banking-rules §5 "Repayment"), pure.
+
+On its due date (at the first close on or after it: a Sunday's is taken at Monday's close, never
+early) each instalment is debited from the loan's linked account as two balancing debits: its
+interest to interest income first, then its principal to the loan's own account (§5's allocation
+order, interest before principal). Balancing: the ledger takes what the account holds above its
+floor, up to each part, so a shortfall is never refused: it leaves the instalment partially paid.
+Each instalment is asked once (its transfer ids derive from the loan and its number, so a repeated
+round is answered `exists`); what a partly paid one still owes waits for the overdue handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID, uuid5
+
+from contracts import ledger
+from contracts.loan import InstalmentStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """An instalment due, as the store hands it over."""
+
+    loan_id: UUID
+    number: int
+    principal: int
+    interest: int
+    linked_account_id: UUID
+    currency: str
+    loan_number: str
+
+
+def interest_transfer_id(loan_id: UUID, number: int) -> UUID:
+    return uuid5(loan_id, f"instalment:{number}:interest")
+
+
+def principal_transfer_id(loan_id: UUID, number: int) -> UUID:
+    return uuid5(loan_id, f"instalment:{number}:principal")
+
+
+def transfers(due: Due) -> list[ledger.NewTransfer]:
+    """Interest, then principal, each a balancing debit of the linked account; a part of 0.00 asks nothing."""
+    words = {"reference": due.loan_number, "narration": f"Loan {due.loan_number}: instalment {due.number}"}
+    parts = (
+        (interest_transfer_id(due.loan_id, due.number), ledger.bank_account_id("interest_income", due.currency),
+         due.interest, "loan_interest"),
+        (principal_transfer_id(due.loan_id, due.number), due.loan_id, due.principal, "loan_repayment"),
+    )  # fmt: skip
+    return [ledger.NewTransfer(id=transfer_id, debit_account_id=due.linked_account_id, credit_account_id=to, amount=amount,
+                               currency=due.currency, code=code, flags=ledger.TransferFlags(balancing_debit=True), **words)
+            for transfer_id, to, amount, code in parts if amount > 0]  # fmt: skip
+
+
+def settled(due: Due, paid_interest: int, paid_principal: int) -> InstalmentStatus:
+    assert 0 <= paid_interest <= due.interest and 0 <= paid_principal <= due.principal
+    whole = (paid_interest, paid_principal) == (due.interest, due.principal)
+    return InstalmentStatus.paid if whole else InstalmentStatus.partially_paid

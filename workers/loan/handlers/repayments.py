@@ -1,0 +1,82 @@
+"""Close of business's `loan.repayments` step (banking-rules §5 "Repayment"): rounds of up to
+`ROUND` instalments due on or before the business date, each one transaction and one ledger batch
+of balancing debits (workers/loan/domain/repayment.py), until none is left; then the step reports
+done. An instalment is asked once: a round asked again (the day worker re-asks an unreported step)
+sends the same transfer ids, which the ledger answers `exists`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from bus.handling import Context, Deferred
+from contracts import day, ledger
+from contracts import loan as c
+from contracts.common import Reply
+from workers.loan import store
+from workers.loan.domain import repayment
+
+STEP = "loan.repayments"
+STEP_POST = "repayments_post"  # the ledger's answer: a round of debits
+ROUND = ledger.MAX_BATCH // 2  # two transfers an instalment
+IN_THE_LEDGER = (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
+_DONE = Reply.success()
+
+
+async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
+    if STEP not in event.steps:
+        return
+    status = await store.start_repayment_run(ctx.conn, event.business_date, new_close=event.attempt == 1)
+    if status == "done":
+        await _report(ctx, event.business_date)
+        return
+    if asked := await store.asked_instalments(ctx.conn, event.business_date):  # a round's answer is awaited: ask again
+        await _ask(ctx, event.business_date, asked)
+        return
+    await _round(ctx, event.business_date)
+
+
+async def _round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
+    dues = await store.due_instalments(ctx.conn, business_date, ROUND)
+    if not dues:
+        await store.finish_repayment_run(ctx.conn, business_date)
+        await _report(ctx, business_date)
+        return _DONE
+    await store.mark_asked(ctx.conn, dues, business_date)
+    return await _ask(ctx, business_date, dues)
+
+
+async def _ask(ctx: Context, business_date: dt.date, dues: list[repayment.Due]) -> Deferred | Reply:
+    debits = [t for due in dues for t in repayment.transfers(due)]
+    if not debits:  # every part 0.00 (the tail of a schedule paid off early): settled as they are
+        return await posted(ctx, {"business_date": business_date.isoformat()}, Reply.success({"results": []}))
+    first = dues[0]
+    return await ctx.request(ledger.CreateTransfers(transfers=debits), step=STEP_POST,
+                             key=f"{business_date}:{first.loan_id}:{first.number}",
+                             state={"business_date": business_date.isoformat()})  # fmt: skip
+
+
+async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
+    """The ledger's results: each instalment paid or partly paid by what it could take; then the next round."""
+    business_date = dt.date.fromisoformat(state["business_date"])
+    if not reply.ok:
+        reason = reply.error.message if reply.error else "no result"
+        await ctx.emit(c.LoanCobStepReported(business_date=business_date, step=STEP, status=day.StepStatus.failed,
+                                             error=f"the ledger refused the repayments: {reason}"[:1000], occurred_at=ctx.now))  # fmt: skip
+        return _DONE
+    moved = {r.id: (r.amount or 0) if r.result in IN_THE_LEDGER else 0
+             for r in ledger.CreateTransfersResult.model_validate(reply.result).results}  # fmt: skip
+    for due in await store.asked_instalments(ctx.conn, business_date):
+        ids = [t.id for t in repayment.transfers(due)]
+        if ids and not any(i in moved for i in ids):
+            continue  # asked in another round, whose answer is still coming
+        paid_interest = moved.get(repayment.interest_transfer_id(due.loan_id, due.number), 0)
+        paid_principal = moved.get(repayment.principal_transfer_id(due.loan_id, due.number), 0)
+        await store.settle_instalment(ctx.conn, due, paid_interest, paid_principal,
+                                      repayment.settled(due, paid_interest, paid_principal).value)  # fmt: skip
+    return await _round(ctx, business_date)
+
+
+async def _report(ctx: Context, business_date: dt.date) -> None:
+    await ctx.emit(c.LoanCobStepReported(business_date=business_date, step=STEP, status=day.StepStatus.done,
+                                         result=await store.repayments_on(ctx.conn, business_date), occurred_at=ctx.now))  # fmt: skip
