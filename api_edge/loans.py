@@ -162,3 +162,19 @@ async def disburse(
 async def get_loan(loan_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
     """A loan with its schedule; a customer reads only their own."""
     return await gateway_of(request).query(c.GetLoan, {"loan_id": loan_id}, who)
+
+
+class PayBody(BaseModel):
+    payment_id: UUID = Field(description="chosen by the caller: a retry is paid once")
+    amount: int = Field(gt=0, description="minor units: at least what the oldest instalment due still owes, at most all that is due")
+
+
+@router.post("/v1/loans/{loan_id}/pay")
+async def pay(
+    loan_id: UUID, body: PayBody, request: Request, who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """A payment of what is due from the loan's linked account, oldest instalment first, interest
+    before principal; a customer pays only their own loan."""
+    data = {"loan_id": loan_id, "payment_id": body.payment_id, "amount": body.amount, "actor": who.subject}
+    return await gateway_of(request).change(c.PayLoan, data, who, key)

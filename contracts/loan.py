@@ -146,6 +146,12 @@ class LoanError(StrEnum):
     loan_not_found = "loan_not_found"
     loan_exists = "loan_exists"  # the loan_id names another loan
     disbursement_refused = "disbursement_refused"  # the ledger would not move it (details say why)
+    loan_not_active = "loan_not_active"
+    nothing_due = "nothing_due"  # no instalment is due yet: paying ahead is a prepayment (foreclosure)
+    amount_below_due = "amount_below_due"  # less than the oldest instalment due still owes (details: oldest_due)
+    overpayment_refused = "overpayment_refused"  # more than everything due (details: total_due)
+    payment_exists = "payment_exists"  # the payment_id names another payment
+    payment_refused = "payment_refused"  # the ledger would not take it from the account (details say why)
 
 
 # --- products --------------------------------------------------------------------------------
@@ -446,6 +452,21 @@ class DisburseLoan(Command):
     actor: str = _actor_field()
 
 
+class PayLoan(Command):
+    """A manual payment of what is due, from the loan's linked account (banking-rules §5
+    "Repayment"): allocated to the instalments due, oldest first, interest before principal; at
+    least what the oldest still owes, at most everything due. A customer pays only their own loan.
+    Result: `LoanView`. Refusals: loan_not_found, loan_not_active, nothing_due, amount_below_due,
+    overpayment_refused, payment_exists, payment_refused (the ledger's result in the details)."""
+
+    routing_key: ClassVar[str] = "loan.pay"
+
+    loan_id: UUID
+    payment_id: UUID = Field(description="chosen by the caller: a retry with the same body is paid once")
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="minor units")
+    actor: str = _actor_field()
+
+
 class GetLoan(Command):
     """Result: `LoanView`; a customer reads only their own. Refusals: loan_not_found."""
 
@@ -510,7 +531,7 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
-    DisburseLoan, GetLoan,
+    DisburseLoan, GetLoan, PayLoan,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,

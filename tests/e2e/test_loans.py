@@ -92,3 +92,5 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
         loan = client.get(f"/v1/loans/{loan_id}").json()
         assert (loan["status"], loan["principal"], loan["processing_fee"]) == ("active", 1_000_000, 10_000)
         assert client.get(f"/v1/accounts/{account['account_id']}/balance").json()["balance"] == 990_000
+        early = post(client, f"/v1/loans/{loan_id}/pay", {"payment_id": str(uuid.uuid4()), "amount": 172_548})
+        assert early.status_code == 422 and early.json()["code"] == "nothing_due", early.text  # paying ahead is a prepayment

@@ -280,4 +280,22 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     report = await admin_db.fetchval("SELECT result FROM day.cob_step WHERE business_date = '2029-03-08' AND step = 'loan.repayments'")
     report = json.loads(report) if isinstance(report, str) else report
     assert report["partially_paid"] >= 1 and report["collected"] >= 50_000  # this loan's, and any other due that day
+    # The customer pays what instalment 2 still owes by hand, once money is back: not less, not more.
+    cash = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"), credit_account_id=account_id,
+                         amount=200_000, currency="INR", code="deposit", narration="Cash deposit")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[cash])))["results"][0]["result"] == "ok"
+
+    def pay(amount: int, payment_id: Any = None) -> c.PayLoan:
+        return c.PayLoan(loan_id=loan_id, payment_id=payment_id or uuid.uuid4(), amount=amount, actor="cust-1")
+
+    for amount, code in ((100, "amount_below_due"), (122_549, "overpayment_refused")):
+        refused = await bus.send(pay(amount))
+        assert refused.error is not None and refused.error.code == code, refused
+    payment = pay(122_548)
+    paid = await bus.ok(payment)
+    assert [(i["number"], i["status"]) for i in paid["instalments"][:3]] == [(1, "paid"), (2, "paid"), (3, "pending")]
+    assert (await bus.ok(payment))["instalments"][1]["status"] == "paid"  # a retry: paid once
+    assert await balances() == (210_000 - 122_548, 1_000_000 - 164_173 - 162_548)
+    nothing = await bus.send(pay(1_000))
+    assert nothing.error is not None and nothing.error.code == "nothing_due"  # instalment 3 falls due on 8 April
     assert (await bus.ok(L.Verify()))["ok"]

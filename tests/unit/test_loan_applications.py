@@ -130,3 +130,20 @@ def test_an_instalment_is_two_balancing_debits_interest_first_and_a_shortfall_le
     assert repayment.settled(due, 8_375, 164_173) == InstalmentStatus.paid
     assert repayment.settled(due, 8_375, 41_625) == InstalmentStatus.partially_paid
     assert repayment.transfers(repayment.Due(due.loan_id, 6, 0, 0, due.linked_account_id, "INR", "LN1")) == []  # a 0.00 tail
+
+
+def test_a_payment_goes_to_the_oldest_due_first_interest_before_principal_and_no_more_or_less_than_allowed() -> None:
+    from workers.loan.domain import repayment
+    from workers.loan.domain.repayment import Owed, Share
+
+    owed = [Owed(2, 0, 122_548), Owed(3, 6_733, 165_815)]  # 2: partly paid (interest in); 3: due whole
+    assert repayment.allocate(owed, 122_548) == [Share(2, 0, 122_548)]
+    assert repayment.allocate(owed, 130_000) == [Share(2, 0, 122_548), Share(3, 6_733, 719)]  # interest before principal
+    assert repayment.allocate(owed, 100)[0] == LoanError.amount_below_due  # type: ignore[index]
+    assert repayment.allocate(owed, 295_097)[0] == LoanError.overpayment_refused  # type: ignore[index]
+    assert repayment.allocate(owed, 295_096) == [Share(2, 0, 122_548), Share(3, 6_733, 165_815)]
+    assert repayment.allocate([], 1)[0] == LoanError.nothing_due  # type: ignore[index]
+    loan_id, payment_id, linked = uuid4(), uuid4(), uuid4()
+    interest, principal = repayment.payment_transfers(loan_id, payment_id, linked, "INR", "LN1", repayment.allocate(owed, 130_000))  # type: ignore[arg-type]
+    assert (interest.amount, principal.amount, principal.credit_account_id) == (6_733, 123_267, loan_id)
+    assert interest.flags.linked and not principal.flags.linked and not principal.flags.balancing_debit  # whole or nothing

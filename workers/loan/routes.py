@@ -31,6 +31,7 @@ ROUTES = Routes(
         loan.CancelLoanApplication: applications.cancel,
         loan.DisburseLoan: staff_only(loans.disburse),
         loan.GetLoan: loans.get_loan,
+        loan.PayLoan: loans.pay,
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
@@ -46,6 +47,7 @@ ROUTES = Routes(
     continuations={
         loans.STEP_ACCOUNT: loans.account_answered,
         loans.STEP_MONEY: loans.money_answered,
+        loans.STEP_PAY: loans.payment_answered,
         repayments.STEP_POST: repayments.posted,
     },
     on_start=products.ensure_default_products,

@@ -234,3 +234,46 @@ async def repayments_on(conn: asyncpg.Connection, business_date: date) -> dict[s
         business_date,
     )  # fmt: skip
     return {"paid": row["paid"], "partially_paid": row["partially_paid"], "collected": int(row["collected"])}
+
+
+# --- manual payments ---------------------------------------------------------------------------------
+
+
+async def owed_instalments(conn: asyncpg.Connection, loan_id: UUID, business_date: date) -> list[asyncpg.Record]:
+    """Instalments due on or before the date that still owe something and no one is collecting; locked."""
+    return await conn.fetch(
+        "SELECT number, interest - paid_interest AS interest, principal - paid_principal AS principal, status "
+        "FROM instalment WHERE loan_id = $1 AND due_date <= $2 AND status IN ('pending', 'partially_paid') "
+        "ORDER BY number FOR UPDATE",
+        loan_id, business_date,
+    )  # fmt: skip
+
+
+async def payment(conn: asyncpg.Connection, payment_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM loan_payment WHERE payment_id = $1 FOR UPDATE", payment_id)
+
+
+async def insert_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UUID, amount: int, shares: list[dict[str, Any]],
+                         now: datetime) -> None:  # fmt: skip
+    await conn.execute("INSERT INTO loan_payment (payment_id, loan_id, amount, shares, status, created_at) "
+                       "VALUES ($1, $2, $3, $4, 'asked', $5)", payment_id, loan_id, amount, shares, now)  # fmt: skip
+    await conn.execute("UPDATE instalment SET status = 'paying' WHERE loan_id = $1 AND number = ANY($2::int[])",
+                       loan_id, [s["number"] for s in shares])  # fmt: skip
+
+
+async def finish_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UUID, shares: list[dict[str, Any]], *,
+                         refusal: str | None) -> None:  # fmt: skip
+    """Taken: each share added to its instalment (paid when nothing is left of it). Refused: each
+    instalment as it was."""
+    if refusal is None:
+        await conn.executemany(
+            "UPDATE instalment SET paid_interest = paid_interest + $3, paid_principal = paid_principal + $4, "
+            "status = CASE WHEN paid_interest + $3 = interest AND paid_principal + $4 = principal THEN 'paid' "
+            "ELSE 'partially_paid' END WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
+            [(loan_id, s["number"], s["interest"], s["principal"]) for s in shares],
+        )  # fmt: skip
+    else:
+        await conn.executemany("UPDATE instalment SET status = $3 WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
+                               [(loan_id, s["number"], s["before"]) for s in shares])  # fmt: skip
+    await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
+                       payment_id, "refused" if refusal else "done", refusal)  # fmt: skip

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from uuid import UUID, uuid5
 
 from contracts import ledger
-from contracts.loan import InstalmentStatus
+from contracts.loan import InstalmentStatus, LoanError
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,3 +56,60 @@ def settled(due: Due, paid_interest: int, paid_principal: int) -> InstalmentStat
     assert 0 <= paid_interest <= due.interest and 0 <= paid_principal <= due.principal
     whole = (paid_interest, paid_principal) == (due.interest, due.principal)
     return InstalmentStatus.paid if whole else InstalmentStatus.partially_paid
+
+
+# --- a manual payment of what is due ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Owed:
+    """What an instalment due still owes."""
+
+    number: int
+    interest: int
+    principal: int
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """What a payment gives one instalment."""
+
+    number: int
+    interest: int
+    principal: int
+
+
+def allocate(owed: list[Owed], amount: int) -> list[Share] | tuple[LoanError, str, dict[str, int]]:
+    """§5: oldest first, interest before principal (penalties and charges come first once they
+    exist); at least what the oldest still owes (`amount_below_due`), at most everything due
+    (`overpayment_refused`: paying ahead is a prepayment)."""
+    assert amount > 0
+    if not owed:
+        return LoanError.nothing_due, "no instalment is due: paying ahead is a prepayment", {}
+    oldest, total = owed[0].interest + owed[0].principal, sum(o.interest + o.principal for o in owed)
+    if amount < oldest:
+        return LoanError.amount_below_due, f"the oldest instalment due still owes {oldest}", {"oldest_due": oldest}
+    if amount > total:
+        return LoanError.overpayment_refused, f"everything due comes to {total}", {"total_due": total}
+    shares, left = [], amount
+    for o in owed:
+        interest = min(o.interest, left)
+        principal = min(o.principal, left - interest)
+        left -= interest + principal
+        if interest or principal:
+            shares.append(Share(o.number, interest, principal))
+    assert left == 0
+    return shares
+
+
+def payment_transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency: str, loan_number: str,
+                      shares: list[Share]) -> list[ledger.NewTransfer]:  # fmt: skip
+    """One linked chain, whole or not at all (no balancing: the customer chose the amount)."""
+    interest, principal = sum(s.interest for s in shares), sum(s.principal for s in shares)
+    words = {"reference": loan_number, "narration": f"Loan {loan_number}: payment"}
+    parts = ((uuid5(payment_id, "interest"), ledger.bank_account_id("interest_income", currency), interest, "loan_interest"),
+             (uuid5(payment_id, "principal"), loan_id, principal, "loan_repayment"))  # fmt: skip
+    chain = [ledger.NewTransfer(id=transfer_id, debit_account_id=linked_account_id, credit_account_id=to, amount=amount,
+                                currency=currency, code=code, **words)
+             for transfer_id, to, amount, code in parts if amount > 0]  # fmt: skip
+    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(chain) - 1)}) for i, t in enumerate(chain)]

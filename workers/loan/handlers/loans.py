@@ -13,10 +13,11 @@ from contracts import ledger
 from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
-from workers.loan.domain import disbursement, schedule
+from workers.loan.domain import disbursement, repayment, schedule
 
 STEP_ACCOUNT = "loan_ledger_account"  # the ledger's answer: the loan's account made
 STEP_MONEY = "loan_disbursement"  # the ledger's answer: the chain that moves the money
+STEP_PAY = "loan_payment"  # the ledger's answer: a manual payment's chain
 _IN_THE_LEDGER = ("ok", "exists")
 
 
@@ -102,11 +103,66 @@ async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
     loan = await store.loan(ctx.conn, cmd.loan_id)
     if loan is None:
         return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    if refusal := owner_only(ctx.actor, loan.customer_id):
-        return refusal
+    return owner_only(ctx.actor, loan.customer_id) or Reply.success(await _with_instalments(ctx, loan))
+
+
+async def _with_instalments(ctx: Context, loan: c.LoanView) -> c.LoanView:
+    """The loan with what was paid of each instalment (being collected reads as pending)."""
+    rows = await store.instalments_of(ctx.conn, loan.loan_id)
     instalments = [c.InstalmentView(**{k: r[k] for k in ("number", "due_date", "principal", "interest", "paid_principal",
                                                          "paid_interest")},  # fmt: skip
                                     amount=r["principal"] + r["interest"], balance_after=i.balance_after,
-                                    status="pending" if r["status"] == "asked" else r["status"])
-                   for r, i in zip(await store.instalments_of(ctx.conn, loan.loan_id), loan.schedule.instalments, strict=True)]
-    return Reply.success(loan.model_copy(update={"instalments": instalments}))
+                                    status=r["status"] if r["status"] in ("paid", "partially_paid") else "pending")
+                   for r, i in zip(rows, loan.schedule.instalments, strict=True)]
+    return loan.model_copy(update={"instalments": instalments})
+
+
+# --- a manual payment of what is due -------------------------------------------------------------------
+
+
+async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
+    loan = await store.loan(ctx.conn, cmd.loan_id, for_update=True)
+    if loan is None:
+        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
+    if refusal := owner_only(ctx.actor, loan.customer_id):
+        return refusal
+    if (made := await store.payment(ctx.conn, cmd.payment_id)) is not None:
+        if (made["loan_id"], made["amount"]) != (loan.loan_id, cmd.amount):
+            return Reply.refusal(c.LoanError.payment_exists, f"payment {cmd.payment_id} was made with other fields")
+        if made["status"] == "refused":
+            return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
+                                 {"ledger_result": made["refusal"]})  # fmt: skip
+        return Reply.success(await _with_instalments(ctx, loan))  # a retry: paid once
+    if loan.status != c.LoanStatus.active:
+        return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
+    business_date = await store.business_date(ctx.conn)
+    assert business_date is not None, "an active loan was disbursed on a business date"
+    rows = await store.owed_instalments(ctx.conn, loan.loan_id, business_date)
+    shares = repayment.allocate([repayment.Owed(r["number"], r["interest"], r["principal"]) for r in rows], cmd.amount)
+    if isinstance(shares, tuple):
+        code, message, details = shares
+        return Reply.refusal(code, message, details)
+    before = {r["number"]: r["status"] for r in rows}
+    kept = [{"number": s.number, "interest": s.interest, "principal": s.principal, "before": before[s.number]} for s in shares]
+    await store.insert_payment(ctx.conn, cmd.payment_id, loan.loan_id, cmd.amount, kept, ctx.now)
+    chain = repayment.payment_transfers(loan.loan_id, cmd.payment_id, loan.linked_account_id, loan.currency, loan.number, shares)
+    return await ctx.request(ledger.CreateTransfers(transfers=chain), step=STEP_PAY,
+                             state={"loan_id": str(loan.loan_id), "payment_id": str(cmd.payment_id)})  # fmt: skip
+
+
+async def payment_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    loan = await store.loan(ctx.conn, UUID(state["loan_id"]), for_update=True)
+    made = await store.payment(ctx.conn, UUID(state["payment_id"]))
+    assert loan is not None and made is not None, "loans and payments are never deleted"
+    if made["status"] == "asked":
+        results = [r.get("result") for r in (reply.result or {}).get("results", [])] if reply.ok else []
+        taken = bool(results) and all(r in _IN_THE_LEDGER for r in results)
+        cause = None if taken else str(next((r for r in results if r not in (*_IN_THE_LEDGER, "linked_event_failed")), None)
+                                       or (reply.error.code if reply.error else "linked_event_failed"))  # fmt: skip
+        await store.finish_payment(ctx.conn, made["payment_id"], loan.loan_id, made["shares"], refusal=cause)
+        made = await store.payment(ctx.conn, made["payment_id"])
+        assert made is not None
+    if made["status"] == "refused":
+        return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
+                             {"ledger_result": made["refusal"]})  # fmt: skip
+    return Reply.success(await _with_instalments(ctx, loan))
