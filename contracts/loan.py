@@ -118,6 +118,18 @@ class LoanStatus(StrEnum):
     disbursing = "disbursing"  # the ledger is asked
     refused = "refused"  # the ledger refused the disbursement (the application stays approved)
     active = "active"
+    overdue = "overdue"  # an instalment still owes something after its due date
+    defaulted = "defaulted"  # NPA: more than 90 days past due; active again once every arrear is paid
+
+
+class Bucket(StrEnum):
+    """Delinquency by days past due (§5)."""
+
+    current = "current"
+    dpd_1_30 = "1-30"
+    dpd_31_60 = "31-60"
+    dpd_61_90 = "61-90"
+    npa = "91+"
 
 
 class CollateralType(StrEnum):
@@ -296,6 +308,8 @@ class LoanView(Contract):
     net_disbursed: int = Field(description="credited to the linked account, minor units")
     disbursed_on: dt.date | None = Field(default=None, description="the business date it was disbursed")
     status: LoanStatus
+    days_past_due: int = Field(default=0, ge=0, description="since the oldest instalment still owing fell due, as of the last close")
+    bucket: Bucket = Bucket.current
     refusal: str | None = Field(default=None, description="why the ledger refused the disbursement")
     schedule: Schedule = Field(description="from the disbursement's business date")
     instalments: list[InstalmentView] = Field(default_factory=list, description="each with what was paid of it")
@@ -484,6 +498,34 @@ class LoanCobStepReported(day.StepReport):
     routing_key: ClassVar[str] = "loan.cob_step_reported"
 
 
+class LoanFact(Event):
+    loan_id: UUID
+    customer_id: UUID
+    number: str
+    days_past_due: int
+    bucket: Bucket
+    business_date: dt.date = Field(description="the close that found it")
+    occurred_at: AwareDatetime
+
+
+class LoanPaymentOverdue(LoanFact):
+    """An instalment still owes something after its due date: the loan turned overdue."""
+
+    routing_key: ClassVar[str] = "loan.payment_overdue"
+
+
+class LoanDefaulted(LoanFact):
+    """More than 90 days past due (NPA)."""
+
+    routing_key: ClassVar[str] = "loan.defaulted"
+
+
+class LoanRecovered(LoanFact):
+    """Every arrear paid: overdue or defaulted, it is active again."""
+
+    routing_key: ClassVar[str] = "loan.recovered"
+
+
 class LoanDisbursed(Event):
     routing_key: ClassVar[str] = "loan.disbursed"
 
@@ -535,5 +577,5 @@ COMMANDS: tuple[type[Command], ...] = (
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
-    LoanDisbursed, LoanCobStepReported,
+    LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered,
 )  # fmt: skip

@@ -280,6 +280,10 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     report = await admin_db.fetchval("SELECT result FROM day.cob_step WHERE business_date = '2029-03-08' AND step = 'loan.repayments'")
     report = json.loads(report) if isinstance(report, str) else report
     assert report["partially_paid"] >= 1 and report["collected"] >= 50_000  # this loan's, and any other due that day
+    # The next close finds it past due: the loan is overdue, 1 day, in the 1–30 bucket.
+    await close_through("2029-03-09")
+    overdue = await bus.ok(c.GetLoan(loan_id=loan_id))
+    assert (overdue["status"], overdue["days_past_due"], overdue["bucket"]) == ("overdue", 1, "1-30")
     # The customer pays what instalment 2 still owes by hand, once money is back: not less, not more.
     cash = L.NewTransfer(id=uuid.uuid4(), debit_account_id=L.bank_account_id("cash_vault", "INR"), credit_account_id=account_id,
                          amount=200_000, currency="INR", code="deposit", narration="Cash deposit")  # fmt: skip
@@ -298,4 +302,10 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     assert await balances() == (210_000 - 122_548, 1_000_000 - 164_173 - 162_548)
     nothing = await bus.send(pay(1_000))
     assert nothing.error is not None and nothing.error.code == "nothing_due"  # instalment 3 falls due on 8 April
+    await close_through("2029-03-12")
+    recovered = await bus.ok(c.GetLoan(loan_id=loan_id))
+    assert (recovered["status"], recovered["days_past_due"], recovered["bucket"]) == ("active", 0, "current")
+    told = await admin_db.fetch("SELECT routing_key, payload->>'business_date' AS day FROM loan.outbox "
+                                "WHERE payload->>'loan_id' = $1 ORDER BY id", str(loan_id))  # fmt: skip
+    assert [(r["routing_key"], r["day"]) for r in told] == [("loan.payment_overdue", "2029-03-09"), ("loan.recovered", "2029-03-12")]
     assert (await bus.ok(L.Verify()))["ok"]

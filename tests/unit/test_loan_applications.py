@@ -147,3 +147,23 @@ def test_a_payment_goes_to_the_oldest_due_first_interest_before_principal_and_no
     interest, principal = repayment.payment_transfers(loan_id, payment_id, linked, "INR", "LN1", repayment.allocate(owed, 130_000))  # type: ignore[arg-type]
     assert (interest.amount, principal.amount, principal.credit_account_id) == (6_733, 123_267, loan_id)
     assert interest.flags.linked and not principal.flags.linked and not principal.flags.balancing_debit  # whole or nothing
+
+
+@pytest.mark.parametrize(("dpd", "bucket"), [(0, "current"), (1, "1-30"), (30, "1-30"), (31, "31-60"), (60, "31-60"),
+                                             (61, "61-90"), (90, "61-90"), (91, "91+"), (400, "91+")])  # fmt: skip
+def test_days_past_due_fall_in_section_5s_buckets(dpd: int, bucket: str) -> None:
+    from workers.loan.domain import repayment
+
+    assert repayment.bucket(dpd).value == bucket
+
+
+def test_a_loan_turns_overdue_then_defaulted_from_day_91_and_active_only_once_nothing_is_past_due() -> None:
+    from contracts.loan import LoanStatus as L
+    from workers.loan.domain import repayment
+
+    assert repayment.days_past_due(None, dt.date(2029, 3, 9)) == 0
+    assert repayment.days_past_due(dt.date(2029, 3, 8), dt.date(2029, 3, 8)) == 0  # due today: not past due yet
+    assert repayment.days_past_due(dt.date(2029, 3, 8), dt.date(2029, 3, 9)) == 1
+    assert [repayment.delinquent_status(L.active, d) for d in (0, 1, 90, 91)] == [L.active, L.overdue, L.overdue, L.defaulted]
+    assert repayment.delinquent_status(L.defaulted, 5) == L.defaulted  # partly caught up: still NPA
+    assert repayment.delinquent_status(L.defaulted, 0) == L.active

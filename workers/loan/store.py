@@ -195,7 +195,8 @@ async def due_instalments(conn: asyncpg.Connection, business_date: date, limit: 
     """Pending instalments of active loans due on or before the date, oldest first; locked."""
     rows = await conn.fetch(
         f"SELECT {_DUE_COLUMNS} FROM instalment i JOIN loan l USING (loan_id) WHERE i.status = 'pending' "
-        "AND i.due_date <= $1 AND l.status = 'active' ORDER BY i.due_date, i.loan_id, i.number LIMIT $2 FOR UPDATE OF i",
+        "AND i.due_date <= $1 AND l.status IN ('active', 'overdue', 'defaulted') ORDER BY i.due_date, i.loan_id, i.number "
+        "LIMIT $2 FOR UPDATE OF i",
         business_date, limit,
     )  # fmt: skip
     return [_due(r) for r in rows]
@@ -277,3 +278,14 @@ async def finish_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UU
                                [(loan_id, s["number"], s["before"]) for s in shares])  # fmt: skip
     await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
                        payment_id, "refused" if refusal else "done", refusal)  # fmt: skip
+
+
+async def delinquency(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    """Each running loan with its stored standing and the due date of its oldest instalment still
+    owing something past its date (null: none); locked."""
+    return await conn.fetch(
+        "SELECT l.loan_id, l.view, (SELECT min(i.due_date) FROM instalment i WHERE i.loan_id = l.loan_id "
+        "AND i.due_date < $1 AND i.status IN ('pending', 'asked', 'paying', 'partially_paid')) AS oldest_owing "
+        "FROM loan l WHERE l.status IN ('active', 'overdue', 'defaulted') ORDER BY l.loan_id FOR UPDATE OF l",
+        business_date,
+    )  # fmt: skip

@@ -12,10 +12,11 @@ round is answered `exists`); what a partly paid one still owes waits for the ove
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from uuid import UUID, uuid5
 
 from contracts import ledger
-from contracts.loan import InstalmentStatus, LoanError
+from contracts.loan import Bucket, InstalmentStatus, LoanError, LoanStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +114,31 @@ def payment_transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, 
                                 currency=currency, code=code, **words)
              for transfer_id, to, amount, code in parts if amount > 0]  # fmt: skip
     return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(chain) - 1)}) for i, t in enumerate(chain)]
+
+
+# --- delinquency ---------------------------------------------------------------------------------------
+
+NPA_AFTER_DAYS = 90  # §5: defaulted from day 91
+_BUCKETS = ((0, Bucket.current), (30, Bucket.dpd_1_30), (60, Bucket.dpd_31_60), (90, Bucket.dpd_61_90))
+
+
+def days_past_due(oldest_owing_due: date | None, business_date: date) -> int:
+    """Days since the oldest instalment still owing fell due (0: none owing past its date)."""
+    if oldest_owing_due is None or oldest_owing_due >= business_date:
+        return 0
+    return (business_date - oldest_owing_due).days
+
+
+def bucket(dpd: int) -> Bucket:
+    assert dpd >= 0
+    return next((b for most, b in _BUCKETS if dpd <= most), Bucket.npa)
+
+
+def delinquent_status(current: LoanStatus, dpd: int) -> LoanStatus:
+    """active ⇄ overdue → defaulted (from day 91), which stays until nothing is past due, then
+    active again (§5: once every arrear is paid)."""
+    if dpd == 0:
+        return LoanStatus.active
+    if current == LoanStatus.defaulted or dpd > NPA_AFTER_DAYS:
+        return LoanStatus.defaulted
+    return LoanStatus.overdue

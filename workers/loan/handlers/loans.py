@@ -133,7 +133,7 @@ async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
             return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
                                  {"ledger_result": made["refusal"]})  # fmt: skip
         return Reply.success(await _with_instalments(ctx, loan))  # a retry: paid once
-    if loan.status != c.LoanStatus.active:
+    if loan.status not in (c.LoanStatus.active, c.LoanStatus.overdue, c.LoanStatus.defaulted):
         return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
     business_date = await store.business_date(ctx.conn)
     assert business_date is not None, "an active loan was disbursed on a business date"

@@ -39,6 +39,7 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
 async def _round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
     dues = await store.due_instalments(ctx.conn, business_date, ROUND)
     if not dues:
+        await _delinquency(ctx, business_date)
         await store.finish_repayment_run(ctx.conn, business_date)
         await _report(ctx, business_date)
         return _DONE
@@ -75,6 +76,26 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
         await store.settle_instalment(ctx.conn, due, paid_interest, paid_principal,
                                       repayment.settled(due, paid_interest, paid_principal).value)  # fmt: skip
     return await _round(ctx, business_date)
+
+
+_TURNS: dict[c.LoanStatus, type[c.LoanFact]] = {
+    c.LoanStatus.overdue: c.LoanPaymentOverdue, c.LoanStatus.defaulted: c.LoanDefaulted, c.LoanStatus.active: c.LoanRecovered,
+}  # fmt: skip
+
+
+async def _delinquency(ctx: Context, business_date: dt.date) -> None:
+    """After the day's collections: each loan's days past due, bucket and status; a change of status is told."""
+    for row in await store.delinquency(ctx.conn, business_date):
+        loan = c.LoanView.model_validate(row["view"])
+        dpd = repayment.days_past_due(row["oldest_owing"], business_date)
+        status = repayment.delinquent_status(loan.status, dpd)
+        if (loan.status, loan.days_past_due) == (status, dpd):
+            continue
+        loan = loan.model_copy(update={"status": status, "days_past_due": dpd, "bucket": repayment.bucket(dpd), "updated_at": ctx.now})
+        await store.save_loan(ctx.conn, loan)
+        if (fact := _TURNS.get(status)) and status != c.LoanStatus(row["view"]["status"]):
+            await ctx.emit(fact(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number, days_past_due=dpd,
+                                bucket=loan.bucket, business_date=business_date, occurred_at=ctx.now))  # fmt: skip
 
 
 async def _report(ctx: Context, business_date: dt.date) -> None:
