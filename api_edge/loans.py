@@ -178,3 +178,12 @@ async def pay(
     before principal; a customer pays only their own loan."""
     data = {"loan_id": loan_id, "payment_id": body.payment_id, "amount": body.amount, "actor": who.subject}
     return await gateway_of(request).change(c.PayLoan, data, who, key)
+
+
+@router.get("/v1/customers/{customer_id}/loans")
+async def list_customer_loans(
+    customer_id: UUID, request: Request, limit: int = Query(default=50, ge=1, le=200),
+    who: Principal = require("accounts:read", "accounts"),
+) -> Response:  # fmt: skip
+    """A customer's loans, newest first; a customer sees only their own."""
+    return await gateway_of(request).query(c.ListCustomerLoans, {"customer_id": customer_id, "limit": limit}, who)

@@ -481,6 +481,20 @@ class PayLoan(Command):
     actor: str = _actor_field()
 
 
+class LoanList(Contract):
+    items: list[LoanView] = Field(description="newest first")
+
+
+class ListCustomerLoans(Command):
+    """A customer's loans (a customer: only their own). Result: `LoanList`."""
+
+    routing_key: ClassVar[str] = "loan.list_customer_loans"
+    read_only: ClassVar[bool] = True
+
+    customer_id: UUID
+    limit: int = Field(default=50, ge=1, le=200)
+
+
 class GetLoan(Command):
     """Result: `LoanView`; a customer reads only their own. Refusals: loan_not_found."""
 
@@ -505,6 +519,22 @@ class LoanFact(Event):
     days_past_due: int
     bucket: Bucket
     business_date: dt.date = Field(description="the close that found it")
+    occurred_at: AwareDatetime
+
+
+class InstalmentDue(Event):
+    """An instalment falls due within 3 days (§5: told 3 days before; at the close that first
+    comes within them): the customer can put the money in the linked account."""
+
+    routing_key: ClassVar[str] = "loan.instalment_due"
+
+    loan_id: UUID
+    customer_id: UUID
+    number: str = Field(description="the loan's number")
+    instalment: int = Field(ge=1)
+    due_date: dt.date
+    amount: int = Field(description="what it will debit, minor units")
+    linked_account_id: UUID
     occurred_at: AwareDatetime
 
 
@@ -573,9 +603,9 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
-    DisburseLoan, GetLoan, PayLoan,
+    DisburseLoan, GetLoan, PayLoan, ListCustomerLoans,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
-    LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered,
+    LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered, InstalmentDue,
 )  # fmt: skip

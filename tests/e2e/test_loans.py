@@ -92,5 +92,7 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
         loan = client.get(f"/v1/loans/{loan_id}").json()
         assert (loan["status"], loan["principal"], loan["processing_fee"]) == ("active", 1_000_000, 10_000)
         assert client.get(f"/v1/accounts/{account['account_id']}/balance").json()["balance"] == 990_000
+        assert [x["loan_id"] for x in client.get(f"/v1/customers/{customer_id}/loans").json()["items"]] == [loan_id]
+        assert client.get(f"/v1/customers/{uuid.uuid4()}/loans").status_code == 403  # someone else's
         early = post(client, f"/v1/loans/{loan_id}/pay", {"payment_id": str(uuid.uuid4()), "amount": 172_548})
         assert early.status_code == 422 and early.json()["code"] == "nothing_due", early.text  # paying ahead is a prepayment

@@ -265,7 +265,13 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
         return found[account_id]["balance"], found[loan_id]["debits_posted"] - found[loan_id]["credits_posted"]
 
     assert await balances() == (990_000, 1_000_000)
+    await close_through("2029-02-05")  # Monday: instalment 1 falls due within 3 days, and the customer is told once
+    told_due = await admin_db.fetch("SELECT payload FROM loan.outbox WHERE routing_key = 'loan.instalment_due' "
+                                    "AND payload->>'loan_id' = $1", str(loan_id))  # fmt: skip
+    [due] = [json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"] for r in told_due]
+    assert (due["instalment"], due["due_date"], due["amount"]) == (1, "2029-02-08", 172_548)
     await close_through("2029-02-08")
+    assert [x["loan_id"] for x in (await bus.ok(c.ListCustomerLoans(customer_id=customer_id)))["items"]] == [str(loan_id)]
     first = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][0]
     assert (first["status"], first["paid_interest"], first["paid_principal"]) == ("paid", 10_000, 162_548)
     assert await balances() == (990_000 - 172_548, 1_000_000 - 162_548)
@@ -305,7 +311,10 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     await close_through("2029-03-12")
     recovered = await bus.ok(c.GetLoan(loan_id=loan_id))
     assert (recovered["status"], recovered["days_past_due"], recovered["bucket"]) == ("active", 0, "current")
-    told = await admin_db.fetch("SELECT routing_key, payload->>'business_date' AS day FROM loan.outbox "
-                                "WHERE payload->>'loan_id' = $1 ORDER BY id", str(loan_id))  # fmt: skip
-    assert [(r["routing_key"], r["day"]) for r in told] == [("loan.payment_overdue", "2029-03-09"), ("loan.recovered", "2029-03-12")]
+    told = await admin_db.fetch("SELECT routing_key, coalesce(payload->>'business_date', payload->>'due_date') AS day "
+                                "FROM loan.outbox WHERE payload->>'loan_id' = $1 ORDER BY id", str(loan_id))  # fmt: skip
+    assert [(r["routing_key"], r["day"]) for r in told] == [  # (instalment 3, due 8 April, is told at the close of 5 April)
+        ("loan.instalment_due", "2029-02-08"), ("loan.instalment_due", "2029-03-08"), ("loan.payment_overdue", "2029-03-09"),
+        ("loan.recovered", "2029-03-12"),
+    ]  # fmt: skip
     assert (await bus.ok(L.Verify()))["ok"]

@@ -32,6 +32,7 @@ ROUTES = Routes(
         loan.DisburseLoan: staff_only(loans.disburse),
         loan.GetLoan: loans.get_loan,
         loan.PayLoan: loans.pay,
+        loan.ListCustomerLoans: loans.list_customer_loans,
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),

@@ -289,3 +289,21 @@ async def delinquency(conn: asyncpg.Connection, business_date: date) -> list[asy
         "FROM loan l WHERE l.status IN ('active', 'overdue', 'defaulted') ORDER BY l.loan_id FOR UPDATE OF l",
         business_date,
     )  # fmt: skip
+
+
+async def to_remind(conn: asyncpg.Connection, business_date: date, horizon: date) -> list[asyncpg.Record]:
+    """Pending instalments of running loans falling due after the date and by `horizon`, not told yet; marked told."""
+    return await conn.fetch(
+        "UPDATE instalment i SET reminded_on = $1 FROM loan l WHERE l.loan_id = i.loan_id "
+        "AND l.status IN ('active', 'overdue', 'defaulted') AND i.status = 'pending' AND i.reminded_on IS NULL "
+        "AND i.due_date > $1 AND i.due_date <= $2 "
+        "RETURNING i.loan_id, i.number, i.due_date, i.principal + i.interest AS amount, l.customer_id, "
+        "l.view->>'number' AS loan_number, (l.view->>'linked_account_id')::uuid AS linked_account_id",
+        business_date, horizon,
+    )  # fmt: skip
+
+
+async def loans_of(conn: asyncpg.Connection, customer_id: UUID, limit: int) -> list[LoanView]:
+    rows = await conn.fetch("SELECT view FROM loan WHERE customer_id = $1 ORDER BY (view->>'created_at') DESC LIMIT $2",
+                            customer_id, limit)  # fmt: skip
+    return [LoanView.model_validate(r["view"]) for r in rows]

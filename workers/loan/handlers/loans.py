@@ -106,6 +106,12 @@ async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
     return owner_only(ctx.actor, loan.customer_id) or Reply.success(await _with_instalments(ctx, loan))
 
 
+async def list_customer_loans(ctx: Context, cmd: c.ListCustomerLoans) -> Reply:
+    if refusal := owner_only(ctx.actor, cmd.customer_id):
+        return refusal
+    return Reply.success(c.LoanList(items=await store.loans_of(ctx.conn, cmd.customer_id, cmd.limit)))
+
+
 async def _with_instalments(ctx: Context, loan: c.LoanView) -> c.LoanView:
     """The loan with what was paid of each instalment (being collected reads as pending)."""
     rows = await store.instalments_of(ctx.conn, loan.loan_id)

@@ -18,6 +18,7 @@ from workers.loan.domain import repayment
 
 STEP = "loan.repayments"
 STEP_POST = "repayments_post"  # the ledger's answer: a round of debits
+REMIND_DAYS = 3  # §5: loan.instalment_due 3 days before
 ROUND = ledger.MAX_BATCH // 2  # two transfers an instalment
 IN_THE_LEDGER = (ledger.TransferResultCode.ok, ledger.TransferResultCode.exists)
 _DONE = Reply.success()
@@ -40,6 +41,7 @@ async def _round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
     dues = await store.due_instalments(ctx.conn, business_date, ROUND)
     if not dues:
         await _delinquency(ctx, business_date)
+        await _remind(ctx, business_date)
         await store.finish_repayment_run(ctx.conn, business_date)
         await _report(ctx, business_date)
         return _DONE
@@ -96,6 +98,14 @@ async def _delinquency(ctx: Context, business_date: dt.date) -> None:
         if (fact := _TURNS.get(status)) and status != c.LoanStatus(row["view"]["status"]):
             await ctx.emit(fact(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number, days_past_due=dpd,
                                 bucket=loan.bucket, business_date=business_date, occurred_at=ctx.now))  # fmt: skip
+
+
+async def _remind(ctx: Context, business_date: dt.date) -> None:
+    """Each instalment falling due within the next 3 days, told once."""
+    for r in await store.to_remind(ctx.conn, business_date, business_date + dt.timedelta(days=REMIND_DAYS)):
+        await ctx.emit(c.InstalmentDue(loan_id=r["loan_id"], customer_id=r["customer_id"], number=r["loan_number"],
+                                       instalment=r["number"], due_date=r["due_date"], amount=r["amount"],
+                                       linked_account_id=r["linked_account_id"], occurred_at=ctx.now))  # fmt: skip
 
 
 async def _report(ctx: Context, business_date: dt.date) -> None:
