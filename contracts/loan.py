@@ -286,6 +286,9 @@ class LoanApplicationView(Contract):
 class InstalmentView(Instalment):
     paid_principal: int = Field(ge=0, description="minor units")
     paid_interest: int = Field(ge=0, description="minor units")
+    penalty_due: int = Field(default=0, ge=0, description="accrued on what it owed past its due date, minor units "
+                                                          "(waived if it is paid within the grace days)")
+    penalty_paid: int = Field(default=0, ge=0, description="minor units")
     status: InstalmentStatus
 
 

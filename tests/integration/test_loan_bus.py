@@ -10,6 +10,7 @@ from uuid import UUID
 
 from contracts import loan as c
 from tests.integration.conftest import BusClient, eventually
+from workers.loan.domain import repayment
 
 
 async def test_the_calculator_draws_the_reference_schedule_with_due_dates_clamped_to_the_months_end(bus: BusClient) -> None:
@@ -317,4 +318,23 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
         ("loan.instalment_due", "2029-02-08"), ("loan.instalment_due", "2029-03-08"), ("loan.payment_overdue", "2029-03-09"),
         ("loan.recovered", "2029-03-12"),
     ]  # fmt: skip
+    paid_within_grace = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][1]
+    assert (paid_within_grace["penalty_due"], paid_within_grace["penalty_paid"]) == (0, 0)  # 4 days late: waived
+    # Instalment 3 falls due on Sunday 8 April: Monday's close takes what the account holds above its
+    # floor (the savings interest of the quarter in); from the 8th each day adds its penalty at 2% a year.
+    await close_through("2029-04-20")
+    third = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][2]
+    owing = third["principal"] + third["interest"] - third["paid_principal"] - third["paid_interest"]
+    assert third["status"] == "partially_paid" and owing > 90_000
+    penalty = repayment.penalty_additions(owing, 200, dt.date(2029, 4, 8), None, dt.date(2029, 4, 20))
+    assert third["penalty_due"] == penalty > 0  # 12 days' additions: the rounded total of 12 days
+    top_up = cash.model_copy(update={"id": uuid.uuid4(), "amount": 100_000})
+    assert (await bus.ok(L.CreateTransfers(transfers=[top_up])))["results"][0]["result"] == "ok"
+    short = await bus.send(pay(owing))  # 15 days late, past the grace: the penalty is owed first
+    assert short.error is not None and short.error.code == "amount_below_due" and short.error.details["oldest_due"] == owing + penalty
+    penalty_income = L.bank_account_id("penalty_income", "INR")
+    before = (await bus.ok(L.LookupAccounts(ids=[penalty_income])))["accounts"][0]["credits_posted"]
+    settled = (await bus.ok(pay(owing + penalty)))["instalments"][2]
+    assert (settled["status"], settled["penalty_paid"], settled["penalty_due"]) == ("paid", penalty, penalty)
+    assert (await bus.ok(L.LookupAccounts(ids=[penalty_income])))["accounts"][0]["credits_posted"] == before + penalty
     assert (await bus.ok(L.Verify()))["ok"]

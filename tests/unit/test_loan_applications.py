@@ -167,3 +167,24 @@ def test_a_loan_turns_overdue_then_defaulted_from_day_91_and_active_only_once_no
     assert [repayment.delinquent_status(L.active, d) for d in (0, 1, 90, 91)] == [L.active, L.overdue, L.overdue, L.defaulted]
     assert repayment.delinquent_status(L.defaulted, 5) == L.defaulted  # partly caught up: still NPA
     assert repayment.delinquent_status(L.defaulted, 0) == L.active
+
+
+def test_penalties_add_up_day_by_day_to_the_rounded_total_and_are_waived_within_the_grace() -> None:
+    """§9: 8,884.88 overdue at 2% a year: days 1–3 add 0.49, 0.48, 0.49; 30 days come to 14.61."""
+    from workers.loan.domain import repayment
+    from workers.loan.domain.repayment import Owed, Share
+    from workers.loan.domain.schedule import penalty_minor
+
+    due = dt.date(2029, 4, 8)
+    assert repayment.penalty_additions(888_488, 200, due, None, due + dt.timedelta(days=3)) == 49 + 48 + 49
+    by_closes = repayment.penalty_additions(888_488, 200, due, None, due + dt.timedelta(days=12)) + repayment.penalty_additions(
+        888_488, 200, due, due + dt.timedelta(days=12), due + dt.timedelta(days=30))  # fmt: skip
+    assert by_closes == penalty_minor(888_488, 200, 30) == 1_461  # accrued at any closes, the same total
+    assert repayment.penalty_additions(888_488, 200, due, None, due) == 0 and repayment.penalty_additions(0, 200, due, None, due + dt.timedelta(days=9)) == 0
+    assert repayment.penalty_owed(389, 0, days_late=7, grace_days=7) == 0  # paid on day 7: none
+    assert repayment.penalty_owed(389, 100, days_late=8, grace_days=7) == 289
+    owed = [Owed(3, 6_733, 84_994, penalty=63)]
+    assert repayment.allocate(owed, 84_994)[0] == LoanError.amount_below_due  # type: ignore[index]
+    assert repayment.allocate(owed, 91_790) == [Share(3, 6_733, 84_994, 63)]  # penalty, then interest, then principal
+    [penalty, interest, principal] = repayment.payment_transfers(uuid4(), uuid4(), uuid4(), "INR", "LN1", [Share(3, 6_733, 84_994, 63)])
+    assert (penalty.amount, penalty.code, interest.amount, principal.amount) == (63, "penalty", 6_733, 84_994)

@@ -243,9 +243,9 @@ async def repayments_on(conn: asyncpg.Connection, business_date: date) -> dict[s
 async def owed_instalments(conn: asyncpg.Connection, loan_id: UUID, business_date: date) -> list[asyncpg.Record]:
     """Instalments due on or before the date that still owe something and no one is collecting; locked."""
     return await conn.fetch(
-        "SELECT number, interest - paid_interest AS interest, principal - paid_principal AS principal, status "
-        "FROM instalment WHERE loan_id = $1 AND due_date <= $2 AND status IN ('pending', 'partially_paid') "
-        "ORDER BY number FOR UPDATE",
+        "SELECT number, due_date, interest - paid_interest AS interest, principal - paid_principal AS principal, "
+        "penalty_due, penalty_paid, status FROM instalment WHERE loan_id = $1 AND due_date <= $2 "
+        "AND status IN ('pending', 'partially_paid') ORDER BY number FOR UPDATE",
         loan_id, business_date,
     )  # fmt: skip
 
@@ -267,11 +267,16 @@ async def finish_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UU
     """Taken: each share added to its instalment (paid when nothing is left of it). Refused: each
     instalment as it was."""
     if refusal is None:
+        # Within the grace days (`waive`) the penalty accrued is forgiven with the last of what it owed.
         await conn.executemany(
             "UPDATE instalment SET paid_interest = paid_interest + $3, paid_principal = paid_principal + $4, "
-            "status = CASE WHEN paid_interest + $3 = interest AND paid_principal + $4 = principal THEN 'paid' "
-            "ELSE 'partially_paid' END WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
-            [(loan_id, s["number"], s["interest"], s["principal"]) for s in shares],
+            "penalty_paid = penalty_paid + $5, "
+            "penalty_due = CASE WHEN $6 AND paid_interest + $3 = interest AND paid_principal + $4 = principal "
+            "                   THEN penalty_paid + $5 ELSE penalty_due END, "
+            "status = CASE WHEN paid_interest + $3 = interest AND paid_principal + $4 = principal "
+            "              AND ($6 OR penalty_paid + $5 = penalty_due) THEN 'paid' ELSE 'partially_paid' END "
+            "WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
+            [(loan_id, s["number"], s["interest"], s["principal"], s.get("penalty", 0), s.get("waive", False)) for s in shares],
         )  # fmt: skip
     else:
         await conn.executemany("UPDATE instalment SET status = $3 WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
@@ -307,3 +312,26 @@ async def loans_of(conn: asyncpg.Connection, customer_id: UUID, limit: int) -> l
     rows = await conn.fetch("SELECT view FROM loan WHERE customer_id = $1 ORDER BY (view->>'created_at') DESC LIMIT $2",
                             customer_id, limit)  # fmt: skip
     return [LoanView.model_validate(r["view"]) for r in rows]
+
+
+async def owing_past_due(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
+    """Instalments of running loans owing something past their due date, with their product's
+    penalty rate, and how far their penalty is accrued; locked."""
+    return await conn.fetch(
+        "SELECT i.loan_id, i.number, i.due_date, i.penalty_through, "
+        "(i.interest - i.paid_interest) + (i.principal - i.paid_principal) AS owing, "
+        "(p.terms->>'penalty_rate_bps')::int AS penalty_rate_bps FROM instalment i JOIN loan l USING (loan_id) "
+        "JOIN loan_product_version p ON p.code = l.view->>'product_code' AND p.version = (l.view->>'product_version')::int "
+        "WHERE l.status IN ('active', 'overdue', 'defaulted') AND i.due_date < $1 "
+        "AND i.status IN ('pending', 'asked', 'paying', 'partially_paid') AND (i.penalty_through IS NULL OR i.penalty_through < $1) "
+        "ORDER BY i.loan_id, i.number FOR UPDATE OF i",
+        business_date,
+    )  # fmt: skip
+
+
+async def add_penalties(conn: asyncpg.Connection, rows: list[tuple[UUID, int, int]], through: date) -> None:
+    """(loan_id, number, addition): each instalment's penalty accrued through `through`."""
+    await conn.executemany(
+        "UPDATE instalment SET penalty_due = penalty_due + $3, penalty_through = $4 WHERE loan_id = $1 AND number = $2",
+        [(loan_id, number, addition, through) for loan_id, number, addition in rows],
+    )  # fmt: skip

@@ -17,6 +17,7 @@ from uuid import UUID, uuid5
 
 from contracts import ledger
 from contracts.loan import Bucket, InstalmentStatus, LoanError, LoanStatus
+from workers.loan.domain.schedule import penalty_addition_minor
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,11 @@ class Owed:
     number: int
     interest: int
     principal: int
+    penalty: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.penalty + self.interest + self.principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,37 +84,48 @@ class Share:
     number: int
     interest: int
     principal: int
+    penalty: int = 0
+
+
+def penalty_owed(penalty_due: int, penalty_paid: int, days_late: int, grace_days: int) -> int:
+    """§5: none when paid within the grace days (the accrued penalty is waived); later, all of it."""
+    assert penalty_paid <= penalty_due and days_late >= 0
+    return 0 if days_late <= grace_days else penalty_due - penalty_paid
 
 
 def allocate(owed: list[Owed], amount: int) -> list[Share] | tuple[LoanError, str, dict[str, int]]:
-    """§5: oldest first, interest before principal (penalties and charges come first once they
-    exist); at least what the oldest still owes (`amount_below_due`), at most everything due
-    (`overpayment_refused`: paying ahead is a prepayment)."""
+    """§5: oldest first, penalty before interest before principal (charges will sit between
+    penalty and interest); at least what the oldest still owes (`amount_below_due`), at most
+    everything due (`overpayment_refused`: paying ahead is a prepayment)."""
     assert amount > 0
     if not owed:
         return LoanError.nothing_due, "no instalment is due: paying ahead is a prepayment", {}
-    oldest, total = owed[0].interest + owed[0].principal, sum(o.interest + o.principal for o in owed)
+    oldest, total = owed[0].total, sum(o.total for o in owed)
     if amount < oldest:
         return LoanError.amount_below_due, f"the oldest instalment due still owes {oldest}", {"oldest_due": oldest}
     if amount > total:
         return LoanError.overpayment_refused, f"everything due comes to {total}", {"total_due": total}
     shares, left = [], amount
     for o in owed:
-        interest = min(o.interest, left)
-        principal = min(o.principal, left - interest)
-        left -= interest + principal
-        if interest or principal:
-            shares.append(Share(o.number, interest, principal))
+        penalty = min(o.penalty, left)
+        interest = min(o.interest, left - penalty)
+        principal = min(o.principal, left - penalty - interest)
+        left -= penalty + interest + principal
+        if penalty or interest or principal:
+            shares.append(Share(o.number, interest, principal, penalty))
     assert left == 0
     return shares
 
 
 def payment_transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency: str, loan_number: str,
                       shares: list[Share]) -> list[ledger.NewTransfer]:  # fmt: skip
-    """One linked chain, whole or not at all (no balancing: the customer chose the amount)."""
-    interest, principal = sum(s.interest for s in shares), sum(s.principal for s in shares)
+    """One linked chain, whole or not at all (no balancing: the customer chose the amount). The
+    penalty is booked now, when paid (§5), to penalty income."""
+    penalty, interest = sum(s.penalty for s in shares), sum(s.interest for s in shares)
+    principal = sum(s.principal for s in shares)
     words = {"reference": loan_number, "narration": f"Loan {loan_number}: payment"}
-    parts = ((uuid5(payment_id, "interest"), ledger.bank_account_id("interest_income", currency), interest, "loan_interest"),
+    parts = ((uuid5(payment_id, "penalty"), ledger.bank_account_id("penalty_income", currency), penalty, "penalty"),
+             (uuid5(payment_id, "interest"), ledger.bank_account_id("interest_income", currency), interest, "loan_interest"),
              (uuid5(payment_id, "principal"), loan_id, principal, "loan_repayment"))  # fmt: skip
     chain = [ledger.NewTransfer(id=transfer_id, debit_account_id=linked_account_id, credit_account_id=to, amount=amount,
                                 currency=currency, code=code, **words)
@@ -142,3 +159,14 @@ def delinquent_status(current: LoanStatus, dpd: int) -> LoanStatus:
     if current == LoanStatus.defaulted or dpd > NPA_AFTER_DAYS:
         return LoanStatus.defaulted
     return LoanStatus.overdue
+
+
+def penalty_additions(owing: int, rate_bps: int, due_date: date, accrued_through: date | None, through: date) -> int:
+    """What the days after `accrued_through` (or the due date) up to `through` add to an
+    instalment's penalty, on what it owes now: each day k after the due date adds round(total to
+    k) − round(total to k − 1), so the additions sum to the rounded total (§5's decision)."""
+    first = (accrued_through or due_date) - due_date
+    last = through - due_date
+    if owing <= 0 or rate_bps == 0 or last.days <= first.days:
+        return 0
+    return sum(penalty_addition_minor(owing, rate_bps, k) for k in range(first.days + 1, last.days + 1))

@@ -116,7 +116,7 @@ async def _with_instalments(ctx: Context, loan: c.LoanView) -> c.LoanView:
     """The loan with what was paid of each instalment (being collected reads as pending)."""
     rows = await store.instalments_of(ctx.conn, loan.loan_id)
     instalments = [c.InstalmentView(**{k: r[k] for k in ("number", "due_date", "principal", "interest", "paid_principal",
-                                                         "paid_interest")},  # fmt: skip
+                                                         "paid_interest", "penalty_due", "penalty_paid")},  # fmt: skip
                                     amount=r["principal"] + r["interest"], balance_after=i.balance_after,
                                     status=r["status"] if r["status"] in ("paid", "partially_paid") else "pending")
                    for r, i in zip(rows, loan.schedule.instalments, strict=True)]
@@ -143,13 +143,20 @@ async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
         return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
     business_date = await store.business_date(ctx.conn)
     assert business_date is not None, "an active loan was disbursed on a business date"
+    product = await store.product(ctx.conn, loan.product_code, loan.product_version)
+    assert product is not None, "a product version is never deleted"
     rows = await store.owed_instalments(ctx.conn, loan.loan_id, business_date)
-    shares = repayment.allocate([repayment.Owed(r["number"], r["interest"], r["principal"]) for r in rows], cmd.amount)
+    waived = {r["number"]: (business_date - r["due_date"]).days <= product.grace_days for r in rows}
+    owed = [repayment.Owed(r["number"], r["interest"], r["principal"],
+                           repayment.penalty_owed(r["penalty_due"], r["penalty_paid"], (business_date - r["due_date"]).days,
+                                                  product.grace_days)) for r in rows]  # fmt: skip
+    shares = repayment.allocate(owed, cmd.amount)
     if isinstance(shares, tuple):
         code, message, details = shares
         return Reply.refusal(code, message, details)
     before = {r["number"]: r["status"] for r in rows}
-    kept = [{"number": s.number, "interest": s.interest, "principal": s.principal, "before": before[s.number]} for s in shares]
+    kept = [{"number": s.number, "interest": s.interest, "principal": s.principal, "penalty": s.penalty,
+             "waive": waived[s.number], "before": before[s.number]} for s in shares]  # fmt: skip
     await store.insert_payment(ctx.conn, cmd.payment_id, loan.loan_id, cmd.amount, kept, ctx.now)
     chain = repayment.payment_transfers(loan.loan_id, cmd.payment_id, loan.linked_account_id, loan.currency, loan.number, shares)
     return await ctx.request(ledger.CreateTransfers(transfers=chain), step=STEP_PAY,

@@ -40,6 +40,7 @@ async def on_day_closing(ctx: Context, event: day.DayClosing) -> None:
 async def _round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
     dues = await store.due_instalments(ctx.conn, business_date, ROUND)
     if not dues:
+        await _penalties(ctx, business_date)
         await _delinquency(ctx, business_date)
         await _remind(ctx, business_date)
         await store.finish_repayment_run(ctx.conn, business_date)
@@ -98,6 +99,16 @@ async def _delinquency(ctx: Context, business_date: dt.date) -> None:
         if (fact := _TURNS.get(status)) and status != c.LoanStatus(row["view"]["status"]):
             await ctx.emit(fact(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number, days_past_due=dpd,
                                 bucket=loan.bucket, business_date=business_date, occurred_at=ctx.now))  # fmt: skip
+
+
+async def _penalties(ctx: Context, business_date: dt.date) -> None:
+    """§5: each day past its due date adds to an instalment's penalty, on what it owes then; the
+    ledger books it when it is paid. Accrued through the business date (a weekend at Monday's close)."""
+    rows = await store.owing_past_due(ctx.conn, business_date)
+    additions = [(r["loan_id"], r["number"], repayment.penalty_additions(r["owing"], r["penalty_rate_bps"], r["due_date"],
+                                                                        r["penalty_through"], business_date))
+                 for r in rows]  # fmt: skip
+    await store.add_penalties(ctx.conn, additions, business_date)
 
 
 async def _remind(ctx: Context, business_date: dt.date) -> None:
