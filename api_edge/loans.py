@@ -187,3 +187,19 @@ async def list_customer_loans(
 ) -> Response:  # fmt: skip
     """A customer's loans, newest first; a customer sees only their own."""
     return await gateway_of(request).query(c.ListCustomerLoans, {"customer_id": customer_id, "limit": limit}, who)
+
+
+@router.get("/v1/loans/{loan_id}/foreclosure-quote")
+async def foreclosure_quote(loan_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
+    """What pays the whole loan off today (§5: full prepayment only), each part shown."""
+    return await gateway_of(request).query(c.GetForeclosureQuote, {"loan_id": loan_id}, who)
+
+
+@router.post("/v1/loans/{loan_id}/foreclose")
+async def foreclose(
+    loan_id: UUID, body: PayBody, request: Request, who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """Exactly today's quote from the linked account; the loan and its ledger account closed."""
+    data = {"loan_id": loan_id, "payment_id": body.payment_id, "amount": body.amount, "actor": who.subject}
+    return await gateway_of(request).change(c.ForecloseLoan, data, who, key)

@@ -112,6 +112,7 @@ class InstalmentStatus(StrEnum):
     pending = "pending"  # not due yet, or due and not yet asked
     paid = "paid"
     partially_paid = "partially_paid"  # the auto-debit found less than was due
+    foreclosed = "foreclosed"  # settled by the loan's foreclosure (its principal paid, its future interest not owed)
 
 
 class LoanStatus(StrEnum):
@@ -120,6 +121,8 @@ class LoanStatus(StrEnum):
     active = "active"
     overdue = "overdue"  # an instalment still owes something after its due date
     defaulted = "defaulted"  # NPA: more than 90 days past due; active again once every arrear is paid
+    closing = "closing"  # foreclosed: its ledger account is being closed
+    closed = "closed"  # nothing owed; its ledger account closed
 
 
 class Bucket(StrEnum):
@@ -164,6 +167,7 @@ class LoanError(StrEnum):
     overpayment_refused = "overpayment_refused"  # more than everything due (details: total_due)
     payment_exists = "payment_exists"  # the payment_id names another payment
     payment_refused = "payment_refused"  # the ledger would not take it from the account (details say why)
+    quote_changed = "quote_changed"  # a foreclosure's amount is not today's quote (details: the quote)
 
 
 # --- products --------------------------------------------------------------------------------
@@ -484,6 +488,44 @@ class PayLoan(Command):
     actor: str = _actor_field()
 
 
+class ForeclosureQuoteView(Contract):
+    """What closes the loan today (§5, full prepayment only), each part in minor units."""
+
+    loan_id: UUID
+    business_date: dt.date
+    outstanding_principal: int = Field(description="principal not yet due")
+    interest: int = Field(description="on it, since the last due date (or the disbursement)")
+    arrears: int = Field(description="instalments due and unpaid: their interest and principal")
+    arrears_interest: int
+    arrears_principal: int
+    penalties: int
+    prepayment_charge: int = Field(description="the product's share of the outstanding principal (§5: 2%)")
+    total: int
+
+
+class GetForeclosureQuote(Command):
+    """Result: `ForeclosureQuoteView`, valid for the open business date. Refusals: loan_not_found, loan_not_active."""
+
+    routing_key: ClassVar[str] = "loan.get_foreclosure_quote"
+    read_only: ClassVar[bool] = True
+
+    loan_id: UUID
+
+
+class ForecloseLoan(Command):
+    """Pay the whole loan off today: exactly today's quote, in one linked chain from the linked
+    account (penalties, interest, the prepayment charge to their incomes; all the principal to the
+    loan's account), then its ledger account closed. Result: `LoanView` (closed). Refusals:
+    loan_not_found, loan_not_active, quote_changed, payment_exists, payment_refused."""
+
+    routing_key: ClassVar[str] = "loan.foreclose"
+
+    loan_id: UUID
+    payment_id: UUID = Field(description="chosen by the caller: a retry is paid once")
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="today's quote, minor units")
+    actor: str = _actor_field()
+
+
 class LoanList(Contract):
     items: list[LoanView] = Field(description="newest first")
 
@@ -553,6 +595,12 @@ class LoanDefaulted(LoanFact):
     routing_key: ClassVar[str] = "loan.defaulted"
 
 
+class LoanClosed(LoanFact):
+    """Nothing is owed: the loan and its ledger account are closed."""
+
+    routing_key: ClassVar[str] = "loan.closed"
+
+
 class LoanRecovered(LoanFact):
     """Every arrear paid: overdue or defaulted, it is active again."""
 
@@ -606,9 +654,9 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
-    DisburseLoan, GetLoan, PayLoan, ListCustomerLoans,
+    DisburseLoan, GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
-    LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered, InstalmentDue,
+    LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered, InstalmentDue, LoanClosed,
 )  # fmt: skip

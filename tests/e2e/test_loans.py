@@ -96,3 +96,7 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
         assert client.get(f"/v1/customers/{uuid.uuid4()}/loans").status_code == 403  # someone else's
         early = post(client, f"/v1/loans/{loan_id}/pay", {"payment_id": str(uuid.uuid4()), "amount": 172_548})
         assert early.status_code == 422 and early.json()["code"] == "nothing_due", early.text  # paying ahead is a prepayment
+        quote = client.get(f"/v1/loans/{loan_id}/foreclosure-quote").json()
+        assert quote["outstanding_principal"] == 1_000_000 and quote["prepayment_charge"] == 20_000, quote  # 2% of it
+        stale = post(client, f"/v1/loans/{loan_id}/foreclose", {"payment_id": str(uuid.uuid4()), "amount": quote["total"] + 1})
+        assert stale.status_code == 422 and stale.json()["code"] == "quote_changed"

@@ -337,4 +337,23 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     settled = (await bus.ok(pay(owing + penalty)))["instalments"][2]
     assert (settled["status"], settled["penalty_paid"], settled["penalty_due"]) == ("paid", penalty, penalty)
     assert (await bus.ok(L.LookupAccounts(ids=[penalty_income])))["accounts"][0]["credits_posted"] == before + penalty
+    # Foreclosed on Monday 23 April: the principal not yet due (instalments 4–6), 15 days' interest
+    # on it since the 8th, and 2% of it; nothing else is owed. Exactly today's quote, or nothing.
+    from workers.loan.domain.schedule import foreclosure_quote
+
+    quote = await bus.ok(c.GetForeclosureQuote(loan_id=loan_id))
+    expected = foreclosure_quote(1_000_000 - 162_548 - 164_173 - 165_815, 1_200, 15)
+    assert (quote["business_date"], quote["outstanding_principal"], quote["interest"], quote["prepayment_charge"], quote["arrears"],
+            quote["total"]) == ("2029-04-23", 507_464, expected.interest_minor, expected.prepayment_charge_minor, 0, expected.total_minor)
+    money = cash.model_copy(update={"id": uuid.uuid4(), "amount": 600_000})
+    assert (await bus.ok(L.CreateTransfers(transfers=[money])))["results"][0]["result"] == "ok"
+    wrong = await bus.send(c.ForecloseLoan(loan_id=loan_id, payment_id=uuid.uuid4(), amount=quote["total"] - 1, actor="cust-1"))
+    assert wrong.error is not None and wrong.error.code == "quote_changed" and wrong.error.details["quote"]["total"] == quote["total"]
+    closed = await bus.ok(c.ForecloseLoan(loan_id=loan_id, payment_id=uuid.uuid4(), amount=quote["total"], actor="cust-1"))
+    assert closed["status"] == "closed"
+    assert [i["status"] for i in closed["instalments"]] == ["paid", "paid", "paid", "foreclosed", "foreclosed", "foreclosed"]
+    [owed] = (await bus.ok(L.LookupAccounts(ids=[loan_id])))["accounts"]
+    assert (owed["closed"], owed["debits_posted"] - owed["credits_posted"]) == (True, 0)
+    assert await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.closed' "
+                                   "AND payload->>'loan_id' = $1", str(loan_id)) == 1  # fmt: skip
     assert (await bus.ok(L.Verify()))["ok"]

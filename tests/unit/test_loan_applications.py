@@ -188,3 +188,29 @@ def test_penalties_add_up_day_by_day_to_the_rounded_total_and_are_waived_within_
     assert repayment.allocate(owed, 91_790) == [Share(3, 6_733, 84_994, 63)]  # penalty, then interest, then principal
     [penalty, interest, principal] = repayment.payment_transfers(uuid4(), uuid4(), uuid4(), "INR", "LN1", [Share(3, 6_733, 84_994, 63)])
     assert (penalty.amount, penalty.code, interest.amount, principal.amount) == (63, "penalty", 6_733, 84_994)
+
+
+def test_the_foreclosure_quote_reproduces_section_9_and_its_chain_leaves_the_loan_owing_nothing() -> None:
+    """§9: 100,000.00 at 12% for 12 months, right after instalment 6: 51,492.09 + 2% = 52,521.93;
+    15 days later + 253.93 interest = 52,775.86."""
+    from contracts.ledger import bank_account_id
+    from contracts.loan import Amortization, InterestMethod
+    from workers.loan.domain import foreclosure
+    from workers.loan.domain.foreclosure import Line
+    from workers.loan.domain.schedule import schedule
+
+    disbursed = dt.date(2029, 1, 15)
+    drawn = schedule(10_000_000, 1_200, 12, InterestMethod.declining, Amortization.equal_instalments, disbursed)
+    lines = [Line(i.number, i.due_date, i.principal, i.interest, i.principal if i.number <= 6 else 0,
+                  i.interest if i.number <= 6 else 0, 0, 0, "paid" if i.number <= 6 else "pending")
+             for i in drawn.instalments]  # fmt: skip
+    sixth = drawn.instalments[5].due_date
+    at_once = foreclosure.quote(lines, sixth, disbursed, 1_200, 200, 7)
+    assert (at_once.outstanding_principal, at_once.prepayment_charge, at_once.interest, at_once.total) == (5_149_209, 102_984, 0, 5_252_193)
+    later = foreclosure.quote(lines, sixth + dt.timedelta(days=15), disbursed, 1_200, 200, 7)
+    assert (later.interest, later.total) == (25_393, 5_277_586)
+    loan_id = uuid4()
+    chain = foreclosure.transfers(loan_id, uuid4(), uuid4(), "INR", "LN1", later)
+    assert [(t.credit_account_id, t.amount) for t in chain] == [(bank_account_id("interest_income", "INR"), 25_393),
+                                                                (bank_account_id("fee_income", "INR"), 102_984), (loan_id, 5_149_209)]
+    assert [t.flags.linked for t in chain] == [True, True, False] and sum(t.amount for t in chain) == later.total

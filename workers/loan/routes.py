@@ -33,6 +33,8 @@ ROUTES = Routes(
         loan.GetLoan: loans.get_loan,
         loan.PayLoan: loans.pay,
         loan.ListCustomerLoans: loans.list_customer_loans,
+        loan.GetForeclosureQuote: loans.get_foreclosure_quote,
+        loan.ForecloseLoan: loans.foreclose,
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
@@ -49,6 +51,8 @@ ROUTES = Routes(
         loans.STEP_ACCOUNT: loans.account_answered,
         loans.STEP_MONEY: loans.money_answered,
         loans.STEP_PAY: loans.payment_answered,
+        loans.STEP_FORECLOSE: loans.foreclosure_paid,
+        loans.STEP_CLOSE_ACCOUNT: loans.account_closed,
         repayments.STEP_POST: repayments.posted,
     },
     on_start=products.ensure_default_products,

@@ -10,6 +10,7 @@ import asyncpg
 
 from contracts.loan import Instalment, LoanApplicationView, LoanProductTerms, LoanProductView, LoanView
 from workers.loan.domain.applications import LinkedAccount, Standing
+from workers.loan.domain.foreclosure import Line
 from workers.loan.domain.repayment import Due
 
 
@@ -335,3 +336,44 @@ async def add_penalties(conn: asyncpg.Connection, rows: list[tuple[UUID, int, in
         "UPDATE instalment SET penalty_due = penalty_due + $3, penalty_through = $4 WHERE loan_id = $1 AND number = $2",
         [(loan_id, number, addition, through) for loan_id, number, addition in rows],
     )  # fmt: skip
+
+
+# --- foreclosure ---------------------------------------------------------------------------------------
+
+
+async def lines(conn: asyncpg.Connection, loan_id: UUID, *, for_update: bool = False) -> list[Line]:
+    lock = " FOR UPDATE" if for_update else ""
+    rows = await conn.fetch(
+        "SELECT number, due_date, principal, interest, paid_principal, paid_interest, penalty_due, penalty_paid, status "
+        f"FROM instalment WHERE loan_id = $1 ORDER BY number{lock}",
+        loan_id,
+    )  # fmt: skip
+    return [Line(**dict(r)) for r in rows]
+
+
+async def insert_foreclosure(conn: asyncpg.Connection, payment_id: UUID, loan_id: UUID, amount: int, quote: dict[str, Any],
+                             now: datetime) -> None:  # fmt: skip
+    await conn.execute("INSERT INTO loan_payment (payment_id, loan_id, amount, shares, status, created_at, kind) "
+                       "VALUES ($1, $2, $3, $4, 'asked', $5, 'foreclosure')", payment_id, loan_id, amount, quote, now)  # fmt: skip
+    await conn.execute("UPDATE instalment SET status = 'paying' WHERE loan_id = $1 AND status NOT IN ('paid', 'foreclosed')",
+                       loan_id)  # fmt: skip
+
+
+async def finish_foreclosure(conn: asyncpg.Connection, payment_id: UUID, loan_id: UUID, business_date: date,
+                             grace_days: int, before: dict[str, str], *, refusal: str | None) -> None:  # fmt: skip
+    """Paid: what was due is paid (its penalty taken, or forgiven within the grace), what was not is
+    foreclosed (its principal paid, its interest never owed). Refused: each instalment as it was."""
+    if refusal is not None:
+        await conn.executemany("UPDATE instalment SET status = $3 WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
+                               [(loan_id, int(number), status) for number, status in before.items()])  # fmt: skip
+    else:
+        await conn.execute(
+            "UPDATE instalment SET paid_principal = principal, "
+            "paid_interest = CASE WHEN due_date <= $2 THEN interest ELSE paid_interest END, penalty_due = penalty_paid + "
+            "CASE WHEN due_date <= $2 AND $2 - due_date > $3 THEN penalty_due - penalty_paid ELSE 0 END, "
+            "penalty_paid = penalty_paid + CASE WHEN due_date <= $2 AND $2 - due_date > $3 THEN penalty_due - penalty_paid ELSE 0 END, "
+            "status = CASE WHEN due_date <= $2 THEN 'paid' ELSE 'foreclosed' END WHERE loan_id = $1 AND status = 'paying'",
+            loan_id, business_date, grace_days,
+        )  # fmt: skip
+    await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
+                       payment_id, "refused" if refusal else "done", refusal)  # fmt: skip

@@ -1,0 +1,79 @@
+"""Foreclosure (banking-rules §5 "Prepayment / foreclosure": full only), pure: today's quote from
+the loan's instalments, and the one linked chain that pays it.
+
+The quote: the principal not yet due, its simple interest since the last due date (since the
+disbursement before the first), the arrears (instalments due and unpaid: their interest and
+principal), the penalties owed (none on an instalment still within its grace days), and the
+prepayment charge on the principal not yet due (`schedule.foreclosure_quote`). The future
+instalments' scheduled interest is not owed: foreclosing saves it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from uuid import UUID, uuid5
+
+from contracts import ledger
+from workers.loan.domain import repayment, schedule
+
+SETTLED = ("paid", "foreclosed")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """An instalment as the store holds it."""
+
+    number: int
+    due_date: dt.date
+    principal: int
+    interest: int
+    paid_principal: int
+    paid_interest: int
+    penalty_due: int
+    penalty_paid: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    outstanding_principal: int
+    interest: int
+    arrears_interest: int
+    arrears_principal: int
+    penalties: int
+    prepayment_charge: int
+    total: int
+
+
+def quote(lines: list[Line], business_date: dt.date, disbursed_on: dt.date, rate_bps: int, prepayment_charge_bps: int,
+          grace_days: int) -> Quote:  # fmt: skip
+    due = [x for x in lines if x.due_date <= business_date and x.status not in SETTLED]
+    future = [x for x in lines if x.due_date > business_date]
+    assert all(x.paid_principal == x.paid_interest == 0 for x in future), "nothing is paid before it is due"
+    arrears_interest = sum(x.interest - x.paid_interest for x in due)
+    arrears_principal = sum(x.principal - x.paid_principal for x in due)
+    penalties = sum(repayment.penalty_owed(x.penalty_due, x.penalty_paid, (business_date - x.due_date).days, grace_days) for x in due)
+    last_due = max((x.due_date for x in lines if x.due_date <= business_date), default=disbursed_on)
+    q = schedule.foreclosure_quote(sum(x.principal for x in future), rate_bps, (business_date - last_due).days,
+                                   arrears_minor=arrears_interest + arrears_principal, penalties_minor=penalties,
+                                   prepayment_charge_bps=prepayment_charge_bps)  # fmt: skip
+    return Quote(q.outstanding_principal_minor, q.interest_minor, arrears_interest, arrears_principal, penalties,
+                 q.prepayment_charge_minor, q.total_minor)  # fmt: skip
+
+
+def transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency: str, loan_number: str,
+              q: Quote) -> list[ledger.NewTransfer]:  # fmt: skip
+    """One linked chain, whole or nothing: penalties, interest, the charge to their incomes; every
+    unpaid principal to the loan's account, which then owes exactly nothing."""
+    words = {"reference": loan_number, "narration": f"Loan {loan_number}: foreclosed"}
+    parts = (
+        ("penalty", ledger.bank_account_id("penalty_income", currency), q.penalties, "penalty"),
+        ("interest", ledger.bank_account_id("interest_income", currency), q.interest + q.arrears_interest, "loan_interest"),
+        ("charge", ledger.bank_account_id("fee_income", currency), q.prepayment_charge, "fee"),
+        ("principal", loan_id, q.outstanding_principal + q.arrears_principal, "loan_repayment"),
+    )  # fmt: skip
+    chain = [ledger.NewTransfer(id=uuid5(payment_id, f"foreclosure:{part}"), debit_account_id=linked_account_id,
+                                credit_account_id=to, amount=amount, currency=currency, code=code, **words)
+             for part, to, amount, code in parts if amount > 0]  # fmt: skip
+    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(chain) - 1)}) for i, t in enumerate(chain)]
