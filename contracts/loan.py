@@ -281,6 +281,8 @@ class LoanApplicationView(Contract):
     decision_reason: str | None = None
     approved_principal: int | None = None
     approved_rate_bps: int | None = None
+    approved_on: dt.date | None = Field(default=None, description="the business date of the approval: not disbursed "
+                                                                  "within 30 days after it, the approval lapses (cancelled)")
     schedule: Schedule | None = Field(default=None, description="written on approval")
     loan_id: UUID | None = Field(default=None, description="the loan being or made from it")
     created_at: AwareDatetime

@@ -260,6 +260,12 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     loan_id = uuid.uuid4()
     loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-4"))
     assert (loan["disbursed_on"], loan["schedule"]["instalments"][0]["due_date"]) == ("2029-01-08", "2029-02-08")
+    idle = _application(customer_id, account_id, product_code="personal", principal=500_000, months=6)  # approved, never disbursed
+    await bus.ok(idle)
+    await bus.ok(c.SubmitLoanApplication(application_id=idle.application_id, actor="cust-1"))
+    approved = await bus.ok(c.ApproveLoanApplication(application_id=idle.application_id, principal=500_000, rate_bps=1_200,
+                                                     permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
+    assert approved["approved_on"] == "2029-01-08"
 
     async def balances() -> tuple[int, int]:
         found = {UUID(a["id"]): a for a in (await bus.ok(L.LookupAccounts(ids=[account_id, loan_id])))["accounts"]}
@@ -271,7 +277,11 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
                                     "AND payload->>'loan_id' = $1", str(loan_id))  # fmt: skip
     [due] = [json.loads(r["payload"]) if isinstance(r["payload"], str) else r["payload"] for r in told_due]
     assert (due["instalment"], due["due_date"], due["amount"]) == (1, "2029-02-08", 172_548)
+    await close_through("2029-02-07")
+    assert (await bus.ok(c.GetLoanApplication(application_id=idle.application_id)))["status"] == "approved"  # day 30
     await close_through("2029-02-08")
+    lapsed = await bus.ok(c.GetLoanApplication(application_id=idle.application_id))
+    assert (lapsed["status"], lapsed["decided_by"], lapsed["decision_reason"][:6]) == ("cancelled", "system", "lapsed")
     assert [x["loan_id"] for x in (await bus.ok(c.ListCustomerLoans(customer_id=customer_id)))["items"]] == [str(loan_id)]
     first = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][0]
     assert (first["status"], first["paid_interest"], first["paid_principal"]) == ("paid", 10_000, 162_548)

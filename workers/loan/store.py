@@ -377,3 +377,13 @@ async def finish_foreclosure(conn: asyncpg.Connection, payment_id: UUID, loan_id
         )  # fmt: skip
     await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
                        payment_id, "refused" if refusal else "done", refusal)  # fmt: skip
+
+
+async def lapsing(conn: asyncpg.Connection, approved_before: date) -> list[LoanApplicationView]:
+    """Approved applications never disbursed (no loan asked) whose approval is older than the date; locked."""
+    rows = await conn.fetch(
+        "SELECT view FROM loan_application WHERE status = 'approved' AND view->>'loan_id' IS NULL "
+        "AND (view->>'approved_on')::date < $1 ORDER BY application_id FOR UPDATE",
+        approved_before,
+    )  # fmt: skip
+    return [LoanApplicationView.model_validate(r["view"]) for r in rows]

@@ -5,6 +5,7 @@ and rejection are staff's (routes.py wraps them)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from bus.actor import believed_permissions, owner_only
@@ -105,7 +106,7 @@ async def approve(ctx: Context, cmd: c.ApproveLoanApplication) -> Reply:
     drawn = schedule.schedule(cmd.principal, cmd.rate_bps, view.months, product.method, product.amortization,
                               business_date, currency=view.currency)  # fmt: skip
     return await _moved(ctx, view, {"status": to, "decided_by": cmd.actor, "approved_principal": cmd.principal,
-                                    "approved_rate_bps": cmd.rate_bps, "schedule": drawn})  # fmt: skip
+                                    "approved_rate_bps": cmd.rate_bps, "approved_on": business_date, "schedule": drawn})  # fmt: skip
 
 
 async def reject(ctx: Context, cmd: c.RejectLoanApplication) -> Reply:
@@ -145,6 +146,19 @@ async def _product_of(ctx: Context, view: c.LoanApplicationView) -> c.LoanProduc
     product = await store.product(ctx.conn, view.product_code, view.product_version)
     assert product is not None, "a product version is never deleted"
     return product
+
+
+LAPSE_DAYS = 30  # §5's decision: an approval not disbursed within 30 days lapses
+
+
+async def lapse(ctx: Context, business_date: Any) -> int:
+    """Close of business: each approval older than 30 days and never disbursed, cancelled; how many."""
+    lapsed = 0
+    for view in await store.lapsing(ctx.conn, business_date - timedelta(days=LAPSE_DAYS)):
+        await _moved(ctx, view, {"status": c.ApplicationStatus.cancelled, "decided_by": "system",
+                                 "decision_reason": f"lapsed: not disbursed within {LAPSE_DAYS} days of its approval"})  # fmt: skip
+        lapsed += 1
+    return lapsed
 
 
 async def _moved(ctx: Context, view: c.LoanApplicationView, changes: dict[str, Any]) -> Reply:

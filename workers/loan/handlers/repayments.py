@@ -1,7 +1,8 @@
 """Close of business's `loan.repayments` step (banking-rules §5 "Repayment"): rounds of up to
 `ROUND` instalments due on or before the business date, each one transaction and one ledger batch
-of balancing debits (workers/loan/domain/repayment.py), until none is left; then the step reports
-done. An instalment is asked once: a round asked again (the day worker re-asks an unreported step)
+of balancing debits (workers/loan/domain/repayment.py), until none is left; then the day's
+penalties, each loan's delinquency, the reminders of instalments due within 3 days and the lapse
+of approvals never disbursed; then the step reports done. An instalment is asked once: a round asked again (the day worker re-asks an unreported step)
 sends the same transfer ids, which the ledger answers `exists`."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
 from workers.loan.domain import repayment
+from workers.loan.handlers import applications
 
 STEP = "loan.repayments"
 STEP_POST = "repayments_post"  # the ledger's answer: a round of debits
@@ -43,6 +45,7 @@ async def _round(ctx: Context, business_date: dt.date) -> Reply | Deferred:
         await _penalties(ctx, business_date)
         await _delinquency(ctx, business_date)
         await _remind(ctx, business_date)
+        await applications.lapse(ctx, business_date)
         await store.finish_repayment_run(ctx.conn, business_date)
         await _report(ctx, business_date)
         return _DONE
