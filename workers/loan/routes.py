@@ -13,7 +13,7 @@ from __future__ import annotations
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
-from workers.loan.handlers import applications, calculator, learning, loans, products, repayments
+from workers.loan.handlers import applications, calculator, learning, loans, payments, products, repayments
 
 ROUTES = Routes(
     worker="loan",
@@ -31,10 +31,10 @@ ROUTES = Routes(
         loan.CancelLoanApplication: applications.cancel,
         loan.DisburseLoan: staff_only(loans.disburse),
         loan.GetLoan: loans.get_loan,
-        loan.PayLoan: loans.pay,
+        loan.PayLoan: payments.pay,
         loan.ListCustomerLoans: loans.list_customer_loans,
-        loan.GetForeclosureQuote: loans.get_foreclosure_quote,
-        loan.ForecloseLoan: loans.foreclose,
+        loan.GetForeclosureQuote: payments.get_foreclosure_quote,
+        loan.ForecloseLoan: payments.foreclose,
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
@@ -50,9 +50,9 @@ ROUTES = Routes(
     continuations={
         loans.STEP_ACCOUNT: loans.account_answered,
         loans.STEP_MONEY: loans.money_answered,
-        loans.STEP_PAY: loans.payment_answered,
-        loans.STEP_FORECLOSE: loans.foreclosure_paid,
-        loans.STEP_CLOSE_ACCOUNT: loans.account_closed,
+        payments.STEP_PAY: payments.payment_answered,
+        payments.STEP_FORECLOSE: payments.foreclosure_paid,
+        payments.STEP_CLOSE_ACCOUNT: payments.account_closed,
         repayments.STEP_POST: repayments.posted,
     },
     on_start=products.ensure_default_products,
