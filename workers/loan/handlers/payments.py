@@ -24,7 +24,12 @@ STEP_PAY = "loan_payment"  # the ledger's answer: a manual payment's chain
 # --- a manual payment of what is due -------------------------------------------------------------------
 
 
-async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
+RUNNING = (c.LoanStatus.active, c.LoanStatus.overdue, c.LoanStatus.defaulted)
+
+
+async def _payable(ctx: Context, cmd: c.PayLoan | c.ForecloseLoan) -> c.LoanView | Reply:
+    """The loan, locked, when this payment is new and the asker may pay it; else the answer: unknown,
+    another customer's, a retry (paid once, or refused as before), another body, not running."""
     loan = await store.loan(ctx.conn, cmd.loan_id, for_update=True)
     if loan is None:
         return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
@@ -33,12 +38,24 @@ async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
     if (made := await store.payment(ctx.conn, cmd.payment_id)) is not None:
         if (made["loan_id"], made["amount"]) != (loan.loan_id, cmd.amount):
             return Reply.refusal(c.LoanError.payment_exists, f"payment {cmd.payment_id} was made with other fields")
-        if made["status"] == "refused":
-            return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
-                                 {"ledger_result": made["refusal"]})  # fmt: skip
-        return Reply.success(await with_instalments(ctx, loan))  # a retry: paid once
-    if loan.status not in (c.LoanStatus.active, c.LoanStatus.overdue, c.LoanStatus.defaulted):
+        return _answer(made) or Reply.success(await with_instalments(ctx, loan))  # a retry: paid once
+    if loan.status not in RUNNING:
         return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
+    return loan
+
+
+def _answer(made: Any) -> Reply | None:
+    """A payment the ledger refused answers so whenever it is asked again."""
+    if made["status"] != "refused":
+        return None
+    return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
+                         {"ledger_result": made["refusal"]})  # fmt: skip
+
+
+async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
+    loan = await _payable(ctx, cmd)
+    if isinstance(loan, Reply):
+        return loan
     business_date = await store.business_date(ctx.conn)
     assert business_date is not None, "an active loan was disbursed on a business date"
     product = await store.product(ctx.conn, loan.product_code, loan.product_version)
@@ -70,17 +87,13 @@ async def payment_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
         await store.finish_payment(ctx.conn, made["payment_id"], loan.loan_id, made["shares"], refusal=cause)
         made = await store.payment(ctx.conn, made["payment_id"])
         assert made is not None
-    if made["status"] == "refused":
-        return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
-                             {"ledger_result": made["refusal"]})  # fmt: skip
-    return Reply.success(await with_instalments(ctx, loan))
+    return _answer(made) or Reply.success(await with_instalments(ctx, loan))
 
 
 # --- foreclosure (§5: full prepayment only) --------------------------------------------------------------
 
 STEP_FORECLOSE = "loan_foreclosure"  # the ledger's answer: the foreclosure's chain
 STEP_CLOSE_ACCOUNT = "loan_account_close"  # the ledger's answer: the loan's account closed
-_RUNNING = (c.LoanStatus.active, c.LoanStatus.overdue, c.LoanStatus.defaulted)
 
 
 async def _quote(ctx: Context, loan: c.LoanView) -> tuple[foreclosure.Quote, Any, list[foreclosure.Line]]:
@@ -105,27 +118,16 @@ async def get_foreclosure_quote(ctx: Context, cmd: c.GetForeclosureQuote) -> Rep
         return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
     if refusal := owner_only(ctx.actor, loan.customer_id):
         return refusal
-    if loan.status not in _RUNNING:
+    if loan.status not in RUNNING:
         return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
     q, (business_date, _), _ = await _quote(ctx, loan)
     return Reply.success(_quote_view(loan, business_date, q))
 
 
 async def foreclose(ctx: Context, cmd: c.ForecloseLoan) -> Reply | Deferred:
-    loan = await store.loan(ctx.conn, cmd.loan_id, for_update=True)
-    if loan is None:
-        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    if refusal := owner_only(ctx.actor, loan.customer_id):
-        return refusal
-    if (made := await store.payment(ctx.conn, cmd.payment_id)) is not None:
-        if (made["loan_id"], made["amount"]) != (loan.loan_id, cmd.amount):
-            return Reply.refusal(c.LoanError.payment_exists, f"payment {cmd.payment_id} was made with other fields")
-        if made["status"] == "refused":
-            return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
-                                 {"ledger_result": made["refusal"]})  # fmt: skip
-        return Reply.success(await with_instalments(ctx, loan))  # a retry: paid once
-    if loan.status not in _RUNNING:
-        return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
+    loan = await _payable(ctx, cmd)
+    if isinstance(loan, Reply):
+        return loan
     q, (business_date, grace_days), lines = await _quote(ctx, loan)
     if any(x.status in ("asked", "paying") for x in lines):
         return Reply.refusal(c.LoanError.invalid_transition, "an instalment is being collected: foreclose once that is answered")
@@ -155,9 +157,8 @@ async def foreclosure_paid(ctx: Context, state: dict[str, Any], reply: Reply) ->
         loan = loan.model_copy(update={"status": c.LoanStatus.closing, "days_past_due": 0, "bucket": c.Bucket.current,
                                        "updated_at": ctx.now})  # fmt: skip
         await store.save_loan(ctx.conn, loan)
-    elif made["status"] == "refused":
-        return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
-                             {"ledger_result": made["refusal"]})  # fmt: skip
+    elif refused := _answer(made):
+        return refused
     if loan.status != c.LoanStatus.closing:
         return Reply.success(await with_instalments(ctx, loan))
     close = ledger.SetAccountFlags(account_id=loan.ledger_account_id, action="close", actor="system",
