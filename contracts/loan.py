@@ -475,7 +475,16 @@ class DisburseLoan(Command):
     actor: str = _actor_field()
 
 
-class PayLoan(Command):
+class _LoanPayment(Command):
+    """A payment into a loan from its linked account, one linked chain whose ids derive from `payment_id`."""
+
+    loan_id: UUID
+    payment_id: UUID = Field(description="chosen by the caller: a retry with the same body is paid once")
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="minor units")
+    actor: str = _actor_field()
+
+
+class PayLoan(_LoanPayment):
     """A manual payment of what is due, from the loan's linked account (banking-rules §5
     "Repayment"): allocated to the instalments due, oldest first, interest before principal; at
     least what the oldest still owes, at most everything due. A customer pays only their own loan.
@@ -483,11 +492,6 @@ class PayLoan(Command):
     overpayment_refused, payment_exists, payment_refused (the ledger's result in the details)."""
 
     routing_key: ClassVar[str] = "loan.pay"
-
-    loan_id: UUID
-    payment_id: UUID = Field(description="chosen by the caller: a retry with the same body is paid once")
-    amount: int = Field(gt=0, le=MAX_AMOUNT, description="minor units")
-    actor: str = _actor_field()
 
 
 class ForeclosureQuoteView(Contract):
@@ -514,18 +518,13 @@ class GetForeclosureQuote(Command):
     loan_id: UUID
 
 
-class ForecloseLoan(Command):
+class ForecloseLoan(_LoanPayment):
     """Pay the whole loan off today: exactly today's quote, in one linked chain from the linked
     account (penalties, interest, the prepayment charge to their incomes; all the principal to the
     loan's account), then its ledger account closed. Result: `LoanView` (closed). Refusals:
     loan_not_found, loan_not_active, quote_changed, payment_exists, payment_refused."""
 
     routing_key: ClassVar[str] = "loan.foreclose"
-
-    loan_id: UUID
-    payment_id: UUID = Field(description="chosen by the caller: a retry is paid once")
-    amount: int = Field(gt=0, le=MAX_AMOUNT, description="today's quote, minor units")
-    actor: str = _actor_field()
 
 
 class LoanList(Contract):

@@ -8,6 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
+from bus.business_day import business_date, learn_business_date  # noqa: F401  (this worker's store speaks for it)
 from contracts.account import AccountView, HoldView, ProductTerms, ProductView
 from workers.account.domain.accounts import CustomerStanding, StatusChange
 
@@ -640,16 +641,6 @@ async def statements_issued_on(conn: asyncpg.Connection, business_date: date) ->
 # --- the business date and fixed deposits -----------------------------------------------------------
 
 
-async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO business_day (business_date, as_of) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
-        "SET business_date = $1, as_of = $2 WHERE business_day.as_of < $2",
-        business_date, as_of,
-    )  # fmt: skip
-
-
-async def business_date(conn: asyncpg.Connection) -> date | None:
-    return await conn.fetchval("SELECT business_date FROM business_day WHERE id")
 
 
 _DEPOSIT_COLUMNS = ("account_id, principal, rate_bps, term_days, start_date, maturity_date, at_maturity, "

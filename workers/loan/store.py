@@ -8,23 +8,13 @@ from uuid import UUID
 
 import asyncpg
 
+from bus.business_day import business_date, learn_business_date  # noqa: F401  (this worker's store speaks for it)
 from contracts.loan import Instalment, LoanApplicationView, LoanProductTerms, LoanProductView, LoanView
 from workers.loan.domain.applications import LinkedAccount, Standing
 from workers.loan.domain.foreclosure import Line
 from workers.loan.domain.repayment import Due
 
 
-async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
-    """The newest `day.opened` wins; one that arrives late changes nothing."""
-    await conn.execute(
-        "INSERT INTO business_day (business_date, as_of) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
-        "SET business_date = $1, as_of = $2 WHERE business_day.as_of < $2",
-        business_date, as_of,
-    )  # fmt: skip
-
-
-async def business_date(conn: asyncpg.Connection) -> date | None:
-    return await conn.fetchval("SELECT business_date FROM business_day WHERE id")
 
 
 # --- products ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 
+from bus.business_day import business_date, learn_business_date  # noqa: F401  (this worker's store speaks for it)
 from contracts.payment import PayeeView, PaymentView, StandingOrderStatus, StandingOrderView
 
 # --- accounts, as the account worker's events describe them -----------------------------------
@@ -380,16 +381,6 @@ async def record_occurrence_result(conn: asyncpg.Connection, payment_id: UUID, s
 # --- the business day, as learned from the day worker -------------------------------------------
 
 
-async def learn_business_date(conn: asyncpg.Connection, business_date: date, as_of: datetime) -> None:
-    await conn.execute(
-        "INSERT INTO business_day (business_date, as_of) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE "
-        "SET business_date = $1, as_of = $2 WHERE business_day.as_of < $2",
-        business_date, as_of,
-    )  # fmt: skip
-
-
-async def business_date(conn: asyncpg.Connection) -> date | None:
-    return await conn.fetchval("SELECT business_date FROM business_day WHERE id")
 
 
 async def learn_holiday(conn: asyncpg.Connection, holiday_date: date, name: str | None, as_of: datetime) -> None:
