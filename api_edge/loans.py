@@ -203,3 +203,14 @@ async def foreclose(
     """Exactly today's quote from the linked account; the loan and its ledger account closed."""
     data = {"loan_id": loan_id, "payment_id": body.payment_id, "amount": body.amount, "actor": who.subject}
     return await gateway_of(request).change(c.ForecloseLoan, data, who, key)
+
+
+@router.post("/v1/loans/{loan_id}/write-off")
+async def write_off(
+    loan_id: UUID, body: DecisionBody, request: Request, who: Principal = require("loans:write_off", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """A defaulted loan given up: its principal a loan loss, its accrued interest in suspense
+    written back; what it owed stays a claim that payments (recoveries) still pay down."""
+    data = {"loan_id": loan_id, "reason": body.reason, "actor": who.subject, "permissions": sorted(who.permissions)}
+    return await gateway_of(request).change(c.WriteOffLoan, data, who, key)

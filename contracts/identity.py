@@ -94,6 +94,7 @@ class Permission(StrEnum):
     loans_apply = "loans:apply"  # make, submit and withdraw a loan application (a customer: their own)
     loans_review = "loans:review"  # underwrite and reject applications
     loans_approve = "loans:approve"  # approve one somebody else submitted (maker-checker)
+    loans_write_off = "loans:write_off"  # give up a defaulted loan (an admin's: the credit committee's decision)
 
 
 P = Permission

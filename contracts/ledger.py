@@ -31,13 +31,14 @@ MAX_TIMEOUT_S = 31_536_000  # one year: a hold longer than that is a lien (timeo
 MAX_USER_DATA_KEYS = 16
 MAX_TEXT = 140  # narration, counterparty and account title: what one statement line shows of each
 
-# The bank's own accounts, made by workers/ledger/migrations/0002_bank_accounts.sql. Their ids are
+# The bank's own accounts, made by the newest definition of `ensure_bank_accounts` in
+# workers/ledger/migrations/ (0006_loan_losses.sql). Their ids are
 # derived, never looked up (md5 of code and currency, as the migration does), so any worker or
 # partner can name them; tests/unit/test_contracts.py compares the two derivations.
 BANK_ACCOUNT_CODES = (
     "cash_vault", "clearing_internal", "clearing_neft", "clearing_rtgs", "clearing_imps", "clearing_upi",
     "hold_control", "loan_principal", "loan_interest_receivable", "interest_income", "interest_expense",
-    "fee_income", "penalty_income", "interest_suspense", "suspense",
+    "fee_income", "penalty_income", "interest_suspense", "suspense", "loan_write_off", "loan_recovery_income",
 )  # fmt: skip
 
 
@@ -78,7 +79,9 @@ CHART_OF_ACCOUNTS: tuple[GLAccount, ...] = tuple(GLAccount(code, GLClass(cls), g
     ("interest_income", "income", "4000", "Interest income"),
     ("fee_income", "income", "4100", "Fee income"),
     ("penalty_income", "income", "4200", "Penalty income"),
+    ("loan_recovery_income", "income", "4300", "Recoveries of loans written off"),
     ("interest_expense", "expense", "5000", "Interest expense"),
+    ("loan_write_off", "expense", "5100", "Loans written off"),
 ))  # fmt: skip
 CHART_BY_CODE: dict[str, GLAccount] = {a.code: a for a in CHART_OF_ACCOUNTS}
 UNCLASSIFIED = "unclassified"  # the class reported for a code outside the chart

@@ -113,6 +113,7 @@ class InstalmentStatus(StrEnum):
     paid = "paid"
     partially_paid = "partially_paid"  # the auto-debit found less than was due
     foreclosed = "foreclosed"  # settled by the loan's foreclosure (its principal paid, its future interest not owed)
+    written_off = "written_off"  # given up with its loan: what it owed is a claim recoveries pay down
 
 
 class LoanStatus(StrEnum):
@@ -123,6 +124,8 @@ class LoanStatus(StrEnum):
     defaulted = "defaulted"  # NPA: more than 90 days past due; active again once every arrear is paid
     closing = "closing"  # foreclosed: its ledger account is being closed
     closed = "closed"  # nothing owed; its ledger account closed
+    writing_off = "writing_off"  # defaulted, its write-off with the ledger
+    written_off = "written_off"  # terminal: its principal a loan loss, its ledger account closed; recoveries still post
 
 
 class Bucket(StrEnum):
@@ -168,6 +171,7 @@ class LoanError(StrEnum):
     payment_exists = "payment_exists"  # the payment_id names another payment
     payment_refused = "payment_refused"  # the ledger would not take it from the account (details say why)
     quote_changed = "quote_changed"  # a foreclosure's amount is not today's quote (details: the quote)
+    write_off_refused = "write_off_refused"  # the ledger would not book it (details say why)
 
 
 # --- products --------------------------------------------------------------------------------
@@ -298,6 +302,19 @@ class InstalmentView(Instalment):
     status: InstalmentStatus
 
 
+class WriteOffView(Contract):
+    """What a write-off gave up (the claim), and what recoveries have paid of it since, minor units."""
+
+    business_date: dt.date
+    actor: str
+    reason: str
+    principal: int = Field(ge=0, description="outstanding principal, booked as a loan loss (loan_write_off)")
+    interest: int = Field(ge=0, description="interest due and unpaid; its accrual, held in suspense, is written back")
+    penalties: int = Field(ge=0)
+    claim: int = Field(ge=0, description="principal + interest + penalties: what recoveries may pay, at most")
+    recovered: int = Field(default=0, ge=0, description="paid since, to recoveries income (loan_recovery_income)")
+
+
 class LoanView(Contract):
     """A loan: its ledger account (code loan_principal, the customer's) holds what is owed."""
 
@@ -320,6 +337,7 @@ class LoanView(Contract):
     days_past_due: int = Field(default=0, ge=0, description="since the oldest instalment still owing fell due, as of the last close")
     bucket: Bucket = Bucket.current
     refusal: str | None = Field(default=None, description="why the ledger refused the disbursement")
+    write_off: WriteOffView | None = Field(default=None, description="once written off: what was given up and what came back since")
     schedule: Schedule = Field(description="from the disbursement's business date")
     instalments: list[InstalmentView] = Field(default_factory=list, description="each with what was paid of it")
     created_at: AwareDatetime
@@ -487,9 +505,11 @@ class _LoanPayment(Command):
 class PayLoan(_LoanPayment):
     """A manual payment of what is due, from the loan's linked account (banking-rules §5
     "Repayment"): allocated to the instalments due, oldest first, interest before principal; at
-    least what the oldest still owes, at most everything due. A customer pays only their own loan.
-    Result: `LoanView`. Refusals: loan_not_found, loan_not_active, nothing_due, amount_below_due,
-    overpayment_refused, payment_exists, payment_refused (the ledger's result in the details)."""
+    least what the oldest still owes, at most everything due. On a written-off loan it is a
+    recovery: any amount up to what is left of the claim, to recoveries income. A customer pays
+    only their own loan. Result: `LoanView`. Refusals: loan_not_found, loan_not_active,
+    nothing_due, amount_below_due, overpayment_refused, payment_exists, payment_refused (the
+    ledger's result in the details)."""
 
     routing_key: ClassVar[str] = "loan.pay"
 
@@ -525,6 +545,21 @@ class ForecloseLoan(_LoanPayment):
     loan_not_found, loan_not_active, quote_changed, payment_exists, payment_refused."""
 
     routing_key: ClassVar[str] = "loan.foreclose"
+
+
+class WriteOffLoan(Command):
+    """defaulted → written off (§5, `loans:write_off`): the outstanding principal to loan losses,
+    the accrued interest held in suspense written back, the loan's ledger account closed. What was
+    owed stays a claim: recoveries (`loan.pay`) still post. A retry of a done write-off answers the
+    loan. Result: `LoanView`. Refusals: loan_not_found, invalid_transition (not defaulted, or an
+    instalment being collected), forbidden, write_off_refused."""
+
+    routing_key: ClassVar[str] = "loan.write_off"
+
+    loan_id: UUID
+    reason: str = Field(min_length=1, max_length=500)
+    actor: str = _actor_field()
+    permissions: list[str] = Field(default_factory=list, description="the officer's permissions as the edge verified them")
 
 
 class LoanList(Contract):
@@ -608,6 +643,45 @@ class LoanRecovered(LoanFact):
     routing_key: ClassVar[str] = "loan.recovered"
 
 
+class LoanWrittenOff(LoanFact):
+    """Given up: `write_off` says what, and the claim recoveries may still pay."""
+
+    routing_key: ClassVar[str] = "loan.written_off"
+
+    write_off: WriteOffView
+
+
+class PaymentKind(StrEnum):
+    instalment = "instalment"  # the auto-debit of a due date, at close of business
+    payment = "payment"  # paid by hand (what is due)
+    foreclosure = "foreclosure"
+    recovery = "recovery"  # on a written-off loan
+
+
+class LoanPaymentReceived(Event):
+    """Money came in for a loan, each part in minor units."""
+
+    routing_key: ClassVar[str] = "loan.payment_received"
+
+    loan_id: UUID
+    customer_id: UUID
+    number: str
+    kind: PaymentKind
+    payment_id: UUID | None = Field(default=None, description="the caller's, for a payment by hand")
+    amount: int = Field(gt=0)
+    business_date: dt.date
+    occurred_at: AwareDatetime
+
+
+class LoanPenaltyCharged(LoanFact):
+    """A close added to what the loan owes in penalties (§5: booked in the ledger when paid)."""
+
+    routing_key: ClassVar[str] = "loan.penalty_charged"
+
+    amount: int = Field(gt=0, description="added by this close, minor units")
+    penalties_due: int = Field(ge=0, description="all the loan owes in penalties now, minor units")
+
+
 class LoanDisbursed(Event):
     routing_key: ClassVar[str] = "loan.disbursed"
 
@@ -655,9 +729,10 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
-    DisburseLoan, GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan,
+    DisburseLoan, GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
     LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered, InstalmentDue, LoanClosed,
+    LoanWrittenOff, LoanPaymentReceived, LoanPenaltyCharged,
 )  # fmt: skip

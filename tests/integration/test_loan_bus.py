@@ -325,8 +325,9 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     told = await admin_db.fetch("SELECT routing_key, coalesce(payload->>'business_date', payload->>'due_date') AS day "
                                 "FROM loan.outbox WHERE payload->>'loan_id' = $1 ORDER BY id", str(loan_id))  # fmt: skip
     assert [(r["routing_key"], r["day"]) for r in told] == [  # (instalment 3, due 8 April, is told at the close of 5 April)
-        ("loan.instalment_due", "2029-02-08"), ("loan.instalment_due", "2029-03-08"), ("loan.payment_overdue", "2029-03-09"),
-        ("loan.recovered", "2029-03-12"),
+        ("loan.instalment_due", "2029-02-08"), ("loan.payment_received", "2029-02-08"), ("loan.instalment_due", "2029-03-08"),
+        ("loan.payment_received", "2029-03-08"), ("loan.penalty_charged", "2029-03-09"), ("loan.payment_overdue", "2029-03-09"),
+        ("loan.payment_received", "2029-03-12"), ("loan.recovered", "2029-03-12"),  # paid by hand on Monday 12 March
     ]  # fmt: skip
     paid_within_grace = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][1]
     assert (paid_within_grace["penalty_due"], paid_within_grace["penalty_paid"]) == (0, 0)  # 4 days late: waived
@@ -367,3 +368,23 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     assert await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.closed' "
                                    "AND payload->>'loan_id' = $1", str(loan_id)) == 1  # fmt: skip
     assert (await bus.ok(L.Verify()))["ok"]
+    receivable, _ = await _accrual_books_agree(bus, admin_db)
+    assert await admin_db.fetchval("SELECT sum(accrued_interest) FROM loan.instalment WHERE loan_id = $1", loan_id) > 0
+    left = await admin_db.fetchval("SELECT coalesce(sum(GREATEST(accrued_interest - paid_interest, 0)), 0) FROM loan.instalment "
+                                   "WHERE loan_id = $1 AND status NOT IN ('foreclosed', 'written_off')", loan_id)  # fmt: skip
+    assert left == 0  # foreclosed: nothing of this loan's accrual is left receivable
+
+
+async def _accrual_books_agree(bus: BusClient, admin_db) -> tuple[int, int]:
+    """The ledger's loan interest receivable and interest in suspense (INR) are exactly what the
+    loan worker holds accrued and unreceived, and held in suspense, over every loan."""
+    from contracts import ledger as L
+
+    ids = [L.bank_account_id(code, "INR") for code in ("loan_interest_receivable", "interest_suspense")]
+    receivable, suspense = (await bus.ok(L.LookupAccounts(ids=ids)))["accounts"]
+    loans = await admin_db.fetchrow(
+        "SELECT coalesce(sum(GREATEST(accrued_interest - paid_interest, 0)) FILTER (WHERE status NOT IN ('foreclosed', 'written_off')), 0) "
+        "AS receivable, coalesce(sum(suspended_interest), 0) AS suspended FROM loan.instalment")  # fmt: skip
+    books = (receivable["debits_posted"] - receivable["credits_posted"], suspense["credits_posted"] - suspense["debits_posted"])
+    assert books == (loans["receivable"], loans["suspended"])
+    return books

@@ -4,13 +4,16 @@ application within its product, eligibility, maker-checker, and underwriting's v
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from uuid import uuid4
 
 import pytest
 
+from contracts.ledger import bank_account_id
 from contracts.loan import ApplicationStatus as S
 from contracts.loan import Band, LoanApplicationView, LoanError, LoanProductView, Outcome
 from workers.loan.domain import applications as domain
+from workers.loan.domain.accrual import Receipt
 from workers.loan.domain.applications import LinkedAccount, Refusal, Standing
 from workers.loan.domain.products import default_products
 
@@ -120,9 +123,12 @@ def test_an_instalment_is_two_balancing_debits_interest_first_and_a_shortfall_le
     from workers.loan.domain import repayment
 
     due = repayment.Due(loan_id=uuid4(), number=2, principal=164_173, interest=8_375, linked_account_id=uuid4(), currency="INR",
-                        loan_number="LN0000000007")  # fmt: skip
+                        loan_number="LN0000000007", receivable=8_375)  # fmt: skip
     interest, principal = repayment.transfers(due)
-    assert (interest.credit_account_id, interest.amount, interest.code) == (bank_account_id("interest_income", "INR"), 8_375, "loan_interest")
+    assert (interest.credit_account_id, interest.amount, interest.code) == (
+        bank_account_id("loan_interest_receivable", "INR"), 8_375, "loan_interest")  # accrued by its due date: the receivable clears
+    before_accrual, _ = repayment.transfers(repayment.Due(**{**{f: getattr(due, f) for f in due.__slots__}, "receivable": 0}))
+    assert before_accrual.credit_account_id == bank_account_id("interest_income", "INR") and before_accrual.id != interest.id
     assert (principal.credit_account_id, principal.amount, principal.code) == (due.loan_id, 164_173, "loan_repayment")
     assert all(t.flags.balancing_debit and not t.flags.linked and t.debit_account_id == due.linked_account_id
                for t in (interest, principal))  # fmt: skip
@@ -144,9 +150,17 @@ def test_a_payment_goes_to_the_oldest_due_first_interest_before_principal_and_no
     assert repayment.allocate(owed, 295_096) == [Share(2, 0, 122_548), Share(3, 6_733, 165_815)]
     assert repayment.allocate([], 1)[0] == LoanError.nothing_due  # type: ignore[index]
     loan_id, payment_id, linked = uuid4(), uuid4(), uuid4()
-    interest, principal = repayment.payment_transfers(loan_id, payment_id, linked, "INR", "LN1", repayment.allocate(owed, 130_000))  # type: ignore[arg-type]
+    accrued = Receipt(to_receivable=6_733, to_income=0, released=0)
+    interest, principal = repayment.payment_transfers(loan_id, payment_id, linked, "INR", "LN1", repayment.allocate(owed, 130_000), accrued)  # type: ignore[arg-type]
     assert (interest.amount, principal.amount, principal.credit_account_id) == (6_733, 123_267, loan_id)
+    assert interest.credit_account_id == bank_account_id("loan_interest_receivable", "INR")  # accrued: the receivable clears
     assert interest.flags.linked and not principal.flags.linked and not principal.flags.balancing_debit  # whole or nothing
+    # A defaulted loan's interest (accrued to suspense) is income once received: one more leg, bank-side.
+    *_, released = repayment.payment_transfers(loan_id, payment_id, linked, "INR", "LN1", repayment.allocate(owed, 130_000),  # type: ignore[arg-type]
+                                               Receipt(6_733, 0, released=6_733))  # fmt: skip
+    assert (released.debit_account_id, released.credit_account_id, released.amount) == (
+        bank_account_id("interest_suspense", "INR"), bank_account_id("interest_income", "INR"), 6_733)
+    assert not released.flags.linked  # the chain's last
 
 
 @pytest.mark.parametrize(("dpd", "bucket"), [(0, "current"), (1, "1-30"), (30, "1-30"), (31, "31-60"), (60, "31-60"),
@@ -186,7 +200,9 @@ def test_penalties_add_up_day_by_day_to_the_rounded_total_and_are_waived_within_
     owed = [Owed(3, 6_733, 84_994, penalty=63)]
     assert repayment.allocate(owed, 84_994)[0] == LoanError.amount_below_due  # type: ignore[index]
     assert repayment.allocate(owed, 91_790) == [Share(3, 6_733, 84_994, 63)]  # penalty, then interest, then principal
-    [penalty, interest, principal] = repayment.payment_transfers(uuid4(), uuid4(), uuid4(), "INR", "LN1", [Share(3, 6_733, 84_994, 63)])
+    [penalty, interest, principal] = repayment.payment_transfers(uuid4(), uuid4(), uuid4(), "INR", "LN1", [Share(3, 6_733, 84_994, 63)],
+                                                                 Receipt(0, 6_733, 0))  # from before accrual: income at once
+    assert interest.credit_account_id == bank_account_id("interest_income", "INR")
     assert (penalty.amount, penalty.code, interest.amount, principal.amount) == (63, "penalty", 6_733, 84_994)
 
 
@@ -210,7 +226,24 @@ def test_the_foreclosure_quote_reproduces_section_9_and_its_chain_leaves_the_loa
     later = foreclosure.quote(lines, sixth + dt.timedelta(days=15), disbursed, 1_200, 200, 7)
     assert (later.interest, later.total) == (25_393, 5_277_586)
     loan_id = uuid4()
-    chain = foreclosure.transfers(loan_id, uuid4(), uuid4(), "INR", "LN1", later)
+    chain = foreclosure.transfers(loan_id, uuid4(), uuid4(), "INR", "LN1", later, lines)  # a loan from before accrual
     assert [(t.credit_account_id, t.amount) for t in chain] == [(bank_account_id("interest_income", "INR"), 25_393),
                                                                 (bank_account_id("fee_income", "INR"), 102_984), (loan_id, 5_149_209)]
     assert [t.flags.linked for t in chain] == [True, True, False] and sum(t.amount for t in chain) == later.total
+    # Accrued: 15 of the 7th period's 31 days (its 514.92 interest at 16.61 a day = 249.15) sit in the
+    # receivable; the quote's 253.93 clears them and the 4.78 beyond is income at once.
+    seventh = drawn.instalments[6]
+    assert (seventh.interest, (seventh.due_date - sixth).days) == (51_492, 31)
+    accruing = [x if x.number != 7 else replace(x, accrued_interest=15 * (51_492 // 31)) for x in lines]
+    accruing = [replace(x, accrued_interest=x.interest) if x.number <= 6 else x for x in accruing]
+    chain = foreclosure.transfers(loan_id, uuid4(), customer := uuid4(), "INR", "LN1", later, accruing)
+    legs = [(t.debit_account_id == customer, t.credit_account_id, t.amount) for t in chain]
+    assert legs == [(True, bank_account_id("loan_interest_receivable", "INR"), 24_915), (True, bank_account_id("interest_income", "INR"), 478),
+                    (True, bank_account_id("fee_income", "INR"), 102_984), (True, loan_id, 5_149_209)]  # fmt: skip
+    # Defaulted (its accrual in suspense) and foreclosed the day after the due date: the period's
+    # accrual of one day is written back from suspense, none of it received.
+    suspended = [replace(x, accrued_interest=1_661, suspended_interest=1_661) if x.number == 7 else x for x in accruing]
+    next_day = foreclosure.quote(suspended, sixth, disbursed, 1_200, 200, 7)
+    *_, back = foreclosure.transfers(loan_id, uuid4(), customer, "INR", "LN1", next_day, suspended)
+    assert (back.debit_account_id, back.credit_account_id, back.amount) == (
+        bank_account_id("interest_suspense", "INR"), bank_account_id("loan_interest_receivable", "INR"), 1_661)

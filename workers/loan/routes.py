@@ -13,7 +13,7 @@ from __future__ import annotations
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
-from workers.loan.handlers import applications, calculator, learning, loans, payments, products, repayments
+from workers.loan.handlers import applications, calculator, learning, loans, payments, products, repayments, write_off
 
 ROUTES = Routes(
     worker="loan",
@@ -35,6 +35,7 @@ ROUTES = Routes(
         loan.ListCustomerLoans: loans.list_customer_loans,
         loan.GetForeclosureQuote: payments.get_foreclosure_quote,
         loan.ForecloseLoan: payments.foreclose,
+        loan.WriteOffLoan: staff_only(write_off.write_off_loan),
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
@@ -54,6 +55,9 @@ ROUTES = Routes(
         payments.STEP_FORECLOSE: payments.foreclosure_paid,
         payments.STEP_CLOSE_ACCOUNT: payments.account_closed,
         repayments.STEP_POST: repayments.posted,
+        write_off.STEP_BOOK: write_off.booked,
+        write_off.STEP_CLOSE: write_off.account_closed,
+        write_off.STEP_RECOVERY: write_off.recovered,
     },
     on_start=products.ensure_default_products,
     publishes=loan.EVENTS,

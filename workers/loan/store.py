@@ -9,7 +9,8 @@ from uuid import UUID
 import asyncpg
 
 from bus.business_day import business_date, learn_business_date  # noqa: F401  (this worker's store speaks for it)
-from contracts.loan import Instalment, LoanApplicationView, LoanProductTerms, LoanProductView, LoanView
+from contracts.loan import LoanApplicationView, LoanProductTerms, LoanProductView, LoanView, Schedule
+from workers.loan.domain.accrual import Period
 from workers.loan.domain.applications import LinkedAccount, Standing
 from workers.loan.domain.foreclosure import Line
 from workers.loan.domain.repayment import Due
@@ -147,12 +148,16 @@ async def save_loan(conn: asyncpg.Connection, view: LoanView) -> None:
 # --- instalments and their repayment (close of business's `loan.repayments`) -------------------------
 
 
-async def insert_instalments(conn: asyncpg.Connection, loan_id: UUID, instalments: list[Instalment]) -> None:
+async def insert_instalments(conn: asyncpg.Connection, loan_id: UUID, schedule: Schedule) -> None:
+    """The schedule's instalments, each accruing from the due date before it (the first from the
+    disbursement); the loan accrued through its disbursement date."""
+    starts = [schedule.disbursed_on, *(i.due_date for i in schedule.instalments[:-1])]
     await conn.executemany(
-        "INSERT INTO instalment (loan_id, number, due_date, principal, interest) VALUES ($1, $2, $3, $4, $5) "
+        "INSERT INTO instalment (loan_id, number, due_date, principal, interest, accrues_from) VALUES ($1, $2, $3, $4, $5, $6) "
         "ON CONFLICT DO NOTHING",
-        [(loan_id, i.number, i.due_date, i.principal, i.interest) for i in instalments],
+        [(loan_id, i.number, i.due_date, i.principal, i.interest, start) for i, start in zip(schedule.instalments, starts, strict=True)],
     )  # fmt: skip
+    await conn.execute("UPDATE loan SET accrued_through = $2 WHERE loan_id = $1", loan_id, schedule.disbursed_on)
 
 
 async def instalments_of(conn: asyncpg.Connection, loan_id: UUID) -> list[asyncpg.Record]:
@@ -174,12 +179,13 @@ async def finish_repayment_run(conn: asyncpg.Connection, business_date: date) ->
 
 
 _DUE_COLUMNS = ("i.loan_id, i.number, i.principal, i.interest, (l.view->>'linked_account_id')::uuid AS linked_account_id, "
-                "l.view->>'currency' AS currency, l.view->>'number' AS loan_number")  # fmt: skip
+                "l.view->>'currency' AS currency, l.view->>'number' AS loan_number, "
+                "GREATEST(i.accrued_interest - i.paid_interest, 0) AS receivable, l.customer_id")  # fmt: skip
 
 
 def _due(row: asyncpg.Record) -> Due:
     return Due(row["loan_id"], row["number"], row["principal"], row["interest"], row["linked_account_id"], row["currency"],
-               row["loan_number"])  # fmt: skip
+               row["loan_number"], row["receivable"], row["customer_id"])  # fmt: skip
 
 
 async def due_instalments(conn: asyncpg.Connection, business_date: date, limit: int) -> list[Due]:
@@ -208,14 +214,24 @@ async def mark_asked(conn: asyncpg.Connection, dues: list[Due], business_date: d
                            [(d.loan_id, d.number, business_date) for d in dues])  # fmt: skip
 
 
-async def settle_instalment(conn: asyncpg.Connection, due: Due, paid_interest: int, paid_principal: int, status: str) -> bool:
-    """False when it was settled already (a repeated answer)."""
-    updated = await conn.fetchval(
-        "UPDATE instalment SET paid_interest = $3, paid_principal = $4, status = $5 "
-        "WHERE loan_id = $1 AND number = $2 AND status = 'asked' RETURNING true",
+async def settle_instalment(conn: asyncpg.Connection, due: Due, paid_interest: int, paid_principal: int, status: str) -> int | None:
+    """What the debits took, and the interest received cleared from its suspense (first); returns
+    how much suspense it cleared (None when it was settled already: a repeated answer)."""
+    released = await conn.fetchval(
+        "WITH o AS (SELECT suspended_interest FROM instalment WHERE loan_id = $1 AND number = $2 AND status = 'asked' FOR UPDATE) "
+        "UPDATE instalment i SET paid_interest = $3, paid_principal = $4, status = $5, "
+        "suspended_interest = i.suspended_interest - LEAST(o.suspended_interest, $3) FROM o "
+        "WHERE i.loan_id = $1 AND i.number = $2 RETURNING LEAST(o.suspended_interest, $3)",
         due.loan_id, due.number, paid_interest, paid_principal, status,
     )  # fmt: skip
-    return bool(updated)
+    return released
+
+
+async def collections_over(conn: asyncpg.Connection, business_date: date) -> bool:
+    """True once for a close: its rounds are over, what follows them (penalties, delinquency,
+    reminders, lapses) is done in this transaction."""
+    return bool(await conn.fetchval("UPDATE repayment_run SET status = 'posting', updated_at = clock_timestamp() "
+                                    "WHERE business_date = $1 AND status = 'asking' RETURNING true", business_date))  # fmt: skip
 
 
 async def repayments_on(conn: asyncpg.Connection, business_date: date) -> dict[str, int]:
@@ -235,7 +251,8 @@ async def owed_instalments(conn: asyncpg.Connection, loan_id: UUID, business_dat
     """Instalments due on or before the date that still owe something and no one is collecting; locked."""
     return await conn.fetch(
         "SELECT number, due_date, interest - paid_interest AS interest, principal - paid_principal AS principal, "
-        "penalty_due, penalty_paid, status FROM instalment WHERE loan_id = $1 AND due_date <= $2 "
+        "penalty_due, penalty_paid, status, GREATEST(accrued_interest - paid_interest, 0) AS receivable, "
+        "suspended_interest AS suspended FROM instalment WHERE loan_id = $1 AND due_date <= $2 "
         "AND status IN ('pending', 'partially_paid') ORDER BY number FOR UPDATE",
         loan_id, business_date,
     )  # fmt: skip
@@ -261,13 +278,14 @@ async def finish_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UU
         # Within the grace days (`waive`) the penalty accrued is forgiven with the last of what it owed.
         await conn.executemany(
             "UPDATE instalment SET paid_interest = paid_interest + $3, paid_principal = paid_principal + $4, "
-            "penalty_paid = penalty_paid + $5, "
+            "penalty_paid = penalty_paid + $5, suspended_interest = suspended_interest - $7, "
             "penalty_due = CASE WHEN $6 AND paid_interest + $3 = interest AND paid_principal + $4 = principal "
             "                   THEN penalty_paid + $5 ELSE penalty_due END, "
             "status = CASE WHEN paid_interest + $3 = interest AND paid_principal + $4 = principal "
             "              AND ($6 OR penalty_paid + $5 = penalty_due) THEN 'paid' ELSE 'partially_paid' END "
             "WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
-            [(loan_id, s["number"], s["interest"], s["principal"], s.get("penalty", 0), s.get("waive", False)) for s in shares],
+            [(loan_id, s["number"], s["interest"], s["principal"], s.get("penalty", 0), s.get("waive", False), s.get("released", 0))
+             for s in shares],
         )  # fmt: skip
     else:
         await conn.executemany("UPDATE instalment SET status = $3 WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
@@ -278,11 +296,14 @@ async def finish_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UU
 
 async def delinquency(conn: asyncpg.Connection, business_date: date) -> list[asyncpg.Record]:
     """Each running loan with its stored standing and the due date of its oldest instalment still
-    owing something past its date (null: none); locked."""
+    owing something past its date (null: none); locked. A loan with a payment in flight is left to
+    the next close (the payment decided its booking on the standing it read)."""
     return await conn.fetch(
         "SELECT l.loan_id, l.view, (SELECT min(i.due_date) FROM instalment i WHERE i.loan_id = l.loan_id "
         "AND i.due_date < $1 AND i.status IN ('pending', 'asked', 'paying', 'partially_paid')) AS oldest_owing "
-        "FROM loan l WHERE l.status IN ('active', 'overdue', 'defaulted') ORDER BY l.loan_id FOR UPDATE OF l",
+        "FROM loan l WHERE l.status IN ('active', 'overdue', 'defaulted') "
+        "AND NOT EXISTS (SELECT 1 FROM instalment p WHERE p.loan_id = l.loan_id AND p.status = 'paying') "
+        "ORDER BY l.loan_id FOR UPDATE OF l",
         business_date,
     )  # fmt: skip
 
@@ -320,6 +341,15 @@ async def owing_past_due(conn: asyncpg.Connection, business_date: date) -> list[
     )  # fmt: skip
 
 
+async def penalty_standing(conn: asyncpg.Connection, loan_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Each loan's view and all it owes in penalties."""
+    return await conn.fetch(
+        "SELECT l.view, (SELECT coalesce(sum(penalty_due - penalty_paid), 0)::bigint FROM instalment i WHERE i.loan_id = l.loan_id "
+        "AND i.status NOT IN ('paid', 'foreclosed', 'written_off')) AS penalties_due FROM loan l WHERE l.loan_id = ANY($1::uuid[])",
+        loan_ids,
+    )  # fmt: skip
+
+
 async def add_penalties(conn: asyncpg.Connection, rows: list[tuple[UUID, int, int]], through: date) -> None:
     """(loan_id, number, addition): each instalment's penalty accrued through `through`."""
     await conn.executemany(
@@ -334,8 +364,8 @@ async def add_penalties(conn: asyncpg.Connection, rows: list[tuple[UUID, int, in
 async def lines(conn: asyncpg.Connection, loan_id: UUID, *, for_update: bool = False) -> list[Line]:
     lock = " FOR UPDATE" if for_update else ""
     rows = await conn.fetch(
-        "SELECT number, due_date, principal, interest, paid_principal, paid_interest, penalty_due, penalty_paid, status "
-        f"FROM instalment WHERE loan_id = $1 ORDER BY number{lock}",
+        "SELECT number, due_date, principal, interest, paid_principal, paid_interest, penalty_due, penalty_paid, status, "
+        f"accrued_interest, suspended_interest FROM instalment WHERE loan_id = $1 ORDER BY number{lock}",
         loan_id,
     )  # fmt: skip
     return [Line(**dict(r)) for r in rows]
@@ -362,7 +392,8 @@ async def finish_foreclosure(conn: asyncpg.Connection, payment_id: UUID, loan_id
             "paid_interest = CASE WHEN due_date <= $2 THEN interest ELSE paid_interest END, penalty_due = penalty_paid + "
             "CASE WHEN due_date <= $2 AND $2 - due_date > $3 THEN penalty_due - penalty_paid ELSE 0 END, "
             "penalty_paid = penalty_paid + CASE WHEN due_date <= $2 AND $2 - due_date > $3 THEN penalty_due - penalty_paid ELSE 0 END, "
-            "status = CASE WHEN due_date <= $2 THEN 'paid' ELSE 'foreclosed' END WHERE loan_id = $1 AND status = 'paying'",
+            "status = CASE WHEN due_date <= $2 THEN 'paid' ELSE 'foreclosed' END, suspended_interest = 0 "
+            "WHERE loan_id = $1 AND status = 'paying'",
             loan_id, business_date, grace_days,
         )  # fmt: skip
     await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
@@ -377,3 +408,105 @@ async def lapsing(conn: asyncpg.Connection, approved_before: date) -> list[LoanA
         approved_before,
     )  # fmt: skip
     return [LoanApplicationView.model_validate(r["view"]) for r in rows]
+
+
+# --- accrual and the bank-side postings of close of business ----------------------------------------
+
+
+async def accruing(conn: asyncpg.Connection, business_date: date) -> list[tuple[UUID, str, bool, Period]]:
+    """(loan, currency, defaulted, period) of every running loan's instalment still accruing whose
+    period has begun by the date; none being paid (a payment in flight decided its own booking);
+    locked."""
+    rows = await conn.fetch(
+        "SELECT i.loan_id, l.view->>'currency' AS currency, l.status = 'defaulted' AS defaulted, i.number, i.accrues_from, "
+        "i.due_date, i.interest, i.accrued_interest FROM instalment i JOIN loan l USING (loan_id) "
+        "WHERE l.status IN ('active', 'overdue', 'defaulted') AND l.accrued_through < $1 AND i.accrued_interest < i.interest "
+        "AND i.accrues_from < $1 AND i.status IN ('pending', 'asked', 'partially_paid', 'paid') "
+        "ORDER BY i.loan_id, i.number FOR UPDATE OF i",
+        business_date,
+    )  # fmt: skip
+    return [(r["loan_id"], r["currency"], r["defaulted"],
+             Period(r["number"], r["accrues_from"], r["due_date"], r["interest"], r["accrued_interest"])) for r in rows]  # fmt: skip
+
+
+async def add_accruals(conn: asyncpg.Connection, rows: list[tuple[UUID, int, int, bool]], business_date: date) -> None:
+    """(loan_id, number, addition, to suspense): each instalment's accrual; every running loan accrued through the date."""
+    await conn.executemany(
+        "UPDATE instalment SET accrued_interest = accrued_interest + $3, "
+        "suspended_interest = suspended_interest + CASE WHEN $4 THEN $3 ELSE 0 END WHERE loan_id = $1 AND number = $2",
+        rows,
+    )  # fmt: skip
+    await conn.execute("UPDATE loan SET accrued_through = $1 WHERE status IN ('active', 'overdue', 'defaulted') "
+                       "AND accrued_through < $1", business_date)  # fmt: skip
+
+
+async def insert_postings(conn: asyncpg.Connection, business_date: date, kind: str,
+                          amounts: dict[tuple[str, str, str], int]) -> None:  # fmt: skip
+    """{(currency, debit code, credit code): amount}: one posting each, to be asked."""
+    await conn.executemany(
+        "INSERT INTO gl_posting (posting_id, business_date, kind, currency, debit_code, credit_code, amount) "
+        "VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6)",
+        [(business_date, kind, cur, dr, cr, amount) for (cur, dr, cr), amount in amounts.items() if amount > 0],
+    )  # fmt: skip
+
+
+async def asked_postings(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM gl_posting WHERE status = 'asked' ORDER BY created_at, posting_id LIMIT $1", limit)
+
+
+async def finish_postings(conn: asyncpg.Connection, results: dict[UUID, str]) -> None:
+    """{posting id: the ledger's result}: in the ledger (ok, exists) is posted; anything else is
+    refused, kept with its result for the operators (the books then disagree: a bug, reported)."""
+    await conn.executemany(
+        "UPDATE gl_posting SET status = CASE WHEN $2 IN ('ok', 'exists') THEN 'posted' ELSE 'refused' END, result = $2 "
+        "WHERE posting_id = $1 AND status = 'asked'",
+        list(results.items()),
+    )  # fmt: skip
+
+
+async def suspend_interest(conn: asyncpg.Connection, loan_id: UUID) -> int:
+    """A loan turned defaulted: its accrued, unreceived interest moves to suspense; how much moved."""
+    return await conn.fetchval(
+        "WITH before AS (SELECT number, suspended_interest FROM instalment WHERE loan_id = $1 FOR UPDATE), "
+        "after AS (UPDATE instalment i SET suspended_interest = GREATEST(i.accrued_interest - i.paid_interest, 0) "
+        "          FROM before b WHERE i.loan_id = $1 AND i.number = b.number AND i.status NOT IN ('foreclosed', 'written_off') "
+        "          RETURNING i.suspended_interest - b.suspended_interest AS moved) "
+        "SELECT coalesce(sum(moved), 0)::bigint FROM after",
+        loan_id,
+    )  # fmt: skip
+
+
+async def restore_interest(conn: asyncpg.Connection, loan_id: UUID) -> int:
+    """A defaulted loan turned active: what is left in suspense is income again; how much."""
+    left = await conn.fetchval("SELECT coalesce(sum(suspended_interest), 0)::bigint FROM instalment WHERE loan_id = $1", loan_id)
+    await conn.execute("UPDATE instalment SET suspended_interest = 0 WHERE loan_id = $1 AND suspended_interest > 0", loan_id)
+    return left
+
+
+async def release_interest(conn: asyncpg.Connection, loan_id: UUID, number: int, received: int) -> int:
+    """Interest received on an instalment clears its suspense first; how much was released."""
+    return await conn.fetchval(
+        "WITH o AS (SELECT suspended_interest FROM instalment WHERE loan_id = $1 AND number = $2 FOR UPDATE) "
+        "UPDATE instalment i SET suspended_interest = i.suspended_interest - LEAST(o.suspended_interest, $3) FROM o "
+        "WHERE i.loan_id = $1 AND i.number = $2 RETURNING LEAST(o.suspended_interest, $3)",
+        loan_id, number, received,
+    ) or 0  # fmt: skip
+
+
+# --- write-off and recoveries ------------------------------------------------------------------------
+
+
+async def write_off_instalments(conn: asyncpg.Connection, loan_id: UUID) -> None:
+    """Every instalment not settled is given up with its loan; its suspense was written back."""
+    await conn.execute("UPDATE instalment SET status = 'written_off', suspended_interest = 0 "
+                       "WHERE loan_id = $1 AND status NOT IN ('paid', 'foreclosed')", loan_id)  # fmt: skip
+
+
+async def insert_recovery(conn: asyncpg.Connection, payment_id: UUID, loan_id: UUID, amount: int, now: datetime) -> None:
+    await conn.execute("INSERT INTO loan_payment (payment_id, loan_id, amount, shares, status, created_at, kind) "
+                       "VALUES ($1, $2, $3, '{}'::jsonb, 'asked', $4, 'recovery')", payment_id, loan_id, amount, now)  # fmt: skip
+
+
+async def finish_recovery(conn: asyncpg.Connection, payment_id: UUID, *, refusal: str | None) -> None:
+    await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
+                       payment_id, "refused" if refusal else "done", refusal)  # fmt: skip

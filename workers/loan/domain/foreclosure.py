@@ -11,11 +11,12 @@ instalments' scheduled interest is not owed: foreclosing saves it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from uuid import UUID, uuid5
 
 from contracts import ledger
-from workers.loan.domain import repayment, schedule
+from workers.loan.domain import accrual, repayment, schedule
 
 SETTLED = ("paid", "foreclosed")
 
@@ -33,6 +34,8 @@ class Line:
     penalty_due: int
     penalty_paid: int
     status: str
+    accrued_interest: int = 0
+    suspended_interest: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +65,38 @@ def quote(lines: list[Line], business_date: dt.date, disbursed_on: dt.date, rate
                  q.prepayment_charge_minor, q.total_minor)  # fmt: skip
 
 
+def interest_booking(lines: list[Line], q: Quote) -> tuple[accrual.Receipt, accrual.WriteBack]:
+    """How the quote's interest is booked against what the loan accrued and has not received: the
+    receivable cleared (suspense released), interest beyond the accrual income at once, accrual
+    the quote does not ask (the rest of the current period, say) written back."""
+    open_lines = [x for x in lines if x.status not in SETTLED]
+    receivable = sum(max(x.accrued_interest - x.paid_interest, 0) for x in open_lines)
+    suspended = sum(x.suspended_interest for x in open_lines)
+    received = q.interest + q.arrears_interest
+    return accrual.receipt(received, receivable, suspended), accrual.write_back(receivable, suspended, received)
+
+
 def transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency: str, loan_number: str,
-              q: Quote) -> list[ledger.NewTransfer]:  # fmt: skip
+              q: Quote, lines: list[Line]) -> list[ledger.NewTransfer]:  # fmt: skip
     """One linked chain, whole or nothing: penalties, interest, the charge to their incomes; every
-    unpaid principal to the loan's account, which then owes exactly nothing."""
+    unpaid principal to the loan's account, which then owes exactly nothing; and the loan's
+    accrued interest receivable brought to nothing (received, or written back)."""
     words = {"reference": loan_number, "narration": f"Loan {loan_number}: foreclosed"}
+    received, back = interest_booking(lines, q)
+    bank = functools.partial(ledger.bank_account_id, currency=currency)
+    customer = linked_account_id
     parts = (
-        ("penalty", ledger.bank_account_id("penalty_income", currency), q.penalties, "penalty"),
-        ("interest", ledger.bank_account_id("interest_income", currency), q.interest + q.arrears_interest, "loan_interest"),
-        ("charge", ledger.bank_account_id("fee_income", currency), q.prepayment_charge, "fee"),
-        ("principal", loan_id, q.outstanding_principal + q.arrears_principal, "loan_repayment"),
+        ("penalty", customer, bank("penalty_income"), q.penalties, "penalty"),
+        ("interest", customer, bank(accrual.RECEIVABLE), received.to_receivable, "loan_interest"),
+        ("interest:unaccrued", customer, bank(accrual.INCOME), received.to_income, "loan_interest"),
+        ("charge", customer, bank("fee_income"), q.prepayment_charge, "fee"),
+        ("principal", customer, loan_id, q.outstanding_principal + q.arrears_principal, "loan_repayment"),
+        ("interest:released", bank(accrual.SUSPENSE), bank(accrual.INCOME), received.released, "loan_release"),
+        ("interest:back:suspense", bank(accrual.SUSPENSE), bank(accrual.RECEIVABLE), back.from_suspense, "loan_write_back"),
+        ("interest:back:income", bank(accrual.INCOME), bank(accrual.RECEIVABLE), back.from_income, "loan_write_back"),
     )  # fmt: skip
-    chain = [ledger.NewTransfer(id=uuid5(payment_id, f"foreclosure:{part}"), debit_account_id=linked_account_id,
-                                credit_account_id=to, amount=amount, currency=currency, code=code, **words)
-             for part, to, amount, code in parts if amount > 0]  # fmt: skip
-    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(chain) - 1)}) for i, t in enumerate(chain)]
+    return repayment.linked_chain([
+        ledger.NewTransfer(id=uuid5(payment_id, f"foreclosure:{part}"), debit_account_id=debit, credit_account_id=credit,
+                           amount=amount, currency=currency, code=code, **words)
+        for part, debit, credit, amount, code in parts if amount > 0
+    ])  # fmt: skip

@@ -11,12 +11,14 @@ round is answered `exists`); what a partly paid one still owes waits for the ove
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from uuid import UUID, uuid5
 
 from contracts import ledger
 from contracts.loan import Bucket, InstalmentStatus, LoanError, LoanStatus
+from workers.loan.domain.accrual import INCOME, RECEIVABLE, SUSPENSE, Receipt
 from workers.loan.domain.schedule import penalty_addition_minor
 
 
@@ -31,10 +33,16 @@ class Due:
     linked_account_id: UUID
     currency: str
     loan_number: str
+    receivable: int = 0  # of its interest, what was accrued (all of it, on its due date; none for a loan from before accrual)
+    customer_id: UUID | None = None
 
 
 def interest_transfer_id(loan_id: UUID, number: int) -> UUID:
     return uuid5(loan_id, f"instalment:{number}:interest")
+
+
+def unaccrued_interest_transfer_id(loan_id: UUID, number: int) -> UUID:
+    return uuid5(loan_id, f"instalment:{number}:interest:unaccrued")
 
 
 def principal_transfer_id(loan_id: UUID, number: int) -> UUID:
@@ -42,16 +50,25 @@ def principal_transfer_id(loan_id: UUID, number: int) -> UUID:
 
 
 def transfers(due: Due) -> list[ledger.NewTransfer]:
-    """Interest, then principal, each a balancing debit of the linked account; a part of 0.00 asks nothing."""
+    """Interest, then principal, each a balancing debit of the linked account; a part of 0.00
+    asks nothing. The interest clears its receivable (accrued by the close of its due date);
+    interest never accrued is income at once (workers/loan/domain/accrual.py)."""
     words = {"reference": due.loan_number, "narration": f"Loan {due.loan_number}: instalment {due.number}"}
+    accrued = min(due.interest, due.receivable)
     parts = (
-        (interest_transfer_id(due.loan_id, due.number), ledger.bank_account_id("interest_income", due.currency),
-         due.interest, "loan_interest"),
+        (interest_transfer_id(due.loan_id, due.number), ledger.bank_account_id(RECEIVABLE, due.currency), accrued, "loan_interest"),
+        (unaccrued_interest_transfer_id(due.loan_id, due.number), ledger.bank_account_id(INCOME, due.currency),
+         due.interest - accrued, "loan_interest"),
         (principal_transfer_id(due.loan_id, due.number), due.loan_id, due.principal, "loan_repayment"),
     )  # fmt: skip
     return [ledger.NewTransfer(id=transfer_id, debit_account_id=due.linked_account_id, credit_account_id=to, amount=amount,
                                currency=due.currency, code=code, flags=ledger.TransferFlags(balancing_debit=True), **words)
             for transfer_id, to, amount, code in parts if amount > 0]  # fmt: skip
+
+
+def interest_taken(due: Due, moved: dict[UUID, int]) -> int:
+    """What the interest debits took, by transfer id."""
+    return moved.get(interest_transfer_id(due.loan_id, due.number), 0) + moved.get(unaccrued_interest_transfer_id(due.loan_id, due.number), 0)
 
 
 def settled(due: Due, paid_interest: int, paid_principal: int) -> InstalmentStatus:
@@ -118,19 +135,27 @@ def allocate(owed: list[Owed], amount: int) -> list[Share] | tuple[LoanError, st
 
 
 def payment_transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency: str, loan_number: str,
-                      shares: list[Share]) -> list[ledger.NewTransfer]:  # fmt: skip
+                      shares: list[Share], interest: Receipt) -> list[ledger.NewTransfer]:  # fmt: skip
     """One linked chain, whole or not at all (no balancing: the customer chose the amount). The
-    penalty is booked now, when paid (§5), to penalty income."""
-    penalty, interest = sum(s.penalty for s in shares), sum(s.interest for s in shares)
-    principal = sum(s.principal for s in shares)
+    penalty is booked now, when paid (§5), to penalty income; the interest as `interest` says
+    (workers/loan/domain/accrual.py: the receivable cleared, suspense released)."""
+    penalty, principal = sum(s.penalty for s in shares), sum(s.principal for s in shares)
+    assert interest.to_receivable + interest.to_income == sum(s.interest for s in shares)
     words = {"reference": loan_number, "narration": f"Loan {loan_number}: payment"}
-    parts = ((uuid5(payment_id, "penalty"), ledger.bank_account_id("penalty_income", currency), penalty, "penalty"),
-             (uuid5(payment_id, "interest"), ledger.bank_account_id("interest_income", currency), interest, "loan_interest"),
-             (uuid5(payment_id, "principal"), loan_id, principal, "loan_repayment"))  # fmt: skip
-    chain = [ledger.NewTransfer(id=transfer_id, debit_account_id=linked_account_id, credit_account_id=to, amount=amount,
-                                currency=currency, code=code, **words)
-             for transfer_id, to, amount, code in parts if amount > 0]  # fmt: skip
-    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(chain) - 1)}) for i, t in enumerate(chain)]
+    bank = functools.partial(ledger.bank_account_id, currency=currency)
+    parts = ((uuid5(payment_id, "penalty"), linked_account_id, bank("penalty_income"), penalty, "penalty"),
+             (uuid5(payment_id, "interest"), linked_account_id, bank(RECEIVABLE), interest.to_receivable, "loan_interest"),
+             (uuid5(payment_id, "interest:unaccrued"), linked_account_id, bank(INCOME), interest.to_income, "loan_interest"),
+             (uuid5(payment_id, "principal"), linked_account_id, loan_id, principal, "loan_repayment"),
+             (uuid5(payment_id, "interest:released"), bank(SUSPENSE), bank(INCOME), interest.released, "loan_release"))  # fmt: skip
+    return linked_chain([ledger.NewTransfer(id=transfer_id, debit_account_id=debit, credit_account_id=credit, amount=amount,
+                                            currency=currency, code=code, **words)
+                         for transfer_id, debit, credit, amount, code in parts if amount > 0])  # fmt: skip
+
+
+def linked_chain(transfers: list[ledger.NewTransfer]) -> list[ledger.NewTransfer]:
+    """Each linked to the next: the ledger takes all of them or none."""
+    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(transfers) - 1)}) for i, t in enumerate(transfers)]
 
 
 # --- delinquency ---------------------------------------------------------------------------------------

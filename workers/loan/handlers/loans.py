@@ -80,7 +80,7 @@ async def money_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> R
     disbursed_on = await store.business_date(ctx.conn)
     loan = loan.model_copy(update={"status": c.LoanStatus.active, "disbursed_on": disbursed_on, "updated_at": ctx.now})
     await store.save_loan(ctx.conn, loan)
-    await store.insert_instalments(ctx.conn, loan.loan_id, loan.schedule.instalments)
+    await store.insert_instalments(ctx.conn, loan.loan_id, loan.schedule)
     await store.save_application(ctx.conn, found[0].model_copy(update={"status": c.ApplicationStatus.disbursed,
                                                                          "updated_at": ctx.now}))  # fmt: skip
     await ctx.emit(c.LoanDisbursed(loan=loan, occurred_at=ctx.now))

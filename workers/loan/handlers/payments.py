@@ -15,7 +15,8 @@ from contracts import ledger
 from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
-from workers.loan.domain import foreclosure, repayment
+from workers.loan.domain import accrual, foreclosure, repayment
+from workers.loan.handlers import write_off
 from workers.loan.handlers.loans import chain_refusal, with_instalments
 
 STEP_PAY = "loan_payment"  # the ledger's answer: a manual payment's chain
@@ -27,7 +28,7 @@ STEP_PAY = "loan_payment"  # the ledger's answer: a manual payment's chain
 RUNNING = (c.LoanStatus.active, c.LoanStatus.overdue, c.LoanStatus.defaulted)
 
 
-async def _payable(ctx: Context, cmd: c.PayLoan | c.ForecloseLoan) -> c.LoanView | Reply:
+async def _payable(ctx: Context, cmd: c.PayLoan | c.ForecloseLoan, running: tuple[c.LoanStatus, ...] = RUNNING) -> c.LoanView | Reply:
     """The loan, locked, when this payment is new and the asker may pay it; else the answer: unknown,
     another customer's, a retry (paid once, or refused as before), another body, not running."""
     loan = await store.loan(ctx.conn, cmd.loan_id, for_update=True)
@@ -39,7 +40,7 @@ async def _payable(ctx: Context, cmd: c.PayLoan | c.ForecloseLoan) -> c.LoanView
         if (made["loan_id"], made["amount"]) != (loan.loan_id, cmd.amount):
             return Reply.refusal(c.LoanError.payment_exists, f"payment {cmd.payment_id} was made with other fields")
         return _answer(made) or Reply.success(await with_instalments(ctx, loan))  # a retry: paid once
-    if loan.status not in RUNNING:
+    if loan.status not in running:
         return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
     return loan
 
@@ -53,9 +54,11 @@ def _answer(made: Any) -> Reply | None:
 
 
 async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
-    loan = await _payable(ctx, cmd)
+    loan = await _payable(ctx, cmd, (*RUNNING, c.LoanStatus.written_off))
     if isinstance(loan, Reply):
         return loan
+    if loan.status == c.LoanStatus.written_off:
+        return await write_off.recover(ctx, cmd, loan)
     business_date = await store.business_date(ctx.conn)
     assert business_date is not None, "an active loan was disbursed on a business date"
     product = await store.product(ctx.conn, loan.product_code, loan.product_version)
@@ -69,11 +72,16 @@ async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
     if isinstance(shares, tuple):
         code, message, details = shares
         return Reply.refusal(code, message, details)
-    before = {r["number"]: r["status"] for r in rows}
+    by_number = {r["number"]: r for r in rows}
+    receipts = {s.number: accrual.receipt(s.interest, by_number[s.number]["receivable"], by_number[s.number]["suspended"])
+                for s in shares}  # fmt: skip
     kept = [{"number": s.number, "interest": s.interest, "principal": s.principal, "penalty": s.penalty,
-             "waive": waived[s.number], "before": before[s.number]} for s in shares]  # fmt: skip
+             "released": receipts[s.number].released, "waive": waived[s.number], "before": by_number[s.number]["status"]}
+            for s in shares]  # fmt: skip
     await store.insert_payment(ctx.conn, cmd.payment_id, loan.loan_id, cmd.amount, kept, ctx.now)
-    chain = repayment.payment_transfers(loan.loan_id, cmd.payment_id, loan.linked_account_id, loan.currency, loan.number, shares)
+    interest = accrual.Receipt(*(sum(getattr(r, f) for r in receipts.values()) for f in ("to_receivable", "to_income", "released")))
+    chain = repayment.payment_transfers(loan.loan_id, cmd.payment_id, loan.linked_account_id, loan.currency, loan.number, shares,
+                                        interest)  # fmt: skip
     return await ctx.request(ledger.CreateTransfers(transfers=chain), step=STEP_PAY,
                              state={"loan_id": str(loan.loan_id), "payment_id": str(cmd.payment_id)})  # fmt: skip
 
@@ -87,7 +95,17 @@ async def payment_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
         await store.finish_payment(ctx.conn, made["payment_id"], loan.loan_id, made["shares"], refusal=cause)
         made = await store.payment(ctx.conn, made["payment_id"])
         assert made is not None
+        if cause is None:
+            await _received(ctx, loan, c.PaymentKind.payment, made)
     return _answer(made) or Reply.success(await with_instalments(ctx, loan))
+
+
+async def _received(ctx: Context, loan: c.LoanView, kind: c.PaymentKind, made: Any) -> None:
+    business_date = await store.business_date(ctx.conn)
+    assert business_date is not None
+    await ctx.emit(c.LoanPaymentReceived(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number, kind=kind,
+                                         payment_id=made["payment_id"], amount=made["amount"], business_date=business_date,
+                                         occurred_at=ctx.now))  # fmt: skip
 
 
 # --- foreclosure (§5: full prepayment only) --------------------------------------------------------------
@@ -138,7 +156,7 @@ async def foreclose(ctx: Context, cmd: c.ForecloseLoan) -> Reply | Deferred:
     await store.insert_foreclosure(ctx.conn, cmd.payment_id, loan.loan_id, cmd.amount,
                                    {"before": before, "business_date": business_date.isoformat(), "grace_days": grace_days},
                                    ctx.now)  # fmt: skip
-    chain = foreclosure.transfers(loan.loan_id, cmd.payment_id, loan.linked_account_id, loan.currency, loan.number, q)
+    chain = foreclosure.transfers(loan.loan_id, cmd.payment_id, loan.linked_account_id, loan.currency, loan.number, q, lines)
     return await ctx.request(ledger.CreateTransfers(transfers=chain), step=STEP_FORECLOSE,
                              state={"loan_id": str(loan.loan_id), "payment_id": str(cmd.payment_id)})  # fmt: skip
 
@@ -154,6 +172,7 @@ async def foreclosure_paid(ctx: Context, state: dict[str, Any], reply: Reply) ->
                                        kept["grace_days"], kept["before"], refusal=cause)  # fmt: skip
         if cause is not None:
             return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {cause}", {"ledger_result": cause})
+        await _received(ctx, loan, c.PaymentKind.foreclosure, made)
         loan = loan.model_copy(update={"status": c.LoanStatus.closing, "days_past_due": 0, "bucket": c.Bucket.current,
                                        "updated_at": ctx.now})  # fmt: skip
         await store.save_loan(ctx.conn, loan)
