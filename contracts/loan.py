@@ -651,7 +651,7 @@ class LoanWrittenOff(LoanFact):
     write_off: WriteOffView
 
 
-class PaymentKind(StrEnum):
+class LoanPaymentKind(StrEnum):
     instalment = "instalment"  # the auto-debit of a due date, at close of business
     payment = "payment"  # paid by hand (what is due)
     foreclosure = "foreclosure"
@@ -666,7 +666,7 @@ class LoanPaymentReceived(Event):
     loan_id: UUID
     customer_id: UUID
     number: str
-    kind: PaymentKind
+    kind: LoanPaymentKind
     payment_id: UUID | None = Field(default=None, description="the caller's, for a payment by hand")
     amount: int = Field(gt=0)
     business_date: dt.date

@@ -44,3 +44,32 @@ def test_command_channels_name_the_exchange_and_routing_key() -> None:
         channel = channels[f"{topology.COMMANDS.name}:{key}"]
         assert f"`{topology.COMMANDS.name}`" in channel["description"]
         assert f"`{key}`" in channel["description"]
+
+
+def test_no_two_types_in_the_document_share_a_name() -> None:
+    """The document keys schemas by name, nested types too: a second `PaymentKind` (a loan's beside
+    a payment's) silently replaced the first, and which one won depended on import order."""
+    import enum
+    import typing
+
+    from pydantic import BaseModel
+
+    seen: dict[str, type] = {}
+
+    def walk(kind: object) -> None:
+        for arg in typing.get_args(kind):
+            walk(arg)
+        if not isinstance(kind, type) or not issubclass(kind, (BaseModel, enum.Enum)):
+            return
+        if seen.setdefault(kind.__name__, kind) is not kind:
+            raise AssertionError(f"{kind.__module__}.{kind.__name__} and {seen[kind.__name__].__module__} share a name")
+        if issubclass(kind, BaseModel) and kind.__name__ not in walked:
+            walked.add(kind.__name__)
+            for field in kind.model_fields.values():
+                walk(field.annotation)
+
+    walked: set[str] = set()
+    for contracts in (*topology.WORKER_CONTRACTS.values(), *topology.OPERATOR_CONTRACTS.values()):
+        for model in (*contracts.COMMANDS, *contracts.EVENTS):
+            walk(model)
+    assert "LoanPaymentKind" in seen and "PaymentKind" in seen

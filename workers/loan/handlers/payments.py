@@ -96,11 +96,11 @@ async def payment_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
         made = await store.payment(ctx.conn, made["payment_id"])
         assert made is not None
         if cause is None:
-            await _received(ctx, loan, c.PaymentKind.payment, made)
+            await _received(ctx, loan, c.LoanPaymentKind.payment, made)
     return _answer(made) or Reply.success(await with_instalments(ctx, loan))
 
 
-async def _received(ctx: Context, loan: c.LoanView, kind: c.PaymentKind, made: Any) -> None:
+async def _received(ctx: Context, loan: c.LoanView, kind: c.LoanPaymentKind, made: Any) -> None:
     business_date = await store.business_date(ctx.conn)
     assert business_date is not None
     await ctx.emit(c.LoanPaymentReceived(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number, kind=kind,
@@ -172,7 +172,7 @@ async def foreclosure_paid(ctx: Context, state: dict[str, Any], reply: Reply) ->
                                        kept["grace_days"], kept["before"], refusal=cause)  # fmt: skip
         if cause is not None:
             return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {cause}", {"ledger_result": cause})
-        await _received(ctx, loan, c.PaymentKind.foreclosure, made)
+        await _received(ctx, loan, c.LoanPaymentKind.foreclosure, made)
         loan = loan.model_copy(update={"status": c.LoanStatus.closing, "days_past_due": 0, "bucket": c.Bucket.current,
                                        "updated_at": ctx.now})  # fmt: skip
         await store.save_loan(ctx.conn, loan)

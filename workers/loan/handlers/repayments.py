@@ -123,7 +123,7 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
         released[due.currency, accrual.SUSPENSE, accrual.INCOME] += freed
         if paid_interest + paid_principal:
             await ctx.emit(c.LoanPaymentReceived(loan_id=due.loan_id, customer_id=due.customer_id, number=due.loan_number,
-                                                 kind=c.PaymentKind.instalment, amount=paid_interest + paid_principal,
+                                                 kind=c.LoanPaymentKind.instalment, amount=paid_interest + paid_principal,
                                                  business_date=business_date, occurred_at=ctx.now))  # fmt: skip
     await store.insert_postings(ctx.conn, business_date, "release", released)
     return await _round(ctx, business_date)

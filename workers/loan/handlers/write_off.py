@@ -114,7 +114,7 @@ async def recovered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
         loan = loan.model_copy(update={"write_off": back, "updated_at": ctx.now})
         await store.save_loan(ctx.conn, loan)
         await ctx.emit(c.LoanPaymentReceived(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number,
-                                             kind=c.PaymentKind.recovery, payment_id=made["payment_id"], amount=made["amount"],
+                                             kind=c.LoanPaymentKind.recovery, payment_id=made["payment_id"], amount=made["amount"],
                                              business_date=await store.business_date(ctx.conn), occurred_at=ctx.now))  # fmt: skip
     elif made["status"] == "refused":
         return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
