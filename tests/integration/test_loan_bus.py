@@ -388,3 +388,111 @@ async def _accrual_books_agree(bus: BusClient, admin_db) -> tuple[int, int]:
     books = (receivable["debits_posted"] - receivable["credits_posted"], suspense["credits_posted"] - suspense["debits_posted"])
     assert books == (loans["receivable"], loans["suspended"])
     return books
+
+
+async def test_a_loan_unpaid_past_90_days_defaults_its_accrual_goes_to_suspense_and_a_write_off_leaves_recoveries_posting(
+    bus: BusClient, admin_db
+) -> None:  # fmt: skip
+    """10,000.00 at 12% for 6 months disbursed on Monday 6 January 2031, its linked account emptied
+    to the floor: nothing is ever collected. Day 91 after the first due date (8 May) turns it
+    defaulted, and its accrued interest moves from income to suspense; later days accrue to
+    suspense. Written off, its principal is a loan loss and its suspense is written back; it
+    accrues, collects and charges nothing more, and a recovery posts to recoveries income."""
+    import uuid
+
+    from contracts import ledger as L
+    from tests.integration.test_day_bus import close, deposit, open_to
+
+    await open_to(bus, admin_db, dt.date(2031, 1, 6))
+
+    async def loan_worker_knows(date: dt.date) -> None:
+        async def learnt() -> bool:
+            return bool(await admin_db.fetchval("SELECT business_date = $1 FROM loan.business_day", date))
+
+        await eventually(learnt, timeout_s=30)
+
+    async def close_through(date: str) -> None:
+        while (await close(bus, admin_db))["business_date"] != date:
+            pass
+
+    await bus.ok(c.GetLoanProduct(code="personal"))
+    await close(bus, admin_db)  # the loan worker learns the date from day.opened
+    await loan_worker_knows(dt.date(2031, 1, 7))
+    customer_id, account_id = await _borrower(bus, admin_db)
+    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
+    await bus.ok(create)
+    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="cust-9"))
+    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
+                                          permissions=["loans:approve"], actor="officer-8"))  # fmt: skip
+    loan_id = uuid.uuid4()
+    loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-9"))
+    assert (loan["disbursed_on"], loan["schedule"]["instalments"][0]["due_date"]) == ("2031-01-07", "2031-02-07")
+    out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=account_id, credit_account_id=L.bank_account_id("cash_vault", "INR"),
+                        amount=loan["net_disbursed"] - 10_000, currency="INR", code="withdrawal", narration="Cash withdrawal")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "ok"  # down to the 100.00 floor
+
+    async def this_loan() -> Any:
+        return await admin_db.fetchrow(
+            "SELECT sum(accrued_interest - paid_interest) FILTER (WHERE status NOT IN ('foreclosed', 'written_off')) AS receivable, "
+            "sum(suspended_interest) AS suspended, sum(accrued_interest) AS accrued, sum(penalty_due) AS penalties, "
+            "sum(paid_interest) AS paid, sum(paid_principal) AS paid_principal "
+            "FROM loan.instalment WHERE loan_id = $1", loan_id)  # fmt: skip
+
+    interest = [i["interest"] for i in loan["schedule"]["instalments"]]
+    await close_through("2031-05-08")  # day 90 after 7 February: overdue, not yet an NPA
+    overdue = await bus.ok(c.GetLoan(loan_id=loan_id))
+    assert (overdue["status"], overdue["days_past_due"], overdue["bucket"]) == ("overdue", 90, "61-90")
+    standing = await this_loan()
+    # 4 due, the 5th accruing; the savings interest of the quarter paid a few paise of it
+    assert standing["suspended"] == 0 and standing["accrued"] > sum(interest[:4]) and standing["paid"] < 1_000
+    assert standing["receivable"] == standing["accrued"] - standing["paid"]
+    _, suspense_before = await _accrual_books_agree(bus, admin_db)
+    await close_through("2031-05-09")
+    defaulted = await bus.ok(c.GetLoan(loan_id=loan_id))
+    assert (defaulted["status"], defaulted["days_past_due"], defaulted["bucket"]) == ("defaulted", 91, "91+")
+    standing = await this_loan()
+    assert standing["suspended"] == standing["receivable"] > 0  # all of it moved to suspense (income reversed)
+    _, suspense = await _accrual_books_agree(bus, admin_db)
+    assert suspense - suspense_before >= standing["suspended"]
+    await close_through("2031-05-12")  # a weekend: three days' accrual, to suspense
+    later = await this_loan()
+    assert later["suspended"] == later["receivable"] > standing["suspended"]
+    await _accrual_books_agree(bus, admin_db)
+
+    write_off = c.WriteOffLoan(loan_id=loan_id, reason="no contact for 90 days; security none", actor="officer-9")
+    denied = await bus.send(write_off)
+    assert denied.error is not None and denied.error.code == "forbidden"
+    [losses_before] = (await bus.ok(L.LookupAccounts(ids=[L.bank_account_id("loan_write_off", "INR")])))["accounts"]
+    written = await bus.ok(write_off.model_copy(update={"permissions": ["loans:write_off"]}))
+    assert written["status"] == "written_off" and {i["status"] for i in written["instalments"]} == {"written_off"}
+    claim = written["write_off"]
+    assert (claim["principal"], claim["interest"], claim["penalties"]) == (
+        1_000_000 - later["paid_principal"], sum(interest[:4]) - later["paid"], later["penalties"])
+    assert claim["claim"] == claim["principal"] + claim["interest"] + claim["penalties"] and claim["recovered"] == 0
+    [losses] = (await bus.ok(L.LookupAccounts(ids=[L.bank_account_id("loan_write_off", "INR")])))["accounts"]
+    assert losses["debits_posted"] - losses_before["debits_posted"] == claim["principal"]
+    [owed] = (await bus.ok(L.LookupAccounts(ids=[loan_id])))["accounts"]
+    assert (owed["closed"], owed["debits_posted"] - owed["credits_posted"]) == (True, 0)
+    await _accrual_books_agree(bus, admin_db)
+    assert (await this_loan())["suspended"] == 0
+    assert (await bus.ok(write_off.model_copy(update={"permissions": ["loans:write_off"]})))["status"] == "written_off"  # a retry
+    told = await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.written_off' AND payload->>'loan_id' = $1",
+                                   str(loan_id))  # fmt: skip
+    assert told == 1
+
+    frozen = await this_loan()
+    await close_through("2031-05-13")  # written off: nothing accrues, is charged or collected
+    assert await this_loan() == frozen
+    await deposit(bus, account_id, 200_000)
+    recovery = c.PayLoan(loan_id=loan_id, payment_id=uuid.uuid4(), amount=100_000, actor="cust-9")
+    income = L.bank_account_id("loan_recovery_income", "INR")
+    [income_before] = (await bus.ok(L.LookupAccounts(ids=[income])))["accounts"]
+    recovered = await bus.ok(recovery)
+    assert recovered["write_off"]["recovered"] == 100_000
+    assert (await bus.ok(recovery))["write_off"]["recovered"] == 100_000  # a retry: recovered once
+    [income_after] = (await bus.ok(L.LookupAccounts(ids=[income])))["accounts"]
+    assert income_after["credits_posted"] - income_before["credits_posted"] == 100_000
+    too_much = await bus.send(c.PayLoan(loan_id=loan_id, payment_id=uuid.uuid4(), amount=claim["claim"], actor="cust-9"))
+    assert too_much.error is not None and too_much.error.code == "overpayment_refused"
+    assert too_much.error.details["claim_left"] == claim["claim"] - 100_000
+    assert (await bus.ok(L.Verify()))["ok"]

@@ -125,6 +125,6 @@ async def with_instalments(ctx: Context, loan: c.LoanView) -> c.LoanView:
     instalments = [c.InstalmentView(**{k: r[k] for k in ("number", "due_date", "principal", "interest", "paid_principal",
                                                          "paid_interest", "penalty_due", "penalty_paid")},  # fmt: skip
                                     amount=r["principal"] + r["interest"], balance_after=i.balance_after,
-                                    status=r["status"] if r["status"] in ("paid", "partially_paid", "foreclosed") else "pending")
+                                    status=r["status"] if r["status"] in ("paid", "partially_paid", "foreclosed", "written_off") else "pending")
                    for r, i in zip(rows, loan.schedule.instalments, strict=True)]
     return loan.model_copy(update={"instalments": instalments})
