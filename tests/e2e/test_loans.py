@@ -100,3 +100,10 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
         assert quote["outstanding_principal"] == 1_000_000 and quote["prepayment_charge"] == 20_000, quote  # 2% of it
         stale = post(client, f"/v1/loans/{loan_id}/foreclose", {"payment_id": str(uuid.uuid4()), "amount": quote["total"] + 1})
         assert stale.status_code == 422 and stale.json()["code"] == "quote_changed"
+        assert post(client, f"/v1/loans/{loan_id}/write-off", {"reason": "mine"}).status_code == 403
+    with cluster.client(token=login(cluster, checker).json()["access_token"]) as client:  # an officer: loans:write_off is not theirs
+        refused = post(client, f"/v1/loans/{loan_id}/write-off", {"reason": "no contact"})
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    with cluster.client() as admin:  # the credit committee's: only a defaulted loan is written off
+        early_write_off = post(admin, f"/v1/loans/{loan_id}/write-off", {"reason": "no contact"})
+        assert early_write_off.status_code in (409, 422) and early_write_off.json()["code"] == "invalid_transition", early_write_off.text
