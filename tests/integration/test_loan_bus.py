@@ -90,6 +90,41 @@ async def _borrower(bus: BusClient, admin_db) -> tuple[Any, Any]:
     return customer_id, account_id
 
 
+async def _open_on(bus: BusClient, admin_db, first: dt.date) -> dt.date:
+    """The bank set to `first`, that date closed, and the loan worker told the next: which it returns."""
+    from tests.integration.test_day_bus import close, open_to
+
+    await open_to(bus, admin_db, first)
+    opened = dt.date.fromisoformat((await close(bus, admin_db))["next_business_date"])
+
+    async def learnt() -> bool:
+        return bool(await admin_db.fetchval("SELECT business_date = $1 FROM loan.business_day", opened))
+
+    await eventually(learnt, timeout_s=30)
+    return opened
+
+
+async def _close_through(bus: BusClient, admin_db, date: str) -> None:
+    from tests.integration.test_day_bus import close
+
+    while (await close(bus, admin_db))["business_date"] != date:
+        pass
+
+
+async def _disbursed(bus: BusClient, customer_id: Any, account_id: Any, *, customer: str) -> tuple[Any, dict[str, Any]]:
+    """10,000.00 of the personal product at 12% for 6 months, applied for, approved by one officer
+    and disbursed by another, today."""
+    import uuid
+
+    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
+    await bus.ok(create)
+    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor=customer))
+    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
+                                          permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
+    loan_id = uuid.uuid4()
+    return loan_id, await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-4"))
+
+
 def _application(customer_id: Any, account_id: Any, **changes: Any) -> c.CreateLoanApplication:
     """§9's first underwriting row: business 300,000.00, income 60,000.00, EMI 10,000.00, score 760, 6 years."""
     import uuid
@@ -236,29 +271,13 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     import uuid
 
     from contracts import ledger as L
-    from tests.integration.test_day_bus import close, open_to
-
-    async def loan_worker_knows(date: dt.date) -> None:
-        async def learnt() -> bool:
-            return bool(await admin_db.fetchval("SELECT business_date = $1 FROM loan.business_day", date))
-
-        await eventually(learnt, timeout_s=30)
 
     async def close_through(date: str) -> None:
-        while (await close(bus, admin_db))["business_date"] != date:
-            pass
+        await _close_through(bus, admin_db, date)
 
-    await open_to(bus, admin_db, dt.date(2029, 1, 5))
-    await close(bus, admin_db)
-    await loan_worker_knows(dt.date(2029, 1, 8))
+    assert await _open_on(bus, admin_db, dt.date(2029, 1, 5)) == dt.date(2029, 1, 8)
     customer_id, account_id = await _borrower(bus, admin_db)
-    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
-    await bus.ok(create)
-    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="cust-1"))
-    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
-                                          permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
-    loan_id = uuid.uuid4()
-    loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-4"))
+    loan_id, loan = await _disbursed(bus, customer_id, account_id, customer="cust-1")
     assert (loan["disbursed_on"], loan["schedule"]["instalments"][0]["due_date"]) == ("2029-01-08", "2029-02-08")
     idle = _application(customer_id, account_id, product_code="personal", principal=500_000, months=6)  # approved, never disbursed
     await bus.ok(idle)
@@ -401,31 +420,14 @@ async def test_a_loan_unpaid_past_90_days_defaults_its_accrual_goes_to_suspense_
     import uuid
 
     from contracts import ledger as L
-    from tests.integration.test_day_bus import close, deposit, open_to
-
-    await open_to(bus, admin_db, dt.date(2031, 1, 6))
-
-    async def loan_worker_knows(date: dt.date) -> None:
-        async def learnt() -> bool:
-            return bool(await admin_db.fetchval("SELECT business_date = $1 FROM loan.business_day", date))
-
-        await eventually(learnt, timeout_s=30)
+    from tests.integration.test_day_bus import deposit
 
     async def close_through(date: str) -> None:
-        while (await close(bus, admin_db))["business_date"] != date:
-            pass
+        await _close_through(bus, admin_db, date)
 
-    await bus.ok(c.GetLoanProduct(code="personal"))
-    await close(bus, admin_db)  # the loan worker learns the date from day.opened
-    await loan_worker_knows(dt.date(2031, 1, 7))
+    assert await _open_on(bus, admin_db, dt.date(2031, 1, 6)) == dt.date(2031, 1, 7)
     customer_id, account_id = await _borrower(bus, admin_db)
-    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
-    await bus.ok(create)
-    await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor="cust-9"))
-    await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
-                                          permissions=["loans:approve"], actor="officer-8"))  # fmt: skip
-    loan_id = uuid.uuid4()
-    loan = await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-9"))
+    loan_id, loan = await _disbursed(bus, customer_id, account_id, customer="cust-9")
     assert (loan["disbursed_on"], loan["schedule"]["instalments"][0]["due_date"]) == ("2031-01-07", "2031-02-07")
     out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=account_id, credit_account_id=L.bank_account_id("cash_vault", "INR"),
                         amount=loan["net_disbursed"] - 10_000, currency="INR", code="withdrawal", narration="Cash withdrawal")  # fmt: skip

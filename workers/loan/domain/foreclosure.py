@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from contracts import ledger
 from workers.loan.domain import accrual, repayment, schedule
@@ -95,8 +95,4 @@ def transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency
         ("interest:back:suspense", bank(accrual.SUSPENSE), bank(accrual.RECEIVABLE), back.from_suspense, "loan_write_back"),
         ("interest:back:income", bank(accrual.INCOME), bank(accrual.RECEIVABLE), back.from_income, "loan_write_back"),
     )  # fmt: skip
-    return repayment.linked_chain([
-        ledger.NewTransfer(id=uuid5(payment_id, f"foreclosure:{part}"), debit_account_id=debit, credit_account_id=credit,
-                           amount=amount, currency=currency, code=code, **words)
-        for part, debit, credit, amount, code in parts if amount > 0
-    ])  # fmt: skip
+    return repayment.linked_chain(payment_id, "foreclosure:", currency, words, parts)

@@ -143,19 +143,24 @@ def payment_transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, 
     assert interest.to_receivable + interest.to_income == sum(s.interest for s in shares)
     words = {"reference": loan_number, "narration": f"Loan {loan_number}: payment"}
     bank = functools.partial(ledger.bank_account_id, currency=currency)
-    parts = ((uuid5(payment_id, "penalty"), linked_account_id, bank("penalty_income"), penalty, "penalty"),
-             (uuid5(payment_id, "interest"), linked_account_id, bank(RECEIVABLE), interest.to_receivable, "loan_interest"),
-             (uuid5(payment_id, "interest:unaccrued"), linked_account_id, bank(INCOME), interest.to_income, "loan_interest"),
-             (uuid5(payment_id, "principal"), linked_account_id, loan_id, principal, "loan_repayment"),
-             (uuid5(payment_id, "interest:released"), bank(SUSPENSE), bank(INCOME), interest.released, "loan_release"))  # fmt: skip
-    return linked_chain([ledger.NewTransfer(id=transfer_id, debit_account_id=debit, credit_account_id=credit, amount=amount,
-                                            currency=currency, code=code, **words)
-                         for transfer_id, debit, credit, amount, code in parts if amount > 0])  # fmt: skip
+    parts = (("penalty", linked_account_id, bank("penalty_income"), penalty, "penalty"),
+             ("interest", linked_account_id, bank(RECEIVABLE), interest.to_receivable, "loan_interest"),
+             ("interest:unaccrued", linked_account_id, bank(INCOME), interest.to_income, "loan_interest"),
+             ("principal", linked_account_id, loan_id, principal, "loan_repayment"),
+             ("interest:released", bank(SUSPENSE), bank(INCOME), interest.released, "loan_release"))  # fmt: skip
+    return linked_chain(payment_id, "", currency, words, parts)
 
 
-def linked_chain(transfers: list[ledger.NewTransfer]) -> list[ledger.NewTransfer]:
-    """Each linked to the next: the ledger takes all of them or none."""
-    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(transfers) - 1)}) for i, t in enumerate(transfers)]
+Leg = tuple[str, UUID, UUID, int, str]  # (name, debit account, credit account, amount, code)
+
+
+def linked_chain(namespace: UUID, prefix: str, currency: str, words: dict[str, str], legs: tuple[Leg, ...]) -> list[ledger.NewTransfer]:
+    """The legs of more than 0.00 as one linked chain (the ledger takes all of them or none), each
+    transfer's id uuid5(namespace, prefix + its name): asked again, the same ids."""
+    chain = [ledger.NewTransfer(id=uuid5(namespace, prefix + name), debit_account_id=debit, credit_account_id=credit, amount=amount,
+                                currency=currency, code=code, **words)
+             for name, debit, credit, amount, code in legs if amount > 0]  # fmt: skip
+    return [t.model_copy(update={"flags": ledger.TransferFlags(linked=i < len(chain) - 1)}) for i, t in enumerate(chain)]
 
 
 # --- delinquency ---------------------------------------------------------------------------------------

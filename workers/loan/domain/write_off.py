@@ -58,11 +58,7 @@ def transfers(loan_id: UUID, currency: str, loan_number: str, owed: Claim) -> li
         ("interest:back:suspense", bank(accrual.SUSPENSE), bank(accrual.RECEIVABLE), back.from_suspense, "loan_write_back"),
         ("interest:back:income", bank(accrual.INCOME), bank(accrual.RECEIVABLE), back.from_income, "loan_write_back"),
     )  # fmt: skip
-    return repayment.linked_chain([
-        ledger.NewTransfer(id=uuid5(loan_id, f"write_off:{part}"), debit_account_id=debit, credit_account_id=credit,
-                           amount=amount, currency=currency, code=code, **words)
-        for part, debit, credit, amount, code in parts if amount > 0
-    ])  # fmt: skip
+    return repayment.linked_chain(loan_id, "write_off:", currency, words, parts)
 
 
 def recovery_refusal(amount: int, claim_total: int, recovered: int) -> tuple[LoanError, str, dict[str, int]] | None:
