@@ -121,6 +121,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         figures = bench.bench_register(url, args.count)
         print(figures.table())
         return 0 if set(figures.statuses) <= {200, 201} else 1
+    if args.kind == "loan-repayment":
+        from ops.bench import loans
+
+        outcome = _run(loans.run(args.loans, settings.process_amqp_url("ops"), settings.database_url,
+                                 parallel=args.concurrency))  # fmt: skip
+        print(outcome.text)  # type: ignore[union-attr]
+        return 0 if outcome.ok else 1  # type: ignore[union-attr]
     from ops.bench import transfers as bt
 
     if args.kind == "payment" and (args.via == "bus" or args.batch != 1):
@@ -430,17 +437,19 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
     d.set_defaults(func=cmd_dlq)
     b = sub.add_parser("bench", help="measure through the running edge and print a table")
-    b.add_argument("--kind", choices=("transfers", "payment", "register"), default="transfers",
-                   help="ledger transfers, internal payment orders (through the edge), or registrations")  # fmt: skip
+    b.add_argument("--kind", choices=("transfers", "payment", "register", "loan-repayment"), default="transfers",
+                   help="ledger transfers, internal payment orders (through the edge), registrations, or close of "
+                        "business's loan repayments")  # fmt: skip
     b.add_argument("--via", choices=("bus", "edge"), help="transfers: straight onto the bus (default) or over HTTP")
     b.add_argument("--accounts", type=int, default=1000, help="payment: current accounts opened through the edge")
     b.add_argument("--seconds", type=float, default=10.0)
-    b.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for their reply")
+    b.add_argument("--concurrency", type=int, default=32, help="closed loop: senders waiting for their reply; loan-repayment: set-up chains at a time")
     b.add_argument("--batch", type=int, default=1, help="transfers per create_transfers command")
     b.add_argument("--rate", type=float, help="open loop: commands a second (instead of closed loop)")
     b.add_argument("--zipf", type=float, help="skew the account choice (Zipf exponent, e.g. 1.1)")
     b.add_argument("--hot", action="store_true", help="every transfer touches one hot account")
     b.add_argument("--count", type=int, default=1000, help="register: sequential requests")
+    b.add_argument("--loans", type=int, default=10_000, help="loan-repayment: loans disbursed, each with an instalment due")
     b.add_argument("--url", help="edge base URL (default from CBS_EDGE_HOST/PORT)")
     b.add_argument("--against-raw", action="store_true",
                    help="payment: first the raw ledger through the edge, same load; then print the ratio")  # fmt: skip

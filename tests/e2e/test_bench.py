@@ -44,3 +44,19 @@ async def _schema_exists(database_url: str, schema: str) -> bool:
     finally:
         await conn.close()
 
+
+
+def test_the_loan_repayment_bench_collects_every_instalment_it_set_up_and_the_ledger_verifies(cluster: Cluster) -> None:
+    """A small `cbs bench --kind loan-repayment`: its loans disbursed, the days before their first
+    instalment closed, then the close that collects them measured."""
+    loans = 20
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "bench", "--kind", "loan-repayment", "--loans", str(loans)],
+                          env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    collected = re.search(r"^instalments collected\s+(\d+) \(paid (\d+), partly paid (\d+)\)$", done.stdout, re.M)
+    assert collected is not None, done.stdout
+    assert int(collected.group(2)) >= loans  # the step's report: other tests' loans due that day count too
+    assert re.search(rf"^bench loans paid\s+{loans} of {loans} ", done.stdout, re.M), done.stdout
+    assert re.search(r"^ledger.verify\s+ok$", done.stdout, re.M), done.stdout
+    seconds = re.search(r"^step seconds\s+([0-9.]+) ", done.stdout, re.M)
+    assert seconds is not None and float(seconds.group(1)) > 0
