@@ -122,14 +122,14 @@ async def test_a_sigkilled_loan_worker_mid_close_debits_each_instalment_once(clu
     by_account: dict[uuid.UUID, dict[uuid.UUID, tuple[uuid.UUID, int]]] = {}
     for t in posted:
         by_account.setdefault(t["debit_account_id"], {})[t["id"]] = (t["credit_account_id"], t["amount"])
-    income = c.bank_account_id("interest_income", bt.CURRENCY)
+    receivable = c.bank_account_id("loan_interest_receivable", bt.CURRENCY)  # accrued by the due date's close
     for loan in made:
         interest, principal = _expected(loan, before[loan.account_id])
         row = rows[loan.loan_id]
         status = "paid" if (interest, principal) == (loan.interest, loan.principal) else "partially_paid"
         assert (row["status"], row["paid_interest"], row["paid_principal"]) == (status, interest, principal), loan
         # One posted transfer per part, under the ids the domain derives, and no other.
-        assert by_account[loan.account_id] == {interest_transfer_id(loan.loan_id, 1): (income, interest),
+        assert by_account[loan.account_id] == {interest_transfer_id(loan.loan_id, 1): (receivable, interest),
                                                principal_transfer_id(loan.loan_id, 1): (loan.loan_id, principal)}, loan  # fmt: skip
         assert before[loan.account_id] - after[loan.account_id] == interest + principal, loan
         balance = owed[loan.loan_id]["debits_posted"] - owed[loan.loan_id]["credits_posted"]

@@ -454,14 +454,16 @@ async def asked_postings(conn: asyncpg.Connection, limit: int) -> list[asyncpg.R
     return await conn.fetch("SELECT * FROM gl_posting WHERE status = 'asked' ORDER BY created_at, posting_id LIMIT $1", limit)
 
 
-async def finish_postings(conn: asyncpg.Connection, results: dict[UUID, str]) -> None:
-    """{posting id: the ledger's result}: in the ledger (ok, exists) is posted; anything else is
-    refused, kept with its result for the operators (the books then disagree: a bug, reported)."""
-    await conn.executemany(
-        "UPDATE gl_posting SET status = CASE WHEN $2 IN ('ok', 'exists') THEN 'posted' ELSE 'refused' END, result = $2 "
-        "WHERE posting_id = $1 AND status = 'asked'",
-        list(results.items()),
+async def finish_postings(conn: asyncpg.Connection, results: dict[UUID, str]) -> int:
+    """{transfer id: the ledger's result}, of which some may be postings: in the ledger (ok,
+    exists) is posted; anything else is refused, kept with its result for the operators (the books
+    then disagree: a bug, reported). How many postings this answered."""
+    rows = await conn.fetch(
+        "UPDATE gl_posting p SET status = CASE WHEN r.result IN ('ok', 'exists') THEN 'posted' ELSE 'refused' END, result = r.result "
+        "FROM unnest($1::uuid[], $2::text[]) AS r (id, result) WHERE p.posting_id = r.id AND p.status = 'asked' RETURNING 1",
+        list(results), list(results.values()),
     )  # fmt: skip
+    return len(rows)
 
 
 async def suspend_interest(conn: asyncpg.Connection, loan_id: UUID) -> int:

@@ -108,7 +108,7 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
         return _DONE
     results = ledger.CreateTransfersResult.model_validate(reply.result).results
     moved = {r.id: (r.amount or 0) if r.result in IN_THE_LEDGER else 0 for r in results}
-    await store.finish_postings(ctx.conn, {r.id: str(r.result) for r in results})
+    answered = await store.finish_postings(ctx.conn, {r.id: str(r.result) for r in results})
     released: defaultdict[tuple[str, str, str], int] = defaultdict(int)
     for due in await store.asked_instalments(ctx.conn, business_date):
         ids = [t.id for t in repayment.transfers(due)]
@@ -120,11 +120,17 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
                                               repayment.settled(due, paid_interest, paid_principal).value)  # fmt: skip
         if freed is None:
             continue  # settled by an earlier answer
+        answered += 1
         released[due.currency, accrual.SUSPENSE, accrual.INCOME] += freed
         if paid_interest + paid_principal:
             await ctx.emit(c.LoanPaymentReceived(loan_id=due.loan_id, customer_id=due.customer_id, number=due.loan_number,
                                                  kind=c.LoanPaymentKind.instalment, amount=paid_interest + paid_principal,
                                                  business_date=business_date, occurred_at=ctx.now))  # fmt: skip
+    if not answered:
+        # A second answer to a round asked twice (the day worker re-asked the step while the first
+        # ask was with the ledger): the first answer settled it and went on. Going on again would
+        # run a second chain of rounds beside the first, and the step could report done early.
+        return _DONE
     await store.insert_postings(ctx.conn, business_date, "release", released)
     return await _round(ctx, business_date)
 
