@@ -214,3 +214,30 @@ async def write_off(
     written back; what it owed stays a claim that payments (recoveries) still pay down."""
     data = {"loan_id": loan_id, "reason": body.reason, "actor": who.subject, "permissions": sorted(who.permissions)}
     return await gateway_of(request).change(c.WriteOffLoan, data, who, key)
+
+
+class RestructureBody(BaseModel):
+    restructure_id: UUID = Field(description="chosen by the caller: a retry answers the loan")
+    months: int = Field(ge=1, le=c.MAX_MONTHS)
+    rate_bps: int = Field(ge=0, le=c.MAX_RATE_BPS, description="at most the product's max rate")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.post("/v1/loans/{loan_id}/restructure")
+async def request_restructure(
+    loan_id: UUID, body: RestructureBody, request: Request, who: Principal = require("loans:review", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """New terms for what an active or overdue loan owes, its interest capitalised; another officer approves."""
+    data = {"loan_id": loan_id, **body.model_dump(), "actor": who.subject}
+    return await gateway_of(request).change(c.RequestLoanRestructure, data, who, key)
+
+
+@router.post("/v1/loans/{loan_id}/restructure/{restructure_id}/approve")
+async def approve_restructure(
+    loan_id: UUID, restructure_id: UUID, request: Request, who: Principal = require("loans:approve", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """Maker-checker: an officer who did not ask for it; the new schedule is in the answer."""
+    data = {"loan_id": loan_id, "restructure_id": restructure_id, "actor": who.subject, "permissions": sorted(who.permissions)}
+    return await gateway_of(request).change(c.ApproveLoanRestructure, data, who, key)

@@ -114,6 +114,7 @@ class InstalmentStatus(StrEnum):
     partially_paid = "partially_paid"  # the auto-debit found less than was due
     foreclosed = "foreclosed"  # settled by the loan's foreclosure (its principal paid, its future interest not owed)
     written_off = "written_off"  # given up with its loan: what it owed is a claim recoveries pay down
+    restructured = "restructured"  # closed by a restructuring: what it owed moved into the new schedule
 
 
 class LoanStatus(StrEnum):
@@ -125,6 +126,7 @@ class LoanStatus(StrEnum):
     closing = "closing"  # foreclosed: its ledger account is being closed
     closed = "closed"  # nothing owed; its ledger account closed
     writing_off = "writing_off"  # defaulted, its write-off with the ledger
+    restructuring = "restructuring"  # its approved restructuring with the ledger (interest capitalised)
     written_off = "written_off"  # terminal: its principal a loan loss, its ledger account closed; recoveries still post
 
 
@@ -172,6 +174,8 @@ class LoanError(StrEnum):
     payment_refused = "payment_refused"  # the ledger would not take it from the account (details say why)
     quote_changed = "quote_changed"  # a foreclosure's amount is not today's quote (details: the quote)
     write_off_refused = "write_off_refused"  # the ledger would not book it (details say why)
+    invalid_restructure = "invalid_restructure"  # beyond the product's rate or term (the message says which)
+    restructure_not_found = "restructure_not_found"  # no restructuring of that id is waiting on this loan
 
 
 # --- products --------------------------------------------------------------------------------
@@ -315,6 +319,30 @@ class WriteOffView(Contract):
     recovered: int = Field(default=0, ge=0, description="paid since, to recoveries income (loan_recovery_income)")
 
 
+class RestructureStatus(StrEnum):
+    requested = "requested"  # by one officer; another approves it
+    approved = "approved"  # the new schedule is the loan's
+
+
+class RestructureView(Contract):
+    """A restructuring: the new terms, and what they reschedule as of `as_of` (the request's date
+    until it is approved, then the approval's), minor units."""
+
+    restructure_id: UUID
+    status: RestructureStatus
+    months: int
+    rate_bps: int
+    reason: str
+    requested_by: str
+    approved_by: str | None = None
+    as_of: dt.date
+    outstanding_principal: int
+    capitalised_interest: int = Field(description="interest past due and unpaid, and the current period's accrual so far")
+    waived_penalties: int
+    principal: int = Field(description="the new schedule's: outstanding principal + capitalised interest")
+    schedule: Schedule = Field(description="from `as_of`; its instalments are numbered after the old ones in the loan")
+
+
 class LoanView(Contract):
     """A loan: its ledger account (code loan_principal, the customer's) holds what is owed."""
 
@@ -338,6 +366,7 @@ class LoanView(Contract):
     bucket: Bucket = Bucket.current
     refusal: str | None = Field(default=None, description="why the ledger refused the disbursement")
     write_off: WriteOffView | None = Field(default=None, description="once written off: what was given up and what came back since")
+    restructure: RestructureView | None = Field(default=None, description="the restructuring waiting for approval, or the last approved")
     schedule: Schedule = Field(description="from the disbursement's business date")
     instalments: list[InstalmentView] = Field(default_factory=list, description="each with what was paid of it")
     created_at: AwareDatetime
@@ -562,6 +591,40 @@ class WriteOffLoan(Command):
     permissions: list[str] = Field(default_factory=list, description="the officer's permissions as the edge verified them")
 
 
+class RequestLoanRestructure(Command):
+    """A new schedule for what an active or overdue loan owes (an officer, `loans:review`): the
+    outstanding principal and the interest owed, capitalised, over `months` at `rate_bps`;
+    penalties owed are waived. Another officer approves it. A retry with the same id answers the
+    loan; another request while one waits is refused. A defaulted loan is collected or written
+    off, not restructured (workers/loan/domain/restructure.py says why). Result: `LoanView`, its
+    `restructure` previewing the new schedule. Refusals: loan_not_found, invalid_transition,
+    invalid_restructure."""
+
+    routing_key: ClassVar[str] = "loan.request_restructure"
+
+    loan_id: UUID
+    restructure_id: UUID = Field(description="chosen by the caller")
+    months: int = Field(ge=1, le=MAX_MONTHS)
+    rate_bps: int = Field(ge=0, le=MAX_RATE_BPS, description="≤ the product's max rate")
+    reason: str = Field(min_length=1, max_length=500)
+    actor: str = _actor_field()
+
+
+class ApproveLoanRestructure(Command):
+    """Maker-checker: an officer with `loans:approve` who did not request it. What it reschedules
+    is taken again as of today; the interest is capitalised in one linked chain, the old unpaid
+    instalments close as `restructured`, the new ones follow, and the loan is active again.
+    A retry answers the loan. Result: `LoanView`. Refusals: loan_not_found, restructure_not_found,
+    forbidden, same_maker, invalid_transition, invalid_restructure."""
+
+    routing_key: ClassVar[str] = "loan.approve_restructure"
+
+    loan_id: UUID
+    restructure_id: UUID
+    actor: str = _actor_field()
+    permissions: list[str] = Field(default_factory=list, description="the approver's permissions as the edge verified them")
+
+
 class LoanList(Contract):
     items: list[LoanView] = Field(description="newest first")
 
@@ -651,6 +714,14 @@ class LoanWrittenOff(LoanFact):
     write_off: WriteOffView
 
 
+class LoanRestructured(LoanFact):
+    """A new schedule is the loan's: `restructure` says what it rescheduled."""
+
+    routing_key: ClassVar[str] = "loan.restructured"
+
+    restructure: RestructureView
+
+
 class LoanPaymentKind(StrEnum):
     instalment = "instalment"  # the auto-debit of a due date, at close of business
     payment = "payment"  # paid by hand (what is due)
@@ -730,9 +801,10 @@ COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
     DisburseLoan, GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan,
+    RequestLoanRestructure, ApproveLoanRestructure,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,
     LoanDisbursed, LoanCobStepReported, LoanPaymentOverdue, LoanDefaulted, LoanRecovered, InstalmentDue, LoanClosed,
-    LoanWrittenOff, LoanPaymentReceived, LoanPenaltyCharged,
+    LoanWrittenOff, LoanPaymentReceived, LoanPenaltyCharged, LoanRestructured,
 )  # fmt: skip

@@ -402,7 +402,7 @@ async def _accrual_books_agree(bus: BusClient, admin_db) -> tuple[int, int]:
     ids = [L.bank_account_id(code, "INR") for code in ("loan_interest_receivable", "interest_suspense")]
     receivable, suspense = (await bus.ok(L.LookupAccounts(ids=ids)))["accounts"]
     loans = await admin_db.fetchrow(
-        "SELECT coalesce(sum(GREATEST(accrued_interest - paid_interest, 0)) FILTER (WHERE status NOT IN ('foreclosed', 'written_off')), 0) "
+        "SELECT coalesce(sum(GREATEST(accrued_interest - paid_interest, 0)) FILTER (WHERE status NOT IN ('foreclosed', 'written_off', 'restructured')), 0) "
         "AS receivable, coalesce(sum(suspended_interest), 0) AS suspended FROM loan.instalment")  # fmt: skip
     books = (receivable["debits_posted"] - receivable["credits_posted"], suspense["credits_posted"] - suspense["debits_posted"])
     assert books == (loans["receivable"], loans["suspended"])
@@ -498,3 +498,68 @@ async def test_a_loan_unpaid_past_90_days_defaults_its_accrual_goes_to_suspense_
     assert too_much.error is not None and too_much.error.code == "overpayment_refused"
     assert too_much.error.details["claim_left"] == claim["claim"] - 100_000
     assert (await bus.ok(L.Verify()))["ok"]
+
+
+async def test_an_overdue_loan_is_restructured_by_maker_checker_its_interest_capitalised_and_the_new_schedule_collected(
+    bus: BusClient, admin_db
+) -> None:  # fmt: skip
+    """10,000.00 at 12% for 6 months disbursed on Tuesday 6 January 2032, never paid: 12 days after
+    its first due date one officer asks for 12 months at 11%, another approves. What it owed (all
+    the principal, the first instalment's interest and the second period's accrual so far) is the
+    new principal, its penalties waived; the old instalments close as restructured and the new
+    ones, numbered 7 to 18, are collected at their due dates."""
+    import uuid
+
+    from contracts import ledger as L
+    from tests.integration.test_day_bus import deposit
+
+    assert await _open_on(bus, admin_db, dt.date(2032, 1, 5)) == dt.date(2032, 1, 6)
+    customer_id, account_id = await _borrower(bus, admin_db)
+    loan_id, loan = await _disbursed(bus, customer_id, account_id, customer="cust-7")
+    out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=account_id, credit_account_id=L.bank_account_id("cash_vault", "INR"),
+                        amount=loan["net_disbursed"] - 10_000, currency="INR", code="withdrawal", narration="Cash withdrawal")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "ok"
+    await _close_through(bus, admin_db, "2032-02-18")  # due 6 February, nothing taken: overdue, penalties past the grace
+    overdue = await bus.ok(c.GetLoan(loan_id=loan_id))
+    assert overdue["status"] == "overdue" and overdue["instalments"][0]["penalty_due"] > 0
+
+    ask = c.RequestLoanRestructure(loan_id=loan_id, restructure_id=uuid.uuid4(), months=12, rate_bps=1_100,
+                                   reason="income fell; a longer term", actor="officer-5")  # fmt: skip
+    asked = (await bus.ok(ask))["restructure"]
+    first = loan["schedule"]["instalments"][0]
+    assert (asked["status"], asked["outstanding_principal"], asked["waived_penalties"]) == (
+        "requested", 1_000_000, overdue["instalments"][0]["penalty_due"])
+    assert asked["capitalised_interest"] > first["interest"] and asked["principal"] == 1_000_000 + asked["capitalised_interest"]
+    assert len(asked["schedule"]["instalments"]) == 12 and asked["schedule"]["disbursed_on"] == "2032-02-19"
+    other = await bus.send(ask.model_copy(update={"restructure_id": uuid.uuid4()}))
+    assert other.error is not None and other.error.code == "invalid_transition"  # one waits already
+    approve = c.ApproveLoanRestructure(loan_id=loan_id, restructure_id=ask.restructure_id, actor="officer-5", permissions=["loans:approve"])
+    same = await bus.send(approve)
+    assert same.error is not None and same.error.code == "same_maker"
+    unpermitted = await bus.send(approve.model_copy(update={"actor": "officer-6", "permissions": []}))
+    assert unpermitted.error is not None and unpermitted.error.code == "forbidden"
+    [receivable_before] = (await bus.ok(L.LookupAccounts(ids=[L.bank_account_id("loan_interest_receivable", "INR")])))["accounts"]
+    done = await bus.ok(approve.model_copy(update={"actor": "officer-6"}))
+    view = done["restructure"]
+    assert (done["status"], done["rate_bps"], view["status"], view["approved_by"]) == ("active", 1_100, "approved", "officer-6")
+    assert [i["status"] for i in done["instalments"][:6]] == ["restructured"] * 6
+    assert [i["number"] for i in done["instalments"][6:]] == list(range(7, 19))
+    assert sum(i["principal"] for i in done["instalments"][6:]) == view["principal"]
+    [owed] = (await bus.ok(L.LookupAccounts(ids=[loan_id])))["accounts"]
+    assert owed["debits_posted"] - owed["credits_posted"] == view["principal"]  # the interest is principal now
+    [receivable] = (await bus.ok(L.LookupAccounts(ids=[L.bank_account_id("loan_interest_receivable", "INR")])))["accounts"]
+    assert receivable["credits_posted"] - receivable_before["credits_posted"] == view["capitalised_interest"]
+    await _accrual_books_agree(bus, admin_db)
+    assert (await bus.ok(approve.model_copy(update={"actor": "officer-6"})))["restructure"]["status"] == "approved"  # a retry
+
+    seventh = done["instalments"][6]
+    await deposit(bus, account_id, seventh["amount"])
+    await _close_through(bus, admin_db, seventh["due_date"])
+    collected = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][6]
+    assert (collected["status"], collected["paid_interest"] + collected["paid_principal"]) == ("paid", seventh["amount"])
+    [owed] = (await bus.ok(L.LookupAccounts(ids=[loan_id])))["accounts"]
+    assert owed["debits_posted"] - owed["credits_posted"] == view["principal"] - seventh["principal"]
+    await _accrual_books_agree(bus, admin_db)
+    told = await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.restructured' AND payload->>'loan_id' = $1",
+                                   str(loan_id))  # fmt: skip
+    assert told == 1 and (await bus.ok(L.Verify()))["ok"]

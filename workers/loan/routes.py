@@ -13,7 +13,8 @@ from __future__ import annotations
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
-from workers.loan.handlers import applications, calculator, learning, loans, payments, products, repayments, write_off
+from workers.loan.handlers import (applications, calculator, learning, loans, payments, products, repayments, restructure,
+                                  write_off)
 
 ROUTES = Routes(
     worker="loan",
@@ -36,6 +37,8 @@ ROUTES = Routes(
         loan.GetForeclosureQuote: payments.get_foreclosure_quote,
         loan.ForecloseLoan: payments.foreclose,
         loan.WriteOffLoan: staff_only(write_off.write_off_loan),
+        loan.RequestLoanRestructure: staff_only(restructure.request),
+        loan.ApproveLoanRestructure: staff_only(restructure.approve),
     },
     events=(
         EventRoute(day.DayOpened, calculator.on_day_opened),
@@ -58,6 +61,7 @@ ROUTES = Routes(
         write_off.STEP_BOOK: write_off.booked,
         write_off.STEP_CLOSE: write_off.account_closed,
         write_off.STEP_RECOVERY: write_off.recovered,
+        restructure.STEP_CAPITALISE: restructure.capitalised,
     },
     on_start=products.ensure_default_products,
     publishes=loan.EVENTS,

@@ -148,14 +148,16 @@ async def save_loan(conn: asyncpg.Connection, view: LoanView) -> None:
 # --- instalments and their repayment (close of business's `loan.repayments`) -------------------------
 
 
-async def insert_instalments(conn: asyncpg.Connection, loan_id: UUID, schedule: Schedule) -> None:
-    """The schedule's instalments, each accruing from the due date before it (the first from the
-    disbursement); the loan accrued through its disbursement date."""
+async def insert_instalments(conn: asyncpg.Connection, loan_id: UUID, schedule: Schedule, after: int = 0) -> None:
+    """The schedule's instalments, numbered after `after` (a restructured loan's old ones), each
+    accruing from the due date before it (the first from the schedule's start); the loan accrued
+    through that start."""
     starts = [schedule.disbursed_on, *(i.due_date for i in schedule.instalments[:-1])]
     await conn.executemany(
-        "INSERT INTO instalment (loan_id, number, due_date, principal, interest, accrues_from) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT DO NOTHING",
-        [(loan_id, i.number, i.due_date, i.principal, i.interest, start) for i, start in zip(schedule.instalments, starts, strict=True)],
+        "INSERT INTO instalment (loan_id, number, due_date, principal, interest, accrues_from, balance_after) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        [(loan_id, after + i.number, i.due_date, i.principal, i.interest, start, i.balance_after)
+         for i, start in zip(schedule.instalments, starts, strict=True)],
     )  # fmt: skip
     await conn.execute("UPDATE loan SET accrued_through = $2 WHERE loan_id = $1", loan_id, schedule.disbursed_on)
 
@@ -345,7 +347,7 @@ async def penalty_standing(conn: asyncpg.Connection, loan_ids: list[UUID]) -> li
     """Each loan's view and all it owes in penalties."""
     return await conn.fetch(
         "SELECT l.view, (SELECT coalesce(sum(penalty_due - penalty_paid), 0)::bigint FROM instalment i WHERE i.loan_id = l.loan_id "
-        "AND i.status NOT IN ('paid', 'foreclosed', 'written_off')) AS penalties_due FROM loan l WHERE l.loan_id = ANY($1::uuid[])",
+        "AND i.status NOT IN ('paid', 'foreclosed', 'written_off', 'restructured')) AS penalties_due FROM loan l WHERE l.loan_id = ANY($1::uuid[])",
         loan_ids,
     )  # fmt: skip
 
@@ -365,7 +367,7 @@ async def lines(conn: asyncpg.Connection, loan_id: UUID, *, for_update: bool = F
     lock = " FOR UPDATE" if for_update else ""
     rows = await conn.fetch(
         "SELECT number, due_date, principal, interest, paid_principal, paid_interest, penalty_due, penalty_paid, status, "
-        f"accrued_interest, suspended_interest FROM instalment WHERE loan_id = $1 ORDER BY number{lock}",
+        f"accrued_interest, suspended_interest FROM instalment WHERE loan_id = $1 AND status <> 'restructured' ORDER BY number{lock}",
         loan_id,
     )  # fmt: skip
     return [Line(**dict(r)) for r in rows]
@@ -471,7 +473,7 @@ async def suspend_interest(conn: asyncpg.Connection, loan_id: UUID) -> int:
     return await conn.fetchval(
         "WITH before AS (SELECT number, suspended_interest FROM instalment WHERE loan_id = $1 FOR UPDATE), "
         "after AS (UPDATE instalment i SET suspended_interest = GREATEST(i.accrued_interest - i.paid_interest, 0) "
-        "          FROM before b WHERE i.loan_id = $1 AND i.number = b.number AND i.status NOT IN ('foreclosed', 'written_off') "
+        "          FROM before b WHERE i.loan_id = $1 AND i.number = b.number AND i.status NOT IN ('foreclosed', 'written_off', 'restructured') "
         "          RETURNING i.suspended_interest - b.suspended_interest AS moved) "
         "SELECT coalesce(sum(moved), 0)::bigint FROM after",
         loan_id,
@@ -501,7 +503,17 @@ async def release_interest(conn: asyncpg.Connection, loan_id: UUID, number: int,
 async def write_off_instalments(conn: asyncpg.Connection, loan_id: UUID) -> None:
     """Every instalment not settled is given up with its loan; its suspense was written back."""
     await conn.execute("UPDATE instalment SET status = 'written_off', suspended_interest = 0 "
-                       "WHERE loan_id = $1 AND status NOT IN ('paid', 'foreclosed')", loan_id)  # fmt: skip
+                       "WHERE loan_id = $1 AND status NOT IN ('paid', 'foreclosed', 'restructured')", loan_id)  # fmt: skip
+
+
+async def last_instalment_number(conn: asyncpg.Connection, loan_id: UUID) -> int:
+    return await conn.fetchval("SELECT coalesce(max(number), 0) FROM instalment WHERE loan_id = $1", loan_id)
+
+
+async def restructure_instalments(conn: asyncpg.Connection, loan_id: UUID) -> None:
+    """Every instalment not paid is closed: what it owed is in the new schedule, its penalty waived."""
+    await conn.execute("UPDATE instalment SET status = 'restructured', suspended_interest = 0 "
+                       "WHERE loan_id = $1 AND status NOT IN ('paid', 'foreclosed', 'written_off', 'restructured')", loan_id)  # fmt: skip
 
 
 async def insert_recovery(conn: asyncpg.Connection, payment_id: UUID, loan_id: UUID, amount: int, now: datetime) -> None:

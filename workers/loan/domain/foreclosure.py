@@ -18,7 +18,7 @@ from uuid import UUID
 from contracts import ledger
 from workers.loan.domain import accrual, repayment, schedule
 
-SETTLED = ("paid", "foreclosed")
+SETTLED = ("paid", "foreclosed", "written_off", "restructured")
 
 
 @dataclass(frozen=True, slots=True)

@@ -120,11 +120,11 @@ async def list_customer_loans(ctx: Context, cmd: c.ListCustomerLoans) -> Reply:
 
 
 async def with_instalments(ctx: Context, loan: c.LoanView) -> c.LoanView:
-    """The loan with what was paid of each instalment (being collected reads as pending)."""
-    rows = await store.instalments_of(ctx.conn, loan.loan_id)
+    """The loan with what was paid of each instalment (being collected reads as pending), the
+    restructured ones of an earlier schedule too."""
+    shown = ("paid", "partially_paid", "foreclosed", "written_off", "restructured")
     instalments = [c.InstalmentView(**{k: r[k] for k in ("number", "due_date", "principal", "interest", "paid_principal",
-                                                         "paid_interest", "penalty_due", "penalty_paid")},  # fmt: skip
-                                    amount=r["principal"] + r["interest"], balance_after=i.balance_after,
-                                    status=r["status"] if r["status"] in ("paid", "partially_paid", "foreclosed", "written_off") else "pending")
-                   for r, i in zip(rows, loan.schedule.instalments, strict=True)]
+                                                         "paid_interest", "penalty_due", "penalty_paid", "balance_after")},  # fmt: skip
+                                    amount=r["principal"] + r["interest"], status=r["status"] if r["status"] in shown else "pending")
+                   for r in await store.instalments_of(ctx.conn, loan.loan_id)]  # fmt: skip
     return loan.model_copy(update={"instalments": instalments})

@@ -119,7 +119,7 @@ async def _quote(ctx: Context, loan: c.LoanView) -> tuple[foreclosure.Quote, Any
     business_date = await store.business_date(ctx.conn)
     assert product is not None and business_date is not None and loan.disbursed_on is not None
     lines = await store.lines(ctx.conn, loan.loan_id, for_update=True)
-    q = foreclosure.quote(lines, business_date, loan.disbursed_on, loan.rate_bps, product.prepayment_charge_bps, product.grace_days)
+    q = foreclosure.quote(lines, business_date, loan.schedule.disbursed_on, loan.rate_bps, product.prepayment_charge_bps, product.grace_days)
     return q, (business_date, product.grace_days), lines
 
 
