@@ -916,7 +916,8 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
-    AddApplicationDocument, VerifyApplicationDocument, SetApplicationCollateral, AdvanceApplicationStage, DisburseLoan, GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan,
+    AddApplicationDocument, VerifyApplicationDocument, SetApplicationCollateral, AdvanceApplicationStage, DisburseLoan,
+    GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,

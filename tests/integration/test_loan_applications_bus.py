@@ -130,8 +130,9 @@ async def test_the_review_moves_through_its_stages_one_at_a_time_and_approval_do
     assert [(e["stage"], e["by"]) for e in reviewed["stage_history"]] == [("documents", "officer-2")]
     _refused(await bus.send(_stage(app_id, "valuation")), "invalid_transition")  # no skipping
     incomplete = _refused(await bus.send(_stage(app_id, "credit_check")), "documents_incomplete")
-    assert incomplete.error.details == {"pending": [], "missing": ["identity", "income_proof", "property_papers", "valuation_report"]}  # type: ignore[union-attr]
-    for kind in ("identity", "income_proof", "property_papers", "valuation_report"):
+    needed = ["identity", "income_proof", "property_papers", "valuation_report"]
+    assert incomplete.error.details == {"pending": [], "missing": needed}  # type: ignore[union-attr]
+    for kind in needed:
         added = _document(app_id, kind)
         await bus.ok(added)
         await bus.ok(_verify(app_id, added.document_id))
