@@ -1,6 +1,9 @@
 """Loan routes (banking-rules §5; issue 12). So far the calculator (an EMI and its whole schedule
 for any method, no state) and loan products: read by any signed-in caller (a customer weighing a
-loan included), defined by officers (`products:manage`)."""
+loan included), defined by officers (`products:manage`). Applications and their review: a customer
+makes, submits, withdraws and adds documents to their own (`loans:apply`), and sets its collateral
+while a draft; officers underwrite, verify documents, move the review's stages (`loans:review`) and
+approve (`loans:approve`)."""
 
 from __future__ import annotations
 
@@ -140,6 +143,68 @@ async def cancel_application(
 ) -> Response:  # fmt: skip
     """Withdrawn by the customer, or cancelled by staff, before it is disbursed."""
     return await _act(request, c.CancelLoanApplication, application_id, who, key, reason=body.reason)
+
+
+# --- an application's review: documents, collateral, stages -------------------------------------------
+
+DocumentBody = body_model(c.AddApplicationDocument, exclude={"application_id", "actor"}, name="AddApplicationDocumentBody")
+
+
+class VerifyDocumentBody(BaseModel):
+    decision: c.DocumentDecision = Field(description="verified, or rejected with a reason")
+    reason: str | None = Field(default=None, min_length=1, max_length=500, description="why it is rejected: required then")
+
+
+class CollateralBody(BaseModel):
+    collateral: list[c.Collateral] = Field(max_length=c.MAX_COLLATERAL, description="the whole list; empty: none")
+
+
+class StageBody(BaseModel):
+    stage: c.ReviewStage = Field(description="the stage it moves to: the one after where it is")
+
+
+@router.post("/v1/loan-applications/{application_id}/documents")
+async def add_document(
+    application_id: UUID, body: DocumentBody, request: Request,  # type: ignore[valid-type]
+    who: Principal = require("loans:apply", "accounts"), key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """A document (kind, name, SHA-256; the file itself is in the bank's document store) of a
+    draft, submitted or under-review application; a customer adds to their own only. The same
+    document_id with the same body answers again; with another body it is refused."""
+    return await _act(request, c.AddApplicationDocument, application_id, who, key, **body.model_dump())  # type: ignore[attr-defined]
+
+
+@router.post("/v1/loan-applications/{application_id}/documents/{document_id}/verify")
+async def verify_document(
+    application_id: UUID, document_id: UUID, body: VerifyDocumentBody, request: Request,
+    who: Principal = require("loans:review", "accounts"), key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """An officer verifies a document, or rejects it with a reason; never one they added."""
+    return await _act(request, c.VerifyApplicationDocument, application_id, who, key, document_id=document_id,
+                      decision=body.decision, reason=body.reason, permissions=sorted(who.permissions))  # fmt: skip
+
+
+@router.put("/v1/loan-applications/{application_id}/collateral")
+async def set_collateral(
+    application_id: UUID, body: CollateralBody, request: Request, who: Principal = require("loans:apply", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """The application's whole collateral list: the customer's own while it is a draft; once
+    submitted, an officer's (`loans:review`). Underwriting computes the LTV from it when it runs."""
+    return await _act(request, c.SetApplicationCollateral, application_id, who, key, collateral=body.collateral,
+                      permissions=sorted(who.permissions))  # fmt: skip
+
+
+@router.post("/v1/loan-applications/{application_id}/stage")
+async def advance_stage(
+    application_id: UUID, body: StageBody, request: Request, who: Principal = require("loans:review", "accounts"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:  # fmt: skip
+    """Under review: on to the next stage, named (documents → credit_check → valuation → legal →
+    committee → agreement); leaving `documents` needs every document reviewed and the required
+    kinds verified, leaving `valuation` a secured product's collateral. Approval does not wait for it."""
+    return await _act(request, c.AdvanceApplicationStage, application_id, who, key, stage=body.stage,
+                      permissions=sorted(who.permissions))  # fmt: skip
 
 
 # --- loans -------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ remainders) is written in workers/loan/domain/schedule.py.
 
 So far: the schedule calculator (`loan.calculate`: an EMI and its whole schedule for any method,
 no state) and loan products as data (an officer defines and versions them within §5's caps), on
-which applications and loans will stand.
+which applications and loans stand. An application's review: its documents (kind, name and digest,
+each verified or rejected by an officer), its collateral (replaced as a whole), a co-applicant,
+and the stages of `under_review` (§5's decision), which record progress but do not gate approval.
 """
 
 from __future__ import annotations
@@ -149,6 +151,40 @@ class CollateralType(StrEnum):
     business_assets = "business_assets"
 
 
+class ReviewStage(StrEnum):
+    """Where the review of an application `under_review` stands (banking-rules §5's decision), in
+    order: it moves forward one stage at a time, never back, never skipping."""
+
+    documents = "documents"  # its documents checked (each verified or rejected; the required kinds verified)
+    credit_check = "credit_check"
+    valuation = "valuation"  # the collateral valued (a secured product has some)
+    legal = "legal"
+    committee = "committee"
+    agreement = "agreement"
+
+
+class DocumentKind(StrEnum):
+    identity = "identity"
+    address_proof = "address_proof"
+    income_proof = "income_proof"
+    bank_statement = "bank_statement"
+    property_papers = "property_papers"
+    vehicle_papers = "vehicle_papers"
+    valuation_report = "valuation_report"
+    other = "other"
+
+
+class DocumentStatus(StrEnum):
+    pending = "pending"  # added, not yet looked at by an officer
+    verified = "verified"
+    rejected = "rejected"  # with the officer's reason: it counts for nothing (add another)
+
+
+class DocumentDecision(StrEnum):
+    verified = "verified"
+    rejected = "rejected"
+
+
 class LoanError(StrEnum):
     """Stable refusal codes of the loan worker (the reply's `error.code`)."""
 
@@ -176,6 +212,13 @@ class LoanError(StrEnum):
     write_off_refused = "write_off_refused"  # the ledger would not book it (details say why)
     invalid_restructure = "invalid_restructure"  # beyond the product's rate or term (the message says which)
     restructure_not_found = "restructure_not_found"  # no restructuring of that id is waiting on this loan
+    document_exists = "document_exists"  # the document_id names another document, or the same one with another body
+    document_not_found = "document_not_found"
+    too_many_documents = "too_many_documents"  # an application holds at most MAX_DOCUMENTS
+    document_already_reviewed = "document_already_reviewed"  # verified or rejected already, the other way (details: status)
+    documents_incomplete = "documents_incomplete"  # leaving `documents`: some pending, or a required kind not verified (details)
+    collateral_missing = "collateral_missing"  # leaving `valuation`: a secured product with no collateral
+    invalid_collateral = "invalid_collateral"  # valued after the business date (the message says which)
 
 
 # --- products --------------------------------------------------------------------------------
@@ -244,12 +287,26 @@ class Schedule(Contract):
 
 MAX_COLLATERAL = 5
 MAX_EMPLOYMENT_MONTHS = 720
+MAX_DOCUMENTS = 20  # an application's documents, rejected ones included: bounded like everything else
+MAX_TEXT = 140  # a document's name, a collateral's description or valuer: one line of a statement or a screen
+ONE_LINE = r"^[^\x00-\x1f\x7f]+$"  # no control characters: a name stays one line wherever it is shown
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+def _line_field(description: str, **default: Any) -> Any:
+    return Field(**default, min_length=1, max_length=MAX_TEXT, pattern=ONE_LINE, description=description)
+
+
+def has_control_characters(text: str) -> bool:
+    return any(ch < " " or ch == "\x7f" for ch in text)
 
 
 class Collateral(Contract):
     type: CollateralType
     description: str = Field(min_length=1, max_length=140, description="what it is, e.g. `flat 4B, Residency Road`")
     value: int = Field(gt=0, le=MAX_AMOUNT, description="its valuation, minor units")
+    valued_on: dt.date | None = Field(default=None, description="the valuation's date; never after the business date")
+    valuer: str | None = _line_field("who valued it (a firm or a person), one line", default=None)
 
 
 class AssessmentView(Contract):
@@ -263,6 +320,30 @@ class AssessmentView(Contract):
     recommended_rate_bps: int = Field(description="10% + 0.1 point per point of score, capped at the product's")
     outcome: Outcome
     reasons: list[Reason] = Field(description="why it is refused; empty unless refused")
+
+
+class ApplicationDocument(Contract):
+    """A document of an application: what it is and its digest (the document itself lives in the
+    bank's document store), and an officer's review of it."""
+
+    document_id: UUID = Field(description="chosen by whoever added it")
+    kind: DocumentKind
+    name: str = Field(description="what it is called, e.g. `salary slip March`")
+    sha256: str = Field(description="SHA-256 of the document's bytes, 64 lower-case hex digits")
+    status: DocumentStatus = DocumentStatus.pending
+    added_by: str
+    added_at: AwareDatetime
+    reviewed_by: str | None = Field(default=None, description="the officer who verified or rejected it")
+    reviewed_at: AwareDatetime | None = None
+    rejection_reason: str | None = None
+
+
+class StageEntry(Contract):
+    """One step of the review: the stage reached, who moved it there and when."""
+
+    stage: ReviewStage
+    by: str
+    at: AwareDatetime
 
 
 class LoanApplicationView(Contract):
@@ -281,7 +362,13 @@ class LoanApplicationView(Contract):
     employment_months: int
     collateral: list[Collateral]
     co_applicant_id: UUID | None = None
+    co_applicant_monthly_income: int | None = Field(default=None, description="minor units; underwriting counts it "
+                                                                             "with the applicant's")
     status: ApplicationStatus
+    stage: ReviewStage | None = Field(default=None, description="where the review stands while under review (and "
+                                                               "where it stopped once decided); null before")
+    stage_history: list[StageEntry] = Field(default_factory=list, description="each stage reached, oldest first")
+    documents: list[ApplicationDocument] = Field(default_factory=list, description="oldest first, each with its status")
     created_by: str
     submitted_by: str | None = None
     assessment: AssessmentView | None = None
@@ -452,8 +539,24 @@ class CreateLoanApplication(Command):
     credit_score: int | None = Field(default=None, ge=300, le=850, description="300–850; null: no credit history")
     employment_months: int = Field(ge=0, le=MAX_EMPLOYMENT_MONTHS)
     collateral: list[Collateral] = Field(default_factory=list, max_length=MAX_COLLATERAL)
-    co_applicant_id: UUID | None = None
+    co_applicant_id: UUID | None = Field(default=None, description="a customer borrowing with them: at submission, one "
+                                                                   "the bank knows, active with KYC completed, not the applicant")
+    co_applicant_monthly_income: int | None = Field(default=None, gt=0, le=MAX_AMOUNT, description="minor units; only with a "
+                                                    "co-applicant: underwriting's DTI and income multiple use both incomes")
     actor: str = _actor_field()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> CreateLoanApplication:
+        if self.co_applicant_monthly_income is not None and self.co_applicant_id is None:
+            raise ValueError("co_applicant_monthly_income needs a co_applicant_id")
+        one_line_collateral(self.collateral)
+        return self
+
+
+def one_line_collateral(collateral: list[Collateral]) -> None:
+    """Descriptions are one line, like every other name (the view keeps older ones as they came)."""
+    if any(has_control_characters(item.description) for item in collateral):
+        raise ValueError("a collateral's description holds no control characters")
 
 
 class _ApplicationCommand(Command):
@@ -462,24 +565,29 @@ class _ApplicationCommand(Command):
 
 
 class SubmitLoanApplication(_ApplicationCommand):
-    """draft → submitted, once the customer is active with KYC completed and the linked account is
-    theirs and active (learned from customer.* and account.* events, never asked). Result:
-    `LoanApplicationView`. Refusals: application_not_found, invalid_transition, not_eligible."""
+    """draft → submitted, once the customer is active with KYC completed, the linked account is
+    theirs and active, and a co-applicant, if named, is another customer active with KYC completed
+    (all learned from customer.* and account.* events, never asked). Result:
+    `LoanApplicationView`. Refusals: application_not_found, invalid_transition, not_eligible (the
+    message says whether it is the customer, the account or the co-applicant)."""
 
     routing_key: ClassVar[str] = "loan.submit_application"
 
 
 class UnderwriteLoanApplication(_ApplicationCommand):
-    """submitted → under_review with the assessment, or → rejected when underwriting refuses it
-    (the reasons in `assessment.reasons`). Staff only. Result: `LoanApplicationView`. Refusals:
-    application_not_found, invalid_transition."""
+    """submitted → under_review with the assessment, at stage `documents`, or → rejected when
+    underwriting refuses it (the reasons in `assessment.reasons`). The assessment reads the
+    collateral the application holds now, and the applicant's and co-applicant's incomes together.
+    Staff only. Result: `LoanApplicationView`. Refusals: application_not_found,
+    invalid_transition."""
 
     routing_key: ClassVar[str] = "loan.underwrite_application"
 
 
 class ApproveLoanApplication(_ApplicationCommand):
     """submitted or under_review → approved by an officer with `loans:approve` who did not submit
-    it (maker-checker): at most the principal asked, at most the product's rate; the schedule is
+    it (maker-checker): at most the principal asked, at most the product's rate; at any review
+    stage (the stage informs, it does not gate: §5 approves from submitted too); the schedule is
     written now (from the open business date; redrawn from the day it is disbursed). Result:
     `LoanApplicationView`. Refusals: application_not_found, invalid_transition, forbidden,
     same_maker, invalid_approval."""
@@ -506,6 +614,85 @@ class CancelLoanApplication(_ApplicationCommand):
     routing_key: ClassVar[str] = "loan.cancel_application"
 
     reason: str = Field(min_length=1, max_length=500)
+
+
+class AddApplicationDocument(_ApplicationCommand):
+    """A document of a draft, submitted or under-review application: its kind, name and SHA-256
+    (the document itself is in the bank's document store), pending until an officer reviews it.
+    A customer adds to their own only; staff to any. At most MAX_DOCUMENTS (20) an application,
+    rejected ones included. The same document_id with the same body answers the application as it
+    is now; with another body (or on another application) it is refused. Result:
+    `LoanApplicationView`. Refusals: application_not_found, not_owner, invalid_transition (not
+    draft, submitted or under_review), document_exists, too_many_documents."""
+
+    routing_key: ClassVar[str] = "loan.add_application_document"
+
+    document_id: UUID = Field(description="chosen by the caller: a retry with the same body adds nothing")
+    kind: DocumentKind
+    name: str = _line_field("what it is called, one line, e.g. `salary slip March`")
+    sha256: str = Field(pattern=SHA256_PATTERN, description="SHA-256 of the document's bytes, 64 lower-case hex digits")
+
+
+class VerifyApplicationDocument(_ApplicationCommand):
+    """An officer (`loans:review`, staff only) verifies a pending document or rejects it with a
+    reason; nobody reviews a document they added themselves (four eyes). Deciding again the same
+    way answers the application unchanged; the other way is refused. A rejected document counts for
+    nothing: the customer adds another. Result: `LoanApplicationView`. Refusals:
+    application_not_found, document_not_found, invalid_transition (not draft, submitted or
+    under_review), document_already_reviewed, forbidden (no `loans:review`), same_maker."""
+
+    routing_key: ClassVar[str] = "loan.verify_application_document"
+
+    document_id: UUID
+    decision: DocumentDecision
+    reason: str | None = Field(default=None, min_length=1, max_length=500, description="why it is rejected: required then")
+    permissions: list[str] = Field(default_factory=list, description="the officer's permissions as the edge verified them")
+
+    @model_validator(mode="after")
+    def _rejection_says_why(self) -> VerifyApplicationDocument:
+        if self.decision == DocumentDecision.rejected and self.reason is None:
+            raise ValueError("a rejection says why (reason)")
+        return self
+
+
+class SetApplicationCollateral(_ApplicationCommand):
+    """Replace an application's collateral (at most MAX_COLLATERAL items): the customer (their own)
+    or anyone while it is a draft; once submitted or under review, only an officer with
+    `loans:review`. Nothing derived from it is stored: underwriting computes the LTV from the list
+    it finds when it runs (an assessment already made stays as of when it ran). A valuation is
+    never dated after the business date. Result: `LoanApplicationView`. Refusals:
+    application_not_found, not_owner, invalid_transition (approved, rejected, cancelled or
+    disbursed), forbidden (past the draft without `loans:review`), invalid_collateral."""
+
+    routing_key: ClassVar[str] = "loan.set_application_collateral"
+
+    collateral: list[Collateral] = Field(max_length=MAX_COLLATERAL, description="the whole list; empty: none")
+    permissions: list[str] = Field(default_factory=list, description="the caller's permissions as the edge verified them")
+
+    @model_validator(mode="after")
+    def _one_line(self) -> SetApplicationCollateral:
+        one_line_collateral(self.collateral)
+        return self
+
+
+class AdvanceApplicationStage(_ApplicationCommand):
+    """An officer (`loans:review`, staff only) moves an application under review to its next stage
+    (`ReviewStage`: documents → credit_check → valuation → legal → committee → agreement), naming
+    the stage it moves to, so a retry or a second officer never moves it twice; naming the stage it
+    is at answers it unchanged. Never back, never skipping. Leaving `documents` needs no document
+    pending and each required kind verified (identity and income_proof always; property_papers for
+    a home loan, vehicle_papers for an auto loan, valuation_report for every secured product);
+    leaving `valuation` needs collateral on a secured product. The stage informs, it does not
+    gate: approval and rejection stay open from submitted or under_review at any stage (§5).
+    Result: `LoanApplicationView` (with the history: stage, by, at). Refusals:
+    application_not_found, invalid_transition (not under review, back, skipping or past the last),
+    forbidden (no `loans:review`), documents_incomplete (details: pending, missing),
+    collateral_missing."""
+
+    routing_key: ClassVar[str] = "loan.advance_application_stage"
+
+    stage: ReviewStage = Field(description="the stage it moves to: the one after where it is")
+    permissions: list[str] = Field(default_factory=list, description="the officer's permissions as the edge verified them")
 
 
 class DisburseLoan(Command):
@@ -800,8 +987,9 @@ class LoanProductDefined(Event):
 COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
-    DisburseLoan, GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan,
-    RequestLoanRestructure, ApproveLoanRestructure,
+    AddApplicationDocument, VerifyApplicationDocument, SetApplicationCollateral, AdvanceApplicationStage, DisburseLoan,
+    GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan, RequestLoanRestructure,
+    ApproveLoanRestructure,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (
     LoanProductDefined, ApplicationSubmitted, ApplicationApproved, ApplicationRejected, ApplicationCancelled,

@@ -107,3 +107,65 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
     with cluster.client() as admin:  # the credit committee's: only a defaulted loan is written off
         early_write_off = post(admin, f"/v1/loans/{loan_id}/write-off", {"reason": "no contact"})
         assert early_write_off.status_code in (409, 422) and early_write_off.json()["code"] == "invalid_transition", early_write_off.text
+
+
+def test_a_customer_adds_documents_to_their_own_application_and_officers_verify_them_and_move_the_review_on(cluster: Cluster) -> None:
+    import time
+
+    from tests.e2e.test_flows import open_account_when_eligible, post, verified_customer
+
+    with cluster.client(timeout=10) as admin:
+        customer_id = verified_customer(admin)
+        account = open_account_when_eligible(admin, customer_id)
+        others = {"application_id": str(uuid.uuid4()), "customer_id": str(uuid.uuid4()), "product_code": "personal",
+                  "linked_account_id": str(uuid.uuid4()), "purpose": "a car", "principal": 1_000_000, "currency": "INR", "months": 6,
+                  "monthly_income": 8_000_000, "credit_score": 780, "employment_months": 84}  # fmt: skip
+        assert post(admin, "/v1/loan-applications", others).status_code == 201  # someone else's draft
+    _, customer = new_user(cluster, ["customer"], customer_id=customer_id)
+    _, officer = new_user(cluster, ["officer"])
+    application_id = str(uuid.uuid4())
+    base = f"/v1/loan-applications/{application_id}"
+    body = {**others, "application_id": application_id, "customer_id": customer_id, "linked_account_id": account["account_id"]}
+    flat = {"type": "property", "description": "flat 4B", "value": 5_000_000, "valued_on": "2020-01-06", "valuer": "Acme Valuers"}
+    documents = [{"document_id": str(uuid.uuid4()), "kind": kind, "name": f"{kind} scan", "sha256": "ab" * 32}
+                 for kind in ("identity", "income_proof")]  # fmt: skip
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
+        assert post(client, "/v1/loan-applications", body).status_code == 201
+        for document in documents:
+            added = post(client, f"{base}/documents", document)
+            assert added.status_code == 200 and added.json()["documents"][-1]["status"] == "pending", added.text
+        assert [d["kind"] for d in client.get(base).json()["documents"]] == ["identity", "income_proof"]
+        again = post(client, f"{base}/documents", {**documents[0], "name": "another passport"})
+        assert again.status_code == 409 and again.json()["code"] == "document_exists"
+        theirs = post(client, f"/v1/loan-applications/{others['application_id']}/documents",
+                      {**documents[0], "document_id": str(uuid.uuid4())})  # fmt: skip
+        assert theirs.status_code == 403 and theirs.json()["code"] == "not_owner"
+        for bad in ({"sha256": "AB" * 32}, {"name": "pass\u001bport"}, {"name": "x" * 141}, {"actor": "officer-1"}):
+            assert post(client, f"{base}/documents", {**documents[0], "document_id": str(uuid.uuid4()), **bad}).status_code == 400
+        put = client.put(f"{base}/collateral", json={"collateral": [flat]}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert put.status_code == 200 and put.json()["collateral"][0]["valuer"] == "Acme Valuers", put.text
+        verify = f"{base}/documents/{documents[0]['document_id']}/verify"
+        assert post(client, verify, {"decision": "verified"}).status_code == 403  # an officer's work
+        deadline = time.monotonic() + 20  # the loan worker learns the account from account.opened
+        while (submitted := post(client, f"{base}/submit", {})).status_code != 200:
+            assert submitted.json()["code"] == "not_eligible" and time.monotonic() < deadline, submitted.text
+            time.sleep(0.2)
+        late = client.put(f"{base}/collateral", json={"collateral": []}, headers={"Idempotency-Key": uuid.uuid4().hex})
+        assert late.status_code == 403 and late.json()["code"] == "forbidden"  # submitted: an officer's now
+    with cluster.client(token=login(cluster, officer).json()["access_token"]) as client:
+        reviewed = post(client, f"{base}/underwrite", {})
+        assert (reviewed.json()["status"], reviewed.json()["stage"]) == ("under_review", "documents"), reviewed.text
+        early = post(client, f"{base}/stage", {"stage": "credit_check"})
+        assert early.status_code == 422 and early.json()["details"]["pending"] == [d["document_id"] for d in documents]
+        for document in documents:
+            verified = post(client, f"{base}/documents/{document['document_id']}/verify", {"decision": "verified"})
+            assert verified.status_code == 200, verified.text
+        assert post(client, f"{base}/documents/{uuid.uuid4()}/verify", {"decision": "verified"}).status_code == 404
+        moved = post(client, f"{base}/stage", {"stage": "credit_check"})
+        assert moved.status_code == 200 and [e["stage"] for e in moved.json()["stage_history"]] == ["documents", "credit_check"]
+        skipped = post(client, f"{base}/stage", {"stage": "legal"})
+        assert skipped.status_code == 422 and skipped.json()["code"] == "invalid_transition"
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
+        assert post(client, f"{base}/stage", {"stage": "valuation"}).status_code == 403
+        mine = client.get(base).json()
+        assert (mine["stage"], [d["status"] for d in mine["documents"]]) == ("credit_check", ["verified", "verified"])

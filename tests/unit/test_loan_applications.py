@@ -247,3 +247,189 @@ def test_the_foreclosure_quote_reproduces_section_9_and_its_chain_leaves_the_loa
     *_, back = foreclosure.transfers(loan_id, uuid4(), customer, "INR", "LN1", next_day, suspended)
     assert (back.debit_account_id, back.credit_account_id, back.amount) == (
         bank_account_id("interest_suspense", "INR"), bank_account_id("loan_interest_receivable", "INR"), 1_661)
+
+
+# --- the review: documents, collateral, stages, a co-applicant (workers/loan/domain/review.py) ----------
+
+REVIEWER = ["loans:review"]
+
+
+def _document(kind: str, status: str = "pending", added_by: str = "cust-1") -> object:
+    from contracts.loan import ApplicationDocument
+
+    return ApplicationDocument(document_id=uuid4(), kind=kind, name=f"{kind} scan", sha256="a" * 64, status=status,
+                               added_by=added_by, added_at=NOW)  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_the_review_moves_one_stage_at_a_time_never_back_never_skipping_with_who_and_when() -> None:
+    from contracts.loan import ReviewStage as R
+    from workers.loan.domain import review
+
+    verified = [_document(k, "verified") for k in ("identity", "income_proof")]
+    at = application(status=S.under_review, documents=verified, **review.first_stage("officer-2", NOW))
+    assert [s.value for s in review.STAGES] == ["documents", "credit_check", "valuation", "legal", "committee", "agreement"]
+    for to in review.STAGES[1:]:
+        at = review.advanced(at, product(), to, "officer-2", REVIEWER, NOW)  # type: ignore[assignment]
+        assert isinstance(at, LoanApplicationView) and at.stage == to
+    assert [(e.stage, e.by) for e in at.stage_history] == [(s, "officer-2") for s in review.STAGES]
+    assert review.advanced(at, product(), R.agreement, "officer-3", REVIEWER, NOW) is at  # there already: unchanged
+    past = review.advanced(at, product(), R.documents, "officer-2", REVIEWER, NOW)
+    assert isinstance(past, Refusal) and past.code == LoanError.invalid_transition and "last" in past.message
+    start = application(status=S.under_review, documents=verified, **review.first_stage("officer-2", NOW))
+    for to in (R.valuation, R.agreement):
+        skipped = review.advanced(start, product(), to, "officer-2", REVIEWER, NOW)
+        assert isinstance(skipped, Refusal) and skipped.code == LoanError.invalid_transition
+        assert "after documents comes credit_check" in skipped.message
+    on = review.advanced(start, product(), R.credit_check, "officer-2", REVIEWER, NOW)
+    back = review.advanced(on, product(), R.documents, "officer-2", REVIEWER, NOW)  # type: ignore[arg-type]
+    assert isinstance(back, Refusal) and back.code == LoanError.invalid_transition
+    legacy = application(status=S.under_review, documents=verified)  # put under review before stages existed
+    assert review.stage_of(legacy) == R.documents
+    for status in (S.submitted, S.approved, S.draft):
+        refused = review.advanced(application(status=status), product(), R.credit_check, "officer-2", REVIEWER, NOW)
+        assert isinstance(refused, Refusal) and refused.code == LoanError.invalid_transition
+    unpermitted = review.advanced(start, product(), R.credit_check, "teller-1", ["loans:apply"], NOW)
+    assert isinstance(unpermitted, Refusal) and unpermitted.code == LoanError.forbidden
+
+
+@pytest.mark.parametrize(("code", "kinds"), [
+    ("personal", ["identity", "income_proof"]), ("business", ["identity", "income_proof"]),
+    ("home", ["identity", "income_proof", "property_papers", "valuation_report"]),
+    ("auto", ["identity", "income_proof", "vehicle_papers", "valuation_report"]),
+    ("gold", ["identity", "income_proof", "valuation_report"]),
+])  # fmt: skip
+def test_each_product_requires_its_document_kinds(code: str, kinds: list[str]) -> None:
+    from workers.loan.domain import review
+
+    assert [k.value for k in review.required_kinds(product(code))] == kinds
+    assert "valuation_report" in [k.value for k in review.required_kinds(product("business", secured=True))]  # defined secured
+
+
+def test_the_documents_stage_is_left_only_with_nothing_pending_and_each_required_kind_verified() -> None:
+    from contracts.loan import ReviewStage as R
+    from workers.loan.domain import review
+
+    home = product("home")
+    needed = [_document(k, "verified") for k in ("identity", "income_proof", "property_papers", "valuation_report")]
+    assert review.documents_refusal(needed, home) is None
+    assert review.documents_refusal([*needed, _document("other", "rejected")], home) is None  # a rejected one holds nothing back
+    waiting = _document("bank_statement")
+    pending = review.documents_refusal([*needed, waiting], home)
+    assert pending is not None and pending.code == LoanError.documents_incomplete
+    assert pending.details == {"pending": [str(waiting.document_id)], "missing": []}  # type: ignore[attr-defined]
+    rejected_papers = [*needed[:2], _document("property_papers", "rejected"), needed[3]]
+    missing = review.documents_refusal(rejected_papers, home)
+    assert missing is not None and missing.details == {"pending": [], "missing": ["property_papers"]}
+    at = application(status=S.under_review, product_code="home", documents=rejected_papers, **review.first_stage("o", NOW))
+    refused = review.advanced(at, home, R.credit_check, "officer-2", REVIEWER, NOW)
+    assert isinstance(refused, Refusal) and refused.code == LoanError.documents_incomplete
+
+
+def test_a_secured_product_leaves_valuation_only_with_collateral() -> None:
+    from contracts.loan import Collateral, CollateralType
+    from contracts.loan import ReviewStage as R
+    from workers.loan.domain import review
+
+    needed = [_document(k, "verified") for k in ("identity", "income_proof", "property_papers", "valuation_report")]
+    at = application(status=S.under_review, product_code="home", documents=needed, stage=R.valuation)
+    refused = review.advanced(at, product("home"), R.legal, "officer-2", REVIEWER, NOW)
+    assert isinstance(refused, Refusal) and refused.code == LoanError.collateral_missing
+    flat = Collateral(type=CollateralType.property, description="flat 4B", value=85_000_000)
+    moved = review.advanced(at.model_copy(update={"collateral": [flat]}), product("home"), R.legal, "officer-2", REVIEWER, NOW)
+    assert isinstance(moved, LoanApplicationView) and moved.stage == R.legal
+    assert isinstance(review.advanced(at, product("personal"), R.legal, "officer-2", REVIEWER, NOW), LoanApplicationView)  # unsecured
+
+
+def test_documents_are_bounded_added_only_before_a_decision_and_reviewed_by_another_officer_with_the_permission() -> None:
+    from contracts.loan import MAX_DOCUMENTS, DocumentDecision, DocumentStatus
+    from workers.loan.domain import review
+
+    assert review.adding_refusal(application(status=S.draft)) is None
+    full = application(documents=[_document("other") for _ in range(MAX_DOCUMENTS)])
+    assert review.adding_refusal(full).code == LoanError.too_many_documents  # type: ignore[union-attr]
+    for status in (S.approved, S.rejected, S.cancelled, S.disbursed):
+        assert review.adding_refusal(application(status=status)).code == LoanError.invalid_transition  # type: ignore[union-attr]
+    doc = _document("identity", added_by="officer-1")
+    assert review.reviewed(doc, DocumentDecision.verified, "officer-1", REVIEWER, None, NOW).code == LoanError.same_maker  # type: ignore[union-attr]
+    assert review.reviewed(doc, DocumentDecision.verified, "cust-1", [], None, NOW).code == LoanError.forbidden  # type: ignore[union-attr]
+    rejected = review.reviewed(doc, DocumentDecision.rejected, "officer-2", REVIEWER, "blurred", NOW)
+    assert (rejected.status, rejected.reviewed_by, rejected.rejection_reason) == (DocumentStatus.rejected, "officer-2", "blurred")  # type: ignore[union-attr]
+    assert review.reviewed(rejected, DocumentDecision.rejected, "officer-3", REVIEWER, "again", NOW) is rejected  # type: ignore[arg-type]
+    other_way = review.reviewed(rejected, DocumentDecision.verified, "officer-3", REVIEWER, None, NOW)  # type: ignore[arg-type]
+    assert other_way.code == LoanError.document_already_reviewed and other_way.details == {"status": "rejected"}  # type: ignore[union-attr]
+
+
+def test_document_and_collateral_fields_are_bounded_and_one_line() -> None:
+    from pydantic import ValidationError
+
+    from contracts.loan import AddApplicationDocument, Collateral, SetApplicationCollateral, VerifyApplicationDocument
+
+    fields = dict(application_id=uuid4(), actor="cust-1", document_id=uuid4(), kind="identity", name="passport", sha256="0f" * 32)
+    AddApplicationDocument(**fields)  # type: ignore[arg-type]
+    for bad in ({"name": "x" * 141}, {"name": "pass\nport"}, {"name": "\x1b[31m"}, {"name": ""}, {"sha256": "0F" * 32},
+                {"sha256": "0f" * 31}, {"kind": "selfie"}, {"uploaded": True}):  # fmt: skip
+        with pytest.raises(ValidationError):
+            AddApplicationDocument(**{**fields, **bad})  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):  # a rejection says why
+        VerifyApplicationDocument(application_id=uuid4(), actor="o", document_id=uuid4(), decision="rejected")  # type: ignore[arg-type]
+    flat = Collateral(type="property", description="flat 4B", value=1, valuer="Acme Valuers")  # type: ignore[arg-type]
+    SetApplicationCollateral(application_id=uuid4(), actor="o", collateral=[flat] * 5)
+    for bad_list in ([flat] * 6, [flat.model_copy(update={"description": "flat\r\n4B"})]):
+        with pytest.raises(ValidationError):
+            SetApplicationCollateral(application_id=uuid4(), actor="o", collateral=bad_list)
+    with pytest.raises(ValidationError):
+        Collateral(type="property", description="flat", value=1, valuer="a\tb")  # type: ignore[arg-type]
+
+
+def test_collateral_is_the_owners_while_a_draft_then_an_officers_and_never_valued_in_the_future() -> None:
+    from contracts.loan import Collateral
+    from workers.loan.domain import review
+
+    today = dt.date(2026, 12, 7)
+    valued = [Collateral(type="property", description="flat", value=1, valued_on=today)]  # type: ignore[arg-type]
+    assert review.collateral_refusal(S.draft, ["loans:apply"], valued, today) is None
+    assert review.collateral_refusal(S.submitted, ["loans:apply"], valued, today).code == LoanError.forbidden  # type: ignore[union-attr]
+    assert review.collateral_refusal(S.under_review, REVIEWER, valued, today) is None
+    assert review.collateral_refusal(S.approved, REVIEWER, valued, today).code == LoanError.invalid_transition  # type: ignore[union-attr]
+    assert review.collateral_refusal(S.draft, [], valued, today - dt.timedelta(days=1)).code == LoanError.invalid_collateral  # type: ignore[union-attr]
+    assert review.collateral_refusal(S.draft, [], valued, None) is None  # no business date learnt yet
+
+
+def test_a_co_applicant_is_another_active_customer_with_kyc_and_their_income_counts_in_underwriting() -> None:
+    from workers.loan.domain import review
+
+    ok = Standing("active", "completed")
+    assert review.co_applicant_refusal(application(), None) is None  # none named
+    partner = uuid4()
+    assert review.co_applicant_refusal(application(co_applicant_id=partner), ok) is None
+    for app, standing in ((application(co_applicant_id=CUSTOMER), ok), (application(co_applicant_id=partner), None),
+                          (application(co_applicant_id=partner), Standing("active", "pending")),
+                          (application(co_applicant_id=partner), Standing("suspended", "completed"))):  # fmt: skip
+        refused = review.co_applicant_refusal(app, standing)
+        assert refused is not None and refused.code == LoanError.not_eligible and "co-applicant" in refused.message
+    # §9's first row with its 60,000.00 income split between the two: the same assessment.
+    alone = domain.assessment_of(application(), product())
+    together = domain.assessment_of(application(monthly_income=4_000_000, co_applicant_id=partner,
+                                                co_applicant_monthly_income=2_000_000), product())  # fmt: skip
+    assert (together.dti, together.score) == (alone.dti, alone.score) == (alone.dti, -25)
+    assert domain.assessment_of(application(monthly_income=4_000_000), product()).score > -25  # without the co-applicant's
+    from pydantic import ValidationError
+
+    from contracts.loan import CreateLoanApplication
+
+    with pytest.raises(ValidationError, match="co_applicant_id"):  # an income needs its earner
+        CreateLoanApplication(application_id=uuid4(), customer_id=CUSTOMER, product_code="business", linked_account_id=uuid4(),
+                              purpose="x", principal=100_000, currency="INR", months=12, monthly_income=1, employment_months=0,
+                              co_applicant_monthly_income=1, actor="cust-1")  # fmt: skip
+
+
+def test_underwriting_reads_the_collateral_the_application_holds_now() -> None:
+    from contracts.loan import Collateral
+
+    home = application(product_code="home", principal=80_000_000, months=240, monthly_income=4_000_000, existing_emi=600_000,
+                       credit_score=680, employment_months=6)  # fmt: skip
+    missing = domain.assessment_of(home, product("home"))
+    assert missing.ltv is None and "collateral_missing" in missing.reasons
+    flat = Collateral(type="property", description="flat 4B", value=85_000_000)  # type: ignore[arg-type]
+    valued = domain.assessment_of(home.model_copy(update={"collateral": [flat]}), product("home"))
+    assert valued.ltv is not None and str(valued.ltv)[:6] == "0.9411" and valued.score == 90  # §9's fourth row

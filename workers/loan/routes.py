@@ -2,7 +2,9 @@
 
 So far: the schedule calculator and the products' reads, open to every caller (they hold nothing
 of anyone's); products defined by staff only; applications (a customer makes, reads, submits and
-withdraws only their own; staff underwrite, reject, approve and disburse); loans (read by their
+withdraws only their own; staff underwrite, reject, approve and disburse); their review (a customer
+adds documents to their own and sets its collateral while a draft; staff verify documents and move
+the review's stages); loans (read by their
 customer and staff); and what it learns from events:
 the business date (`day.opened`), each customer's standing and each account's status. Close of
 business asks it `loan.repayments` (`day.closing`).
@@ -14,7 +16,7 @@ from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
 from workers.loan.handlers import (applications, calculator, learning, loans, payments, products, repayments, restructure,
-                                  write_off)
+                                  review, write_off)
 
 ROUTES = Routes(
     worker="loan",
@@ -30,6 +32,10 @@ ROUTES = Routes(
         loan.ApproveLoanApplication: staff_only(applications.approve),
         loan.RejectLoanApplication: staff_only(applications.reject),
         loan.CancelLoanApplication: applications.cancel,
+        loan.AddApplicationDocument: review.add_document,
+        loan.VerifyApplicationDocument: staff_only(review.verify_document),
+        loan.SetApplicationCollateral: review.set_collateral,
+        loan.AdvanceApplicationStage: staff_only(review.advance_stage),
         loan.DisburseLoan: staff_only(loans.disburse),
         loan.GetLoan: loans.get_loan,
         loan.PayLoan: payments.pay,

@@ -118,6 +118,23 @@ async def save_application(conn: asyncpg.Connection, view: LoanApplicationView) 
     )  # fmt: skip
 
 
+async def document_request(conn: asyncpg.Connection, document_id: UUID) -> tuple[UUID, dict[str, Any]] | None:
+    """Which application a document id belongs to, and the body that added it."""
+    row = await conn.fetchrow("SELECT application_id, request FROM loan_application_document WHERE document_id = $1", document_id)
+    return (row["application_id"], row["request"]) if row else None
+
+
+async def insert_document(conn: asyncpg.Connection, document_id: UUID, application_id: UUID, request: dict[str, Any],
+                          added_at: datetime) -> bool:  # fmt: skip
+    """False when the id was taken meanwhile (the same id added at once elsewhere)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO loan_application_document (document_id, application_id, request, added_at) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT DO NOTHING RETURNING true",
+        document_id, application_id, request, added_at,
+    )  # fmt: skip
+    return bool(inserted)
+
+
 # --- loans -------------------------------------------------------------------------------------------
 
 

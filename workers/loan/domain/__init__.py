@@ -2,5 +2,6 @@
 
 `schedule`: the EMI, due dates and whole schedule for every method, penalties, foreclosure and the
 net disbursement. `underwriting`: an application's assessment EMI, DTI, LTV, score, band,
-recommended rate and outcome.
+recommended rate and outcome. `applications`: where each action leads an application, and who may
+take it. `review`: what happens under review (documents, collateral, stages, a co-applicant).
 """

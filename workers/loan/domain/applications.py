@@ -9,6 +9,8 @@ Decisions where §5 is silent:
 - Underwriting that refuses rejects the application at once, the reasons in its assessment; one
   that recommends, or leaves it to a person, puts it under review. Approval may follow either
   `submitted` or `under_review` (§5), so an officer may approve without the score.
+- A co-applicant's monthly income, when given, counts with the applicant's: DTI and the income
+  multiple are measured against the household's income (§5's table otherwise unchanged).
 - Maker-checker: the approver holds `loans:approve` and is not who submitted it. A customer who
   submitted their own is no officer: any officer may approve it.
 """
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from contracts.loan import (
@@ -48,6 +50,7 @@ TRANSITIONS: dict[str, tuple[frozenset[ApplicationStatus], ApplicationStatus]] =
 class Refusal:
     code: LoanError
     message: str
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +112,14 @@ def approval_refusal(application: LoanApplicationView, approver: str, permission
 
 
 def assessment_of(application: LoanApplicationView, product: LoanProductView) -> underwriting.Assessment:
-    """§5's assessment; the recommended rate capped at this product's own maximum too (it may be
-    below its type's cap)."""
+    """§5's assessment of the application as it is now (its current collateral; the applicant's
+    and co-applicant's incomes together); the recommended rate capped at this product's own
+    maximum too (it may be below its type's cap)."""
     collateral = sum(item.value for item in application.collateral) or None
+    income = application.monthly_income + (application.co_applicant_monthly_income or 0)
     assessed = underwriting.assess(underwriting.Application(
         loan_type=product.type, amount_minor=application.principal, months=application.months,
-        monthly_income_minor=application.monthly_income, existing_emi_minor=application.existing_emi,
+        monthly_income_minor=income, existing_emi_minor=application.existing_emi,
         credit_score=application.credit_score,
         employment_years=Decimal(application.employment_months) / MONTHS_PER_YEAR,
         collateral_value_minor=collateral,

@@ -8,13 +8,15 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from bus.actor import believed_permissions, owner_only
 from bus.handling import Context
 from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
 from workers.loan.domain import applications as domain
-from workers.loan.domain import schedule
+from workers.loan.domain import review, schedule
 from workers.loan.domain.applications import Refusal
 
 _FACTS: dict[c.ApplicationStatus, type[c.ApplicationFact]] = {
@@ -25,8 +27,8 @@ _FACTS: dict[c.ApplicationStatus, type[c.ApplicationFact]] = {
 }
 
 
-def _refuse(refusal: Refusal, details: dict[str, Any] | None = None) -> Reply:
-    return Reply.refusal(refusal.code, refusal.message, details)
+def refuse(refusal: Refusal, details: dict[str, Any] | None = None) -> Reply:
+    return Reply.refusal(refusal.code, refusal.message, details or refusal.details)
 
 
 def _not_found(application_id: Any) -> Reply:
@@ -40,14 +42,16 @@ async def create(ctx: Context, cmd: c.CreateLoanApplication) -> Reply:
     found = await store.application(ctx.conn, cmd.application_id)
     if found is not None:  # a retry answers the draft; another body under the same id is refused
         view, asked = found
-        if asked != request:
+        if _as_now(asked, cmd.actor) != request:
             return Reply.refusal(c.LoanError.application_exists, f"application {cmd.application_id} exists with other fields")
         return owner_only(ctx.actor, view.customer_id) or Reply.success(view)
     product = await store.product(ctx.conn, cmd.product_code)
     if product is None:
         return Reply.refusal(c.LoanError.loan_product_not_found, f"no loan product {cmd.product_code!r}")
     if refusal := domain.terms_refusal(product, cmd.principal, cmd.months, cmd.currency):
-        return _refuse(refusal)
+        return refuse(refusal)
+    if refusal := review.valuation_refusal(cmd.collateral, await store.business_date(ctx.conn)):
+        return refuse(refusal)
     view = c.LoanApplicationView(
         **cmd.model_dump(exclude={"actor"}), product_version=product.version, status=c.ApplicationStatus.draft,
         created_by=cmd.actor, created_at=ctx.now, updated_at=ctx.now,
@@ -55,6 +59,15 @@ async def create(ctx: Context, cmd: c.CreateLoanApplication) -> Reply:
     if not await store.insert_application(ctx.conn, view, request):
         return Reply.refusal(c.LoanError.application_exists, f"application {cmd.application_id} was just made")
     return Reply.success(view)
+
+
+def _as_now(asked: dict[str, Any], actor: str) -> dict[str, Any]:
+    """A stored request as today's contract reads it (fields added since take their defaults), so a
+    retry of an older create still matches (one today's contract refuses is left as it was)."""
+    try:
+        return c.CreateLoanApplication.model_validate({**asked, "actor": actor}).model_dump(mode="json", exclude={"actor"})
+    except ValidationError:
+        return asked
 
 
 async def get(ctx: Context, cmd: c.GetLoanApplication) -> Reply:
@@ -72,7 +85,10 @@ async def submit(ctx: Context, cmd: c.SubmitLoanApplication) -> Reply:
     standing = await store.standing(ctx.conn, view.customer_id)
     account = await store.linked_account(ctx.conn, view.linked_account_id)
     if refusal := domain.eligibility_refusal(view.customer_id, view.currency, standing, account):
-        return _refuse(refusal)
+        return refuse(refusal)
+    co_applicant = await store.standing(ctx.conn, view.co_applicant_id) if view.co_applicant_id else None
+    if refusal := review.co_applicant_refusal(view, co_applicant):
+        return refuse(refusal)
     return await _moved(ctx, view, {"status": to, "submitted_by": cmd.actor})
 
 
@@ -81,14 +97,15 @@ async def underwrite(ctx: Context, cmd: c.UnderwriteLoanApplication) -> Reply:
     if isinstance(turn, Reply):
         return turn
     view, to = turn
-    product = await _product_of(ctx, view)
+    product = await product_of(ctx, view)
     assessment = domain.assessment_of(view, product)
     if assessment.outcome == c.Outcome.refused:
         reasons = ", ".join(r.value for r in assessment.reasons)
         return await _moved(ctx, view, {"status": c.ApplicationStatus.rejected, "decided_by": cmd.actor,
                                         "decision_reason": f"underwriting refused it: {reasons}",
                                         "assessment": domain.assessment_view(assessment)})  # fmt: skip
-    return await _moved(ctx, view, {"status": to, "assessment": domain.assessment_view(assessment)})
+    return await _moved(ctx, view, {"status": to, "assessment": domain.assessment_view(assessment),
+                                    **review.first_stage(cmd.actor, ctx.now)})  # fmt: skip
 
 
 async def approve(ctx: Context, cmd: c.ApproveLoanApplication) -> Reply:
@@ -96,10 +113,10 @@ async def approve(ctx: Context, cmd: c.ApproveLoanApplication) -> Reply:
     if isinstance(turn, Reply):
         return turn
     view, to = turn
-    product = await _product_of(ctx, view)
+    product = await product_of(ctx, view)
     permissions = believed_permissions(ctx.actor, cmd.permissions)
     if refusal := domain.approval_refusal(view, cmd.actor, permissions, cmd.principal, cmd.rate_bps, product):
-        return _refuse(refusal)
+        return refuse(refusal)
     business_date = await store.business_date(ctx.conn)
     if business_date is None:
         return Reply.refusal("unavailable", "the business date is not known yet: approve once the day has opened")
@@ -130,19 +147,24 @@ async def _turn(ctx: Context, application_id: Any,
                 action: domain.Action) -> tuple[c.LoanApplicationView, c.ApplicationStatus] | Reply:  # fmt: skip
     """The application, locked to the commit, and where `action` takes it; or why not: unknown,
     another customer's, or not its turn."""
-    found = await store.application(ctx.conn, application_id, for_update=True)
-    if found is None:
-        return _not_found(application_id)
-    view = found[0]
-    if refusal := owner_only(ctx.actor, view.customer_id):
-        return refusal
+    view = await locked(ctx, application_id)
+    if isinstance(view, Reply):
+        return view
     to = domain.transition(view.status, action)
     if isinstance(to, Refusal):
-        return _refuse(to, {"status": view.status})
+        return refuse(to, {"status": view.status})
     return view, to
 
 
-async def _product_of(ctx: Context, view: c.LoanApplicationView) -> c.LoanProductView:
+async def locked(ctx: Context, application_id: Any) -> c.LoanApplicationView | Reply:
+    """The application, locked to the commit; or why not: unknown, or another customer's."""
+    found = await store.application(ctx.conn, application_id, for_update=True)
+    if found is None:
+        return _not_found(application_id)
+    return owner_only(ctx.actor, found[0].customer_id) or found[0]
+
+
+async def product_of(ctx: Context, view: c.LoanApplicationView) -> c.LoanProductView:
     product = await store.product(ctx.conn, view.product_code, view.product_version)
     assert product is not None, "a product version is never deleted"
     return product
