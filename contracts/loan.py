@@ -390,6 +390,8 @@ class InstalmentView(Instalment):
     penalty_due: int = Field(default=0, ge=0, description="accrued on what it owed past its due date, minor units "
                                                           "(waived if it is paid within the grace days)")
     penalty_paid: int = Field(default=0, ge=0, description="minor units")
+    charges_due: int = Field(default=0, ge=0, description="the product's late fee, charged once past the grace days, minor units")
+    charges_paid: int = Field(default=0, ge=0, description="minor units")
     status: InstalmentStatus
 
 
@@ -402,7 +404,8 @@ class WriteOffView(Contract):
     principal: int = Field(ge=0, description="outstanding principal, booked as a loan loss (loan_write_off)")
     interest: int = Field(ge=0, description="interest due and unpaid; its accrual, held in suspense, is written back")
     penalties: int = Field(ge=0)
-    claim: int = Field(ge=0, description="principal + interest + penalties: what recoveries may pay, at most")
+    charges: int = Field(default=0, ge=0, description="late fees owed")
+    claim: int = Field(ge=0, description="principal + interest + penalties + charges: what recoveries may pay, at most")
     recovered: int = Field(default=0, ge=0, description="paid since, to recoveries income (loan_recovery_income)")
 
 
@@ -425,7 +428,7 @@ class RestructureView(Contract):
     as_of: dt.date
     outstanding_principal: int
     capitalised_interest: int = Field(description="interest past due and unpaid, and the current period's accrual so far")
-    waived_penalties: int
+    waived_penalties: int = Field(description="penalties and late fees owed, forgiven")
     principal: int = Field(description="the new schedule's: outstanding principal + capitalised interest")
     schedule: Schedule = Field(description="from `as_of`; its instalments are numbered after the old ones in the loan")
 
@@ -741,6 +744,7 @@ class ForeclosureQuoteView(Contract):
     arrears_interest: int
     arrears_principal: int
     penalties: int
+    charges: int = Field(default=0, description="late fees owed")
     prepayment_charge: int = Field(description="the product's share of the outstanding principal (§5: 2%)")
     total: int
 
@@ -932,12 +936,15 @@ class LoanPaymentReceived(Event):
 
 
 class LoanPenaltyCharged(LoanFact):
-    """A close added to what the loan owes in penalties (§5: booked in the ledger when paid)."""
+    """A close added to what the loan owes in penalties or late fees (§5: booked in the ledger when paid)."""
 
     routing_key: ClassVar[str] = "loan.penalty_charged"
 
-    amount: int = Field(gt=0, description="added by this close, minor units")
+    amount: int = Field(ge=0, description="penalty added by this close, minor units")
+    late_fees: int = Field(default=0, ge=0, description="late fees charged by this close (the product's, once an instalment "
+                                                        "still owes past its grace days), minor units")
     penalties_due: int = Field(ge=0, description="all the loan owes in penalties now, minor units")
+    charges_due: int = Field(default=0, ge=0, description="all the loan owes in late fees now, minor units")
 
 
 class LoanDisbursed(Event):

@@ -111,12 +111,13 @@ async def _close_through(bus: BusClient, admin_db, date: str) -> None:
         pass
 
 
-async def _disbursed(bus: BusClient, customer_id: Any, account_id: Any, *, customer: str) -> tuple[Any, dict[str, Any]]:
-    """10,000.00 of the personal product at 12% for 6 months, applied for, approved by one officer
-    and disbursed by another, today."""
+async def _disbursed(bus: BusClient, customer_id: Any, account_id: Any, *, customer: str,
+                     product: str = "personal") -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """10,000.00 of the personal product (or `product`) at 12% for 6 months, applied for, approved
+    by one officer and disbursed by another, today."""
     import uuid
 
-    create = _application(customer_id, account_id, product_code="personal", principal=1_000_000, months=6)
+    create = _application(customer_id, account_id, product_code=product, principal=1_000_000, months=6)
     await bus.ok(create)
     await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor=customer))
     await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
@@ -563,3 +564,50 @@ async def test_an_overdue_loan_is_restructured_by_maker_checker_its_interest_cap
     told = await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.restructured' AND payload->>'loan_id' = $1",
                                    str(loan_id))  # fmt: skip
     assert told == 1 and (await bus.ok(L.Verify()))["ok"]
+
+
+async def test_a_late_fee_is_charged_once_past_the_grace_days_and_paid_after_the_penalty_before_interest(
+    bus: BusClient, admin_db
+) -> None:  # fmt: skip
+    """A personal product with a 500.00 late fee: the first instalment, unpaid, is charged it at
+    the first close past its 7 grace days, once; a payment by hand of all it owes books the
+    penalty, then the fee to fee income, then interest and principal."""
+    import uuid
+
+    from contracts import ledger as L
+    from tests.integration.test_day_bus import deposit
+
+    personal = await bus.ok(c.GetLoanProduct(code="personal"))
+    code = f"personal_{uuid.uuid4().hex[:6]}"
+    terms = {k: v for k, v in personal.items() if k not in ("code", "version", "defined_by", "defined_at")}
+    await bus.ok(c.DefineLoanProduct(**{**terms, "late_fee": 50_000}, code=code, actor="officer-1"))
+    assert await _open_on(bus, admin_db, dt.date(2033, 1, 3)) == dt.date(2033, 1, 4)
+    customer_id, account_id = await _borrower(bus, admin_db)
+    loan_id, loan = await _disbursed(bus, customer_id, account_id, customer="cust-8", product=code)
+    out = L.NewTransfer(id=uuid.uuid4(), debit_account_id=account_id, credit_account_id=L.bank_account_id("cash_vault", "INR"),
+                        amount=loan["net_disbursed"] - 10_000, currency="INR", code="withdrawal", narration="Cash withdrawal")  # fmt: skip
+    assert (await bus.ok(L.CreateTransfers(transfers=[out])))["results"][0]["result"] == "ok"
+    await _close_through(bus, admin_db, "2033-02-11")  # due 4 February: 7 days late, within the grace
+    assert (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][0]["charges_due"] == 0
+    await _close_through(bus, admin_db, "2033-02-14")  # Monday: 10 days late
+    first = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][0]
+    assert first["charges_due"] == 50_000 and first["penalty_due"] > 0
+    await _close_through(bus, admin_db, "2033-02-15")
+    first = (await bus.ok(c.GetLoan(loan_id=loan_id)))["instalments"][0]
+    assert first["charges_due"] == 50_000  # once
+    told = await admin_db.fetchval("SELECT sum((payload->>'late_fees')::bigint) FROM loan.outbox "
+                                   "WHERE routing_key = 'loan.penalty_charged' AND payload->>'loan_id' = $1", str(loan_id))  # fmt: skip
+    assert told == 50_000
+    owing = first["principal"] + first["interest"] - first["paid_principal"] - first["paid_interest"]
+    due = first["penalty_due"] + first["charges_due"] + owing
+    await deposit(bus, account_id, due)
+    fees = L.bank_account_id("fee_income", "INR")
+    [before] = (await bus.ok(L.LookupAccounts(ids=[fees])))["accounts"]
+    short = await bus.send(c.PayLoan(loan_id=loan_id, payment_id=uuid.uuid4(), amount=due - 1, actor="cust-8"))
+    assert short.error is not None and short.error.code == "amount_below_due" and short.error.details["oldest_due"] == due
+    paid = (await bus.ok(c.PayLoan(loan_id=loan_id, payment_id=uuid.uuid4(), amount=due, actor="cust-8")))["instalments"][0]
+    assert (paid["status"], paid["charges_paid"], paid["penalty_paid"]) == ("paid", 50_000, first["penalty_due"])
+    [after] = (await bus.ok(L.LookupAccounts(ids=[fees])))["accounts"]
+    assert after["credits_posted"] - before["credits_posted"] == 50_000
+    await _accrual_books_agree(bus, admin_db)
+    assert (await bus.ok(L.Verify()))["ok"]

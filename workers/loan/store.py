@@ -270,7 +270,7 @@ async def owed_instalments(conn: asyncpg.Connection, loan_id: UUID, business_dat
     """Instalments due on or before the date that still owe something and no one is collecting; locked."""
     return await conn.fetch(
         "SELECT number, due_date, interest - paid_interest AS interest, principal - paid_principal AS principal, "
-        "penalty_due, penalty_paid, status, GREATEST(accrued_interest - paid_interest, 0) AS receivable, "
+        "penalty_due, penalty_paid, charges_due - charges_paid AS charges, status, GREATEST(accrued_interest - paid_interest, 0) AS receivable, "
         "suspended_interest AS suspended FROM instalment WHERE loan_id = $1 AND due_date <= $2 "
         "AND status IN ('pending', 'partially_paid') ORDER BY number FOR UPDATE",
         loan_id, business_date,
@@ -297,13 +297,14 @@ async def finish_payment(conn: asyncpg.Connection, payment_id: UUID, loan_id: UU
         # Within the grace days (`waive`) the penalty accrued is forgiven with the last of what it owed.
         await conn.executemany(
             "UPDATE instalment SET paid_interest = paid_interest + $3, paid_principal = paid_principal + $4, "
-            "penalty_paid = penalty_paid + $5, suspended_interest = suspended_interest - $7, "
+            "penalty_paid = penalty_paid + $5, suspended_interest = suspended_interest - $7, charges_paid = charges_paid + $8, "
             "penalty_due = CASE WHEN $6 AND paid_interest + $3 = interest AND paid_principal + $4 = principal "
             "                   THEN penalty_paid + $5 ELSE penalty_due END, "
             "status = CASE WHEN paid_interest + $3 = interest AND paid_principal + $4 = principal "
-            "              AND ($6 OR penalty_paid + $5 = penalty_due) THEN 'paid' ELSE 'partially_paid' END "
+            "              AND ($6 OR penalty_paid + $5 = penalty_due) AND charges_paid + $8 = charges_due THEN 'paid' ELSE 'partially_paid' END "
             "WHERE loan_id = $1 AND number = $2 AND status = 'paying'",
-            [(loan_id, s["number"], s["interest"], s["principal"], s.get("penalty", 0), s.get("waive", False), s.get("released", 0))
+            [(loan_id, s["number"], s["interest"], s["principal"], s.get("penalty", 0), s.get("waive", False), s.get("released", 0),
+              s.get("charges", 0))
              for s in shares],
         )  # fmt: skip
     else:
@@ -349,31 +350,37 @@ async def owing_past_due(conn: asyncpg.Connection, business_date: date) -> list[
     """Instalments of running loans owing something past their due date, with their product's
     penalty rate, and how far their penalty is accrued; locked."""
     return await conn.fetch(
-        "SELECT i.loan_id, i.number, i.due_date, i.penalty_through, "
-        "(i.interest - i.paid_interest) + (i.principal - i.paid_principal) AS owing, "
-        "(p.terms->>'penalty_rate_bps')::int AS penalty_rate_bps FROM instalment i JOIN loan l USING (loan_id) "
+        "SELECT i.loan_id, i.number, i.due_date, i.penalty_through, i.charges_due > 0 AS charged, "
+        "(i.interest - i.paid_interest) + (i.principal - i.paid_principal) AS owing, (p.terms->>'penalty_rate_bps')::int AS penalty_rate_bps, "
+        "coalesce((p.terms->>'late_fee')::bigint, 0) AS late_fee, (p.terms->>'grace_days')::int AS grace_days "
+        "FROM instalment i JOIN loan l USING (loan_id) "
         "JOIN loan_product_version p ON p.code = l.view->>'product_code' AND p.version = (l.view->>'product_version')::int "
         "WHERE l.status IN ('active', 'overdue', 'defaulted') AND i.due_date < $1 "
-        "AND i.status IN ('pending', 'asked', 'paying', 'partially_paid') AND (i.penalty_through IS NULL OR i.penalty_through < $1) "
+        "AND i.status IN ('pending', 'asked', 'paying', 'partially_paid') "
+        "AND (i.penalty_through IS NULL OR i.penalty_through < $1) "
         "ORDER BY i.loan_id, i.number FOR UPDATE OF i",
         business_date,
     )  # fmt: skip
 
 
 async def penalty_standing(conn: asyncpg.Connection, loan_ids: list[UUID]) -> list[asyncpg.Record]:
-    """Each loan's view and all it owes in penalties."""
+    """Each loan's view and all it owes in penalties and in charges."""
     return await conn.fetch(
-        "SELECT l.view, (SELECT coalesce(sum(penalty_due - penalty_paid), 0)::bigint FROM instalment i WHERE i.loan_id = l.loan_id "
-        "AND i.status NOT IN ('paid', 'foreclosed', 'written_off', 'restructured')) AS penalties_due FROM loan l WHERE l.loan_id = ANY($1::uuid[])",
+        "SELECT l.view, coalesce(sum(i.penalty_due - i.penalty_paid), 0)::bigint AS penalties_due, "
+        "coalesce(sum(i.charges_due - i.charges_paid), 0)::bigint AS charges_due FROM loan l LEFT JOIN instalment i "
+        "ON i.loan_id = l.loan_id AND i.status NOT IN ('paid', 'foreclosed', 'written_off', 'restructured') "
+        "WHERE l.loan_id = ANY($1::uuid[]) GROUP BY l.loan_id, l.view",
         loan_ids,
     )  # fmt: skip
 
 
-async def add_penalties(conn: asyncpg.Connection, rows: list[tuple[UUID, int, int]], through: date) -> None:
-    """(loan_id, number, addition): each instalment's penalty accrued through `through`."""
+async def add_penalties(conn: asyncpg.Connection, rows: list[tuple[UUID, int, int, int]], through: date) -> None:
+    """(loan_id, number, penalty addition, late fee): each instalment's penalty accrued through
+    `through`, and its late fee when one is charged."""
     await conn.executemany(
-        "UPDATE instalment SET penalty_due = penalty_due + $3, penalty_through = $4 WHERE loan_id = $1 AND number = $2",
-        [(loan_id, number, addition, through) for loan_id, number, addition in rows],
+        "UPDATE instalment SET penalty_due = penalty_due + $3, charges_due = charges_due + $4, "
+        "penalty_through = $5 WHERE loan_id = $1 AND number = $2",
+        [(loan_id, number, addition, fee, through) for loan_id, number, addition, fee in rows],
     )  # fmt: skip
 
 
@@ -384,7 +391,8 @@ async def lines(conn: asyncpg.Connection, loan_id: UUID, *, for_update: bool = F
     lock = " FOR UPDATE" if for_update else ""
     rows = await conn.fetch(
         "SELECT number, due_date, principal, interest, paid_principal, paid_interest, penalty_due, penalty_paid, status, "
-        f"accrued_interest, suspended_interest FROM instalment WHERE loan_id = $1 AND status <> 'restructured' ORDER BY number{lock}",
+        "accrued_interest, suspended_interest, charges_due, charges_paid "
+        f"FROM instalment WHERE loan_id = $1 AND status <> 'restructured' ORDER BY number{lock}",
         loan_id,
     )  # fmt: skip
     return [Line(**dict(r)) for r in rows]
@@ -411,6 +419,7 @@ async def finish_foreclosure(conn: asyncpg.Connection, payment_id: UUID, loan_id
             "paid_interest = CASE WHEN due_date <= $2 THEN interest ELSE paid_interest END, penalty_due = penalty_paid + "
             "CASE WHEN due_date <= $2 AND $2 - due_date > $3 THEN penalty_due - penalty_paid ELSE 0 END, "
             "penalty_paid = penalty_paid + CASE WHEN due_date <= $2 AND $2 - due_date > $3 THEN penalty_due - penalty_paid ELSE 0 END, "
+            "charges_paid = charges_due, "
             "status = CASE WHEN due_date <= $2 THEN 'paid' ELSE 'foreclosed' END, suspended_interest = 0 "
             "WHERE loan_id = $1 AND status = 'paying'",
             loan_id, business_date, grace_days,

@@ -36,6 +36,8 @@ class Line:
     status: str
     accrued_interest: int = 0
     suspended_interest: int = 0
+    charges_due: int = 0
+    charges_paid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class Quote:
     penalties: int
     prepayment_charge: int
     total: int
+    charges: int = 0  # late fees owed (in the total)
 
 
 def quote(lines: list[Line], business_date: dt.date, disbursed_on: dt.date, rate_bps: int, prepayment_charge_bps: int,
@@ -57,12 +60,13 @@ def quote(lines: list[Line], business_date: dt.date, disbursed_on: dt.date, rate
     arrears_interest = sum(x.interest - x.paid_interest for x in due)
     arrears_principal = sum(x.principal - x.paid_principal for x in due)
     penalties = sum(repayment.penalty_owed(x.penalty_due, x.penalty_paid, (business_date - x.due_date).days, grace_days) for x in due)
+    charges = sum(x.charges_due - x.charges_paid for x in due)
     last_due = max((x.due_date for x in lines if x.due_date <= business_date), default=disbursed_on)
     q = schedule.foreclosure_quote(sum(x.principal for x in future), rate_bps, (business_date - last_due).days,
                                    arrears_minor=arrears_interest + arrears_principal, penalties_minor=penalties,
                                    prepayment_charge_bps=prepayment_charge_bps)  # fmt: skip
     return Quote(q.outstanding_principal_minor, q.interest_minor, arrears_interest, arrears_principal, penalties,
-                 q.prepayment_charge_minor, q.total_minor)  # fmt: skip
+                 q.prepayment_charge_minor, q.total_minor + charges, charges)  # fmt: skip
 
 
 def interest_booking(lines: list[Line], q: Quote) -> tuple[accrual.Receipt, accrual.WriteBack]:
@@ -87,6 +91,7 @@ def transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency
     customer = linked_account_id
     parts = (
         ("penalty", customer, bank("penalty_income"), q.penalties, "penalty"),
+        ("charges", customer, bank("fee_income"), q.charges, "fee"),
         ("interest", customer, bank(accrual.RECEIVABLE), received.to_receivable, "loan_interest"),
         ("interest:unaccrued", customer, bank(accrual.INCOME), received.to_income, "loan_interest"),
         ("charge", customer, bank("fee_income"), q.prepayment_charge, "fee"),

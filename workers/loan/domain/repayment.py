@@ -88,10 +88,11 @@ class Owed:
     interest: int
     principal: int
     penalty: int = 0
+    charges: int = 0  # the product's late fee, charged once past the grace days
 
     @property
     def total(self) -> int:
-        return self.penalty + self.interest + self.principal
+        return self.penalty + self.charges + self.interest + self.principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,7 @@ class Share:
     interest: int
     principal: int
     penalty: int = 0
+    charges: int = 0
 
 
 def penalty_owed(penalty_due: int, penalty_paid: int, days_late: int, grace_days: int) -> int:
@@ -111,9 +113,9 @@ def penalty_owed(penalty_due: int, penalty_paid: int, days_late: int, grace_days
 
 
 def allocate(owed: list[Owed], amount: int) -> list[Share] | tuple[LoanError, str, dict[str, int]]:
-    """§5: oldest first, penalty before interest before principal (charges will sit between
-    penalty and interest); at least what the oldest still owes (`amount_below_due`), at most
-    everything due (`overpayment_refused`: paying ahead is a prepayment)."""
+    """§5: oldest first, penalty before charges before interest before principal; at least what
+    the oldest still owes (`amount_below_due`), at most everything due (`overpayment_refused`:
+    paying ahead is a prepayment)."""
     assert amount > 0
     if not owed:
         return LoanError.nothing_due, "no instalment is due: paying ahead is a prepayment", {}
@@ -124,12 +126,13 @@ def allocate(owed: list[Owed], amount: int) -> list[Share] | tuple[LoanError, st
         return LoanError.overpayment_refused, f"everything due comes to {total}", {"total_due": total}
     shares, left = [], amount
     for o in owed:
-        penalty = min(o.penalty, left)
-        interest = min(o.interest, left - penalty)
-        principal = min(o.principal, left - penalty - interest)
-        left -= penalty + interest + principal
-        if penalty or interest or principal:
-            shares.append(Share(o.number, interest, principal, penalty))
+        parts = []
+        for part in (o.penalty, o.charges, o.interest, o.principal):  # §5's order
+            parts.append(min(part, left))
+            left -= parts[-1]
+        penalty, charges, interest, principal = parts
+        if any(parts):
+            shares.append(Share(o.number, interest, principal, penalty, charges))
     assert left == 0
     return shares
 
@@ -137,13 +140,15 @@ def allocate(owed: list[Owed], amount: int) -> list[Share] | tuple[LoanError, st
 def payment_transfers(loan_id: UUID, payment_id: UUID, linked_account_id: UUID, currency: str, loan_number: str,
                       shares: list[Share], interest: Receipt) -> list[ledger.NewTransfer]:  # fmt: skip
     """One linked chain, whole or not at all (no balancing: the customer chose the amount). The
-    penalty is booked now, when paid (§5), to penalty income; the interest as `interest` says
+    penalty is booked now, when paid (§5), to penalty income, a late fee to fee income; the
+    interest as `interest` says
     (workers/loan/domain/accrual.py: the receivable cleared, suspense released)."""
-    penalty, principal = sum(s.penalty for s in shares), sum(s.principal for s in shares)
+    penalty, charges, principal = (sum(getattr(s, f) for s in shares) for f in ("penalty", "charges", "principal"))
     assert interest.to_receivable + interest.to_income == sum(s.interest for s in shares)
     words = {"reference": loan_number, "narration": f"Loan {loan_number}: payment"}
     bank = functools.partial(ledger.bank_account_id, currency=currency)
     parts = (("penalty", linked_account_id, bank("penalty_income"), penalty, "penalty"),
+             ("charges", linked_account_id, bank("fee_income"), charges, "fee"),
              ("interest", linked_account_id, bank(RECEIVABLE), interest.to_receivable, "loan_interest"),
              ("interest:unaccrued", linked_account_id, bank(INCOME), interest.to_income, "loan_interest"),
              ("principal", linked_account_id, loan_id, principal, "loan_repayment"),
@@ -189,6 +194,11 @@ def delinquent_status(current: LoanStatus, dpd: int) -> LoanStatus:
     if current == LoanStatus.defaulted or dpd > NPA_AFTER_DAYS:
         return LoanStatus.defaulted
     return LoanStatus.overdue
+
+
+def late_fee_due(days_late: int, grace_days: int, charged: bool, late_fee: int) -> int:
+    """The product's late fee, once, on an instalment still owing after its grace days."""
+    return late_fee if days_late > grace_days and not charged else 0
 
 
 def penalty_additions(owing: int, rate_bps: int, due_date: date, accrued_through: date | None, through: date) -> int:

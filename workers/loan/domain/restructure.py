@@ -4,8 +4,8 @@ What is rescheduled. On the day it is approved: the principal not yet repaid (du
 the interest the loan owes and has not paid: that of the instalments past due, and what the
 current period has accrued so far. That interest is capitalised: it becomes principal of the new
 schedule (the loan's ledger account debited, the interest receivable it was accrued to credited;
-interest owed but never accrued, a loan from before accrual, is income at once). Penalties owed
-are waived: a restructuring is the bank's agreement to a new plan. The old instalments not paid
+interest owed but never accrued, a loan from before accrual, is income at once). Penalties and late
+fees owed are waived: a restructuring is the bank's agreement to a new plan. The old instalments not paid
 are closed as `restructured`; the new schedule starts on the approval date, its instalments
 numbered after the old ones.
 
@@ -38,7 +38,7 @@ class Terms:
     accrued_interest: int  # of the current period, accrued and not yet due
     to_receivable: int  # of the capitalised interest, what clears the receivable
     to_income: int  # what was never accrued: income at once
-    waived_penalties: int
+    waived_penalties: int  # and late fees
     last_number: int  # the new schedule's instalments are numbered after this
 
     @property
@@ -61,7 +61,8 @@ def terms(lines: list[Line], business_date: dt.date, last_number: int) -> Terms:
     return Terms(
         outstanding_principal=sum(x.principal - x.paid_principal for x in open_lines), arrears_interest=arrears,
         accrued_interest=accrued_ahead, to_receivable=min(accrued_due, arrears) + accrued_ahead,
-        to_income=arrears - min(accrued_due, arrears), waived_penalties=sum(x.penalty_due - x.penalty_paid for x in due),
+        to_income=arrears - min(accrued_due, arrears),
+        waived_penalties=sum(x.penalty_due - x.penalty_paid + x.charges_due - x.charges_paid for x in due),
         last_number=last_number,
     )  # fmt: skip
 

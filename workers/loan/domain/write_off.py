@@ -29,10 +29,11 @@ class Claim:
     penalties: int
     receivable: int  # accrued and not received
     suspended: int  # of it, held in suspense
+    charges: int = 0  # late fees
 
     @property
     def total(self) -> int:
-        return self.principal + self.interest + self.penalties
+        return self.principal + self.interest + self.penalties + self.charges
 
 
 def claim(lines: list[Line], business_date: dt.date) -> Claim:
@@ -44,6 +45,7 @@ def claim(lines: list[Line], business_date: dt.date) -> Claim:
         penalties=sum(x.penalty_due - x.penalty_paid for x in due),
         receivable=sum(max(x.accrued_interest - x.paid_interest, 0) for x in open_lines),
         suspended=sum(x.suspended_interest for x in open_lines),
+        charges=sum(x.charges_due - x.charges_paid for x in due),
     )
 
 

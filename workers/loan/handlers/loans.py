@@ -124,7 +124,8 @@ async def with_instalments(ctx: Context, loan: c.LoanView) -> c.LoanView:
     restructured ones of an earlier schedule too."""
     shown = ("paid", "partially_paid", "foreclosed", "written_off", "restructured")
     instalments = [c.InstalmentView(**{k: r[k] for k in ("number", "due_date", "principal", "interest", "paid_principal",
-                                                         "paid_interest", "penalty_due", "penalty_paid", "balance_after")},  # fmt: skip
+                                                         "paid_interest", "penalty_due", "penalty_paid", "charges_due", "charges_paid",
+                                                         "balance_after")},  # fmt: skip
                                     amount=r["principal"] + r["interest"], status=r["status"] if r["status"] in shown else "pending")
                    for r in await store.instalments_of(ctx.conn, loan.loan_id)]  # fmt: skip
     return loan.model_copy(update={"instalments": instalments})

@@ -67,7 +67,7 @@ async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
     waived = {r["number"]: (business_date - r["due_date"]).days <= product.grace_days for r in rows}
     owed = [repayment.Owed(r["number"], r["interest"], r["principal"],
                            repayment.penalty_owed(r["penalty_due"], r["penalty_paid"], (business_date - r["due_date"]).days,
-                                                  product.grace_days)) for r in rows]  # fmt: skip
+                                                  product.grace_days), r["charges"]) for r in rows]  # fmt: skip
     shares = repayment.allocate(owed, cmd.amount)
     if isinstance(shares, tuple):
         code, message, details = shares
@@ -75,7 +75,7 @@ async def pay(ctx: Context, cmd: c.PayLoan) -> Reply | Deferred:
     by_number = {r["number"]: r for r in rows}
     receipts = {s.number: accrual.receipt(s.interest, by_number[s.number]["receivable"], by_number[s.number]["suspended"])
                 for s in shares}  # fmt: skip
-    kept = [{"number": s.number, "interest": s.interest, "principal": s.principal, "penalty": s.penalty,
+    kept = [{"number": s.number, "interest": s.interest, "principal": s.principal, "penalty": s.penalty, "charges": s.charges,
              "released": receipts[s.number].released, "waive": waived[s.number], "before": by_number[s.number]["status"]}
             for s in shares]  # fmt: skip
     await store.insert_payment(ctx.conn, cmd.payment_id, loan.loan_id, cmd.amount, kept, ctx.now)
@@ -127,7 +127,7 @@ def _quote_view(loan: c.LoanView, business_date: Any, q: foreclosure.Quote) -> c
     return c.ForeclosureQuoteView(loan_id=loan.loan_id, business_date=business_date, outstanding_principal=q.outstanding_principal,
                                   interest=q.interest, arrears=q.arrears_interest + q.arrears_principal,
                                   arrears_interest=q.arrears_interest, arrears_principal=q.arrears_principal,
-                                  penalties=q.penalties, prepayment_charge=q.prepayment_charge, total=q.total)  # fmt: skip
+                                  penalties=q.penalties, charges=q.charges, prepayment_charge=q.prepayment_charge, total=q.total)  # fmt: skip
 
 
 async def get_foreclosure_quote(ctx: Context, cmd: c.GetForeclosureQuote) -> Reply:

@@ -166,21 +166,26 @@ async def _delinquency(ctx: Context, business_date: dt.date) -> None:
 
 
 async def _penalties(ctx: Context, business_date: dt.date) -> None:
-    """§5: each day past its due date adds to an instalment's penalty, on what it owes then; the
-    ledger books it when it is paid. Accrued through the business date (a weekend at Monday's close)."""
+    """§5: each day past its due date adds to an instalment's penalty, on what it owes then, and
+    past the grace days the product's late fee is charged once; the ledger books both when they
+    are paid. Accrued through the business date (a weekend at Monday's close)."""
     rows = await store.owing_past_due(ctx.conn, business_date)
-    additions = [(r["loan_id"], r["number"], repayment.penalty_additions(r["owing"], r["penalty_rate_bps"], r["due_date"],
-                                                                        r["penalty_through"], business_date))
+    additions = [(r["loan_id"], r["number"],
+                  repayment.penalty_additions(r["owing"], r["penalty_rate_bps"], r["due_date"], r["penalty_through"], business_date),
+                  repayment.late_fee_due((business_date - r["due_date"]).days, r["grace_days"], r["charged"], r["late_fee"]))
                  for r in rows]  # fmt: skip
     await store.add_penalties(ctx.conn, additions, business_date)
-    charged: defaultdict[Any, int] = defaultdict(int)
-    for loan_id, _, addition in additions:
-        charged[loan_id] += addition
-    for row in await store.penalty_standing(ctx.conn, [k for k, v in charged.items() if v > 0]):
+    charged: defaultdict[Any, list[int]] = defaultdict(lambda: [0, 0])
+    for loan_id, _, penalty, fee in additions:
+        charged[loan_id][0] += penalty
+        charged[loan_id][1] += fee
+    for row in await store.penalty_standing(ctx.conn, [k for k, (p, f) in charged.items() if p or f]):
         loan = c.LoanView.model_validate(row["view"])
+        penalty, fee = charged[loan.loan_id]
         await ctx.emit(c.LoanPenaltyCharged(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number,
-                                            days_past_due=loan.days_past_due, bucket=loan.bucket, amount=charged[loan.loan_id],
-                                            penalties_due=row["penalties_due"], business_date=business_date, occurred_at=ctx.now))  # fmt: skip
+                                            days_past_due=loan.days_past_due, bucket=loan.bucket, amount=penalty, late_fees=fee,
+                                            penalties_due=row["penalties_due"], charges_due=row["charges_due"],
+                                            business_date=business_date, occurred_at=ctx.now))  # fmt: skip
 
 
 async def _remind(ctx: Context, business_date: dt.date) -> None:

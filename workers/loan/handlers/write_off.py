@@ -41,7 +41,7 @@ async def write_off_loan(ctx: Context, cmd: c.WriteOffLoan) -> Reply | Deferred:
     assert business_date is not None, "a defaulted loan was disbursed on a business date"
     owed = write_off.claim(lines, business_date)
     view = c.WriteOffView(business_date=business_date, actor=cmd.actor, reason=cmd.reason, principal=owed.principal,
-                          interest=owed.interest, penalties=owed.penalties, claim=owed.total)  # fmt: skip
+                          interest=owed.interest, penalties=owed.penalties, charges=owed.charges, claim=owed.total)  # fmt: skip
     await store.save_loan(ctx.conn, loan.model_copy(update={"status": c.LoanStatus.writing_off, "write_off": view, "updated_at": ctx.now}))
     state = {"loan_id": str(loan.loan_id)}
     if not (chain := write_off.transfers(loan.loan_id, loan.currency, loan.number, owed)):
