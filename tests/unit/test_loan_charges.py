@@ -45,3 +45,10 @@ def test_foreclosure_and_write_off_count_the_late_fees_owed() -> None:
     chain = foreclosure.transfers(uuid4(), uuid4(), uuid4(), "INR", "LN1", with_fee, late)
     assert [t.amount for t in chain if t.credit_account_id == bank_account_id("fee_income", "INR")] == [50_000, with_fee.prepayment_charge]
     assert write_off.claim(late, on).total - write_off.claim(lines, on).total == 50_000
+
+
+def test_the_ids_of_an_instalments_debits_are_known_without_making_them() -> None:
+    loan_id, account = uuid4(), uuid4()
+    for interest, principal, receivable in ((8_375, 164_173, 8_375), (8_375, 164_173, 0), (8_375, 164_173, 5_000), (0, 0, 0), (0, 9, 0)):
+        due = repayment.Due(loan_id, 2, principal, interest, account, "INR", "LN1", receivable=receivable)
+        assert repayment.part_ids(due) == [t.id for t in repayment.transfers(due)]

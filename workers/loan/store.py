@@ -233,17 +233,23 @@ async def mark_asked(conn: asyncpg.Connection, dues: list[Due], business_date: d
                            [(d.loan_id, d.number, business_date) for d in dues])  # fmt: skip
 
 
-async def settle_instalment(conn: asyncpg.Connection, due: Due, paid_interest: int, paid_principal: int, status: str) -> int | None:
-    """What the debits took, and the interest received cleared from its suspense (first); returns
-    how much suspense it cleared (None when it was settled already: a repeated answer)."""
-    released = await conn.fetchval(
-        "WITH o AS (SELECT suspended_interest FROM instalment WHERE loan_id = $1 AND number = $2 AND status = 'asked' FOR UPDATE) "
-        "UPDATE instalment i SET paid_interest = $3, paid_principal = $4, status = $5, "
-        "suspended_interest = i.suspended_interest - LEAST(o.suspended_interest, $3) FROM o "
-        "WHERE i.loan_id = $1 AND i.number = $2 RETURNING LEAST(o.suspended_interest, $3)",
-        due.loan_id, due.number, paid_interest, paid_principal, status,
+async def settle_instalments(conn: asyncpg.Connection, rows: list[tuple[Due, int, int, str]]) -> dict[tuple[UUID, int], int]:
+    """(due, interest taken, principal taken, status): what the debits took, in one statement, and
+    the interest received cleared from its suspense (first). Returns, for each instalment settled
+    now (not by an earlier answer), how much suspense it cleared."""
+    if not rows:
+        return {}
+    found = await conn.fetch(
+        "WITH s AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[], $5::text[]) "
+        "           AS s (loan_id, number, interest, principal, status)), "
+        "o AS (SELECT i.loan_id, i.number, i.suspended_interest FROM instalment i JOIN s USING (loan_id, number) "
+        "      WHERE i.status = 'asked' FOR UPDATE OF i) "
+        "UPDATE instalment i SET paid_interest = s.interest, paid_principal = s.principal, status = s.status, "
+        "suspended_interest = o.suspended_interest - LEAST(o.suspended_interest, s.interest) FROM s JOIN o USING (loan_id, number) "
+        "WHERE i.loan_id = s.loan_id AND i.number = s.number RETURNING i.loan_id, i.number, LEAST(o.suspended_interest, s.interest) AS freed",
+        [d.loan_id for d, *_ in rows], [d.number for d, *_ in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
     )  # fmt: skip
-    return released
+    return {(r["loan_id"], r["number"]): r["freed"] for r in found}
 
 
 async def collections_over(conn: asyncpg.Connection, business_date: date) -> bool:

@@ -66,6 +66,13 @@ def transfers(due: Due) -> list[ledger.NewTransfer]:
             for transfer_id, to, amount, code in parts if amount > 0]  # fmt: skip
 
 
+def part_ids(due: Due) -> list[UUID]:
+    """The ids of the transfers `transfers(due)` asks (its parts of more than 0.00), without making them."""
+    accrued = min(due.interest, due.receivable)
+    parts = ((interest_transfer_id, accrued), (unaccrued_interest_transfer_id, due.interest - accrued), (principal_transfer_id, due.principal))
+    return [make(due.loan_id, due.number) for make, amount in parts if amount > 0]
+
+
 def interest_taken(due: Due, moved: dict[UUID, int]) -> int:
     """What the interest debits took, by transfer id."""
     return moved.get(interest_transfer_id(due.loan_id, due.number), 0) + moved.get(unaccrued_interest_transfer_id(due.loan_id, due.number), 0)

@@ -109,22 +109,23 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
     results = ledger.CreateTransfersResult.model_validate(reply.result).results
     moved = {r.id: (r.amount or 0) if r.result in IN_THE_LEDGER else 0 for r in results}
     answered = await store.finish_postings(ctx.conn, {r.id: str(r.result) for r in results})
-    released: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+    answer = []  # (due, interest taken, principal taken): the instalments this answer settles
     for due in await store.asked_instalments(ctx.conn, business_date):
-        ids = [t.id for t in repayment.transfers(due)]
+        ids = repayment.part_ids(due)
         if ids and not any(i in moved for i in ids):
             continue  # asked in another round, whose answer is still coming
-        paid_interest = repayment.interest_taken(due, moved)
-        paid_principal = moved.get(repayment.principal_transfer_id(due.loan_id, due.number), 0)
-        freed = await store.settle_instalment(ctx.conn, due, paid_interest, paid_principal,
-                                              repayment.settled(due, paid_interest, paid_principal).value)  # fmt: skip
-        if freed is None:
+        answer.append((due, repayment.interest_taken(due, moved), moved.get(repayment.principal_transfer_id(due.loan_id, due.number), 0)))
+    settled = await store.settle_instalments(ctx.conn, [(due, interest, principal, repayment.settled(due, interest, principal).value)
+                                                        for due, interest, principal in answer])  # fmt: skip
+    released: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+    for due, interest, principal in answer:
+        if (freed := settled.get((due.loan_id, due.number))) is None:
             continue  # settled by an earlier answer
         answered += 1
         released[due.currency, accrual.SUSPENSE, accrual.INCOME] += freed
-        if paid_interest + paid_principal:
+        if interest + principal:
             await ctx.emit(c.LoanPaymentReceived(loan_id=due.loan_id, customer_id=due.customer_id, number=due.loan_number,
-                                                 kind=c.LoanPaymentKind.instalment, amount=paid_interest + paid_principal,
+                                                 kind=c.LoanPaymentKind.instalment, amount=interest + principal,
                                                  business_date=business_date, occurred_at=ctx.now))  # fmt: skip
     if not answered:
         # A second answer to a round asked twice (the day worker re-asked the step while the first
