@@ -212,6 +212,7 @@ async def advance_stage(
 
 class DisburseBody(BaseModel):
     loan_id: UUID = Field(description="chosen by the caller: the loan's id (a retry answers the same loan)")
+    payout: c.LoanPayout | None = Field(default=None, description="onwards by NEFT, RTGS or IMPS from the linked account")
 
 
 @router.post("/v1/loan-applications/{application_id}/disburse")
@@ -220,7 +221,8 @@ async def disburse(
     key: str | None = Depends(idempotency_key),
 ) -> Response:  # fmt: skip
     """The approved application's loan, in one tranche through the ledger, net of its processing fee."""
-    return await _act(request, c.DisburseLoan, application_id, who, key, loan_id=body.loan_id)
+    return await _act(request, c.DisburseLoan, application_id, who, key, loan_id=body.loan_id,
+                      payout=body.payout.model_dump(mode="json") if body.payout else None)  # fmt: skip
 
 
 @router.get("/v1/loans/{loan_id}")

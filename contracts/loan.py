@@ -16,12 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from contracts import day
+from contracts import day, payment
 from contracts.common import MAX_AMOUNT, Command, Contract, Event, currency_field
 
 # Every application: 1,000.00 ≤ amount ≤ 10,000,000.00, 1 to 360 months (§5, at exponent 2).
@@ -211,6 +211,7 @@ class LoanError(StrEnum):
     quote_changed = "quote_changed"  # a foreclosure's amount is not today's quote (details: the quote)
     write_off_refused = "write_off_refused"  # the ledger would not book it (details say why)
     invalid_restructure = "invalid_restructure"  # beyond the product's rate or term (the message says which)
+    invalid_payout = "invalid_payout"  # a payout of more than the net disbursed, or to a CBS account
     restructure_not_found = "restructure_not_found"  # no restructuring of that id is waiting on this loan
     document_exists = "document_exists"  # the document_id names another document, or the same one with another body
     document_not_found = "document_not_found"
@@ -395,6 +396,22 @@ class InstalmentView(Instalment):
     status: InstalmentStatus
 
 
+class LoanPayout(Contract):
+    """Where a disbursement goes on from the linked account, by a payment order (an auto loan to
+    its dealer, a home loan to its builder): at most the net disbursed; the rest stays with the
+    customer."""
+
+    rail: Literal["neft", "rtgs", "imps"]
+    payee: payment.Payee = Field(description="an account at another bank: name, account number, IFSC")
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="minor units, ≤ the net disbursed")
+
+
+class LoanPayoutView(LoanPayout):
+    payment_id: UUID = Field(description="the payment order's (payment worker): its progress is read there")
+    status: str = Field(description="the order's status when it was placed (pending: waiting for its rail's window), or refused")
+    refusal: str | None = Field(default=None, description="why the payment worker refused it (the money stays in the linked account)")
+
+
 class WriteOffView(Contract):
     """What a write-off gave up (the claim), and what recoveries have paid of it since, minor units."""
 
@@ -457,6 +474,7 @@ class LoanView(Contract):
     refusal: str | None = Field(default=None, description="why the ledger refused the disbursement")
     write_off: WriteOffView | None = Field(default=None, description="once written off: what was given up and what came back since")
     restructure: RestructureView | None = Field(default=None, description="the restructuring waiting for approval, or the last approved")
+    payout: LoanPayoutView | None = Field(default=None, description="the disbursement's payment order onwards, if asked")
     schedule: Schedule = Field(description="from the disbursement's business date")
     instalments: list[InstalmentView] = Field(default_factory=list, description="each with what was paid of it")
     created_at: AwareDatetime
@@ -701,14 +719,19 @@ class AdvanceApplicationStage(_ApplicationCommand):
 class DisburseLoan(Command):
     """An approved application's loan, disbursed in one tranche through the ledger: the loan's
     ledger account made, then one linked chain from it, the net to the linked account and the
-    processing fee to fee income (§5). Staff only. Result: `LoanView` (active). Refusals:
+    processing fee to fee income (§5); with a `payout`, then a payment order (NEFT, RTGS or IMPS)
+    from the linked account to the payee, placed by the payment worker under its own rules (fees,
+    limits, windows, screening). Staff only. Result: `LoanView` (active; `payout` says what became
+    of the order: a refused order leaves the money in the linked account, with why). Refusals:
     application_not_found, invalid_transition (not approved, or already disbursing), loan_exists,
-    disbursement_refused (the ledger's result in the details; the application stays approved)."""
+    invalid_payout, disbursement_refused (the ledger's result in the details; the application
+    stays approved)."""
 
     routing_key: ClassVar[str] = "loan.disburse"
 
     application_id: UUID
     loan_id: UUID = Field(description="chosen by the caller: the loan's id and its ledger account's")
+    payout: LoanPayout | None = None
     actor: str = _actor_field()
 
 

@@ -111,19 +111,25 @@ async def _close_through(bus: BusClient, admin_db, date: str) -> None:
         pass
 
 
-async def _disbursed(bus: BusClient, customer_id: Any, account_id: Any, *, customer: str,
-                     product: str = "personal") -> tuple[Any, dict[str, Any]]:  # fmt: skip
-    """10,000.00 of the personal product (or `product`) at 12% for 6 months, applied for, approved
-    by one officer and disbursed by another, today."""
-    import uuid
-
+async def _approved(bus: BusClient, customer_id: Any, account_id: Any, *, customer: str, product: str = "personal") -> Any:
+    """10,000.00 of the personal product (or `product`) at 12% for 6 months, applied for and
+    approved by an officer; its application's id."""
     create = _application(customer_id, account_id, product_code=product, principal=1_000_000, months=6)
     await bus.ok(create)
     await bus.ok(c.SubmitLoanApplication(application_id=create.application_id, actor=customer))
     await bus.ok(c.ApproveLoanApplication(application_id=create.application_id, principal=1_000_000, rate_bps=1_200,
                                           permissions=["loans:approve"], actor="officer-3"))  # fmt: skip
+    return create.application_id
+
+
+async def _disbursed(bus: BusClient, customer_id: Any, account_id: Any, *, customer: str,
+                     product: str = "personal") -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    """That, disbursed by another officer, today."""
+    import uuid
+
+    application_id = await _approved(bus, customer_id, account_id, customer=customer, product=product)
     loan_id = uuid.uuid4()
-    return loan_id, await bus.ok(c.DisburseLoan(application_id=create.application_id, loan_id=loan_id, actor="officer-4"))
+    return loan_id, await bus.ok(c.DisburseLoan(application_id=application_id, loan_id=loan_id, actor="officer-4"))
 
 
 def _application(customer_id: Any, account_id: Any, **changes: Any) -> c.CreateLoanApplication:
@@ -610,4 +616,49 @@ async def test_a_late_fee_is_charged_once_past_the_grace_days_and_paid_after_the
     [after] = (await bus.ok(L.LookupAccounts(ids=[fees])))["accounts"]
     assert after["credits_posted"] - before["credits_posted"] == 50_000
     await _accrual_books_agree(bus, admin_db)
+    assert (await bus.ok(L.Verify()))["ok"]
+
+
+async def test_a_disbursement_goes_on_to_a_dealer_by_neft_and_a_payout_the_payment_worker_refuses_leaves_the_money_with_the_customer(
+    bus: BusClient, admin_db
+) -> None:  # fmt: skip
+    """An auto loan's dealer is paid from the linked account by a payment order the payment worker
+    places under its own rules (NEFT: held, waiting for its batch window); a payout beyond the net
+    or to a CBS account is refused before any money moves; one to an IFSC the payment worker
+    refuses leaves the loan disbursed and the money in the linked account, with why."""
+    import uuid
+
+    from contracts import ledger as L
+    from contracts import payment as p
+
+    assert await _open_on(bus, admin_db, dt.date(2034, 1, 2)) == dt.date(2034, 1, 3)
+    customer_id, account_id = await _borrower(bus, admin_db)
+    dealer = p.Payee(name="Speed Motors", account_number="123456789012", ifsc="HDFC0001234")
+    application_id = await _approved(bus, customer_id, account_id, customer="cust-6")
+
+    def disburse(payout: c.LoanPayout, loan_id: Any = None) -> c.DisburseLoan:
+        return c.DisburseLoan(application_id=application_id, loan_id=loan_id or uuid.uuid4(), payout=payout, actor="officer-4")
+
+    for payout in (c.LoanPayout(rail="neft", payee=dealer, amount=990_001),  # the net is 9,900.00
+                   c.LoanPayout(rail="neft", payee=p.Payee(account_id=account_id), amount=100_000)):
+        refused = await bus.send(disburse(payout))
+        assert refused.error is not None and refused.error.code == "invalid_payout", refused
+    assert (await bus.ok(c.GetLoanApplication(application_id=application_id)))["status"] == "approved"  # nothing moved
+    loan_id = uuid.uuid4()
+    loan = await bus.ok(disburse(c.LoanPayout(rail="neft", payee=dealer, amount=500_000), loan_id))
+    payout = loan["payout"]
+    assert (loan["status"], payout["status"], payout["amount"], payout["refusal"]) == ("active", "pending", 500_000, None)
+    order = await bus.ok(p.GetPayment(payment_id=uuid.UUID(payout["payment_id"])))
+    assert (order["kind"], order["payer_account_id"], order["amount"], order["payee"]["name"]) == ("neft", str(account_id), 500_000, "Speed Motors")
+    [linked] = (await bus.ok(L.LookupAccounts(ids=[account_id])))["accounts"]
+    assert (linked["balance"], linked["debits_pending"]) == (990_000, 500_000 + order["fee"])  # held for the batch
+    again = await bus.ok(disburse(c.LoanPayout(rail="neft", payee=dealer, amount=500_000), loan_id))
+    assert again["payout"]["payment_id"] == payout["payment_id"]  # a retry: one order
+
+    other = await _approved(bus, customer_id, account_id, customer="cust-6")
+    bad = c.DisburseLoan(application_id=other, loan_id=uuid.uuid4(), actor="officer-4",
+                         payout=c.LoanPayout(rail="neft", payee=dealer.model_copy(update={"ifsc": "BAD"}), amount=100_000))  # fmt: skip
+    stranded = await bus.ok(bad)
+    assert stranded["status"] == "active" and stranded["payout"]["status"] == "refused"
+    assert stranded["payout"]["refusal"].startswith("invalid_ifsc")
     assert (await bus.ok(L.Verify()))["ok"]

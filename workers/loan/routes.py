@@ -60,6 +60,7 @@ ROUTES = Routes(
     continuations={
         loans.STEP_ACCOUNT: loans.account_answered,
         loans.STEP_MONEY: loans.money_answered,
+        loans.STEP_PAYOUT: loans.payout_answered,
         payments.STEP_PAY: payments.payment_answered,
         payments.STEP_FORECLOSE: payments.foreclosure_paid,
         payments.STEP_CLOSE_ACCOUNT: payments.account_closed,
@@ -72,5 +73,7 @@ ROUTES = Routes(
     on_start=products.ensure_default_products,
     publishes=loan.EVENTS,
 )
-# Sent (through the outbox, replies on loan.replies): ledger.create_accounts (a loan's account) and
-# ledger.create_transfers (its disbursement chain; close of business's repayments).
+# Sent (through the outbox, replies on loan.replies): ledger.create_accounts (a loan's account),
+# ledger.create_transfers (its disbursement chain, repayments, payments, foreclosures, write-offs,
+# capitalised interest, the day's accrual postings), ledger.set_account_flags (a loan's account
+# closed) and payment.initiate_payment (a disbursement's payout onwards).

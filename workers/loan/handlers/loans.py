@@ -17,6 +17,7 @@ from workers.loan.domain import disbursement, schedule
 
 STEP_ACCOUNT = "loan_ledger_account"  # the ledger's answer: the loan's account made
 STEP_MONEY = "loan_disbursement"  # the ledger's answer: the chain that moves the money
+STEP_PAYOUT = "loan_payout"  # the payment worker's answer: the disbursement's payment order onwards
 IN_THE_LEDGER = ("ok", "exists")
 
 
@@ -38,6 +39,8 @@ async def disburse(ctx: Context, cmd: c.DisburseLoan) -> Reply | Deferred:
         return Reply.refusal("unavailable", "the business date is not known yet: disburse once the day has opened")
     principal, rate_bps = application.approved_principal, application.approved_rate_bps
     net, fee = schedule.net_disbursement(principal, product.processing_fee_bps)
+    if cmd.payout is not None and (refusal := disbursement.payout_refusal(cmd.payout, net)):
+        return Reply.refusal(c.LoanError.invalid_payout, refusal)
     number = disbursement.loan_number(await store.next_loan_number(ctx.conn))
     loan = c.LoanView(
         loan_id=cmd.loan_id, number=number, application_id=application.application_id, customer_id=application.customer_id,
@@ -51,7 +54,9 @@ async def disburse(ctx: Context, cmd: c.DisburseLoan) -> Reply | Deferred:
     await store.insert_loan(ctx.conn, loan)
     await store.save_application(ctx.conn, application.model_copy(update={"loan_id": loan.loan_id, "updated_at": ctx.now}))
     account = disbursement.ledger_account(loan.loan_id, loan.customer_id, loan.currency, number)
-    return await ctx.request(ledger.CreateAccounts(accounts=[account]), step=STEP_ACCOUNT, state={"loan_id": str(loan.loan_id)})
+    state = {"loan_id": str(loan.loan_id), "actor": cmd.actor,
+             "payout": cmd.payout.model_dump(mode="json") if cmd.payout else None}  # fmt: skip
+    return await ctx.request(ledger.CreateAccounts(accounts=[account]), step=STEP_ACCOUNT, state=state)
 
 
 async def account_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
@@ -68,7 +73,7 @@ async def account_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
     return await ctx.request(ledger.CreateTransfers(transfers=chain), step=STEP_MONEY, state=state)
 
 
-async def money_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+async def money_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | Deferred:
     loan = await store.loan(ctx.conn, UUID(state["loan_id"]), for_update=True)
     assert loan is not None, "a loan is never deleted"
     if loan.status != c.LoanStatus.disbursing:
@@ -84,7 +89,24 @@ async def money_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> R
     await store.save_application(ctx.conn, found[0].model_copy(update={"status": c.ApplicationStatus.disbursed,
                                                                          "updated_at": ctx.now}))  # fmt: skip
     await ctx.emit(c.LoanDisbursed(loan=loan, occurred_at=ctx.now))
+    if state.get("payout"):
+        order = disbursement.payout_order(loan, c.LoanPayout.model_validate(state["payout"]), state.get("actor") or "system")
+        return await ctx.request(order, step=STEP_PAYOUT, state=state)
     return Reply.success(loan)
+
+
+async def payout_answered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
+    """The payment order is placed (or refused: the money stays in the linked account, with why)."""
+    loan = await store.loan(ctx.conn, UUID(state["loan_id"]), for_update=True)
+    assert loan is not None, "a loan is never deleted"
+    if loan.payout is None:
+        asked = c.LoanPayout.model_validate(state["payout"])
+        placed = (reply.result or {}).get("status", "initiated") if reply.ok else "refused"
+        refusal = None if reply.ok else f"{reply.error.code}: {reply.error.message}" if reply.error else "refused"
+        loan = loan.model_copy(update={"payout": c.LoanPayoutView(**asked.model_dump(), payment_id=disbursement.payout_id(loan.loan_id),
+                                                                   status=placed, refusal=refusal), "updated_at": ctx.now})  # fmt: skip
+        await store.save_loan(ctx.conn, loan)
+    return Reply.success(await with_instalments(ctx, loan))
 
 
 def chain_refusal(reply: Reply) -> str | None:
