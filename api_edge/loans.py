@@ -236,6 +236,21 @@ class PayBody(BaseModel):
     amount: int = Field(gt=0, description="minor units: at least what the oldest instalment due still owes, at most all that is due")
 
 
+@router.get("/v1/loans/{loan_id}/schedule")
+async def get_schedule(loan_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts")) -> Response:
+    """The current schedule, and every instalment with what was paid of it; a customer reads only their own."""
+    return await gateway_of(request).query(c.GetLoanSchedule, {"loan_id": loan_id}, who)
+
+
+@router.get("/v1/loans/{loan_id}/repayments")
+async def list_repayments(
+    loan_id: UUID, request: Request, who: Principal = require("accounts:read", "accounts"),
+    limit: int = Query(default=100, ge=1, le=500),
+) -> Response:  # fmt: skip
+    """What the loan received, newest first: auto-debits, payments by hand, a foreclosure, recoveries."""
+    return await gateway_of(request).query(c.ListLoanRepayments, {"loan_id": loan_id, "limit": limit}, who)
+
+
 @router.post("/v1/loans/{loan_id}/pay")
 async def pay(
     loan_id: UUID, body: PayBody, request: Request, who: Principal = require("payments:create", "payments"),

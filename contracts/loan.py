@@ -839,6 +839,57 @@ class ApproveLoanRestructure(Command):
     permissions: list[str] = Field(default_factory=list, description="the approver's permissions as the edge verified them")
 
 
+class LoanPaymentKind(StrEnum):
+    instalment = "instalment"  # the auto-debit of a due date, at close of business
+    payment = "payment"  # paid by hand (what is due)
+    foreclosure = "foreclosure"
+    recovery = "recovery"  # on a written-off loan
+
+
+class LoanRepaymentView(Contract):
+    receipt_id: UUID = Field(description="the payment's id, for a payment by hand")
+    kind: LoanPaymentKind
+    instalment: int | None = Field(default=None, description="the instalment an auto-debit was for")
+    business_date: dt.date
+    amount: int = Field(description="minor units")
+    received_at: AwareDatetime
+
+
+class LoanScheduleView(Contract):
+    """A loan's current schedule, and every instalment it has had with what was paid of each (a
+    restructured loan's old ones first, `restructured`)."""
+
+    loan_id: UUID
+    number: str
+    status: LoanStatus
+    schedule: Schedule
+    instalments: list[InstalmentView]
+
+
+class GetLoanSchedule(Command):
+    """Result: `LoanScheduleView`; a customer reads only their own. Refusals: loan_not_found."""
+
+    routing_key: ClassVar[str] = "loan.get_schedule"
+    read_only: ClassVar[bool] = True
+
+    loan_id: UUID
+
+
+class LoanRepaymentList(Contract):
+    items: list[LoanRepaymentView] = Field(description="newest first")
+
+
+class ListLoanRepayments(Command):
+    """What a loan received: auto-debits, payments by hand, a foreclosure, recoveries (a customer:
+    their own loan). Result: `LoanRepaymentList`. Refusals: loan_not_found."""
+
+    routing_key: ClassVar[str] = "loan.list_repayments"
+    read_only: ClassVar[bool] = True
+
+    loan_id: UUID
+    limit: int = Field(default=100, ge=1, le=500)
+
+
 class LoanList(Contract):
     items: list[LoanView] = Field(description="newest first")
 
@@ -936,13 +987,6 @@ class LoanRestructured(LoanFact):
     restructure: RestructureView
 
 
-class LoanPaymentKind(StrEnum):
-    instalment = "instalment"  # the auto-debit of a due date, at close of business
-    payment = "payment"  # paid by hand (what is due)
-    foreclosure = "foreclosure"
-    recovery = "recovery"  # on a written-off loan
-
-
 class LoanPaymentReceived(Event):
     """Money came in for a loan, each part in minor units."""
 
@@ -1018,7 +1062,7 @@ COMMANDS: tuple[type[Command], ...] = (
     CalculateLoan, DefineLoanProduct, GetLoanProduct, ListLoanProducts, CreateLoanApplication, SubmitLoanApplication,
     UnderwriteLoanApplication, ApproveLoanApplication, RejectLoanApplication, CancelLoanApplication, GetLoanApplication,
     AddApplicationDocument, VerifyApplicationDocument, SetApplicationCollateral, AdvanceApplicationStage, DisburseLoan,
-    GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan, RequestLoanRestructure,
+    GetLoan, PayLoan, ListCustomerLoans, GetForeclosureQuote, ForecloseLoan, WriteOffLoan, ListLoanRepayments, GetLoanSchedule, RequestLoanRestructure,
     ApproveLoanRestructure,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (

@@ -94,6 +94,14 @@ def test_a_customer_applies_an_officer_underwrites_and_another_approves_with_the
         assert client.get(f"/v1/accounts/{account['account_id']}/balance").json()["balance"] == 990_000
         assert [x["loan_id"] for x in client.get(f"/v1/customers/{customer_id}/loans").json()["items"]] == [loan_id]
         assert client.get(f"/v1/customers/{uuid.uuid4()}/loans").status_code == 403  # someone else's
+        drawn = client.get(f"/v1/loans/{loan_id}/schedule")
+        assert drawn.status_code == 200 and [i["status"] for i in drawn.json()["instalments"]] == ["pending"] * 6, drawn.text
+        assert client.get(f"/v1/loans/{loan_id}/repayments").json()["items"] == []  # nothing received yet
+    _, stranger = new_user(cluster, ["customer"], customer_id=str(uuid.uuid4()))
+    with cluster.client(token=login(cluster, stranger).json()["access_token"]) as client:
+        for path in ("", "/schedule", "/repayments", "/foreclosure-quote"):
+            assert client.get(f"/v1/loans/{loan_id}{path}").status_code == 403, path  # a customer sees only their own
+    with cluster.client(token=login(cluster, customer).json()["access_token"]) as client:
         early = post(client, f"/v1/loans/{loan_id}/pay", {"payment_id": str(uuid.uuid4()), "amount": 172_548})
         assert early.status_code == 422 and early.json()["code"] == "nothing_due", early.text  # paying ahead is a prepayment
         quote = client.get(f"/v1/loans/{loan_id}/foreclosure-quote").json()

@@ -394,6 +394,12 @@ async def test_close_of_business_debits_each_instalment_due_and_a_shortfall_leav
     assert await admin_db.fetchval("SELECT count(*) FROM loan.outbox WHERE routing_key = 'loan.closed' "
                                    "AND payload->>'loan_id' = $1", str(loan_id)) == 1  # fmt: skip
     assert (await bus.ok(L.Verify()))["ok"]
+    received = (await bus.ok(c.ListLoanRepayments(loan_id=loan_id)))["items"]
+    kinds = [r["kind"] for r in received]
+    assert kinds[0] == "foreclosure" and received[0]["amount"] == quote["total"] and kinds.count("payment") == 2
+    assert [(r["instalment"], r["amount"]) for r in received if r["kind"] == "instalment"][-2:] == [(2, 50_000), (1, 172_548)]
+    schedule = await bus.ok(c.GetLoanSchedule(loan_id=loan_id))
+    assert (schedule["status"], [i["status"] for i in schedule["instalments"]]) == ("closed", [i["status"] for i in closed["instalments"]])
     receivable, _ = await _accrual_books_agree(bus, admin_db)
     assert await admin_db.fetchval("SELECT sum(accrued_interest) FROM loan.instalment WHERE loan_id = $1", loan_id) > 0
     left = await admin_db.fetchval("SELECT coalesce(sum(GREATEST(accrued_interest - paid_interest, 0)), 0) FROM loan.instalment "

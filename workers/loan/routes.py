@@ -15,8 +15,8 @@ from __future__ import annotations
 from bus.actor import staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, loan
-from workers.loan.handlers import (applications, calculator, learning, loans, payments, products, repayments, restructure,
-                                  review, write_off)
+from workers.loan.handlers import (applications, calculator, learning, loans, payments, products, receipts, repayments,
+                                  restructure, review, write_off)
 
 ROUTES = Routes(
     worker="loan",
@@ -42,6 +42,8 @@ ROUTES = Routes(
         loan.ListCustomerLoans: loans.list_customer_loans,
         loan.GetForeclosureQuote: payments.get_foreclosure_quote,
         loan.ForecloseLoan: payments.foreclose,
+        loan.ListLoanRepayments: receipts.list_repayments,
+        loan.GetLoanSchedule: loans.get_schedule,
         loan.WriteOffLoan: staff_only(write_off.write_off_loan),
         loan.RequestLoanRestructure: staff_only(restructure.request),
         loan.ApproveLoanRestructure: staff_only(restructure.approve),

@@ -556,3 +556,23 @@ async def insert_recovery(conn: asyncpg.Connection, payment_id: UUID, loan_id: U
 async def finish_recovery(conn: asyncpg.Connection, payment_id: UUID, *, refusal: str | None) -> None:
     await conn.execute("UPDATE loan_payment SET status = $2, refusal = $3 WHERE payment_id = $1",
                        payment_id, "refused" if refusal else "done", refusal)  # fmt: skip
+
+
+# --- receipts -----------------------------------------------------------------------------------------
+
+
+async def insert_receipts(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """(receipt_id, loan_id, kind, instalment, business_date, amount, received_at)."""
+    await conn.executemany(
+        "INSERT INTO loan_receipt (receipt_id, loan_id, kind, instalment, business_date, amount, received_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        rows,
+    )  # fmt: skip
+
+
+async def receipts_of(conn: asyncpg.Connection, loan_id: UUID, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT receipt_id, kind, instalment, business_date, amount, received_at FROM loan_receipt WHERE loan_id = $1 "
+        "ORDER BY received_at DESC, receipt_id LIMIT $2",
+        loan_id, limit,
+    )  # fmt: skip

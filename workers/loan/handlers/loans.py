@@ -135,6 +135,17 @@ async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
     return owner_only(ctx.actor, loan.customer_id) or Reply.success(await with_instalments(ctx, loan))
 
 
+async def get_schedule(ctx: Context, cmd: c.GetLoanSchedule) -> Reply:
+    loan = await store.loan(ctx.conn, cmd.loan_id)
+    if loan is None:
+        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
+    if refusal := owner_only(ctx.actor, loan.customer_id):
+        return refusal
+    loan = await with_instalments(ctx, loan)
+    return Reply.success(c.LoanScheduleView(loan_id=loan.loan_id, number=loan.number, status=loan.status, schedule=loan.schedule,
+                                            instalments=loan.instalments))  # fmt: skip
+
+
 async def list_customer_loans(ctx: Context, cmd: c.ListCustomerLoans) -> Reply:
     if refusal := owner_only(ctx.actor, cmd.customer_id):
         return refusal

@@ -16,7 +16,7 @@ from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
 from workers.loan.domain import accrual, foreclosure, repayment
-from workers.loan.handlers import write_off
+from workers.loan.handlers import receipts, write_off
 from workers.loan.handlers.loans import chain_refusal, with_instalments
 
 STEP_PAY = "loan_payment"  # the ledger's answer: a manual payment's chain
@@ -103,9 +103,8 @@ async def payment_answered(ctx: Context, state: dict[str, Any], reply: Reply) ->
 async def _received(ctx: Context, loan: c.LoanView, kind: c.LoanPaymentKind, made: Any) -> None:
     business_date = await store.business_date(ctx.conn)
     assert business_date is not None
-    await ctx.emit(c.LoanPaymentReceived(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number, kind=kind,
-                                         payment_id=made["payment_id"], amount=made["amount"], business_date=business_date,
-                                         occurred_at=ctx.now))  # fmt: skip
+    await receipts.received(ctx, [receipts.Receipt(loan.loan_id, loan.customer_id, loan.number, kind, made["amount"], business_date,
+                                                   payment_id=made["payment_id"])])  # fmt: skip
 
 
 # --- foreclosure (§5: full prepayment only) --------------------------------------------------------------

@@ -20,7 +20,7 @@ from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
 from workers.loan.domain import accrual, repayment
-from workers.loan.handlers import applications
+from workers.loan.handlers import applications, receipts
 
 STEP = "loan.repayments"
 STEP_POST = "repayments_post"  # the ledger's answer: a round of debits
@@ -118,15 +118,16 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
     settled = await store.settle_instalments(ctx.conn, [(due, interest, principal, repayment.settled(due, interest, principal).value)
                                                         for due, interest, principal in answer])  # fmt: skip
     released: defaultdict[tuple[str, str, str], int] = defaultdict(int)
+    taken = []
     for due, interest, principal in answer:
         if (freed := settled.get((due.loan_id, due.number))) is None:
             continue  # settled by an earlier answer
         answered += 1
         released[due.currency, accrual.SUSPENSE, accrual.INCOME] += freed
-        if interest + principal:
-            await ctx.emit(c.LoanPaymentReceived(loan_id=due.loan_id, customer_id=due.customer_id, number=due.loan_number,
-                                                 kind=c.LoanPaymentKind.instalment, amount=interest + principal,
-                                                 business_date=business_date, occurred_at=ctx.now))  # fmt: skip
+        assert due.customer_id is not None
+        taken.append(receipts.Receipt(due.loan_id, due.customer_id, due.loan_number, c.LoanPaymentKind.instalment, interest + principal,
+                                      business_date, instalment=due.number))  # fmt: skip
+    await receipts.received(ctx, taken)
     if not answered:
         # A second answer to a round asked twice (the day worker re-asked the step while the first
         # ask was with the ledger): the first answer settled it and went on. Going on again would

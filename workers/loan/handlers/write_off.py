@@ -16,6 +16,7 @@ from contracts.common import Reply
 from contracts.identity import Permission
 from workers.loan import store
 from workers.loan.domain import write_off
+from workers.loan.handlers import receipts
 from workers.loan.handlers.loans import chain_refusal, with_instalments
 
 STEP_BOOK = "loan_write_off"  # the ledger's answer: the write-off's chain
@@ -113,9 +114,10 @@ async def recovered(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
         back = loan.write_off.model_copy(update={"recovered": loan.write_off.recovered + made["amount"]})
         loan = loan.model_copy(update={"write_off": back, "updated_at": ctx.now})
         await store.save_loan(ctx.conn, loan)
-        await ctx.emit(c.LoanPaymentReceived(loan_id=loan.loan_id, customer_id=loan.customer_id, number=loan.number,
-                                             kind=c.LoanPaymentKind.recovery, payment_id=made["payment_id"], amount=made["amount"],
-                                             business_date=await store.business_date(ctx.conn), occurred_at=ctx.now))  # fmt: skip
+        business_date = await store.business_date(ctx.conn)
+        assert business_date is not None
+        await receipts.received(ctx, [receipts.Receipt(loan.loan_id, loan.customer_id, loan.number, c.LoanPaymentKind.recovery,
+                                                       made["amount"], business_date, payment_id=made["payment_id"])])  # fmt: skip
     elif made["status"] == "refused":
         return Reply.refusal(c.LoanError.payment_refused, f"the ledger would not take it: {made['refusal']}",
                              {"ledger_result": made["refusal"]})  # fmt: skip
