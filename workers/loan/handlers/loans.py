@@ -128,19 +128,23 @@ async def _refused(ctx: Context, loan: c.LoanView, cause: str) -> Reply:
     return Reply.refusal(c.LoanError.disbursement_refused, f"the ledger would not disburse it: {cause}", {"ledger_result": cause})
 
 
-async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
-    loan = await store.loan(ctx.conn, cmd.loan_id)
+async def readable(ctx: Context, loan_id: UUID) -> c.LoanView | Reply:
+    """The loan, when the asker may read it (a customer: their own); else the refusal."""
+    loan = await store.loan(ctx.conn, loan_id)
     if loan is None:
-        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    return owner_only(ctx.actor, loan.customer_id) or Reply.success(await with_instalments(ctx, loan))
+        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {loan_id}")
+    return owner_only(ctx.actor, loan.customer_id) or loan
+
+
+async def get_loan(ctx: Context, cmd: c.GetLoan) -> Reply:
+    loan = await readable(ctx, cmd.loan_id)
+    return loan if isinstance(loan, Reply) else Reply.success(await with_instalments(ctx, loan))
 
 
 async def get_schedule(ctx: Context, cmd: c.GetLoanSchedule) -> Reply:
-    loan = await store.loan(ctx.conn, cmd.loan_id)
-    if loan is None:
-        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    if refusal := owner_only(ctx.actor, loan.customer_id):
-        return refusal
+    loan = await readable(ctx, cmd.loan_id)
+    if isinstance(loan, Reply):
+        return loan
     loan = await with_instalments(ctx, loan)
     return Reply.success(c.LoanScheduleView(loan_id=loan.loan_id, number=loan.number, status=loan.status, schedule=loan.schedule,
                                             instalments=loan.instalments))  # fmt: skip

@@ -17,7 +17,7 @@ from contracts.common import Reply
 from workers.loan import store
 from workers.loan.domain import accrual, foreclosure, repayment
 from workers.loan.handlers import receipts, write_off
-from workers.loan.handlers.loans import chain_refusal, with_instalments
+from workers.loan.handlers.loans import chain_refusal, readable, with_instalments
 
 STEP_PAY = "loan_payment"  # the ledger's answer: a manual payment's chain
 
@@ -130,11 +130,9 @@ def _quote_view(loan: c.LoanView, business_date: Any, q: foreclosure.Quote) -> c
 
 
 async def get_foreclosure_quote(ctx: Context, cmd: c.GetForeclosureQuote) -> Reply:
-    loan = await store.loan(ctx.conn, cmd.loan_id)
-    if loan is None:
-        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    if refusal := owner_only(ctx.actor, loan.customer_id):
-        return refusal
+    loan = await readable(ctx, cmd.loan_id)
+    if isinstance(loan, Reply):
+        return loan
     if loan.status not in RUNNING:
         return Reply.refusal(c.LoanError.loan_not_active, f"loan {loan.number} is {loan.status}")
     q, (business_date, _), _ = await _quote(ctx, loan)

@@ -8,11 +8,11 @@ import datetime as dt
 from dataclasses import dataclass
 from uuid import UUID, uuid5
 
-from bus.actor import owner_only
 from bus.handling import Context
 from contracts import loan as c
 from contracts.common import Reply
 from workers.loan import store
+from workers.loan.handlers.loans import readable
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,10 +43,8 @@ async def received(ctx: Context, receipts: list[Receipt]) -> None:
 
 
 async def list_repayments(ctx: Context, cmd: c.ListLoanRepayments) -> Reply:
-    loan = await store.loan(ctx.conn, cmd.loan_id)
-    if loan is None:
-        return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
-    if refusal := owner_only(ctx.actor, loan.customer_id):
-        return refusal
+    loan = await readable(ctx, cmd.loan_id)
+    if isinstance(loan, Reply):
+        return loan
     rows = await store.receipts_of(ctx.conn, loan.loan_id, cmd.limit)
     return Reply.success(c.LoanRepaymentList(items=[c.LoanRepaymentView(**dict(r)) for r in rows]))
