@@ -184,9 +184,11 @@ async def instalments_of(conn: asyncpg.Connection, loan_id: UUID) -> list[asyncp
 
 
 async def start_repayment_run(conn: asyncpg.Connection, business_date: date, *, new_close: bool) -> str:
-    """The run's status, locked: a new close of a date asks again what is still pending."""
+    """The run's status, locked: a new close of a date asks again what is still pending, and the
+    postings the ledger refused (the operators fixed the cause)."""
     if new_close:
         await conn.execute("UPDATE repayment_run SET status = 'asking' WHERE business_date = $1", business_date)
+        await conn.execute("UPDATE gl_posting SET status = 'asked', result = NULL WHERE status = 'refused'")
     await conn.execute("INSERT INTO repayment_run (business_date, status) VALUES ($1, 'asking') ON CONFLICT DO NOTHING",
                        business_date)  # fmt: skip
     return await conn.fetchval("SELECT status FROM repayment_run WHERE business_date = $1 FOR UPDATE", business_date)
@@ -324,8 +326,10 @@ async def delinquency(conn: asyncpg.Connection, business_date: date) -> list[asy
     """Each running loan with its stored standing and the due date of its oldest instalment still
     owing something past its date (null: none); locked. A loan with a payment in flight is left to
     the next close (the payment decided its booking on the standing it read)."""
+    # The standing only (status, days past due), not the whole view: most loans do not change.
     return await conn.fetch(
-        "SELECT l.loan_id, l.view, (SELECT min(i.due_date) FROM instalment i WHERE i.loan_id = l.loan_id "
+        "SELECT l.loan_id, l.status, (l.view->>'days_past_due')::int AS days_past_due, "
+        "(SELECT min(i.due_date) FROM instalment i WHERE i.loan_id = l.loan_id "
         "AND i.due_date < $1 AND i.status IN ('pending', 'asked', 'paying', 'partially_paid')) AS oldest_owing "
         "FROM loan l WHERE l.status IN ('active', 'overdue', 'defaulted') "
         "AND NOT EXISTS (SELECT 1 FROM instalment p WHERE p.loan_id = l.loan_id AND p.status = 'paying') "
@@ -488,16 +492,17 @@ async def asked_postings(conn: asyncpg.Connection, limit: int) -> list[asyncpg.R
     return await conn.fetch("SELECT * FROM gl_posting WHERE status = 'asked' ORDER BY created_at, posting_id LIMIT $1", limit)
 
 
-async def finish_postings(conn: asyncpg.Connection, results: dict[UUID, str]) -> int:
+async def finish_postings(conn: asyncpg.Connection, results: dict[UUID, str]) -> tuple[int, list[str]]:
     """{transfer id: the ledger's result}, of which some may be postings: in the ledger (ok,
-    exists) is posted; anything else is refused, kept with its result for the operators (the books
-    then disagree: a bug, reported). How many postings this answered."""
+    exists) is posted; anything else is refused, kept with its result. How many postings this
+    answered, and each refused one as `kind id: result` (the books would disagree: the step fails)."""
     rows = await conn.fetch(
         "UPDATE gl_posting p SET status = CASE WHEN r.result IN ('ok', 'exists') THEN 'posted' ELSE 'refused' END, result = r.result "
-        "FROM unnest($1::uuid[], $2::text[]) AS r (id, result) WHERE p.posting_id = r.id AND p.status = 'asked' RETURNING 1",
+        "FROM unnest($1::uuid[], $2::text[]) AS r (id, result) WHERE p.posting_id = r.id AND p.status = 'asked' "
+        "RETURNING p.kind, p.posting_id, p.status, p.result",
         list(results), list(results.values()),
     )  # fmt: skip
-    return len(rows)
+    return len(rows), [f"{r['kind']} {r['posting_id']}: {r['result']}" for r in rows if r["status"] == "refused"]
 
 
 async def suspend_interest(conn: asyncpg.Connection, loan_id: UUID) -> int:

@@ -108,7 +108,7 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
         return _DONE
     results = ledger.CreateTransfersResult.model_validate(reply.result).results
     moved = {r.id: (r.amount or 0) if r.result in IN_THE_LEDGER else 0 for r in results}
-    answered = await store.finish_postings(ctx.conn, {r.id: str(r.result) for r in results})
+    answered, refused = await store.finish_postings(ctx.conn, {r.id: str(r.result) for r in results})
     answer = []  # (due, interest taken, principal taken): the instalments this answer settles
     for due in await store.asked_instalments(ctx.conn, business_date):
         ids = repayment.part_ids(due)
@@ -134,6 +134,11 @@ async def posted(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply | D
         # run a second chain of rounds beside the first, and the step could report done early.
         return _DONE
     await store.insert_postings(ctx.conn, business_date, "release", released)
+    if refused:  # the bank's own accounts refused a posting: the books would not agree, so the close stops here
+        await ctx.emit(c.LoanCobStepReported(business_date=business_date, step=STEP, status=day.StepStatus.failed,
+                                             error=f"the ledger refused bank-side postings: {'; '.join(refused)}"[:1000],
+                                             occurred_at=ctx.now))  # fmt: skip
+        return _DONE
     return await _round(ctx, business_date)
 
 
@@ -148,11 +153,12 @@ async def _delinquency(ctx: Context, business_date: dt.date) -> None:
     suspense; turning active again moves what is left in suspense back (§5 "Accrual")."""
     moves: defaultdict[tuple[str, str, str], int] = defaultdict(int)
     for row in await store.delinquency(ctx.conn, business_date):
-        loan = c.LoanView.model_validate(row["view"])
         dpd = repayment.days_past_due(row["oldest_owing"], business_date)
-        status = repayment.delinquent_status(loan.status, dpd)
-        if (loan.status, loan.days_past_due) == (status, dpd):
+        status = repayment.delinquent_status(c.LoanStatus(row["status"]), dpd)
+        if (row["status"], row["days_past_due"]) == (status, dpd):
             continue
+        loan = await store.loan(ctx.conn, row["loan_id"])
+        assert loan is not None
         if status == c.LoanStatus.defaulted != loan.status:
             moves["suspension", loan.currency, accrual.INCOME, accrual.SUSPENSE] += await store.suspend_interest(ctx.conn, loan.loan_id)
         elif loan.status == c.LoanStatus.defaulted != status:
