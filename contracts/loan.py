@@ -213,6 +213,7 @@ class LoanError(StrEnum):
     invalid_restructure = "invalid_restructure"  # beyond the product's rate or term (the message says which)
     invalid_payout = "invalid_payout"  # a payout of more than the net disbursed, or to a CBS account
     restructure_not_found = "restructure_not_found"  # no restructuring of that id is waiting on this loan
+    restructure_exists = "restructure_exists"  # the restructure_id was asked with other terms
     document_exists = "document_exists"  # the document_id names another document, or the same one with another body
     document_not_found = "document_not_found"
     too_many_documents = "too_many_documents"  # an application holds at most MAX_DOCUMENTS
@@ -812,7 +813,7 @@ class RequestLoanRestructure(Command):
     loan; another request while one waits is refused. A defaulted loan is collected or written
     off, not restructured (workers/loan/domain/restructure.py says why). Result: `LoanView`, its
     `restructure` previewing the new schedule. Refusals: loan_not_found, invalid_transition,
-    invalid_restructure."""
+    invalid_restructure, restructure_exists (the id asked with other terms)."""
 
     routing_key: ClassVar[str] = "loan.request_restructure"
 

@@ -544,6 +544,9 @@ async def test_an_overdue_loan_is_restructured_by_maker_checker_its_interest_cap
         "requested", 1_000_000, overdue["instalments"][0]["penalty_due"])
     assert asked["capitalised_interest"] > first["interest"] and asked["principal"] == 1_000_000 + asked["capitalised_interest"]
     assert len(asked["schedule"]["instalments"]) == 12 and asked["schedule"]["disbursed_on"] == "2032-02-19"
+    reused = await bus.send(ask.model_copy(update={"months": 24}))
+    assert reused.error is not None and reused.error.code == "restructure_exists"  # one id, one body
+    assert (await bus.ok(ask))["restructure"]["months"] == 12  # the same body again: a retry
     other = await bus.send(ask.model_copy(update={"restructure_id": uuid.uuid4()}))
     assert other.error is not None and other.error.code == "invalid_transition"  # one waits already
     approve = c.ApproveLoanRestructure(loan_id=loan_id, restructure_id=ask.restructure_id, actor="officer-5", permissions=["loans:approve"])

@@ -48,6 +48,8 @@ async def request(ctx: Context, cmd: c.RequestLoanRestructure) -> Reply:
         return Reply.refusal(c.LoanError.loan_not_found, f"no loan {cmd.loan_id}")
     waiting = loan.restructure
     if waiting is not None and waiting.restructure_id == cmd.restructure_id:
+        if (waiting.months, waiting.rate_bps, waiting.reason) != (cmd.months, cmd.rate_bps, cmd.reason):
+            return Reply.refusal(c.LoanError.restructure_exists, f"restructuring {cmd.restructure_id} was asked with other terms")
         return Reply.success(await with_instalments(ctx, loan))  # a retry: the loan as it stands
     if waiting is not None and waiting.status == c.RestructureStatus.requested:
         return Reply.refusal(c.LoanError.invalid_transition, f"restructuring {waiting.restructure_id} waits for approval")
