@@ -31,9 +31,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # The edge's own broker user: the one identity whose `x-actor` workers believe.
     amqp_url = settings.process_amqp_url("edge")
     broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"), amqp_url=amqp_url)
-    correlator = Correlator(broker, os.environ.get("CBS_EDGE_INSTANCE"), user_id=broker_user("edge"))
+    correlator = Correlator(amqp_url, os.environ.get("CBS_EDGE_INSTANCE"), user_id=broker_user("edge"))
     revocations = RevocationWatch(broker, correlator)  # subscribes, so before the broker starts
     await broker.start()
+    await correlator.start()
     revocations.start(settings.request_timeout_s)  # ready once it has read identity's recent revocations
     app.state.revocations = revocations
     app.state.settings = settings
@@ -47,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await revocations.close()
+        await correlator.stop()
         await app.state.readiness.close()
         if hasattr(app.state.limiter, "close"):
             await app.state.limiter.close()

@@ -3,22 +3,32 @@
 Not `broker.request`: that allows one request in flight per process and waits forever by
 default. Here any number are in flight, each bounded by its own timeout, and a late or
 unknown reply is dropped (the worker's inbox still has it for the status route).
+
+On aio-pika directly, with a connection of its own (issue 10): every HTTP request and every bench
+command crosses this twice, and FastStream's publish and subscriber pipelines (context, dependency
+injection, middlewares, an ack per reply) cost the edge and the bench client more CPU than the
+message itself. Replies are consumed without acks: the reply queue is exclusive and dies with the
+connection anyway, and a reply lost with it is a timeout, which the caller already handles
+(202 and an operation id). The trace context still travels (`traceparent` in the headers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import uuid
 from typing import Any
 
-from aiormq.abc import DeliveredMessage
-from faststream.rabbit import RabbitBroker, RabbitQueue
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+from aiormq.exceptions import DeliveryError, PublishError
+from faststream.rabbit import RabbitQueue
+from opentelemetry.propagate import inject
 
 from bus import topology
 from bus.settings import broker_user
-from bus.broker import Delivery
 from contracts.common import Command, Reply
 
 log = logging.getLogger("cbs.correlator")
@@ -51,34 +61,54 @@ def request_hash(body: bytes) -> str:
 
 
 class Correlator:
-    def __init__(self, broker: RabbitBroker, instance: str | None = None, user_id: str | None = None,
+    """`start()` before the first request, `stop()` at the end."""
+
+    def __init__(self, amqp_url: str, instance: str | None = None, user_id: str | None = None,
                  reply_queue: RabbitQueue | None = None) -> None:  # fmt: skip
-        self.broker = broker
+        self.amqp_url = amqp_url
         # Sent as the AMQP user_id, which the broker checks against the connection's user: every
         # command must carry it, and it is what lets workers trust the edge's `x-actor` header.
         self.user_id = user_id
         self.instance = instance or uuid.uuid4().hex[:12]
         self.reply_queue = reply_queue or topology.edge_reply_queue(self.instance)
         # correlation_id -> (the reply's future, the broker user that alone may answer it)
-        self._pending: dict[str, tuple[asyncio.Future[dict[str, Any]], str]] = {}
-        broker.subscriber(self.reply_queue, no_reply=True, include_in_schema=False)(self._on_reply)
+        self._pending: dict[str, tuple[asyncio.Future[bytes], str]] = {}
+        self._connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._commands: aio_pika.abc.AbstractExchange | None = None
 
     @property
     def in_flight(self) -> int:
         return len(self._pending)
 
-    async def _on_reply(self, body: dict[str, Any], msg: Delivery) -> None:
-        waiting = self._pending.get(msg.correlation_id)
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.amqp_url, client_properties={"connection_name": f"replies {self.reply_queue.name}"})  # fmt: skip
+        # on_return_raises: a command no queue is bound for comes back as an error, not silence.
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._commands = await channel.get_exchange(topology.COMMANDS.name, ensure=False)
+        queue = await channel.declare_queue(self.reply_queue.name, durable=False, exclusive=True, auto_delete=True)
+        await queue.consume(self._on_reply, no_ack=True)
+
+    async def stop(self) -> None:
+        for future, _ in self._pending.values():
+            if not future.done():
+                future.cancel()
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        waiting = self._pending.get(message.correlation_id or "")
         if waiting is None:
             return
         future, answerer = waiting
-        if msg.raw_message.user_id != answerer:
+        if message.user_id != answerer:
             # Any worker may write to the default exchange: only the worker asked may answer.
-            log.warning("reply %s from %r dropped: %s was asked", msg.correlation_id, msg.raw_message.user_id, answerer)
+            log.warning("reply %s from %r dropped: %s was asked", message.correlation_id, message.user_id, answerer)
             return
-        self._pending.pop(msg.correlation_id, None)
+        self._pending.pop(message.correlation_id or "", None)
         if not future.done():
-            future.set_result(body)
+            future.set_result(message.body)
 
     async def send(
         self,
@@ -104,32 +134,31 @@ class Correlator:
         timeout_s: float,
         headers: dict[str, Any] | None = None,
     ) -> Reply:
+        if self._commands is None:
+            raise RuntimeError("Correlator.start() was not called")
         if len(self._pending) >= MAX_IN_FLIGHT:
             raise Backpressure(f"{MAX_IN_FLIGHT} requests in flight")
         correlation_id = uuid.uuid4().hex
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = (future, broker_user(routing_key.split(".", 1)[0]))
+        headers = dict(headers or {})
+        inject(headers)  # the caller's trace continues in the worker
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        message = aio_pika.Message(
+            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=message_id, correlation_id=correlation_id, type=message_type,
+            reply_to=self.reply_queue.name, headers=headers, user_id=self.user_id,
+        )  # fmt: skip
         try:
-            confirm = await self.broker.publish(
-                payload,
-                exchange=topology.COMMANDS,
-                routing_key=routing_key,
-                message_id=message_id,
-                correlation_id=correlation_id,
-                message_type=message_type,
-                reply_to=self.reply_queue.name,
-                headers=headers or {},
-                content_type="application/json",
-                user_id=self.user_id,
-                persist=True,
-                mandatory=True,
-                timeout=timeout_s,
-            )
-            if isinstance(confirm, DeliveredMessage):  # basic.return
-                raise Unroutable(f"no queue for {routing_key}")
-            body = await asyncio.wait_for(future, timeout_s)
+            try:
+                await self._commands.publish(message, routing_key, mandatory=True, timeout=timeout_s)
+            except PublishError as exc:  # basic.return
+                raise Unroutable(f"no queue for {routing_key}") from exc
+            except DeliveryError as exc:  # basic.nack: the queue is full (reject-publish)
+                raise Backpressure(f"the broker refused {routing_key}: its queue is full") from exc
+            answer = await asyncio.wait_for(future, timeout_s)
         except TimeoutError as exc:
             raise ReplyTimeout(message_id) from exc
         finally:
             self._pending.pop(correlation_id, None)
-        return Reply.model_validate(body)
+        return Reply.model_validate_json(answer)

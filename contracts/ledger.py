@@ -738,14 +738,19 @@ class CommittedTransfer(Contract):
     credit_account: BalancesAfter = Field(description="the credit account's balances after the transfer")
     debit_owner_id: UUID | None = Field(default=None, description="customer owning the debit account, when known")
     credit_owner_id: UUID | None = Field(default=None, description="customer owning the credit account, when known")
+    command_id: str | None = Field(default=None, max_length=200, description="message id of the `create_transfers` "
+                                   "command that applied it; none for a hold released by its timeout")  # fmt: skip
 
 
 class TransfersCommitted(Event):
-    """Every transfer one `create_transfers` command applied (or one sweep of expired holds
-    released), in the order applied: the facts of a commit travel as one message, so a command of
-    a thousand transfers costs its consumers (audit first) one message, not a thousand. A command
-    whose transfers all failed publishes none. (Replaces `ledger.transfer_posted|pending|voided`,
-    one message per transfer, which no worker consumed.)"""
+    """Every transfer one commit applied, in the order applied. The ledger group-commits: the
+    `create_transfers` commands of one batch (and the expired holds it released) share one
+    transaction, and their facts travel as one message (more only past MAX_BATCH facts), so a
+    busy ledger costs its consumers (audit first) one message per commit, not one per command or
+    per transfer. Each fact names the command that applied it (`command_id`); the message's
+    causation and correlation are that command's when the commit held only one. A commit that
+    applied nothing publishes none. (Replaces `ledger.transfer_posted|pending|voided`, one message
+    per transfer, which no worker consumed.)"""
 
     routing_key: ClassVar[str] = "ledger.transfers_committed"
 

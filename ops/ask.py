@@ -9,8 +9,6 @@ from __future__ import annotations
 import uuid
 from urllib.parse import unquote, urlsplit
 
-from faststream.rabbit import RabbitBroker
-
 from bus import topology
 from bus.correlator import Correlator
 from contracts.common import Command, Reply
@@ -19,11 +17,10 @@ from contracts.common import Command, Reply
 async def ask_once(command: Command, amqp_url: str, *, timeout_s: float) -> Reply:
     """Send `command` over `amqp_url` (ops's own: a command says who sent it) and wait for its
     reply; `bus.correlator.ReplyTimeout` when none comes within `timeout_s`."""
-    broker = RabbitBroker(amqp_url, logger=None)
-    correlator = Correlator(broker, user_id=unquote(urlsplit(amqp_url).username or ""),
+    correlator = Correlator(amqp_url, user_id=unquote(urlsplit(amqp_url).username or ""),
                             reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))  # fmt: skip
-    await broker.start()
+    await correlator.start()
     try:
         return await correlator.send(command, message_id=uuid.uuid4().hex, timeout_s=timeout_s)
     finally:
-        await broker.stop()
+        await correlator.stop()

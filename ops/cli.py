@@ -147,7 +147,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
             peer = _run(baseline.run_peer(options, settings.amqp_url, settings.database_url))
             print(peer.text, end="\n\n", flush=True)
-        outcome = _run(bt.run(options, settings.process_amqp_url("ops")))
+        outcome = _run(bt.run(options, settings.process_amqp_url("ops"), settings.database_url))
         print(outcome.text)
         if peer is not None:
             print("\n" + baseline.ratio_line(outcome, peer, options.via))
@@ -155,7 +155,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     raw = None
     if args.against_raw:
         # The yardstick: raw ledger transfers through the same edge, measured just before.
-        raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.process_amqp_url("ops")))
+        raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.process_amqp_url("ops"), settings.database_url))
         print(raw.text, end="\n\n", flush=True)
     outcome = _run(bench_payments.run(options, settings.process_amqp_url("ops")))
     print(outcome.text)

@@ -35,6 +35,7 @@ import asyncpg
 from faststream import FastStream
 from faststream.rabbit import RabbitBroker, RabbitQueue
 
+from ops.bench import cpu
 from ops.bench import transfers as bt
 
 QUEUE = "bench.peer.transfers"
@@ -220,10 +221,12 @@ async def run_peer(options: bt.Options, amqp_url: str, database_url: str) -> bt.
     async with PeerClient(amqp_url) as client, running_peer(client):
         rng = random.Random(7)
         picker = bt.Picker(options, accounts, rng)
+        before = cpu.snapshot(database_url)
         tally, elapsed = await bt.drive(options, lambda: client.transfers(bt.command(picker, options.batch, rng)))
+        split = cpu.per_transfer_ms(before, cpu.snapshot(database_url), sum(tally.results.values()))
     result = await _verify(database_url, options.accounts, tally.results["ok"])
     done = sum(tally.results.values())
-    text = bt.table(options, tally, elapsed, result, checked_by="peer check")
+    text = bt.table(options, tally, elapsed, result, checked_by="peer check", after=cpu.rows(split))
     return bt.Outcome(text, bool(result["ok"]) and not tally.errors, done / elapsed)
 
 

@@ -23,10 +23,10 @@ from typing import Any, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
-from faststream.rabbit import RabbitBroker
 
 from bus import topology
 from bus.correlator import Correlator
+from ops.bench import cpu
 from contracts import ledger as c
 from contracts.common import Reply
 
@@ -71,16 +71,14 @@ class Sender:
     def __init__(self, options: Options, amqp_url: str) -> None:
         self.options = options
         self.amqp_url = amqp_url
-        self.broker: RabbitBroker | None = None
         self.correlator: Correlator | None = None
         self.http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> "Sender":
-        self.broker = RabbitBroker(self.amqp_url, logger=None)
         # As the operator's tools' broker user (`amqp_url` is ops's): a command says who sent it.
-        self.correlator = Correlator(self.broker, user_id=unquote(urlsplit(self.amqp_url).username or ""),
+        self.correlator = Correlator(self.amqp_url, user_id=unquote(urlsplit(self.amqp_url).username or ""),
                                      reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))  # fmt: skip
-        await self.broker.start()
+        await self.correlator.start()
         if self.options.via == "edge":
             # aiohttp, not httpx: at bench rates the client's own CPU must not be the bottleneck.
             connector = aiohttp.TCPConnector(limit=self.options.concurrency)
@@ -100,8 +98,8 @@ class Sender:
     async def __aexit__(self, *exc: Any) -> None:
         if self.http:
             await self.http.close()
-        if self.broker:
-            await self.broker.stop()
+        if self.correlator:
+            await self.correlator.stop()
 
     async def bus(self, command: Any, timeout_s: float = 30) -> Reply:
         assert self.correlator is not None
@@ -233,7 +231,7 @@ def load_text(options: Options, per_command: str) -> str:
 
 def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any], *, per_command: str = "",
           counted: tuple[str, int] | None = None, before: tuple[tuple[str, str], ...] = (),
-          checked_by: str = "ledger.verify") -> str:  # fmt: skip
+          checked_by: str = "ledger.verify", after: tuple[tuple[str, str], ...] = ()) -> str:  # fmt: skip
     """One table; `counted` = (what, how many) for the throughput row (default: every transfer result)."""
     what, done = counted or ("transfers", sum(tally.results.values()))
     rows = [
@@ -251,6 +249,7 @@ def table(options: Options, tally: Tally, elapsed: float, verify: dict[str, Any]
         ("errors", ", ".join(f"{k}: {v}" for k, v in tally.errors.most_common()) or "none"),
         (checked_by, "ok" if verify.get("ok") else f"FAILED: {verify.get('mismatches')}"),
         ("verified", f"{verify.get('accounts_checked')} accounts, {verify.get('transfers_checked')} transfers"),
+        *after,
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
@@ -261,12 +260,15 @@ async def verify_ledger(sender: Sender) -> dict[str, Any]:
     return verify.result if verify.ok and isinstance(verify.result, dict) else {"ok": False, "mismatches": verify.error}
 
 
-async def run(options: Options, amqp_url: str) -> Outcome:
+async def run(options: Options, amqp_url: str, database_url: str = "") -> Outcome:
     async with Sender(options, amqp_url) as sender:
         accounts = await set_up(sender, options.accounts)
         rng = random.Random(7)
         picker = Picker(options, accounts, rng)
+        before = cpu.snapshot(database_url)
         tally, elapsed = await drive(options, lambda: sender.transfers(command(picker, options.batch, rng)))
+        split = cpu.per_transfer_ms(before, cpu.snapshot(database_url), sum(tally.results.values()))
         result = await verify_ledger(sender)
     done = sum(tally.results.values())
-    return Outcome(table(options, tally, elapsed, result), bool(result.get("ok")) and not tally.errors, done / elapsed)
+    text = table(options, tally, elapsed, result, after=cpu.rows(split))
+    return Outcome(text, bool(result.get("ok")) and not tally.errors, done / elapsed)

@@ -137,20 +137,18 @@ async def test_sigkilled_ledger_loses_no_acknowledged_transfer_and_posts_none_tw
 def cluster_bus(infra: dict[str, str]):  # type: ignore[no-untyped-def]
     from contextlib import asynccontextmanager
 
-    from faststream.rabbit import RabbitBroker
-
     from bus.correlator import Correlator
 
     @asynccontextmanager
     async def connect():  # type: ignore[no-untyped-def]
         from bus import topology
 
-        broker = RabbitBroker(load().process_amqp_url("ops"), logger=None)
-        correlator = Correlator(broker, user_id=broker_user("ops"), reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))
-        await broker.start()
+        correlator = Correlator(load().process_amqp_url("ops"), user_id=broker_user("ops"),
+                                reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))  # fmt: skip
+        await correlator.start()
         try:
             yield lambda command: correlator.send(command, message_id=uuid.uuid4().hex, timeout_s=60)
         finally:
-            await broker.stop()
+            await correlator.stop()
 
     return connect()

@@ -75,9 +75,11 @@ async def edge_bus(workers: dict[str, Any], infra: dict[str, str]) -> AsyncItera
 
 async def _client(process: str, reply_queue: Any) -> AsyncIterator[BusClient]:
     broker = RabbitBroker(load().process_amqp_url(process), logger=None)
-    correlator = Correlator(broker, user_id=broker_user(process), reply_queue=reply_queue)
+    correlator = Correlator(load().process_amqp_url(process), user_id=broker_user(process), reply_queue=reply_queue)
     await broker.start()
+    await correlator.start()
     yield BusClient(broker, correlator)
+    await correlator.stop()
     await broker.stop()
 
 

@@ -43,7 +43,8 @@ async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -
     failed_before = set(ledger.failed)
     # Holds past their timeout are released first, in this same commit (the sweep may lag).
     expiries = transfers.expire_pending(ledger, [t.pending_id for t in requests if t.pending_id], now)
-    replies, all_outcomes, events = [], list(expiries), [(e, None, None) for e in _committed(ledger, expiries, now)]
+    replies, all_outcomes = [], list(expiries)
+    applied: list[tuple[Outcome, str | None]] = [(o, None) for o in expiries]  # (outcome, its command's id)
     offset_us = 0
     for i, (ctx, cmd) in enumerate(items):
         if i in refused:  # customers move money through payment orders, never here
@@ -53,11 +54,14 @@ async def create_transfers(items: Sequence[tuple[Context, c.CreateTransfers]]) -
         outcomes = transfers.create_transfers(ledger, cmd.transfers, now + timedelta(microseconds=offset_us))
         offset_us += len(cmd.transfers)
         all_outcomes += outcomes
-        events += [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)]
+        applied += [(o, ctx.message_id) for o in outcomes]
         replies.append(Reply.success(c.CreateTransfersResult(results=[_result(o) for o in outcomes])))
     new_failures = [(i, str(code)) for i, code in ledger.failed.items() if i not in failed_before]
     await _write(conn, ledger, all_outcomes, new_failures, now)
-    await _emit_many(conn, events)
+    # The commit's facts travel together (issue 10: one message per commit, not per command); a
+    # batch of one command keeps that command as the event's cause.
+    cause = (items[0][0].correlation_id, items[0][0].message_id) if len(items) == 1 else (None, None)
+    await _emit_many(conn, [(e, *cause) for e in _committed(ledger, applied, now)])
     return replies
 
 
@@ -71,7 +75,7 @@ async def expire_due_holds(ctx: Context) -> bool:
     ledger, now = await _load_and_lock(ctx.conn, [], due, set())
     outcomes = transfers.expire_pending(ledger, due, now)
     await _write(ctx.conn, ledger, outcomes, [], now)
-    await _emit_many(ctx.conn, [(e, None, None) for e in _committed(ledger, outcomes, now)])
+    await _emit_many(ctx.conn, [(e, None, None) for e in _committed(ledger, [(o, None) for o in outcomes], now)])
     return len(outcomes) == EXPIRY_BATCH
 
 
@@ -223,15 +227,15 @@ def _result(o: Outcome) -> c.TransferResult:
     )
 
 
-def _committed(ledger: Ledger, outcomes: list[Outcome], now: datetime) -> list[c.TransfersCommitted]:
-    """The facts of these outcomes as `ledger.transfers_committed` events: one per MAX_BATCH facts
-    (a command's outcomes fit in one; an expiry sweep or a batch's expiries may need more)."""
-    facts = [_fact(ledger, o) for o in outcomes if o.after is not None]
+def _committed(ledger: Ledger, applied: list[tuple[Outcome, str | None]], now: datetime) -> list[c.TransfersCommitted]:
+    """The facts of one commit's outcomes (each with the id of the command that asked it) as
+    `ledger.transfers_committed` events: one per MAX_BATCH facts."""
+    facts = [_fact(ledger, o, command_id) for o, command_id in applied if o.after is not None]
     return [c.TransfersCommitted(transfers=facts[i : i + c.MAX_BATCH], occurred_at=now)
             for i in range(0, len(facts), c.MAX_BATCH)]  # fmt: skip
 
 
-def _fact(ledger: Ledger, o: Outcome) -> c.CommittedTransfer:
+def _fact(ledger: Ledger, o: Outcome, command_id: str | None) -> c.CommittedTransfer:
     assert o.after is not None
     t, extra = o.transfer, {}
     if t is None:  # an expiry: the hold itself is the fact
@@ -247,7 +251,7 @@ def _fact(ledger: Ledger, o: Outcome) -> c.CommittedTransfer:
         "timeout_s": t.timeout_s, "reference": t.reference, "user_data": t.user_data, "timestamp": t.timestamp,
         "debit_account": o.after[0], "credit_account": o.after[1],
         "debit_owner_id": ledger.accounts[t.debit_account_id].owner_id,
-        "credit_owner_id": ledger.accounts[t.credit_account_id].owner_id,
+        "credit_owner_id": ledger.accounts[t.credit_account_id].owner_id, "command_id": command_id,
     }  # fmt: skip
     return c.CommittedTransfer(**{**fields, **extra})
 
