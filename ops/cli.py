@@ -44,6 +44,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.name not in WORKERS:
         print(f"unknown worker {args.name!r}; known: {', '.join(WORKERS)}", file=sys.stderr)
         return 2
+    if not 1 <= args.replicas <= MAX_REPLICAS:
+        print(f"cbs worker: --replicas must be within 1 and {MAX_REPLICAS}", file=sys.stderr)
+        return 2
     if args.replicas > 1:
         specs = [cbs_process(f"{args.name}-{i}", "worker", args.name) for i in range(args.replicas)]
         return _supervise(specs)
@@ -73,23 +76,66 @@ def _supervise(specs: list) -> int:
     return int(_run(Supervisor(specs, stop_timeout_s=settings.graceful_timeout_s + 10).run()))  # type: ignore[arg-type]
 
 
-def up_specs(metrics_base: int) -> list[ProcessSpec]:
-    """The edge and one process per worker; each worker serves its metrics on its own port
-    (`metrics_base` + its place in WORKERS)."""
-    return [cbs_process("edge", "edge")] + [
-        cbs_process(f"{w}-worker", "worker", w, env={"CBS_METRICS_PORT": str(metrics_base + i)})
-        for i, w in enumerate(WORKERS)
-    ]
+MAX_REPLICAS = 16  # per worker on one machine; past it, more machines (DESIGN §1)
+
+
+class UsageError(ValueError):
+    """A command line that cannot be acted on; the message says why."""
+
+
+def parse_replicas(text: str | None) -> dict[str, int]:
+    """`ledger=2,audit=2` → {"ledger": 2, "audit": 2}; every worker not named runs one."""
+    counts: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, count = item.partition("=")
+        name = name.strip()
+        if not sep or not count.strip():
+            raise UsageError(f"--replicas: {item!r} is not WORKER=COUNT (e.g. ledger=2,audit=2)")
+        if name not in WORKERS:
+            raise UsageError(f"--replicas: unknown worker {name!r}; known: {', '.join(WORKERS)}")
+        if name in counts:
+            raise UsageError(f"--replicas: {name} is named twice")
+        try:
+            n = int(count)
+        except ValueError:
+            raise UsageError(f"--replicas: {name}={count.strip()!r}: the count must be a whole number") from None
+        if not 1 <= n <= MAX_REPLICAS:
+            raise UsageError(f"--replicas: {name}={n}: the count must be within 1 and {MAX_REPLICAS}")
+        counts[name] = n
+    return counts
+
+
+def up_specs(metrics_base: int, replicas: dict[str, int] | None = None) -> list[ProcessSpec]:
+    """The edge and the processes of every worker (one each, or as `replicas` says). Each process
+    serves its metrics on a port of its own: a worker's first at `metrics_base` + its place in
+    WORKERS, its extra replicas on the ports after the last worker's, in order."""
+    replicas = replicas or {}
+    specs = [cbs_process("edge", "edge")]
+    extra_port = metrics_base + len(WORKERS)
+    for i, w in enumerate(WORKERS):
+        n = replicas.get(w, 1)
+        for r in range(n):
+            port = metrics_base + i if r == 0 else extra_port
+            extra_port += r > 0
+            name = f"{w}-worker" if n == 1 else f"{w}-worker-{r + 1}"
+            specs.append(cbs_process(name, "worker", w, env={"CBS_METRICS_PORT": str(port)}))
+    return specs
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load()
+    try:
+        replicas = parse_replicas(args.replicas)
+    except UsageError as exc:
+        print(f"cbs up: {exc}", file=sys.stderr)
+        return 2
     metrics_base = int(os.environ.get("CBS_METRICS_PORT_BASE", "9101"))
-    specs = up_specs(metrics_base)
+    specs = up_specs(metrics_base, replicas)
     base = f"http://{settings.edge_host}:{settings.edge_port}"
     print(f"CBS edge: {base}  (API docs: {base}/docs, ready: {base}/health/ready)", flush=True)
-    print(f"Worker metrics: http://{settings.metrics_host}:{metrics_base}..{metrics_base + len(WORKERS) - 1}/metrics "
-          f"({', '.join(WORKERS)})", flush=True)
+    ports = {s.name: dict(s.env)["CBS_METRICS_PORT"] for s in specs if s.env}
+    print("Worker metrics: " + ", ".join(f"{name} :{port}" for name, port in ports.items())
+          + f" (http://{settings.metrics_host}:PORT/metrics)", flush=True)  # fmt: skip
     if "CBS_ADMIN_PASSWORD" not in os.environ:
         # Development only: documented in the README; set CBS_ADMIN_PASSWORD anywhere else.
         print("First admin: admin / cbs-dev-admin-password (development default; set CBS_ADMIN_PASSWORD)", flush=True)
@@ -424,7 +470,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cbs", description="CBS core banking cluster")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database, roles, schemas and topology").set_defaults(func=cmd_migrate)
-    sub.add_parser("up", help="run the edge and every worker, supervised").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="run the edge and every worker, supervised")
+    up.add_argument("--replicas", metavar="WORKER=N[,…]",
+                    help=f"more processes of some workers, e.g. ledger=2,audit=2 (1 to {MAX_REPLICAS}; others run one)")
+    up.set_defaults(func=cmd_up)
     sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=cmd_edge)
     w = sub.add_parser("worker", help="run one worker (N replicas compete on its queues)")
     w.add_argument("name", choices=WORKERS)
