@@ -144,17 +144,85 @@ def cmd_up(args: argparse.Namespace) -> int:
     return _supervise(specs)
 
 
+def _selection(args: argparse.Namespace) -> dlq.Selection:
+    return dlq.Selection(ids=frozenset(args.id or ()), type=args.type, queue=args.queue, reason=args.reason,
+                         everything=args.all)  # fmt: skip
+
+
+def _letters_table(letters: list[dlq.DeadLetter]) -> str:
+    rows = [("MESSAGE_ID", "TYPE", "QUEUE", "REASON", "DIED_AT", "FIRST SENDER", "ERROR")]
+    for d in letters:
+        rows.append((d.message_id or "-", d.message_type or "-", d.queue or "-", d.reason or "-",
+                     d.died_at.isoformat(timespec="seconds") if d.died_at else "-", d.user_id or "-",
+                     (d.diagnosis or "-")[:120]))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
-    settings = load()
+    """`cbs dlq list|show|replay|purge`: dead letters (ops/dlq.py)."""
+    url = load().process_amqp_url("dlq")
+    if args.message_id:
+        args.id = [*(args.id or ()), args.message_id]
     if args.action == "list":
-        for letter in _run(dlq.list_dead(settings.process_amqp_url("dlq"), args.limit)):  # type: ignore[union-attr]
-            print(json.dumps(letter.as_dict()))
+        selection = _selection(args)
+        letters = _run(dlq.list_dead(url, args.limit, None if selection.empty else selection))
+        if args.json:
+            for letter in letters:  # type: ignore[union-attr]
+                print(json.dumps(letter.as_dict()))
+        else:
+            print(_letters_table(letters) if letters else "no dead letters")  # type: ignore[arg-type]
         return 0
-    if not args.all and not args.id:
-        print("replay needs --id MESSAGE_ID (repeatable) or --all", file=sys.stderr)
+    if args.action == "show":
+        if len(args.id or ()) != 1 or args.type or args.queue or args.reason or args.all:
+            print("cbs dlq show needs one message id: cbs dlq show ID", file=sys.stderr)
+            return 2
+        letters = _run(dlq.show(url, args.id[0]))
+        for letter in letters:  # type: ignore[union-attr]
+            print(json.dumps(letter.as_dict(whole=True), indent=2))
+        if not letters:
+            print(f"no dead letter has message_id {args.id[0]!r}", file=sys.stderr)
+        return 0 if letters else 1
+    selection = _selection(args)
+    if selection.empty:
+        print(f"cbs dlq {args.action} needs --id ID (repeatable), --type, --queue, --reason (patterns such as "
+              "'account.*') or --all", file=sys.stderr)  # fmt: skip
         return 2
-    replayed = _run(dlq.replay(settings.process_amqp_url("dlq"), None if args.all else set(args.id), args.limit))
-    print(json.dumps({"replayed": replayed}))
+    if args.action == "replay":
+        outcome = _run(dlq.replay_selected(url, selection, args.limit))
+        print(json.dumps({"replayed": outcome.message_ids, "recorded_as": outcome.recorded_as}))  # type: ignore[union-attr]
+        return 0
+    if not args.yes:
+        chosen = _run(dlq.list_dead(url, args.limit, selection))
+        if not chosen:
+            print(json.dumps({"purged": [], "recorded_as": None}))
+            return 0
+        print(_letters_table(chosen), file=sys.stderr)  # type: ignore[arg-type]
+        print(f"Purge these {len(chosen)} dead letters for good? [y/N] ", end="", file=sys.stderr, flush=True)  # type: ignore[arg-type]
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing purged", file=sys.stderr)
+            return 1
+        # Only what was shown: a letter that arrived while the operator read is not purged unseen.
+        selection = dlq.Selection(ids=frozenset(d.message_id for d in chosen if d.message_id))  # type: ignore[union-attr]
+    outcome = _run(dlq.purge(url, selection, args.limit))
+    print(json.dumps({"purged": outcome.message_ids, "recorded_as": outcome.recorded_as}))  # type: ignore[union-attr]
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`cbs status`: every worker at a glance, refreshing (ops/status.py); `--once [--json]` for scripts."""
+    from ops import status
+
+    settings = load()
+    if args.once or args.json:
+        snap = _run(status.snapshot(settings))
+        status.print_once(snap, as_json=args.json)  # type: ignore[arg-type]
+        return 0
+    try:
+        _run(status.live(settings, args.interval))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -479,12 +547,23 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("name", choices=WORKERS)
     w.add_argument("--replicas", type=int, default=1)
     w.set_defaults(func=cmd_worker)
-    d = sub.add_parser("dlq", help="list or replay dead letters")
-    d.add_argument("action", choices=("list", "replay"))
-    d.add_argument("--id", action="append", help="message_id to replay (repeatable)")
-    d.add_argument("--all", action="store_true", help="replay every dead letter")
+    d = sub.add_parser("dlq", help="dead letters: list, show, replay, purge (each replay and purge is audited)")
+    d.add_argument("action", choices=("list", "show", "replay", "purge"))
+    d.add_argument("message_id", nargs="?", help="show: the dead letter's message_id")
+    d.add_argument("--id", action="append", help="a message_id (repeatable)")
+    d.add_argument("--type", help="message type pattern, e.g. 'account.*' or account.get_account.v1")
+    d.add_argument("--queue", help="pattern of the queue it died in, e.g. 'ledger.*'")
+    d.add_argument("--reason", help="why it died: rejected, delivery_limit, expired, maxlen")
+    d.add_argument("--all", action="store_true", help="replay/purge: every dead letter")
+    d.add_argument("--yes", action="store_true", help="purge without asking (scripts)")
+    d.add_argument("--json", action="store_true", help="list: one JSON object a line")
     d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
     d.set_defaults(func=cmd_dlq)
+    st = sub.add_parser("status", help="every worker: replicas, consumers, queues, dead letters, outbox lag, business date")
+    st.add_argument("--once", action="store_true", help="print one look and exit (default: refresh until Ctrl-C)")
+    st.add_argument("--json", action="store_true", help="one look as JSON (implies --once)")
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    st.set_defaults(func=cmd_status)
     b = sub.add_parser("bench", help="measure through the running edge and print a table")
     b.add_argument("--kind", choices=("transfers", "payment", "register", "loan-repayment"), default="transfers",
                    help="ledger transfers, internal payment orders (through the edge), registrations, or close of "
