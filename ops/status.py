@@ -77,6 +77,7 @@ class Snapshot:
     broker_source: str
     business_day: dict[str, Any] | None
     dead_letters: dict[str, Any]
+    edges: int  # edge instances: each owns one exclusive `edge.replies.*` queue
     workers: list[WorkerStatus]
     errors: list[str] = field(default_factory=list)  # a source that could not be read, and why
 
@@ -239,6 +240,7 @@ async def snapshot(settings: Settings) -> Snapshot:
         at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), vhost=vhost_of(settings.amqp_url),
         broker_source=source, business_day=day,
         dead_letters={"total": dead_depth, "peeked": len(letters), "by_queue": dict(sorted(by_queue.items()))},
+        edges=sum(1 for q in queues if q.name.startswith("edge.replies.")),
         workers=worker_rows(queues, letters, boxes), errors=errors,
     )  # fmt: skip
 
@@ -277,6 +279,7 @@ def render(snap: Snapshot) -> Any:
         ("CBS ", "bold"), f"vhost {snap.vhost}  ", ("business date ", "dim"),
         (f"{day['business_date']} ({day['status']})" if day else "unknown", "bold cyan"),
         ("  dead letters ", "dim"), (str(snap.dead_letters["total"]), "bold red" if snap.dead_letters["total"] else "green"),
+        ("  edges ", "dim"), (str(snap.edges), "bold" if snap.edges else "bold red"),
         ("  broker via ", "dim"), snap.broker_source, ("  at ", "dim"), snap.at,
     )  # fmt: skip
     table = Table(expand=False)

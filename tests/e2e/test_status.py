@@ -55,4 +55,5 @@ async def test_status_once_json_reports_every_worker_the_business_date_and_a_pla
     assert now["dead_letters"]["total"] == before["dead_letters"]["total"] + 1
     assert now["dead_letters"]["by_queue"].get("account.get_account", 0) >= 1
     assert account["dead_letters"] >= 1 and "body is not a valid GetAccount" in account["last_error"]
+    assert now["edges"] == 1  # the cluster's one edge
     assert not now["errors"], now["errors"]
