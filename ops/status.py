@@ -216,13 +216,28 @@ def _letters_url(settings: Settings) -> str:
         return settings.amqp_url
 
 
-async def snapshot(settings: Settings) -> Snapshot:
+class LetterCache:
+    """The live view peeks at `cbs.dead` again only when its depth changed: a peek fetches and
+    returns every letter, which is no thing to do every two seconds to a long queue."""
+
+    def __init__(self) -> None:
+        self.depth: int | None = None
+        self.letters: list[dlq.DeadLetter] = []
+
+    async def letters_at(self, depth: int, url: str) -> list[dlq.DeadLetter]:
+        if depth != self.depth:
+            self.letters = await dlq.list_dead(url, LETTERS_PEEKED) if depth else []
+            self.depth = depth
+        return self.letters
+
+
+async def snapshot(settings: Settings, cache: LetterCache | None = None) -> Snapshot:
     errors: list[str] = []
     queues, source, why = await asyncio.to_thread(broker_queues, settings.amqp_url)
     if why:
         errors.append(why)
     dead_depth = next((q.messages for q in queues if q.name == topology.DEAD_LETTER_QUEUE_NAME), 0)
-    letters = await dlq.list_dead(_letters_url(settings), LETTERS_PEEKED) if dead_depth else []
+    letters = await (cache or LetterCache()).letters_at(dead_depth, _letters_url(settings))
     day, boxes = None, {}
     try:
         conn = await asyncpg.connect(settings.database_url, timeout=10)
@@ -314,12 +329,13 @@ async def live(settings: Settings, interval_s: float) -> None:
     from rich.live import Live
 
     loop = asyncio.get_running_loop()
-    snap = await snapshot(settings)
+    cache = LetterCache()
+    snap = await snapshot(settings, cache)
     before, before_at = snap, loop.time()
     with Live(render(snap), refresh_per_second=4, screen=False) as view:
         while True:
             await asyncio.sleep(interval_s)
             now_at = loop.time()
-            snap = with_depth_rates(await snapshot(settings), before, now_at - before_at)
+            snap = with_depth_rates(await snapshot(settings, cache), before, now_at - before_at)
             before, before_at = snap, now_at
             view.update(render(snap))

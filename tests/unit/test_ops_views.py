@@ -57,3 +57,17 @@ def test_status_rows_count_replicas_depth_dead_letters_and_outbox_per_worker() -
     assert audit.outbox_unsent is None and rows["customer"].replicas == 0  # nothing consumes: shown as down
     with_error = worker_rows(queues, letters, {"ledger": Outbox(1, 5.0, "ConnectionError()")})
     assert next(r for r in with_error if r.worker == "ledger").last_error == "ConnectionError()"  # the outbox's own first
+
+
+def test_without_the_management_api_the_live_view_rates_the_depth_between_two_looks() -> None:
+    from ops.status import Snapshot, with_depth_rates
+
+    def look(depth: int, source: str = "rabbitmqctl") -> Snapshot:
+        rows = worker_rows([QueueStat("ledger.create_transfers", depth, 1)], [], {})
+        return Snapshot(at="", vhost="/", broker_source=source, business_day=None, dead_letters={}, edges=0, workers=rows)
+
+    ledger = lambda s: next(w for w in s.workers if w.worker == "ledger")  # noqa: E731
+    assert ledger(with_depth_rates(look(30), look(10), 2.0)).publish_rate == 10.0
+    assert ledger(with_depth_rates(look(30), None, 2.0)).publish_rate is None
+    managed = look(30, "management")
+    assert with_depth_rates(managed, look(10), 2.0) is managed  # the API's own rates stand
