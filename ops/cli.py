@@ -204,7 +204,8 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             print("nothing purged", file=sys.stderr)
             return 1
         # Only what was shown: a letter that arrived while the operator read is not purged unseen.
-        selection = dlq.Selection(ids=frozenset(d.message_id for d in chosen if d.message_id))  # type: ignore[union-attr]
+        selection = dataclasses.replace(selection, everything=False,
+                                        ids=frozenset(d.message_id for d in chosen if d.message_id))  # type: ignore[union-attr]
     outcome = _run(dlq.purge(url, selection, args.limit))
     print(json.dumps({"purged": outcome.message_ids, "recorded_as": outcome.recorded_as}))  # type: ignore[union-attr]
     return 0

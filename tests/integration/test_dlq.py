@@ -153,7 +153,8 @@ async def test_purge_asks_first_and_is_audited(bus: BusClient, infra, admin_db) 
     letters = await listed()
     assert asked not in letters and scripted not in letters
 
-    for purged in (asked, scripted):
+    for purged, chosen in ((asked, {"id": asked, "type": "account.get_account.v1"}), (scripted, {"id": scripted})):
         [record] = await eventually(lambda: audit_records(admin_db, "ops.dead_letters_purged", purged), timeout_s=15)  # noqa: B023
         assert record["broker_user"] == broker_user("dlq") and record["payload"]["count"] == 1
         assert record["payload"]["letters"][0]["reason"] == "rejected"
+        assert record["payload"]["selected_by"] == chosen  # how the operator chose, and what they confirmed
