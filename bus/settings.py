@@ -132,12 +132,15 @@ def service_users() -> frozenset[str]:
 
 def publisher_of(routing_key: str) -> str | None:
     """The broker user that alone may publish this event key: `<worker>.…` the worker's, `edge.…`
-    the edge's, `partner.…` the operator's tools'; None when nobody owns it."""
+    the edge's, `partner.…` the operator's tools', `ops.…` the dead-letter tool's; None when nobody
+    owns it."""
     owner = routing_key.split(".", 1)[0]
     if owner in WORKERS or owner == "edge":
         return broker_user(owner)
     if owner == "partner":
         return broker_user("ops")
+    if owner == "ops":
+        return broker_user("dlq")
     return None
 
 

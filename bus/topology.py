@@ -14,7 +14,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, audit, customer, day, identity, ledger, loan, partner, payment, security
+from contracts import account, audit, customer, day, identity, ledger, loan, operations, partner, payment, security
 from contracts.common import Command
 
 # Running processes only look the topology up (`declare=False`, a passive declare): their broker
@@ -51,8 +51,8 @@ AUDIT_TAP_SEGMENT_BYTES = 100 * 1024**2  # retention removes whole segments
 # The bounded quorum queues the taps were before: `cbs migrate` unbinds them and deletes them when empty.
 RETIRED_AUDIT_QUEUES = ("audit.commands", "audit.events")
 
-# Contract modules of events no worker owns: the operator publishes them (`cbs partner`).
-OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner, "security": security}
+# Contract modules of events no worker owns: the operator publishes them (`cbs partner`, `cbs dlq`).
+OPERATOR_CONTRACTS: dict[str, ModuleType] = {"partner": partner, "security": security, "ops": operations}
 
 # Facts every worker learns, whatever its own domain: which commands each partner may send.
 SHARED_EVENT_KEYS: tuple[str, ...] = (partner.PartnerAccessChanged.routing_key,)

@@ -44,6 +44,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     if args.name not in WORKERS:
         print(f"unknown worker {args.name!r}; known: {', '.join(WORKERS)}", file=sys.stderr)
         return 2
+    if not 1 <= args.replicas <= MAX_REPLICAS:
+        print(f"cbs worker: --replicas must be within 1 and {MAX_REPLICAS}", file=sys.stderr)
+        return 2
     if args.replicas > 1:
         specs = [cbs_process(f"{args.name}-{i}", "worker", args.name) for i in range(args.replicas)]
         return _supervise(specs)
@@ -73,23 +76,66 @@ def _supervise(specs: list) -> int:
     return int(_run(Supervisor(specs, stop_timeout_s=settings.graceful_timeout_s + 10).run()))  # type: ignore[arg-type]
 
 
-def up_specs(metrics_base: int) -> list[ProcessSpec]:
-    """The edge and one process per worker; each worker serves its metrics on its own port
-    (`metrics_base` + its place in WORKERS)."""
-    return [cbs_process("edge", "edge")] + [
-        cbs_process(f"{w}-worker", "worker", w, env={"CBS_METRICS_PORT": str(metrics_base + i)})
-        for i, w in enumerate(WORKERS)
-    ]
+MAX_REPLICAS = 16  # per worker on one machine; past it, more machines (DESIGN §1)
+
+
+class UsageError(ValueError):
+    """A command line that cannot be acted on; the message says why."""
+
+
+def parse_replicas(text: str | None) -> dict[str, int]:
+    """`ledger=2,audit=2` → {"ledger": 2, "audit": 2}; every worker not named runs one."""
+    counts: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        name, sep, count = item.partition("=")
+        name = name.strip()
+        if not sep or not count.strip():
+            raise UsageError(f"--replicas: {item!r} is not WORKER=COUNT (e.g. ledger=2,audit=2)")
+        if name not in WORKERS:
+            raise UsageError(f"--replicas: unknown worker {name!r}; known: {', '.join(WORKERS)}")
+        if name in counts:
+            raise UsageError(f"--replicas: {name} is named twice")
+        try:
+            n = int(count)
+        except ValueError:
+            raise UsageError(f"--replicas: {name}={count.strip()!r}: the count must be a whole number") from None
+        if not 1 <= n <= MAX_REPLICAS:
+            raise UsageError(f"--replicas: {name}={n}: the count must be within 1 and {MAX_REPLICAS}")
+        counts[name] = n
+    return counts
+
+
+def up_specs(metrics_base: int, replicas: dict[str, int] | None = None) -> list[ProcessSpec]:
+    """The edge and the processes of every worker (one each, or as `replicas` says). Each process
+    serves its metrics on a port of its own: a worker's first at `metrics_base` + its place in
+    WORKERS, its extra replicas on the ports after the last worker's, in order."""
+    replicas = replicas or {}
+    specs = [cbs_process("edge", "edge")]
+    extra_port = metrics_base + len(WORKERS)
+    for i, w in enumerate(WORKERS):
+        n = replicas.get(w, 1)
+        for r in range(n):
+            port = metrics_base + i if r == 0 else extra_port
+            extra_port += r > 0
+            name = f"{w}-worker" if n == 1 else f"{w}-worker-{r + 1}"
+            specs.append(cbs_process(name, "worker", w, env={"CBS_METRICS_PORT": str(port)}))
+    return specs
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     settings = load()
+    try:
+        replicas = parse_replicas(args.replicas)
+    except UsageError as exc:
+        print(f"cbs up: {exc}", file=sys.stderr)
+        return 2
     metrics_base = int(os.environ.get("CBS_METRICS_PORT_BASE", "9101"))
-    specs = up_specs(metrics_base)
+    specs = up_specs(metrics_base, replicas)
     base = f"http://{settings.edge_host}:{settings.edge_port}"
     print(f"CBS edge: {base}  (API docs: {base}/docs, ready: {base}/health/ready)", flush=True)
-    print(f"Worker metrics: http://{settings.metrics_host}:{metrics_base}..{metrics_base + len(WORKERS) - 1}/metrics "
-          f"({', '.join(WORKERS)})", flush=True)
+    ports = {s.name: dict(s.env)["CBS_METRICS_PORT"] for s in specs if s.env}
+    print("Worker metrics: " + ", ".join(f"{name} :{port}" for name, port in ports.items())
+          + f" (http://{settings.metrics_host}:PORT/metrics)", flush=True)  # fmt: skip
     if "CBS_ADMIN_PASSWORD" not in os.environ:
         # Development only: documented in the README; set CBS_ADMIN_PASSWORD anywhere else.
         print("First admin: admin / cbs-dev-admin-password (development default; set CBS_ADMIN_PASSWORD)", flush=True)
@@ -98,17 +144,86 @@ def cmd_up(args: argparse.Namespace) -> int:
     return _supervise(specs)
 
 
+def _selection(args: argparse.Namespace) -> dlq.Selection:
+    return dlq.Selection(ids=frozenset(args.id or ()), type=args.type, queue=args.queue, reason=args.reason,
+                         everything=args.all)  # fmt: skip
+
+
+def _letters_table(letters: list[dlq.DeadLetter]) -> str:
+    rows = [("MESSAGE_ID", "TYPE", "QUEUE", "REASON", "DIED_AT", "FIRST SENDER", "ERROR")]
+    for d in letters:
+        rows.append((d.message_id or "-", d.message_type or "-", d.queue or "-", d.reason or "-",
+                     d.died_at.isoformat(timespec="seconds") if d.died_at else "-", d.user_id or "-",
+                     (d.diagnosis or "-")[:120]))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows)
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
-    settings = load()
+    """`cbs dlq list|show|replay|purge`: dead letters (ops/dlq.py)."""
+    url = load().process_amqp_url("dlq")
+    if args.message_id:
+        args.id = [*(args.id or ()), args.message_id]
     if args.action == "list":
-        for letter in _run(dlq.list_dead(settings.process_amqp_url("dlq"), args.limit)):  # type: ignore[union-attr]
-            print(json.dumps(letter.as_dict()))
+        selection = _selection(args)
+        letters = _run(dlq.list_dead(url, args.limit, None if selection.empty else selection))
+        if args.json:
+            for letter in letters:  # type: ignore[union-attr]
+                print(json.dumps(letter.as_dict()))
+        else:
+            print(_letters_table(letters) if letters else "no dead letters")  # type: ignore[arg-type]
         return 0
-    if not args.all and not args.id:
-        print("replay needs --id MESSAGE_ID (repeatable) or --all", file=sys.stderr)
+    if args.action == "show":
+        if len(args.id or ()) != 1 or args.type or args.queue or args.reason or args.all:
+            print("cbs dlq show needs one message id: cbs dlq show ID", file=sys.stderr)
+            return 2
+        letters = _run(dlq.show(url, args.id[0]))
+        for letter in letters:  # type: ignore[union-attr]
+            print(json.dumps(letter.as_dict(whole=True), indent=2))
+        if not letters:
+            print(f"no dead letter has message_id {args.id[0]!r}", file=sys.stderr)
+        return 0 if letters else 1
+    selection = _selection(args)
+    if selection.empty:
+        print(f"cbs dlq {args.action} needs --id ID (repeatable), --type, --queue, --reason (patterns such as "
+              "'account.*') or --all", file=sys.stderr)  # fmt: skip
         return 2
-    replayed = _run(dlq.replay(settings.process_amqp_url("dlq"), None if args.all else set(args.id), args.limit))
-    print(json.dumps({"replayed": replayed}))
+    if args.action == "replay":
+        outcome = _run(dlq.replay_selected(url, selection, args.limit))
+        print(json.dumps({"replayed": outcome.message_ids, "recorded_as": outcome.recorded_as}))  # type: ignore[union-attr]
+        return 0
+    if not args.yes:
+        chosen = _run(dlq.list_dead(url, args.limit, selection))
+        if not chosen:
+            print(json.dumps({"purged": [], "recorded_as": None}))
+            return 0
+        print(_letters_table(chosen), file=sys.stderr)  # type: ignore[arg-type]
+        print(f"Purge these {len(chosen)} dead letters for good? [y/N] ", end="", file=sys.stderr, flush=True)  # type: ignore[arg-type]
+        answer = sys.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            print("nothing purged", file=sys.stderr)
+            return 1
+        # Only what was shown: a letter that arrived while the operator read is not purged unseen.
+        selection = dataclasses.replace(selection, everything=False,
+                                        ids=frozenset(d.message_id for d in chosen if d.message_id))  # type: ignore[union-attr]
+    outcome = _run(dlq.purge(url, selection, args.limit))
+    print(json.dumps({"purged": outcome.message_ids, "recorded_as": outcome.recorded_as}))  # type: ignore[union-attr]
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """`cbs status`: every worker at a glance, refreshing (ops/status.py); `--once [--json]` for scripts."""
+    from ops import status
+
+    settings = load()
+    if args.once or args.json:
+        snap = _run(status.snapshot(settings))
+        status.print_once(snap, as_json=args.json)  # type: ignore[arg-type]
+        return 0
+    try:
+        _run(status.live(settings, args.interval))
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -424,18 +539,32 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cbs", description="CBS core banking cluster")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database, roles, schemas and topology").set_defaults(func=cmd_migrate)
-    sub.add_parser("up", help="run the edge and every worker, supervised").set_defaults(func=cmd_up)
+    up = sub.add_parser("up", help="run the edge and every worker, supervised")
+    up.add_argument("--replicas", metavar="WORKER=N[,…]",
+                    help=f"more processes of some workers, e.g. ledger=2,audit=2 (1 to {MAX_REPLICAS}; others run one)")
+    up.set_defaults(func=cmd_up)
     sub.add_parser("edge", help="run the HTTP edge").set_defaults(func=cmd_edge)
     w = sub.add_parser("worker", help="run one worker (N replicas compete on its queues)")
     w.add_argument("name", choices=WORKERS)
     w.add_argument("--replicas", type=int, default=1)
     w.set_defaults(func=cmd_worker)
-    d = sub.add_parser("dlq", help="list or replay dead letters")
-    d.add_argument("action", choices=("list", "replay"))
-    d.add_argument("--id", action="append", help="message_id to replay (repeatable)")
-    d.add_argument("--all", action="store_true", help="replay every dead letter")
+    d = sub.add_parser("dlq", help="dead letters: list, show, replay, purge (each replay and purge is audited)")
+    d.add_argument("action", choices=("list", "show", "replay", "purge"))
+    d.add_argument("message_id", nargs="?", help="show: the dead letter's message_id")
+    d.add_argument("--id", action="append", help="a message_id (repeatable)")
+    d.add_argument("--type", help="message type pattern, e.g. 'account.*' or account.get_account.v1")
+    d.add_argument("--queue", help="pattern of the queue it died in, e.g. 'ledger.*'")
+    d.add_argument("--reason", help="why it died: rejected, delivery_limit, expired, maxlen")
+    d.add_argument("--all", action="store_true", help="replay/purge: every dead letter")
+    d.add_argument("--yes", action="store_true", help="purge without asking (scripts)")
+    d.add_argument("--json", action="store_true", help="list: one JSON object a line")
     d.add_argument("--limit", type=int, default=dlq.MAX_LISTED)
     d.set_defaults(func=cmd_dlq)
+    st = sub.add_parser("status", help="every worker: replicas, consumers, queues, dead letters, outbox lag, business date")
+    st.add_argument("--once", action="store_true", help="print one look and exit (default: refresh until Ctrl-C)")
+    st.add_argument("--json", action="store_true", help="one look as JSON (implies --once)")
+    st.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
+    st.set_defaults(func=cmd_status)
     b = sub.add_parser("bench", help="measure through the running edge and print a table")
     b.add_argument("--kind", choices=("transfers", "payment", "register", "loan-repayment"), default="transfers",
                    help="ledger transfers, internal payment orders (through the edge), registrations, or close of "

@@ -16,9 +16,30 @@ from dataclasses import dataclass
 
 log = logging.getLogger("cbs.supervisor")
 
-BACKOFF_START_S = 1.0
-BACKOFF_MAX_S = 30.0
-STABLE_AFTER_S = 30.0  # a process up this long has its backoff reset
+
+@dataclass(frozen=True)
+class Backoff:
+    """When to restart a process that exited (pure: the supervisor measures, this decides).
+
+    The wait doubles from `start_s` up to `max_s` while the process keeps dying young; a process
+    that stayed up `stable_after_s` or longer was healthy, so its next restart waits `start_s`
+    again (a worker killed once a day never waits 30 s for yesterday's crash loop)."""
+
+    start_s: float = 1.0
+    max_s: float = 30.0
+    stable_after_s: float = 60.0
+
+    def next_wait(self, previous_wait_s: float | None, uptime_s: float) -> float:
+        """The wait before the next start; `previous_wait_s` is the wait before the start that
+        just ended (None: it was the first start)."""
+        if previous_wait_s is None or uptime_s >= self.stable_after_s:
+            return self.start_s
+        return min(previous_wait_s * 2, self.max_s)
+
+    @classmethod
+    def from_env(cls) -> Backoff:
+        """`CBS_RESTART_STABLE_S` (default 60): uptime after which the backoff starts over."""
+        return cls(stable_after_s=float(os.environ.get("CBS_RESTART_STABLE_S", "60")))
 
 
 @dataclass(frozen=True)
@@ -33,9 +54,12 @@ def cbs_process(name: str, *args: str, env: dict[str, str] | None = None) -> Pro
 
 
 class Supervisor:
-    def __init__(self, specs: list[ProcessSpec], *, stop_timeout_s: float) -> None:
+    def __init__(self, specs: list[ProcessSpec], *, stop_timeout_s: float, backoff: Backoff | None = None) -> None:
+        names = [s.name for s in specs]
+        assert len(set(names)) == len(names), f"process names must be unique: {names}"
         self.specs = specs
         self.stop_timeout_s = stop_timeout_s
+        self.backoff = backoff or Backoff.from_env()
         self._stopping = asyncio.Event()
         self._children: dict[str, asyncio.subprocess.Process] = {}
 
@@ -53,7 +77,7 @@ class Supervisor:
         return 0
 
     async def _keep(self, spec: ProcessSpec) -> None:
-        backoff_s = BACKOFF_START_S
+        wait_s: float | None = None
         while not self._stopping.is_set():
             started = time.monotonic()
             process = await asyncio.create_subprocess_exec(*spec.argv, env={**os.environ, **dict(spec.env)})
@@ -62,14 +86,13 @@ class Supervisor:
             code = await process.wait()
             if self._stopping.is_set():
                 return
-            if time.monotonic() - started > STABLE_AFTER_S:
-                backoff_s = BACKOFF_START_S
-            log.warning("%s exited with %s; restarting in %.0f s", spec.name, code, backoff_s)
+            uptime_s = time.monotonic() - started
+            wait_s = self.backoff.next_wait(wait_s, uptime_s)
+            log.warning("%s exited with %s after %.1f s; restarting in %.1f s", spec.name, code, uptime_s, wait_s)
             try:
-                await asyncio.wait_for(self._stopping.wait(), backoff_s)
+                await asyncio.wait_for(self._stopping.wait(), wait_s)
             except TimeoutError:
                 pass
-            backoff_s = min(backoff_s * 2, BACKOFF_MAX_S)
 
     async def _stop_all(self) -> None:
         alive = [p for p in self._children.values() if p.returncode is None]

@@ -117,7 +117,7 @@ ADMIN_KEYS = frozenset({
     "identity.revoke_api_key", "identity.rotate_signing_key",
     "identity.user_created", "identity.user_disabled", "identity.user_enabled", "identity.api_key_created",
     "identity.api_key_revoked", "identity.key_rotated",
-    "partner.access_changed",
+    "partner.access_changed", "ops.dead_letters_replayed", "ops.dead_letters_purged",
 })  # fmt: skip
 ADMIN_ACTIONS = frozenset({"grant_role", "revoke_role", "role_granted", "role_revoked"})
 CONFIGURATION_PREFIXES = (

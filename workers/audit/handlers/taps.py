@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 
 from bus.db import TRANSIENT_DB_ERRORS
 from bus.streams import Gap
-from contracts import account, audit, customer, identity, ledger, partner, payment, security
+from contracts import account, audit, customer, identity, ledger, operations, partner, payment, security
 from contracts.common import GetOperation
 from contracts.partner import PartnerAccessChanged
 from workers.audit.domain import chain, subjects
@@ -37,7 +37,7 @@ MAX_TEXT_CHARS = 1_000  # envelope fields (routing key, ids, actor) are cut here
 TAP_GAP_KEY = "audit.tap_gap"  # the record of messages a tap's retention removed before audit read them
 
 Kind = Literal["command", "event"]
-CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit)
+CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit, operations)
 
 
 def _contracts_by_type() -> dict[str, type[BaseModel]]:
