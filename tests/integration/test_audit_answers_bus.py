@@ -126,6 +126,9 @@ async def test_a_reply_from_anyone_but_the_commands_worker_is_not_believed(bus: 
     row = await eventually(recorded)
     assert row["kind"] == "outcome" and "not" in row["parse_error"]
     assert await admin_db.fetchval("SELECT count(*) FROM audit.audit_outcome WHERE command_id = $1", forged) == 0
+    # Somebody answering for another worker is a security event, with its investigation.
+    assert await admin_db.fetchval("SELECT status FROM audit.audit_investigation WHERE record_seq = $1 "
+                                   "AND kind = 'security'", row["seq"]) == "open"  # fmt: skip
 
 
 # --- a payment's whole flow, and the account's trail ---------------------------------------------

@@ -112,6 +112,8 @@ def test_a_reply_not_believed_is_recorded_with_why_and_indexes_nothing(body: byt
                                                                        why: str) -> None:  # fmt: skip
     draft = _reply_draft(body, broker_user(user) if user else None, **kw)
     assert draft.outcome is None and draft.parse_error is not None and why in draft.parse_error
+    # A reply for a worker from anyone else raises a security event.
+    assert draft.classification.security_followup == ("broker user" in why)
 
 
 # --- accounts a record names --------------------------------------------------------------------

@@ -86,12 +86,11 @@ def classify_outcome(command_key: str, outcome: CommandOutcome | None) -> Classi
     only a security code raises one. A business refusal is the asker's answer, not an incident;
     access refusals already raise theirs through the `<worker>.access_denied` events; and the
     command's own record raised its compliance event when it arrived."""
-    if outcome is None:
-        return classify(command_key, None, "command", Outcome(Status.failure, "unreadable_reply"))
-    k = classify(command_key, None, "command", outcome.as_outcome())
+    k = classify(command_key, None, "command",
+                 outcome.as_outcome() if outcome is not None else Outcome(Status.failure, "unreadable_reply"))  # fmt: skip
     return Classification(
         name=k.name, record_type=k.record_type, severity=k.severity, status=k.status, retention=k.retention,
         expires_after=k.expires_after, compliance_flags=k.compliance_flags, regulatory_tags=k.regulatory_tags,
         risk_score=k.risk_score, error_code=k.error_code, is_read=k.is_read,
-        security_followup=outcome.code in SECURITY_CODES, compliance_followup=False,
+        security_followup=outcome is not None and outcome.code in SECURITY_CODES, compliance_followup=False,
     )  # fmt: skip

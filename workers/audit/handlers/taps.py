@@ -254,13 +254,17 @@ def draft_of_reply(
         why = "not a reply envelope"
     if why is None and (command_id is None or not key or "." not in key):
         why = "a reply names its command: message_id `<command message_id>.reply` and header x-command"
-    if why is None and user_id != broker_user(_command_worker(key)):
+    forged = why is None and user_id != broker_user(_command_worker(key))
+    if forged:
         why = f"a reply to {key[:200]} comes from {_command_worker(key)[:100]}'s broker user, not {str(user_id)[:200]!r}"
     payload = outcome_payload(outcome, command_id, key) if outcome is not None and command_id is not None else None
+    classification = classify_outcome(key, outcome)
+    if forged:  # somebody else answering for a worker: a security event, whatever the reply said
+        classification = replace(classification, security_followup=True)
     return Draft(
         event_id=reply_id, exchange=REPLY_EXCHANGE, routing_key=key, message_type=Reply.message_type, kind="outcome",
         correlation_id=_text(correlation_id), causation_id=command_id, actor=None, broker_user=_text(user_id),
-        entity_type=None, entity_id=None, classification=classify_outcome(key, outcome), payload=payload,
+        entity_type=None, entity_id=None, classification=classification, payload=payload,
         payload_sha256=sha256, payload_bytes=len(body), parse_error=why,
         outcome=(command_id, key, outcome) if why is None and outcome is not None and command_id else None,
     )  # fmt: skip
