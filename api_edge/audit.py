@@ -23,7 +23,7 @@ router = APIRouter(tags=["audit"])
 
 
 class VerifyBody(BaseModel):
-    from_seq: int = Field(default=1, ge=1, description="first record to check")
+    from_seq: int = Field(default=1, ge=1, le=c.MAX_SEQ, description="first record to check")
     max_records: int = Field(default=100_000, ge=1, le=1_000_000, description="stop after this many records")
 
 
@@ -146,7 +146,7 @@ class CloseBody(BaseModel):
 
 
 Kind = Literal["security", "compliance"]
-_SEQ = Path(ge=1, description="the audit record that raised the follow-up")
+_SEQ = Path(ge=1, le=c.MAX_SEQ, description="the audit record that raised the follow-up")
 
 
 @router.post("/v1/audit/investigations/{kind}/{record_seq}/assign")

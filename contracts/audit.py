@@ -27,6 +27,9 @@ class AuditError(StrEnum):
     report_needs = "report_needs"  # the report's kind needs a parameter that was not given
 
 
+MAX_SEQ = 2**63 - 1  # a chain position is a PostgreSQL bigint
+
+
 class ComplianceFramework(StrEnum):
     pci_dss = "PCI_DSS"
     sox = "SOX"
@@ -145,7 +148,7 @@ class VerifyChain(Command):
     routing_key: ClassVar[str] = "audit.verify_chain"
 
     from_seq: int = Field(
-        default=1, ge=1, description="first record to check; past 1 the stored prev_hash of that record is trusted"
+        default=1, ge=1, le=MAX_SEQ, description="first record to check; past 1 the stored prev_hash of that record is trusted"
     )
     max_records: int = Field(default=100_000, ge=1, le=1_000_000, description="stop after this many records")
 
@@ -218,7 +221,7 @@ class ListInvestigations(Command):
 
 
 class _InvestigationChange(Command):
-    record_seq: int = Field(ge=1, description="the audit record that raised the follow-up")
+    record_seq: int = Field(ge=1, le=MAX_SEQ, description="the audit record that raised the follow-up")
     kind: Literal["security", "compliance"]
     actor: str = Field(default="", max_length=200, description="who changes it: the authenticated caller")
 

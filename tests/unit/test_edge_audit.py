@@ -110,6 +110,8 @@ async def test_investigations_are_worked_by_who_may_and_as_the_caller(edge: Any)
     assert (await post("/v1/audit/investigations/security/12/assign", "auditor", {"assignee": "x", "actor": "y"})).status_code == 400
     assert (await post("/v1/audit/investigations/other/12/assign", "auditor", {"assignee": "x"})).status_code == 400
     assert (await post("/v1/audit/investigations/security/0/assign", "auditor", {"assignee": "x"})).status_code == 400
+    huge = "/v1/audit/investigations/security/1166353419620540490193043456/assign"  # past a bigint: the fuzzer's find
+    assert (await post(huge, "auditor", {"assignee": "x"})).status_code == 400
     listed = await client.get("/v1/audit/investigations", params={"status": "open"}, headers={"X-API-Key": "auditor"})
     assert listed.status_code == 200 and isinstance(correlator.sent[-1], c.ListInvestigations)
 
