@@ -98,14 +98,15 @@ async def _index(conn: asyncpg.Connection, drafts: Sequence[Draft], records: Seq
     outcomes by command, accounts named, the business date, completed payments, investigations."""
     outcomes, accounts, movements, investigations = [], [], [], []
     day = await store.business_day(conn)
-    payment_user = broker_user("payment")
+    payment_user, day_user = broker_user("payment"), broker_user("day")  # facts believed from their owners only
     for draft, record in zip(drafts, records, strict=True):
         seq, at, body = record["seq"], record["recorded_at"], draft.payload
         if draft.outcome is not None:
             command_id, key, outcome = draft.outcome
             outcomes.append((command_id, key, outcome.result, outcome.status.value, outcome.code, seq, at))
         accounts += [(account_id, seq) for account_id in draft.accounts]
-        if draft.kind == "event" and body is not None and draft.routing_key == "day.opened":
+        if (draft.kind == "event" and body is not None and draft.routing_key == "day.opened"
+                and draft.broker_user == day_user):  # fmt: skip
             day = (dt.date.fromisoformat(body["business_date"]), seq)
         if (draft.kind == "event" and body is not None and draft.routing_key == "payment.completed"
                 and draft.broker_user == payment_user):  # fmt: skip
