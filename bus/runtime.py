@@ -251,7 +251,8 @@ class Runtime:
         if forged:
             await self._refuse_invalid(msg, f"a reply to a step that asked {forged[0]} came from {raw.user_id!r}", None)
         for final, step in answers:
-            await self._publish_reply(final, step.origin_reply_to, step.origin_correlation_id, step.origin_message_id)
+            await self._publish_reply(final, step.origin_reply_to, step.origin_correlation_id, step.origin_message_id,
+                                      step.origin_consumer)  # fmt: skip
 
     async def _continue(self, conn: asyncpg.Connection, step: saga.Step, reply: Reply,
                         completions: list[tuple[str, saga.Answer | None]] | None = None,
@@ -453,16 +454,39 @@ class Runtime:
 
     async def reply_to_sender(self, msg: RabbitMessage, reply: Reply) -> None:
         raw = msg.raw_message
-        await self._publish_reply(reply, raw.reply_to, raw.correlation_id, raw.message_id)
+        # Audit keeps the outcome of every command; an event's refusal is only its dead letter.
+        command = raw.routing_key if raw.exchange == topology.COMMANDS.name else None
+        await self._publish_reply(reply, raw.reply_to, raw.correlation_id, raw.message_id, command)
 
     async def _publish_reply(
-        self, reply: Reply, reply_to: str | None, correlation_id: str | None, message_id: str | None
-    ) -> None:
-        if not reply_to:
+        self, reply: Reply, reply_to: str | None, correlation_id: str | None, message_id: str | None,
+        command: str | None,
+    ) -> None:  # fmt: skip
+        """Send the reply, and its copy to audit's outcome tap (`topology.AUDIT_REPLIES_TAP`): one
+        publish, routed by the broker to both (a `BCC` header on the default exchange, removed before
+        delivery). Without a reply queue (fire and forget), or to Direct Reply-To (which bypasses
+        routing), the copy alone goes to the tap."""
+        to_tap = command is not None
+        if not reply_to and not to_tap:
             return  # fire and forget: the partner follows events, or asks for the operation
         assert self.reply_channel is not None, "the worker opens its reply channel before it consumes"
         body = json.dumps(reply.model_dump(mode="json")).encode()
-        await self.reply_channel.default_exchange.publish(aio_pika.Message(
-            body, content_type="application/json", correlation_id=correlation_id, message_id=f"{message_id}.reply",
-            type=Reply.message_type, user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        ), routing_key=reply_to, mandatory=False)  # a vanished reply queue must not fail a committed command  # fmt: skip
+        direct = not reply_to or reply_to.startswith(topology.DIRECT_REPLY_TO)
+
+        def message(bcc: bool) -> aio_pika.Message:
+            headers: dict[str, Any] = {topology.REPLY_COMMAND_HEADER: command} if to_tap else {}
+            if bcc:
+                headers["BCC"] = [topology.AUDIT_REPLIES_TAP]
+            return aio_pika.Message(
+                body, content_type="application/json", correlation_id=correlation_id, message_id=f"{message_id}.reply",
+                type=Reply.message_type, user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                headers=headers or None,
+            )  # fmt: skip
+
+        # mandatory=False: a vanished reply queue must not fail a committed command.
+        if reply_to:
+            await self.reply_channel.default_exchange.publish(message(to_tap and not direct), routing_key=reply_to,
+                                                              mandatory=False)  # fmt: skip
+        if to_tap and direct:
+            await self.reply_channel.default_exchange.publish(message(False), routing_key=topology.AUDIT_REPLIES_TAP,
+                                                              mandatory=False)  # fmt: skip

@@ -42,11 +42,19 @@ WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": acco
 AUDIT_WORKER = "audit"
 AUDIT_COMMANDS_TAP = "audit.tap.commands"
 AUDIT_EVENTS_TAP = "audit.tap.events"
+# Audit's third tap: every command's reply (its outcome). Replies travel on the default exchange to
+# the asker's queue, which audit cannot bind; so a worker's reply carries a `BCC` header naming this
+# stream and the broker routes the one publish to both (bus/runtime.py `_publish_reply`). Bound to
+# no exchange: it is addressed by name. The command the reply answers is in REPLY_COMMAND_HEADER.
+AUDIT_REPLIES_TAP = "audit.tap.replies"
+REPLY_COMMAND_HEADER = "x-command"
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # bypasses routing: no BCC copy is made of such a reply
 # Retention of each tap: 24 hours of `cbs bench`'s load with audit stopped, with room to spare
 # (measured: 363 transfers/s, 0.94 KB a command and 1.42 KB an event on disk; docs/audit-taps.md).
 # RabbitMQ's disk must hold both (80 GiB) or its disk alarm, not the tap, stops publishers first.
 # An operator may change a bound with a policy (`max-length-bytes`) without redeclaring.
-AUDIT_TAP_MAX_BYTES = {"audit.tap.commands": 32 * 1024**3, "audit.tap.events": 48 * 1024**3}
+AUDIT_TAP_MAX_BYTES = {"audit.tap.commands": 32 * 1024**3, "audit.tap.events": 48 * 1024**3,
+                       "audit.tap.replies": 16 * 1024**3}  # a reply is smaller than its command
 AUDIT_TAP_SEGMENT_BYTES = 100 * 1024**2  # retention removes whole segments
 # The bounded quorum queues the taps were before: `cbs migrate` unbinds them and deletes them when empty.
 RETIRED_AUDIT_QUEUES = ("audit.commands", "audit.events")
@@ -145,14 +153,23 @@ def event_queue(worker: str, *, declare: bool = False) -> RabbitQueue:
                        declare=declare)  # fmt: skip
 
 
+def _tap_stream(name: str, *, declare: bool) -> RabbitQueue:
+    return RabbitQueue(name, queue_type=QueueType.STREAM, durable=True, routing_key="#", declare=declare, arguments={
+        "x-max-length-bytes": AUDIT_TAP_MAX_BYTES[name], "x-stream-max-segment-size-bytes": AUDIT_TAP_SEGMENT_BYTES,
+    })  # fmt: skip
+
+
 def audit_tap_queues(*, declare: bool = False) -> tuple[tuple[RabbitQueue, RabbitExchange], ...]:
     """(stream, exchange) of audit's taps, each bound `#` (every routing key)."""
     return tuple(
-        (RabbitQueue(name, queue_type=QueueType.STREAM, durable=True, routing_key="#", declare=declare, arguments={
-            "x-max-length-bytes": AUDIT_TAP_MAX_BYTES[name], "x-stream-max-segment-size-bytes": AUDIT_TAP_SEGMENT_BYTES,
-        }), exchange)  # fmt: skip
+        (_tap_stream(name, declare=declare), exchange)
         for name, exchange in ((AUDIT_COMMANDS_TAP, COMMANDS), (AUDIT_EVENTS_TAP, EVENTS))
     )
+
+
+def audit_replies_tap(*, declare: bool = False) -> RabbitQueue:
+    """The stream of every command's reply, addressed by name (see AUDIT_REPLIES_TAP)."""
+    return _tap_stream(AUDIT_REPLIES_TAP, declare=declare)
 
 
 def replies_queue_name(worker: str) -> str:
@@ -221,6 +238,7 @@ async def declare_all(broker: Any) -> None:
     for tap, exchange in audit_tap_queues(declare=True):
         queue = await broker.declare_queue(tap)
         await queue.bind(commands if exchange is COMMANDS else events, routing_key="#")
+    await broker.declare_queue(audit_replies_tap(declare=True))  # addressed by name (a reply's BCC)
 
 
 async def retire_old_audit_queues(amqp_url: str) -> list[str]:

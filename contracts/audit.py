@@ -7,8 +7,10 @@ commands below are its own, for staff holding `audit:read` (customers are refuse
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
+from uuid import UUID
 
 from pydantic import AwareDatetime, Field, model_validator
 
@@ -20,6 +22,12 @@ class AuditError(StrEnum):
 
     invalid_cursor = "invalid_cursor"
     invalid_range = "invalid_range"
+    investigation_not_found = "investigation_not_found"  # 404
+    investigation_closed = "investigation_closed"  # 409: a closed investigation changes no more
+    report_needs = "report_needs"  # the report's kind needs a parameter that was not given
+
+
+MAX_SEQ = 2**63 - 1  # a chain position is a PostgreSQL bigint
 
 
 class ComplianceFramework(StrEnum):
@@ -38,13 +46,26 @@ class ComplianceResult(StrEnum):
 # --- results ---------------------------------------------------------------------------------
 
 
+class RecordOutcome(Contract):
+    """How a command ended, from its reply (a chained record of its own, kind `outcome`)."""
+
+    result: Literal["success", "refused", "failed", "partial"] = Field(
+        description="success; refused (a refusal code); failed (invalid_message, internal_error); partial (a batch "
+        "some of whose items were refused)"
+    )
+    status: str = Field(description="banking-rules §7 status: success, failure or partial")
+    code: str | None = Field(default=None, description="the refusal code; for a batch its items' most frequent one")
+    outcome_seq: int = Field(ge=1, description="the outcome's own record in the chain")
+    recorded_at: AwareDatetime = Field(description="when audit recorded the outcome")
+
+
 class AuditRecordView(Contract):
     seq: int = Field(ge=1, description="position in the hash chain, 1 for the first record")
     event_id: str = Field(description="the message's message_id (the idempotency key)")
-    exchange: str = Field(description="`cbs.commands` or `cbs.events`")
+    exchange: str = Field(description="`cbs.commands`, `cbs.events`, or `` (the default exchange) for an outcome")
     routing_key: str
     amqp_type: str | None = Field(default=None, description="the AMQP `type`, e.g. `ledger.create_transfers.v1`")
-    kind: str = Field(description="command or event")
+    kind: str = Field(description="command, event, or outcome (a command's reply)")
     correlation_id: str | None = None
     causation_id: str | None = Field(default=None, description="header `x-causation-id`")
     actor: str | None = Field(
@@ -69,6 +90,10 @@ class AuditRecordView(Contract):
     recorded_at: AwareDatetime = Field(description="database time of the append")
     prev_hash: str = Field(description="hash of the previous record, hex (64 zeros for the first)")
     hash: str = Field(description="SHA-256(prev_hash ‖ canonical JSON of the record), hex")
+    outcome: RecordOutcome | None = Field(
+        default=None, description="a command's outcome once its reply was recorded; null for events, outcomes and "
+        "commands still pending (`status` is what was known when the command was recorded)",
+    )
 
 
 AuditRecordPage = Page[AuditRecordView]
@@ -96,6 +121,10 @@ class ListRecords(Command):
     read_only: ClassVar[bool] = True
 
     entity_id: str | None = Field(default=None, min_length=1, max_length=200, description="records about this entity")
+    account_id: UUID | None = Field(
+        default=None, description="an account's whole trail: every record naming it (its commands and events, and the "
+        "payments and ledger transfers that moved its money, as payer, payee, debit or credit)",
+    )
     actor: str | None = Field(default=None, min_length=1, max_length=200, description="records claimed by this actor")
     routing_key_prefix: str | None = Field(
         default=None, min_length=1, max_length=200, description="e.g. `payment.` or `identity.issue_token`"
@@ -119,9 +148,108 @@ class VerifyChain(Command):
     routing_key: ClassVar[str] = "audit.verify_chain"
 
     from_seq: int = Field(
-        default=1, ge=1, description="first record to check; past 1 the stored prev_hash of that record is trusted"
+        default=1, ge=1, le=MAX_SEQ, description="first record to check; past 1 the stored prev_hash of that record is trusted"
     )
     max_records: int = Field(default=100_000, ge=1, le=1_000_000, description="stop after this many records")
+
+
+ReportKind = Literal["large-value", "structuring", "security-summary", "actor-activity"]
+
+
+class GetReport(Command):
+    """One of audit's reports. `large-value` and `structuring` need `business_date`;
+    `security-summary` and `actor-activity` a period (`since`, `until`; at most 31 days), and
+    `actor-activity` the `actor`. Result: `Report`."""
+
+    routing_key: ClassVar[str] = "audit.get_report"
+    read_only: ClassVar[bool] = True
+
+    kind: ReportKind = Field(description="large-value, structuring, security-summary or actor-activity")
+    business_date: dt.date | None = Field(default=None, description="the business date (large-value, structuring)")
+    since: AwareDatetime | None = Field(default=None, description="period start, inclusive (security-summary, actor-activity)")
+    until: AwareDatetime | None = Field(default=None, description="period end, exclusive")
+    actor: str | None = Field(default=None, min_length=1, max_length=200, description="whose activity (actor-activity)")
+    limit: int = page_size(default=500, most=5_000)
+    cursor: str | None = cursor_field()
+
+    @model_validator(mode="after")
+    def _range(self) -> "GetReport":
+        if self.since is not None and self.until is not None:
+            if self.until <= self.since:
+                raise ValueError("until must be after since")
+            if self.until - self.since > dt.timedelta(days=31):
+                raise ValueError("a period is at most 31 days")
+        return self
+
+
+class Report(Contract):
+    kind: str = Field(description="the report asked for")
+    parameters: dict[str, Any] = Field(description="what it was computed with: the date or period, the thresholds")
+    columns: list[str] = Field(description="the rows' fields, in order (the CSV's header)")
+    rows: list[dict[str, Any]] = Field(description="one page of the report's rows; money in minor units")
+    next_cursor: str | None = Field(default=None, description="pass back for the next page; null at the end")
+
+
+class InvestigationView(Contract):
+    record_seq: int = Field(ge=1, description="the audit record that raised the follow-up")
+    kind: Literal["security", "compliance"]
+    routing_key: str = Field(description="of the record that raised it")
+    actor: str | None = None
+    risk_score: int = Field(ge=0, le=100)
+    status: Literal["open", "assigned", "closed"]
+    assignee: str | None = None
+    notes: list[dict[str, Any]] = Field(description="[{at, by, text}], oldest first")
+    resolution: str | None = None
+    opened_at: AwareDatetime
+    updated_at: AwareDatetime
+    closed_at: AwareDatetime | None = None
+
+
+InvestigationPage = Page[InvestigationView]
+
+
+class ListInvestigations(Command):
+    """Investigations of security and compliance follow-ups, newest first. Result: `Page[InvestigationView]`."""
+
+    routing_key: ClassVar[str] = "audit.list_investigations"
+    read_only: ClassVar[bool] = True
+
+    status: Literal["open", "assigned", "closed"] | None = Field(default=None, description="only these")
+    kind: Literal["security", "compliance"] | None = None
+    limit: int = page_size(default=50, most=500)
+    cursor: str | None = cursor_field()
+
+
+class _InvestigationChange(Command):
+    record_seq: int = Field(ge=1, le=MAX_SEQ, description="the audit record that raised the follow-up")
+    kind: Literal["security", "compliance"]
+    actor: str = Field(default="", max_length=200, description="who changes it: the authenticated caller")
+
+
+class AssignInvestigation(_InvestigationChange):
+    """Give an investigation to an investigator (again: to another). Refusals:
+    investigation_not_found, investigation_closed. Result: `InvestigationView`."""
+
+    routing_key: ClassVar[str] = "audit.assign_investigation"
+
+    assignee: str = Field(min_length=1, max_length=200, description="the investigator")
+
+
+class NoteInvestigation(_InvestigationChange):
+    """Add a note. Refusals: investigation_not_found, investigation_closed. Result: `InvestigationView`."""
+
+    routing_key: ClassVar[str] = "audit.note_investigation"
+
+    text: str = Field(min_length=1, max_length=4_000, description="what was found or done")
+
+
+class CloseInvestigation(_InvestigationChange):
+    """Close it with its resolution. Refusals: investigation_not_found, investigation_closed.
+    Result: `InvestigationView`."""
+
+    routing_key: ClassVar[str] = "audit.close_investigation"
+
+    resolution: str = Field(min_length=1, max_length=4_000, description="the finding, e.g. `false positive: …`")
 
 
 # --- events ----------------------------------------------------------------------------------
@@ -176,5 +304,20 @@ class ComplianceEventRaised(_Raised):
     evidence: dict[str, Any] = Field(description="compliance flags, regulatory tags and the record's hash")
 
 
-COMMANDS: tuple[type[Command], ...] = (ListRecords, VerifyChain)
-EVENTS: tuple[type[Event], ...] = (ChainBroken, SecurityEventRaised, ComplianceEventRaised)
+class InvestigationChanged(Event):
+    """An investigation was assigned, noted or closed (the command that did it is in the chain too)."""
+
+    routing_key: ClassVar[str] = "audit.investigation_changed"
+
+    record_seq: int = Field(ge=1)
+    kind: Literal["security", "compliance"]
+    change: Literal["assigned", "noted", "closed"]
+    status: Literal["open", "assigned", "closed"]
+    assignee: str | None = None
+    by: str = Field(description="who changed it")
+    occurred_at: AwareDatetime
+
+
+COMMANDS: tuple[type[Command], ...] = (ListRecords, VerifyChain, GetReport, ListInvestigations, AssignInvestigation,
+                                       NoteInvestigation, CloseInvestigation)  # fmt: skip
+EVENTS: tuple[type[Event], ...] = (ChainBroken, SecurityEventRaised, ComplianceEventRaised, InvestigationChanged)

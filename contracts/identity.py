@@ -86,6 +86,7 @@ class Permission(StrEnum):
     cash_handle = "cash:handle"  # cash deposits and withdrawals at the counter
     users_admin = "users:admin"
     audit_read = "audit:read"
+    audit_investigate = "audit:investigate"  # assign, note and close investigations of security and compliance events
     day_read = "day:read"  # the business date, its close and the calendar
     day_close = "day:close"  # close of business
     day_calendar = "day:calendar"  # holidays
@@ -113,8 +114,9 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
          P.loans_apply, P.loans_review, P.loans_approve}
     ),  # fmt: skip
     Role.admin: frozenset(Permission),
+    # Auditors read, and work the investigations of what audit raised (their own workflow, itself audited).
     Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read,
-                             P.day_read, P.books_read}),  # fmt: skip
+                             P.audit_investigate, P.day_read, P.books_read}),  # fmt: skip
     Role.partner: frozenset({P.accounts_read, P.ledger_read, P.transfers_create, P.payments_create}),
 }
 del P

@@ -467,10 +467,76 @@ def cmd_clearing_sim(args: argparse.Namespace, amqp_url: str) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    """`cbs audit verify-archive FILE…`: check audit's retention archive offline (ops/audit_archive.py)."""
-    from ops import audit_archive
+    """`cbs audit verify-archive FILE…`: check audit's retention archive offline (ops/audit_archive.py).
+    `cbs audit verify [--from-seq N]`: the audit worker recomputes its hash chain (outcomes
+    included), through the bus; non-zero exit on a break (which also raises `audit.chain_broken`).
+    `cbs audit report --kind K [--date D | --since T --until T] [--actor A] [--format json|csv]`:
+    one of audit's reports, every page, on stdout."""
+    if args.action == "verify-archive":
+        from ops import audit_archive
 
-    return audit_archive.verify_files(args.files, sys.stdout)
+        return audit_archive.verify_files(args.files, sys.stdout)
+    if args.action == "verify":
+        return _audit_verify(args)
+    return _audit_report(args)
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from contracts import audit as c
+    from ops.ask import ask_once
+
+    url = load().process_amqp_url("ops")
+    seq, checked, answer = args.from_seq, 0, None
+    while True:  # a walk stops after max_records: the next one takes up from where it stopped
+        answer = _run(ask_once(c.VerifyChain(from_seq=seq), url, timeout_s=args.timeout))
+        if not answer.ok:  # type: ignore[union-attr]
+            print(json.dumps(answer.model_dump(mode="json"), indent=2))  # type: ignore[union-attr]
+            return 1
+        result = c.ChainVerification.model_validate(answer.result)  # type: ignore[union-attr]
+        checked += result.records_checked
+        if not result.ok or result.complete or result.last_seq_checked is None:
+            break
+        seq = result.last_seq_checked + 1
+    print(json.dumps({**result.model_dump(mode="json"), "records_checked": checked, "from_seq": args.from_seq}, indent=2))
+    return 0 if result.ok else 1
+
+
+def _audit_report(args: argparse.Namespace) -> int:
+    import csv
+    import datetime as dt
+
+    from contracts import audit as c
+    from ops.ask import ask_once
+
+    url = load().process_amqp_url("ops")
+    when = {"business_date": dt.date.fromisoformat(args.date) if args.date else None,
+            "since": dt.datetime.fromisoformat(args.since) if args.since else None,
+            "until": dt.datetime.fromisoformat(args.until) if args.until else None}  # fmt: skip
+    rows: list[dict] = []
+    cursor, report = None, None
+    while True:
+        try:
+            command = c.GetReport(kind=args.kind, actor=args.actor, cursor=cursor, limit=5_000, **when)
+        except ValueError as exc:
+            print(f"cbs audit report: {exc}", file=sys.stderr)
+            return 2
+        answer = _run(ask_once(command, url, timeout_s=args.timeout))
+        if not answer.ok:  # type: ignore[union-attr]
+            print(json.dumps(answer.model_dump(mode="json"), indent=2), file=sys.stderr)  # type: ignore[union-attr]
+            return 1
+        report = c.Report.model_validate(answer.result)  # type: ignore[union-attr]
+        rows += report.rows
+        if not (cursor := report.next_cursor):
+            break
+    if args.format == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(report.columns)
+        for row in rows:
+            writer.writerow([" ".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v)
+                             for v in (row.get(k) for k in report.columns)])  # fmt: skip
+    else:
+        print(json.dumps({"kind": report.kind, "parameters": report.parameters, "rows": rows}, indent=2))
+    return 0
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
@@ -607,6 +673,17 @@ def parser() -> argparse.ArgumentParser:
     au_actions = au.add_subparsers(dest="action", required=True)
     va = au_actions.add_parser("verify-archive", help="check archived audit records offline; non-zero exit on a mismatch")
     va.add_argument("files", nargs="+", metavar="FILE", help="archive files (audit-<first>-<last>.jsonl)")
+    vc = au_actions.add_parser("verify", help="the audit worker recomputes its hash chain; non-zero exit on a break")
+    vc.add_argument("--from-seq", type=int, default=1, help="first record to check (past 1 its stored prev_hash is trusted)")
+    vc.add_argument("--timeout", type=float, default=300)
+    rp = au_actions.add_parser("report", help="one of audit's reports (every page), as JSON or CSV")
+    rp.add_argument("--kind", required=True, choices=("large-value", "structuring", "security-summary", "actor-activity"))
+    rp.add_argument("--date", help="large-value, structuring: the business date (YYYY-MM-DD)")
+    rp.add_argument("--since", help="security-summary, actor-activity: from (ISO 8601 with a zone)")
+    rp.add_argument("--until", help="until, exclusive (ISO 8601 with a zone)")
+    rp.add_argument("--actor", help="actor-activity: whose")
+    rp.add_argument("--format", choices=("json", "csv"), default="json")
+    rp.add_argument("--timeout", type=float, default=60)
     au.set_defaults(func=cmd_audit)
     return p
 

@@ -23,6 +23,8 @@ DEFAULT = {"SELECT", "INSERT", "UPDATE"}
 NARROWED: dict[tuple[str, str], tuple[set[str], set[str]]] = {
     ("audit", "audit_record"): ({"SELECT", "INSERT"}, {"payload", "archived_at"}),
     ("audit", "audit_chain_head"): ({"SELECT", "UPDATE"}, set()),
+    # The indexes beside the chain are appended to only (workers/audit/grants.sql).
+    **{("audit", table): ({"SELECT", "INSERT"}, set()) for table in ("audit_outcome", "audit_record_account", "audit_movement")},
     ("ledger", "day_end"): (DEFAULT | {"DELETE"}, set()),
     ("ledger", "day_end_balance"): (DEFAULT | {"DELETE"}, set()),
 }

@@ -11,3 +11,8 @@ GRANT UPDATE (payload, archived_at) ON audit_record TO cbs_audit;
 
 -- The chain's single head row is made by migration 0001; appends only lock and move it.
 REVOKE INSERT ON audit_chain_head FROM cbs_audit;
+
+-- The indexes beside the chain (migration 0003) are appended to only, like the chain they index:
+-- an outcome, an account named, a completed payment is written once (ON CONFLICT DO NOTHING).
+-- The business date audit learnt and the investigations' workflow are updated in place.
+REVOKE UPDATE ON audit_outcome, audit_record_account, audit_movement FROM cbs_audit;

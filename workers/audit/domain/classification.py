@@ -8,8 +8,8 @@ Decisions the rules leave open:
 - `identity.access_revoked` is authentication (access ended); the admin action that caused it is
   recorded as admin on its own. Ledger reads are transaction records (the type says the domain,
   the severity says read). Loan and account money events are transaction records: money moves.
-- A read is a command, never an event. A command's status is `pending` unless the caller knows
-  its `Outcome`: audit sees the request, not the reply.
+- A read is a command, never an event. A command's record is chained `pending` when it arrives;
+  its reply comes later as a record of its own, classified with its `Outcome` (domain/outcomes.py).
 - Retention: security records are kept long, `audit.chain_broken` and `audit.tap_gap` (messages a
   tap lost to its retention before audit read them) permanently; exports and KYC
   records long (an export raises a compliance event, so its evidence is kept as long).

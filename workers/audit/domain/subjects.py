@@ -93,3 +93,50 @@ def actor_of_headers(x_actor: str | bytes | None) -> str | None:
     if isinstance(sub, (str, int)) and not isinstance(sub, bool) and str(sub).strip():
         return str(sub)
     return None
+
+
+MAX_ACCOUNTS = 2_000  # ids indexed of one record (a batch of 1,000 transfers names up to 2,000)
+MAX_DEPTH = 4  # how deep a body is searched: transfers[i].debit_account_id, payee.account_id
+# Ledger messages whose bare `id` (or the `id` of each item) is an account's.
+LEDGER_ACCOUNT_KEYS = frozenset({"ledger.create_accounts", "ledger.account_created", "ledger.account_flags_changed",
+                                 "ledger.overdraft_limit_changed", "ledger.set_account_flags",
+                                 "ledger.set_overdraft_limit", "ledger.lookup_accounts"})  # fmt: skip
+
+
+def _uuid_text(value: Any) -> str | None:
+    try:
+        return str(UUID(str(value))) if isinstance(value, (str, UUID)) else None
+    except ValueError:
+        return None
+
+
+def accounts_of(routing_key: str, body: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every account id a body names, sorted: any field named `*account_id` or `account_ids` at any
+    depth (payer and payee of a payment, debit and credit of each ledger transfer, a payee's
+    account), and on the ledger's account messages the bare `id`s. Never raises."""
+    found: set[str] = set()
+    account_ids = routing_key in LEDGER_ACCOUNT_KEYS
+
+    def walk(value: Any, depth: int) -> None:
+        if len(found) >= MAX_ACCOUNTS or depth > MAX_DEPTH:
+            return
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    continue
+                if key.endswith("account_id") or (account_ids and key == "id"):
+                    if (text := _uuid_text(item)) is not None:
+                        found.add(text)
+                elif key in ("account_ids",) or (account_ids and key == "ids"):
+                    for each in item if isinstance(item, list) else ():
+                        if (text := _uuid_text(each)) is not None:
+                            found.add(text)
+                else:
+                    walk(item, depth + 1)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, depth + 1)
+
+    if isinstance(body, Mapping):
+        walk(body, 0)
+    return tuple(sorted(found)[:MAX_ACCOUNTS])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+import datetime as dt
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from bus.streams import ApplyBatch, StreamBatch
 from contracts import audit as c
 from contracts.common import Event, Reply
 from workers.audit import store
+from bus.settings import broker_user
+from contracts.day import BANK_TIME_ZONE
 from workers.audit.domain import chain, classification
 from workers.audit.handlers import taps
 from workers.audit.handlers.taps import Draft, Kind
@@ -87,6 +90,38 @@ async def append(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
     for draft in fresh:
         if draft.grant is not None:
             await grants.record(conn, draft.grant)  # every worker learns partners' grants
+    await _index(conn, fresh, records)
+
+
+async def _index(conn: asyncpg.Connection, drafts: Sequence[Draft], records: Sequence[dict[str, Any]]) -> None:
+    """The indexes derived from the chained records (migration 0003), in the same transaction:
+    outcomes by command, accounts named, the business date, completed payments, investigations."""
+    outcomes, accounts, movements, investigations = [], [], [], []
+    day = await store.business_day(conn)
+    payment_user, day_user = broker_user("payment"), broker_user("day")  # facts believed from their owners only
+    for draft, record in zip(drafts, records, strict=True):
+        seq, at, body = record["seq"], record["recorded_at"], draft.payload
+        if draft.outcome is not None:
+            command_id, key, outcome = draft.outcome
+            outcomes.append((command_id, key, outcome.result, outcome.status.value, outcome.code, seq, at))
+        accounts += [(account_id, seq) for account_id in draft.accounts]
+        if (draft.kind == "event" and body is not None and draft.routing_key == "day.opened"
+                and draft.broker_user == day_user):  # fmt: skip
+            day = (dt.date.fromisoformat(body["business_date"]), seq)
+        if (draft.kind == "event" and body is not None and draft.routing_key == "payment.completed"
+                and draft.broker_user == payment_user):  # fmt: skip
+            business_date = day[0] if day is not None else at.astimezone(BANK_TIME_ZONE).date()
+            movements.append(store.movement_row(body, seq, business_date))
+        k = draft.classification
+        for kind, raised in (("security", k.security_followup), ("compliance", k.compliance_followup)):
+            if raised:
+                investigations.append((seq, kind, draft.routing_key, draft.actor, k.risk_score, at))
+    await store.insert_outcomes(conn, outcomes)
+    await store.insert_accounts(conn, accounts)
+    await store.insert_movements(conn, movements)
+    await store.insert_investigations(conn, investigations)
+    if day is not None:
+        await store.set_business_day(conn, *day)
 
 
 def record_tap(exchange: str, kind: Kind) -> ApplyBatch:
@@ -101,6 +136,14 @@ def record_tap(exchange: str, kind: Kind) -> ApplyBatch:
         await append_refusing_none(conn, drafts)
 
     return apply
+
+
+async def record_replies(conn: asyncpg.Connection, batch: StreamBatch) -> None:
+    """What audit does with a batch of its replies tap: each reply's outcome record, in order."""
+    drafts = [taps.draft_of_reply_delivery(m, max_body_bytes=batch.max_body_bytes) for m in batch.messages]
+    if batch.gap is not None:
+        drafts.insert(0, taps.gap_draft(batch.gap, stream=batch.stream, exchange=taps.REPLY_EXCHANGE, kind="outcome"))
+    await append_refusing_none(conn, drafts)
 
 
 async def append_refusing_none(conn: asyncpg.Connection, drafts: Sequence[Draft]) -> None:
@@ -137,7 +180,12 @@ def _view(row: asyncpg.Record) -> c.AuditRecordView:
     fields["compliance_flags"] = list(row["compliance_flags"])
     fields["regulatory_tags"] = list(row["regulatory_tags"])
     fields["amqp_type"] = fields.pop("message_type")
-    return c.AuditRecordView(**fields, seq=row["seq"], prev_hash=bytes(row["prev_hash"]).hex(), hash=bytes(row["hash"]).hex())
+    outcome = None
+    if "outcome_seq" in row.keys() and row["outcome_seq"] is not None:
+        outcome = c.RecordOutcome(result=row["outcome_result"], status=row["outcome_status"], code=row["outcome_code"],
+                                  outcome_seq=row["outcome_seq"], recorded_at=row["outcome_at"])  # fmt: skip
+    return c.AuditRecordView(**fields, seq=row["seq"], prev_hash=bytes(row["prev_hash"]).hex(), hash=bytes(row["hash"]).hex(),
+                             outcome=outcome)  # fmt: skip
 
 
 async def list_records(ctx: Context, cmd: c.ListRecords) -> Reply:
@@ -147,7 +195,7 @@ async def list_records(ctx: Context, cmd: c.ListRecords) -> Reply:
         return refusal
     rows = await store.list_records(
         ctx.conn, entity_id=cmd.entity_id, actor=cmd.actor, routing_key_prefix=cmd.routing_key_prefix,
-        since=cmd.since, until=cmd.until, before_seq=before_seq, limit=cmd.limit + 1,
+        since=cmd.since, until=cmd.until, before_seq=before_seq, limit=cmd.limit + 1, account_id=cmd.account_id,
     )  # fmt: skip
     page, cursor = page_of(rows, cmd.limit, lambda r: (r["seq"],))
     return Reply.success(c.AuditRecordPage(items=[_view(r) for r in page], next_cursor=cursor))

@@ -25,19 +25,23 @@ from pydantic import BaseModel, ValidationError
 
 from bus.db import TRANSIENT_DB_ERRORS
 from bus.streams import Gap
-from contracts import account, audit, customer, identity, ledger, operations, partner, payment, security
-from contracts.common import GetOperation
+from bus import topology
+from bus.settings import broker_user
+from contracts import account, audit, customer, day, identity, ledger, loan, operations, partner, payment, security
+from contracts.common import GetOperation, Reply
 from contracts.partner import PartnerAccessChanged
 from workers.audit.domain import chain, subjects
 from workers.audit.domain.classification import Classification, classify
+from workers.audit.domain.outcomes import CommandOutcome, classify_outcome, outcome_of_reply, outcome_payload
 
 log = logging.getLogger("cbs.audit")
 
 MAX_TEXT_CHARS = 1_000  # envelope fields (routing key, ids, actor) are cut here
 TAP_GAP_KEY = "audit.tap_gap"  # the record of messages a tap's retention removed before audit read them
 
-Kind = Literal["command", "event"]
-CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit, operations)
+Kind = Literal["command", "event", "outcome"]
+CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit, day, loan, operations)
+REPLY_EXCHANGE = ""  # replies travel on the default exchange: an outcome record's `exchange`
 
 
 def _contracts_by_type() -> dict[str, type[BaseModel]]:
@@ -87,6 +91,8 @@ class Draft:
     payload_bytes: int
     parse_error: str | None
     grant: PartnerAccessChanged | None = None  # a partner's grant, which audit learns like every worker
+    accounts: tuple[str, ...] = ()  # every account id the body names (the account trail's index)
+    outcome: tuple[str, str, CommandOutcome] | None = None  # (command_id, command key, outcome), believed
 
     @property
     def key(self) -> tuple[str, str]:
@@ -95,7 +101,7 @@ class Draft:
     def stripped(self, why: str) -> Draft:
         """The envelope only: what is stored when the full record cannot be."""
         return replace(self, payload=None, entity_type=None, entity_id=None, parse_error=why[:MAX_TEXT_CHARS],
-                       grant=None)  # fmt: skip
+                       grant=None, accounts=(), outcome=None)  # fmt: skip
 
 
 def _contract_for(message_type: str | None, routing_key: str) -> tuple[type[BaseModel] | None, str | None]:
@@ -187,6 +193,7 @@ def draft_of(
         payload_bytes=len(body),
         parse_error=error,
         grant=model if isinstance(model, PartnerAccessChanged) else None,
+        accounts=subjects.accounts_of(routing_key, payload) if payload is not None else (),
     )
 
 
@@ -210,7 +217,62 @@ def gap_draft(gap: Gap, *, stream: str, exchange: str, kind: Kind) -> Draft:
     return Draft(
         event_id=f"gap:{stream}:{gap.first}-{gap.last}", exchange=exchange, routing_key=TAP_GAP_KEY,
         message_type=None, kind=kind, correlation_id=None, causation_id=None, actor=None, broker_user=None,
-        entity_type="audit_tap", entity_id=stream, classification=classify(TAP_GAP_KEY, None, kind),
+        entity_type="audit_tap", entity_id=stream,
+        classification=classify(TAP_GAP_KEY, None, "event" if kind == "outcome" else kind),
         payload=payload, payload_sha256=hashlib.sha256(body).hexdigest(), payload_bytes=len(body),
         parse_error=f"up to {gap.at_most_messages} messages of {stream} were removed by its retention before audit read them",
+    )  # fmt: skip
+
+
+def _command_worker(command_key: str) -> str:
+    return command_key.split(".", 1)[0]
+
+
+def draft_of_reply(
+    body: bytes, *, message_id: str | None, command_key: str | None, correlation_id: str | None,
+    user_id: str | None, max_body_bytes: int,
+) -> Draft:  # fmt: skip
+    """The outcome record of one reply (the `audit.tap.replies` stream). Its event_id is the
+    reply's message_id (`<command message_id>.reply`), its causation_id the command's message_id.
+    Believed (indexed as the command's outcome) only from the broker user of the worker that owns
+    the command; anything else is recorded with why it was not believed."""
+    sha256 = hashlib.sha256(body).hexdigest()
+    reply_id = _text(message_id) or f"sha256:{sha256}"
+    command_id = reply_id.removesuffix(".reply") if reply_id.endswith(".reply") else None
+    key = _text(command_key) or ""
+    why: str | None = None
+    parsed: Any = None
+    if len(body) > max_body_bytes:
+        why = f"body exceeds {max_body_bytes} bytes"
+    else:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            why = "the reply is not JSON"
+    outcome = outcome_of_reply(parsed) if why is None else None
+    if why is None and outcome is None:
+        why = "not a reply envelope"
+    if why is None and (command_id is None or not key or "." not in key):
+        why = "a reply names its command: message_id `<command message_id>.reply` and header x-command"
+    forged = why is None and user_id != broker_user(_command_worker(key))
+    if forged:
+        why = f"a reply to {key[:200]} comes from {_command_worker(key)[:100]}'s broker user, not {str(user_id)[:200]!r}"
+    payload = outcome_payload(outcome, command_id, key) if outcome is not None and command_id is not None else None
+    classification = classify_outcome(key, outcome)
+    if forged:  # somebody else answering for a worker: a security event, whatever the reply said
+        classification = replace(classification, security_followup=True)
+    return Draft(
+        event_id=reply_id, exchange=REPLY_EXCHANGE, routing_key=key, message_type=Reply.message_type, kind="outcome",
+        correlation_id=_text(correlation_id), causation_id=command_id, actor=None, broker_user=_text(user_id),
+        entity_type=None, entity_id=None, classification=classification, payload=payload,
+        payload_sha256=sha256, payload_bytes=len(body), parse_error=why,
+        outcome=(command_id, key, outcome) if why is None and outcome is not None and command_id else None,
+    )  # fmt: skip
+
+
+def draft_of_reply_delivery(message: AbstractIncomingMessage, *, max_body_bytes: int) -> Draft:
+    headers = dict(message.headers or {})
+    return draft_of_reply(
+        message.body, message_id=message.message_id, command_key=_text(headers.get(topology.REPLY_COMMAND_HEADER)),
+        correlation_id=message.correlation_id, user_id=message.user_id, max_body_bytes=max_body_bytes,
     )  # fmt: skip
