@@ -32,14 +32,14 @@ SIGNATURE_HEADER = "CBS-Signature"
 SIGNATURE_TOLERANCE_S = 300  # a receiver refuses a signature older (or newer) than this: the replay window
 
 
-class Channel(StrEnum):
+class NotificationChannel(StrEnum):
     email = "email"
     sms = "sms"
     webhook = "webhook"
     in_app = "in_app"
 
 
-class Category(StrEnum):
+class NotificationCategory(StrEnum):
     transaction = "transaction"
     account = "account"
     security = "security"
@@ -50,7 +50,7 @@ class Category(StrEnum):
     alert = "alert"
 
 
-class Priority(StrEnum):
+class NotificationPriority(StrEnum):
     low = "low"
     medium = "medium"
     high = "high"
@@ -82,8 +82,8 @@ class NotificationError(StrEnum):
 
 
 class PreferenceRule(Contract):
-    channel: Channel
-    category: Category
+    channel: NotificationChannel
+    category: NotificationCategory
     enabled: bool
 
 
@@ -103,9 +103,9 @@ class Preferences(Contract):
 class NotificationView(Contract):
     notification_id: UUID
     customer_id: UUID | None
-    channel: Channel
-    category: Category
-    priority: Priority
+    channel: NotificationChannel
+    category: NotificationCategory
+    priority: NotificationPriority
     template: str
     subject: str
     body: str
@@ -140,7 +140,7 @@ class TemplateList(Contract):
 class WebhookEndpointView(Contract):
     endpoint_id: UUID
     url: str
-    categories: list[Category]
+    categories: list[NotificationCategory]
     customer_id: UUID | None
     owner: str
     enabled: bool
@@ -237,7 +237,7 @@ class RegisterWebhookEndpoint(Command):
 
     endpoint_id: UUID = Field(description="caller-chosen id")
     url: str = Field(min_length=8, max_length=2_000)
-    categories: list[Category] = Field(min_length=1, max_length=8)
+    categories: list[NotificationCategory] = Field(min_length=1, max_length=8)
     customer_id: UUID | None = None
 
 
@@ -259,15 +259,25 @@ class SendMessage(Command):
     routing_key: ClassVar[str] = "notification.send_message"
 
     send_id: UUID = Field(description="caller-chosen id of the message (idempotent)")
-    channels: list[Channel] = Field(min_length=1, max_length=2, description="email and/or sms")
+    channels: list[NotificationChannel] = Field(min_length=1, max_length=2, description="email and/or sms")
     customer_id: UUID | None = None
     to: str | None = Field(default=None, max_length=320)
     template: str = Field(pattern=TEMPLATE_KEY_PATTERN)
     data: dict[str, Any] = Field(default_factory=dict)
-    category: Category = Category.security
-    priority: Priority = Priority.critical
+    category: NotificationCategory = NotificationCategory.security
+    priority: NotificationPriority = NotificationPriority.critical
     language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)
     expires_in_s: int = Field(default=300, ge=30, le=86_400, description="unsent by then: cancelled (an OTP: 5 min)")
+
+
+class GetNotification(Command):
+    """One notification with its status and delivery attempts so far. Result: `NotificationView`
+    (a customer: their own). Refusals: notification_not_found."""
+
+    routing_key: ClassVar[str] = "notification.get_notification"
+    read_only: ClassVar[bool] = True
+
+    notification_id: UUID
 
 
 class GetStatistics(Command):
@@ -285,8 +295,8 @@ class GetStatistics(Command):
 class _NotificationFact(Event):
     notification_id: UUID
     customer_id: UUID | None
-    channel: Channel
-    category: Category
+    channel: NotificationChannel
+    category: NotificationCategory
     template: str
     attempt: int = Field(ge=0)
     correlation_id: str | None = Field(default=None, description="of the event or command that caused it")
@@ -321,6 +331,6 @@ class NotificationFailed(_NotificationFact):
 
 COMMANDS: tuple[type[Command], ...] = (
     GetPreferences, SetPreferences, ListNotifications, MarkRead, ListTemplates, DefineTemplate,
-    ListWebhookEndpoints, RegisterWebhookEndpoint, EnableWebhookEndpoint, SendMessage, GetStatistics,
+    ListWebhookEndpoints, RegisterWebhookEndpoint, EnableWebhookEndpoint, SendMessage, GetNotification, GetStatistics,
 )  # fmt: skip
 EVENTS: tuple[type[Event], ...] = (NotificationSent, NotificationDelivered, NotificationFailed)

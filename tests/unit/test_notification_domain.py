@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from contracts.notification import Category, Channel, NotificationStatus, Priority
+from contracts.notification import NotificationCategory, NotificationChannel, NotificationStatus, NotificationPriority
 from workers.notification.domain import delivery, rules
 from workers.notification.domain.templates import Template, TemplateFailure, check, render
 
@@ -26,17 +26,17 @@ def recipient(**changes: object) -> rules.Recipient:
 
 def test_with_no_preferences_everything_is_on_but_marketing() -> None:
     r = recipient()
-    assert all(rules.allowed(r, ch, cat, Priority.medium) for ch in Channel for cat in Category if cat is not Category.marketing)
-    assert not rules.allowed(r, Channel.email, Category.marketing, Priority.low)
-    assert rules.allowed(recipient(marketing_consent=True), Channel.email, Category.marketing, Priority.low)
+    assert all(rules.allowed(r, ch, cat, NotificationPriority.medium) for ch in NotificationChannel for cat in NotificationCategory if cat is not NotificationCategory.marketing)
+    assert not rules.allowed(r, NotificationChannel.email, NotificationCategory.marketing, NotificationPriority.low)
+    assert rules.allowed(recipient(marketing_consent=True), NotificationChannel.email, NotificationCategory.marketing, NotificationPriority.low)
 
 
 def test_a_stored_rule_decides_and_security_always_goes() -> None:
-    r = recipient(rules={(Channel.sms, Category.transaction): False, (Channel.sms, Category.security): False})
-    assert not rules.allowed(r, Channel.sms, Category.transaction, Priority.medium)
-    assert rules.allowed(r, Channel.email, Category.transaction, Priority.medium)
-    assert rules.allowed(r, Channel.sms, Category.security, Priority.critical)
-    assert rules.place(r, Channel.sms, Category.transaction, Priority.medium, now=NOON, sent_today=0) is None
+    r = recipient(rules={(NotificationChannel.sms, NotificationCategory.transaction): False, (NotificationChannel.sms, NotificationCategory.security): False})
+    assert not rules.allowed(r, NotificationChannel.sms, NotificationCategory.transaction, NotificationPriority.medium)
+    assert rules.allowed(r, NotificationChannel.email, NotificationCategory.transaction, NotificationPriority.medium)
+    assert rules.allowed(r, NotificationChannel.sms, NotificationCategory.security, NotificationPriority.critical)
+    assert rules.place(r, NotificationChannel.sms, NotificationCategory.transaction, NotificationPriority.medium, now=NOON, sent_today=0) is None
 
 
 # --- quiet hours --------------------------------------------------------------------------------------
@@ -58,14 +58,14 @@ def test_quiet_hours_are_the_recipients_own_time_zone() -> None:
 
 def test_a_normal_sms_waits_for_quiet_hours_to_end_a_critical_one_does_not() -> None:
     night = dt.datetime(2026, 12, 7, 23, 0, tzinfo=UTC)
-    held = rules.place(recipient(), Channel.sms, Category.transaction, Priority.high, now=night, sent_today=0)
+    held = rules.place(recipient(), NotificationChannel.sms, NotificationCategory.transaction, NotificationPriority.high, now=night, sent_today=0)
     assert held is not None and held.scheduled_at == dt.datetime(2026, 12, 8, 7, 0, tzinfo=UTC)
     assert held.expires_at > held.scheduled_at
-    urgent = rules.place(recipient(), Channel.sms, Category.alert, Priority.critical, now=night, sent_today=0)
+    urgent = rules.place(recipient(), NotificationChannel.sms, NotificationCategory.alert, NotificationPriority.critical, now=night, sent_today=0)
     assert urgent is not None and urgent.scheduled_at == night
-    otp = rules.place(recipient(), Channel.sms, Category.security, Priority.high, now=night, sent_today=0)
+    otp = rules.place(recipient(), NotificationChannel.sms, NotificationCategory.security, NotificationPriority.high, now=night, sent_today=0)
     assert otp is not None and otp.scheduled_at == night
-    email = rules.place(recipient(), Channel.email, Category.transaction, Priority.low, now=night, sent_today=0)
+    email = rules.place(recipient(), NotificationChannel.email, NotificationCategory.transaction, NotificationPriority.low, now=night, sent_today=0)
     assert email is not None and email.scheduled_at == night
 
 
@@ -73,13 +73,13 @@ def test_a_normal_sms_waits_for_quiet_hours_to_end_a_critical_one_does_not() -> 
 
 
 def test_over_the_daily_cap_a_message_goes_in_app() -> None:
-    assert rules.place(recipient(), Channel.sms, Category.transaction, Priority.medium, now=NOON, sent_today=9).channel is Channel.sms  # type: ignore[union-attr]
-    moved = rules.place(recipient(), Channel.sms, Category.transaction, Priority.medium, now=NOON, sent_today=10)
-    assert moved is not None and moved.channel is Channel.in_app
-    assert rules.place(recipient(), Channel.email, Category.loan, Priority.medium, now=NOON, sent_today=19).channel is Channel.email  # type: ignore[union-attr]
-    assert rules.place(recipient(), Channel.email, Category.loan, Priority.medium, now=NOON, sent_today=20).channel is Channel.in_app  # type: ignore[union-attr]
-    kept = rules.place(recipient(), Channel.sms, Category.security, Priority.critical, now=NOON, sent_today=50)
-    assert kept is not None and kept.channel is Channel.sms
+    assert rules.place(recipient(), NotificationChannel.sms, NotificationCategory.transaction, NotificationPriority.medium, now=NOON, sent_today=9).channel is NotificationChannel.sms  # type: ignore[union-attr]
+    moved = rules.place(recipient(), NotificationChannel.sms, NotificationCategory.transaction, NotificationPriority.medium, now=NOON, sent_today=10)
+    assert moved is not None and moved.channel is NotificationChannel.in_app
+    assert rules.place(recipient(), NotificationChannel.email, NotificationCategory.loan, NotificationPriority.medium, now=NOON, sent_today=19).channel is NotificationChannel.email  # type: ignore[union-attr]
+    assert rules.place(recipient(), NotificationChannel.email, NotificationCategory.loan, NotificationPriority.medium, now=NOON, sent_today=20).channel is NotificationChannel.in_app  # type: ignore[union-attr]
+    kept = rules.place(recipient(), NotificationChannel.sms, NotificationCategory.security, NotificationPriority.critical, now=NOON, sent_today=50)
+    assert kept is not None and kept.channel is NotificationChannel.sms
 
 
 def test_caps_restart_at_midnight_bank_time() -> None:
@@ -93,23 +93,23 @@ def test_three_attempts_five_minutes_apart_or_a_later_retry_after() -> None:
     five = dt.timedelta(minutes=5)
     failed = delivery.Outcome(ok=False, error_code="smtp_unavailable")
     later = NOON + dt.timedelta(hours=24)
-    first = delivery.after_attempt(Channel.email, 1, failed, now=NOON, base_delay=five, expires_at=later)
+    first = delivery.after_attempt(NotificationChannel.email, 1, failed, now=NOON, base_delay=five, expires_at=later)
     assert first == delivery.Next(NotificationStatus.retry, NOON + five)
     slow = delivery.Outcome(ok=False, error_code="http_429", retry_after_s=900)
-    assert delivery.after_attempt(Channel.sms, 2, slow, now=NOON, base_delay=five, expires_at=later).scheduled_at == NOON + dt.timedelta(minutes=15)
-    assert delivery.after_attempt(Channel.email, 3, failed, now=NOON, base_delay=five, expires_at=later).status is NotificationStatus.failed
+    assert delivery.after_attempt(NotificationChannel.sms, 2, slow, now=NOON, base_delay=five, expires_at=later).scheduled_at == NOON + dt.timedelta(minutes=15)
+    assert delivery.after_attempt(NotificationChannel.email, 3, failed, now=NOON, base_delay=five, expires_at=later).status is NotificationStatus.failed
     refused = delivery.Outcome(ok=False, error_code="recipient_refused", permanent=True)
-    assert delivery.after_attempt(Channel.email, 1, refused, now=NOON, base_delay=five, expires_at=later).status is NotificationStatus.failed
+    assert delivery.after_attempt(NotificationChannel.email, 1, refused, now=NOON, base_delay=five, expires_at=later).status is NotificationStatus.failed
     soon = NOON + dt.timedelta(minutes=1)
-    assert delivery.after_attempt(Channel.email, 1, failed, now=NOON, base_delay=five, expires_at=soon).status is NotificationStatus.cancelled
+    assert delivery.after_attempt(NotificationChannel.email, 1, failed, now=NOON, base_delay=five, expires_at=soon).status is NotificationStatus.cancelled
     ok = delivery.Outcome(ok=True, delivered=True)
-    assert delivery.after_attempt(Channel.webhook, 1, ok, now=NOON, base_delay=five, expires_at=later).status is NotificationStatus.delivered
+    assert delivery.after_attempt(NotificationChannel.webhook, 1, ok, now=NOON, base_delay=five, expires_at=later).status is NotificationStatus.delivered
 
 
 def test_webhooks_back_off_exponentially() -> None:
     base = dt.timedelta(seconds=60)
-    assert [delivery.retry_delay(Channel.webhook, n, base).total_seconds() for n in (1, 2, 3)] == [60, 120, 240]
-    assert delivery.retry_delay(Channel.email, 3, base) == base
+    assert [delivery.retry_delay(NotificationChannel.webhook, n, base).total_seconds() for n in (1, 2, 3)] == [60, 120, 240]
+    assert delivery.retry_delay(NotificationChannel.email, 3, base) == base
     assert not delivery.endpoint_disabled(4, 5) and delivery.endpoint_disabled(5, 5)
 
 

@@ -28,6 +28,7 @@ ROUTES = Routes(
         notification.RegisterWebhookEndpoint: staff_only(commands.register_webhook_endpoint),
         notification.EnableWebhookEndpoint: staff_only(commands.enable_webhook_endpoint),
         notification.SendMessage: staff_only(commands.send_message),
+        notification.GetNotification: commands.get_notification,
         notification.GetStatistics: staff_only(commands.get_statistics),
     },
     events=(

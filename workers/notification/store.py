@@ -292,8 +292,8 @@ async def mark_read(conn: asyncpg.Connection, customer_id: UUID, ids: list[UUID]
     return int(result.split()[-1])
 
 
-async def notifications_of(conn: asyncpg.Connection, cause: str) -> list[asyncpg.Record]:
-    return await conn.fetch("SELECT notification_id FROM notification WHERE cause = $1 ORDER BY notification_id", cause)
+async def notification(conn: asyncpg.Connection, notification_id: UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM notification WHERE notification_id = $1", notification_id)
 
 
 async def statistics(conn: asyncpg.Connection, since: dt.datetime) -> list[asyncpg.Record]:

@@ -15,7 +15,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contracts.notification import Channel, NotificationStatus, SIGNATURE_TOLERANCE_S
+from contracts.notification import NotificationChannel, NotificationStatus, SIGNATURE_TOLERANCE_S
 
 MAX_ATTEMPTS = 3
 RATE_LIMITS: tuple[tuple[dt.timedelta, int], ...] = (
@@ -42,14 +42,14 @@ class Next:
     scheduled_at: dt.datetime | None  # when to try again (status retry)
 
 
-def retry_delay(channel: Channel, attempt: int, base: dt.timedelta) -> dt.timedelta:
+def retry_delay(channel: NotificationChannel, attempt: int, base: dt.timedelta) -> dt.timedelta:
     """The wait after failed attempt `attempt` (1-based)."""
-    if channel is Channel.webhook:
+    if channel is NotificationChannel.webhook:
         return base * (2 ** (attempt - 1))
     return base
 
 
-def after_attempt(channel: Channel, attempt: int, outcome: Outcome, *, now: dt.datetime, base_delay: dt.timedelta,
+def after_attempt(channel: NotificationChannel, attempt: int, outcome: Outcome, *, now: dt.datetime, base_delay: dt.timedelta,
                   expires_at: dt.datetime) -> Next:  # fmt: skip
     if outcome.ok:
         return Next(NotificationStatus.delivered if outcome.delivered else NotificationStatus.sent, None)

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from contracts.notification import Category, Channel, Priority
+from contracts.notification import NotificationCategory, NotificationChannel, NotificationPriority
 
-DAILY_CAPS: Mapping[Channel, int] = {Channel.sms: 10, Channel.email: 20}
-QUIET_CHANNELS = frozenset({Channel.sms})
+DAILY_CAPS: Mapping[NotificationChannel, int] = {NotificationChannel.sms: 10, NotificationChannel.email: 20}
+QUIET_CHANNELS = frozenset({NotificationChannel.sms})
 EXPIRY = dt.timedelta(hours=24)
 
 
@@ -33,19 +33,19 @@ class Recipient:
     quiet_start: dt.time
     quiet_end: dt.time
     marketing_consent: bool
-    rules: Mapping[tuple[Channel, Category], bool]
+    rules: Mapping[tuple[NotificationChannel, NotificationCategory], bool]
 
 
-def urgent(category: Category, priority: Priority) -> bool:
+def urgent(category: NotificationCategory, priority: NotificationPriority) -> bool:
     """Security and critical messages go whatever the hour and the day's count."""
-    return category is Category.security or priority is Priority.critical
+    return category is NotificationCategory.security or priority is NotificationPriority.critical
 
 
-def allowed(recipient: Recipient, channel: Channel, category: Category, priority: Priority) -> bool:
+def allowed(recipient: Recipient, channel: NotificationChannel, category: NotificationCategory, priority: NotificationPriority) -> bool:
     """Preferences: a stored rule decides; none stored, all is on but marketing (needs consent)."""
-    if category is Category.security:
+    if category is NotificationCategory.security:
         return True
-    if category is Category.marketing and not recipient.marketing_consent:
+    if category is NotificationCategory.marketing and not recipient.marketing_consent:
         return False
     return recipient.rules.get((channel, category), True)
 
@@ -68,19 +68,19 @@ def quiet_until(now: dt.datetime, time_zone: str, start: dt.time, end: dt.time) 
     return dt.datetime.combine(end_day, end, tzinfo=zone).astimezone(dt.UTC)
 
 
-def over_cap(channel: Channel, sent_today: int) -> bool:
+def over_cap(channel: NotificationChannel, sent_today: int) -> bool:
     cap = DAILY_CAPS.get(channel)
     return cap is not None and sent_today >= cap
 
 
 @dataclass(frozen=True)
 class Placement:
-    channel: Channel
+    channel: NotificationChannel
     scheduled_at: dt.datetime
     expires_at: dt.datetime
 
 
-def place(recipient: Recipient, channel: Channel, category: Category, priority: Priority, *,
+def place(recipient: Recipient, channel: NotificationChannel, category: NotificationCategory, priority: NotificationPriority, *,
           now: dt.datetime, sent_today: int, expires_in: dt.timedelta = EXPIRY) -> Placement | None:  # fmt: skip
     """Where and when one message goes, or None when preferences keep it back."""
     if not allowed(recipient, channel, category, priority):
@@ -89,9 +89,9 @@ def place(recipient: Recipient, channel: Channel, category: Category, priority: 
     if urgent(category, priority):
         return Placement(channel, now, expires_at)
     if over_cap(channel, sent_today):
-        if not allowed(recipient, Channel.in_app, category, priority):
+        if not allowed(recipient, NotificationChannel.in_app, category, priority):
             return None
-        return Placement(Channel.in_app, now, expires_at)
+        return Placement(NotificationChannel.in_app, now, expires_at)
     if channel in QUIET_CHANNELS:
         later = quiet_until(now, recipient.time_zone, recipient.quiet_start, recipient.quiet_end)
         if later is not None:

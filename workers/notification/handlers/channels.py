@@ -19,7 +19,7 @@ import aiosmtplib
 import asyncpg
 import httpx
 
-from contracts.notification import SIGNATURE_HEADER, Channel
+from contracts.notification import SIGNATURE_HEADER, NotificationChannel
 from workers.notification import store
 from workers.notification.domain.delivery import Outcome, sign
 from workers.notification.handlers.config import CONFIG, Config
@@ -145,11 +145,11 @@ async def send_webhook(row: Any, url: str, secret: str, attempt: int, config: Co
                    retry_after_s=_retry_after(response), permanent=response.status_code == 410)  # fmt: skip
 
 
-PROVIDERS: dict[Channel, str] = {Channel.email: "smtp", Channel.webhook: "webhook", Channel.in_app: "in_app"}
+PROVIDERS: dict[NotificationChannel, str] = {NotificationChannel.email: "smtp", NotificationChannel.webhook: "webhook", NotificationChannel.in_app: "in_app"}
 
 
-def provider_of(channel: Channel, config: Config = CONFIG) -> str:
-    if channel is Channel.sms:
+def provider_of(channel: NotificationChannel, config: Config = CONFIG) -> str:
+    if channel is NotificationChannel.sms:
         return "sms-http" if config.sms_provider == "http" else "sms-dev"
     return PROVIDERS[channel]
 

@@ -9,12 +9,12 @@ from urllib.parse import urlsplit
 from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bus.actor import PARTNER
+from bus.actor import PARTNER, owner_only
 from bus.handling import Context
 from bus.paging import cursor_or_refusal, decode_time_id, page_of
 from contracts.common import Reply
 from contracts.notification import (
-    Channel, DefineTemplate, EnableWebhookEndpoint, GetPreferences, GetStatistics, ListNotifications,
+    NotificationChannel, DefineTemplate, EnableWebhookEndpoint, GetNotification, GetPreferences, GetStatistics, ListNotifications,
     ListTemplates, ListWebhookEndpoints, MarkRead, NotificationError, NotificationPage, NotificationView, PreferenceRule,
     Preferences, RegisterWebhookEndpoint, SendMessage, SentMessage, SetPreferences, TemplateList, TemplateView,
     WebhookEndpointList, WebhookEndpointView,
@@ -171,16 +171,16 @@ async def send_message(ctx: Context, cmd: SendMessage) -> Reply:
     expires_in = dt.timedelta(seconds=cmd.expires_in_s)
     cause = f"send:{cmd.send_id}"
     for channel in cmd.channels:
-        if channel not in (Channel.email, Channel.sms):
+        if channel not in (NotificationChannel.email, NotificationChannel.sms):
             refused[channel.value] = "only email and sms"
             continue
         if cmd.to is not None:
-            address = cmd.to if (channel is Channel.sms) == _is_phone(cmd.to) else None
+            address = cmd.to if (channel is NotificationChannel.sms) == _is_phone(cmd.to) else None
             language, data = cmd.language or "en", cmd.data
         else:
             assert cmd.customer_id is not None
             recipient, name = await triggers.recipient_of(ctx, cmd.customer_id)
-            address = recipient.phone if channel is Channel.sms else recipient.email
+            address = recipient.phone if channel is NotificationChannel.sms else recipient.email
             language, data = cmd.language or recipient.language, {"name": name, **cmd.data}
             placed = rules.place(recipient, channel, cmd.category, cmd.priority, now=ctx.now, sent_today=0,
                                  expires_in=expires_in)  # fmt: skip
@@ -204,6 +204,16 @@ async def send_message(ctx: Context, cmd: SendMessage) -> Reply:
     if not made:
         return Reply.refusal(NotificationError.recipient_unknown, "no channel could take it", refused)
     return Reply.success(SentMessage(notification_ids=made, refused=refused))
+
+
+async def get_notification(ctx: Context, cmd: GetNotification) -> Reply:
+    row = await store.notification(ctx.conn, cmd.notification_id)
+    if row is None:
+        return Reply.refusal(NotificationError.notification_not_found, "no such notification")
+    refused = owner_only(ctx.actor, row["customer_id"])
+    if refused is not None:
+        return Reply.refusal(NotificationError.notification_not_found, "no such notification")
+    return Reply.success(view(row))
 
 
 # --- statistics -----------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from typing import Any
 
 from bus.handling import Context
 from contracts.notification import (
-    Channel, NotificationDelivered, NotificationFailed, NotificationSent, NotificationStatus,
+    NotificationChannel, NotificationDelivered, NotificationFailed, NotificationSent, NotificationStatus,
 )  # fmt: skip
 from workers.notification import store
 from workers.notification.domain import delivery
@@ -59,9 +59,9 @@ async def claim_due(ctx: Context) -> bool:
     rows = await store.due(ctx.conn, now, CONFIG.batch)
     limited: dict[str, dt.datetime | None] = {}
     for row in rows:
-        channel = Channel(row["channel"])
+        channel = NotificationChannel(row["channel"])
         provider = channels.provider_of(channel)
-        if channel is Channel.webhook:
+        if channel is NotificationChannel.webhook:
             endpoint = await store.endpoint(ctx.conn, row["endpoint_id"])
             if endpoint is None or not endpoint["enabled"]:
                 await _give_up(ctx, row, row["attempts"], "endpoint_disabled", "the webhook endpoint is disabled", "cancelled")
@@ -80,12 +80,12 @@ async def claim_due(ctx: Context) -> bool:
 
 
 async def _attempt(ctx: Context, row: Any, attempt: int) -> Outcome:
-    channel = Channel(row["channel"])
-    if channel is Channel.email:
+    channel = NotificationChannel(row["channel"])
+    if channel is NotificationChannel.email:
         return await channels.send_email(row)
-    if channel is Channel.sms:
+    if channel is NotificationChannel.sms:
         return await channels.sms_provider().send(ctx.conn, row, attempt, ctx.now)
-    if channel is Channel.webhook:
+    if channel is NotificationChannel.webhook:
         endpoint = await store.endpoint(ctx.conn, row["endpoint_id"])
         assert endpoint is not None, "a webhook notification names its endpoint"
         return await channels.send_webhook(row, endpoint["url"], endpoint["secret"], attempt)
@@ -112,14 +112,14 @@ async def send_claimed(ctx: Context) -> bool:
 
 
 async def _record(ctx: Context, row: Any, attempt: int, outcome: Outcome, now: dt.datetime) -> None:
-    channel = Channel(row["channel"])
-    if channel is Channel.webhook:
+    channel = NotificationChannel(row["channel"])
+    if channel is NotificationChannel.webhook:
         endpoint = await store.endpoint_result(ctx.conn, row["endpoint_id"], outcome.ok, CONFIG.webhook_disable_after, now)
         if not endpoint["enabled"] and not outcome.ok:
             await _give_up(ctx, row, attempt, "endpoint_disabled",
                            f"disabled after {endpoint['consecutive_failures']} failures in a row: {outcome.error_code}")  # fmt: skip
             return
-    base = CONFIG.webhook_retry_delay if channel is Channel.webhook else CONFIG.retry_delay
+    base = CONFIG.webhook_retry_delay if channel is NotificationChannel.webhook else CONFIG.retry_delay
     step = delivery.after_attempt(channel, attempt, outcome, now=now, base_delay=base, expires_at=row["expires_at"])
     fact = _fact(row, attempt, now)
     provider = row["provider"]

@@ -17,13 +17,13 @@ from uuid import UUID
 
 from bus.handling import Context
 from contracts import account, audit, customer, identity, loan, payment
-from contracts.notification import Category, Channel, NotificationFailed, NotificationStatus, Priority
+from contracts.notification import NotificationCategory, NotificationChannel, NotificationFailed, NotificationStatus, NotificationPriority
 from workers.notification import store
 from workers.notification.domain import rules
 from workers.notification.domain.templates import FALLBACK_LANGUAGE, TemplateFailure, render
 from workers.notification.handlers.config import CONFIG
 
-CUSTOMER_CHANNELS = (Channel.email, Channel.sms, Channel.in_app)
+CUSTOMER_CHANNELS = (NotificationChannel.email, NotificationChannel.sms, NotificationChannel.in_app)
 KIND_LABELS = {"cash_deposit": "Cash deposit", "cash_withdrawal": "Cash withdrawal", "incoming": "Incoming credit",
                "refund": "Refund", "reversal": "Reversal"}  # fmt: skip
 
@@ -36,7 +36,7 @@ async def recipient_of(ctx: Context, customer_id: UUID) -> tuple[rules.Recipient
     """What is known of the customer, with the defaults for what is not: (recipient, name)."""
     known = await store.recipient(ctx.conn, customer_id)
     pref = await store.preference(ctx.conn, customer_id)
-    stored = {(Channel(r["channel"]), Category(r["category"])): bool(r["enabled"]) for r in (pref["rules"] if pref else [])}
+    stored = {(NotificationChannel(r["channel"]), NotificationCategory(r["category"])): bool(r["enabled"]) for r in (pref["rules"] if pref else [])}
     return rules.Recipient(
         email=known["email"] if known else None,
         phone=known["phone"] if known else None,
@@ -62,8 +62,8 @@ async def _fail(ctx: Context, row: dict[str, Any], code: str, why: str) -> None:
         ))  # fmt: skip
 
 
-async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | None, channel: Channel, address: str | None,
-                    endpoint_id: UUID | None, category: Category, priority: Priority, template_key: str, language: str,
+async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | None, channel: NotificationChannel, address: str | None,
+                    endpoint_id: UUID | None, category: NotificationCategory, priority: NotificationPriority, template_key: str, language: str,
                     data: Mapping[str, Any], scheduled_at: dt.datetime, expires_at: dt.datetime) -> UUID | None:  # fmt: skip
     """Render and store one notification (in-app: delivered at once). A missing template or a
     missing variable fails it at once: it is a bug, not an outage."""
@@ -84,14 +84,14 @@ async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | 
         await _fail(ctx, row, "template_invalid", str(exc))
         return None
     row |= {"subject": text.subject, "body": text.body, "html": text.html, "status": NotificationStatus.pending.value}
-    if channel is Channel.in_app:
+    if channel is NotificationChannel.in_app:
         row["status"] = NotificationStatus.delivered.value
     await store.add_notification(ctx.conn, row)
     return notification_id
 
 
-async def notify(ctx: Context, customer_id: UUID | None, template_key: str, category: Category, priority: Priority,
-                 data: Mapping[str, Any], *, channels: tuple[Channel, ...] = CUSTOMER_CHANNELS,
+async def notify(ctx: Context, customer_id: UUID | None, template_key: str, category: NotificationCategory, priority: NotificationPriority,
+                 data: Mapping[str, Any], *, channels: tuple[NotificationChannel, ...] = CUSTOMER_CHANNELS,
                  expires_in: dt.timedelta = rules.EXPIRY) -> list[UUID]:  # fmt: skip
     """The customer's channels under their preferences, and every webhook endpoint of the category."""
     made: list[UUID] = []
@@ -102,8 +102,8 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
         data = {"name": name, **data}
         since = rules.bank_day_start(ctx.now, CONFIG.bank_time_zone)
         for channel in channels:
-            address = {Channel.email: recipient.email, Channel.sms: recipient.phone}.get(channel)
-            if channel is not Channel.in_app and not address:
+            address = {NotificationChannel.email: recipient.email, NotificationChannel.sms: recipient.phone}.get(channel)
+            if channel is not NotificationChannel.in_app and not address:
                 continue
             count = await store.sent_today(ctx.conn, customer_id, channel.value, since)
             placed = rules.place(recipient, channel, category, priority, now=ctx.now, sent_today=count, expires_in=expires_in)
@@ -119,7 +119,7 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
     for endpoint in await store.endpoints_for(ctx.conn, category.value, customer_id):
         made_id = await store_one(
             ctx, notification_id=notification_id_of(ctx.message_id, "webhook", endpoint["endpoint_id"]), customer_id=customer_id,
-            channel=Channel.webhook, address=None, endpoint_id=endpoint["endpoint_id"], category=category,
+            channel=NotificationChannel.webhook, address=None, endpoint_id=endpoint["endpoint_id"], category=category,
             priority=priority, template_key=template_key, language=language, data=data, scheduled_at=ctx.now,
             expires_at=ctx.now + expires_in,
         )  # fmt: skip
@@ -156,53 +156,53 @@ async def on_payment_completed(ctx: Context, event: payment.PaymentCompleted) ->
     data = _data(event) | {"kind_label": KIND_LABELS.get(event.kind.value, "Payment")}
     payee = await store.account_holder(ctx.conn, event.payee_account_id)
     for customer_id in dict.fromkeys(c for c in (event.customer_id, payee) if c is not None):
-        await notify(ctx, customer_id, "payment_completed", Category.transaction, Priority.medium, data)
+        await notify(ctx, customer_id, "payment_completed", NotificationCategory.transaction, NotificationPriority.medium, data)
 
 
 async def on_payment_failed(ctx: Context, event: payment.PaymentFailed) -> None:
-    await notify(ctx, event.customer_id, "payment_failed", Category.payment, Priority.high, _data(event))
+    await notify(ctx, event.customer_id, "payment_failed", NotificationCategory.payment, NotificationPriority.high, _data(event))
 
 
 async def on_kyc_status_changed(ctx: Context, event: customer.CustomerKycStatusChanged) -> None:
-    await notify(ctx, event.customer_id, "kyc_status_changed", Category.account, Priority.medium, _data(event))
+    await notify(ctx, event.customer_id, "kyc_status_changed", NotificationCategory.account, NotificationPriority.medium, _data(event))
 
 
 async def on_document_expiring(ctx: Context, event: customer.CustomerDocumentExpiring) -> None:
-    await notify(ctx, event.customer_id, "document_expiring", Category.account, Priority.medium, _data(event))
+    await notify(ctx, event.customer_id, "document_expiring", NotificationCategory.account, NotificationPriority.medium, _data(event))
 
 
 async def on_account_frozen(ctx: Context, event: account.AccountFrozen) -> None:
-    await notify(ctx, event.customer_id, "account_frozen", Category.alert, Priority.high, _data(event))
+    await notify(ctx, event.customer_id, "account_frozen", NotificationCategory.alert, NotificationPriority.high, _data(event))
 
 
 async def on_account_dormant(ctx: Context, event: account.AccountDormant) -> None:
-    await notify(ctx, event.customer_id, "account_dormant", Category.account, Priority.medium, _data(event))
+    await notify(ctx, event.customer_id, "account_dormant", NotificationCategory.account, NotificationPriority.medium, _data(event))
 
 
 async def on_instalment_due(ctx: Context, event: loan.InstalmentDue) -> None:
-    await notify(ctx, event.customer_id, "loan_instalment_due", Category.loan, Priority.medium,
+    await notify(ctx, event.customer_id, "loan_instalment_due", NotificationCategory.loan, NotificationPriority.medium,
                  _data(event) | {"currency": "INR"})  # fmt: skip
 
 
 async def on_payment_overdue(ctx: Context, event: loan.LoanPaymentOverdue) -> None:
-    await notify(ctx, event.customer_id, "loan_payment_overdue", Category.alert, Priority.high, _data(event))
+    await notify(ctx, event.customer_id, "loan_payment_overdue", NotificationCategory.alert, NotificationPriority.high, _data(event))
 
 
 async def on_loan_disbursed(ctx: Context, event: loan.LoanDisbursed) -> None:
     view = event.loan.model_dump(mode="json")
     data = {"number": view.get("number"), "amount": view.get("principal", 0), "currency": view.get("currency", "INR"),
             "loan_id": view.get("loan_id")}  # fmt: skip
-    await notify(ctx, event.loan.customer_id, "loan_disbursed", Category.loan, Priority.medium, data)
+    await notify(ctx, event.loan.customer_id, "loan_disbursed", NotificationCategory.loan, NotificationPriority.medium, data)
 
 
 async def _security_desk(ctx: Context, template_key: str, data: dict[str, Any]) -> None:
     """Facts for the bank's security desk: its webhooks, and its mailbox when one is configured."""
-    await notify(ctx, None, template_key, Category.security, Priority.critical, data)
+    await notify(ctx, None, template_key, NotificationCategory.security, NotificationPriority.critical, data)
     if CONFIG.security_email:
         now = ctx.now
-        await store_one(ctx, notification_id=notification_id_of(ctx.message_id, "security-desk"), customer_id=None, channel=Channel.email,
-                        address=CONFIG.security_email, endpoint_id=None, category=Category.security,
-                        priority=Priority.critical, template_key=template_key, language=FALLBACK_LANGUAGE, data=data,
+        await store_one(ctx, notification_id=notification_id_of(ctx.message_id, "security-desk"), customer_id=None, channel=NotificationChannel.email,
+                        address=CONFIG.security_email, endpoint_id=None, category=NotificationCategory.security,
+                        priority=NotificationPriority.critical, template_key=template_key, language=FALLBACK_LANGUAGE, data=data,
                         scheduled_at=now, expires_at=now + rules.EXPIRY)  # fmt: skip
 
 
