@@ -25,7 +25,9 @@ DATABASE = f"cbs_test_{RUN_ID}"
 ADMIN_DSN = os.environ.get("CBS_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432")
 
 # Set before any worker or edge module builds its settings.
-os.environ["CBS_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:5672/{VHOST}"
+# Another broker node (host:port; `rabbitmqctl` then needs its RABBITMQ_NODENAME) when the shared one is unwell.
+AMQP_HOST = os.environ.get("CBS_TEST_AMQP_HOST", "127.0.0.1:5672")
+os.environ["CBS_AMQP_URL"] = f"amqp://guest:guest@{AMQP_HOST}/{VHOST}"
 os.environ["CBS_DATABASE_URL"] = f"{ADMIN_DSN}/{DATABASE}"
 os.environ.setdefault("CBS_OUTBOX_POLL_MS", "100")
 os.environ.setdefault("CBS_GRACEFUL_TIMEOUT_S", "5")

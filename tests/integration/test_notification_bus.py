@@ -270,7 +270,7 @@ async def test_a_failing_webhook_endpoint_is_retried_with_backoff_then_disabled(
     receiver.secrets[path] = registered["secret"]
     customer_id = uuid.uuid4()
     frozen = account.AccountFrozen(
-        account_id=uuid.uuid4(), customer_id=customer_id, number="SAV00000000017", product_code="SAV-STD",
+        account_id=uuid.uuid4(), customer_id=customer_id, number="SAV000000000017", product_code="savings",
         currency="INR", status="frozen", occurred_at=dt.datetime.now(dt.UTC), status_before_freeze="active",
         actor="officer-1", reason="court order",
     )  # fmt: skip

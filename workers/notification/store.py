@@ -166,7 +166,7 @@ async def add_notification(conn: asyncpg.Connection, row: dict[str, Any]) -> boo
     added = await conn.fetchval(
         f"INSERT INTO notification ({', '.join(_COLUMNS)}) VALUES ({placeholders}) "
         "ON CONFLICT (notification_id) DO NOTHING RETURNING 1",
-        *(row.get(c) for c in _COLUMNS),
+        *(row.get(c, "" if c in ("subject", "body") else None) for c in _COLUMNS),
     )  # fmt: skip
     return added is not None
 
