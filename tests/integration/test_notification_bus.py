@@ -259,6 +259,18 @@ async def test_quiet_hours_hold_a_normal_sms_but_not_a_critical_security_one(ops
     still = await rows(admin_db, "SELECT status FROM notification WHERE notification_id = $1", held[0]["notification_id"])
     assert still[0]["status"] == "pending"
 
+    # 24 h unsent (the clock moved on by hand): cancelled, never sent
+    await admin_db.execute("UPDATE notification.notification SET expires_at = now() - interval '1 second' "
+                           "WHERE notification_id = $1", held[0]["notification_id"])  # fmt: skip
+
+    async def cancelled() -> list[Any]:
+        found = await rows(admin_db, "SELECT * FROM notification WHERE notification_id = $1", held[0]["notification_id"])
+        return found if found[0]["status"] == "cancelled" else []
+
+    gone = (await eventually(cancelled))[0]
+    assert gone["error_code"] == "expired" and gone["attempts"] == 0
+    assert len(await rows(admin_db, "SELECT * FROM sms_message WHERE phone = $1", phone)) == 1
+
 
 async def test_a_failing_webhook_endpoint_is_retried_with_backoff_then_disabled(
     ops: Client, receiver: Receiver, admin_db: Any
@@ -328,3 +340,37 @@ async def test_statistics_count_per_channel_per_day(ops: Client) -> None:
     stats = await ops.ok(notification.GetStatistics(days=1))
     channels = {item["channel"] for item in stats["items"]}
     assert {"email", "webhook"} <= channels
+
+
+async def test_the_http_sms_provider_against_a_local_gateway() -> None:
+    """The real adapter (configured by URL and key), against a local HTTP server playing the gateway."""
+    from workers.notification.handlers.channels import HttpSmsProvider
+
+    seen: list[tuple[str | None, dict[str, Any]]] = []
+    answers = [web.json_response({"id": "gw-1"}), web.Response(status=429, headers={"Retry-After": "120"}),
+               web.Response(status=400, text="bad number")]  # fmt: skip
+
+    async def gateway(request: web.Request) -> web.Response:
+        seen.append((request.headers.get("Authorization"), await request.json()))
+        return answers[len(seen) - 1]
+
+    app = web.Application()
+    app.router.add_post("/sms", gateway)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+    try:
+        provider = HttpSmsProvider(f"http://127.0.0.1:{port}/sms", "key-123", timeout_s=5)
+        row = {"notification_id": uuid.uuid4(), "address": "+919800000009", "body": "hello"}
+        now = dt.datetime.now(dt.UTC)
+        sent = await provider.send(None, row, 1, now)  # type: ignore[arg-type]
+        assert sent.ok and sent.provider_message_id == "gw-1"
+        assert seen[0] == ("Bearer key-123", {"to": "+919800000009", "body": "hello", "reference": f"{row['notification_id']}:1"})
+        busy = await provider.send(None, row, 2, now)  # type: ignore[arg-type]
+        assert not busy.ok and not busy.permanent and busy.retry_after_s == 120 and busy.error_code == "http_429"
+        refused = await provider.send(None, row, 3, now)  # type: ignore[arg-type]
+        assert not refused.ok and refused.permanent and refused.error_code == "http_400"
+    finally:
+        await runner.cleanup()
