@@ -62,7 +62,7 @@ def receiver() -> Iterator[str]:
 def mini(infra: dict[str, str]) -> Iterator[Cluster]:
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_RATE_AUTH_PER_MIN": "1000",
            "CBS_NOTIFY_LEASE_S": "3", "CBS_NOTIFY_SEND_S": "0.05", "CBS_NOTIFY_SWEEP_S": "0.2",
-           "CBS_NOTIFY_WEBHOOK_TIMEOUT_S": "60"}  # fmt: skip
+           "CBS_NOTIFY_WEBHOOK_TIMEOUT_S": "60", "CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "1"}  # fmt: skip
     cluster = Cluster(env)
     for name in ("edge", "identity", "notification"):
         cluster.start(name)

@@ -33,7 +33,7 @@ SMTP_PORT = _free_port()
 os.environ.update({
     "CBS_SMTP_HOST": "127.0.0.1", "CBS_SMTP_PORT": str(SMTP_PORT), "CBS_NOTIFY_SWEEP_S": "0.1",
     "CBS_NOTIFY_SEND_S": "0.05", "CBS_NOTIFY_RETRY_DELAY_S": "0.3", "CBS_NOTIFY_WEBHOOK_RETRY_DELAY_S": "0.4",
-    "CBS_NOTIFY_WEBHOOK_DISABLE_AFTER": "3", "CBS_SMS_PROVIDER": "dev",
+    "CBS_NOTIFY_WEBHOOK_DISABLE_AFTER": "3", "CBS_SMS_PROVIDER": "dev", "CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "1",
 })  # fmt: skip
 
 from aiohttp import web  # noqa: E402
@@ -374,3 +374,27 @@ async def test_the_http_sms_provider_against_a_local_gateway() -> None:
         assert not refused.ok and refused.permanent and refused.error_code == "http_400"
     finally:
         await runner.cleanup()
+
+
+async def test_over_the_daily_sms_cap_the_alert_stays_in_app(ops: Client, admin_db: Any) -> None:
+    phone = "+919800000011"
+    customer_id = await a_customer(f"cap-{uuid.uuid4().hex[:6]}@example.com", phone)
+    await eventually(lambda: known(admin_db, customer_id))
+    await ops.ok(notification.SetPreferences(preferences=notification.Preferences(customer_id=customer_id,
+                                                                                  quiet_start="00:00", quiet_end="00:00")))  # fmt: skip
+    for _ in range(11):
+        await publish_as("payment", payment.PaymentCompleted.routing_key, deposit(customer_id, 100))
+
+    async def counted() -> dict[str, int]:
+        found = await rows(admin_db, "SELECT channel, count(*) AS n FROM notification WHERE customer_id = $1 AND channel <> 'webhook' "
+                                     "GROUP BY channel", customer_id)  # fmt: skip
+        counts = {r["channel"]: r["n"] for r in found}
+        return counts if counts.get("email") == 11 else {}
+
+    assert await eventually(counted) == {"email": 11, "sms": 10, "in_app": 11}
+
+
+async def test_an_endpoint_must_be_an_http_url(ops: Client) -> None:
+    refused = await ops.send(notification.RegisterWebhookEndpoint(endpoint_id=uuid.uuid4(), url="ftp://example.com/x",
+                                                                  categories=["system"]))  # fmt: skip
+    assert not refused.ok and refused.error is not None and refused.error.code == "invalid_url"

@@ -25,8 +25,10 @@ async def learn_recipient(conn: asyncpg.Connection, customer_id: UUID, name: str
     )  # fmt: skip
 
 
-async def recipient(conn: asyncpg.Connection, customer_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM recipient WHERE customer_id = $1", customer_id)
+async def recipient(conn: asyncpg.Connection, customer_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    """With `lock`, held until commit: one decision at a time per recipient, so two events at once
+    cannot both count the same daily cap as not reached."""
+    return await conn.fetchrow(f"SELECT * FROM recipient WHERE customer_id = $1{' FOR UPDATE' if lock else ''}", customer_id)
 
 
 async def learn_account(conn: asyncpg.Connection, account_id: UUID, customer_id: UUID, number: str) -> None:

@@ -4,6 +4,7 @@ endpoints, one-off messages (one-time passwords, an operator's test) and statist
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -14,7 +15,7 @@ from bus.handling import Context
 from bus.paging import cursor_or_refusal, decode_time_id, page_of
 from contracts.common import Reply
 from contracts.notification import (
-    NotificationChannel, DefineTemplate, EnableWebhookEndpoint, GetNotification, GetPreferences, GetStatistics, ListNotifications,
+    NotificationCategory, NotificationChannel, DefineTemplate, EnableWebhookEndpoint, GetNotification, GetPreferences, GetStatistics, ListNotifications,
     ListTemplates, ListWebhookEndpoints, MarkRead, NotificationError, NotificationPage, NotificationView, PreferenceRule,
     Preferences, RegisterWebhookEndpoint, SendMessage, SentMessage, SetPreferences, TemplateList, TemplateView,
     WebhookEndpointList, WebhookEndpointView,
@@ -22,6 +23,7 @@ from contracts.notification import (
 from workers.notification import store
 from workers.notification.domain import rules, templates
 from workers.notification.handlers import channels, triggers
+from workers.notification.handlers.config import CONFIG
 
 # --- preferences ----------------------------------------------------------------------------------
 
@@ -120,10 +122,25 @@ def _owner(ctx: Context) -> str:
     return ctx.actor.subject if ctx.actor else "unknown"
 
 
+# A partner's endpoint gets the bank's system notices only: every other category carries customers'
+# data, which a partner's own grant does not reach (staff register endpoints for those).
+PARTNER_CATEGORIES = frozenset({NotificationCategory.system})
+
+
 def _url_refusal(url: str) -> Reply | None:
+    """An http(s) URL with a host; a literal loopback, private or link-local address only when
+    CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE=1 (development), so an endpoint cannot aim the worker inward.
+    Host names are not resolved here: a network policy on the worker's egress is the real fence."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return Reply.refusal(NotificationError.invalid_url, "an endpoint is an http(s) URL with a host")
+    try:
+        address = ipaddress.ip_address(parts.hostname)
+    except ValueError:
+        address = None
+    inward = parts.hostname == "localhost" or (address is not None and not address.is_global)
+    if inward and not CONFIG.webhook_allow_private:
+        return Reply.refusal(NotificationError.invalid_url, "a loopback, private or link-local address")
     return None
 
 
@@ -137,6 +154,8 @@ async def register_webhook_endpoint(ctx: Context, cmd: RegisterWebhookEndpoint) 
     refused = _url_refusal(cmd.url)
     if refused is not None:
         return refused
+    if ctx.actor is not None and ctx.actor.via == PARTNER and not set(cmd.categories) <= PARTNER_CATEGORIES:
+        return Reply.refusal("forbidden", "a partner's endpoint receives system notices only")
     row = await store.add_endpoint(ctx.conn, cmd.endpoint_id, cmd.url, channels.new_secret(),
                                    [c.value for c in cmd.categories], cmd.customer_id, _owner(ctx), ctx.now)  # fmt: skip
     if row is None:

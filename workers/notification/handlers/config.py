@@ -21,6 +21,7 @@ class Config:
     webhook_retry_delay: dt.timedelta
     webhook_disable_after: int
     webhook_timeout_s: float
+    webhook_allow_private: bool
     smtp_host: str
     smtp_port: int
     smtp_starttls: bool
@@ -48,6 +49,7 @@ def load() -> Config:
         webhook_retry_delay=dt.timedelta(seconds=_float("CBS_NOTIFY_WEBHOOK_RETRY_DELAY_S", 60)),
         webhook_disable_after=int(env("CBS_NOTIFY_WEBHOOK_DISABLE_AFTER", "5")),
         webhook_timeout_s=_float("CBS_NOTIFY_WEBHOOK_TIMEOUT_S", 10),
+        webhook_allow_private=env("CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
         smtp_host=env("CBS_SMTP_HOST", "127.0.0.1"),
         smtp_port=int(env("CBS_SMTP_PORT", "1025")),
         smtp_starttls=env("CBS_SMTP_STARTTLS", "0") == "1",

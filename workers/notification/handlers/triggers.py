@@ -32,9 +32,9 @@ def _time(text: str) -> dt.time:
     return dt.time.fromisoformat(text) if isinstance(text, str) else text
 
 
-async def recipient_of(ctx: Context, customer_id: UUID) -> tuple[rules.Recipient, str]:
+async def recipient_of(ctx: Context, customer_id: UUID, *, lock: bool = False) -> tuple[rules.Recipient, str]:
     """What is known of the customer, with the defaults for what is not: (recipient, name)."""
-    known = await store.recipient(ctx.conn, customer_id)
+    known = await store.recipient(ctx.conn, customer_id, lock=lock)
     pref = await store.preference(ctx.conn, customer_id)
     stored = {(NotificationChannel(r["channel"]), NotificationCategory(r["category"])): bool(r["enabled"]) for r in (pref["rules"] if pref else [])}
     return rules.Recipient(
@@ -97,7 +97,7 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
     made: list[UUID] = []
     language = FALLBACK_LANGUAGE
     if customer_id is not None:
-        recipient, name = await recipient_of(ctx, customer_id)
+        recipient, name = await recipient_of(ctx, customer_id, lock=True)
         language = recipient.language
         data = {"name": name, **data}
         since = rules.bank_day_start(ctx.now, CONFIG.bank_time_zone)
@@ -107,8 +107,8 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
                 continue
             count = await store.sent_today(ctx.conn, customer_id, channel.value, since)
             placed = rules.place(recipient, channel, category, priority, now=ctx.now, sent_today=count, expires_in=expires_in)
-            if placed is None:
-                continue
+            if placed is None or (placed.channel is not channel and placed.channel in channels):
+                continue  # kept back, or over the cap onto a channel (in-app) that has it already
             made_id = await store_one(
                 ctx, notification_id=notification_id_of(ctx.message_id, channel), customer_id=customer_id, channel=placed.channel,
                 address=address if placed.channel is channel else None, endpoint_id=None, category=category,
