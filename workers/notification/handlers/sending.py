@@ -15,8 +15,8 @@ SIGKILL at any instant loses no notification (the worst is one more attempt afte
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from bus.handling import Context
@@ -30,8 +30,9 @@ from workers.notification.handlers import channels
 from workers.notification.handlers.config import CONFIG
 
 SENDER = f"notification-{uuid.uuid4().hex[:12]}"  # this process: its claims are its own to send
-_TRIED: OrderedDict[tuple[uuid.UUID, int], None] = OrderedDict()  # attempts this process sent (bounded)
-_TRIED_MAX = 10_000
+# Attempts this process has sent, by monotonic time: never sent again by it. Past the lease an
+# attempt still `sending` is `interrupted` by claim_due, so older entries can go.
+_TRIED: dict[tuple[uuid.UUID, int], float] = {}
 
 
 def _fact(row: Any, attempt: int, now: dt.datetime) -> dict[str, Any]:
@@ -93,9 +94,11 @@ async def _attempt(ctx: Context, row: Any, attempt: int) -> Outcome:
 
 
 def _tried(key: tuple[uuid.UUID, int]) -> None:
-    _TRIED[key] = None
-    while len(_TRIED) > _TRIED_MAX:
-        _TRIED.popitem(last=False)
+    now = time.monotonic()
+    _TRIED[key] = now
+    horizon = now - 2 * CONFIG.lease.total_seconds()
+    for old in [k for k, at in _TRIED.items() if at < horizon]:
+        del _TRIED[old]
 
 
 async def send_claimed(ctx: Context) -> bool:
