@@ -321,7 +321,8 @@ class NotificationDelivered(_NotificationFact):
 
 
 class NotificationFailed(_NotificationFact):
-    """Given up: attempts used, a template variable missing, no address, an endpoint disabled."""
+    """Given up (status failed): attempts used, a template variable missing, an endpoint disabled; or
+    cancelled unsent (`error_code` expired: past its expiry, 24 h by default)."""
 
     routing_key: ClassVar[str] = "notification.failed"
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -156,3 +158,14 @@ def test_the_edge_routes_and_a_sigkill_mid_send(mini: Cluster, receiver: str, in
     ids = {c["CBS-Notification-Id"] for c in Receiver.calls}
     assert ids == {str(note["notification_id"])}, "a receiver deduplicates by the notification id"
     assert [c["CBS-Attempt"] for c in Receiver.calls] == ["1", "2"]
+
+
+def test_cbs_notify_test_sends_one_message(mini: Cluster, infra: dict[str, str]) -> None:
+    """The operator's `cbs notify test --to`: an SMS through the development provider, followed to the end."""
+    phone = "+919812345678"
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "notify", "test", "--to", phone, "--note", "hello", "--wait"],
+                          env=mini.env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"status": "delivered"' in done.stdout
+    sms = query(infra, "SELECT body FROM notification.sms_message WHERE phone = $1", phone)
+    assert len(sms) == 1 and "test message from CBS: hello" in sms[0]["body"]
