@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 def _float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
-@dataclass(frozen=True)
+@dataclass
 class Config:
     sweep_s: float
     send_s: float
@@ -68,3 +68,12 @@ def load() -> Config:
 
 
 CONFIG = load()
+
+
+def reload() -> Config:
+    """Read the environment again into the one `CONFIG` every module holds (a test that points the
+    worker at its own SMTP server). The duties' intervals stay as `routes.py` read them."""
+    fresh = load()
+    for f in fields(Config):
+        setattr(CONFIG, f.name, getattr(fresh, f.name))
+    return CONFIG
