@@ -233,6 +233,17 @@ async def test_a_deposit_sends_an_email_a_signed_webhook_an_sms_and_an_in_app_me
     assert all(a["status"] == "ok" and a["attempt"] == 1 and a["finished_at"] for a in attempts)
 
 
+    async def published() -> list[tuple[str, str]]:
+        found = await rows(admin_db, "SELECT routing_key, payload->>'channel' AS channel FROM outbox "
+                                     "WHERE payload->>'customer_id' = $1 AND published_at IS NOT NULL", str(customer_id))  # fmt: skip
+        return sorted((r["routing_key"], r["channel"]) for r in found) if len(found) >= 6 else []
+
+    assert await eventually(published) == [
+        ("notification.delivered", "in_app"), ("notification.delivered", "sms"), ("notification.delivered", "webhook"),
+        ("notification.sent", "email"), ("notification.sent", "sms"), ("notification.sent", "webhook"),
+    ]
+
+
 async def test_a_customer_with_sms_off_gets_no_sms(ops: Client, mailbox: Mailbox, admin_db: Any) -> None:
     email, phone = f"ravi-{uuid.uuid4().hex[:6]}@example.com", "+919800000002"
     customer_id = await a_customer(email, phone)

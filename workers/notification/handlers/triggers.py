@@ -17,7 +17,7 @@ from uuid import UUID
 
 from bus.handling import Context
 from contracts import account, audit, customer, identity, loan, payment
-from contracts.notification import NotificationCategory, NotificationChannel, NotificationFailed, NotificationStatus, NotificationPriority
+from contracts.notification import NotificationCategory, NotificationChannel, NotificationDelivered, NotificationFailed, NotificationStatus, NotificationPriority
 from workers.notification import store
 from workers.notification.domain import rules
 from workers.notification.domain.templates import FALLBACK_LANGUAGE, TemplateFailure, render
@@ -86,7 +86,12 @@ async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | 
     row |= {"subject": text.subject, "body": text.body, "html": text.html, "status": NotificationStatus.pending.value}
     if channel is NotificationChannel.in_app:
         row["status"] = NotificationStatus.delivered.value
-    await store.add_notification(ctx.conn, row)
+    added = await store.add_notification(ctx.conn, row)
+    if added and channel is NotificationChannel.in_app:  # the inbox holds it now: delivered
+        await ctx.emit(NotificationDelivered(
+            notification_id=notification_id, customer_id=customer_id, channel=channel, category=category,
+            template=template_key, attempt=0, correlation_id=ctx.correlation_id, occurred_at=ctx.now, provider="in_app",
+        ))  # fmt: skip
     return notification_id
 
 
