@@ -422,3 +422,34 @@ async def test_an_endpoint_must_be_an_http_url(ops: Client) -> None:
     refused = await ops.send(notification.RegisterWebhookEndpoint(endpoint_id=uuid.uuid4(), url="ftp://example.com/x",
                                                                   categories=["system"]))  # fmt: skip
     assert not refused.ok and refused.error is not None and refused.error.code == "invalid_url"
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")  # loopback, a test relay
+async def test_smtp_authentication_is_configurable() -> None:
+    """A relay that requires AUTH: the configured username and password get in, a wrong one is refused."""
+    import dataclasses
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    from workers.notification.handlers import channels, config
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login, data.password) == (b"cbs", b"relay-secret")
+        return AuthResult(success=ok)
+
+    box = Mailbox()
+    port = _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port, authenticator=authenticator, auth_required=True,
+                            auth_require_tls=False)  # fmt: skip
+    controller.start()
+    try:
+        relay = dataclasses.replace(config.load(), smtp_host="127.0.0.1", smtp_port=port, smtp_username="cbs",
+                                    smtp_password="relay-secret", smtp_starttls=False)  # fmt: skip
+        row = {"notification_id": uuid.uuid4(), "address": "auth@example.com", "subject": "s", "body": "b", "html": None}
+        sent = await channels.send_email(row, relay)
+        assert sent.ok, sent
+        assert box.to("auth@example.com")
+        refused = await channels.send_email(row, dataclasses.replace(relay, smtp_password="wrong", smtp_timeout_s=3))
+        assert not refused.ok and len(box.to("auth@example.com")) == 1, refused
+    finally:
+        controller.stop()
