@@ -453,3 +453,41 @@ async def test_smtp_authentication_is_configurable() -> None:
         assert not refused.ok and len(box.to("auth@example.com")) == 1, refused
     finally:
         controller.stop()
+
+
+async def test_a_partner_gets_system_notices_only_and_sees_only_its_own_endpoints(
+    ops: Client, receiver: Receiver
+) -> None:
+    """As the edge forwards a partner's API key: a partner registers endpoints for `system` only, lists
+    and re-enables only its own; a customer may not register any."""
+    import json
+
+    broker = RabbitBroker(load().process_amqp_url("edge"), logger=None)
+    edge = Correlator(broker, user_id=broker_user("edge"), reply_queue=topology.edge_reply_queue(uuid.uuid4().hex[:12]))
+    await broker.start()
+    try:
+        async def as_(who: dict[str, Any], command: Command) -> Reply:
+            return await edge.send(command, message_id=uuid.uuid4().hex, timeout_s=10,
+                                   headers={"x-actor": json.dumps(who)})  # fmt: skip
+
+        partner = {"sub": "key-of-acme", "roles": ["partner"]}
+        staffs = await ops.ok(notification.RegisterWebhookEndpoint(endpoint_id=uuid.uuid4(), url=receiver.url("/staff"),
+                                                                   categories=["system"]))  # fmt: skip
+        wide = await as_(partner, notification.RegisterWebhookEndpoint(
+            endpoint_id=uuid.uuid4(), url=receiver.url("/acme"), categories=["transaction"]))  # fmt: skip
+        assert not wide.ok and wide.error is not None and wide.error.code == "forbidden"
+        own = await as_(partner, notification.RegisterWebhookEndpoint(
+            endpoint_id=uuid.uuid4(), url=receiver.url("/acme"), categories=["system"]))  # fmt: skip
+        assert own.ok, own.error
+        listed = await as_(partner, notification.ListWebhookEndpoints())
+        assert [e["endpoint_id"] for e in listed.result["items"]] == [own.result["endpoint_id"]]  # type: ignore[index,call-overload]
+        other = await as_(partner, notification.EnableWebhookEndpoint(endpoint_id=staffs["endpoint_id"]))
+        assert not other.ok and other.error is not None and other.error.code == "endpoint_not_found"
+        customer = {"sub": "asha", "roles": ["customer"], "customer_id": str(uuid.uuid4())}
+        refused = await as_(customer, notification.RegisterWebhookEndpoint(
+            endpoint_id=uuid.uuid4(), url=receiver.url("/me"), categories=["system"]))  # fmt: skip
+        assert not refused.ok and refused.error is not None and refused.error.code == "forbidden"
+        theirs = await as_(customer, notification.GetPreferences(customer_id=uuid.uuid4()))
+        assert not theirs.ok and theirs.error is not None and theirs.error.code == "not_owner"
+    finally:
+        await broker.stop()

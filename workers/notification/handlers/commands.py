@@ -118,6 +118,11 @@ def _endpoint_view(row: Any, *, with_secret: bool = False) -> WebhookEndpointVie
     )  # fmt: skip
 
 
+def _partner(ctx: Context) -> bool:
+    """A partner on its own broker user, or a partner's login or API key through the edge."""
+    return ctx.actor is not None and (ctx.actor.via == PARTNER or "partner" in ctx.actor.roles)
+
+
 def _owner(ctx: Context) -> str:
     return ctx.actor.subject if ctx.actor else "unknown"
 
@@ -145,8 +150,7 @@ def _url_refusal(url: str) -> Reply | None:
 
 
 async def list_webhook_endpoints(ctx: Context, cmd: ListWebhookEndpoints) -> Reply:
-    partner = ctx.actor is not None and ctx.actor.via == PARTNER
-    rows = await store.endpoints(ctx.conn, _owner(ctx) if partner else None)
+    rows = await store.endpoints(ctx.conn, _owner(ctx) if _partner(ctx) else None)
     return Reply.success(WebhookEndpointList(items=[_endpoint_view(r) for r in rows]))
 
 
@@ -154,7 +158,7 @@ async def register_webhook_endpoint(ctx: Context, cmd: RegisterWebhookEndpoint) 
     refused = _url_refusal(cmd.url)
     if refused is not None:
         return refused
-    if ctx.actor is not None and ctx.actor.via == PARTNER and not set(cmd.categories) <= PARTNER_CATEGORIES:
+    if _partner(ctx) and not set(cmd.categories) <= PARTNER_CATEGORIES:
         return Reply.refusal("forbidden", "a partner's endpoint receives system notices only")
     row = await store.add_endpoint(ctx.conn, cmd.endpoint_id, cmd.url, channels.new_secret(),
                                    [c.value for c in cmd.categories], cmd.customer_id, _owner(ctx), ctx.now)  # fmt: skip
@@ -165,8 +169,7 @@ async def register_webhook_endpoint(ctx: Context, cmd: RegisterWebhookEndpoint) 
 
 async def enable_webhook_endpoint(ctx: Context, cmd: EnableWebhookEndpoint) -> Reply:
     row = await store.endpoint(ctx.conn, cmd.endpoint_id, lock=True)
-    partner = ctx.actor is not None and ctx.actor.via == PARTNER
-    if row is None or (partner and row["owner"] != _owner(ctx)):
+    if row is None or (_partner(ctx) and row["owner"] != _owner(ctx)):
         return Reply.refusal(NotificationError.endpoint_not_found, "no such endpoint")
     return Reply.success(_endpoint_view(await store.enable_endpoint(ctx.conn, cmd.endpoint_id)))
 

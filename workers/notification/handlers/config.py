@@ -36,6 +36,7 @@ class Config:
     sms_timeout_s: float
     security_email: str | None
     bank_time_zone: str
+    default_currency: str
 
 
 def load() -> Config:
@@ -64,6 +65,7 @@ def load() -> Config:
         sms_timeout_s=_float("CBS_SMS_TIMEOUT_S", 10),
         security_email=env("CBS_NOTIFY_SECURITY_EMAIL") or None,
         bank_time_zone=env("CBS_BANK_TIME_ZONE", "Asia/Kolkata"),
+        default_currency=env("CBS_CURRENCIES", "INR").split(",")[0].strip() or "INR",  # banking-rules §0
     )
 
 

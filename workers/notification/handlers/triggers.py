@@ -186,7 +186,7 @@ async def on_account_dormant(ctx: Context, event: account.AccountDormant) -> Non
 
 async def on_instalment_due(ctx: Context, event: loan.InstalmentDue) -> None:
     await notify(ctx, event.customer_id, "loan_instalment_due", NotificationCategory.loan, NotificationPriority.medium,
-                 _data(event) | {"currency": "INR"})  # fmt: skip
+                 _data(event) | {"currency": CONFIG.default_currency})  # instalments are in the bank's currency
 
 
 async def on_payment_overdue(ctx: Context, event: loan.LoanPaymentOverdue) -> None:
