@@ -491,3 +491,20 @@ async def test_a_partner_gets_system_notices_only_and_sees_only_its_own_endpoint
         assert not theirs.ok and theirs.error is not None and theirs.error.code == "not_owner"
     finally:
         await broker.stop()
+
+
+async def test_a_lockout_reaches_the_customer_whose_login_it_is(ops: Client, mailbox: Mailbox, admin_db: Any) -> None:
+    from contracts import identity
+
+    email = f"locked-{uuid.uuid4().hex[:6]}@example.com"
+    customer_id = await a_customer(email, "+919800000012")
+    await eventually(lambda: known(admin_db, customer_id))
+    now = dt.datetime.now(dt.UTC)
+    user_id = uuid.uuid4()
+    await publish_as("identity", identity.UserCreated.routing_key, identity.UserCreated(
+        user_id=user_id, username="asha", display_name="Asha", roles=["customer"], customer_id=customer_id, occurred_at=now))  # fmt: skip
+    await eventually(lambda: rows(admin_db, "SELECT 1 FROM login WHERE user_id = $1", user_id))
+    await publish_as("identity", identity.LockedOut.routing_key, identity.LockedOut(
+        user_id=user_id, username="asha", failed_attempts=5, locked_until=now + dt.timedelta(minutes=15), occurred_at=now))  # fmt: skip
+    mails = await eventually(lambda: asyncio.sleep(0, mailbox.to(email)))
+    assert mails[0]["Subject"] == "Your login was locked" and "after 5 failed attempts" in mails[0].get_payload()

@@ -44,6 +44,7 @@ ROUTES = Routes(
         EventRoute(loan.InstalmentDue, triggers.on_instalment_due),
         EventRoute(loan.LoanPaymentOverdue, triggers.on_payment_overdue),
         EventRoute(loan.LoanDisbursed, triggers.on_loan_disbursed),
+        EventRoute(identity.UserCreated, triggers.on_user_created),
         EventRoute(identity.LockedOut, triggers.on_locked_out),
         EventRoute(audit.SecurityEventRaised, triggers.on_security_event),
     ),

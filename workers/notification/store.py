@@ -41,6 +41,14 @@ async def account_holder(conn: asyncpg.Connection, account_id: UUID | None) -> U
     return await conn.fetchval("SELECT customer_id FROM account_holder WHERE account_id = $1", account_id)
 
 
+async def learn_login(conn: asyncpg.Connection, user_id: UUID, customer_id: UUID) -> None:
+    await conn.execute("INSERT INTO login VALUES ($1, $2) ON CONFLICT DO NOTHING", user_id, customer_id)
+
+
+async def customer_of_login(conn: asyncpg.Connection, user_id: UUID) -> UUID | None:
+    return await conn.fetchval("SELECT customer_id FROM login WHERE user_id = $1", user_id)
+
+
 async def preference(conn: asyncpg.Connection, customer_id: UUID) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM preference WHERE customer_id = $1", customer_id)
 

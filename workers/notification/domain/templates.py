@@ -104,6 +104,9 @@ DEFAULTS: tuple[Template, ...] = tuple(Template(key, 1, "en", subject, body) for
      "Security event {{ threat_type }} ({{ threat_level }}) recorded at {{ occurred_at }}; risk {{ risk_score }}."),
     ("locked_out", "Login locked for {{ username }}",
      "The login {{ username }} was locked after {{ failed_attempts }} failed attempts until {{ locked_until }}."),
+    ("login_locked", "Your login was locked",
+     "Dear {{ name }}, your login {{ username }} was locked after {{ failed_attempts }} failed attempts, until "
+     "{{ locked_until }}. If this was not you, call the bank."),
     ("one_time_password", "Your one-time password",
      "{{ code }} is your one-time password. It is valid for {{ valid_minutes }} minutes. Never share it."),
     ("test_message", "CBS test message", "This is a test message from CBS{% if note %}: {{ note }}{% endif %}."),

@@ -97,7 +97,7 @@ async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | 
 
 async def notify(ctx: Context, customer_id: UUID | None, template_key: str, category: NotificationCategory, priority: NotificationPriority,
                  data: Mapping[str, Any], *, channels: tuple[NotificationChannel, ...] = CUSTOMER_CHANNELS,
-                 expires_in: dt.timedelta = rules.EXPIRY) -> list[UUID]:  # fmt: skip
+                 expires_in: dt.timedelta = rules.EXPIRY, webhooks: bool = True) -> list[UUID]:  # fmt: skip
     """The customer's channels under their preferences, and every webhook endpoint of the category."""
     made: list[UUID] = []
     language = FALLBACK_LANGUAGE
@@ -121,7 +121,7 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
                 scheduled_at=placed.scheduled_at, expires_at=placed.expires_at,
             )  # fmt: skip
             made += [made_id] if made_id else []
-    for endpoint in await store.endpoints_for(ctx.conn, category.value, customer_id):
+    for endpoint in await store.endpoints_for(ctx.conn, category.value, customer_id) if webhooks else []:
         made_id = await store_one(
             ctx, notification_id=notification_id_of(ctx.message_id, "webhook", endpoint["endpoint_id"]), customer_id=customer_id,
             channel=NotificationChannel.webhook, address=None, endpoint_id=endpoint["endpoint_id"], category=category,
@@ -215,5 +215,16 @@ async def on_security_event(ctx: Context, event: audit.SecurityEventRaised) -> N
     await _security_desk(ctx, "security_alert", _data(event))
 
 
+async def on_user_created(ctx: Context, event: identity.UserCreated) -> None:
+    if event.customer_id is not None:
+        await store.learn_login(ctx.conn, event.user_id, event.customer_id)
+
+
 async def on_locked_out(ctx: Context, event: identity.LockedOut) -> None:
+    """The security desk, and the customer whose login it is (a security message: always sent)."""
     await _security_desk(ctx, "locked_out", _data(event))
+    customer_id = await store.customer_of_login(ctx.conn, event.user_id)
+    if customer_id is not None:
+        await notify(ctx, customer_id, "login_locked", NotificationCategory.security, NotificationPriority.critical,
+                     _data(event), channels=(NotificationChannel.email, NotificationChannel.sms, NotificationChannel.in_app),
+                     webhooks=False)  # fmt: skip
