@@ -456,7 +456,7 @@ async def test_smtp_authentication_is_configurable() -> None:
 
 
 async def test_a_partner_gets_system_notices_only_and_sees_only_its_own_endpoints(
-    ops: Client, receiver: Receiver
+    ops: Client, receiver: Receiver, admin_db: Any
 ) -> None:
     """As the edge forwards a partner's API key: a partner registers endpoints for `system` only, lists
     and re-enables only its own; a customer may not register any."""
@@ -489,6 +489,8 @@ async def test_a_partner_gets_system_notices_only_and_sees_only_its_own_endpoint
         assert not refused.ok and refused.error is not None and refused.error.code == "forbidden"
         theirs = await as_(customer, notification.GetPreferences(customer_id=uuid.uuid4()))
         assert not theirs.ok and theirs.error is not None and theirs.error.code == "not_owner"
+        denied = await rows(admin_db, "SELECT payload->>'code' AS code FROM outbox WHERE routing_key = 'notification.access_denied'")
+        assert {d["code"] for d in denied} >= {"forbidden", "not_owner"}, "each refusal of who asked is recorded"
     finally:
         await broker.stop()
 
