@@ -13,7 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_edge import (
-    accounts, audit, customers, day, docs, errors, health, ledger, loans, notifications, operations, payments, sessions, statements,
+    accounts, audit, customers, day, docs, errors, health, ledger, loans, notifications, operations, payments, sessions,
+    statements,
 )
 from api_edge.auth import AuthError, Authenticator
 from api_edge.body_limit import BoundedBody

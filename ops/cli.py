@@ -265,7 +265,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     url = load().process_amqp_url("ops")
     channel = c.NotificationChannel.sms if args.to.startswith("+") else c.NotificationChannel.email
     command = c.SendMessage(send_id=uuid.uuid4(), channels=[channel], to=args.to, template="test_message",
-                            data={"note": args.note or ""}, category=c.NotificationCategory.system, priority=c.NotificationPriority.critical)  # fmt: skip
+                            data={"note": args.note or ""}, category=c.NotificationCategory.system,
+                            priority=c.NotificationPriority.critical)  # fmt: skip
     reply = _run(ask_once(command, url, timeout_s=args.timeout))
     print(json.dumps(reply.model_dump(mode="json"), indent=2))
     if not reply.ok or not args.wait:
