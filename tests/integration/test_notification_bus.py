@@ -510,3 +510,33 @@ async def test_a_lockout_reaches_the_customer_whose_login_it_is(ops: Client, mai
         user_id=user_id, username="asha", failed_attempts=5, locked_until=now + dt.timedelta(minutes=15), occurred_at=now))  # fmt: skip
     mails = await eventually(lambda: asyncio.sleep(0, mailbox.to(email)))
     assert mails[0]["Subject"] == "Your login was locked" and "after 5 failed attempts" in mails[0].get_payload()
+
+
+async def test_past_the_providers_rate_limit_messages_wait(ops: Client, admin_db: Any) -> None:
+    """The limits (60/min, 1,000/h, 10,000/day) made small: two more SMS may leave this hour, the rest wait."""
+    from workers.notification.domain import delivery
+
+    async def sent_this_hour() -> int:
+        found = await rows(admin_db, "SELECT count(*) AS n FROM delivery_attempt WHERE provider = 'sms-dev' "
+                                     "AND started_at > now() - interval '1 hour'")  # fmt: skip
+        return int(found[0]["n"])
+
+    shipped = delivery.RATE_LIMITS
+    delivery.RATE_LIMITS = ((dt.timedelta(hours=1), await sent_this_hour() + 2),)
+    try:
+        phones = [f"+9198770000{i:02d}" for i in range(4)]
+        for phone in phones:
+            await ops.ok(notification.SendMessage(send_id=uuid.uuid4(), channels=["sms"], to=phone, template="test_message",
+                                                  category="system", priority="high"))  # fmt: skip
+
+        async def settled() -> list[Any]:
+            found = await rows(admin_db, "SELECT status, scheduled_at FROM notification WHERE address = ANY($1)", phones)
+            return found if sum(r["status"] == "delivered" for r in found) == 2 else []
+
+        found = await eventually(settled)
+        await asyncio.sleep(0.5)  # another round of claims: still only two
+        found = await rows(admin_db, "SELECT status, scheduled_at FROM notification WHERE address = ANY($1)", phones)
+        waiting = [r for r in found if r["status"] == "pending"]
+        assert len(waiting) == 2 and all(r["scheduled_at"] > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1) for r in waiting)
+    finally:
+        delivery.RATE_LIMITS = shipped

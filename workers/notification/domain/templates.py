@@ -109,5 +109,5 @@ DEFAULTS: tuple[Template, ...] = tuple(Template(key, 1, "en", subject, body) for
      "{{ locked_until }}. If this was not you, call the bank."),
     ("one_time_password", "Your one-time password",
      "{{ code }} is your one-time password. It is valid for {{ valid_minutes }} minutes. Never share it."),
-    ("test_message", "CBS test message", "This is a test message from CBS{% if note %}: {{ note }}{% endif %}."),
+    ("test_message", "CBS test message", "This is a test message from CBS{% if note is defined and note %}: {{ note }}{% endif %}."),
 ))  # fmt: skip

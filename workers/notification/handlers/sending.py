@@ -58,7 +58,9 @@ async def claim_due(ctx: Context) -> bool:
             await store.set_status(ctx.conn, row["notification_id"], NotificationStatus.retry.value, now,
                                    scheduled_at=now, error_code="interrupted")  # fmt: skip
     rows = await store.due(ctx.conn, now, CONFIG.batch)
-    limited: dict[str, dt.datetime | None] = {}
+    windows = [w for w, _ in delivery.RATE_LIMITS]
+    # Each provider's attempts per window, read once a round and counted on as this round claims.
+    used: dict[str, tuple[dict[dt.timedelta, int], dict[dt.timedelta, dt.datetime]]] = {}
     for row in rows:
         channel = NotificationChannel(row["channel"])
         provider = channels.provider_of(channel)
@@ -68,15 +70,17 @@ async def claim_due(ctx: Context) -> bool:
                 await _give_up(ctx, row, row["attempts"], "endpoint_disabled", "the webhook endpoint is disabled", "cancelled")
                 continue
             provider = f"webhook:{row['endpoint_id']}"
-        if provider not in limited:
-            counts, oldest = await store.provider_counts(ctx.conn, provider, now, [w for w, _ in delivery.RATE_LIMITS])
-            limited[provider] = delivery.rate_limited_until(counts, oldest)
-        until = limited[provider]
+        if provider not in used:
+            used[provider] = await store.provider_counts(ctx.conn, provider, now, windows)
+        counts, oldest = used[provider]
+        until = delivery.rate_limited_until(counts, oldest, delivery.RATE_LIMITS)
         if until is not None:
             await store.postpone(ctx.conn, row["notification_id"], until, now)
             continue
         await store.start_attempt(ctx.conn, row["notification_id"], channel.value, provider, SENDER, now)
-        limited.pop(provider)  # counted again for the next of the same provider
+        for window in windows:
+            counts[window] = counts.get(window, 0) + 1
+            oldest.setdefault(window, now)
     return len(rows) >= CONFIG.batch
 
 
