@@ -153,3 +153,14 @@ def test_templates_are_sandboxed_and_html_is_escaped() -> None:
     html = Template("x", 1, "en", "s", "b", "<p>{{ name }}</p>")
     assert render(html, {"name": "<script>"}).html == "<p>&lt;script&gt;</p>"
     assert check("s", "{% if %}", None) is not None and check("s", "{{ a }}", None) is None
+
+
+def test_the_shipped_templates_parse_and_the_test_message_needs_no_note() -> None:
+    from workers.notification.domain.templates import DEFAULTS
+
+    assert all(check(t.subject, t.body, t.html) is None for t in DEFAULTS)
+    assert len({(t.key, t.language, t.version) for t in DEFAULTS}) == len(DEFAULTS)
+    test_message = next(t for t in DEFAULTS if t.key == "test_message")
+    assert render(test_message, {}).body == "This is a test message from CBS."
+    otp = next(t for t in DEFAULTS if t.key == "one_time_password")
+    assert "493817" in render(otp, {"code": "493817", "valid_minutes": 5}).body
