@@ -1,5 +1,6 @@
-"""The notification worker as a real process behind the real edge: its routes, and a SIGKILL in
-the middle of a webhook send (banking-rules §6; DESIGN §4 rule 8).
+"""The notification worker as a real process behind the real edge: its routes (staff's and a
+customer's own), `cbs notify test`, and a SIGKILL in the middle of a webhook send (banking-rules §6;
+DESIGN §4 rule 8).
 
 Only the edge, identity (for the admin's token) and the notification worker run. The webhook
 receiver hangs on its first request; the worker is killed while it waits; the restarted worker
@@ -169,3 +170,39 @@ def test_cbs_notify_test_sends_one_message(mini: Cluster, infra: dict[str, str])
     assert '"status": "delivered"' in done.stdout
     sms = query(infra, "SELECT body FROM notification.sms_message WHERE phone = $1", phone)
     assert len(sms) == 1 and "test message from CBS: hello" in sms[0]["body"]
+
+
+def test_a_customer_reads_and_marks_their_own_in_app_notifications(mini: Cluster, infra: dict[str, str]) -> None:
+    from contracts import account, customer
+
+    customer_id = uuid.uuid4()
+    username, password = f"c{uuid.uuid4().hex[:10]}", "a-long-customer-password-1"
+    with mini.client() as admin:
+        made = admin.post("/v1/users", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+            "user_id": str(uuid.uuid4()), "username": username, "password": password, "roles": ["customer"],
+            "customer_id": str(customer_id), "display_name": "Asha Rao"})  # fmt: skip
+        assert made.status_code == 201, made.text
+    now = datetime.now(UTC)
+    asyncio.run(publish_as("customer", customer.CustomerRegistered.routing_key, customer.CustomerRegistered(
+        customer_id=customer_id, occurred_at=now, customer_number="C0001", customer_type="individual", name="Asha Rao",
+        email="asha@example.com", phone="+919800000099", language="en", status="active", kyc_status="completed",
+        risk_category="low")))  # fmt: skip
+    eventually(lambda: query(infra, "SELECT 1 FROM notification.recipient WHERE customer_id = $1", customer_id))
+    asyncio.run(publish_as("account", account.AccountFrozen.routing_key, account.AccountFrozen(
+        account_id=uuid.uuid4(), customer_id=customer_id, number="SAV000000000099", product_code="savings", currency="INR",
+        status="frozen", occurred_at=now, status_before_freeze="active", actor="officer-1", reason="court order")))  # fmt: skip
+
+    with mini.client(token=mini.token(username, password)) as me:
+        inbox = eventually(lambda: me.get("/v1/me/notifications").json()["items"])
+        assert len(inbox) == 1 and inbox[0]["subject"] == "Account SAV000000000099 frozen" and inbox[0]["read_at"] is None
+        one = me.get(f"/v1/notifications/{inbox[0]['notification_id']}")
+        assert one.status_code == 200 and one.json()["channel"] == "in_app"
+        marked = me.post("/v1/me/notifications/read", json={"notification_ids": [inbox[0]["notification_id"]]},
+                         headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+        assert marked.status_code == 200 and marked.json() == {"marked": 1}, marked.text
+        assert me.get("/v1/me/notifications", params={"unread_only": True}).json()["items"] == []
+        own = me.put(f"/v1/customers/{customer_id}/notification-preferences", json={"marketing_consent": True})
+        assert own.status_code == 200 and own.json()["marketing_consent"]
+        other = me.get(f"/v1/customers/{uuid.uuid4()}/notification-preferences")
+        assert other.status_code == 403 and other.json()["code"] == "not_owner"
+        assert me.get("/v1/notification-templates").status_code == 403, "templates are staff's"
