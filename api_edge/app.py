@@ -12,7 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api_edge import accounts, audit, customers, day, docs, errors, health, ledger, loans, operations, payments, sessions, statements
+from api_edge import (
+    accounts, audit, customers, day, docs, errors, health, ledger, loans, notifications, operations, payments, sessions,
+    statements,
+)
 from api_edge.auth import AuthError, Authenticator
 from api_edge.body_limit import BoundedBody
 from api_edge.gateway import Gateway
@@ -105,5 +108,6 @@ if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split("
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key"])  # fmt: skip
 
 
-for module in (health, docs, sessions, operations, customers, accounts, statements, ledger, payments, audit, day, loans):
+for module in (health, docs, sessions, operations, customers, accounts, statements, ledger, payments, audit, day, loans,
+               notifications):
     app.include_router(module.router)

@@ -14,7 +14,7 @@ PROBLEM_JSON = "application/problem+json"
 _CONFLICT_CODES = {
     "idempotency_key_reused", "id_already_failed", "version_conflict", "account_exists",
     "payment_exists", "payee_exists", "standing_order_exists", "partner_reference_conflict", "wrong_business_date", "hold_exists",
-    "day_closing", "document_exists", "restructure_exists", "investigation_closed",
+    "day_closing", "document_exists", "restructure_exists", "investigation_closed", "endpoint_exists",
 }  # fmt: skip
 # Refused for who is asking, not for what was asked.
 _FORBIDDEN_CODES = {"forbidden", "not_owner", "permission_denied", "maker_cannot_approve"}

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-WORKERS: tuple[str, ...] = ("customer", "account", "ledger", "identity", "payment", "audit", "day", "loan")
+WORKERS: tuple[str, ...] = ("customer", "account", "ledger", "identity", "payment", "audit", "day", "loan", "notification")
 # Every kind of process speaks on the bus as its own broker user (DESIGN §3): the edge, each
 # worker, the operator's tools (`ops`: bench, ledger verify, partner grants) and the dead-letter
 # replayer (`dlq`, which alone may resend a message under its first sender's user_id). So "the

@@ -14,7 +14,7 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-from contracts import account, audit, customer, day, identity, ledger, loan, operations, partner, payment, security
+from contracts import account, audit, customer, day, identity, ledger, loan, notification, operations, partner, payment, security
 from contracts.common import Command
 
 # Running processes only look the topology up (`declare=False`, a passive declare): their broker
@@ -30,7 +30,8 @@ DEAD_LETTER_QUEUE_NAME = "cbs.dead"
 
 # Each worker's contract module: its commands get a queue each.
 WORKER_CONTRACTS: dict[str, ModuleType] = {"customer": customer, "account": account, "ledger": ledger, "identity": identity,
-                                         "payment": payment, "audit": audit, "day": day, "loan": loan}
+                                         "payment": payment, "audit": audit, "day": day, "loan": loan,
+                                         "notification": notification}
 
 # Audit's taps (banking-rules §7): two RabbitMQ streams bound `#`, one per exchange, so audit sees
 # every command and event. Streams, not queues: a bounded queue with reject-publish refused every
@@ -76,6 +77,11 @@ _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "loan": ("day.opened", "day.closing", "customer.registered", "customer.kyc_status_changed", "customer.suspended",
              "customer.reactivated", "customer.closed", "account.opened", "account.frozen", "account.unfrozen",
              "account.closed", "account.dormant", "account.reactivated"),
+    # banking-rules §6's triggers, and where recipients' addresses and accounts' holders are learnt
+    "notification": ("customer.registered", "customer.updated", "customer.kyc_status_changed",
+                     "customer.document_expiring", "account.opened", "account.frozen", "account.dormant",
+                     "payment.completed", "payment.failed", "loan.instalment_due", "loan.payment_overdue",
+                     "loan.disbursed", "identity.user_created", "identity.locked_out", "audit.security_event_raised"),
 }
 
 # Event queues (`<worker>.events`): consuming worker -> routing keys it binds on `cbs.events`.

@@ -96,28 +96,33 @@ class Permission(StrEnum):
     loans_review = "loans:review"  # underwrite and reject applications
     loans_approve = "loans:approve"  # approve one somebody else submitted (maker-checker)
     loans_write_off = "loans:write_off"  # give up a defaulted loan (an admin's: the credit committee's decision)
+    notifications_read = "notifications:read"  # notification preferences and the in-app inbox (a customer: their own)
+    notifications_write = "notifications:write"  # change notification preferences (a customer: their own)
+    notifications_manage = "notifications:manage"  # templates, one-off messages, delivery statistics: staff
+    webhooks_manage = "webhooks:manage"  # webhook endpoints: staff, and partners for their own
 
 
 P = Permission
 # A customer's permissions reach only their own records: the owning worker checks ownership.
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.customer: frozenset({P.customers_read, P.accounts_read, P.accounts_write, P.ledger_read, P.payments_create,
-                              P.loans_apply}),  # fmt: skip
+                              P.loans_apply, P.notifications_read, P.notifications_write}),  # fmt: skip
     Role.teller: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.accounts_read, P.accounts_write, P.ledger_read,
-         P.payments_create, P.cash_handle, P.day_read, P.loans_apply}
+         P.payments_create, P.cash_handle, P.day_read, P.loans_apply, P.notifications_read, P.notifications_write}
     ),  # fmt: skip
     Role.officer: frozenset(
         {P.customers_read, P.customers_write, P.customers_search, P.customers_manage, P.kyc_verify, P.accounts_read,
          P.accounts_write, P.accounts_freeze, P.transfers_create, P.ledger_read, P.payments_create,
          P.payments_approve, P.payments_reverse, P.cash_handle, P.day_read, P.books_read, P.products_manage,
-         P.loans_apply, P.loans_review, P.loans_approve}
+         P.loans_apply, P.loans_review, P.loans_approve, P.notifications_read, P.notifications_write,
+         P.notifications_manage, P.webhooks_manage}
     ),  # fmt: skip
     Role.admin: frozenset(Permission),
     # Auditors read, and work the investigations of what audit raised (their own workflow, itself audited).
     Role.auditor: frozenset({P.customers_read, P.customers_search, P.accounts_read, P.ledger_read, P.audit_read,
                              P.audit_investigate, P.day_read, P.books_read}),  # fmt: skip
-    Role.partner: frozenset({P.accounts_read, P.ledger_read, P.transfers_create, P.payments_create}),
+    Role.partner: frozenset({P.accounts_read, P.ledger_read, P.transfers_create, P.payments_create, P.webhooks_manage}),
 }
 del P
 

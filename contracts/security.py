@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, Field
 from contracts.common import Command, Event
 
 # The workers that answer commands; a test keeps this in step with bus.settings.WORKERS.
-WORKERS = ("customer", "account", "ledger", "identity", "payment", "audit", "day", "loan")
+WORKERS = ("customer", "account", "ledger", "identity", "payment", "audit", "day", "loan", "notification")
 
 
 class EdgeAuthFailed(Event):

@@ -367,6 +367,37 @@ def cmd_day(args: argparse.Namespace) -> int:
     return 0 if reply["ok"] else 1
 
 
+def cmd_notify(args: argparse.Namespace) -> int:
+    """`cbs notify test --to ADDRESS`: one test message through the notification worker (email to an
+    address, SMS to an E.164 number), sent at once as a critical system message; prints the reply.
+    `--wait` follows it until it was sent or given up."""
+    import time
+    import uuid
+
+    from contracts import notification as c
+    from ops.ask import ask_once
+
+    url = load().process_amqp_url("ops")
+    channel = c.NotificationChannel.sms if args.to.startswith("+") else c.NotificationChannel.email
+    command = c.SendMessage(send_id=uuid.uuid4(), channels=[channel], to=args.to, template="test_message",
+                            data={"note": args.note or ""}, category=c.NotificationCategory.system,
+                            priority=c.NotificationPriority.critical)  # fmt: skip
+    reply = _run(ask_once(command, url, timeout_s=args.timeout))
+    print(json.dumps(reply.model_dump(mode="json"), indent=2))
+    if not reply.ok or not args.wait:
+        return 0 if reply.ok else 1
+    notification_id = reply.result["notification_ids"][0]  # type: ignore[index,call-overload]
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        found = _run(ask_once(c.GetNotification(notification_id=notification_id), url, timeout_s=args.timeout))
+        status = (found.result or {}).get("status") if found.ok else None  # type: ignore[union-attr]
+        if status not in ("pending", "sending", "retry"):
+            print(json.dumps(found.model_dump(mode="json"), indent=2))
+            return 0 if status in ("sent", "delivered") else 1
+        time.sleep(0.5)
+    return 1
+
+
 def cmd_partner(args: argparse.Namespace) -> int:
     """`cbs partner ...`: partner systems' broker users (ops/partners.py). Prints JSON lines."""
     from ops import partners
@@ -658,6 +689,14 @@ def parser() -> argparse.ArgumentParser:
     dy.add_argument("--wait", action="store_true", help="close: wait until that date is closed")
     dy.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each answer (and --wait)")
     dy.set_defaults(func=cmd_day)
+
+    nt = sub.add_parser("notify", help="notifications: send a test message")
+    nt.add_argument("action", choices=("test",))
+    nt.add_argument("--to", required=True, help="an email address, or an E.164 number (+…) for SMS")
+    nt.add_argument("--note", help="a line added to the test message")
+    nt.add_argument("--wait", action="store_true", help="wait until it is sent (or failed) and print it")
+    nt.add_argument("--timeout", type=float, default=30.0)
+    nt.set_defaults(func=cmd_notify)
 
     lg = sub.add_parser("ledger", help="ledger operations")
     lg.add_argument("action", choices=("verify", "trial-balance", "journal"))

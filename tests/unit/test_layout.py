@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).parents[2]
 WORKERS = sorted(p for p in (ROOT / "workers").iterdir() if p.is_dir() and not p.name.startswith("__"))
 LAYERS = ("handlers", "domain")  # each a module or a package of the same name
-ALLOWED_EXTRAS = {"audit": {"grants.sql"}, "ledger": {"grants.sql"}}  # read by `cbs migrate` after the migrations
+ALLOWED_EXTRAS = {"audit": {"grants.sql"}, "ledger": {"grants.sql"}, "notification": {"grants.sql"}}  # read by `cbs migrate` after the migrations
 
 
 def test_there_are_workers_to_check() -> None:
