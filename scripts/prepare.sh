@@ -44,7 +44,10 @@ if ! command -v rabbitmqctl >/dev/null; then
 fi
 if ! rabbitmqctl -q status >/dev/null 2>&1; then
   say "starting RabbitMQ"
-  as_root rabbitmq-server -detached || true
+  # With the default soft limit of 1024 open files, RabbitMQ 3.10's file handle cache runs out
+  # once a few test runs' vhosts (quorum queues, tap streams, message stores) coexist, and a new
+  # vhost then hangs in "stopped" while `rabbitmqctl` waits forever (seen here, 2026-12-06).
+  as_root sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; rabbitmq-server -detached' || true
 fi
 as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
 # The management API: the containers' `cbs migrate` makes the broker users through it (compose.yaml),

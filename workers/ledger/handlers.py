@@ -347,7 +347,8 @@ async def _close_settled(ctx: Context, cmd: c.SetAccountFlags, payout_id: UUID |
         return Reply.refusal(refusal, f"cannot close ledger account {cmd.account_id}: {refusal}")
     await _write(ctx.conn, ledger, outcomes, [], now)
     await store.save_flags(ctx.conn, account)
-    await _emit_many(ctx.conn, [(e, ctx.correlation_id, ctx.message_id) for e in _committed(ledger, outcomes, ctx.now)])
+    facts = _committed(ledger, [(o, ctx.message_id) for o in outcomes], ctx.now)
+    await _emit_many(ctx.conn, [(e, ctx.correlation_id, ctx.message_id) for e in facts])
     return await _flags_changed(ctx, cmd, account, settled=settled if cmd.settle else None)
 
 
