@@ -63,11 +63,11 @@ def _provisioned() -> Iterator[dict[str, str]]:
     vhost = urlsplit(os.environ["CBS_AMQP_URL"]).path.lstrip("/")
     database = urlsplit(os.environ["CBS_DATABASE_URL"]).path.lstrip("/")
     assert vhost.startswith("cbs_test_") and database.startswith("cbs_test_"), "a test run's own, never make run's"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     from ops.cli import main as cbs
 
-    try:  # a set-up that fails half way (a broker too slow to answer) is dropped all the same
-        _rabbitmqctl("add_vhost", vhost)
-        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
         assert cbs(["migrate"]) == 0
         yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"]}
     finally:
