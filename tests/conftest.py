@@ -2,19 +2,23 @@
 
 They are named after the run, created on first use by an integration or end-to-end test, and
 dropped at the end, so runs never see each other's leftovers and never touch `make run`'s data.
-Unit tests use neither.
+Unit tests use neither. The end-to-end tests take a second set of their own (`separate_infra`,
+for the package's duration): the business they leave behind (hundreds of running loans) would
+otherwise be accrued, collected and aged by every later close of business in the run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,21 +27,29 @@ RUN_ID = uuid.uuid4().hex[:10]
 VHOST = f"cbs_test_{RUN_ID}"
 DATABASE = f"cbs_test_{RUN_ID}"
 ADMIN_DSN = os.environ.get("CBS_TEST_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432")
-
-# Set before any worker or edge module builds its settings.
 # Another broker node (CBS_TEST_AMQP_ADDRESS host:port, with RABBITMQ_NODENAME for rabbitmqctl):
 # for when the shared one cannot take a new vhost.
 AMQP_ADDRESS = os.environ.get("CBS_TEST_AMQP_ADDRESS", "127.0.0.1:5672")
-os.environ["CBS_AMQP_URL"] = f"amqp://guest:guest@{AMQP_ADDRESS}/{VHOST}"
-os.environ["CBS_DATABASE_URL"] = f"{ADMIN_DSN}/{DATABASE}"
+# What points a process at its vhost, database, broker users and their secrets.
+PLACE = ("CBS_AMQP_URL", "CBS_DATABASE_URL", "CBS_BROKER_USER_PREFIX", "CBS_SECRETS_DIR")
+
+
+def _place(run_id: str) -> dict[str, str]:
+    """The vhost, database, broker-user prefix and secrets folder (made now) of `run_id`."""
+    # Broker users are per node, not per vhost: the run's processes get users of their own
+    # (`cbs-t<run>.edge`, …), with secrets in a folder of the run's, deleted at the end.
+    secrets_dir = tempfile.mkdtemp(prefix=f"cbs-test-secrets-{run_id}-")
+    # Removed at exit too: a run that never starts the infra (unit tests only) made the folder all the same.
+    atexit.register(shutil.rmtree, secrets_dir, True)
+    return {"CBS_AMQP_URL": f"amqp://guest:guest@{AMQP_ADDRESS}/cbs_test_{run_id}",
+            "CBS_DATABASE_URL": f"{ADMIN_DSN}/cbs_test_{run_id}",
+            "CBS_BROKER_USER_PREFIX": f"cbs-t{run_id}.", "CBS_SECRETS_DIR": secrets_dir}  # fmt: skip
+
+
+# Set before any worker or edge module builds its settings.
+os.environ.update(_place(RUN_ID))
 os.environ.setdefault("CBS_OUTBOX_POLL_MS", "100")
 os.environ.setdefault("CBS_GRACEFUL_TIMEOUT_S", "5")
-# Broker users are per node, not per vhost: the run's processes get users of their own
-# (`cbs-t<run>.edge`, …), with secrets in a folder of the run's, deleted at the end.
-os.environ["CBS_BROKER_USER_PREFIX"] = f"cbs-t{RUN_ID}."
-os.environ["CBS_SECRETS_DIR"] = tempfile.mkdtemp(prefix=f"cbs-test-secrets-{RUN_ID}-")
-# Removed at exit too: a run that never starts the infra (unit tests only) made the folder all the same.
-atexit.register(shutil.rmtree, os.environ["CBS_SECRETS_DIR"], True)
 # The first admin of the run's database (identity creates it on start), shared by every test.
 os.environ.setdefault("CBS_ADMIN_USERNAME", "admin")
 os.environ.setdefault("CBS_ADMIN_PASSWORD", "test-admin-password-not-a-secret")
@@ -47,29 +59,53 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
 
-@pytest.fixture(scope="session")
-def infra() -> Iterator[dict[str, str]]:
-    """The run's own vhost and database, migrated and with the whole topology declared."""
-    _rabbitmqctl("add_vhost", VHOST)
-    _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+@contextlib.contextmanager
+def _provisioned() -> Iterator[dict[str, str]]:
+    """The vhost and database `os.environ` names, made, migrated and with the whole topology
+    declared and the broker users made; all of it (and the secrets folder) gone at the end."""
+    vhost = urlsplit(os.environ["CBS_AMQP_URL"]).path.lstrip("/")
+    database = urlsplit(os.environ["CBS_DATABASE_URL"]).path.lstrip("/")
+    assert vhost.startswith("cbs_test_") and database.startswith("cbs_test_"), "a test run's own, never make run's"
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     from ops.cli import main as cbs
 
-    assert cbs(["migrate"]) == 0
     try:
+        assert cbs(["migrate"]) == 0
         yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"]}
     finally:
         from ops import broker_users
 
-        _rabbitmqctl("delete_vhost", VHOST)
+        _rabbitmqctl("delete_vhost", vhost)
         broker_users.delete_users()
         shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
-        asyncio.run(_drop_database())
+        asyncio.run(_drop_database(database))
 
 
-async def _drop_database() -> None:
+@pytest.fixture(scope="session")
+def infra() -> Iterator[dict[str, str]]:
+    """The run's own vhost and database, migrated and with the whole topology declared."""
+    with _provisioned() as made:
+        yield made
+
+
+@contextlib.contextmanager
+def separate_infra(label: str) -> Iterator[dict[str, str]]:
+    """A vhost, database, broker users and secrets of their own (`cbs_test_<run>_<label>`), made
+    as `infra`'s are; `os.environ` names them until the end, then the run's own again."""
+    saved = {name: os.environ[name] for name in PLACE}
+    os.environ.update(_place(f"{RUN_ID}_{label}"))
+    try:
+        with _provisioned() as made:
+            yield made
+    finally:
+        os.environ.update(saved)
+
+
+async def _drop_database(database: str) -> None:
     conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
+        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     finally:
         await conn.close()
 

@@ -58,7 +58,6 @@ from tests.integration.test_partners import PartnerUser
 
 pytestmark = pytest.mark.e2e
 
-ADMIN_URL = os.environ["CBS_AMQP_URL"]  # guest: the broker's administrator (set by tests/conftest.py)
 COMMANDS, EVENTS = topology.COMMANDS.name, topology.EVENTS.name
 DEFAULT = ""  # the default exchange: straight into the queue named by the routing key
 LARGE = 15_000_000  # >= workers/payment/domain/screening.py APPROVAL_AMOUNT: held for a checker
@@ -66,6 +65,12 @@ VAULT = str(uuid.UUID(hashlib.md5(b"cbs.ledger.cash_vault.INR").hexdigest()))  #
 
 
 # -- talking to the broker ----------------------------------------------------------------------
+
+
+def admin_url() -> str:
+    """guest, the broker's administrator, in the vhost of the tests' cluster (read when asked: the
+    end-to-end package has its own, tests/conftest.py's `separate_infra`)."""
+    return os.environ["CBS_AMQP_URL"]
 
 
 def message(body: BaseModel | bytes, **properties: Any) -> aio_pika.Message:
@@ -180,7 +185,7 @@ async def dead_letter(found: Callable[[dlq.DeadLetter], bool], timeout_s: float 
     """The letter in `cbs.dead` that `found` picks (listing leaves every letter in place)."""
 
     async def listed() -> dlq.DeadLetter | None:
-        return next((letter for letter in await dlq.list_dead(ADMIN_URL) if found(letter)), None)
+        return next((letter for letter in await dlq.list_dead(admin_url()) if found(letter)), None)
 
     return await eventually(listed, timeout_s=timeout_s, interval_s=0.3)
 
@@ -471,8 +476,8 @@ async def test_a_forged_event_does_not_make_a_customer_eligible(cluster: Cluster
     forged = cu.CustomerKycStatusChanged(customer_id=uuid.UUID(customer_id), occurred_at=datetime.now(UTC),
                                          old_status="pending", new_status="completed", status="active")  # fmt: skip
     forgeries = {  # message_id -> (url, exchange, routing key, user_id)
-        uuid.uuid4().hex: (ADMIN_URL, EVENTS, forged.routing_key, "guest"),
-        uuid.uuid4().hex: (ADMIN_URL, EVENTS, forged.routing_key, None),
+        uuid.uuid4().hex: (admin_url(), EVENTS, forged.routing_key, "guest"),
+        uuid.uuid4().hex: (admin_url(), EVENTS, forged.routing_key, None),
         uuid.uuid4().hex: (process_url("ledger"), DEFAULT, "account.events", broker_user("ledger")),
     }
     for message_id, (url, exchange, key, user_id) in forgeries.items():

@@ -58,7 +58,8 @@ class PartnerUser:
     def url(self, password: str | None = None) -> str:
         admin = urlsplit(os.environ["CBS_AMQP_URL"])
         secret = quote(password or self.password, safe="")
-        return f"amqp://{quote(self.user, safe='')}:{secret}@{admin.hostname}:{admin.port or 5672}/{VHOST}"
+        # The vhost of CBS_AMQP_URL as it is now: the end-to-end tests' own while they run.
+        return f"amqp://{quote(self.user, safe='')}:{secret}@{admin.hostname}:{admin.port or 5672}{admin.path}"
 
 
 async def cbs(*args: str) -> subprocess.CompletedProcess[str]:
