@@ -260,7 +260,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if args.baseline:
             from ops.bench import baseline
 
-            peer = _run(baseline.run_peer(options, settings.amqp_url, settings.database_url))
+            peer = _run(baseline.run_peer(options, settings.amqp_url, settings.database_url, args.peer_queue))
             print(peer.text, end="\n\n", flush=True)
         outcome = _run(bt.run(options, settings.process_amqp_url("ops"), settings.database_url))
         print(outcome.text)
@@ -679,6 +679,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--url", help="edge base URL (default from CBS_EDGE_HOST/PORT)")
     b.add_argument("--against-raw", action="store_true",
                    help="payment: first the raw ledger through the edge, same load; then print the ratio")  # fmt: skip
+    b.add_argument("--peer-queue", choices=("classic", "quorum"), default="classic",
+                   help="--baseline: the peer's queue type (CBS's command queues are quorum queues)")
     b.add_argument("--baseline", action="store_true",
                    help="transfers: first the bare peer (ops/bench/baseline.py), same load, same broker and database; "
                         "then CBS, and the ratio")  # fmt: skip

@@ -39,6 +39,16 @@ from ops.bench import cpu
 from ops.bench import transfers as bt
 
 QUEUE = "bench.peer.transfers"
+# The peer's queue type: classic (the issue's yardstick) or quorum, the type CBS's command queues
+# are (replicated in a cluster, Raft-logged on one node), to see what durability alone costs.
+QUEUE_TYPE_ENV = "CBS_BENCH_PEER_QUEUE"
+
+
+def _queue_arguments() -> dict[str, Any]:
+    kind = os.environ.get(QUEUE_TYPE_ENV, "classic")
+    if kind not in ("classic", "quorum"):
+        raise ValueError(f"{QUEUE_TYPE_ENV} must be classic or quorum, not {kind!r}")
+    return {"x-queue-type": kind}
 SCHEMA = "bench_peer"
 log = logging.getLogger("cbs.bench.peer")
 READY_TIMEOUT_S = 30
@@ -90,7 +100,7 @@ def peer_app(amqp_url: str, database_url: str, pool_size: int = 10) -> FastStrea
     broker = RabbitBroker(amqp_url, logger=log, log_level=logging.DEBUG)
     pools: list[asyncpg.Pool] = []
 
-    @broker.subscriber(RabbitQueue(QUEUE, durable=True))
+    @broker.subscriber(RabbitQueue(QUEUE, durable=True, arguments=_queue_arguments()))
     async def create_transfers(body: dict[str, Any]) -> dict[str, Any]:
         # FastStream acks after the handler returns (after the commit) and publishes the returned
         # reply to the message's reply_to with its correlation_id.
@@ -131,7 +141,7 @@ class PeerClient:
     async def __aenter__(self) -> PeerClient:
         self.connection = await aio_pika.connect_robust(self.amqp_url)
         self.channel = await self.connection.channel()
-        await self.channel.declare_queue(QUEUE, durable=True)
+        await self.channel.declare_queue(QUEUE, durable=True, arguments=_queue_arguments())
         self.replies = await self.channel.declare_queue(exclusive=True, auto_delete=True)
         await self.replies.consume(self._on_reply, no_ack=True)
         return self
@@ -149,7 +159,7 @@ class PeerClient:
 
     async def consumers(self) -> int:
         assert self.channel is not None
-        queue = await self.channel.declare_queue(QUEUE, durable=True)
+        queue = await self.channel.declare_queue(QUEUE, durable=True, arguments=_queue_arguments())
         return int(queue.declaration_result.consumer_count or 0)
 
     async def transfers(self, command: bt.c.CreateTransfers) -> list[str]:
@@ -214,9 +224,10 @@ async def running_peer(client: PeerClient) -> AsyncIterator[None]:
             process.kill()
 
 
-async def run_peer(options: bt.Options, amqp_url: str, database_url: str) -> bt.Outcome:
+async def run_peer(options: bt.Options, amqp_url: str, database_url: str, queue_type: str = "classic") -> bt.Outcome:
     """The peer under `options`' load: the same driver, account picker and table as `cbs bench`."""
-    options = replace(options, via="peer")
+    os.environ[QUEUE_TYPE_ENV] = queue_type  # read by this client and the peer's process alike
+    options = replace(options, via=f"peer ({queue_type} queue)")
     accounts = await _set_up(database_url, options.accounts)
     async with PeerClient(amqp_url) as client, running_peer(client):
         rng = random.Random(7)

@@ -142,6 +142,6 @@ async def test_a_reply_counts_only_from_the_worker_asked(edge_bus: BusClient) ->
         await asyncio.sleep(1)
         assert not future.done(), "a reply from a worker that was not asked was taken"
         await publish_as("ledger", correlator.reply_queue.name, forged, exchange="", correlation_id=correlation_id)
-        assert (await asyncio.wait_for(future, 10)) == {"ok": True, "result": {"results": []}, "error": None}
+        assert json.loads(await asyncio.wait_for(future, 10)) == {"ok": True, "result": {"results": []}, "error": None}
     finally:
         correlator._pending.pop(correlation_id, None)
