@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from bus.actor import not_for_customers
+from bus.actor import EDGE, PARTNER, SERVICE, Actor, not_for_customers
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
@@ -33,6 +33,7 @@ from workers.payment.domain.orders import (
     normalize_payee,
     payment_fee,
     reference,
+    step_up_refusal,
 )
 from workers.payment.domain.screening import FRAUD_BASE, Screening, matches, screen
 from workers.payment.domain.transfers import cash_transfers, internal_transfers, words_of
@@ -92,7 +93,21 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
         payee=cmd.payee, payee_id=cmd.payee_id, amount=cmd.amount, currency=cmd.currency,
         description=cmd.description, maker=subject_of(ctx.actor, cmd.actor),
     )  # fmt: skip
+    if await store.get_payment(ctx.conn, order.payment_id) is None:  # a placed order is answered as it is
+        actor = ctx.actor
+        refusal = step_up_refusal(cmd.kind, cmd.channel, cmd.amount, by_customer=actor is not None and actor.is_customer,
+                                  by_partner=actor is not None and actor.via == PARTNER,
+                                  verified=cmd.verified and _believes_verified(actor),
+                                  threshold=lifecycle.CONFIG.step_up_threshold)  # fmt: skip
+        if refusal is not None:
+            return refuse(refusal)
     return await place(ctx, order)
+
+
+def _believes_verified(actor: Actor | None) -> bool:
+    """`verified` is the edge's word (it never takes it from a body: it sets it after checking the
+    one-time password with identity) or a bank service's; a partner's claim is worth nothing."""
+    return actor is not None and actor.via in (EDGE, SERVICE)
 
 
 async def place(ctx: Context, order: Order) -> Reply | Deferred:
