@@ -428,7 +428,9 @@ def _issued(otp_id: UUID, state: domain.OtpState, channel: str, notification_ids
 
 
 async def otp_sent(ctx: Context, state: dict[str, Any], reply: Reply) -> Reply:
-    """The notification worker took the message (or could not: no phone learnt, say)."""
+    """The notification worker took the message (or could not: no phone learnt, say). Either way
+    the command was sent and answered: its code is blanked in the outbox, so it rests nowhere here."""
+    await store.forget_sent_secret(ctx.conn, f"{ctx.worker}:{OTP_SENT_STEP}:{ctx.message_id}")
     if not reply.ok:
         assert reply.error is not None
         return Reply.refusal(reply.error.code, f"the one-time password could not be sent: {reply.error.message}",

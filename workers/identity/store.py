@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.identity import AccessRevoked, ApiKeyView, UserView, permissions_of
+from contracts.identity import REDACTED, AccessRevoked, ApiKeyView, UserView, permissions_of
 from workers.identity.domain import LoginState, OtpState, SigningKey, StoredRefresh
 
 # Taken by every writer of signing keys, so replicas starting together make one key.
@@ -323,3 +323,15 @@ async def otp_wrong_code(conn: asyncpg.Connection, otp_id: UUID, *, lock: bool, 
 async def consume_otp(conn: asyncpg.Connection, otp_id: UUID, consumed_by: str, now: datetime) -> None:
     await conn.execute("UPDATE otp SET consumed_by = $2, consumed_at = $3 WHERE otp_id = $1 AND consumed_by IS NULL",
                        otp_id, consumed_by, now)  # fmt: skip
+
+
+async def forget_sent_secret(conn: asyncpg.Connection, message_id: str) -> None:
+    """Blank the secrets of a command this worker sent once it was answered: the outbox row is
+    never sent again then, and the code need not rest here until its row is cleaned away."""
+    await conn.execute(
+        "UPDATE outbox SET payload = jsonb_set(payload, '{secret_data}', "
+        "(SELECT coalesce(jsonb_object_agg(key, to_jsonb($2::text)), '{}'::jsonb)"
+        "   FROM jsonb_object_keys(payload->'secret_data') AS key))"
+        " WHERE message_id = $1 AND published_at IS NOT NULL AND payload ? 'secret_data'",
+        message_id, REDACTED,
+    )  # fmt: skip
