@@ -24,6 +24,7 @@ from contracts import payment as p
 from contracts.common import Reply
 from tests.integration.conftest import BusClient, eventually
 from tests.integration.test_account_bus import eligible_customer
+from tests.integration.test_partners import add_partner, ask_as, granted  # noqa: F401 (a fixture)
 from tests.integration.test_payment_bus import deposit, open_account, pay
 
 # The notification worker's settings for this module only: the development SMS provider, fast loops.
@@ -224,3 +225,14 @@ async def test_only_a_customer_through_the_edge_asks_for_or_verifies_one(someone
     assert refused(asked, "forbidden")
     otp = await issue(someone, order)
     assert refused(await bus.send(verify(otp, "000000", order)), "forbidden")
+
+
+async def test_a_partners_verified_is_worth_nothing(someone: Customer, add_partner: Any, admin_db: Any) -> None:
+    """A partner relaying a customer's mobile order may say `verified: true` in the body: the payment
+    worker believes it only from the edge (which sets it after identity checked the code)."""
+    partner = await add_partner(p.InitiatePayment.routing_key)
+    await granted(admin_db, "payment", partner.user, {p.InitiatePayment.routing_key})
+    relayed = someone.order(LARGE, verified=True)
+    assert refused(await ask_as(partner, relayed), "verification_required")
+    own = await ask_as(partner, someone.order(LARGE, channel=p.Channel.api))  # the partner's own channel
+    assert own.ok and own.result["status"] == "completed", own.error
