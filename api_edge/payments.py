@@ -35,7 +35,7 @@ NOT_PLACED_HERE = {
 InitiatePaymentBody = body_model(c.InitiatePayment, exclude={"actor", "verified"}, name="InitiatePaymentBody")
 RejectPaymentBody = body_model(c.RejectPayment, exclude={"payment_id", "actor", "permissions"}, name="RejectPaymentBody")
 CancelPaymentBody = body_model(c.CancelPayment, exclude={"payment_id", "actor"}, name="CancelPaymentBody")
-RefundPaymentBody = body_model(c.RefundPayment, exclude={"payment_id", "actor"}, name="RefundPaymentBody")
+RefundPaymentBody = body_model(c.RefundPayment, exclude={"payment_id", "actor", "verified"}, name="RefundPaymentBody")
 ReversePaymentBody = body_model(c.ReversePayment, exclude={"payment_id", "actor"}, name="ReversePaymentBody")
 AddPayeeBody = body_model(c.AddPayee, exclude={"customer_id", "actor"}, name="AddPayeeBody")
 CreateStandingOrderBody = body_model(c.CreateStandingOrder, exclude={"actor"}, name="CreateStandingOrderBody")

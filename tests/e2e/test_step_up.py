@@ -28,7 +28,8 @@ LARGE, SMALL = 1_500_000, 999_999  # 15,000.00 and 9,999.99
 def _sms_code(infra: dict[str, str], notification_id: str) -> str:
     """What the customer's phone shows: the development provider's message for that notification."""
     rows = wait_for(lambda: query(infra, "SELECT body FROM notification.sms_message WHERE notification_id = $1",
-                                  uuid.UUID(notification_id)), what="the SMS")  # fmt: skip
+                                  uuid.UUID(notification_id)),
+                    timeout_s=90, what="the SMS (critical first, within the provider's rate limit of 60 a minute)")  # fmt: skip
     match = re.search(r"\b(\d{6})\b", rows[0]["body"])
     assert match, rows[0]["body"]
     return match.group(1)

@@ -101,6 +101,8 @@ CUSTOMER, PARTNER, STAFF = "customer", "partner", "staff"  # staff: the edge's s
         (K.cash_withdrawal, CH.atm, 15_000_00, STAFF, False, False),  # a card at an ATM
         (K.internal, CH.scheduler, 15_000_00, STAFF, False, False),  # the bank's standing orders
         (K.cash_deposit, CH.mobile, 15_000_00, CUSTOMER, False, False),  # not a debit
+        (K.refund, CH.mobile, 15_000_00, CUSTOMER, False, True),  # a customer giving back what they received
+        (K.refund, CH.branch, 15_000_00, STAFF, False, False),
     ],
 )  # fmt: skip
 def test_which_orders_need_a_verified_one_time_password(kind: PaymentKind, channel: Channel, amount: int, who: str,

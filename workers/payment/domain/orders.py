@@ -426,6 +426,8 @@ def normalize_payee(payee: Any) -> Any | Refusal:
 STEP_UP_THRESHOLD = 1_000_000  # 10,000.00 at exponent 2; CBS_STEP_UP_THRESHOLD_MINOR overrides it
 # The channels where a customer places orders themselves (a partner's app relays them as such).
 CUSTOMER_CHANNELS = frozenset({Channel.mobile, Channel.internet_banking})
+# A customer's refund of what they received is a debit of their account too.
+STEP_UP_KINDS = DEBIT_KINDS | {K.refund}
 
 
 def step_up_refusal(kind: PaymentKind, channel: Channel, amount: int, *, by_customer: bool, by_partner: bool,
@@ -437,7 +439,7 @@ def step_up_refusal(kind: PaymentKind, channel: Channel, amount: int, *, by_cust
     customer channel (mobile, internet banking). Staff and the bank's own services are the back
     office: their orders never need one. `verified` is what the caller may be believed to have
     verified (the edge, after identity checked the code), never a body's claim."""
-    if kind not in DEBIT_KINDS or amount < threshold or verified:
+    if kind not in STEP_UP_KINDS or amount < threshold or verified:
         return None
     if not (by_customer or (by_partner and channel in CUSTOMER_CHANNELS)):
         return None

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from bus.actor import Actor, acting_subject, owner_only
+from bus.actor import EDGE, SERVICE, Actor, acting_subject, owner_only
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
@@ -74,6 +74,12 @@ CONFIG = PaymentConfig.from_env()
 
 
 # --- replies and facts --------------------------------------------------------------------------
+
+
+def believes_verified(actor: Actor | None) -> bool:
+    """`verified` (§2 step-up) is the edge's word (it never takes it from a body: it sets it after
+    identity checked the one-time password) or a bank service's; a partner's claim is worth nothing."""
+    return actor is not None and actor.via in (EDGE, SERVICE)
 
 
 def refuse(refusal: Refusal) -> Reply:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from bus.actor import EDGE, PARTNER, SERVICE, Actor, not_for_customers
+from bus.actor import PARTNER, not_for_customers
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
@@ -46,6 +46,7 @@ from workers.payment.handlers.lifecycle import (
     refuse,
     reply_with,
     subject_of,
+    believes_verified,
     usable,
     usage_periods,
 )
@@ -86,7 +87,7 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
         if cmd.refund_of is None:
             return Reply.refusal(E.invalid_payee, "a refund names the payment it refunds in refund_of")
         refund = c.RefundPayment(refund_id=cmd.payment_id, payment_id=cmd.refund_of, amount=cmd.amount,
-                                 actor=cmd.actor, reason=cmd.description or "refund")  # fmt: skip
+                                 actor=cmd.actor, reason=cmd.description or "refund", verified=cmd.verified)  # fmt: skip
         return await refund_payment(ctx, refund)
     order = Order(
         payment_id=cmd.payment_id, kind=cmd.kind, channel=cmd.channel, payer_account_id=cmd.payer_account_id,
@@ -97,17 +98,12 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
         actor = ctx.actor
         refusal = step_up_refusal(cmd.kind, cmd.channel, cmd.amount, by_customer=actor is not None and actor.is_customer,
                                   by_partner=actor is not None and actor.via == PARTNER,
-                                  verified=cmd.verified and _believes_verified(actor),
+                                  verified=cmd.verified and believes_verified(actor),
                                   threshold=lifecycle.CONFIG.step_up_threshold)  # fmt: skip
         if refusal is not None:
             return refuse(refusal)
     return await place(ctx, order)
 
-
-def _believes_verified(actor: Actor | None) -> bool:
-    """`verified` is the edge's word (it never takes it from a body: it sets it after checking the
-    one-time password with identity) or a bank service's; a partner's claim is worth nothing."""
-    return actor is not None and actor.via in (EDGE, SERVICE)
 
 
 async def place(ctx: Context, order: Order) -> Reply | Deferred:
