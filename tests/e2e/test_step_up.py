@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Cluster
+from tests.e2e.conftest import LOGS, Cluster
 from tests.e2e.test_auth import login, new_user
 from tests.e2e.test_flows import post, verified_customer
 from tests.e2e.test_notifications import query
@@ -91,6 +91,10 @@ def test_a_large_mobile_payment_needs_the_code_that_came_by_sms(cluster: Cluster
         another = {**order, "payment_id": str(uuid.uuid4())}
         used = _pay(me, another, otp_id, code)
         assert used.status_code == 403 and used.json()["code"] in ("otp_mismatch", "otp_used"), used.text
+    # The code is in no process's log (as a number of its own: not inside a longer number or a hex id).
+    alone = re.compile(rf"(?<![0-9A-Za-z]){code}(?![0-9A-Za-z])")
+    leaks = [path.name for path in sorted(LOGS.glob("*.log")) if alone.search(path.read_text(errors="replace"))]
+    assert not leaks, leaks
 
 
 def test_three_wrong_codes_lock_the_otp(cluster: Cluster, infra: dict[str, str], customer: dict[str, str]) -> None:
