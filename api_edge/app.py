@@ -105,7 +105,8 @@ app.add_middleware(SecurityHeaders)
 if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split(",") if o.strip()]:
     # Off unless configured: browsers may call the API only from the origins named.
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
-                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key"])  # fmt: skip
+                       allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-OTP-Id",
+                                      "X-OTP-Code"])  # fmt: skip
 
 
 for module in (health, docs, sessions, operations, customers, accounts, statements, ledger, payments, audit, day, loans,

@@ -16,8 +16,13 @@ _CONFLICT_CODES = {
     "payment_exists", "payee_exists", "standing_order_exists", "partner_reference_conflict", "wrong_business_date", "hold_exists",
     "day_closing", "document_exists", "restructure_exists", "investigation_closed", "endpoint_exists",
 }  # fmt: skip
-# Refused for who is asking, not for what was asked.
-_FORBIDDEN_CODES = {"forbidden", "not_owner", "permission_denied", "maker_cannot_approve"}
+# Refused for who is asking, not for what was asked; and a one-time password that does not prove
+# it (wrong, locked, expired, used, for another operation): the caller must show more.
+_FORBIDDEN_CODES = {"forbidden", "not_owner", "permission_denied", "maker_cannot_approve",
+                    "otp_invalid", "otp_locked", "otp_expired", "otp_mismatch", "otp_used"}  # fmt: skip
+# Not "never" (403) nor "this request is wrong" (422): the same request is accepted once repeated
+# with a precondition, a verified one-time password (RFC 6585 §3, 428 Precondition Required).
+_PRECONDITION_CODES = {"verification_required"}
 
 # What every refusal looks like, for the OpenAPI document: the edge answers every 4xx and 5xx
 # with this (never FastAPI's default 422 `HTTPValidationError`: a body that does not match its
@@ -50,6 +55,8 @@ def status_for(code: str) -> int:
         return 401
     if code in _FORBIDDEN_CODES:
         return 403
+    if code in _PRECONDITION_CODES:
+        return 428
     if code == "not_found" or code.endswith("_not_found") or code == "customer_unknown":
         return 404
     if code in _CONFLICT_CODES or code.startswith("exists_with_different_") or code.startswith("duplicate_"):

@@ -7,18 +7,21 @@ body claims, and the checker's permissions are the ones the edge verified.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from api_edge.auth import AuthError, Principal, require
-from api_edge.errors import problem
+from api_edge.errors import problem, status_for
 from api_edge.gateway import body_model, gateway_of, idempotency_key
+from contracts import identity
 from contracts import payment as c
-from contracts.common import Command
+from contracts.common import Command, Reply
 
 router = APIRouter(tags=["payments"])
 
@@ -32,7 +35,7 @@ NOT_PLACED_HERE = {
 InitiatePaymentBody = body_model(c.InitiatePayment, exclude={"actor", "verified"}, name="InitiatePaymentBody")
 RejectPaymentBody = body_model(c.RejectPayment, exclude={"payment_id", "actor", "permissions"}, name="RejectPaymentBody")
 CancelPaymentBody = body_model(c.CancelPayment, exclude={"payment_id", "actor"}, name="CancelPaymentBody")
-RefundPaymentBody = body_model(c.RefundPayment, exclude={"payment_id", "actor"}, name="RefundPaymentBody")
+RefundPaymentBody = body_model(c.RefundPayment, exclude={"payment_id", "actor", "verified"}, name="RefundPaymentBody")
 ReversePaymentBody = body_model(c.ReversePayment, exclude={"payment_id", "actor"}, name="ReversePaymentBody")
 AddPayeeBody = body_model(c.AddPayee, exclude={"customer_id", "actor"}, name="AddPayeeBody")
 CreateStandingOrderBody = body_model(c.CreateStandingOrder, exclude={"actor"}, name="CreateStandingOrderBody")
@@ -59,15 +62,82 @@ async def initiate_payment(
     request: Request,
     who: Principal = require("payments:create", "payments"),
     key: str | None = Depends(idempotency_key),
+    otp_id: str | None = Header(default=None, alias="X-OTP-Id", max_length=100,
+                                description="a one-time password's id (POST /v1/otp), for a large customer payment"),
+    otp_code: str | None = Header(default=None, alias="X-OTP-Code", max_length=20,
+                                  description="the code it sent by SMS or email"),
 ) -> Response:
-    """Place a payment order: cash (tellers), internal, NEFT, RTGS, IMPS, UPI or a refund."""
+    """Place a payment order: cash (tellers), internal, NEFT, RTGS, IMPS, UPI or a refund. From a
+    customer or a customer channel, one of at least the step-up threshold (10,000.00 by default)
+    needs a verified one-time password (`X-OTP-Id`, `X-OTP-Code`), else `verification_required` (428)."""
     kind = body.kind  # type: ignore[attr-defined]
     if kind in NOT_PLACED_HERE:
         return problem(400, "invalid_message", NOT_PLACED_HERE[kind])
     if kind in CASH_KINDS and not who.may("cash:handle"):
         raise AuthError(403, "forbidden", "cash payments need the `cash:handle` permission", who=who, permission="cash:handle")
     data = body.model_dump()  # type: ignore[attr-defined]
+    if otp_id is not None or otp_code is not None:
+        verified = await _verify_otp(request, who, data, otp_id, otp_code)
+        if isinstance(verified, Response):
+            return verified
+        data["verified"] = True  # never from the body (InitiatePaymentBody has no such field)
     return await _change(request, c.InitiatePayment, data, who, key, created=True)
+
+
+# --- step-up one-time passwords (banking-rules §2) ---------------------------------------------
+# The edge verifies, identity keeps the OTP (any edge replica, across restarts), the payment worker
+# refuses a large customer-channel debit without the edge's `verified`. An OTP is bound to the one
+# payment order it was asked for: the SHA-256 of what the order does (id, kind, accounts, payee,
+# amount), so the same code cannot carry another amount, payer or payee.
+BOUND_FIELDS = ("payment_id", "kind", "payer_account_id", "payee", "payee_id", "amount", "currency", "refund_of")
+
+
+def payment_purpose(order: dict[str, Any]) -> str:
+    """`payment:<sha256 hex>` of the order's bound fields, in canonical JSON."""
+    bound = {name: order.get(name) for name in BOUND_FIELDS}
+    canonical = json.dumps(bound, sort_keys=True, separators=(",", ":"), default=str)
+    return "payment:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def _verify_otp(request: Request, who: Principal, order: dict[str, Any], otp_id: str | None,
+                      otp_code: str | None) -> Reply | Response:  # fmt: skip
+    if otp_id is None or otp_code is None:
+        return problem(400, "invalid_message", "give both X-OTP-Id and X-OTP-Code")
+    try:
+        otp_uuid = UUID(otp_id)
+    except ValueError:
+        return problem(400, "invalid_message", "X-OTP-Id is not a UUID")
+    command = identity.VerifyOtp(otp_id=otp_uuid, code=otp_code[:20], purpose=payment_purpose(order),
+                                 consumed_by=str(order["payment_id"]))  # fmt: skip
+    reply = await gateway_of(request).read(command, who)
+    if isinstance(reply, Response) or reply.ok:
+        return reply
+    assert reply.error is not None
+    return problem(status_for(reply.error.code), reply.error.code, reply.error.message, reply.error.details)
+
+
+class OtpBody(BaseModel):
+    """A one-time password for one payment order: the order exactly as it will be placed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    otp_id: UUID = Field(description="new OTP's id, chosen by the caller; give it back in X-OTP-Id")
+    channel: identity.OtpChannel = Field(default=identity.OtpChannel.sms, description="sms (default) or email")
+    payment: InitiatePaymentBody = Field(description="the payment order it authorises, as it will be placed")  # type: ignore[valid-type]
+
+
+@router.post("/v1/otp", status_code=201)
+async def issue_otp(
+    body: OtpBody,
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+) -> Response:
+    """Ask for a one-time password (6 digits, 5 minutes, 3 tries) sent by SMS (or email) to the
+    customer, for the one payment order in the body; then place that order with the headers
+    `X-OTP-Id` and `X-OTP-Code`. Customers only (staff channels need none)."""
+    data = {"otp_id": body.otp_id, "channel": body.channel, "purpose": payment_purpose(body.payment.model_dump())}
+    return await gateway_of(request).change(identity.IssueOtp, data, who, key, created=True)
 
 
 @router.get("/v1/payments/{payment_id}")

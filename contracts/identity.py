@@ -49,6 +49,12 @@ REVOCATION_MARGIN_S = 2
 
 REDACTED = "**********"
 
+# Step-up one-time passwords (banking-rules §2): 6 digits, 5 minutes, 3 tries, one operation.
+OTP_DIGITS = 6
+OTP_TTL_S = 5 * 60
+OTP_MAX_ATTEMPTS = 3
+OTP_PURPOSE_PATTERN = r"^[a-z_]{1,40}:[0-9a-f]{64}$"  # `<operation>:<SHA-256 hex of what it authorises>`
+
 
 def _wire_text(secret: SecretStr, info: SerializationInfo) -> str:
     # `model_dump(mode="json", context={"redact": True})` is the dump for logs and audit records.
@@ -149,6 +155,13 @@ class IdentityError(StrEnum):
     forbidden_scope = "forbidden_scope"  # asked for permissions the user does not hold
     weak_password = "weak_password"
     last_admin = "last_admin"  # disabling the last active admin would lock everyone out
+    # Step-up one-time passwords (banking-rules §2): each refusal says what to do next.
+    otp_not_found = "otp_not_found"  # unknown, or another login's
+    otp_invalid = "otp_invalid"  # wrong code: `details.attempts_left` more tries
+    otp_locked = "otp_locked"  # OTP_MAX_ATTEMPTS wrong codes: ask for a new one
+    otp_expired = "otp_expired"  # older than OTP_TTL_S: ask for a new one
+    otp_mismatch = "otp_mismatch"  # issued for another operation (another amount, account, payee, payment id)
+    otp_used = "otp_used"  # consumed already by another operation
 
 
 class GrantType(StrEnum):
@@ -262,6 +275,21 @@ class RotatedKey(Contract):
 
 class Revoked(Contract):
     revoked: bool = Field(description="true when something was revoked now; false when already revoked or unknown")
+
+
+class OtpIssued(Contract):
+    otp_id: UUID = Field(description="the OTP's id: give it with the code")
+    purpose: str = Field(description="the operation it authorises")
+    channel: str = Field(description="how the code travels: sms or email")
+    notification_ids: list[UUID] = Field(description="the notification that carries the code (`GET /v1/notifications/{id}`)")
+    expires_at: datetime = Field(description="UTC time after which the code is refused (otp_expired)")
+    max_attempts: int = Field(description="wrong codes allowed before it locks (otp_locked)")
+
+
+class OtpVerified(Contract):
+    otp_id: UUID = Field(description="the OTP")
+    purpose: str = Field(description="the operation it authorised")
+    consumed_by: str = Field(description="the operation's own id (a payment id): a repeat of it verifies again")
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -445,6 +473,40 @@ class ListRevocations(Command):
     cursor: str | None = cursor_field()
 
 
+class OtpChannel(StrEnum):
+    sms = "sms"
+    email = "email"
+
+
+class IssueOtp(Command):
+    """A customer asks for a one-time password for one operation (banking-rules §2): 6 digits from
+    the OS CSPRNG, stored only as a salted HMAC-SHA-256, valid `OTP_TTL_S`, `OTP_MAX_ATTEMPTS` tries,
+    sent to the customer's learnt phone (or email) by `notification.send_message`. The reply waits
+    for the notification worker to take it. The code is in no reply, event or log. Repeating the
+    same otp_id with the same purpose answers the same OTP (no second code). Result: `OtpIssued`."""
+
+    routing_key: ClassVar[str] = "identity.issue_otp"
+
+    otp_id: UUID = Field(description="new OTP's id, chosen by the caller")
+    purpose: str = Field(pattern=OTP_PURPOSE_PATTERN,
+                         description="`<operation>:<sha256 hex>`: the exact operation it authorises")  # fmt: skip
+    channel: OtpChannel = Field(default=OtpChannel.sms, description="sms (default) or email")
+
+
+class VerifyOtp(_NoInbox):
+    """Check a code and consume the OTP for one operation: a wrong code counts a try (the third
+    locks it), an expired, locked, used or other operation's OTP is refused. Repeating a successful
+    verification for the same `consumed_by` with the right code answers it again (a retried
+    request). Only the login that asked for it may verify it. Result: `OtpVerified`."""
+
+    routing_key: ClassVar[str] = "identity.verify_otp"
+
+    otp_id: UUID = Field(description="the OTP")
+    code: Secret = Field(max_length=20, description="the digits as received")
+    purpose: str = Field(pattern=OTP_PURPOSE_PATTERN, description="the operation being authorised, as at issue")
+    consumed_by: str = Field(min_length=1, max_length=200, description="the operation's own id (e.g. the payment id)")
+
+
 # --- events (never a password, token or secret) ----------------------------------------------
 
 
@@ -574,6 +636,19 @@ class ApiKeyRevoked(Event):
     occurred_at: datetime = Field(description="UTC time")
 
 
+class OtpLocked(Event):
+    """A one-time password locked after `OTP_MAX_ATTEMPTS` wrong codes: somebody may hold the
+    customer's session but not their phone."""
+
+    routing_key: ClassVar[str] = "identity.otp_locked"
+
+    otp_id: UUID = Field(description="the locked OTP")
+    user_id: str = Field(description="the login that asked for it (token `sub`)")
+    customer_id: UUID | None = Field(default=None, description="its customer")
+    purpose: str = Field(description="the operation it was for")
+    occurred_at: datetime = Field(description="UTC time")
+
+
 COMMANDS: tuple[type[Command], ...] = (
     CreateUser,
     IssueToken,
@@ -588,6 +663,8 @@ COMMANDS: tuple[type[Command], ...] = (
     DisableUser,
     EnableUser,
     ListRevocations,
+    IssueOtp,
+    VerifyOtp,
 )
 EVENTS: tuple[type[Event], ...] = (
     LoginSucceeded,
@@ -601,4 +678,5 @@ EVENTS: tuple[type[Event], ...] = (
     ApiKeyRevoked,
     UserEnabled,
     AccessRevoked,
+    OtpLocked,
 )

@@ -24,6 +24,7 @@ from uuid import UUID
 from pydantic import AwareDatetime, Field
 
 from contracts.common import Command, Contract, Event, cursor_field, page_size
+from contracts.identity import Secret
 
 MAX_TEMPLATE_CHARS = 20_000
 TEMPLATE_KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -264,6 +265,11 @@ class SendMessage(Command):
     to: str | None = Field(default=None, max_length=320)
     template: str = Field(pattern=TEMPLATE_KEY_PATTERN)
     data: dict[str, Any] = Field(default_factory=dict)
+    secret_data: dict[str, Secret] = Field(
+        default_factory=dict, max_length=8,
+        description="template variables that are secrets (a one-time password's `code`): rendered into the message, "
+        "never kept in the notification's data, redacted in audit",
+    )  # fmt: skip
     category: NotificationCategory = NotificationCategory.security
     priority: NotificationPriority = NotificationPriority.critical
     language: str | None = Field(default=None, pattern=LANGUAGE_PATTERN)

@@ -314,6 +314,7 @@ class RefundPayment(Command):
     amount: int | None = Field(default=None, gt=0, le=MAX_AMOUNT, description="minor units; null = what is left to refund")
     actor: str = _actor_field()
     reason: str = _reason_field()
+    verified: bool = Field(default=False, description="the edge verified a one-time password for this refund (§2 step-up)")
 
 
 class AddPayee(Command):

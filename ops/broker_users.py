@@ -44,7 +44,8 @@ DEFAULT_EXCHANGE = "amq.default"  # the default exchange's name in permissions (
 TAGS: dict[str, tuple[str, ...]] = {"dlq": ("impersonator",)}
 
 # The workers each worker asks through the bus (saga steps): its only command keys.
-ASKS: dict[str, tuple[str, ...]] = {"account": ("ledger",), "payment": ("ledger",), "loan": ("ledger", "payment")}
+ASKS: dict[str, tuple[str, ...]] = {"account": ("ledger",), "payment": ("ledger",), "loan": ("ledger", "payment"),
+                                    "identity": ("notification",)}  # identity: the one-time passwords' SMS
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,8 @@ def test_permissions_are_least_privilege() -> None:
     assert (worker.configure, worker.commands_write) == ("^$", "^$")  # declares nothing, asks nobody
     assert worker.events_write == r"^(customer\.)" and worker.read == r"^(customer\.)"
     assert broker_users.permissions_of("payment").commands_write == r"^(ledger\.)"
+    # Identity asks the notification worker to send a one-time password, and nothing else of anyone.
+    assert broker_users.permissions_of("identity").commands_write == r"^(notification\.)"
     edge = broker_users.permissions_of("edge")
     assert edge.events_write == r"^(edge\.)" and "customer" not in edge.read
     assert broker_users.TAGS == {"dlq": ("impersonator",)}  # nobody else may keep another's user_id

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
-from faststream.rabbit import RabbitBroker
 
 from bus import topology
 from bus.correlator import Correlator
@@ -160,11 +159,11 @@ class Client:
 
 @pytest.fixture(scope="module")
 async def ops(notifier: Any) -> AsyncIterator[Client]:
-    broker = RabbitBroker(load().process_amqp_url("ops"), logger=None)
-    correlator = Correlator(broker, user_id=broker_user("ops"), reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))
-    await broker.start()
+    correlator = Correlator(load().process_amqp_url("ops"), user_id=broker_user("ops"),
+                            reply_queue=topology.ops_reply_queue(uuid.uuid4().hex[:12]))  # fmt: skip
+    await correlator.start()
     yield Client(correlator)
-    await broker.stop()
+    await correlator.stop()
 
 
 async def a_customer(email: str, phone: str) -> uuid.UUID:
@@ -462,9 +461,9 @@ async def test_a_partner_gets_system_notices_only_and_sees_only_its_own_endpoint
     and re-enables only its own; a customer may not register any."""
     import json
 
-    broker = RabbitBroker(load().process_amqp_url("edge"), logger=None)
-    edge = Correlator(broker, user_id=broker_user("edge"), reply_queue=topology.edge_reply_queue(uuid.uuid4().hex[:12]))
-    await broker.start()
+    edge = Correlator(load().process_amqp_url("edge"), user_id=broker_user("edge"),
+                      reply_queue=topology.edge_reply_queue(uuid.uuid4().hex[:12]))  # fmt: skip
+    await edge.start()
     try:
         async def as_(who: dict[str, Any], command: Command) -> Reply:
             return await edge.send(command, message_id=uuid.uuid4().hex, timeout_s=10,
@@ -492,7 +491,7 @@ async def test_a_partner_gets_system_notices_only_and_sees_only_its_own_endpoint
         denied = await rows(admin_db, "SELECT payload->>'code' AS code FROM outbox WHERE routing_key = 'notification.access_denied'")
         assert {d["code"] for d in denied} >= {"forbidden", "not_owner"}, "each refusal of who asked is recorded"
     finally:
-        await broker.stop()
+        await edge.stop()
 
 
 async def test_a_lockout_reaches_the_customer_whose_login_it_is(ops: Client, mailbox: Mailbox, admin_db: Any) -> None:

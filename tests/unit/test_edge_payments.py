@@ -20,9 +20,10 @@ from api_edge.auth import AuthError, Principal
 from api_edge.errors import status_for
 from api_edge.gateway import Gateway
 from api_edge.limits import RateLimiter
+from api_edge.payments import payment_purpose
 from contracts import payment as c
 from contracts.common import Command, Reply
-from contracts.identity import ROLE_PERMISSIONS, Permission, Role
+from contracts.identity import ROLE_PERMISSIONS, IdentityError, IssueOtp, Permission, Role, VerifyOtp
 
 ROUTES = {
     ("post", "/v1/payments"): "201",
@@ -83,6 +84,7 @@ def test_no_request_body_lets_the_client_say_who_acts_or_what_they_may() -> None
         *[(code, 404) for code in ("payment_not_found", "account_not_found", "payee_not_found", "standing_order_not_found")],
         *[(code, 409) for code in ("payment_exists", "payee_exists", "standing_order_exists", "partner_reference_conflict")],
         *[(code, 403) for code in ("forbidden", "permission_denied", "maker_cannot_approve", "not_owner")],
+        ("verification_required", 428),
         *[(code, 422) for code in ("insufficient_funds", "limit_exceeded", "approval_expired", "invalid_transition",
                                    "fraud_suspected", "ledger_refused", "invalid_ifsc", "payee_cooling_off")],
     ],
@@ -93,7 +95,17 @@ def test_refusal_codes_of_the_payment_worker_map_to_statuses(code: str, status: 
 
 
 def test_every_payment_refusal_code_is_a_client_error() -> None:
-    assert all(status_for(code) in (403, 404, 409, 422) for code in c.PaymentError)
+    assert all(status_for(code) in (403, 404, 409, 422, 428) for code in c.PaymentError)
+
+
+def test_one_time_password_refusals_are_403_and_the_step_up_is_428() -> None:
+    # 428: the same request is accepted once repeated with a verified OTP (RFC 6585 §3).
+    assert status_for("verification_required") == 428
+    otp_codes = [code for code in IdentityError if code.startswith("otp_")]
+    assert {code: status_for(code) for code in otp_codes} == {
+        "otp_not_found": 404, "otp_invalid": 403, "otp_locked": 403, "otp_expired": 403, "otp_mismatch": 403,
+        "otp_used": 403,
+    }  # fmt: skip
 
 
 def test_new_permissions_go_to_the_staff_who_need_them() -> None:
@@ -249,3 +261,27 @@ async def test_reads_are_queries_of_the_payment_worker(edge: Any) -> None:
     assert (listed.account_id, listed.limit, listed.cursor) == (ids[1], 10, "abc")
     assert list(limiter._buckets) == [("auditor-1", "payments")]  # reads are of class `payments` too
     assert await _status(client, f"/v1/payments/{ids[0]}/approve", "auditor") == 403
+
+
+async def test_with_otp_headers_the_edge_verifies_first_then_places_the_order_verified(edge: Any) -> None:
+    client, correlator, _ = edge
+    order = _payment("internal", channel="mobile", amount=15_000_00)
+    otp_id = str(uuid.uuid4())
+    asked = await _post(client, "/v1/otp", "customer", {"otp_id": otp_id, "payment": order})
+    assert asked.status_code == 201, asked.text
+    headers = {"X-API-Key": "customer", "Idempotency-Key": uuid.uuid4().hex, "X-OTP-Id": otp_id, "X-OTP-Code": "123456"}
+    placed = await client.post("/v1/payments", headers=headers, json=order)
+    assert placed.status_code == 201, placed.text
+    issue, verify, initiate = correlator.sent
+    assert isinstance(issue, IssueOtp) and isinstance(verify, VerifyOtp) and isinstance(initiate, c.InitiatePayment)
+    assert verify.purpose == issue.purpose and verify.consumed_by == order["payment_id"]
+    assert verify.code.get_secret_value() == "123456" and initiate.verified is True
+    assert "123456" not in repr(verify)  # a Secret: masked wherever it is printed
+
+    # The OTP is bound to the order: another amount, payer or payee is another purpose.
+    for changed in ({"amount": 15_000_01}, {"payer_account_id": str(uuid.uuid4())}, {"payee": {"account_id": str(uuid.uuid4())}}):
+        assert payment_purpose({**order, **changed}) != issue.purpose
+    half = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+    del half["X-OTP-Code"]
+    refused = await client.post("/v1/payments", headers=half, json=order)
+    assert refused.status_code == 400 and len(correlator.sent) == 3

@@ -28,6 +28,7 @@ from contracts.identity import (
     ACCESS_TOKEN_TTL_S,
     AUDIENCE,
     ISSUER,
+    OTP_DIGITS,
     PASSWORD_MIN_CHARS,
     REFRESH_TOKEN_TTL_S,
     REVOCATION_WINDOW_S,
@@ -274,3 +275,71 @@ def jwks_cutoff(now: datetime) -> datetime:
 def jwks(public_keys: list[tuple[str, str]]) -> Jwks:
     """The JWK set of (kid, x) pairs."""
     return Jwks(keys=[Jwk(kid=kid, x=x) for kid, x in public_keys])
+
+
+# --- step-up one-time passwords (banking-rules §2) -----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OtpState:
+    """What is kept of a one-time password: never the code, only its salted HMAC."""
+
+    user_id: str
+    purpose: str
+    salt: bytes
+    code_hash: bytes
+    attempts: int
+    max_attempts: int
+    expires_at: datetime
+    locked: bool
+    consumed_by: str | None
+
+
+def new_otp_code(digits: int = OTP_DIGITS) -> str:
+    """Uniform over 10**digits (secrets.randbelow: no modulo bias), leading zeros kept."""
+    return f"{secrets.randbelow(10**digits):0{digits}d}"
+
+
+def otp_digest(salt: bytes, code: str) -> bytes:
+    return hmac.new(salt, code.encode(), hashlib.sha256).digest()
+
+
+def new_otp(code: str) -> tuple[bytes, bytes]:
+    """(salt, code_hash) to store for a new code."""
+    salt = secrets.token_bytes(16)
+    return salt, otp_digest(salt, code)
+
+
+class OtpOutcome(Enum):
+    verified = "verified"  # consume it now
+    again = "again"  # already consumed by this very operation, right code: answer it again
+    wrong = "wrong"  # count a try; locks when it was the last
+    refused = "refused"  # a Refusal says why; nothing changes
+
+
+def judge_otp(otp: OtpState, *, user_id: str, code: str, purpose: str, consumed_by: str,
+              now: datetime) -> tuple[OtpOutcome, Refusal | None]:  # fmt: skip
+    """What a presented code does to an OTP. Order matters: another login learns nothing (not
+    found); a locked or expired OTP never says whether a code was right; the purpose is checked
+    before the code, so a code typed for another operation neither passes nor burns a try."""
+    if otp.user_id != user_id:
+        return OtpOutcome.refused, Refusal(IdentityError.otp_not_found, "no such one-time password")
+    if otp.locked:
+        return OtpOutcome.refused, Refusal(IdentityError.otp_locked, "too many wrong codes; ask for a new one")
+    right = hmac.compare_digest(otp.code_hash, otp_digest(otp.salt, code))
+    if otp.consumed_by is not None:
+        if otp.consumed_by == consumed_by and otp.purpose == purpose and right:
+            return OtpOutcome.again, None
+        return OtpOutcome.refused, Refusal(IdentityError.otp_used, "this one-time password was used already")
+    if now >= otp.expires_at:
+        return OtpOutcome.refused, Refusal(IdentityError.otp_expired, "the one-time password expired; ask for a new one")
+    if otp.purpose != purpose:
+        return OtpOutcome.refused, Refusal(IdentityError.otp_mismatch, "the one-time password was issued for another operation")
+    if not right:
+        return OtpOutcome.wrong, None
+    return OtpOutcome.verified, None
+
+
+def otp_locks_now(otp: OtpState) -> bool:
+    """After one more wrong code."""
+    return otp.attempts + 1 >= otp.max_attempts

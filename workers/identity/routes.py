@@ -22,7 +22,11 @@ ROUTES = Routes(
         identity.DisableUser: handlers.disable_user,
         identity.EnableUser: handlers.enable_user,
         identity.ListRevocations: handlers.list_revocations,
+        identity.IssueOtp: handlers.issue_otp,
+        identity.VerifyOtp: handlers.verify_otp,
     },
+    # The notification worker's answer to an OTP's message (sent through the outbox).
+    continuations={handlers.OTP_SENT_STEP: handlers.otp_sent},
     on_start=handlers.start_up,  # a signing key and the first admin, before any login can arrive
     publishes=identity.EVENTS,
 )

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.identity import AccessRevoked, ApiKeyView, UserView, permissions_of
-from workers.identity.domain import LoginState, SigningKey, StoredRefresh
+from contracts.identity import REDACTED, AccessRevoked, ApiKeyView, UserView, permissions_of
+from workers.identity.domain import LoginState, OtpState, SigningKey, StoredRefresh
 
 # Taken by every writer of signing keys, so replicas starting together make one key.
 SIGNING_KEY_LOCK = 0x0CB5_1D01
@@ -270,3 +270,68 @@ async def published_keys(conn: asyncpg.Connection, retired_after: datetime) -> l
         retired_after,
     )
     return [(r["kid"], r["public_x"]) for r in rows]
+
+
+# --- one-time passwords ----------------------------------------------------------------------
+
+_OTP_COLUMNS = "otp_id, user_id, customer_id, purpose, channel, salt, code_hash, attempts, max_attempts, expires_at, " \
+               "locked_at, consumed_by"  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OtpRow:
+    otp_id: UUID
+    customer_id: UUID
+    channel: str
+    state: OtpState
+
+
+def _otp(row: asyncpg.Record) -> OtpRow:
+    return OtpRow(otp_id=row["otp_id"], customer_id=row["customer_id"], channel=row["channel"], state=OtpState(
+        user_id=row["user_id"], purpose=row["purpose"], salt=bytes(row["salt"]), code_hash=bytes(row["code_hash"]),
+        attempts=row["attempts"], max_attempts=row["max_attempts"], expires_at=row["expires_at"],
+        locked=row["locked_at"] is not None, consumed_by=row["consumed_by"],
+    ))  # fmt: skip
+
+
+async def insert_otp(conn: asyncpg.Connection, otp_id: UUID, customer_id: UUID, channel: str, state: OtpState,
+                     now: datetime) -> bool:  # fmt: skip
+    """False when the id exists (a retry, or a clash the caller must look at)."""
+    done = await conn.fetchval(
+        "INSERT INTO otp (otp_id, user_id, customer_id, purpose, channel, salt, code_hash, max_attempts, created_at,"
+        " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (otp_id) DO NOTHING RETURNING true",
+        otp_id, state.user_id, customer_id, state.purpose, channel, state.salt, state.code_hash, state.max_attempts,
+        now, state.expires_at,
+    )  # fmt: skip
+    return bool(done)
+
+
+async def get_otp(conn: asyncpg.Connection, otp_id: UUID, *, for_update: bool = False) -> OtpRow | None:
+    row = await conn.fetchrow(f"SELECT {_OTP_COLUMNS} FROM otp WHERE otp_id = $1" + (" FOR UPDATE" if for_update else ""),
+                              otp_id)  # fmt: skip
+    return _otp(row) if row else None
+
+
+async def otp_wrong_code(conn: asyncpg.Connection, otp_id: UUID, *, lock: bool, now: datetime) -> int:
+    """Count a wrong code (and lock it when it was the last try); the tries left."""
+    return int(await conn.fetchval(
+        "UPDATE otp SET attempts = attempts + 1, locked_at = CASE WHEN $2 THEN $3 ELSE locked_at END"
+        " WHERE otp_id = $1 RETURNING max_attempts - attempts", otp_id, lock, now,
+    ))  # fmt: skip
+
+
+async def consume_otp(conn: asyncpg.Connection, otp_id: UUID, consumed_by: str, now: datetime) -> None:
+    await conn.execute("UPDATE otp SET consumed_by = $2, consumed_at = $3 WHERE otp_id = $1 AND consumed_by IS NULL",
+                       otp_id, consumed_by, now)  # fmt: skip
+
+
+async def forget_sent_secret(conn: asyncpg.Connection, message_id: str) -> None:
+    """Blank the secrets of a command this worker sent once it was answered: the outbox row is
+    never sent again then, and the code need not rest here until its row is cleaned away."""
+    await conn.execute(
+        "UPDATE outbox SET payload = jsonb_set(payload, '{secret_data}', "
+        "(SELECT coalesce(jsonb_object_agg(key, to_jsonb($2::text)), '{}'::jsonb)"
+        "   FROM jsonb_object_keys(payload->'secret_data') AS key))"
+        " WHERE message_id = $1 AND published_at IS NOT NULL AND payload ? 'secret_data'",
+        message_id, REDACTED,
+    )  # fmt: skip

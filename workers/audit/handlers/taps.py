@@ -27,7 +27,9 @@ from bus.db import TRANSIENT_DB_ERRORS
 from bus.streams import Gap
 from bus import topology
 from bus.settings import broker_user
-from contracts import account, audit, customer, day, identity, ledger, loan, operations, partner, payment, security
+from contracts import (
+    account, audit, customer, day, identity, ledger, loan, notification, operations, partner, payment, security,
+)
 from contracts.common import GetOperation, Reply
 from contracts.partner import PartnerAccessChanged
 from workers.audit.domain import chain, subjects
@@ -40,7 +42,8 @@ MAX_TEXT_CHARS = 1_000  # envelope fields (routing key, ids, actor) are cut here
 TAP_GAP_KEY = "audit.tap_gap"  # the record of messages a tap's retention removed before audit read them
 
 Kind = Literal["command", "event", "outcome"]
-CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit, day, loan, operations)
+CONTRACT_MODULES = (customer, account, ledger, identity, payment, partner, security, audit, day, loan, operations,
+                    notification)
 REPLY_EXCHANGE = ""  # replies travel on the default exchange: an outcome record's `exchange`
 
 

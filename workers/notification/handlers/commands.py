@@ -216,6 +216,7 @@ async def send_message(ctx: Context, cmd: SendMessage) -> Reply:
             ctx, notification_id=triggers.notification_id_of(cause, channel), customer_id=cmd.customer_id, channel=channel,
             address=address, endpoint_id=None, category=cmd.category, priority=cmd.priority, template_key=cmd.template,
             language=language, data=data, scheduled_at=ctx.now, expires_at=ctx.now + expires_in,
+            secret_data={k: v.get_secret_value() for k, v in cmd.secret_data.items()},
         )  # fmt: skip
         if made_id is None:
             refused[channel.value] = "template_invalid"

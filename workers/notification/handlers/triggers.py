@@ -64,9 +64,11 @@ async def _fail(ctx: Context, row: dict[str, Any], code: str, why: str) -> None:
 
 async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | None, channel: NotificationChannel, address: str | None,
                     endpoint_id: UUID | None, category: NotificationCategory, priority: NotificationPriority, template_key: str, language: str,
-                    data: Mapping[str, Any], scheduled_at: dt.datetime, expires_at: dt.datetime) -> UUID | None:  # fmt: skip
+                    data: Mapping[str, Any], scheduled_at: dt.datetime, expires_at: dt.datetime,
+                    secret_data: Mapping[str, str] | None = None) -> UUID | None:  # fmt: skip
     """Render and store one notification (in-app: delivered at once). A missing template or a
-    missing variable fails it at once: it is a bug, not an outage."""
+    missing variable fails it at once: it is a bug, not an outage. `secret_data` (a one-time
+    password) is rendered into the message but not kept with its data."""
     row: dict[str, Any] = {
         "notification_id": notification_id, "customer_id": customer_id, "endpoint_id": endpoint_id, "address": address,
         "channel": channel.value, "category": category.value, "priority": priority.value, "template": template_key,
@@ -79,7 +81,7 @@ async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | 
         return None
     row["template_version"] = template.version
     try:
-        text = render(template, data)
+        text = render(template, {**data, **(secret_data or {})})
     except TemplateFailure as exc:
         await _fail(ctx, row, "template_invalid", str(exc))
         return None

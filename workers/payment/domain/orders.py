@@ -26,7 +26,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from contracts.day import BANK_TIME_ZONE
-from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
+from contracts.payment import EXTERNAL_KINDS, Channel, PaymentError, PaymentKind, PaymentStatus
 
 K, S, E = PaymentKind, PaymentStatus, PaymentError
 
@@ -419,3 +419,30 @@ def normalize_payee(payee: Any) -> Any | Refusal:
         vpa = normalize_vpa(payee.vpa)
         return vpa if isinstance(vpa, Refusal) else payee.model_copy(update={"vpa": vpa})
     return check_ifsc(payee.ifsc) or check_account_number(payee.account_number) or payee
+
+
+# --- step-up (banking-rules §2) ----------------------------------------------------------------
+
+STEP_UP_THRESHOLD = 1_000_000  # 10,000.00 at exponent 2; CBS_STEP_UP_THRESHOLD_MINOR overrides it
+# The channels where a customer places orders themselves (a partner's app relays them as such).
+CUSTOMER_CHANNELS = frozenset({Channel.mobile, Channel.internet_banking})
+# A customer's refund of what they received is a debit of their account too.
+STEP_UP_KINDS = DEBIT_KINDS | {K.refund}
+
+
+def step_up_refusal(kind: PaymentKind, channel: Channel, amount: int, *, by_customer: bool, by_partner: bool,
+                    verified: bool, threshold: int) -> Refusal | None:  # fmt: skip
+    """A customer-channel debit of at least `threshold` needs a verified one-time password.
+
+    Customer-channel: placed by a customer (through the edge), whatever channel their body names
+    (a body may lie: `branch` would otherwise dodge the rule); or relayed by a partner from a
+    customer channel (mobile, internet banking). Staff and the bank's own services are the back
+    office: their orders never need one. `verified` is what the caller may be believed to have
+    verified (the edge, after identity checked the code), never a body's claim."""
+    if kind not in STEP_UP_KINDS or amount < threshold or verified:
+        return None
+    if not (by_customer or (by_partner and channel in CUSTOMER_CHANNELS)):
+        return None
+    return Refusal(PaymentError.verification_required,
+                   "a payment of this size from a customer channel needs a one-time password: POST /v1/otp, then "
+                   "place it again with the X-OTP-Id and X-OTP-Code headers", {"threshold": threshold})  # fmt: skip

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, get_args
 from uuid import UUID
 
-from bus.actor import Actor, acting_subject, owner_only
+from bus.actor import EDGE, SERVICE, Actor, acting_subject, owner_only
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
@@ -28,7 +28,7 @@ from contracts.common import Reply
 from contracts.ledger import bank_account_id
 from contracts.payment import PaymentError, PaymentKind, PaymentStatus
 from workers.payment import store
-from workers.payment.domain.orders import Refusal, atm_period, limit_periods
+from workers.payment.domain.orders import STEP_UP_THRESHOLD, Refusal, atm_period, limit_periods
 from workers.payment.domain.screening import WatchList
 from workers.payment.domain.transfers import hold_transfers, ledger_refusal, void_transfers, words_of
 from workers.payment.handlers import standing_orders
@@ -53,6 +53,9 @@ class PaymentConfig:
     # A saved payee cannot be paid at all this soon after it was added (scored for 24 h after).
     payee_cooling_off: timedelta = timedelta(minutes=30)
     watch_list: WatchList = WatchList()
+    # banking-rules §2 step-up: a customer-channel debit of at least this (minor units) needs a
+    # one-time password the edge verified (`CBS_STEP_UP_THRESHOLD_MINOR`; 10,000.00 at exponent 2).
+    step_up_threshold: int = STEP_UP_THRESHOLD
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> PaymentConfig:
@@ -62,6 +65,7 @@ class PaymentConfig:
             settlement_timeout=timedelta(seconds=float(env.get("CBS_PAYMENT_SETTLEMENT_TIMEOUT_S", 3_600))),
             payee_cooling_off=timedelta(seconds=float(env.get("CBS_PAYEE_COOLING_OFF_S", 1_800))),
             watch_list=WatchList.from_env(env),
+            step_up_threshold=int(env.get("CBS_STEP_UP_THRESHOLD_MINOR", STEP_UP_THRESHOLD)),
         )
 
 
@@ -70,6 +74,12 @@ CONFIG = PaymentConfig.from_env()
 
 
 # --- replies and facts --------------------------------------------------------------------------
+
+
+def believes_verified(actor: Actor | None) -> bool:
+    """`verified` (§2 step-up) is the edge's word (it never takes it from a body: it sets it after
+    identity checked the one-time password) or a bank service's; a partner's claim is worth nothing."""
+    return actor is not None and actor.via in (EDGE, SERVICE)
 
 
 def refuse(refusal: Refusal) -> Reply:

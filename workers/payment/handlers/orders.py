@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from bus.actor import not_for_customers
+from bus.actor import PARTNER, not_for_customers
 from bus.handling import Context, Deferred
 from contracts import ledger
 from contracts import payment as c
@@ -33,6 +33,7 @@ from workers.payment.domain.orders import (
     normalize_payee,
     payment_fee,
     reference,
+    step_up_refusal,
 )
 from workers.payment.domain.screening import FRAUD_BASE, Screening, matches, screen
 from workers.payment.domain.transfers import cash_transfers, internal_transfers, words_of
@@ -45,6 +46,7 @@ from workers.payment.handlers.lifecycle import (
     refuse,
     reply_with,
     subject_of,
+    believes_verified,
     usable,
     usage_periods,
 )
@@ -85,14 +87,23 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
         if cmd.refund_of is None:
             return Reply.refusal(E.invalid_payee, "a refund names the payment it refunds in refund_of")
         refund = c.RefundPayment(refund_id=cmd.payment_id, payment_id=cmd.refund_of, amount=cmd.amount,
-                                 actor=cmd.actor, reason=cmd.description or "refund")  # fmt: skip
+                                 actor=cmd.actor, reason=cmd.description or "refund", verified=cmd.verified)  # fmt: skip
         return await refund_payment(ctx, refund)
     order = Order(
         payment_id=cmd.payment_id, kind=cmd.kind, channel=cmd.channel, payer_account_id=cmd.payer_account_id,
         payee=cmd.payee, payee_id=cmd.payee_id, amount=cmd.amount, currency=cmd.currency,
         description=cmd.description, maker=subject_of(ctx.actor, cmd.actor),
     )  # fmt: skip
+    if await store.get_payment(ctx.conn, order.payment_id) is None:  # a placed order is answered as it is
+        actor = ctx.actor
+        refusal = step_up_refusal(cmd.kind, cmd.channel, cmd.amount, by_customer=actor is not None and actor.is_customer,
+                                  by_partner=actor is not None and actor.via == PARTNER,
+                                  verified=cmd.verified and believes_verified(actor),
+                                  threshold=lifecycle.CONFIG.step_up_threshold)  # fmt: skip
+        if refusal is not None:
+            return refuse(refusal)
     return await place(ctx, order)
+
 
 
 async def place(ctx: Context, order: Order) -> Reply | Deferred:

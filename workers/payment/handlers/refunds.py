@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from bus.actor import not_for_customers, owner_only
+from bus.actor import PARTNER, not_for_customers, owner_only
 from bus.handling import Context, Deferred
 from contracts import payment as c
 from contracts.common import Reply
 from contracts.payment import EXTERNAL_KINDS, PaymentError, PaymentKind, PaymentStatus
 from workers.payment import store
-from workers.payment.domain.orders import RefundTarget, check_refund, reference
+from workers.payment.domain.orders import RefundTarget, check_refund, reference, step_up_refusal
 from workers.payment.domain.screening import FRAUD_BASE
 from workers.payment.domain.transfers import refund_transfers, refund_words
+from workers.payment.handlers import lifecycle
 from workers.payment.handlers.lifecycle import (
     ask_ledger,
+    believes_verified,
     fact_fields,
     not_found,
     owner_of,
@@ -30,7 +32,8 @@ K, S, E = PaymentKind, PaymentStatus, PaymentError
 
 
 async def refund_payment(ctx: Context, cmd: c.RefundPayment) -> Reply | Deferred:
-    return await _give_back(ctx, cmd.refund_id, cmd.payment_id, cmd.amount, cmd.actor, cmd.reason, reversal=False)
+    return await _give_back(ctx, cmd.refund_id, cmd.payment_id, cmd.amount, cmd.actor, cmd.reason, reversal=False,
+                            verified=cmd.verified and believes_verified(ctx.actor))  # fmt: skip
 
 
 async def reverse_payment(ctx: Context, cmd: c.ReversePayment) -> Reply | Deferred:
@@ -40,7 +43,7 @@ async def reverse_payment(ctx: Context, cmd: c.ReversePayment) -> Reply | Deferr
 
 
 async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int | None, actor: str, reason: str,
-                     *, reversal: bool) -> Reply | Deferred:  # fmt: skip
+                     *, reversal: bool, verified: bool = False) -> Reply | Deferred:  # fmt: skip
     kind = K.reversal if reversal else K.refund
     existing = await store.get_payment(ctx.conn, new_id)
     if existing is not None:
@@ -62,6 +65,13 @@ async def _give_back(ctx: Context, new_id: UUID, original_id: UUID, amount: int 
         return Reply.refusal(E.not_refundable, "a payment partly refunded is corrected by refunds, not reversed")
     if amount <= 0:
         return Reply.refusal(E.refund_exceeds_amount, "nothing is left to refund", {"remaining": 0})
+    asker = ctx.actor
+    if not reversal and (refusal := step_up_refusal(
+        kind, o.channel, amount, by_customer=asker is not None and asker.is_customer,
+        by_partner=asker is not None and asker.via == PARTNER, verified=verified,
+        threshold=lifecycle.CONFIG.step_up_threshold,
+    )):  # fmt: skip
+        return refuse(refusal)
     target = RefundTarget(kind=o.kind, status=o.status, amount=o.amount, currency=o.currency,
                           refunded_amount=original.refund_reserved, completed_at=original.completed_at)  # fmt: skip
     if refusal := check_refund(target, amount, o.currency, ctx.now):
