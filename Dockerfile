@@ -7,7 +7,9 @@
 #   docker build -t cbs:dev .
 #   docker run --rm cbs:dev cbs --help
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Pinned to a patch release and a Debian release (tests/unit/test_compose.py): a rebuild gets the same
+# Python and the same system libraries; move it on deliberately.
+ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 # --- build: install the project and its dependencies into a self-contained venv ---------
 FROM ${PYTHON_IMAGE} AS build
@@ -61,4 +63,6 @@ USER cbs:cbs
 EXPOSE 8080
 
 # Each compose service / Deployment sets its own command; this default only lists them.
+# No HEALTHCHECK here: one image runs every process, and each is checked where its command is set
+# (compose.yaml: the edge's /health/live, a worker's metrics port; Kubernetes: the probes).
 CMD ["cbs", "--help"]

@@ -13,8 +13,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api_edge import (
-    accounts, audit, customers, day, docs, errors, health, ledger, loans, notifications, operations, payments, sessions,
-    statements,
+    accounts, audit, customers, day, docs, errors, health, ledger, loans, metrics, notifications, operations, payments,
+    sessions, statements,
 )
 from api_edge.auth import AuthError, Authenticator
 from api_edge.body_limit import BoundedBody
@@ -30,7 +30,7 @@ from bus.settings import broker_user, load
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = load()
-    registry = observability.metrics_registry()
+    registry = observability.metrics_registry(*metrics.COLLECTORS)
     # The edge's own broker user: the one identity whose `x-actor` workers believe.
     amqp_url = settings.process_amqp_url("edge")
     broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"), amqp_url=amqp_url)
@@ -107,6 +107,7 @@ if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split("
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-OTP-Id",
                                       "X-OTP-Code"])  # fmt: skip
+app.add_middleware(metrics.HttpMetrics)  # added last: outermost, so it sees every answer
 
 
 for module in (health, docs, sessions, operations, customers, accounts, statements, ledger, payments, audit, day, loans,

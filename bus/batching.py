@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+
+from bus import observability
 
 log = logging.getLogger("cbs.batching")
 
@@ -112,9 +115,11 @@ class GroupCommitter(Generic[P, R]):
             self._slots.release()  # taken by `_collect` for this batch
 
     async def _commit_and_answer(self, batch: list[_Waiting[P, R]]) -> None:
+        started = time.perf_counter()
         try:
             answers = await self.commit([w.item for w in batch])
         except Exception as exc:
+            observability.GROUP_COMMIT_MESSAGES.labels(self.name, "failed").inc(len(batch))
             if len(batch) == 1:
                 batch[0].answer.set_exception(exc)  # its delivery is nacked and comes back
                 return
@@ -124,6 +129,8 @@ class GroupCommitter(Generic[P, R]):
                 await self._commit_and_answer([waiting])
             return
         assert len(answers) == len(batch), "commit answers every item"
+        observability.GROUP_COMMIT_SECONDS.labels(self.name).observe(time.perf_counter() - started)
+        observability.GROUP_COMMIT_MESSAGES.labels(self.name, "committed").inc(len(batch))
         for waiting, answer in zip(batch, answers):
             if not waiting.answer.done():
                 waiting.answer.set_result(answer)

@@ -30,6 +30,7 @@ from bus import grants, inbox, joint, outbox, saga, topology
 from bus.actor import Trust, actor_of, believed, unauthenticated
 from bus.db import DB_ATTEMPTS, TRANSIENT_DB_ERRORS
 from bus.handling import BatchHandler, CommandHandler, Context, Deferred, Routes, duty_context, each
+from bus import observability
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
@@ -78,6 +79,8 @@ class Delivered:
 class Runtime:
     def __init__(self, routes: Routes, *, max_body_bytes: int, user_id: str | None = None) -> None:
         self.routes = routes
+        # Exported at 0 from the start, so a rate over it is 0, not absent.
+        observability.DEAD_LETTERED.labels(routes.worker, "invalid_message")
         self.user_id = user_id  # this worker's broker user: set on every reply it sends
         # Where replies go out: an aio-pika channel with publisher confirms, opened by the worker
         # before it consumes anything (FastStream's publish pipeline cost 8% of transfers/s).
@@ -162,6 +165,8 @@ class Runtime:
         for index in [*refused, *fresh]:
             if (reply := replies[index]) is not None:
                 await self.record_refusal(contexts[index], reply)
+        if repeats := len(requests) - len(fresh):
+            observability.INBOX_DUPLICATES.labels(consumer).inc(repeats)
         return [replies[copies.get(n, n)] for n in range(len(batch))]
 
     async def _handle(self, conn: asyncpg.Connection, contract: type[Command], handler: BatchHandler,
@@ -344,6 +349,7 @@ class Runtime:
         async def apply(conn: asyncpg.Connection) -> None:
             message_id = str(raw.message_id)
             if await inbox.claim(conn, consumer, message_id, inbox.Request(inbox.request_hash(body), raw.user_id or "")):
+                observability.INBOX_DUPLICATES.labels(consumer).inc()
                 return
             await route.handler(self.context_for(conn, msg, consumer), event)
             await inbox.store_reply(conn, consumer, message_id, {"ok": True})
@@ -391,6 +397,7 @@ class Runtime:
     async def _refuse_invalid(self, msg: RabbitMessage, message: str, details: Any) -> None:
         log.warning("invalid message %s on %s: %s", msg.raw_message.message_id, msg.raw_message.routing_key, message)
         await self.reply_to_sender(msg, Reply.refusal(ErrorCode.invalid_message, message, details))
+        observability.DEAD_LETTERED.labels(self.routes.worker, "invalid_message").inc()  # the worker: bounded
         raise RejectMessage()  # to the dead-letter exchange, never requeued
 
     async def in_transaction(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:

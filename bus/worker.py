@@ -212,6 +212,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
         runtime.pool = await db.create_pool(
             settings.worker_database_url(worker), worker, max_size=settings.db_pool_max, application_name=process
         )
+        observability.watch_pool(runtime.pool)
         try:
             yield
         finally:

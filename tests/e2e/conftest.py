@@ -37,15 +37,18 @@ class Cluster:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.base_url = f"http://127.0.0.1:{env['CBS_EDGE_PORT']}"
         self._admin_token: str | None = None
+        # Each worker's Prometheus port (CBS_METRICS_PORT), kept across restarts of that worker.
+        self.metrics_ports: dict[str, int] = {}
         LOGS.mkdir(exist_ok=True)
 
     def start(self, name: str, *, worker: str | None = None, env: dict[str, str] | None = None) -> None:
         """Start the edge or a worker; `worker` and `env` start a named extra replica with its own settings."""
         args = ["edge"] if name == "edge" else ["worker", worker or name]
         log = open(LOGS / f"{name}.log", "ab")
+        metrics = {"CBS_METRICS_PORT": str(self.metrics_ports[name])} if name in self.metrics_ports else {}
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", *args], env={**self.env, **(env or {})}, cwd=ROOT, stdout=log,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "ops.cli", *args], env={**self.env, **metrics, **(env or {})}, cwd=ROOT,
+            stdout=log, stderr=subprocess.STDOUT,
         )
 
     def stop(self, name: str) -> None:
@@ -146,6 +149,7 @@ def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5",
            "CBS_RATE_AUTH_PER_MIN": "1000", "CBS_RATE_ADMIN_PER_MIN": "100000"}  # fmt: skip
     c = Cluster(env)
+    c.metrics_ports = {worker: _free_port() for worker in WORKERS}
     for name in ("edge", *WORKERS):
         c.start(name)
     try:

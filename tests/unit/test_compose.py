@@ -285,7 +285,7 @@ def test_dockerfile_runs_as_non_root_and_exposes_the_edge() -> None:
     users = re.findall(r"^\s*USER\s+(\S+)", text, re.MULTILINE)
     assert users and users[-1].split(":")[0] not in ("root", "0"), "the image must run as a non-root user"
     assert re.search(r"^\s*EXPOSE\s+.*\b8080\b", text, re.MULTILINE)
-    assert re.search(r"^\s*FROM\s", text, re.MULTILINE) and "python:3.11-slim" in text
+    assert re.search(r"^\s*FROM\s", text, re.MULTILINE) and "python:3.11." in text
 
 
 def test_audit_archives_to_a_named_volume_the_image_prepares(compose: dict[str, Any]) -> None:
@@ -315,3 +315,129 @@ def test_the_image_ships_no_load_generator_or_simulated_partner() -> None:
     """`ops/bench` and `ops/sim` are for operators' machines, never for the cluster's containers."""
     ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {"ops/bench", "ops/sim"} <= ignored
+
+
+# --- the image's build steps, parsed (no Docker here) ---------------------------------------
+
+
+def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) in order: comments dropped, `\\` continuations joined."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if pending and stripped.startswith("#"):  # a comment inside a continued instruction
+            continue
+        pending += " " + stripped.removesuffix("\\").strip() if pending else stripped.removesuffix("\\").strip()
+        if stripped.endswith("\\"):
+            continue
+        word, _, rest = pending.partition(" ")
+        instructions.append((word.upper(), rest.strip()))
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continued instruction"
+    return instructions
+
+
+def stages(instructions: list[tuple[str, str]]) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(base image with ARG defaults resolved, stage name, its instructions) per FROM."""
+    args: dict[str, str] = {}
+    found: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for word, rest in instructions:
+        if word == "ARG" and not found:
+            name, _, default = rest.partition("=")
+            args[name] = default
+        elif word == "FROM":
+            parts = rest.split()
+            image = re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: args[m.group(1) or m.group(2)], parts[0])
+            name = parts[2] if len(parts) == 3 and parts[1].upper() == "AS" else ""
+            found.append((image, name, []))
+        elif found:
+            found[-1][2].append((word, rest))
+    return found
+
+
+def test_dockerfile_parser() -> None:
+    parsed = dockerfile_instructions("ARG B=x:1\n# c\nFROM ${B} AS one\nRUN a \\\n  # inner\n  && b\nUSER u\n")
+    assert parsed == [("ARG", "B=x:1"), ("FROM", "${B} AS one"), ("RUN", "a && b"), ("USER", "u")]
+    assert stages(parsed) == [("x:1", "one", [("RUN", "a && b"), ("USER", "u")])]
+
+
+@pytest.fixture(scope="module")
+def image_stages() -> list[tuple[str, str, list[tuple[str, str]]]]:
+    found = stages(dockerfile_instructions(DOCKERFILE.read_text()))
+    assert found, "the Dockerfile has no FROM"
+    return found
+
+
+def test_base_images_are_pinned(image_stages: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+    """A patch release and a Debian release (or a digest): never `latest`, never a moving minor tag."""
+    names = {name for _, name, _ in image_stages}
+    for image, _, _ in image_stages:
+        if image in names:
+            continue  # built on an earlier stage
+        if "@sha256:" in image:
+            continue
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{image}: no tag"
+        assert re.fullmatch(r"\d+\.\d+\.\d+-slim-(bookworm|trixie)", tag), f"{image}: not pinned to a release"
+
+
+def test_the_final_stage_runs_the_installed_project_as_non_root(
+    image_stages: list[tuple[str, str, list[tuple[str, str]]]],
+) -> None:
+    *builds, (_, _, final) = image_stages
+    users = [rest for word, rest in final if word == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the last stage must run as a non-root USER"
+    # The project is installed (not run from a source tree) in a build stage, and its venv copied over.
+    installs = [rest for _, _, steps in builds for word, rest in steps if word == "RUN"]
+    assert any(re.search(r"pip install (\S+ )*\.(\s|$)", run) for run in installs), "the project is not pip-installed"
+    copies = [rest for word, rest in final if word == "COPY"]
+    assert any(c.startswith("--from=") and "/opt/venv" in c for c in copies), "the runtime stage lacks the venv"
+    assert not [c for c in copies if not c.startswith("--from=")], "the runtime stage copies sources, not the install"
+    env = " ".join(rest for word, rest in final if word == "ENV")
+    assert "/opt/venv/bin" in env, "cbs is not on the runtime PATH"
+
+
+def test_the_build_context_leaves_bench_and_sim_out(image_stages: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+    """The README: the image ships neither `ops/bench` nor `ops/sim`. The ignore file keeps them out of
+    the context, and no COPY names them (or the whole context) anyway."""
+    ignored = {line.strip().rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {"ops/bench", "ops/sim"} <= ignored
+    for _, _, steps in image_stages:
+        for word, rest in steps:
+            if word in ("COPY", "ADD") and not rest.startswith("--from="):
+                sources = [a for a in rest.split() if not a.startswith("--")][:-1]
+                assert not any(s.rstrip("/") in ("ops/bench", "ops/sim", ".", "ops/bench/", "ops/sim/") for s in sources), rest
+
+
+def test_the_cli_in_the_image_starts_without_bench_or_sim() -> None:
+    """The build runs `cbs --help`; that holds only while ops/cli.py imports bench and sim lazily."""
+    import ast
+
+    tree = ast.parse((ROOT / "ops" / "cli.py").read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
+    names |= {f"{n.module}.{a.name}" if n.module else a.name for n in top if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert not [n for n in names if n.startswith(("ops.bench", "ops.sim"))], names
+    runs = [rest for word, rest in dockerfile_instructions(DOCKERFILE.read_text()) if word == "RUN"]
+    assert any("cbs --help" in run for run in runs), "the build no longer proves the installed cbs starts"
+
+
+@pytest.mark.parametrize("name", EDGE_AND_WORKERS)
+def test_every_long_running_process_is_health_checked(services: dict[str, dict[str, Any]], name: str) -> None:
+    """No HEALTHCHECK in the one image (the processes differ); each service checks its own."""
+    service = service_named(services, name)
+    test = healthcheck_test(service)
+    if name == "edge":
+        assert "/health/live" in test and f":{environment_of(service).get('CBS_EDGE_PORT', '8080')}/" in test
+    else:
+        port = environment_of(service)["CBS_METRICS_PORT"]
+        assert f"localhost:{port}/metrics" in test, f"{name} is not checked on its metrics port"
+        assert environment_of(service)["CBS_METRICS_HOST"] == "0.0.0.0"
+    assert duration_s(service["healthcheck"].get("start_period", "0s")) > 0
+
+
+def test_migrate_is_not_health_checked(services: dict[str, dict[str, Any]]) -> None:
+    assert (service_named(services, "migrate").get("healthcheck") or {}).get("disable") is True
