@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
@@ -111,3 +113,30 @@ async def publish_as(process: str, routing_key: str, body: bytes | Any, *, excha
         await target.publish(aio_pika.Message(body, content_type="application/json", user_id=broker_user(process),
                                               delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties),
                              routing_key=routing_key)  # fmt: skip
+
+
+@asynccontextmanager
+async def notification_worker(env: dict[str, str]) -> AsyncIterator[Any]:
+    """The notification worker in this process, with `env` set while it runs (its settings are
+    read when it starts, and read again after, without them)."""
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    from workers.notification.handlers import config
+
+    config.reload()
+    from workers.notification.app import app
+
+    lifespan = app.lifespan_context()
+    await lifespan.__aenter__()
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+        await lifespan.__aexit__(None, None, None)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        config.reload()

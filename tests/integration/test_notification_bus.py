@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import hmac
-import os
 import socket
 import time
 import uuid
@@ -29,7 +28,7 @@ from bus.correlator import Correlator
 from bus.settings import broker_user, load
 from contracts import account, customer, notification, payment
 from contracts.common import Command, Reply
-from tests.integration.conftest import eventually, publish_as
+from tests.integration.conftest import eventually, notification_worker, publish_as
 
 
 def _free_port() -> int:
@@ -123,25 +122,8 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(scope="module")
 async def notifier(infra: dict[str, str], mailbox: Mailbox) -> AsyncIterator[Any]:
-    saved = {name: os.environ.get(name) for name in NOTIFY_ENV}
-    os.environ.update(NOTIFY_ENV)
-    from workers.notification.handlers import config
-
-    config.reload()
-    from workers.notification.app import app
-
-    lifespan = app.lifespan_context()
-    await lifespan.__aenter__()
-    await app.start()
-    yield app
-    await app.stop()
-    await lifespan.__aexit__(None, None, None)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    config.reload()
+    async with notification_worker(NOTIFY_ENV) as app:
+        yield app
 
 
 class Client:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +21,7 @@ import pytest
 from contracts import identity as idn
 from contracts import payment as p
 from contracts.common import Reply
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, eventually, notification_worker
 from tests.integration.test_account_bus import eligible_customer
 from tests.integration.test_partners import add_partner, ask_as, granted  # noqa: F401 (a fixture)
 from tests.integration.test_payment_bus import deposit, open_account, pay
@@ -34,25 +33,8 @@ LARGE, SMALL = 1_500_000, 999_999  # 15,000.00 and 9,999.99: either side of the 
 
 @pytest.fixture(scope="module")
 async def notifier(workers: dict[str, Any]) -> AsyncIterator[Any]:
-    saved = {name: os.environ.get(name) for name in NOTIFY_ENV}
-    os.environ.update(NOTIFY_ENV)
-    from workers.notification.handlers import config
-
-    config.reload()
-    from workers.notification.app import app
-
-    lifespan = app.lifespan_context()
-    await lifespan.__aenter__()
-    await app.start()
-    yield app
-    await app.stop()
-    await lifespan.__aexit__(None, None, None)
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    config.reload()
+    async with notification_worker(NOTIFY_ENV) as app:
+        yield app
 
 
 class Customer:
