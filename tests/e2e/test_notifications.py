@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from contracts import audit
+from tests.conftest import separate_infra
 from tests.e2e.conftest import Cluster, _free_port
 from tests.integration.conftest import publish_as
 
@@ -59,6 +60,15 @@ def receiver() -> Iterator[str]:
     yield f"http://127.0.0.1:{server.server_address[1]}/hook"
     Receiver.hang.set()
     server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def infra() -> Iterator[dict[str, str]]:
+    """A vhost and database of this module's own: the package's cluster, when an earlier module
+    started it, runs a notification worker too, which would take these tests' messages under other
+    settings (no private webhook addresses, a long lease)."""
+    with separate_infra("notify") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

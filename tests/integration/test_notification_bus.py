@@ -44,6 +44,7 @@ NOTIFY_ENV = {
     "CBS_SMTP_HOST": "127.0.0.1", "CBS_SMTP_PORT": str(SMTP_PORT), "CBS_NOTIFY_SWEEP_S": "0.1",
     "CBS_NOTIFY_SEND_S": "0.05", "CBS_NOTIFY_RETRY_DELAY_S": "0.3", "CBS_NOTIFY_WEBHOOK_RETRY_DELAY_S": "0.4",
     "CBS_NOTIFY_WEBHOOK_DISABLE_AFTER": "3", "CBS_SMS_PROVIDER": "dev", "CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "1",
+    "CBS_NOTIFY_QUIET_HOURS": "00:00-00:00",  # none by default: a test must not depend on the hour it runs at
 }  # fmt: skip
 
 

@@ -27,7 +27,8 @@ from tests.integration.test_partners import add_partner, ask_as, granted  # noqa
 from tests.integration.test_payment_bus import deposit, open_account, pay
 
 # The notification worker's settings for this module only: the development SMS provider, fast loops.
-NOTIFY_ENV = {"CBS_SMS_PROVIDER": "dev", "CBS_NOTIFY_SWEEP_S": "0.1", "CBS_NOTIFY_SEND_S": "0.05"}
+NOTIFY_ENV = {"CBS_SMS_PROVIDER": "dev", "CBS_NOTIFY_SWEEP_S": "0.1", "CBS_NOTIFY_SEND_S": "0.05",
+              "CBS_NOTIFY_QUIET_HOURS": "00:00-00:00"}  # fmt: skip
 LARGE, SMALL = 1_500_000, 999_999  # 15,000.00 and 9,999.99: either side of the 10,000.00 threshold
 
 

@@ -36,6 +36,8 @@ class Config:
     sms_timeout_s: float
     security_email: str | None
     bank_time_zone: str
+    quiet_start: dt.time  # a recipient's quiet hours until they store their own (banking-rules §6)
+    quiet_end: dt.time
     default_currency: str
 
 
@@ -65,8 +67,17 @@ def load() -> Config:
         sms_timeout_s=_float("CBS_SMS_TIMEOUT_S", 10),
         security_email=env("CBS_NOTIFY_SECURITY_EMAIL") or None,
         bank_time_zone=env("CBS_BANK_TIME_ZONE", "Asia/Kolkata"),
+        quiet_start=_quiet_hours()[0],
+        quiet_end=_quiet_hours()[1],
         default_currency=env("CBS_CURRENCIES", "INR").split(",")[0].strip() or "INR",  # banking-rules §0
     )
+
+
+def _quiet_hours() -> tuple[dt.time, dt.time]:
+    """CBS_NOTIFY_QUIET_HOURS, `HH:MM-HH:MM` in the recipient's time zone; equal ends: none."""
+    text = os.environ.get("CBS_NOTIFY_QUIET_HOURS", "22:00-07:00")
+    start, _, end = text.partition("-")
+    return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
 
 
 CONFIG = load()

@@ -42,7 +42,7 @@ async def recipient_of(ctx: Context, customer_id: UUID, *, lock: bool = False) -
         phone=known["phone"] if known else None,
         language=(pref["language"] if pref and pref["language"] else None) or (known["language"] if known else FALLBACK_LANGUAGE),
         time_zone=(pref["time_zone"] if pref and pref["time_zone"] else None) or CONFIG.bank_time_zone,
-        quiet_start=pref["quiet_start"] if pref else dt.time(22), quiet_end=pref["quiet_end"] if pref else dt.time(7),
+        quiet_start=pref["quiet_start"] if pref else CONFIG.quiet_start, quiet_end=pref["quiet_end"] if pref else CONFIG.quiet_end,
         marketing_consent=bool(pref and pref["marketing_consent"]), rules=stored,
     ), (known["name"] if known else "customer")  # fmt: skip
 
