@@ -294,7 +294,7 @@ class OutboxRelay:
 
     async def _publish(self, row: Outgoing) -> object | None:
         message = aio_pika.Message(
-            body=json.dumps(row.payload).encode(),
+            body=body_of(row.payload),
             content_type="application/json",
             headers=dict(row.headers),
             message_id=row.message_id,
@@ -318,6 +318,14 @@ class OutboxRelay:
         if not isinstance(confirm, Basic.Ack):
             raise RuntimeError(f"broker did not confirm {row.message_id}: {confirm!r}")
         return None
+
+
+def body_of(payload: dict[str, Any]) -> bytes:
+    """The bytes a stored message travels as, the same on every publish of it. The fast path
+    publishes the dict it wrote, the relay the dict PostgreSQL gives back, and jsonb orders keys its
+    own way: a command published by both (its sender died before marking it sent) must hash the
+    same in the receiver's inbox, or the second is refused as `idempotency_key_reused`."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _outgoing(row: asyncpg.Record) -> Outgoing:

@@ -108,3 +108,14 @@ async def test_an_oversized_body_is_refused_before_it_is_read(monkeypatch) -> No
         small, big = await client.post("/", content=b"x" * 100), await client.post("/", content=b"x" * 101)
     assert small.text == "reached"
     assert big.status_code == 413 and big.json()["code"] == "payload_too_large"
+
+
+def test_a_stored_message_travels_as_the_same_bytes_whatever_order_its_keys_come_back_in() -> None:
+    """The fast path publishes the dict it wrote; the relay the dict jsonb gives back, keys in
+    another order. Both publishes of one command must hash the same in the receiver's inbox."""
+    from bus.outbox import body_of
+
+    written = {"accounts": [{"id": "x", "title": "SB-1", "flags": {"history": True, "debits_must_not_exceed_credits": True}}]}
+    read_back = {"accounts": [{"flags": {"debits_must_not_exceed_credits": True, "history": True}, "id": "x", "title": "SB-1"}]}
+    assert body_of(written) == body_of(read_back)
+    assert body_of(written) != body_of({"accounts": [{"id": "x", "title": "SB-2", "flags": {}}]})
