@@ -30,11 +30,12 @@ def _cpu_s(pid: str) -> float:
 
 def _role(pid: str, amqp_url: str | None, database: str) -> str | None:
     argv = (PROC / pid / "cmdline").read_bytes().split(b"\0")
-    if argv and argv[0].startswith(b"postgres:"):  # a backend's title: "postgres: USER DATABASE HOST ..."
-        title = argv[0].decode(errors="replace").split()
-        if len(title) > 2 and title[2] == database:
+    if argv and argv[0].startswith(b"postgres:"):  # a backend's title: "postgres: [CLUSTER:] USER DATABASE HOST ..."
+        title = argv[0].decode(errors="replace")
+        words = [w for w in title.split() if not w.endswith(":")]  # Debian adds the cluster, "15/main:"
+        if len(words) > 1 and words[1] == database:
             return "postgresql"
-        return "postgresql (shared)" if any(w in " ".join(title) for w in PG_SHARED) else None
+        return "postgresql (shared)" if any(w in title for w in PG_SHARED) else None
     if b"beam.smp" in argv[0] and b"rabbit" in b" ".join(argv):
         return "rabbitmq"
     args = [a.decode(errors="replace") for a in argv]
