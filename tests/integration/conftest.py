@@ -119,6 +119,13 @@ async def publish_as(process: str, routing_key: str, body: bytes | Any, *, excha
 async def notification_worker(env: dict[str, str]) -> AsyncIterator[Any]:
     """The notification worker in this process, with `env` set while it runs (its settings are
     read when it starts, and read again after, without them)."""
+    # Earlier modules' payments, logins and loans queued events for a worker that was not running:
+    # a backlog whose SMS would take the provider's rate limit (60 a minute) before this module's.
+    connection = await aio_pika.connect(os.environ["CBS_AMQP_URL"])
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(topology.event_queue("notification").name, passive=True)
+        await queue.purge()
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     from workers.notification.handlers import config
