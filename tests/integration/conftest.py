@@ -147,3 +147,18 @@ async def notification_worker(env: dict[str, str]) -> AsyncIterator[Any]:
             else:
                 os.environ[name] = value
         config.reload()
+
+
+async def dead_letter_as_guest(amqp_url: str, command: Command, message_id: str, headers: dict[str, Any] | None = None) -> None:
+    """Put `command` on the dead-letter exchange as RabbitMQ dead-letters one (same routing key and
+    properties), sent by `guest`: neither the edge, a partner nor a service, whose user_id a replay keeps."""
+    admin = RabbitBroker(amqp_url, logger=None)
+    await admin.start()
+    try:
+        await admin.publish(
+            command.model_dump(mode="json"), exchange=topology.DLX, routing_key=command.routing_key,
+            message_id=message_id, message_type=command.message_type, user_id="guest", persist=True,
+            headers=headers or {},
+        )  # fmt: skip
+    finally:
+        await admin.stop()

@@ -9,13 +9,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from faststream.rabbit import RabbitBroker
 
 from bus import migrate, topology
 from ops import dlq
 from bus.settings import load
 from contracts import account as a
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, dead_letter_as_guest, eventually
 
 
 async def test_malformed_command_is_answered_and_dead_lettered_then_listed(bus: BusClient, infra) -> None:
@@ -40,15 +39,7 @@ async def test_replay_sends_a_dead_letter_back_to_its_queue_under_its_first_send
     command = a.FreezeAccount(account_id=uuid.uuid4(), actor="ops", reason="replay test")
     # As RabbitMQ dead-letters: same routing key and properties, onto cbs.dlx. Sent by a user that is
     # neither the edge, a partner nor a service ("guest"), whose user_id the replay must keep.
-    admin = RabbitBroker(infra["amqp_url"], logger=None)
-    await admin.start()
-    try:
-        await admin.publish(
-            command.model_dump(mode="json"), exchange=topology.DLX, routing_key=command.routing_key,
-            message_id=message_id, message_type=command.message_type, user_id="guest", persist=True,
-        )  # fmt: skip
-    finally:
-        await admin.stop()
+    await dead_letter_as_guest(infra["amqp_url"], command, message_id)
 
     async def listed():
         return [d for d in await dlq.list_dead(infra["amqp_url"]) if d.message_id == message_id]

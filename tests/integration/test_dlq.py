@@ -12,12 +12,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from faststream.rabbit import RabbitBroker
 
 from bus import topology
 from bus.settings import broker_user
 from contracts import account as a
-from tests.integration.conftest import BusClient, eventually
+from tests.integration.conftest import BusClient, dead_letter_as_guest, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,17 +52,10 @@ async def died_of_its_limit(infra: dict[str, str]) -> str:
     replay must keep, so the account worker refuses it `unauthenticated` (and does not kill it again)."""
     message_id = f"limit-{uuid.uuid4()}"
     command = a.FreezeAccount(account_id=uuid.uuid4(), actor="ops", reason="dlq test")
-    admin = RabbitBroker(infra["amqp_url"], logger=None)
-    await admin.start()
-    try:
-        await admin.publish(
-            command.model_dump(mode="json"), exchange=topology.DLX, routing_key=command.routing_key,
-            message_id=message_id, message_type=command.message_type, user_id="guest", persist=True,
-            headers={"x-first-death-queue": command.routing_key, "x-first-death-reason": "delivery_limit",
-                     "x-first-death-exchange": topology.COMMANDS.name},
-        )  # fmt: skip
-    finally:
-        await admin.stop()
+    await dead_letter_as_guest(infra["amqp_url"], command, message_id, {
+        "x-first-death-queue": command.routing_key, "x-first-death-reason": "delivery_limit",
+        "x-first-death-exchange": topology.COMMANDS.name,
+    })  # fmt: skip
     return message_id
 
 
