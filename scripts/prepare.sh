@@ -47,8 +47,18 @@ if ! rabbitmqctl -q status >/dev/null 2>&1; then
   # With the default soft limit of 1024 open files, RabbitMQ 3.10's file handle cache runs out
   # once a few test runs' vhosts (quorum queues, tap streams, message stores) coexist, and a new
   # vhost then hangs in "stopped" while `rabbitmqctl` waits forever (seen here, 2026-12-06).
-  as_root sh -c 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; rabbitmq-server -detached' || true
+  # Run as root, rabbitmq-server re-executes itself as the rabbitmq user through su, which
+  # resets the soft limit: raise it in the rabbitmq user's own shell.
+  start_rabbitmq='ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec rabbitmq-server -detached'
+  if id rabbitmq >/dev/null 2>&1; then
+    as_root su rabbitmq -s /bin/sh -c "$start_rabbitmq" || true
+  else
+    as_root sh -c "$start_rabbitmq" || true
+  fi
 fi
+# `rabbitmq-server -detached` returns before the node has registered with epmd, and
+# `await_startup` fails at once on a node it cannot reach: wait for the node to answer first.
+for _ in $(seq 1 120); do as_root rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 1; done
 as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
 # The management API: the containers' `cbs migrate` makes the broker users through it (compose.yaml),
 # and a test checks that path here too. Idempotent.
