@@ -5,7 +5,18 @@ from __future__ import annotations
 from bus.actor import owned_by, staff_only
 from bus.handling import EventRoute, Routes
 from contracts import account, customer, day, payment
-from workers.account.handlers import accounts, charges, cob, deposits, dormancy, interest, products, statements
+from workers.account.handlers import (
+    accounts,
+    charges,
+    cob,
+    deposits,
+    dormancy,
+    holds,
+    interest,
+    lifecycle,
+    products,
+    statements,
+)
 
 own = owned_by(lambda cmd: cmd.customer_id)
 
@@ -20,16 +31,16 @@ ROUTES = Routes(
         account.OpenAccount: own(accounts.open_account),
         account.GetAccount: accounts.get_account,
         account.ListCustomerAccounts: own(accounts.list_customer_accounts),
-        account.FreezeAccount: staff_only(accounts.freeze_account),
-        account.UnfreezeAccount: staff_only(accounts.unfreeze_account),
-        account.CloseAccount: staff_only(accounts.close_account),
+        account.FreezeAccount: staff_only(lifecycle.freeze_account),
+        account.UnfreezeAccount: staff_only(lifecycle.unfreeze_account),
+        account.CloseAccount: staff_only(lifecycle.close_account),
         account.ReactivateAccount: staff_only(dormancy.reactivate_account),
         account.SetOverdraft: staff_only(accounts.set_overdraft),
         account.MigrateProduct: staff_only(accounts.migrate_product),
-        account.CloseCustomerAccounts: staff_only(accounts.close_customer_accounts),
-        account.PlaceHold: staff_only(accounts.place_hold),
-        account.ReleaseHold: staff_only(accounts.release_hold),
-        account.ListHolds: accounts.list_holds,
+        account.CloseCustomerAccounts: staff_only(lifecycle.close_customer_accounts),
+        account.PlaceHold: staff_only(holds.place_hold),
+        account.ReleaseHold: staff_only(holds.release_hold),
+        account.ListHolds: holds.list_holds,
         account.GetInterest: interest.get_interest,
         account.ListCharges: charges.list_charges,
         account.ListStatements: statements.list_statements,
@@ -54,11 +65,11 @@ ROUTES = Routes(
     # Saga steps: the ledger's replies to what the account asked of it.
     continuations={
         accounts.STEP_CREATE_LEDGER_ACCOUNT: accounts.ledger_account_answered,
-        accounts.STEP_SET_LEDGER_FLAGS: accounts.ledger_flags_answered,
+        lifecycle.STEP_SET_LEDGER_FLAGS: lifecycle.ledger_flags_answered,
         accounts.STEP_SET_OVERDRAFT: accounts.ledger_overdraft_answered,
-        accounts.STEP_LEAVING_CLOSE: accounts.leaving_close_answered,
-        accounts.STEP_PLACE_HOLD: accounts.hold_placed_answered,
-        accounts.STEP_RELEASE_HOLD: accounts.hold_released_answered,
+        lifecycle.STEP_LEAVING_CLOSE: lifecycle.leaving_close_answered,
+        holds.STEP_PLACE_HOLD: holds.hold_placed_answered,
+        holds.STEP_RELEASE_HOLD: holds.hold_released_answered,
         interest.STEP_PAGE: interest.page_answered,
         interest.STEP_POST: interest.post_answered,
         charges.STEP_POST: charges.post_answered,
