@@ -1,46 +1,61 @@
-"""The notification worker as a real process behind the real edge: its routes (staff's and a
-customer's own), `cbs notify test`, and a SIGKILL in the middle of a webhook send (banking-rules §6;
-DESIGN §4 rule 8).
+"""The notification worker as a real process in a cluster of real processes (banking-rules §6;
+issue 13's end-to-end cases): a transfer through the edge produces an email, received by a local
+SMTP server, and a signed webhook, received and verified by a local receiver; a customer with SMS
+off gets none; quiet hours hold a marketing SMS but not a one-time password; an endpoint answering
+500 is retried with backoff, then disabled; a SIGKILL in the middle of a webhook send loses
+nothing and sends each attempt once. Also the edge's notification routes and `cbs notify test`.
 
-Only the edge, identity (for the admin's token) and the notification worker run. The webhook
-receiver hangs on its first request; the worker is killed while it waits; the restarted worker
-finds the attempt left `sending`, marks it `interrupted` after the lease and sends a second
-attempt, which the receiver takes. Nothing is lost, and each attempt left once.
+The module runs its own cluster (edge and every worker) on a vhost and database of its own, with
+fast retries and this module's SMTP server: the package's cluster has a backlog of earlier
+modules' notifications that the providers' rate limits would make these tests wait behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
+import re
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 
-from contracts import audit
+from bus import topology
+from bus.settings import WORKERS
+from contracts import audit, notification
 from tests.conftest import separate_infra
 from tests.e2e.conftest import Cluster, _free_port
+from tests.e2e.test_auth import login, new_user
+from tests.e2e.test_flows import post, verified_customer
+from tests.e2e.test_payments import deposit, internal, payable_account
 from tests.integration.conftest import publish_as
+from tests.notify_peers import Mailbox, signature_verifies
 
 pytestmark = pytest.mark.e2e
 
 
 class Receiver(BaseHTTPRequestHandler):
+    """The SIGKILL test's receiver: its first request hangs until the module ends."""
+
     calls: list[dict[str, str]] = []
+    bodies: list[bytes] = []
     hang = threading.Event()  # set: the first request hangs until the test ends
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         length = int(self.headers.get("Content-Length", "0"))
-        self.rfile.read(length)
+        Receiver.bodies.append(self.rfile.read(length))
         Receiver.calls.append({k: v for k, v in self.headers.items()})
         if len(Receiver.calls) == 1:
             Receiver.hang.wait(30)
@@ -71,23 +86,58 @@ def infra() -> Iterator[dict[str, str]]:
         yield made
 
 
+class SigningReceiver(BaseHTTPRequestHandler):
+    """A customer's or partner's endpoint: checks `CBS-Signature` as the README tells a receiver to
+    (tests/notify_peers.py, not the worker's code), answers 500 on paths starting `/fail`, 200 on
+    the others; keeps (monotonic time, parsed body, signature verified) per path."""
+
+    secrets: dict[str, str] = {}  # path -> the secret the endpoint got at registration
+    received: dict[str, list[tuple[float, dict[str, Any], bool]]] = {}
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        verified = signature_verifies(self.secrets.get(self.path, ""), self.headers.get(notification.SIGNATURE_HEADER, ""), body)
+        self.received.setdefault(self.path, []).append((time.monotonic(), json.loads(body), verified))
+        self.send_response(500 if self.path.startswith("/fail") else 200)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
-def mini(infra: dict[str, str]) -> Iterator[Cluster]:
+def signed_receiver() -> Iterator[str]:
+    """The receiver's base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SigningReceiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server on loopback (aiosmtpd, in its own thread) and its port."""
+    box, port = Mailbox(), _free_port()
+    controller = Controller(box, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield box, port
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def mini(infra: dict[str, str], mailbox: tuple[Mailbox, int]) -> Iterator[Cluster]:
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_RATE_AUTH_PER_MIN": "1000",
+           "CBS_RATE_ADMIN_PER_MIN": "100000", "CBS_SMTP_HOST": "127.0.0.1", "CBS_SMTP_PORT": str(mailbox[1]),
            "CBS_NOTIFY_LEASE_S": "3", "CBS_NOTIFY_SEND_S": "0.05", "CBS_NOTIFY_SWEEP_S": "0.2",
-           "CBS_NOTIFY_WEBHOOK_TIMEOUT_S": "60", "CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "1"}  # fmt: skip
+           "CBS_NOTIFY_RETRY_DELAY_S": "0.3", "CBS_NOTIFY_WEBHOOK_RETRY_DELAY_S": "0.4",
+           "CBS_NOTIFY_WEBHOOK_DISABLE_AFTER": "3", "CBS_NOTIFY_WEBHOOK_TIMEOUT_S": "60",
+           "CBS_NOTIFY_WEBHOOK_ALLOW_PRIVATE": "1",  # the receivers are on loopback
+           "CBS_NOTIFY_QUIET_HOURS": "00:00-00:00"}  # none unless a test stores them: CI runs at any hour  # fmt: skip
     cluster = Cluster(env)
-    for name in ("edge", "identity", "notification"):
+    for name in ("edge", *WORKERS):
         cluster.start(name)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                cluster.token()
-                break
-            except (httpx.HTTPError, AssertionError):
-                assert time.monotonic() < deadline, "edge and identity not up in 60 s"
-                time.sleep(0.5)
+        cluster.wait_ready()
         yield cluster
     finally:
         cluster.stop_all()
@@ -216,3 +266,151 @@ def test_a_customer_reads_and_marks_their_own_in_app_notifications(mini: Cluster
         other = me.get(f"/v1/customers/{uuid.uuid4()}/notification-preferences")
         assert other.status_code == 403 and other.json()["code"] == "not_owner"
         assert me.get("/v1/notification-templates").status_code == 403, "templates are staff's"
+
+
+# --- issue 13's cases, through the edge and every worker as real processes --------------------------
+
+
+def _account_holder(staff: httpx.Client) -> dict[str, str]:
+    """A verified customer with a funded savings account the payment worker knows, and their email."""
+    customer_id = verified_customer(staff)
+    account_id = payable_account(staff, customer_id)
+    deposit(staff, account_id, 5_000_000)
+    email = staff.get(f"/v1/customers/{customer_id}").json()["email"]
+    return {"customer_id": customer_id, "account_id": account_id, "email": email}
+
+
+def _transfer(client: httpx.Client, payer: str, payee: str, amount: int) -> dict[str, Any]:
+    order = internal(payer, payee, amount, channel="branch")
+    placed = post(client, "/v1/payments", order)
+    assert placed.status_code == 201 and placed.json()["status"] == "completed", placed.text
+    return dict(placed.json())
+
+
+def _register_endpoint(staff: httpx.Client, base: str, path: str, categories: list[str]) -> dict[str, Any]:
+    created = staff.post("/v1/webhook-endpoints", json={"url": base + path, "categories": categories},
+                         headers={"Idempotency-Key": uuid.uuid4().hex})  # fmt: skip
+    assert created.status_code == 201, created.text
+    SigningReceiver.secrets[path] = created.json()["secret"]
+    return dict(created.json())
+
+
+def _notifications(infra: dict[str, str], customer_id: str) -> list[Any]:
+    return query(infra, "SELECT channel, status, template, category, scheduled_at, notification_id "
+                        "FROM notification.notification WHERE customer_id = $1", uuid.UUID(customer_id))  # fmt: skip
+
+
+def test_a_transfer_sends_an_email_and_a_signed_webhook(
+    mini: Cluster, infra: dict[str, str], mailbox: tuple[Mailbox, int], signed_receiver: str
+) -> None:
+    box, _ = mailbox
+    with mini.client(timeout=30) as staff:
+        _register_endpoint(staff, signed_receiver, "/transactions", ["transaction"])
+        payer, payee = _account_holder(staff), _account_holder(staff)
+        paid = _transfer(staff, payer["account_id"], payee["account_id"], 123_456)
+
+    mails = eventually(lambda: [m for m in box.to(payer["email"]) if "1,234.56" in m["Subject"]])
+    assert mails[0]["Subject"] == "Payment of INR 1,234.56 completed", mails[0]["Subject"]
+    assert paid["reference"] in mails[0].get_payload(decode=True).decode(), "the email names the payment's reference"
+    # One event, two customers told on the same channels: each notification is their own.
+    assert eventually(lambda: [m for m in box.to(payee["email"]) if "1,234.56" in m["Subject"]]), "the payee is told too"
+
+    def hooks() -> list[tuple[float, dict[str, Any], bool]]:
+        return [h for h in SigningReceiver.received.get("/transactions", []) if h[1]["data"].get("payment_id") == paid["payment_id"]]
+
+    received = eventually(hooks)
+    assert all(verified for _, _, verified in received), "every webhook carried a signature the receiver verified"
+    assert {h[1]["customer_id"] for h in received} <= {payer["customer_id"], payee["customer_id"]}
+    assert received[0][1]["data"]["amount"] == 123_456 and received[0][1]["category"] == "transaction"
+
+
+def test_a_customer_with_sms_off_gets_no_sms(mini: Cluster, infra: dict[str, str], mailbox: tuple[Mailbox, int]) -> None:
+    box, _ = mailbox
+    with mini.client(timeout=30) as staff:
+        quiet, other = _account_holder(staff), _account_holder(staff)
+        off = staff.put(f"/v1/customers/{quiet['customer_id']}/notification-preferences", json={
+            "rules": [{"channel": "sms", "category": "transaction", "enabled": False}]})  # fmt: skip
+        assert off.status_code == 200, off.text
+        paid = _transfer(staff, quiet["account_id"], other["account_id"], 77_700)
+
+    def of_the_transfer(customer_id: str) -> set[str]:
+        rows = query(infra, "SELECT channel FROM notification.notification WHERE customer_id = $1 "
+                            "AND payload->>'payment_id' = $2", uuid.UUID(customer_id), paid["payment_id"])  # fmt: skip
+        return {r["channel"] for r in rows}
+
+    eventually(lambda: [m for m in box.to(quiet["email"]) if "777.00" in m["Subject"]])
+    # The worker decides every channel of one event in one transaction: the email's row is there, so
+    # an SMS's would be too. The payee, with SMS on, got one for the same payment.
+    told = of_the_transfer(quiet["customer_id"])
+    assert {"email", "in_app"} <= told and "sms" not in told, told
+    assert "sms" in eventually(lambda: of_the_transfer(other["customer_id"]))
+
+
+def test_quiet_hours_hold_a_marketing_sms_but_not_a_one_time_password(
+    mini: Cluster, infra: dict[str, str], signed_receiver: str
+) -> None:
+    now = datetime.now(UTC)
+    with mini.client(timeout=30) as staff:
+        me_, payee = _account_holder(staff), _account_holder(staff)
+        # Quiet from an hour ago to two hours on, in UTC: whatever the hour the test runs at.
+        quiet = {"marketing_consent": True, "time_zone": "UTC", "quiet_start": f"{(now.hour - 1) % 24:02d}:00",
+                 "quiet_end": f"{(now.hour + 2) % 24:02d}:00"}  # fmt: skip
+        stored = staff.put(f"/v1/customers/{me_['customer_id']}/notification-preferences", json=quiet)
+        assert stored.status_code == 200, stored.text
+    offer = notification.SendMessage(send_id=uuid.uuid4(), channels=["sms"], customer_id=uuid.UUID(me_["customer_id"]),
+                        template="test_message", data={"note": "a new deposit scheme"},
+                        category=notification.NotificationCategory.marketing, priority=notification.NotificationPriority.medium, expires_in_s=86_400)  # fmt: skip
+    asyncio.run(publish_as("ops", offer.routing_key, offer, exchange=topology.COMMANDS.name))  # as `cbs notify` would
+
+    def held() -> list[Any]:
+        return [n for n in _notifications(infra, me_["customer_id"]) if n["category"] == "marketing"]
+
+    marketing = eventually(held)[0]
+    assert marketing["channel"] == "sms" and marketing["status"] == "pending"
+    assert marketing["scheduled_at"] >= now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=2) - timedelta(seconds=1), \
+        "held until the quiet hours end"
+
+    _, username = new_user(mini, ["customer"], customer_id=me_["customer_id"])
+    with mini.client(token=login(mini, username).json()["access_token"], timeout=30) as me:
+        asked = post(me, "/v1/otp", {"otp_id": str(uuid.uuid4()), "payment": internal(me_["account_id"], payee["account_id"], 1_500_000)})
+        assert asked.status_code == 201, asked.text
+    otp_note = uuid.UUID(asked.json()["notification_ids"][0])
+    sms = eventually(lambda: query(infra, "SELECT body FROM notification.sms_message WHERE notification_id = $1", otp_note))
+    assert re.search(r"\b\d{6}\b", sms[0]["body"]), "the one-time password went at once, quiet hours or not"
+    time.sleep(1)  # several rounds of the sender: the marketing SMS still waits
+    again = [n for n in held() if n["notification_id"] == marketing["notification_id"]]
+    assert again[0]["status"] == "pending"
+    assert not query(infra, "SELECT 1 FROM notification.sms_message WHERE notification_id = $1", marketing["notification_id"])
+    code = re.search(r"\b\d{6}\b", sms[0]["body"]).group(0)  # type: ignore[union-attr]
+    assert not any(code in json.dumps(h[1]) for hooks in SigningReceiver.received.values() for h in hooks), \
+        "no webhook ever carries a one-time password"
+
+
+def test_a_webhook_answering_500_is_retried_with_backoff_then_disabled(
+    mini: Cluster, infra: dict[str, str], signed_receiver: str
+) -> None:
+    path = f"/fail-{uuid.uuid4().hex[:6]}"
+    with mini.client(timeout=30) as staff:
+        endpoint = _register_endpoint(staff, signed_receiver, path, ["alert"])
+        holder = _account_holder(staff)
+        frozen = post(staff, f"/v1/accounts/{holder['account_id']}/freeze", {"reason": "suspected fraud"})
+        assert frozen.status_code == 200, frozen.text
+
+        def disabled() -> list[Any]:
+            found = [e for e in staff.get("/v1/webhook-endpoints").json()["items"] if e["endpoint_id"] == endpoint["endpoint_id"]]
+            return found if found and not found[0]["enabled"] else []
+
+        eventually(disabled, timeout_s=30)
+        calls = SigningReceiver.received[path]
+        assert len(calls) == 3 and all(verified for _, _, verified in calls), "three signed attempts, then no more"
+        gaps = [later[0] - earlier[0] for earlier, later in itertools.pairwise(calls)]
+        assert gaps[0] >= 0.4 and gaps[1] >= 0.8, f"exponential backoff from 0.4 s: {gaps}"
+        rows = query(infra, "SELECT n.status, n.attempts, d.attempt, d.error_code FROM notification.notification n "
+                            "JOIN notification.delivery_attempt d USING (notification_id) WHERE n.endpoint_id = $1 "
+                            "ORDER BY d.attempt", uuid.UUID(endpoint["endpoint_id"]))  # fmt: skip
+        assert [(r["status"], r["attempts"], r["error_code"]) for r in rows] == [("failed", 3, "http_500")] * 3
+
+        enabled = post(staff, f"/v1/webhook-endpoints/{endpoint['endpoint_id']}/enable", {})
+        assert enabled.status_code == 200 and enabled.json()["enabled"], enabled.text
+    time.sleep(1)
+    assert len(SigningReceiver.received[path]) == 3, "enabling it again resends nothing that failed"

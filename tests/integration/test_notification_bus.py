@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import hmac
 import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from email import message_from_bytes
 from typing import Any
 
 import pytest
@@ -29,6 +26,7 @@ from bus.settings import broker_user, load
 from contracts import account, customer, notification, payment
 from contracts.common import Command, Reply
 from tests.integration.conftest import eventually, notification_worker, publish_as
+from tests.notify_peers import Mailbox, signature_verifies
 
 
 def _free_port() -> int:
@@ -54,18 +52,6 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 # --- a real SMTP server and a real webhook receiver ------------------------------------------------
 
 
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-    def to(self, address: str) -> list[Any]:
-        return [m for rcpts, m in self.messages if address in rcpts]
-
-
 @pytest.fixture(scope="module")
 def mailbox() -> Any:
     box = Mailbox()
@@ -83,18 +69,10 @@ class Receiver:
         self.received: dict[str, list[tuple[float, dict[str, Any], bool]]] = {}
         self.port = 0
 
-    def verify(self, secret: str, header: str, body: bytes) -> bool:
-        fields = dict(part.split("=", 1) for part in header.split(","))
-        timestamp = int(fields["t"])
-        if abs(time.time() - timestamp) > notification.SIGNATURE_TOLERANCE_S:
-            return False
-        expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(expected, fields["v1"])
-
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         path = request.path
-        ok = self.verify(self.secrets.get(path, ""), request.headers.get(notification.SIGNATURE_HEADER, "t=0,v1=x"), body)
+        ok = signature_verifies(self.secrets.get(path, ""), request.headers.get(notification.SIGNATURE_HEADER, "t=0,v1=x"), body)
         self.received.setdefault(path, []).append((time.monotonic(), await request.json(), ok))
         if path.startswith("/fail") or not ok:
             return web.Response(status=500 if ok else 401, text="no")
