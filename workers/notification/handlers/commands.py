@@ -196,6 +196,7 @@ async def send_message(ctx: Context, cmd: SendMessage) -> Reply:
         if channel not in (NotificationChannel.email, NotificationChannel.sms):
             refused[channel.value] = "only email and sms"
             continue
+        scheduled_at, expires_at = ctx.now, ctx.now + expires_in
         if cmd.to is not None:
             address = cmd.to if (channel is NotificationChannel.sms) == _is_phone(cmd.to) else None
             language, data = cmd.language or "en", cmd.data
@@ -209,13 +210,15 @@ async def send_message(ctx: Context, cmd: SendMessage) -> Reply:
             if placed is None:
                 refused[channel.value] = "the customer's preferences keep it back"
                 continue
+            # A marketing or other non-urgent message waits for the recipient's quiet hours to end.
+            scheduled_at, expires_at = placed.scheduled_at, placed.expires_at
         if not address:
             refused[channel.value] = "no address for this channel"
             continue
         made_id = await triggers.store_one(
             ctx, notification_id=triggers.notification_id_of(cause, channel), customer_id=cmd.customer_id, channel=channel,
             address=address, endpoint_id=None, category=cmd.category, priority=cmd.priority, template_key=cmd.template,
-            language=language, data=data, scheduled_at=ctx.now, expires_at=ctx.now + expires_in,
+            language=language, data=data, scheduled_at=scheduled_at, expires_at=expires_at,
             secret_data={k: v.get_secret_value() for k, v in cmd.secret_data.items()},
         )  # fmt: skip
         if made_id is None:

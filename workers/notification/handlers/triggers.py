@@ -48,7 +48,9 @@ async def recipient_of(ctx: Context, customer_id: UUID, *, lock: bool = False) -
 
 
 def notification_id_of(cause: str, *parts: object) -> UUID:
-    """A notification's id from what caused it and where it goes: the same cause makes the same ids."""
+    """A notification's id from what caused it and where it goes: the same cause makes the same ids.
+    `parts` name the recipient too: one event may notify two customers (a transfer's payer and
+    payee) on the same channel, and each must get their own."""
     return uuid.uuid5(uuid.NAMESPACE_URL, "cbs-notification:" + cause + ":" + ":".join(map(str, parts)))
 
 
@@ -117,7 +119,7 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
             if placed is None or (placed.channel is not channel and placed.channel in channels):
                 continue  # kept back, or over the cap onto a channel (in-app) that has it already
             made_id = await store_one(
-                ctx, notification_id=notification_id_of(ctx.message_id, channel), customer_id=customer_id, channel=placed.channel,
+                ctx, notification_id=notification_id_of(ctx.message_id, channel, customer_id), customer_id=customer_id, channel=placed.channel,
                 address=address if placed.channel is channel else None, endpoint_id=None, category=category,
                 priority=priority, template_key=template_key, language=language, data=data,
                 scheduled_at=placed.scheduled_at, expires_at=placed.expires_at,
@@ -125,7 +127,8 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
             made += [made_id] if made_id else []
     for endpoint in await store.endpoints_for(ctx.conn, category.value, customer_id) if webhooks else []:
         made_id = await store_one(
-            ctx, notification_id=notification_id_of(ctx.message_id, "webhook", endpoint["endpoint_id"]), customer_id=customer_id,
+            ctx, notification_id=notification_id_of(ctx.message_id, "webhook", endpoint["endpoint_id"], customer_id),
+            customer_id=customer_id,
             channel=NotificationChannel.webhook, address=None, endpoint_id=endpoint["endpoint_id"], category=category,
             priority=priority, template_key=template_key, language=language, data=data, scheduled_at=ctx.now,
             expires_at=ctx.now + expires_in,
