@@ -239,7 +239,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.kind == "loan-repayment":
         from ops.bench import loans
 
-        outcome = _run(loans.run(args.loans, settings.process_amqp_url("ops"), settings.database_url,
+        outcome = _run(loans.run(args.loans, settings.process_amqp_url("ops"), settings.admin_database_url("day"),
                                  parallel=args.concurrency))  # fmt: skip
         print(outcome.text)  # type: ignore[union-attr]
         return 0 if outcome.ok else 1  # type: ignore[union-attr]
