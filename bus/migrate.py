@@ -131,6 +131,12 @@ async def _ensure_roles(conn: asyncpg.Connection, worker: str, password: str | N
         await conn.execute(f"ALTER ROLE {runtime} PASSWORD {_literal(password)}")
 
 
+async def ensure_roles(conn: asyncpg.Connection, worker: str, password: str | None = None) -> None:
+    """The worker's two roles on `conn`'s server, as a migration makes them (a restore needs them
+    before its schema, whose objects they own and are granted)."""
+    await _ensure_roles(conn, worker, password)
+
+
 async def _ensure_schema(conn: asyncpg.Connection, worker: str) -> None:
     """The schema and its migrations table, owned by the owner role (in the caller's transaction).
 
