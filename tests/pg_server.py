@@ -82,6 +82,9 @@ def private_server(label: str = "second") -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+
+
 class SchemaRoutedPool:
     """`admin_db` when some workers' schemas live on another server: a statement naming one of
     those schemas (`ledger.…`) runs there, any other on the shared database. One statement never
@@ -93,7 +96,8 @@ class SchemaRoutedPool:
         self._named = re.compile(r"\b(" + "|".join(map(re.escape, moved)) + r")\.", re.IGNORECASE)
 
     def _pool(self, query: str) -> asyncpg.Pool:
-        named = {m.lower() for m in self._named.findall(query)}
+        # Names in string literals ('ledger.transfers_committed', a routing key) are not schemas.
+        named = {m.lower() for m in self._named.findall(_LITERAL.sub("''", query))}
         if len(named) > 1:
             raise AssertionError(f"one statement reads schemas on two servers: {sorted(named)}")
         return self.moved[named.pop()] if named else self.shared

@@ -53,3 +53,48 @@ def test_an_administrative_dsn_without_credentials_keeps_none(monkeypatch: pytes
     assert Settings(database_url="postgresql://127.0.0.1:5432/cbs_x").admin_database_url("ledger") == (
         "postgresql://127.0.0.1:5433/cbs_x"
     )
+
+
+class _Pool:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def fetchval(self, query: str, *args: object) -> str:
+        return self.name
+
+
+async def test_admin_db_sends_a_statement_to_the_server_of_the_schema_it_names() -> None:
+    from tests.pg_server import SchemaRoutedPool
+
+    routed = SchemaRoutedPool(_Pool("shared"), {"ledger": _Pool("second")})  # type: ignore[arg-type]
+    assert await routed.fetchval("SELECT count(*) FROM ledger.transfer") == "second"
+    assert await routed.fetchval("SELECT count(*) FROM audit.audit_record WHERE routing_key = 'ledger.x'") == "shared"
+    assert await routed.fetchval("SELECT count(*) FROM ledger_account") == "shared"  # no schema named
+    with pytest.raises(AssertionError, match="two servers"):
+        await SchemaRoutedPool(_Pool("s"), {"ledger": _Pool("l"), "audit": _Pool("a")}).fetchval(  # type: ignore[arg-type]
+            "SELECT * FROM ledger.transfer, audit.audit_record")
+
+
+def test_a_backup_hands_the_password_to_pg_dump_in_the_environment_only() -> None:
+    from ops.backup import without_password
+
+    assert without_password("postgresql://postgres:p%40ss@db:5432/cbs?sslmode=require") == (
+        "postgresql://postgres@db:5432/cbs?sslmode=require", {"PGPASSWORD": "p@ss"})
+    assert without_password("postgresql://postgres@db/cbs") == ("postgresql://postgres@db/cbs", {})
+
+
+def test_a_manifest_reads_back_as_written_and_a_changed_file_is_refused(tmp_path) -> None:
+    from ops import backup
+
+    dump = tmp_path / "ledger.dump"
+    dump.write_bytes(b"PGDMP fake")
+    entry = backup.Entry(worker="ledger", schema="ledger", server="db:5432/cbs", latest_migration="0002_x",
+                         migrations=["bus_0001", "0002_x"], file="ledger.dump", bytes=10, sha256=backup.sha256_of(dump),
+                         tables={"transfer": backup.TableSum(3, "12345")})  # fmt: skip
+    manifest = backup.Manifest(backup.FORMAT, "2026-12-06T17:00:00+00:00", "pg_dump (PostgreSQL) 15.20", [entry])
+    (tmp_path / backup.MANIFEST).write_text(manifest.as_json())
+    assert backup.Manifest.read(tmp_path) == manifest
+    backup.check_files(tmp_path, manifest)
+    dump.write_bytes(b"PGDMP fakf")
+    with pytest.raises(backup.BackupError, match="does not match its sha256"):
+        backup.check_files(tmp_path, manifest)
