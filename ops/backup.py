@@ -44,6 +44,9 @@ MANIFEST = "manifest.json"
 FORMAT = "cbs-backup/1"
 # The row text a checksum hashes depends on these; both ends of a drill set them alike.
 CANONICAL_SESSION = {"TimeZone": "UTC", "DateStyle": "ISO, YMD", "IntervalStyle": "postgres", "extra_float_digits": "3"}
+# A table's checksum: each row's text hashed (md5, its first 60 bits as a number) and summed, so the
+# rows' order does not matter and no row is held in memory.
+ROW_SUM = "coalesce(sum(('x' || left(md5(t::text), 15))::bit(60)::bigint), 0)::text"
 COMMAND_TIMEOUT_S = 3600  # one schema's dump or restore
 
 
@@ -145,11 +148,8 @@ async def table_sums(conn: asyncpg.Connection, schema: str) -> dict[str, TableSu
     tables = [r["tablename"] for r in await conn.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = $1 ORDER BY 1", schema)]  # fmt: skip
     sums: dict[str, TableSum] = {}
-    for table in tables:
-        row = await conn.fetchrow(
-            f'SELECT count(*) AS n, coalesce(sum((\'x\' || left(md5(t::text), 15))::bit(60)::bigint), 0)::text AS s '  # noqa: S608 - names from the catalog
-            f'FROM "{schema}"."{table}" t'
-        )
+    for table in tables:  # names from the catalog, quoted
+        row = await conn.fetchrow(f'SELECT count(*) AS n, {ROW_SUM} AS s FROM "{schema}"."{table}" t')  # noqa: S608
         sums[table] = TableSum(int(row["n"]), row["s"])
     return sums
 
