@@ -42,9 +42,11 @@ ENV PATH="/opt/venv/bin:${PATH}" \
     CBS_EDGE_HOST=0.0.0.0 \
     CBS_EDGE_PORT=8080
 
-# A Unicode font for statements as PDF (api_edge/statement_doc.py reads it at CBS_PDF_FONT's default).
+# A Unicode font for statements as PDF (api_edge/statement_doc.py reads it at CBS_PDF_FONT's default);
+# PostgreSQL's client programs for `cbs backup` / `cbs restore` (bookworm's are 15, the servers' major:
+# pg_dump must be as new as the server it dumps).
 RUN apt-get update -qq \
-    && apt-get install -y --no-install-recommends fonts-dejavu-core \
+    && apt-get install -y --no-install-recommends fonts-dejavu-core postgresql-client-15 \
     && rm -rf /var/lib/apt/lists/*
 
 # The audit archive's and the broker secrets' mount points (compose.yaml): a named volume mounted

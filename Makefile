@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test prepare migrate lint
+.PHONY: run test test-second-server prepare migrate lint
 
 prepare:
 	@scripts/prepare.sh
@@ -15,3 +15,8 @@ lint: prepare
 
 test: lint
 	.venv/bin/python -m pytest
+
+# The ledger's schema on a PostgreSQL server of the run's own (tests/pg_server.py): migrations,
+# the worker and its integration tests there unchanged (README, "Running it in production").
+test-second-server: lint
+	CBS_TEST_SECOND_SERVER=ledger .venv/bin/python -m pytest tests/integration/test_second_server.py tests/integration/test_ledger_bus.py

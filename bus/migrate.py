@@ -8,6 +8,10 @@ Two database roles per worker, cluster-wide (every database on the server shares
   `worker_database_url`). It owns nothing, so it cannot TRUNCATE, ALTER, DROP or change a
   trigger; it gets only the row privileges below. Neither role is a member of the other.
 
+Roles are per server: a worker whose schema lives on a server of its own
+(`CBS_<WORKER>_DATABASE_URL`) gets them made there, with its schema, by that server's
+administrative DSN (`Settings.admin_database_url`).
+
 For each worker: the roles and the schema, then `bus/sql/*.sql` (inbox, outbox, saga steps,
 partner grants) and `workers/<worker>/migrations/NNNN_name.sql`, in order, each in one
 transaction run as the owner role. Progress is kept in `<schema>.schema_migrations` with a
@@ -74,9 +78,11 @@ def migrations_for(worker: str) -> list[Migration]:
     return found
 
 
-async def ensure_database(settings: Settings) -> None:
-    name = database_name(settings.database_url)
-    conn = await asyncpg.connect(with_database(settings.database_url, "postgres"))
+async def ensure_database(settings: Settings | str) -> None:
+    """Create the database an administrative DSN names (`settings`: `CBS_DATABASE_URL`'s), if missing."""
+    dsn = settings if isinstance(settings, str) else settings.database_url
+    name = database_name(dsn)
+    conn = await asyncpg.connect(with_database(dsn, "postgres"))
     try:
         if not await conn.fetchval("SELECT true FROM pg_database WHERE datname = $1", name):
             try:
@@ -123,6 +129,12 @@ async def _ensure_roles(conn: asyncpg.Connection, worker: str, password: str | N
             await conn.execute(f"REVOKE {group} FROM {member}")
     if password:
         await conn.execute(f"ALTER ROLE {runtime} PASSWORD {_literal(password)}")
+
+
+async def ensure_roles(conn: asyncpg.Connection, worker: str, password: str | None = None) -> None:
+    """The worker's two roles on `conn`'s server, as a migration makes them (a restore needs them
+    before its schema, whose objects they own and are granted)."""
+    await _ensure_roles(conn, worker, password)
 
 
 async def _ensure_schema(conn: asyncpg.Connection, worker: str) -> None:
@@ -223,12 +235,22 @@ async def migrate_worker(conn: asyncpg.Connection, worker: str, password: str | 
 
 
 async def migrate(settings: Settings, workers: tuple[str, ...]) -> dict[str, list[str]]:
-    await ensure_database(settings)
-    conn = await asyncpg.connect(settings.database_url)
+    """Every worker's migrations on the server and database that hold its schema (`Settings.servers`:
+    `CBS_DATABASE_URL`'s, or its own by `CBS_<WORKER>_DATABASE_URL`), its roles made there too."""
+    done: dict[str, list[str]] = {}
+    for dsn, here in settings.servers(workers).items():
+        done.update(await migrate_on(dsn, here, settings.db_role_password))
+    return {w: done[w] for w in workers}
+
+
+async def migrate_on(dsn: str, workers: tuple[str, ...], password: str | None = None) -> dict[str, list[str]]:
+    """The workers' migrations in the database `dsn` names (made if missing), under the runners' lock."""
+    await ensure_database(dsn)
+    conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
         try:
-            return {w: await migrate_worker(conn, w, settings.db_role_password) for w in workers}
+            return {w: await migrate_worker(conn, w, password) for w in workers}
         finally:
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
     finally:

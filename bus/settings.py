@@ -71,20 +71,50 @@ class Settings:
         netloc = f"{quote(broker_user(process), safe='')}:{quote(password, safe='')}@{host}{port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
+    def admin_database_url(self, worker: str) -> str:
+        """The administrative DSN of the server and database that hold the worker's schema:
+        migrations create its roles and schema with it, `cbs backup` dumps it, `cbs status` reads it.
+
+        `CBS_<WORKER>_ADMIN_DATABASE_URL` names it whole (a server whose administrator is not the
+        shared one's). Otherwise, when `CBS_<WORKER>_DATABASE_URL` moves the worker to another
+        server, that DSN's host, port, database and options with `CBS_DATABASE_URL`'s user and
+        password; else `CBS_DATABASE_URL` itself.
+        """
+        explicit = os.environ.get(f"CBS_{worker.upper()}_ADMIN_DATABASE_URL")
+        if explicit:
+            return explicit
+        moved = os.environ.get(f"CBS_{worker.upper()}_DATABASE_URL")
+        if not moved:
+            return self.database_url
+        admin, there = urlsplit(self.database_url), urlsplit(moved)
+        credentials = admin.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@{there.netloc.rpartition('@')[2]}" if credentials else there.netloc.rpartition("@")[2]
+        return urlunsplit((there.scheme, netloc, there.path, there.query, there.fragment))
+
     def worker_database_url(self, worker: str) -> str:
         """The DSN a worker connects with: its own role, so it can touch only its own schema.
 
-        `CBS_<WORKER>_DATABASE_URL` moves one worker's schema to another server.
+        `CBS_<WORKER>_DATABASE_URL` names it whole, and so moves the worker's schema to another
+        server (`admin_database_url` follows it). Otherwise the worker's administrative DSN's
+        host, port and database, as role `cbs_<worker>` (password `CBS_DB_ROLE_PASSWORD`).
         """
         explicit = os.environ.get(f"CBS_{worker.upper()}_DATABASE_URL")
         if explicit:
             return explicit
-        parts = urlsplit(self.database_url)
+        parts = urlsplit(self.admin_database_url(worker))
         host = parts.hostname or "127.0.0.1"
         port = f":{parts.port}" if parts.port else ""
         password = f":{self.db_role_password}" if self.db_role_password else ""
         netloc = f"{role_name(worker)}{password}@{host}{port}"
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+    def servers(self, workers: tuple[str, ...] = WORKERS) -> dict[str, tuple[str, ...]]:
+        """Each administrative DSN with the workers whose schemas it holds, in `workers`' order
+        (one entry when every schema shares the database of `CBS_DATABASE_URL`)."""
+        found: dict[str, list[str]] = {}
+        for worker in workers:
+            found.setdefault(self.admin_database_url(worker), []).append(worker)
+        return {dsn: tuple(names) for dsn, names in found.items()}
 
 
 def broker_user_prefix() -> str:
@@ -150,6 +180,12 @@ def role_name(worker: str) -> str:
 
 def database_name(dsn: str) -> str:
     return urlsplit(dsn).path.lstrip("/") or "postgres"
+
+
+def server_label(dsn: str) -> str:
+    """host:port/database of a DSN, without its user or password: safe to print and to record."""
+    parts = urlsplit(dsn)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}/{database_name(dsn)}"
 
 
 def with_database(dsn: str, database: str) -> str:

@@ -239,7 +239,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.kind == "loan-repayment":
         from ops.bench import loans
 
-        outcome = _run(loans.run(args.loans, settings.process_amqp_url("ops"), settings.database_url,
+        outcome = _run(loans.run(args.loans, settings.process_amqp_url("ops"), settings.admin_database_url("day"),
                                  parallel=args.concurrency))  # fmt: skip
         print(outcome.text)  # type: ignore[union-attr]
         return 0 if outcome.ok else 1  # type: ignore[union-attr]
@@ -570,6 +570,40 @@ def _audit_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """`cbs backup DIR`: every worker's schema, pg_dump'd from its own server, with a manifest (ops/backup.py)."""
+    from pathlib import Path
+
+    from ops import backup
+
+    try:
+        manifest = _run(backup.backup(load(), Path(args.folder), tuple(args.worker or WORKERS)))
+    except backup.BackupError as exc:
+        print(f"cbs backup: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"backup": args.folder, "created_at": manifest.created_at, "pg_dump": manifest.pg_dump,  # type: ignore[union-attr]
+                      "schemas": [{k: getattr(e, k) for k in ("worker", "server", "latest_migration", "bytes", "sha256")}
+                                  for e in manifest.entries]}))  # type: ignore[union-attr]  # fmt: skip
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """`cbs restore DIR`: the backup's schemas into databases that lack them, each checked (ops/backup.py)."""
+    from pathlib import Path
+
+    from ops import backup
+
+    try:
+        restored = _run(backup.restore(load(), Path(args.folder), tuple(args.worker) if args.worker else None))
+    except backup.BackupError as exc:
+        print(f"cbs restore: {exc}", file=sys.stderr)
+        return 1
+    for r in restored:  # type: ignore[union-attr]
+        print(json.dumps({"worker": r.worker, "server": r.server, "ok": r.ok, "latest_migration": r.latest_migration,
+                          "tables": r.tables, "rows": r.rows, "checks": r.checks, "applied_after": r.applied_after}))  # fmt: skip
+    return 0 if all(r.ok for r in restored) else 1  # type: ignore[union-attr]
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     """`cbs docs asyncapi`: write the bus's AsyncAPI document (commit it: a test compares)."""
     from bus.asyncapi import asyncapi_yaml
@@ -706,6 +740,14 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--timeout", type=float, default=300)
     lg.set_defaults(func=cmd_ledger)
     _partner_parser(sub)
+    bk = sub.add_parser("backup", help="pg_dump every worker's schema from its own server into a folder, with a manifest")
+    bk.add_argument("folder", help="a new or empty folder")
+    bk.add_argument("--worker", action="append", choices=WORKERS, help="only this worker's schema (repeatable)")
+    bk.set_defaults(func=cmd_backup)
+    rs = sub.add_parser("restore", help="restore a backup into databases without those schemas, then check it")
+    rs.add_argument("folder", help="a folder `cbs backup` wrote")
+    rs.add_argument("--worker", action="append", choices=WORKERS, help="only this worker's schema (repeatable)")
+    rs.set_defaults(func=cmd_restore)
     dc = sub.add_parser("docs", help="generate documents")
     dc.add_argument("kind", choices=("asyncapi",))
     dc.add_argument("-o", "--output", default="docs/asyncapi.yaml", help="file to write, or - for stdout")

@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 
 from bus import topology
-from bus.settings import WORKERS, Settings
+from bus.settings import WORKERS, Settings, server_label
 from ops import dlq
 
 STREAMS = frozenset({topology.AUDIT_COMMANDS_TAP, topology.AUDIT_EVENTS_TAP})  # depth = retained log, not backlog
@@ -177,12 +177,12 @@ def broker_queues(amqp_url: str) -> tuple[list[QueueStat], str, str | None]:
 # -- the database --------------------------------------------------------------------------------
 
 
-async def outboxes(conn: asyncpg.Connection) -> dict[str, Outbox | None]:
+async def outboxes(conn: asyncpg.Connection, workers: tuple[str, ...] = WORKERS) -> dict[str, Outbox | None]:
     have = {r["table_schema"] for r in await conn.fetch(
         "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox' AND table_schema = ANY($1::text[])",
-        list(WORKERS))}  # fmt: skip
+        list(workers))}  # fmt: skip
     found: dict[str, Outbox | None] = {}
-    for w in WORKERS:
+    for w in workers:
         if w not in have:
             found[w] = None
             continue
@@ -239,15 +239,17 @@ async def snapshot(settings: Settings, cache: LetterCache | None = None) -> Snap
     dead_depth = next((q.messages for q in queues if q.name == topology.DEAD_LETTER_QUEUE_NAME), 0)
     letters = await (cache or LetterCache()).letters_at(dead_depth, _letters_url(settings))
     day, boxes = None, {}
-    try:
-        conn = await asyncpg.connect(settings.database_url, timeout=10)
+    for dsn, here in settings.servers().items():  # each schema read where it lives (CBS_<WORKER>_DATABASE_URL)
         try:
-            boxes = await outboxes(conn)
-            day = await business_day(conn)
-        finally:
-            await conn.close()
-    except (OSError, asyncpg.PostgresError) as exc:
-        errors.append(f"database: {type(exc).__name__}: {exc}"[:300])
+            conn = await asyncpg.connect(dsn, timeout=10)
+            try:
+                boxes.update(await outboxes(conn, here))
+                if "day" in here:
+                    day = await business_day(conn)
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError) as exc:
+            errors.append(f"database {server_label(dsn)}: {type(exc).__name__}: {exc}"[:300])
     by_queue: dict[str, int] = {}
     for letter in letters:
         by_queue[letter.queue or "?"] = by_queue.get(letter.queue or "?", 0) + 1

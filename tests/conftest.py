@@ -55,6 +55,28 @@ os.environ.setdefault("CBS_ADMIN_USERNAME", "admin")
 os.environ.setdefault("CBS_ADMIN_PASSWORD", "test-admin-password-not-a-secret")
 
 
+# Workers whose schemas this run puts on a PostgreSQL server of its own (tests/pg_server.py), e.g.
+# `CBS_TEST_SECOND_SERVER=ledger`: their CBS_<WORKER>_DATABASE_URL names it, and migrations, the
+# workers and the tests run there unchanged (`make test-second-server`). Unset: one server.
+SECOND_SERVER = tuple(w.strip() for w in os.environ.get("CBS_TEST_SECOND_SERVER", "").split(",") if w.strip())
+
+
+def moved_env(database: str, server: str) -> dict[str, str]:
+    """CBS_<WORKER>_DATABASE_URL of each worker in SECOND_SERVER: `database` on `server`, as its role."""
+    host = urlsplit(server).netloc.rpartition("@")[2]
+    return {f"CBS_{w.upper()}_DATABASE_URL": f"postgresql://cbs_{w}@{host}/{database}" for w in SECOND_SERVER}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `second_server` run only when the run has one (CBS_TEST_SECOND_SERVER)."""
+    if SECOND_SERVER:
+        return
+    deselected = [item for item in items if item.get_closest_marker("second_server")]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker("second_server")]
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
@@ -66,20 +88,38 @@ def _provisioned() -> Iterator[dict[str, str]]:
     vhost = urlsplit(os.environ["CBS_AMQP_URL"]).path.lstrip("/")
     database = urlsplit(os.environ["CBS_DATABASE_URL"]).path.lstrip("/")
     assert vhost.startswith("cbs_test_") and database.startswith("cbs_test_"), "a test run's own, never make run's"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    from ops.cli import main as cbs
+    with contextlib.ExitStack() as stack:
+        made: dict[str, str] = {}
+        if SECOND_SERVER:
+            from tests.pg_server import private_server
 
-    try:
-        assert cbs(["migrate"]) == 0
-        yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"]}
-    finally:
-        from ops import broker_users
+            made["second_server"] = stack.enter_context(private_server())
+            moved = moved_env(database, made["second_server"])
+            saved = {name: os.environ.get(name) for name in moved}
+            stack.callback(_restore_env, saved)
+            os.environ.update(moved)
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        from ops.cli import main as cbs
 
-        _rabbitmqctl("delete_vhost", vhost)
-        broker_users.delete_users()
-        shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
-        asyncio.run(_drop_database(database))
+        try:
+            assert cbs(["migrate"]) == 0
+            yield {"amqp_url": os.environ["CBS_AMQP_URL"], "database_url": os.environ["CBS_DATABASE_URL"], **made}
+        finally:
+            from ops import broker_users
+
+            _rabbitmqctl("delete_vhost", vhost)
+            broker_users.delete_users()
+            shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
+            asyncio.run(_drop_database(database))
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session")
@@ -112,8 +152,20 @@ async def _drop_database(database: str) -> None:
 
 @pytest.fixture(scope="session")
 async def admin_db(infra: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    """A superuser pool on the run's database, for assertions across schemas."""
+    """A superuser pool on the run's database, for assertions across schemas (with a second server,
+    one that sends a statement naming a moved worker's schema to that server)."""
     pool = await asyncpg.create_pool(infra["database_url"], min_size=1, max_size=4)
     assert pool is not None
-    yield pool
-    await pool.close()
+    if not SECOND_SERVER:
+        yield pool
+        await pool.close()
+        return
+    from bus.settings import load
+    from tests.pg_server import SchemaRoutedPool
+
+    moved = {}
+    for worker in SECOND_SERVER:
+        moved[worker] = await asyncpg.create_pool(load().admin_database_url(worker), min_size=1, max_size=2)
+    routed = SchemaRoutedPool(pool, moved)
+    yield routed  # type: ignore[misc]
+    await routed.close()
