@@ -14,14 +14,14 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from api_edge.auth import AuthError, Principal, require
 from api_edge.errors import problem, status_for
 from api_edge.gateway import body_model, gateway_of, idempotency_key
 from contracts import identity
 from contracts import payment as c
-from contracts.common import Command, Reply
+from contracts.common import MAX_AMOUNT, Command, Reply
 
 router = APIRouter(tags=["payments"])
 
@@ -56,16 +56,31 @@ async def _change(request: Request, contract: type[Command], data: dict[str, Any
     return await gateway_of(request).change(contract, {**data, "actor": who.subject}, who, key, created=created)
 
 
+class OtpHeaders(BaseModel):
+    otp_id: str | None
+    otp_code: str | None
+
+    @property
+    def given(self) -> bool:
+        return self.otp_id is not None or self.otp_code is not None
+
+
+def otp_headers(
+    otp_id: str | None = Header(default=None, alias="X-OTP-Id", max_length=100,
+                                description="a one-time password's id (POST /v1/otp), for a large customer debit"),
+    otp_code: str | None = Header(default=None, alias="X-OTP-Code", max_length=20,
+                                  description="the code it sent by SMS or email"),
+) -> OtpHeaders:  # fmt: skip
+    return OtpHeaders(otp_id=otp_id, otp_code=otp_code)
+
+
 @router.post("/v1/payments", status_code=201)
 async def initiate_payment(
     body: InitiatePaymentBody,  # type: ignore[valid-type]
     request: Request,
     who: Principal = require("payments:create", "payments"),
     key: str | None = Depends(idempotency_key),
-    otp_id: str | None = Header(default=None, alias="X-OTP-Id", max_length=100,
-                                description="a one-time password's id (POST /v1/otp), for a large customer payment"),
-    otp_code: str | None = Header(default=None, alias="X-OTP-Code", max_length=20,
-                                  description="the code it sent by SMS or email"),
+    otp: OtpHeaders = Depends(otp_headers),
 ) -> Response:
     """Place a payment order: cash (tellers), internal, NEFT, RTGS, IMPS, UPI or a refund. From a
     customer or a customer channel, one of at least the step-up threshold (10,000.00 by default)
@@ -76,8 +91,8 @@ async def initiate_payment(
     if kind in CASH_KINDS and not who.may("cash:handle"):
         raise AuthError(403, "forbidden", "cash payments need the `cash:handle` permission", who=who, permission="cash:handle")
     data = body.model_dump()  # type: ignore[attr-defined]
-    if otp_id is not None or otp_code is not None:
-        verified = await _verify_otp(request, who, data, otp_id, otp_code)
+    if otp.given:
+        verified = await _verify_otp(request, who, otp, payment_purpose(data), consumed_by=data["payment_id"])
         if isinstance(verified, Response):
             return verified
         data["verified"] = True  # never from the body (InitiatePaymentBody has no such field)
@@ -92,23 +107,32 @@ async def initiate_payment(
 BOUND_FIELDS = ("payment_id", "kind", "payer_account_id", "payee", "payee_id", "amount", "currency", "refund_of")
 
 
+def _purpose(prefix: str, bound: dict[str, Any]) -> str:
+    canonical = json.dumps(bound, sort_keys=True, separators=(",", ":"), default=str)
+    return f"{prefix}:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def payment_purpose(order: dict[str, Any]) -> str:
     """`payment:<sha256 hex>` of the order's bound fields, in canonical JSON."""
-    bound = {name: order.get(name) for name in BOUND_FIELDS}
-    canonical = json.dumps(bound, sort_keys=True, separators=(",", ":"), default=str)
-    return "payment:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return _purpose("payment", {name: order.get(name) for name in BOUND_FIELDS})
 
 
-async def _verify_otp(request: Request, who: Principal, order: dict[str, Any], otp_id: str | None,
-                      otp_code: str | None) -> Reply | Response:  # fmt: skip
-    if otp_id is None or otp_code is None:
+def refund_purpose(refund: dict[str, Any]) -> str:
+    """`refund:<sha256 hex>` of a refund by its route: the new refund's id, the payment it gives back
+    and the amount (null: all that is left, as the route's body says it)."""
+    return _purpose("refund", {name: refund.get(name) for name in ("refund_id", "payment_id", "amount")})
+
+
+async def _verify_otp(request: Request, who: Principal, otp: OtpHeaders, purpose: str, *,
+                      consumed_by: Any) -> Reply | Response:  # fmt: skip
+    if otp.otp_id is None or otp.otp_code is None:
         return problem(400, "invalid_message", "give both X-OTP-Id and X-OTP-Code")
     try:
-        otp_uuid = UUID(otp_id)
+        otp_uuid = UUID(otp.otp_id)
     except ValueError:
         return problem(400, "invalid_message", "X-OTP-Id is not a UUID")
-    command = identity.VerifyOtp(otp_id=otp_uuid, code=otp_code[:20], purpose=payment_purpose(order),
-                                 consumed_by=str(order["payment_id"]))  # fmt: skip
+    command = identity.VerifyOtp(otp_id=otp_uuid, code=otp.otp_code[:20], purpose=purpose,
+                                 consumed_by=str(consumed_by))  # fmt: skip
     reply = await gateway_of(request).read(command, who)
     if isinstance(reply, Response) or reply.ok:
         return reply
@@ -116,14 +140,33 @@ async def _verify_otp(request: Request, who: Principal, order: dict[str, Any], o
     return problem(status_for(reply.error.code), reply.error.code, reply.error.message, reply.error.details)
 
 
+class OtpRefund(BaseModel):
+    """A refund by its route (`POST /v1/payments/{payment_id}/refund`), as it will be asked."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    payment_id: UUID = Field(description="the payment to refund (the route's path)")
+    refund_id: UUID = Field(description="the refund's id, as the route's body will give it")
+    amount: int | None = Field(default=None, gt=0, le=MAX_AMOUNT, description="as the body will give it; null: all that is left")
+
+
 class OtpBody(BaseModel):
-    """A one-time password for one payment order: the order exactly as it will be placed."""
+    """A one-time password for one payment order, or for one refund by its route: exactly as it will
+    be placed (the code is bound to it)."""
 
     model_config = ConfigDict(extra="forbid")
 
     otp_id: UUID = Field(description="new OTP's id, chosen by the caller; give it back in X-OTP-Id")
     channel: identity.OtpChannel = Field(default=identity.OtpChannel.sms, description="sms (default) or email")
-    payment: InitiatePaymentBody = Field(description="the payment order it authorises, as it will be placed")  # type: ignore[valid-type]
+    payment: InitiatePaymentBody | None = Field(  # type: ignore[valid-type]
+        default=None, description="the payment order it authorises, as it will be placed")  # fmt: skip
+    refund: OtpRefund | None = Field(default=None, description="or the refund it authorises, as it will be asked")
+
+    @model_validator(mode="after")
+    def _one_purpose(self) -> OtpBody:
+        if (self.payment is None) == (self.refund is None):
+            raise ValueError("give exactly one of `payment` and `refund`")
+        return self
 
 
 @router.post("/v1/otp", status_code=201)
@@ -135,8 +178,11 @@ async def issue_otp(
 ) -> Response:
     """Ask for a one-time password (6 digits, 5 minutes, 3 tries) sent by SMS (or email) to the
     customer, for the one payment order in the body; then place that order with the headers
-    `X-OTP-Id` and `X-OTP-Code`. Customers only (staff channels need none)."""
-    data = {"otp_id": body.otp_id, "channel": body.channel, "purpose": payment_purpose(body.payment.model_dump())}
+    `X-OTP-Id` and `X-OTP-Code`; or for one refund (`refund`), then ask it by
+    `POST /v1/payments/{payment_id}/refund` with the headers. Customers only (staff channels need none)."""
+    purpose = (payment_purpose(body.payment.model_dump()) if body.payment is not None  # type: ignore[attr-defined]
+               else refund_purpose(body.refund.model_dump(mode="json")))  # type: ignore[union-attr]  # fmt: skip
+    data = {"otp_id": body.otp_id, "channel": body.channel, "purpose": purpose}
     return await gateway_of(request).change(identity.IssueOtp, data, who, key, created=True)
 
 
@@ -193,8 +239,28 @@ def _payment_action(verb: str, contract: type[Command], body_type: Any, permissi
 
 _payment_action("reject", c.RejectPayment, RejectPaymentBody, "payments:approve", checker=True)
 _payment_action("cancel", c.CancelPayment, CancelPaymentBody, "payments:create")
-_payment_action("refund", c.RefundPayment, RefundPaymentBody, "payments:create", created=True,
-                doc="Refund a completed payment in full (no `amount`) or in part, as a new payment `refund_id`.")
+
+
+@router.post("/v1/payments/{payment_id}/refund", name="refund_payment", status_code=201)
+async def refund_payment(
+    payment_id: UUID,
+    body: RefundPaymentBody,  # type: ignore[valid-type]
+    request: Request,
+    who: Principal = require("payments:create", "payments"),
+    key: str | None = Depends(idempotency_key),
+    otp: OtpHeaders = Depends(otp_headers),
+) -> Response:
+    """Refund a completed payment in full (no `amount`) or in part, as a new payment `refund_id`. A
+    customer's refund of at least the step-up threshold debits their account: it needs a verified
+    one-time password asked for this refund (`POST /v1/otp` with `refund`), else 428."""
+    data = {**body.model_dump(), "payment_id": payment_id}  # type: ignore[attr-defined]
+    if otp.given:
+        verified = await _verify_otp(request, who, otp, refund_purpose(data), consumed_by=data["refund_id"])
+        if isinstance(verified, Response):
+            return verified
+        data["verified"] = True  # never from the body (RefundPaymentBody has no such field)
+    return await _change(request, c.RefundPayment, data, who, key, created=True)
+
 _payment_action("reverse", c.ReversePayment, ReversePaymentBody, "payments:reverse", created=True,
                 doc="Staff correction: principal and fee back to the payer in full, as a new payment `reversal_id`.")
 

@@ -118,3 +118,33 @@ def test_staff_at_the_branch_need_no_otp(cluster: Cluster, customer: dict[str, s
         # A staff member cannot ask for one (it goes to a customer's phone).
         asked = post(staff, "/v1/otp", {"otp_id": str(uuid.uuid4()), "payment": order})
         assert asked.status_code == 403 and asked.json()["code"] == "forbidden", asked.text
+
+
+def test_a_large_refund_by_its_route_needs_a_code_for_that_refund(cluster: Cluster, infra: dict[str, str],
+                                                                   customer: dict[str, str]) -> None:  # fmt: skip
+    """A customer gives back what they received: a debit of their account like any other, so the
+    refund route takes the same headers, with an OTP asked for that refund (id, payment, amount)."""
+    with cluster.client(timeout=20) as staff:
+        deposit(staff, customer["payee"], LARGE)
+        received = post(staff, "/v1/payments", {**internal(customer["payee"], customer["payer"], LARGE), "channel": "branch"})
+        assert received.status_code == 201 and received.json()["status"] == "completed", received.text
+    payment_id = received.json()["payment_id"]
+    refund = {"refund_id": str(uuid.uuid4()), "reason": "sent by mistake"}
+    with cluster.client(token=customer["token"], timeout=20) as me:
+        refused = post(me, f"/v1/payments/{payment_id}/refund", refund)
+        assert refused.status_code == 428 and refused.json()["code"] == "verification_required", refused.text
+
+        asked = post(me, "/v1/otp", {"otp_id": str(uuid.uuid4()), "refund": {"payment_id": payment_id, "refund_id": refund["refund_id"]}})
+        assert asked.status_code == 201, asked.text
+        otp_id, code = asked.json()["otp_id"], _sms_code(infra, asked.json()["notification_ids"][0])
+        headers = {"X-OTP-Id": otp_id, "X-OTP-Code": code}
+        # The code is bound to the refund it was asked for: not another amount, not another refund id.
+        for other in ({**refund, "amount": 1_000_000}, {**refund, "refund_id": str(uuid.uuid4())}):
+            mismatch = me.post(f"/v1/payments/{payment_id}/refund", json=other, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+            assert mismatch.status_code == 403 and mismatch.json()["code"] == "otp_mismatch", mismatch.text
+        done = me.post(f"/v1/payments/{payment_id}/refund", json=refund, headers={**headers, "Idempotency-Key": uuid.uuid4().hex})
+        assert done.status_code == 201 and done.json()["status"] == "completed", done.text
+        assert done.json()["amount"] == LARGE and done.json()["refund_of"] == payment_id
+        both = post(me, "/v1/otp", {"otp_id": str(uuid.uuid4()), "payment": internal(customer["payer"], customer["payee"], LARGE),
+                                    "refund": {"payment_id": payment_id, "refund_id": str(uuid.uuid4())}})  # fmt: skip
+        assert both.status_code in (400, 422) and both.json()["code"] == "invalid_message", both.text
