@@ -21,7 +21,8 @@ from api_edge.body_limit import BoundedBody
 from api_edge.gateway import Gateway
 from api_edge.limits import make_limiter
 from api_edge.revocations import RevocationWatch
-from bus import observability
+from api_edge.tracing import HttpTracing
+from bus import observability, tracing
 from bus.broker import make_broker
 from bus.correlator import Correlator
 from bus.settings import broker_user, load
@@ -33,7 +34,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = observability.metrics_registry(*metrics.COLLECTORS)
     # The edge's own broker user: the one identity whose `x-actor` workers believe.
     amqp_url = settings.process_amqp_url("edge")
-    broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"), amqp_url=amqp_url)
+    tracing.setup("edge")
+    broker = make_broker("edge", settings, registry, amqp_url=amqp_url)
     correlator = Correlator(amqp_url, os.environ.get("CBS_EDGE_INSTANCE"), user_id=broker_user("edge"))
     revocations = RevocationWatch(broker, correlator)  # subscribes, so before the broker starts
     await broker.start()
@@ -56,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if hasattr(app.state.limiter, "close"):
             await app.state.limiter.close()
         await broker.stop()
+        tracing.shutdown()  # its last spans leave before the process does
 
 
 app = FastAPI(
@@ -107,6 +110,7 @@ if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split("
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-OTP-Id",
                                       "X-OTP-Code"])  # fmt: skip
+app.add_middleware(HttpTracing)  # a request's span: what it sends to workers continues its trace
 app.add_middleware(metrics.HttpMetrics)  # added last: outermost, so it sees every answer
 
 
