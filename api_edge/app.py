@@ -68,6 +68,10 @@ app = FastAPI(
     lifespan=lifespan,
     responses=errors.PROBLEM_RESPONSES,  # every refusal, on every route, is problem+json
     redirect_slashes=False,  # `/v1/customers/` (an empty id) is a 404 problem, not a 307 built from the Host header
+    # FastAPI's own OpenTelemetry (on as soon as a tracer provider is set) is off: the request span
+    # is api_edge/tracing.py's, which does not follow a client's `traceparent` (FastAPI's does, and
+    # its span then sat outside ours, in another trace); metrics are Prometheus', logs are JSON.
+    telemetry={"tracing": False, "metrics": False, "logs": False},
 )
 app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
 app.add_exception_handler(AuthError, errors.on_auth_error)  # type: ignore[arg-type]
