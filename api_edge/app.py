@@ -21,7 +21,8 @@ from api_edge.body_limit import BoundedBody
 from api_edge.gateway import Gateway
 from api_edge.limits import make_limiter
 from api_edge.revocations import RevocationWatch
-from bus import observability
+from api_edge.tracing import HttpTracing
+from bus import observability, tracing
 from bus.broker import make_broker
 from bus.correlator import Correlator
 from bus.settings import broker_user, load
@@ -33,7 +34,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     registry = observability.metrics_registry(*metrics.COLLECTORS)
     # The edge's own broker user: the one identity whose `x-actor` workers believe.
     amqp_url = settings.process_amqp_url("edge")
-    broker = make_broker("edge", settings, registry, observability.tracer_provider("edge"), amqp_url=amqp_url)
+    tracing.setup("edge")
+    broker = make_broker("edge", settings, registry, amqp_url=amqp_url)
     correlator = Correlator(amqp_url, os.environ.get("CBS_EDGE_INSTANCE"), user_id=broker_user("edge"))
     revocations = RevocationWatch(broker, correlator)  # subscribes, so before the broker starts
     await broker.start()
@@ -56,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if hasattr(app.state.limiter, "close"):
             await app.state.limiter.close()
         await broker.stop()
+        tracing.shutdown()  # its last spans leave before the process does
 
 
 app = FastAPI(
@@ -65,6 +68,10 @@ app = FastAPI(
     lifespan=lifespan,
     responses=errors.PROBLEM_RESPONSES,  # every refusal, on every route, is problem+json
     redirect_slashes=False,  # `/v1/customers/` (an empty id) is a 404 problem, not a 307 built from the Host header
+    # FastAPI's own OpenTelemetry (on as soon as a tracer provider is set) is off: the request span
+    # is api_edge/tracing.py's, which does not follow a client's `traceparent` (FastAPI's does, and
+    # its span then sat outside ours, in another trace); metrics are Prometheus', logs are JSON.
+    telemetry={"tracing": False, "metrics": False, "logs": False},
 )
 app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
 app.add_exception_handler(AuthError, errors.on_auth_error)  # type: ignore[arg-type]
@@ -107,6 +114,7 @@ if origins := [o.strip() for o in os.environ.get("CBS_CORS_ORIGINS", "").split("
     app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PATCH"],
                        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-API-Key", "X-OTP-Id",
                                       "X-OTP-Code"])  # fmt: skip
+app.add_middleware(HttpTracing)  # a request's span: what it sends to workers continues its trace
 app.add_middleware(metrics.HttpMetrics)  # added last: outermost, so it sees every answer
 
 

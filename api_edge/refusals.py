@@ -15,6 +15,7 @@ from typing import Any
 
 from fastapi import Request
 
+from bus import tracing
 from bus.topology import EVENTS
 from contracts.common import Event
 from contracts.security import EdgeAccessDenied, EdgeAuthFailed
@@ -47,6 +48,7 @@ async def record(request: Request, exc: Any) -> None:
             broker.publish(
                 event.model_dump(mode="json"), exchange=EVENTS, routing_key=event.routing_key,
                 message_id=str(uuid.uuid4()), message_type=event.message_type, persist=True,
+                headers=tracing.inject({}),  # audit's record of it joins the refused request's trace
             ),
             PUBLISH_TIMEOUT_S,
         )  # fmt: skip

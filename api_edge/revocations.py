@@ -40,7 +40,7 @@ from typing import Any
 from faststream import AckPolicy
 from pydantic import ValidationError
 
-from bus import topology
+from bus import topology, tracing
 from bus.broker import Delivery
 from bus.settings import publisher_of
 from contracts.identity import (
@@ -182,6 +182,10 @@ class RevocationWatch:
                 listener(fact)
 
     async def _on_event(self, body: bytes, msg: Delivery) -> None:
+        with tracing.consuming(msg.raw_message):  # the edge is a consumer of the revocation's trace
+            self._consider(body, msg)
+
+    def _consider(self, body: bytes, msg: Delivery) -> None:
         # Acknowledged whatever happens (ack_policy ACK): a bad message on an exclusive queue
         # would otherwise come back forever. A revocation can only refuse access, never grant it.
         raw = msg.raw_message

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Annotated, Any
 
 from faststream import AckPolicy
 from faststream._internal.context.context_type import Context
 from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.message import RabbitMessage
-from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import CollectorRegistry
 
-from bus import observability
 from bus.settings import Settings
 
 
-def make_broker(
-    process: str, settings: Settings, registry: CollectorRegistry, tracer_provider: object | None = None,
-    *, amqp_url: str | None = None,
-) -> RabbitBroker:
-    """A broker with bounded prefetch, publisher confirms and telemetry.
+def make_broker(process: str, settings: Settings, registry: CollectorRegistry, *, amqp_url: str | None = None) -> RabbitBroker:
+    """A broker with bounded prefetch, publisher confirms and metrics.
 
     NACK_ON_ERROR: an unexpected exception is transient until proven otherwise, so the message
     is redelivered (up to the queue's delivery limit, then dead-lettered). Permanent errors are
@@ -38,19 +32,10 @@ def make_broker(
         fail_fast=True,
         reconnect_interval=2.0,
         logger=logging.getLogger("faststream"),
-        middlewares=_middlewares(process, registry, tracer_provider),
+        # No OpenTelemetry middleware: spans are made by bus/tracing.py at every hop, FastStream's
+        # subscribers and the aio-pika paths (group commit, replies, outbox, streams) alike.
+        middlewares=(RabbitPrometheusMiddleware(registry=registry, app_name=process),),
     )
-
-
-def _middlewares(process: str, registry: CollectorRegistry, tracer_provider: object | None) -> tuple[Any, ...]:
-    """Prometheus always. OpenTelemetry only when spans are exported (or CBS_TRACING=on): with
-    nowhere to send them, its per-message spans cost a third of a busy consumer's CPU (measured
-    on the audit worker) for nothing; correlation ids still travel and reach every log line."""
-    metrics = RabbitPrometheusMiddleware(registry=registry, app_name=process)
-    tracing = os.environ.get("CBS_TRACING", "auto")
-    if tracing == "on" or (tracing == "auto" and observability.tracing_exported()):
-        return (RabbitTelemetryMiddleware(tracer_provider=tracer_provider), metrics)
-    return (metrics,)
 
 
 class _MessageContext(Context):

@@ -9,7 +9,8 @@ command crosses this twice, and FastStream's publish and subscriber pipelines (c
 injection, middlewares, an ack per reply) cost the edge and the bench client more CPU than the
 message itself. Replies are consumed without acks: the reply queue is exclusive and dies with the
 connection anyway, and a reply lost with it is a timeout, which the caller already handles
-(202 and an operation id). The trace context still travels (`traceparent` in the headers).
+(202 and an operation id). The trace context travels: each command is published in a
+`publish <command>` span (bus/tracing.py), whose `traceparent` the worker's span continues.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from aiormq.exceptions import DeliveryError, PublishError
 from faststream.rabbit import RabbitQueue
-from opentelemetry.propagate import inject
-
-from bus import topology
+from bus import topology, tracing
 from bus.settings import broker_user
 from contracts.common import Command, Reply
 
@@ -142,20 +141,21 @@ class Correlator:
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = (future, broker_user(routing_key.split(".", 1)[0]))
         headers = dict(headers or {})
-        inject(headers)  # the caller's trace continues in the worker
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        message = aio_pika.Message(
-            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=message_id, correlation_id=correlation_id, type=message_type,
-            reply_to=self.reply_queue.name, headers=headers, user_id=self.user_id,
-        )  # fmt: skip
         try:
-            try:
-                await self._commands.publish(message, routing_key, mandatory=True, timeout=timeout_s)
-            except PublishError as exc:  # basic.return
-                raise Unroutable(f"no queue for {routing_key}") from exc
-            except DeliveryError as exc:  # basic.nack: the queue is full (reject-publish)
-                raise Backpressure(f"the broker refused {routing_key}: its queue is full") from exc
+            with tracing.publishing(routing_key, exchange=topology.COMMANDS.name, message_id=message_id,
+                                    correlation_id=correlation_id):  # fmt: skip
+                message = aio_pika.Message(
+                    body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message_id, correlation_id=correlation_id, type=message_type,
+                    reply_to=self.reply_queue.name, headers=tracing.inject(headers), user_id=self.user_id,
+                )  # fmt: skip
+                try:
+                    await self._commands.publish(message, routing_key, mandatory=True, timeout=timeout_s)
+                except PublishError as exc:  # basic.return
+                    raise Unroutable(f"no queue for {routing_key}") from exc
+                except DeliveryError as exc:  # basic.nack: the queue is full (reject-publish)
+                    raise Backpressure(f"the broker refused {routing_key}: its queue is full") from exc
             answer = await asyncio.wait_for(future, timeout_s)
         except TimeoutError as exc:
             raise ReplyTimeout(message_id) from exc

@@ -6,6 +6,8 @@ import json
 
 import asyncpg
 
+from bus import tracing
+
 # Errors worth another try: the database said "try again" (or was briefly out of reach).
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.SerializationError,
@@ -42,14 +44,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-async def create_pool(dsn: str, schema: str, *, max_size: int, application_name: str) -> asyncpg.Pool:
+async def _init_traced_connection(conn: asyncpg.Connection) -> None:
+    await _init_connection(conn)
+    # A span per statement (bus/tracing.py). asyncpg times and reports a statement only while a
+    # connection has a query logger, so an untraced pool pays nothing for this.
+    conn.add_query_logger(tracing.sql_span_of)
+
+
+async def create_pool(dsn: str, schema: str, *, max_size: int, application_name: str,
+                      traced: bool = False) -> asyncpg.Pool:  # fmt: skip
     pool = await asyncpg.create_pool(
         dsn,
         min_size=1,
         max_size=max_size,
         command_timeout=10,
         max_inactive_connection_lifetime=300,
-        init=_init_connection,
+        init=_init_traced_connection if traced else _init_connection,
         reset=_keep_session,
         server_settings={"application_name": application_name, "search_path": schema},
     )

@@ -22,7 +22,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from faststream.exceptions import RejectMessage
 
-from bus import topology
+from bus import topology, tracing
 from bus.runtime import Delivered, Runtime
 from contracts.common import Reply
 
@@ -81,10 +81,12 @@ class DirectBatchedConsumer:
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         delivery = RawDelivery(message)
         try:
-            command = await self.runtime.parse(self.contract, message.body, delivery)  # type: ignore[arg-type]
-            reply = await self.submit(Delivered(command, delivery, message.body))  # type: ignore[arg-type]
-            if reply is not None:
-                await self.runtime.reply_to_sender(delivery, reply)  # type: ignore[arg-type]
+            # One span per message, from its delivery to its reply; its batch's commit links to it.
+            with tracing.consuming(message):
+                command = await self.runtime.parse(self.contract, message.body, delivery)  # type: ignore[arg-type]
+                reply = await self.submit(Delivered(command, delivery, message.body, tracing.current()))  # type: ignore[arg-type]
+                if reply is not None:
+                    await self.runtime.reply_to_sender(delivery, reply)  # type: ignore[arg-type]
         except RejectMessage:
             await message.reject(requeue=False)  # answered already; to the dead-letter exchange
             return

@@ -14,7 +14,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from bus import joint, outbox, saga
+from bus import joint, outbox, saga, tracing
 from bus.streams import ApplyBatch
 from bus.actor import Actor
 from contracts.common import Command, Event, Reply
@@ -48,6 +48,9 @@ class Context:
     emitted: list[str] = field(default_factory=list)
     # Set in a group-committed batch: requests of joinable contracts leave as one (bus/joint.py).
     joint: joint.Collector | None = None
+    # Its delivery's trace context (bus/tracing.py), when tracing is on: within a batch, what this
+    # message's handler emits or asks continues this message's trace, not the batch's first.
+    trace: tracing.TraceContext | None = None
 
     async def emit(self, event: Event) -> None:
         """Queue an event in this transaction; it leaves through the outbox after commit."""
@@ -119,7 +122,11 @@ def each(handler: CommandHandler) -> BatchHandler:
     the batch shares the commit, and its requests of other workers may leave as one (bus/joint.py)."""
 
     async def run(items: Sequence[tuple[Context, Any]]) -> list[Reply | Deferred]:
-        return [await handler(ctx, command) for ctx, command in items]
+        answers: list[Reply | Deferred] = []
+        for ctx, command in items:
+            with tracing.activated(ctx.trace):
+                answers.append(await handler(ctx, command))
+        return answers
 
     return run
 

@@ -1,4 +1,4 @@
-"""JSON logs that carry the correlation and trace ids, tracing and metrics set-up."""
+"""JSON logs that carry the correlation and trace ids, and metrics set-up (tracing: bus/tracing.py)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Set by the worker runtime and the edge for the message or request being handled.
@@ -61,27 +57,9 @@ def configure_logging(process: str) -> None:
     # Per-message "Received/Processed" lines would drown everything else at load.
     logging.getLogger("faststream").setLevel(os.environ.get("CBS_MESSAGE_LOG_LEVEL", "WARNING").upper())
     logging.getLogger("uvicorn.access").setLevel("WARNING")
-
-
-def tracing_exported() -> bool:
-    """Spans go somewhere: an OTLP collector, or the console."""
-    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")) or os.environ.get("OTEL_CONSOLE") == "1"
-
-
-def tracer_provider(service_name: str) -> TracerProvider:
-    exporting = tracing_exported()
-    # With nowhere to send spans, recording them is pure cost; unsampled spans still carry
-    # trace ids, so logs and propagated `traceparent` headers keep working.
-    sampler = ParentBased(TraceIdRatioBased(float(os.environ.get("CBS_TRACE_SAMPLE_RATIO", "1.0")))) if exporting else ALWAYS_OFF
-    provider = TracerProvider(resource=Resource.create({"service.name": service_name}), sampler=sampler)
-    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # optional extra
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif os.environ.get("OTEL_CONSOLE") == "1":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    trace.set_tracer_provider(provider)
-    return provider
+    # A line per span a message or request opens (bus/tracing.py), with its trace id: tests and
+    # debugging ask for it; at load it is a line per message.
+    logging.getLogger("cbs.trace").setLevel(os.environ.get("CBS_TRACE_LOG_LEVEL", "WARNING").upper())
 
 
 # CBS's own metrics, beside FastStream's per-message ones. None is updated per message on the hot

@@ -26,7 +26,7 @@ from faststream.rabbit import RabbitMessage
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bus import grants, inbox, joint, outbox, saga, topology
+from bus import grants, inbox, joint, outbox, saga, topology, tracing
 from bus.actor import Trust, actor_of, believed, unauthenticated
 from bus.db import DB_ATTEMPTS, TRANSIENT_DB_ERRORS
 from bus.handling import BatchHandler, CommandHandler, Context, Deferred, Routes, duty_context, each
@@ -66,6 +66,9 @@ class Delivered:
     command: Command
     msg: RabbitMessage
     body: bytes
+    # The trace context of its delivery (its consumer span), while tracing is on: the batch's
+    # commit links to it, and what its handler sends continues it.
+    trace: tracing.TraceContext | None = None
 
     @property
     def message_id(self) -> str:
@@ -105,7 +108,7 @@ class Runtime:
         if contract.read_only:
             reply = await self.in_transaction(lambda conn: self._read(conn, contract, handler, command, msg))
         else:
-            [reply] = await self.commit(contract, each(handler), [Delivered(command, msg, body)])
+            [reply] = await self.commit(contract, each(handler), [Delivered(command, msg, body, tracing.current())])
         if reply is not None:
             await self.reply_to_sender(msg, reply)
 
@@ -125,12 +128,13 @@ class Runtime:
         know, claim each fresh message's inbox row, run the handler on the fresh ones, store their
         replies and record access refusals. Answers each delivery in order: the reply to send now,
         or None while a saga step still owes it."""
-        return await self.in_transaction(lambda conn: self._commit(conn, contract, handler, batch))
+        with tracing.batch(f"commit {contract.routing_key}", [d.trace for d in batch]) if tracing.ON else tracing.OFF:
+            return await self.in_transaction(lambda conn: self._commit(conn, contract, handler, batch))
 
     async def _commit(self, conn: asyncpg.Connection, contract: type[Command], handler: BatchHandler,
                       batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
         consumer = contract.routing_key
-        contexts = [self.context_for(conn, d.msg, consumer) for d in batch]
+        contexts = [self.context_for(conn, d.msg, consumer, d.trace) for d in batch]
         replies: dict[int, Reply | None] = await self._access_refusals(conn, consumer, contexts)
         refused = list(replies)  # each its own refusal, not stored: once granted, it is acted on
         requests = {n: inbox.Request(d.body_hash, requester_of(contexts[n]))
@@ -427,7 +431,8 @@ class Runtime:
         # A bug, not a refusal: the transaction rolls back and the delivery is retried, then dead-lettered.
         assert not strays, f"{self.routes.worker} may not publish {strays}: not in its routes' publishes"
 
-    def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str) -> Context:
+    def context_for(self, conn: asyncpg.Connection, msg: RabbitMessage, consumer: str,
+                    trace: tracing.TraceContext | None = None) -> Context:  # fmt: skip
         raw = msg.raw_message
         actor = actor_of(raw.user_id, (raw.headers or {}).get("x-actor"), self.trust)
         return Context(
@@ -440,6 +445,7 @@ class Runtime:
             actor=actor,
             broker_user=raw.user_id,
             now=datetime.now(UTC),
+            trace=trace,
         )
 
     def duty_context(self, conn: asyncpg.Connection, what: str) -> Context:
@@ -487,13 +493,17 @@ class Runtime:
             return aio_pika.Message(
                 body, content_type="application/json", correlation_id=correlation_id, message_id=f"{message_id}.reply",
                 type=Reply.message_type, user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                headers=headers or None,
+                headers=tracing.inject(headers) or None,  # inside the `reply` span: its consumers' parent
             )  # fmt: skip
 
-        # mandatory=False: a vanished reply queue must not fail a committed command.
-        if reply_to:
-            await self.reply_channel.default_exchange.publish(message(to_tap and not direct), routing_key=reply_to,
-                                                              mandatory=False)  # fmt: skip
-        if to_tap and direct:
-            await self.reply_channel.default_exchange.publish(message(False), routing_key=topology.AUDIT_REPLIES_TAP,
-                                                              mandatory=False)  # fmt: skip
+        # A `reply <command>` span: the asker's consumer (a saga's continuation, audit's tap) continues it.
+        with tracing.publishing(reply_to or topology.AUDIT_REPLIES_TAP, exchange="", verb="reply",
+                                what=command or reply_to, message_id=f"{message_id}.reply",
+                                correlation_id=correlation_id) if tracing.ON else tracing.OFF:  # fmt: skip
+            # mandatory=False: a vanished reply queue must not fail a committed command.
+            if reply_to:
+                await self.reply_channel.default_exchange.publish(message(to_tap and not direct), routing_key=reply_to,
+                                                                  mandatory=False)  # fmt: skip
+            if to_tap and direct:
+                await self.reply_channel.default_exchange.publish(message(False), routing_key=topology.AUDIT_REPLIES_TAP,
+                                                                  mandatory=False)  # fmt: skip

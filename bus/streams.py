@@ -26,6 +26,9 @@ skip of one offset is that entry, never a loss; a skip of two or more is a loss,
 removes whole segments and each holds a message at least.
 
 Bounds: `StreamLimits` (messages and bytes per batch, the prefetch that bounds memory).
+
+Traces: a batch is one `apply <stream>` span, and each message that carries a `traceparent` its
+own `process <stream>` span, the child of its publish (bus/tracing.py).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from dataclasses import dataclass
 import aio_pika
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
+
+from bus import tracing
 
 log = logging.getLogger("cbs.streams")
 
@@ -234,7 +239,10 @@ class StreamReader:
                 log.error("stream %s: offsets %d..%d (up to %d messages) were removed by retention before they "
                           "were read", self.stream, gap.first, gap.last, gap.at_most_messages)  # fmt: skip
             work = StreamBatch(self.stream, fresh, gap, self._max_body_bytes)
-            await self._apply_until_committed(work, next_offset, last + 1)
+            # Each message's `process <stream>` span continues the trace of its publish (its
+            # `traceparent` header, which the stream keeps), open until the batch commits.
+            with tracing.stream_batch(self.stream, fresh):
+                await self._apply_until_committed(work, next_offset, last + 1)
             next_offset = last + 1
             self.batches_applied += 1
             self.messages_applied += len(fresh)

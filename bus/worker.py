@@ -15,7 +15,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 
-from bus import db, observability, topology
+from bus import db, observability, topology, tracing
 from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
 from bus.direct import DirectBatchedConsumer
@@ -44,7 +44,8 @@ def _subscribe_command(broker: RabbitBroker, runtime: Runtime, contract: Any, ha
         title=key, description=f"{contract.__doc__ or key} Routing key `{key}` on `cbs.commands`.",
     )
     async def consume(body: bytes, msg: Delivery) -> None:
-        await runtime.consume_command(contract, handler, body, msg)
+        with tracing.consuming(msg.raw_message):
+            await runtime.consume_command(contract, handler, body, msg)
 
 
 def _subscribe_get_operation(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
@@ -55,7 +56,8 @@ def _subscribe_get_operation(broker: RabbitBroker, runtime: Runtime, worker: str
         title=key, description=f"The stored reply of a {worker} command by its message_id.",
     )
     async def consume(body: bytes, msg: Delivery) -> None:
-        await runtime.consume_get_operation(body, msg)
+        with tracing.consuming(msg.raw_message):
+            await runtime.consume_get_operation(body, msg)
 
 
 def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
@@ -64,7 +66,8 @@ def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> No
         title=f"{worker}.events", description=f"Events {worker} acts on: {topology.EVENT_BINDINGS[worker]}",
     )
     async def consume(body: bytes, msg: Delivery) -> None:
-        await runtime.consume_event(body, msg)
+        with tracing.consuming(msg.raw_message):
+            await runtime.consume_event(body, msg)
 
 
 def _consume_batched(app: FastStream, runtime: Runtime, contract: Any, committer: Committer, settings: Settings,
@@ -88,7 +91,9 @@ def _subscribe_saga_replies(broker: RabbitBroker, runtime: Runtime, worker: str)
         title=topology.replies_queue_name(worker), description=f"Replies to {worker}'s saga steps.",
     )
     async def consume(body: bytes, msg: Delivery) -> None:
-        await runtime.consume_saga_reply(body, msg)
+        # Named by the queue: a reply's routing key is the queue's name on the default exchange.
+        with tracing.consuming(msg.raw_message):
+            await runtime.consume_saga_reply(body, msg)
 
 
 def _keep_running(app: FastStream, name: str, run_once: Callable[[], Awaitable[bool]], interval_s: float) -> None:
@@ -183,7 +188,8 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     # The worker's own broker user: what it publishes is known to be its, and it may touch only its
     # own queues (permissions made by `cbs migrate`, which alone declares the topology).
     amqp_url = settings.process_amqp_url(worker)
-    broker = make_broker(process, settings, registry, observability.tracer_provider(process), amqp_url=amqp_url)
+    tracing.setup(process)
+    broker = make_broker(process, settings, registry, amqp_url=amqp_url)
     runtime = Runtime(routes, max_body_bytes=settings.max_body_bytes, user_id=broker_user(worker))
     handled = {c.routing_key for c in routes.commands} | {c.routing_key for c in routes.batched}
     missing = {c.routing_key for c in topology.worker_commands(worker)} - handled
@@ -210,13 +216,15 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         runtime.pool = await db.create_pool(
-            settings.worker_database_url(worker), worker, max_size=settings.db_pool_max, application_name=process
+            settings.worker_database_url(worker), worker, max_size=settings.db_pool_max, application_name=process,
+            traced=tracing.ON,
         )
         observability.watch_pool(runtime.pool)
         try:
             yield
         finally:
             await runtime.pool.close()
+            tracing.shutdown()  # its last spans leave before the process does
 
     app = WorkerApp(broker, lifespan=lifespan, specification=AsyncAPI(title=f"CBS {worker}", version="1.0.0"))
     app.runtime = runtime
