@@ -32,19 +32,20 @@ def _free_port() -> int:
 
 
 class Cluster:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], logs: Path = LOGS) -> None:
         self.env = env
+        self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.base_url = f"http://127.0.0.1:{env['CBS_EDGE_PORT']}"
         self._admin_token: str | None = None
         # Each worker's Prometheus port (CBS_METRICS_PORT), kept across restarts of that worker.
         self.metrics_ports: dict[str, int] = {}
-        LOGS.mkdir(exist_ok=True)
+        logs.mkdir(exist_ok=True)
 
     def start(self, name: str, *, worker: str | None = None, env: dict[str, str] | None = None) -> None:
         """Start the edge or a worker; `worker` and `env` start a named extra replica with its own settings."""
         args = ["edge"] if name == "edge" else ["worker", worker or name]
-        log = open(LOGS / f"{name}.log", "ab")
+        log = open(self.logs / f"{name}.log", "ab")
         metrics = {"CBS_METRICS_PORT": str(self.metrics_ports[name])} if name in self.metrics_ports else {}
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "ops.cli", *args], env={**self.env, **metrics, **(env or {})}, cwd=ROOT,
@@ -93,7 +94,7 @@ class Cluster:
         last: object = None
         while time.monotonic() < deadline:
             for name, process in self.processes.items():
-                assert process.poll() is None, f"{name} exited with {process.returncode}; see {LOGS / (name + '.log')}"
+                assert process.poll() is None, f"{name} exited with {process.returncode}; see {self.logs / name}.log"
             try:
                 response = httpx.get(f"{self.base_url}/health/ready", timeout=3)
                 last = response.json()
