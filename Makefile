@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test prepare migrate lint
+.PHONY: run test test-cluster prepare migrate lint
 
 prepare:
 	@scripts/prepare.sh
@@ -15,3 +15,7 @@ lint: prepare
 
 test: lint
 	.venv/bin/python -m pytest
+
+# Only the tests on a private three-node RabbitMQ cluster (tests/cluster, ~2 min; `make test` runs them too).
+test-cluster: lint
+	.venv/bin/python -m pytest -m cluster tests/cluster

@@ -21,7 +21,7 @@ import pytest
 
 from bus.settings import WORKERS
 from tests.cluster.rabbit import RabbitCluster
-from tests.conftest import separate_infra
+from tests.conftest import RUN_ID, separate_infra
 from tests.e2e.conftest import ROOT, Cluster, _free_port
 
 LOGS = ROOT / ".test-logs-cluster"
@@ -30,10 +30,8 @@ LOGS = ROOT / ".test-logs-cluster"
 @pytest.fixture(scope="package")
 def rabbit_cluster() -> Iterator[RabbitCluster]:
     """Three nodes, clustered; stopped and their files deleted at the end, whatever happened."""
-    cluster = RabbitCluster(
-        size=3, amqp_port_base=int(os.environ.get("CBS_TEST_CLUSTER_PORT_BASE", "5701")),
-        dist_port_base=int(os.environ.get("CBS_TEST_CLUSTER_DIST_PORT_BASE", "25701")),
-    )  # fmt: skip
+    # Named after the run (`cbs-<run>-1@localhost`), on free ports: two runs never share a node.
+    cluster = RabbitCluster(size=3, prefix=f"cbs-{RUN_ID}-")
     try:
         cluster.start()
         yield cluster

@@ -176,14 +176,27 @@ class Node:
         return "\n".join(texts)
 
 
+def free_ports(count: int) -> list[int]:
+    """Ports nothing listens on now, all different (held open together while chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 @dataclass
 class RabbitCluster:
-    """`size` nodes `<prefix>1@localhost`…, clustered with the first (see `start`)."""
+    """`size` nodes `<prefix>1@localhost`…, clustered with the first (see `start`). A run's own
+    prefix and free ports let two runs on one machine each have their cluster."""
 
     size: int = 3
     prefix: str = "cbs-t"
-    amqp_port_base: int = 5701
-    dist_port_base: int = 25701
+    amqp_ports: list[int] = field(default_factory=list)  # default: free ones
+    dist_ports: list[int] = field(default_factory=list)
     nodes: list[Node] = field(default_factory=list)
     home: Path | None = None
 
@@ -191,12 +204,16 @@ class RabbitCluster:
         """Every node up, and every node after the first joined to it."""
         if shutil.which("rabbitmqctl") is None or not Path(SERVER).exists():
             raise RuntimeError("RabbitMQ is not installed (scripts/prepare.sh installs it)")
+        if os.geteuid() not in (0, pwd.getpwnam(RABBITMQ_USER).pw_uid):
+            raise RuntimeError(f"the nodes need the shared Erlang cookie: run as root or {RABBITMQ_USER}")
         # Readable by the rabbitmq user, which runs the nodes.
         self.home = Path(tempfile.mkdtemp(prefix="cbs-rabbit-cluster-"))
         os.chmod(self.home, 0o755)
+        ports = free_ports(2 * self.size)
+        amqp_ports = self.amqp_ports or ports[: self.size]
+        dist_ports = self.dist_ports or ports[self.size :]
         self.nodes = [
-            Node(f"{self.prefix}{i}@localhost", self.amqp_port_base + i - 1, self.dist_port_base + i - 1,
-                 self.home / f"{self.prefix}{i}")  # fmt: skip
+            Node(f"{self.prefix}{i}@localhost", amqp_ports[i - 1], dist_ports[i - 1], self.home / f"{self.prefix}{i}")
             for i in range(1, self.size + 1)
         ]
         for node in self.nodes:

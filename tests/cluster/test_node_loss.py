@@ -54,7 +54,7 @@ class Order:
     amount: int
     accepted_with: int = 0  # 201 or 202
     attempts: int = 0
-    placed_at: float = 0.0
+    waited_s: float = 0.0  # from the first attempt to the edge's acceptance
 
 
 @dataclass
@@ -92,7 +92,8 @@ class Load:
     def _place(self, client: httpx.Client, order: Order) -> None:
         body = {**internal(order.payer, order.payee, order.amount), "payment_id": order.payment_id}
         key = f"cluster-{order.payment_id}"
-        deadline = time.monotonic() + ORDER_PATIENCE_S
+        started = time.monotonic()
+        deadline = started + ORDER_PATIENCE_S
         while True:
             order.attempts += 1
             try:
@@ -101,7 +102,7 @@ class Load:
                 why = type(exc).__name__
             else:
                 if response.status_code in (201, 202):
-                    order.accepted_with, order.placed_at = response.status_code, time.monotonic()
+                    order.accepted_with, order.waited_s = response.status_code, time.monotonic() - started
                     with self.lock:
                         self.accepted.append(order)
                     return
@@ -195,9 +196,14 @@ def test_payments_complete_once_while_a_node_is_killed_and_rejoins(
             victim.start()
             victim.wait_up()
 
-    report = (f"accepted {len(load.accepted)} (with the node down: {during_outage}), retried {dict(load.retried)}, "
-              f"connections placed {dict(balancer.placed)}, down for {rejoined_at - killed_at:.0f} s")  # fmt: skip
+    answers = Counter(o.accepted_with for o in load.accepted)
+    slowest = max(o.waited_s for o in load.accepted)
+    report = (f"killed {victim.name}, leader of {led[victim.name]} of {sum(led.values())} queues "
+              f"(then: {dict(moved)}); accepted {len(load.accepted)} orders ({dict(answers)}; {during_outage} "
+              f"with the node down, slowest {slowest:.1f} s), retried {dict(load.retried)}, connections placed "
+              f"{dict(balancer.placed)}, node down {rejoined_at - killed_at:.0f} s")  # fmt: skip
     print(report)
+    (cluster.logs / "node-loss.txt").write_text(report + "\n")  # what the run saw, kept beside the logs
     assert load.refusals == [], load.refusals
     assert load.abandoned == [], f"{len(load.abandoned)} orders never accepted; {report}"
     assert connections_on_victim > 0, f"no client was on {victim.name}: the kill tested no failover ({report})"
