@@ -255,8 +255,8 @@ class RabbitCluster:
             time.sleep(1)
 
     def queues(self, via: str, vhost: str) -> list[dict[str, Any]]:
-        """Every queue of `vhost`: name, type, leader and members (quorum queues and streams)."""
-        out = rabbitmqctl(via, "list_queues", "-p", vhost, "name", "type", "leader", "members", "online",
+        """Every queue of `vhost`: name, type, messages, leader and members (quorum queues and streams)."""
+        out = rabbitmqctl(via, "list_queues", "-p", vhost, "name", "type", "messages", "leader", "members", "online",
                           "--formatter", "json")  # fmt: skip
         return list(json.loads(out)) if out.strip() else []
 

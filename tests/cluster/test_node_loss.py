@@ -25,6 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bus import topology
 from bus.settings import load
 from contracts import ledger as c
 from ops.ask import ask_once
@@ -262,6 +263,24 @@ def test_payments_complete_once_while_a_node_is_killed_and_rejoins(
 
     verify = asyncio.run(ask_once(c.Verify(), load_settings_url(), timeout_s=60))
     assert verify.ok and verify.result["ok"], verify  # type: ignore[index]
+    # Audit read its taps (replicated streams) through the node loss: every accepted order's command
+    # is in its trail (the edge sends the Idempotency-Key as the message id).
+    keys = [f"cluster-{o.payment_id}" for o in load.accepted]
+
+    async def audited() -> int:
+        conn = await asyncpg.connect(infra["database_url"])
+        try:
+            return int(await conn.fetchval(
+                "SELECT count(*) FROM audit.audit_record WHERE exchange = $1 AND event_id = ANY($2::text[])",
+                topology.COMMANDS.name, keys,
+            ))  # fmt: skip
+        finally:
+            await conn.close()
+
+    wait_until(lambda: asyncio.run(audited()) == len(keys), 120, "every accepted order's command in audit's trail")
+    # Nothing the node loss redelivered went past its delivery limit to the dead letters.
+    dead = next(q for q in rabbit_cluster.queues(first, vhost) if q["name"] == topology.DEAD_LETTER_QUEUE_NAME)
+    assert dead["messages"] == 0, dead
 
 
 def load_settings_url() -> str:
