@@ -91,8 +91,10 @@ class Node:
             "RABBITMQ_CONF_ENV_FILE": str(home / "rabbitmq-env.conf"),  # not /etc's (it names rabbit@localhost)
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),  # no management: no port of its own
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": ERL_ARGS,
-            # The distribution listens on loopback only, as the machine's node does.
+            # The distribution listens on loopback only, as the machine's node does (and epmd, should
+            # a node of ours be the one to start it).
             "ERL_FLAGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
             "HOME": pwd.getpwnam(RABBITMQ_USER).pw_dir,  # where the shared .erlang.cookie is
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "LANG": "C.UTF-8",
