@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`.
-.PHONY: run test test-second-server prepare migrate lint
+.PHONY: run test test-cluster test-second-server prepare migrate lint
 
 prepare:
 	@scripts/prepare.sh
@@ -20,3 +20,7 @@ test: lint
 # the worker and its integration tests there unchanged (README, "Running it in production").
 test-second-server: lint
 	CBS_TEST_SECOND_SERVER=ledger .venv/bin/python -m pytest tests/integration/test_second_server.py tests/integration/test_ledger_bus.py
+
+# Only the tests on a private three-node RabbitMQ cluster (tests/cluster, ~2 min; `make test` runs them too).
+test-cluster: lint
+	.venv/bin/python -m pytest -m cluster tests/cluster

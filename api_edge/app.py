@@ -24,7 +24,7 @@ from api_edge.revocations import RevocationWatch
 from api_edge.tracing import HttpTracing
 from bus import observability, tracing
 from bus.broker import make_broker
-from bus.correlator import Correlator
+from bus.correlator import BrokerUnavailable, Correlator
 from bus.settings import broker_user, load
 
 
@@ -76,6 +76,7 @@ app = FastAPI(
 app.add_exception_handler(RequestValidationError, errors.on_validation_error)  # type: ignore[arg-type]
 app.add_exception_handler(AuthError, errors.on_auth_error)  # type: ignore[arg-type]
 app.add_exception_handler(StarletteHTTPException, errors.on_http_error)  # type: ignore[arg-type]
+app.add_exception_handler(BrokerUnavailable, errors.on_broker_unavailable)
 
 
 class SecurityHeaders:

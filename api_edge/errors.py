@@ -113,6 +113,12 @@ async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONRe
     return problem(exc.status_code, code, str(exc.detail))
 
 
+async def on_broker_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """A command the broker did not confirm (bus.correlator.BrokerUnavailable), on any route: the
+    client retries with the same Idempotency-Key."""
+    return problem(503, "unavailable", str(exc), headers={"Retry-After": "1"})
+
+
 async def on_auth_error(request: Request, exc: Any) -> JSONResponse:
     from api_edge import refusals
 

@@ -24,8 +24,9 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
-from aiormq.exceptions import DeliveryError, PublishError
+from aiormq.exceptions import ChannelInvalidStateError, DeliveryError, PublishError
 from faststream.rabbit import RabbitQueue
+
 from bus import topology, tracing
 from bus.settings import broker_user
 from contracts.common import Command, Reply
@@ -41,6 +42,13 @@ class Backpressure(RuntimeError):
 
 class Unroutable(RuntimeError):
     """No queue is bound for the routing key: the topology was not declared (run `cbs migrate`)."""
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not confirm the command: the connection was lost under the publish (its node
+    died) or no confirm came in time. It may or may not have arrived, so it is not "accepted"
+    (a 202 promises it was): the caller answers 503 and the client retries with the same key,
+    which the worker's inbox makes safe either way."""
 
 
 class ReplyTimeout(TimeoutError):
@@ -156,6 +164,8 @@ class Correlator:
                     raise Unroutable(f"no queue for {routing_key}") from exc
                 except DeliveryError as exc:  # basic.nack: the queue is full (reject-publish)
                     raise Backpressure(f"the broker refused {routing_key}: its queue is full") from exc
+                except (TimeoutError, ConnectionError, ChannelInvalidStateError) as exc:
+                    raise BrokerUnavailable(f"the broker did not confirm {routing_key}: {exc!r}") from exc
             answer = await asyncio.wait_for(future, timeout_s)
         except TimeoutError as exc:
             raise ReplyTimeout(message_id) from exc

@@ -58,7 +58,10 @@ class DirectBatchedConsumer:
         self._connection = await aio_pika.connect_robust(self.amqp_url, client_properties={"connection_name": key})
         channel = await self._connection.channel(publisher_confirms=False)
         await channel.set_qos(prefetch_count=self.prefetch)  # a batch can only gather what this lets in
-        self._queue = await channel.get_queue(topology.command_queue(key).name, ensure=False)
+        # A passive declare, not `get_queue(ensure=False)`: only a queue the robust channel
+        # declared is restored with its consumer when the connection comes back (aio-pika keeps
+        # no other), and a broker node lost took this consumer with it (tests/cluster).
+        self._queue = await channel.declare_queue(topology.command_queue(key).name, passive=True)
         self._tag = await self._queue.consume(self._on_message, no_ack=False)
 
     async def stop(self) -> None:

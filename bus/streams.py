@@ -190,6 +190,11 @@ class StreamReader:
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=self._limits.prefetch)  # a stream consumer must set one
             queue = await channel.get_queue(self.stream, ensure=False)
+            # Should the broker cancel this consumer (its stream's member moved or went away),
+            # nothing would arrive again on this connection, which may itself still be open.
+            cancelled = asyncio.Event()
+            underlay = await channel.get_underlay_channel()
+            underlay.on_consumer_cancel_callbacks.add(lambda _frame: cancelled.set())
             await queue.consume(arrived.put, no_ack=False, arguments={OFFSET_HEADER: next_offset})
             checked = asyncio.get_running_loop().time()
             while True:
@@ -197,6 +202,10 @@ class StreamReader:
                     first = await asyncio.wait_for(arrived.get(), timeout=LEASE_CHECK_S)
                 except asyncio.TimeoutError:
                     first = None
+                if first is None and (connection.is_closed or channel.is_closed or cancelled.is_set()):
+                    # A plain (not robust) connection: a node lost ends this read, and
+                    # `_run_forever` reads again, from the committed offset, over a new connection.
+                    raise ConnectionError(f"stream {self.stream}: the broker connection or consumer was lost")
                 if asyncio.get_running_loop().time() - checked >= LEASE_CHECK_S:
                     await lease.fetchval("SELECT 1")  # a dead lease connection ends the read here
                     checked = asyncio.get_running_loop().time()

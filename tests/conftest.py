@@ -34,14 +34,15 @@ AMQP_ADDRESS = os.environ.get("CBS_TEST_AMQP_ADDRESS", "127.0.0.1:5672")
 PLACE = ("CBS_AMQP_URL", "CBS_DATABASE_URL", "CBS_BROKER_USER_PREFIX", "CBS_SECRETS_DIR")
 
 
-def _place(run_id: str) -> dict[str, str]:
-    """The vhost, database, broker-user prefix and secrets folder (made now) of `run_id`."""
+def _place(run_id: str, amqp_address: str | None = None) -> dict[str, str]:
+    """The vhost, database, broker-user prefix and secrets folder (made now) of `run_id`, on the
+    broker at `amqp_address` (the run's, AMQP_ADDRESS, unless named)."""
     # Broker users are per node, not per vhost: the run's processes get users of their own
     # (`cbs-t<run>.edge`, …), with secrets in a folder of the run's, deleted at the end.
     secrets_dir = tempfile.mkdtemp(prefix=f"cbs-test-secrets-{run_id}-")
     # Removed at exit too: a run that never starts the infra (unit tests only) made the folder all the same.
     atexit.register(shutil.rmtree, secrets_dir, True)
-    return {"CBS_AMQP_URL": f"amqp://guest:guest@{AMQP_ADDRESS}/cbs_test_{run_id}",
+    return {"CBS_AMQP_URL": f"amqp://guest:guest@{amqp_address or AMQP_ADDRESS}/cbs_test_{run_id}",
             "CBS_DATABASE_URL": f"{ADMIN_DSN}/cbs_test_{run_id}",
             "CBS_BROKER_USER_PREFIX": f"cbs-t{run_id}.", "CBS_SECRETS_DIR": secrets_dir}  # fmt: skip
 
@@ -108,10 +109,12 @@ def _provisioned() -> Iterator[dict[str, str]]:
         finally:
             from ops import broker_users
 
-            _rabbitmqctl("delete_vhost", vhost)
-            broker_users.delete_users()
-            shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
-            asyncio.run(_drop_database(database))
+            try:
+                _rabbitmqctl("delete_vhost", vhost)
+                broker_users.delete_users()
+            finally:  # a broker that does not answer still leaves no database behind
+                shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
+                asyncio.run(_drop_database(database))
 
 
 def _restore_env(saved: dict[str, str | None]) -> None:
@@ -130,16 +133,28 @@ def infra() -> Iterator[dict[str, str]]:
 
 
 @contextlib.contextmanager
-def separate_infra(label: str) -> Iterator[dict[str, str]]:
+def separate_infra(
+    label: str, amqp_address: str | None = None, rabbitmq_node: str | None = None
+) -> Iterator[dict[str, str]]:
     """A vhost, database, broker users and secrets of their own (`cbs_test_<run>_<label>`), made
-    as `infra`'s are; `os.environ` names them until the end, then the run's own again."""
-    saved = {name: os.environ[name] for name in PLACE}
-    os.environ.update(_place(f"{RUN_ID}_{label}"))
+    as `infra`'s are; `os.environ` names them until the end, then the run's own again.
+
+    `amqp_address` and `rabbitmq_node` put them on another broker (tests/cluster: a private
+    cluster, whose processes connect to `amqp_address` and whose users and vhost `rabbitmqctl`
+    makes on `rabbitmq_node`)."""
+    saved = {name: os.environ.get(name) for name in (*PLACE, "RABBITMQ_NODENAME")}
+    os.environ.update(_place(f"{RUN_ID}_{label}", amqp_address))
+    if rabbitmq_node is not None:
+        os.environ["RABBITMQ_NODENAME"] = rabbitmq_node
     try:
         with _provisioned() as made:
             yield made
     finally:
-        os.environ.update(saved)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 async def _drop_database(database: str) -> None:

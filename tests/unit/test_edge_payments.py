@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiormq.exceptions import ChannelInvalidStateError
 
 from api_edge.app import app
 from api_edge.auth import AuthError, Principal
@@ -21,6 +22,7 @@ from api_edge.errors import status_for
 from api_edge.gateway import Gateway
 from api_edge.limits import RateLimiter
 from api_edge.payments import payment_purpose
+from bus.correlator import BrokerUnavailable, Correlator
 from contracts import payment as c
 from contracts.common import Command, Reply
 from contracts.identity import ROLE_PERMISSIONS, IdentityError, IssueOtp, Permission, Role, VerifyOtp
@@ -285,3 +287,36 @@ async def test_with_otp_headers_the_edge_verifies_first_then_places_the_order_ve
     del half["X-OTP-Code"]
     refused = await client.post("/v1/payments", headers=half, json=order)
     assert refused.status_code == 400 and len(correlator.sent) == 3
+
+
+class _Unconfirming(_Correlator):
+    """A bus whose broker never confirms the command (its node died under the publish)."""
+
+    async def send(self, command: Command, **_: object) -> Reply:
+        self.sent.append(command)
+        raise BrokerUnavailable("the broker did not confirm payment.initiate_payment: TimeoutError()")
+
+
+async def test_a_command_the_broker_did_not_confirm_is_a_503_to_retry_never_a_202(edge: Any) -> None:
+    client, _, _ = edge
+    app.state.gateway = Gateway(_Unconfirming(), 1.0)  # type: ignore[arg-type]
+    answer = await _post(client, "/v1/payments", "customer", _payment("internal"))
+    assert answer.status_code == 503 and answer.json()["code"] == "unavailable", answer.json()
+    assert answer.headers["Retry-After"] == "1"
+
+
+class _Exchange:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    async def publish(self, *_: object, **__: object) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [TimeoutError(), ConnectionResetError(), ChannelInvalidStateError("closed")])
+async def test_a_publish_without_a_confirm_is_broker_unavailable_not_a_reply_timeout(error: BaseException) -> None:
+    correlator = Correlator("amqp://unused/", user_id="cbs.edge")
+    correlator._commands = _Exchange(error)  # type: ignore[assignment]  # noqa: SLF001
+    with pytest.raises(BrokerUnavailable):
+        await correlator.send(c.GetPayment(payment_id=uuid.uuid4()), message_id="m-1", timeout_s=1)
+    assert correlator.in_flight == 0
