@@ -75,8 +75,8 @@ async def issue_token(
             "client_secret": client_secret, "refresh_token": refresh_token, "scope": scope}  # fmt: skip
     if grant_type == c.GrantType.password:  # identity gets a hash of the device identifier, never the identifier
         user_agent = request.headers.get("user-agent", "")[:_USER_AGENT_MAX_CHARS]  # read, never refused
-        data |= {"device_fingerprint": devices.fingerprint(device_id, user_agent),
-                 "device_label": devices.label(user_agent), "client_address": devices.address(_client(request))}  # fmt: skip
+        data |= {"device_fingerprint": devices.fingerprint(device_id, user_agent), "device_label": devices.label(user_agent),
+                 "client_address": devices.address(_client(request))}  # fmt: skip
     return await _token(request, data)
 
 

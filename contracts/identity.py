@@ -362,13 +362,13 @@ class IssueToken(_NoInbox):
     # only from the edge, and only about the login whose password was right; from any other sender
     # the device is that sender (its broker user), whatever these say.
     device_fingerprint: str | None = Field(default=None, pattern=DEVICE_FINGERPRINT_PATTERN,
-                                           description="password grant, set by the edge: SHA-256 hex of the device "
-                                           "(`X-Device-Id`, else the User-Agent); never the raw identifier")  # fmt: skip
+                                           description="password grant, set by the edge: SHA-256 hex of the "
+                                           "device (`X-Device-Id`, else the User-Agent); never the identifier")  # fmt: skip
     device_label: str | None = Field(default=None, max_length=DEVICE_LABEL_MAX_CHARS, pattern=DEVICE_LABEL_PATTERN,
                                      description="password grant, set by the edge: what the customer is told the "
                                      "device is (the User-Agent's product tokens, truncated)")  # fmt: skip
     client_address: str | None = Field(default=None, max_length=45, pattern=CLIENT_ADDRESS_PATTERN,
-                                       description="password grant, set by the edge: the client's IP address")  # fmt: skip
+                                       description="password grant, set by the edge: the client's IP")  # fmt: skip
 
     @model_validator(mode="after")
     def _grant_fields(self) -> IssueToken:
