@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from api_edge import devices
 from api_edge.auth import Principal, require, throttle
 from api_edge.errors import problem
 from api_edge.gateway import body_model, build, gateway_of, idempotency_key
@@ -51,6 +52,7 @@ def _token_response(reply: Reply) -> Response:
 
 
 ANONYMOUS = Principal(subject="anonymous")
+_USER_AGENT_MAX_CHARS = 1000  # past this a User-Agent is noise: what the device is lies in its start
 
 
 @router.post("/v1/auth/token")
@@ -63,11 +65,19 @@ async def issue_token(
     client_secret: str | None = Form(default=None, max_length=200),
     refresh_token: str | None = Form(default=None, max_length=200),
     scope: str | None = Form(default=None, max_length=1000),
+    device_id: str | None = Header(default=None, alias="X-Device-Id", max_length=c.DEVICE_ID_MAX_CHARS,
+                                   description="optional, password grant: a mobile app's install id; without it "
+                                   "the User-Agent names the device. A sign-in from a device the login has "
+                                   "not used before is told to the customer"),  # fmt: skip
 ) -> Response:
     """OAuth2 token endpoint (form-encoded, RFC 6749): a short-lived access token and a refresh token."""
-    return await _token(request, {"grant_type": grant_type, "username": username, "password": password,
-                                  "client_id": client_id, "client_secret": client_secret,
-                                  "refresh_token": refresh_token, "scope": scope})  # fmt: skip
+    data = {"grant_type": grant_type, "username": username, "password": password, "client_id": client_id,
+            "client_secret": client_secret, "refresh_token": refresh_token, "scope": scope}  # fmt: skip
+    if grant_type == c.GrantType.password:  # identity gets a hash of the device identifier, never the identifier
+        user_agent = request.headers.get("user-agent", "")[:_USER_AGENT_MAX_CHARS]  # read, never refused
+        data |= {"device_fingerprint": devices.fingerprint(device_id, user_agent), "device_label": devices.label(user_agent),
+                 "client_address": devices.address(_client(request))}  # fmt: skip
+    return await _token(request, data)
 
 
 @router.post("/v1/auth/refresh")

@@ -81,7 +81,8 @@ _DOMAIN_EVENT_BINDINGS: dict[str, tuple[str, ...]] = {
     "notification": ("customer.registered", "customer.updated", "customer.kyc_status_changed",
                      "customer.document_expiring", "account.opened", "account.frozen", "account.dormant",
                      "payment.completed", "payment.failed", "loan.instalment_due", "loan.payment_overdue",
-                     "loan.disbursed", "identity.user_created", "identity.locked_out", "audit.security_event_raised"),
+                     "loan.disbursed", "identity.user_created", "identity.locked_out", "identity.new_device_login",
+                     "audit.security_event_raised"),
 }
 
 # Event queues (`<worker>.events`): consuming worker -> routing keys it binds on `cbs.events`.

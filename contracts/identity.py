@@ -14,6 +14,9 @@ What a caller should know:
 - Secrets (passwords, refresh tokens, API keys) travel as `SecretStr`: masked in reprs and logs,
   written in clear only into the JSON body on the wire; `model_dump(mode="json",
   context={"redact": True})` masks them (audit and logs). No event or stored reply holds one.
+- A password login names its device (`IssueToken.device_*`, set by the edge: a fingerprint, never
+  the raw identifier); a device the login has not used before, once it has used one, raises
+  `identity.new_device_login`, which the notification worker tells the customer.
 - `issue_token`, `create_user` and `create_api_key` keep no inbox row (they are marked
   `read_only`): their body holds a password or their reply a secret, and neither may rest in the
   database. Each is safe to repeat by itself: see each command's docstring.
@@ -54,6 +57,18 @@ OTP_DIGITS = 6
 OTP_TTL_S = 5 * 60
 OTP_MAX_ATTEMPTS = 3
 OTP_PURPOSE_PATTERN = r"^[a-z_]{1,40}:[0-9a-f]{64}$"  # `<operation>:<SHA-256 hex of what it authorises>`
+
+# The device a password login comes from (issue 13: new-device sign-in alerts). The edge sends a
+# fingerprint, never the raw identifier (a mobile app's install id is a stable tracking id), and a
+# short label a customer can recognise; both only about the login whose password was checked.
+DEVICE_ID_MAX_CHARS = 128  # the edge's `X-Device-Id` header
+DEVICE_FINGERPRINT_PATTERN = r"^[0-9a-f]{64}$"  # SHA-256 hex
+DEVICE_LABEL_MAX_CHARS = 100
+# Product tokens and plain words only: the label goes into the customer's email and SMS, and whoever
+# logs in chooses it; no markup, no URLs (`:` is refused), nothing but a recognisable name.
+DEVICE_LABEL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._+/-]{0,99}$"
+CLIENT_ADDRESS_PATTERN = r"^[0-9A-Fa-f:.]{2,45}$"  # an IPv4 or IPv6 address as text
+MAX_KNOWN_DEVICES = 20  # per login: the least recently seen is forgotten first
 
 
 def _wire_text(secret: SecretStr, info: SerializationInfo) -> str:
@@ -343,6 +358,17 @@ class IssueToken(_NoInbox):
     refresh_token: Secret | None = Field(default=None, max_length=200, description="refresh_token grant")
     scope: str | None = Field(default=None, max_length=1000,
                               description="optional: space-separated permissions to narrow the token to")  # fmt: skip
+    # The device, for the password grant's new-device alert (`identity.new_device_login`). Believed
+    # only from the edge, and only about the login whose password was right; from any other sender
+    # the device is that sender (its broker user), whatever these say.
+    device_fingerprint: str | None = Field(default=None, pattern=DEVICE_FINGERPRINT_PATTERN,
+                                           description="password grant, set by the edge: SHA-256 hex of the "
+                                           "device (`X-Device-Id`, else the User-Agent); never the identifier")  # fmt: skip
+    device_label: str | None = Field(default=None, max_length=DEVICE_LABEL_MAX_CHARS, pattern=DEVICE_LABEL_PATTERN,
+                                     description="password grant, set by the edge: what the customer is told the "
+                                     "device is (the User-Agent's product tokens, truncated)")  # fmt: skip
+    client_address: str | None = Field(default=None, max_length=45, pattern=CLIENT_ADDRESS_PATTERN,
+                                       description="password grant, set by the edge: the client's IP")  # fmt: skip
 
     @model_validator(mode="after")
     def _grant_fields(self) -> IssueToken:
@@ -539,6 +565,21 @@ class LockedOut(Event):
     occurred_at: datetime = Field(description="UTC time")
 
 
+class NewDeviceLogin(Event):
+    """A password login from a device this login was not known to use (issue 13): the customer is
+    told at once, so a stolen password shows. Not raised for a login's very first device, nor for
+    one of its last `MAX_KNOWN_DEVICES` devices. The label and address are what the login's own
+    request said (through the edge): informative, not proof."""
+
+    routing_key: ClassVar[str] = "identity.new_device_login"
+
+    user_id: UUID = Field(description="who logged in")
+    username: str = Field(description="their login name")
+    device_label: str = Field(description="what the device said it is (User-Agent product tokens), or `unknown device`")
+    client_address: str | None = Field(default=None, description="the client's IP address, when the edge knew it")
+    occurred_at: datetime = Field(description="UTC time")
+
+
 class RefreshTokenReused(Event):
     """A used or revoked refresh token came back: likely stolen, so its whole family was revoked."""
 
@@ -679,4 +720,5 @@ EVENTS: tuple[type[Event], ...] = (
     UserEnabled,
     AccessRevoked,
     OtpLocked,
+    NewDeviceLogin,
 )

@@ -34,8 +34,10 @@ def new_user(cluster: Cluster, roles: list[str], **extra: object) -> tuple[str, 
     return created.json()["user_id"], username
 
 
-def login(cluster: Cluster, username: str, password: str = STAFF_PASSWORD) -> httpx.Response:
-    return httpx.post(f"{cluster.base_url}/v1/auth/token", timeout=10,
+def login(cluster: Cluster, username: str, password: str = STAFF_PASSWORD,
+          headers: dict[str, str] | None = None) -> httpx.Response:  # fmt: skip
+    """The password grant; `headers` name the device (`X-Device-Id`, `User-Agent`)."""
+    return httpx.post(f"{cluster.base_url}/v1/auth/token", timeout=10, headers=headers,
                       data={"grant_type": "password", "username": username, "password": password})  # fmt: skip
 
 

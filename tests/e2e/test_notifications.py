@@ -3,7 +3,9 @@ issue 13's end-to-end cases): a transfer through the edge produces an email, rec
 SMTP server, and a signed webhook, received and verified by a local receiver; a customer with SMS
 off gets none; quiet hours hold a marketing SMS but not a one-time password; an endpoint answering
 500 is retried with backoff, then disabled; a SIGKILL in the middle of a webhook send loses
-nothing and sends each attempt once. Also the edge's notification routes and `cbs notify test`.
+nothing and sends each attempt once; a customer's sign-in from a device their login has not used
+before is mailed and texted to them, their first and known devices' are not. Also the edge's
+notification routes and `cbs notify test`.
 
 The module runs its own cluster (edge and every worker) on a vhost and database of its own, with
 fast retries and this module's SMTP server: the package's cluster has a backlog of earlier
@@ -414,3 +416,39 @@ def test_a_webhook_answering_500_is_retried_with_backoff_then_disabled(
         assert enabled.status_code == 200 and enabled.json()["enabled"], enabled.text
     time.sleep(1)
     assert len(SigningReceiver.received[path]) == 3, "enabling it again resends nothing that failed"
+
+
+def test_a_sign_in_from_a_new_device_is_mailed_and_texted_to_the_customer(
+    mini: Cluster, infra: dict[str, str], mailbox: tuple[Mailbox, int]
+) -> None:
+    box, _ = mailbox
+    with mini.client(timeout=30) as staff:
+        holder = _account_holder(staff)
+    user_id, username = new_user(mini, ["customer"], customer_id=holder["customer_id"])
+    phone_a = {"X-Device-Id": uuid.uuid4().hex, "User-Agent": "CBSMobile/3.2.1 (Android 14; Pixel 8) okhttp/4.12.0"}
+    phone_b = {"X-Device-Id": uuid.uuid4().hex, "User-Agent": "CBSMobile/3.2.1 (iOS 17.1) CFNetwork/1490.0.4"}
+    for headers in (phone_a, phone_a, phone_b):
+        signed_in = login(mini, username, headers=headers)
+        assert signed_in.status_code == 200, signed_in.text
+
+    def about_new_sign_ins() -> list[Any]:
+        return [m for m in box.to(holder["email"]) if m["Subject"] == "New sign-in to your account"]
+
+    mail = eventually(about_new_sign_ins)[0]
+    body = mail.get_payload(decode=True).decode()
+    assert "CBSMobile/3.2.1 CFNetwork/1490.0.4" in body and "127.0.0.1" in body, body
+    assert "change your password" in body
+    assert phone_b["X-Device-Id"] not in body and phone_a["X-Device-Id"] not in body
+    told = query(infra, "SELECT channel FROM notification.notification WHERE customer_id = $1 "
+                        "AND template = 'new_device_login'", uuid.UUID(holder["customer_id"]))  # fmt: skip
+    assert sorted(r["channel"] for r in told) == ["email", "in_app", "sms"], "one event: device B's, on each channel"
+    sms = eventually(lambda: query(infra, "SELECT s.body FROM notification.sms_message s JOIN notification.notification n "
+                                          "USING (notification_id) WHERE n.customer_id = $1 AND n.template = 'new_device_login'",
+                                   uuid.UUID(holder["customer_id"])))  # fmt: skip
+    assert len(sms) == 1 and "CFNetwork/1490.0.4" in sms[0]["body"]
+    time.sleep(1)  # several rounds of the sender: nothing else about a sign-in comes
+    assert len(about_new_sign_ins()) == 1, "device A's logins, the first and a known one, told nothing"
+    events = query(infra, "SELECT payload->>'device_label' AS label FROM identity.outbox "
+                          "WHERE routing_key = 'identity.new_device_login' AND payload->>'user_id' = $1", user_id)  # fmt: skip
+    assert [e["label"] for e in events] == ["CBSMobile/3.2.1 CFNetwork/1490.0.4"]
+

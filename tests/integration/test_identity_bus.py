@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -294,3 +295,78 @@ async def test_what_ends_access_is_published_and_listed_for_the_edge(bus: BusCli
     assert (await bus.ok(password_grant(user["username"])))["access_token"]
     assert await events_about(admin_db, "identity.user_enabled", "user_id", str(user_id))
     assert len(await events_about(admin_db, "identity.access_revoked", "user_id", str(user_id))) == 4
+
+
+# --- the devices a login signs in from (issue 13: new-device sign-in alerts) ---------------------
+
+
+def device(name: str, address: str = "203.0.113.7") -> dict[str, str]:
+    """What the edge sends of a device: its identifier's hash, a label, the client's address."""
+    return {"device_fingerprint": hashlib.sha256(name.encode()).hexdigest(), "device_label": f"{name}/1.0",
+            "client_address": address}  # fmt: skip
+
+
+async def known_devices(admin_db, user_id: str) -> list[Any]:
+    return list(await admin_db.fetch("SELECT slot, fingerprint, label, last_address, first_seen, last_seen "
+                                     "FROM identity.known_device WHERE user_id = $1 ORDER BY slot", uuid.UUID(user_id)))  # fmt: skip
+
+
+async def test_a_new_device_is_told_once_and_a_known_one_or_the_first_login_never(
+    bus: BusClient, edge_bus: BusClient, admin_db
+) -> None:
+    user = await new_user(bus, ["customer"], customer_id=uuid.uuid4())
+    told = lambda: events_about(admin_db, "identity.new_device_login", "user_id", user["user_id"])  # noqa: E731
+    await edge_bus.ok(password_grant(user["username"], **device("phone")))  # the login's first: nothing to tell
+    await edge_bus.ok(password_grant(user["username"], **device("phone", "198.51.100.1")))  # known, another address
+    assert await told() == []
+    (phone,) = await known_devices(admin_db, user["user_id"])
+    assert phone["last_address"] == "198.51.100.1" and phone["last_seen"] > phone["first_seen"]
+    assert phone["fingerprint"] == device("phone")["device_fingerprint"]
+
+    wrong = await edge_bus.send(password_grant(user["username"], "not the password at all", **device("stranger")))
+    assert wrong.error is not None and wrong.error.code == "invalid_credentials"
+    wider = await edge_bus.send(password_grant(user["username"], scope="ledger:admin", **device("stranger")))
+    assert wider.error is not None and wider.error.code == "forbidden_scope"
+    assert await told() == [] and len(await known_devices(admin_db, user["user_id"])) == 1, "no sign-in, no device"
+
+    await edge_bus.ok(password_grant(user["username"], **device("laptop")))
+    await edge_bus.ok(password_grant(user["username"], **device("laptop")))
+    (event,) = await told()
+    assert (event["username"], event["device_label"], event["client_address"]) == (user["username"], "laptop/1.0", "203.0.113.7")
+    assert event["occurred_at"] and "device_fingerprint" not in event
+
+    # The operator's tools (any sender but the edge) are themselves the device, whatever the body says.
+    await bus.ok(password_grant(user["username"], **device("phone")))
+    await bus.ok(password_grant(user["username"], **device("laptop")))
+    told_now = await told()
+    assert len(told_now) == 2 and told_now[1]["device_label"].startswith("via ") and told_now[1]["client_address"] is None
+
+
+async def test_a_body_naming_another_logins_device_changes_only_its_own_login(
+    bus: BusClient, edge_bus: BusClient, admin_db
+) -> None:
+    victim, other = await new_user(bus, ["customer"], customer_id=uuid.uuid4()), await new_user(bus)
+    await edge_bus.ok(password_grant(victim["username"], **device("victim-phone")))
+    before = await known_devices(admin_db, victim["user_id"])
+    await edge_bus.ok(password_grant(other["username"], **device("own-laptop")))
+    await edge_bus.ok(password_grant(other["username"], **device("victim-phone")))  # new to this login: told to it
+    assert await known_devices(admin_db, victim["user_id"]) == before
+    assert await events_about(admin_db, "identity.new_device_login", "user_id", victim["user_id"]) == []
+    assert len(await events_about(admin_db, "identity.new_device_login", "user_id", other["user_id"])) == 1
+
+
+async def test_a_login_keeps_twenty_devices_and_forgets_the_least_recently_seen(
+    bus: BusClient, edge_bus: BusClient, admin_db
+) -> None:
+    user = await new_user(bus)
+    for n in range(i.MAX_KNOWN_DEVICES):
+        await edge_bus.ok(password_grant(user["username"], **device(f"device-{n}")))
+    await edge_bus.ok(password_grant(user["username"], **device("device-0")))  # seen again: device-1 is the oldest now
+    await edge_bus.ok(password_grant(user["username"], **device("one-more")))
+    kept = {d["label"] for d in await known_devices(admin_db, user["user_id"])}
+    assert len(kept) == i.MAX_KNOWN_DEVICES and "one-more/1.0" in kept and "device-0/1.0" in kept
+    assert "device-1/1.0" not in kept
+    told = await events_about(admin_db, "identity.new_device_login", "user_id", user["user_id"])
+    assert len(told) == i.MAX_KNOWN_DEVICES, "every device but the first, and the one past the bound"
+    await edge_bus.ok(password_grant(user["username"], **device("device-1")))  # forgotten: new again
+    assert len(await events_about(admin_db, "identity.new_device_login", "user_id", user["user_id"])) == i.MAX_KNOWN_DEVICES + 1

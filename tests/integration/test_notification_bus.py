@@ -472,6 +472,40 @@ async def test_a_lockout_reaches_the_customer_whose_login_it_is(ops: Client, mai
     assert mails[0]["Subject"] == "Your login was locked" and "after 5 failed attempts" in mails[0].get_payload()
 
 
+async def test_a_new_device_sign_in_reaches_the_customer_and_a_staff_login_gets_nothing(
+    ops: Client, mailbox: Mailbox, admin_db: Any
+) -> None:
+    from contracts import identity
+
+    email = f"device-{uuid.uuid4().hex[:6]}@example.com"
+    customer_id = await a_customer(email, "+919800000013")
+    await eventually(lambda: known(admin_db, customer_id))
+    now = dt.datetime.now(dt.UTC)
+    user_id, staff_id = uuid.uuid4(), uuid.uuid4()
+    await publish_as("identity", identity.UserCreated.routing_key, identity.UserCreated(
+        user_id=user_id, username="asha", display_name="Asha", roles=["customer"], customer_id=customer_id, occurred_at=now))  # fmt: skip
+    await publish_as("identity", identity.UserCreated.routing_key, identity.UserCreated(
+        user_id=staff_id, username="tina", display_name="Tina", roles=["teller"], occurred_at=now))  # fmt: skip
+    await eventually(lambda: rows(admin_db, "SELECT 1 FROM login WHERE user_id = $1", user_id))
+    staff_event = identity.NewDeviceLogin(user_id=staff_id, username="tina", device_label="Firefox/121.0",
+                                          client_address="203.0.113.8", occurred_at=now)  # fmt: skip
+    staff_message = uuid.uuid4().hex
+    await publish_as("identity", staff_event.routing_key, staff_event, message_id=staff_message)
+    await publish_as("identity", identity.NewDeviceLogin.routing_key, identity.NewDeviceLogin(
+        user_id=user_id, username="asha", device_label="Chrome/120.0.0.0 Safari/537.36", client_address="203.0.113.7",
+        occurred_at=now))  # fmt: skip
+    mails = await eventually(lambda: asyncio.sleep(0, mailbox.to(email)))
+    body = mails[0].get_payload()
+    assert mails[0]["Subject"] == "New sign-in to your account"
+    assert "Chrome/120.0.0.0 Safari/537.36" in body and "203.0.113.7" in body and "change your password" in body
+    made = await rows(admin_db, "SELECT channel, category, priority FROM notification WHERE customer_id = $1 "
+                                "AND template = 'new_device_login'", customer_id)  # fmt: skip
+    assert {(r["channel"], r["category"], r["priority"]) for r in made} == {
+        ("email", "security", "high"), ("sms", "security", "high"), ("in_app", "security", "high")}
+    await eventually(lambda: rows(admin_db, "SELECT 1 FROM inbox WHERE message_id = $1", staff_message))  # handled
+    assert not await rows(admin_db, "SELECT 1 FROM notification WHERE payload->>'user_id' = $1", str(staff_id))
+
+
 async def test_past_the_providers_rate_limit_messages_wait(ops: Client, admin_db: Any) -> None:
     """The limits (60/min, 1,000/h, 10,000/day) made small: two more SMS may leave this hour, the rest wait."""
     from workers.notification.domain import delivery

@@ -52,6 +52,7 @@ T, V, S, R, F = RecordType, Severity, Status, Retention, ComplianceFlag
         ("edge.auth_failed", "event", T.authentication),
         ("identity.verify_api_key", "command", T.authentication),
         ("identity.access_revoked", "event", T.authentication),
+        ("identity.new_device_login", "event", T.authentication),
         ("edge.access_denied", "event", T.authorization),
         ("account.access_denied", "event", T.authorization),
         ("identity.login_succeeded", "event", T.login),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -10,9 +11,26 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from contracts.identity import ROLE_PERMISSIONS, IdentityError, IssueToken, Permission, Role, permissions_of
+from contracts.identity import (
+    MAX_KNOWN_DEVICES,
+    ROLE_PERMISSIONS,
+    IdentityError,
+    IssueToken,
+    Permission,
+    Role,
+    permissions_of,
+)
 from workers.identity import domain
-from workers.identity.domain import LoginState, RefreshOutcome, Refusal, StoredRefresh, Subject
+from workers.identity.domain import (
+    Device,
+    DevicePlan,
+    KnownDevice,
+    LoginState,
+    RefreshOutcome,
+    Refusal,
+    StoredRefresh,
+    Subject,
+)
 
 NOW = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -230,3 +248,57 @@ def test_access_claims_name_the_login_or_the_api_key_a_revocation_would_end() ->
     client = domain.access_claims(subject, subject.permissions, now, uuid.uuid4(), api_key_id=key)
     assert client["api_key_id"] == str(key) and "sid" not in client
     assert not {"sid", "api_key_id"} & set(domain.access_claims(subject, subject.permissions, now, uuid.uuid4()))
+
+
+# --- devices (new-device sign-in alerts) ---------------------------------------------------------
+
+
+def _fp(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _known(*names: str, start: datetime = NOW) -> list[KnownDevice]:
+    """Devices in slots 0.., each seen a minute after the one before."""
+    return [KnownDevice(slot=i, fingerprint=_fp(n), last_seen=start + timedelta(minutes=i)) for i, n in enumerate(names)]
+
+
+def test_a_logins_first_device_is_remembered_without_an_alert() -> None:
+    plan = domain.plan_device([], _fp("phone"))
+    assert plan == DevicePlan(known=False, alert=False, slot=0)
+
+
+def test_a_known_device_is_only_seen_again() -> None:
+    plan = domain.plan_device(_known("phone", "laptop"), _fp("laptop"))
+    assert plan == DevicePlan(known=True, alert=False, slot=1)
+
+
+def test_a_new_device_of_a_login_that_knew_one_alerts_and_takes_a_free_slot() -> None:
+    known = [KnownDevice(slot=0, fingerprint=_fp("phone"), last_seen=NOW), KnownDevice(slot=2, fingerprint=_fp("tv"), last_seen=NOW)]
+    assert domain.plan_device(known, _fp("laptop")) == DevicePlan(known=False, alert=True, slot=1)
+
+
+def test_devices_are_bounded_and_the_least_recently_seen_is_forgotten() -> None:
+    assert MAX_KNOWN_DEVICES == 20
+    names = [f"device-{i}" for i in range(MAX_KNOWN_DEVICES)]
+    known = _known(*names)
+    known[0] = KnownDevice(slot=0, fingerprint=_fp(names[0]), last_seen=NOW + timedelta(hours=1))  # seen lately
+    plan = domain.plan_device(known, _fp("one more"))
+    assert plan == DevicePlan(known=False, alert=True, slot=1), "slot 1 was seen least recently"
+    # Once forgotten, a device is new again: it alerts.
+    after = [d if d.slot != 1 else KnownDevice(slot=1, fingerprint=_fp("one more"), last_seen=NOW + timedelta(hours=2))
+             for d in known]  # fmt: skip
+    assert domain.plan_device(after, _fp(names[1])).alert
+    with pytest.raises(AssertionError):
+        domain.plan_device(_known(*names, "past the bound"), _fp("x"))
+
+
+def test_the_device_is_believed_from_the_edge_and_any_other_sender_is_itself_the_device() -> None:
+    told = domain.device_of(_fp("phone"), "CBSMobile/3.2", "203.0.113.7", from_edge=True, sender="cbs.edge")
+    assert told == Device(_fp("phone"), "CBSMobile/3.2", "203.0.113.7")
+    assert domain.device_of(_fp("phone"), None, None, from_edge=True, sender="cbs.edge") == Device(_fp("phone"), "unknown device", None)
+    assert domain.device_of(None, None, None, from_edge=True, sender="cbs.edge") is None, "an older edge: nothing kept"
+    # A partner given issue_token, or the operator's tools: the body's device is not believed.
+    lying = domain.device_of(_fp("the customer's phone"), "CBSMobile/3.2", "203.0.113.7", from_edge=False,
+                             sender="partner.acme")  # fmt: skip
+    assert lying == Device(hashlib.sha256(b"sender:partner.acme").hexdigest(), "via partner.acme", None)
+    assert domain.device_of(None, None, None, from_edge=False, sender="partner.acme") == lying

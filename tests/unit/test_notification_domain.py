@@ -164,3 +164,9 @@ def test_the_shipped_templates_parse_and_the_test_message_needs_no_note() -> Non
     assert render(test_message, {}).body == "This is a test message from CBS."
     otp = next(t for t in DEFAULTS if t.key == "one_time_password")
     assert "493817" in render(otp, {"code": "493817", "valid_minutes": 5}).body
+    new_device = render(next(t for t in DEFAULTS if t.key == "new_device_login"), {
+        "name": "Asha", "username": "asha", "device_label": "Firefox/121.0", "client_address": "203.0.113.7",
+        "occurred_at": "2026-12-06T18:00:00Z"})  # fmt: skip
+    assert new_device.subject == "New sign-in to your account"
+    assert all(part in new_device.body for part in ("Firefox/121.0", "203.0.113.7", "2026-12-06T18:00:00Z",
+                                                     "call the bank and change your password"))  # fmt: skip

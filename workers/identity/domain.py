@@ -1,4 +1,5 @@
-"""Identity rules: passwords, lockout, tokens, refresh rotation, API keys and signing keys.
+"""Identity rules: passwords, lockout, tokens, refresh rotation, API keys, signing keys, one-time
+passwords and the devices logins come from.
 
 Pure: no I/O, the clock and ids come in as arguments. The one thing drawn here is randomness
 from the OS CSPRNG (`secrets`, key generation): a secret passed in from outside would only be
@@ -27,7 +28,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from contracts.identity import (
     ACCESS_TOKEN_TTL_S,
     AUDIENCE,
+    DEVICE_LABEL_MAX_CHARS,
     ISSUER,
+    MAX_KNOWN_DEVICES,
     OTP_DIGITS,
     PASSWORD_MIN_CHARS,
     REFRESH_TOKEN_TTL_S,
@@ -343,3 +346,64 @@ def judge_otp(otp: OtpState, *, user_id: str, code: str, purpose: str, consumed_
 def otp_locks_now(otp: OtpState) -> bool:
     """After one more wrong code."""
     return otp.attempts + 1 >= otp.max_attempts
+
+
+# --- devices (issue 13: new-device sign-in alerts) ---------------------------------------------
+
+UNKNOWN_DEVICE = "unknown device"
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    """The device a password login comes from: a fingerprint (SHA-256 hex, never the identifier
+    itself), what the customer is told it is, and the client's address."""
+
+    fingerprint: str
+    label: str
+    address: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    """A device a login has used, in one of its `MAX_KNOWN_DEVICES` slots."""
+
+    slot: int
+    fingerprint: str
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePlan:
+    """What a successful password login does to its login's devices."""
+
+    known: bool  # used before: only its last_seen (and label, address) move
+    alert: bool  # raise `identity.new_device_login`
+    slot: int  # where it is kept: its own slot, a free one, or the least recently seen device's
+
+
+def device_of(fingerprint: str | None, label: str | None, address: str | None, *, from_edge: bool,
+              sender: str | None) -> Device | None:  # fmt: skip
+    """Whom to believe about the device. The edge describes the device it talked to; any other
+    sender (the operator's tools, a partner given `identity.issue_token`) is itself the device,
+    whatever its body says, so it can neither hide a login behind a known device nor name one.
+    An edge that sent no fingerprint (one older than this) leaves the devices as they are."""
+    if from_edge:
+        return Device(fingerprint, label or UNKNOWN_DEVICE, address) if fingerprint else None
+    who = sender or "unknown"
+    return Device(hashlib.sha256(f"sender:{who}".encode()).hexdigest(), f"via {who}"[:DEVICE_LABEL_MAX_CHARS], None)
+
+
+def plan_device(known: list[KnownDevice], fingerprint: str, limit: int = MAX_KNOWN_DEVICES) -> DevicePlan:
+    """A known device is only seen again. A new one is kept in a free slot, else in the least
+    recently seen device's (which is forgotten: its next login alerts again), and alerts unless the
+    login knew no device at all: its very first login, or its first since devices were kept."""
+    assert limit >= 1 and len(known) <= limit, "the slots bound the devices"
+    for device in known:
+        if device.fingerprint == fingerprint:
+            return DevicePlan(known=True, alert=False, slot=device.slot)
+    used = {d.slot for d in known}
+    free = [slot for slot in range(limit) if slot not in used]
+    if free:
+        return DevicePlan(known=False, alert=bool(known), slot=free[0])
+    oldest = min(known, key=lambda d: (d.last_seen, d.slot))
+    return DevicePlan(known=False, alert=True, slot=oldest.slot)

@@ -9,7 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.identity import REDACTED, AccessRevoked, ApiKeyView, UserView, permissions_of
-from workers.identity.domain import LoginState, OtpState, SigningKey, StoredRefresh
+from workers.identity.domain import Device, KnownDevice, LoginState, OtpState, SigningKey, StoredRefresh
 
 # Taken by every writer of signing keys, so replicas starting together make one key.
 SIGNING_KEY_LOCK = 0x0CB5_1D01
@@ -334,4 +334,34 @@ async def forget_sent_secret(conn: asyncpg.Connection, message_id: str) -> None:
         "   FROM jsonb_object_keys(payload->'secret_data') AS key))"
         " WHERE message_id = $1 AND published_at IS NOT NULL AND payload ? 'secret_data'",
         message_id, REDACTED,
+    )  # fmt: skip
+
+
+# --- known devices -------------------------------------------------------------------------------
+
+
+async def known_devices(conn: asyncpg.Connection, user_id: UUID) -> list[KnownDevice]:
+    """The login's devices (at most its 20 slots); its user row is locked by the caller."""
+    rows = await conn.fetch("SELECT slot, fingerprint, last_seen FROM known_device WHERE user_id = $1 ORDER BY slot",
+                            user_id)  # fmt: skip
+    return [KnownDevice(slot=r["slot"], fingerprint=r["fingerprint"], last_seen=r["last_seen"]) for r in rows]
+
+
+async def keep_device(conn: asyncpg.Connection, user_id: UUID, slot: int, device: Device, now: datetime) -> None:
+    """A device new to the login, in a free slot or over the one it forgets."""
+    await conn.execute(
+        "INSERT INTO known_device (user_id, slot, fingerprint, label, last_address, first_seen, last_seen) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (user_id, slot) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, "
+        "label = EXCLUDED.label, last_address = EXCLUDED.last_address, first_seen = EXCLUDED.first_seen, "
+        "last_seen = EXCLUDED.last_seen",
+        user_id, slot, device.fingerprint, device.label, device.address, now,
+    )  # fmt: skip
+
+
+async def saw_device(conn: asyncpg.Connection, user_id: UUID, slot: int, device: Device, now: datetime) -> None:
+    """A known device again: when it was last seen, and how it describes itself now."""
+    await conn.execute(
+        "UPDATE known_device SET last_seen = greatest(last_seen, $3), label = $4, last_address = $5 "
+        "WHERE user_id = $1 AND slot = $2",
+        user_id, slot, now, device.label, device.address,
     )  # fmt: skip

@@ -46,6 +46,7 @@ ROUTES = Routes(
         EventRoute(loan.LoanDisbursed, triggers.on_loan_disbursed),
         EventRoute(identity.UserCreated, triggers.on_user_created),
         EventRoute(identity.LockedOut, triggers.on_locked_out),
+        EventRoute(identity.NewDeviceLogin, triggers.on_new_device_login),
         EventRoute(audit.SecurityEventRaised, triggers.on_security_event),
     ),
     duties=(

@@ -6,7 +6,8 @@ wins; the parametrized cases in tests/unit/test_audit_domain.py pin it.
 Decisions the rules leave open:
 - The name is the routing key `<worker>.<action>`; without one, the AMQP type minus `.v<N>`.
 - `identity.access_revoked` is authentication (access ended); the admin action that caused it is
-  recorded as admin on its own. Ledger reads are transaction records (the type says the domain,
+  recorded as admin on its own. `identity.new_device_login` is authentication too: a login that
+  succeeded from a device new to it (the customer is told; it is no security event by itself). Ledger reads are transaction records (the type says the domain,
   the severity says read). Loan and account money events are transaction records: money moves.
 - A read is a command, never an event. A command's record is chained `pending` when it arrives;
   its reply comes later as a record of its own, classified with its `Outcome` (domain/outcomes.py).
@@ -108,6 +109,7 @@ SECURITY_KEYS = frozenset({
 SECURITY_ACTIONS = frozenset({"suspicious_activity", "intrusion_detected", "security_alert"})
 AUTHENTICATION_KEYS = frozenset({
     "edge.auth_failed", "identity.verify_api_key", "identity.revoke_refresh_token", "identity.access_revoked",
+    "identity.new_device_login",
 })  # fmt: skip
 LOGIN_KEYS = frozenset({"identity.issue_token"})
 LOGIN_PREFIX = "identity.login_"

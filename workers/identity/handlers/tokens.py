@@ -1,5 +1,6 @@
 """Tokens: the grants of `identity.issue_token` (password, client credentials, refresh token)
-and a logout (`identity.revoke_refresh_token`)."""
+and a logout (`identity.revoke_refresh_token`). A password login's device is remembered, and a
+device new to a login that knew one raises `identity.new_device_login` (issue 13)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import uuid
 from uuid import UUID
 
+from bus.actor import EDGE
 from bus.handling import Context
 from contracts import identity as c
 from contracts.common import Reply
@@ -54,7 +56,26 @@ async def _password_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
         await store.set_login_state(ctx.conn, user.user_id, domain.after_success())
     if domain.needs_rehash(user.password_hash):
         await store.set_password_hash(ctx.conn, user.user_id, await asyncio.to_thread(domain.hash_password, password))
-    return await _grant(ctx, cmd, user, user.permissions_now(), family_id=uuid.uuid4())
+    return await _grant(ctx, cmd, user, user.permissions_now(), family_id=uuid.uuid4(), device=_device(ctx, cmd))
+
+
+def _device(ctx: Context, cmd: c.IssueToken) -> domain.Device | None:
+    from_edge = ctx.actor is not None and ctx.actor.via == EDGE
+    return domain.device_of(cmd.device_fingerprint, cmd.device_label, cmd.client_address, from_edge=from_edge,
+                            sender=ctx.broker_user)  # fmt: skip
+
+
+async def _note_device(ctx: Context, user: store.User, device: domain.Device) -> None:
+    """Remember the device; tell of a new one in this transaction (the user row is locked: one
+    login of this user at a time decides)."""
+    plan = domain.plan_device(await store.known_devices(ctx.conn, user.user_id), device.fingerprint)
+    if plan.known:
+        await store.saw_device(ctx.conn, user.user_id, plan.slot, device, ctx.now)
+        return
+    await store.keep_device(ctx.conn, user.user_id, plan.slot, device, ctx.now)
+    if plan.alert:
+        await ctx.emit(c.NewDeviceLogin(user_id=user.user_id, username=user.username, device_label=device.label,
+                                        client_address=device.address, occurred_at=ctx.now))  # fmt: skip
 
 
 async def _client_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
@@ -95,11 +116,13 @@ async def _refresh_grant(ctx: Context, cmd: c.IssueToken) -> Reply:
     return Reply.success(pair)
 
 
-async def _grant(ctx: Context, cmd: c.IssueToken, user: store.User, allowed: frozenset[str],
-                 family_id: UUID | None, api_key_id: UUID | None = None) -> Reply:  # fmt: skip
+async def _grant(ctx: Context, cmd: c.IssueToken, user: store.User, allowed: frozenset[str], family_id: UUID | None,
+                 api_key_id: UUID | None = None, device: domain.Device | None = None) -> Reply:  # fmt: skip
     scope = domain.granted_scope(allowed, cmd.scope)
     if isinstance(scope, Refusal):
         return refuse(scope)
+    if device is not None:  # a login that got its tokens: a refused one is no sign-in to tell of
+        await _note_device(ctx, user, device)
     pair = await _token_pair(ctx, user, scope, family_id, api_key_id)
     await ctx.emit(c.LoginSucceeded(user_id=user.user_id, username=user.username, grant_type=cmd.grant_type,
                                     occurred_at=ctx.now))  # fmt: skip

@@ -107,6 +107,10 @@ DEFAULTS: tuple[Template, ...] = tuple(Template(key, 1, "en", subject, body) for
     ("login_locked", "Your login was locked",
      "Dear {{ name }}, your login {{ username }} was locked after {{ failed_attempts }} failed attempts, until "
      "{{ locked_until }}. If this was not you, call the bank."),
+    ("new_device_login", "New sign-in to your account",
+     "Dear {{ name }}, your login {{ username }} was used to sign in from a device it had not used before: "
+     "{{ device_label }}, from {{ client_address }}, at {{ occurred_at }}. If this was you, there is nothing to do. "
+     "If this was not you, call the bank and change your password."),
     ("one_time_password", "Your one-time password",
      "{{ code }} is your one-time password. It is valid for {{ valid_minutes }} minutes. Never share it."),
     ("test_message", "CBS test message", "This is a test message from CBS{% if note is defined and note %}: {{ note }}{% endif %}."),

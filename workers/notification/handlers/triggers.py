@@ -233,3 +233,14 @@ async def on_locked_out(ctx: Context, event: identity.LockedOut) -> None:
         await notify(ctx, customer_id, "login_locked", NotificationCategory.security, NotificationPriority.critical,
                      _data(event), channels=(NotificationChannel.email, NotificationChannel.sms, NotificationChannel.in_app),
                      webhooks=False)  # fmt: skip
+
+
+async def on_new_device_login(ctx: Context, event: identity.NewDeviceLogin) -> None:
+    """The customer whose login it is, on every channel they have (a security message: always
+    sent, quiet hours and caps or not), so a stolen password shows at once. A staff login has no
+    customer: nothing here (audit records the event)."""
+    customer_id = await store.customer_of_login(ctx.conn, event.user_id)
+    if customer_id is not None:
+        data = _data(event) | {"client_address": event.client_address or "an unknown address"}
+        await notify(ctx, customer_id, "new_device_login", NotificationCategory.security, NotificationPriority.high, data,
+                     channels=CUSTOMER_CHANNELS, webhooks=False)  # fmt: skip
