@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from bus import joint, outbox, saga, tracing
-from bus.streams import ApplyBatch
 from bus.actor import Actor
+from bus.streams import ApplyBatch
 from contracts.common import Command, Event, Reply
 
 E = TypeVar("E", bound=Event)
@@ -159,6 +159,9 @@ class Routes:
     # commit any other (the broker would refuse it after the commit, leaving it stuck in the
     # outbox). None: unchecked (a test's ad-hoc worker).
     publishes: tuple[type[Event], ...] | None = None
+    # Prometheus collectors of the worker's own, served beside the bus's (e.g. the day worker's
+    # business date); the worker updates them, the registry only reads them when scraped.
+    metrics: tuple[Any, ...] = ()
 
     def event_route(self, message_type: str | None) -> EventRoute[Any] | None:
         return next((r for r in self.events if r.contract.message_type == message_type), None)

@@ -16,14 +16,14 @@ from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 
 from bus import db, observability, topology, tracing
-from bus.broker import Delivery, make_broker
 from bus.batching import BatchLimits, GroupCommitter
+from bus.broker import Delivery, make_broker
 from bus.direct import DirectBatchedConsumer
+from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
 from bus.outbox import OutboxRelay
 from bus.runtime import Delivered, Runtime
-from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
-from bus.streams import StreamLimits, StreamReader
 from bus.settings import Settings, broker_user, load
+from bus.streams import StreamLimits, StreamReader
 from contracts.common import Command, Reply
 
 log = logging.getLogger("cbs.worker")
@@ -184,7 +184,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     check_event_routes(routes)
     process = f"{worker}-worker"
     observability.configure_logging(process)
-    registry = observability.metrics_registry()
+    registry = observability.metrics_registry(*routes.metrics)
     # The worker's own broker user: what it publishes is known to be its, and it may touch only its
     # own queues (permissions made by `cbs migrate`, which alone declares the topology).
     amqp_url = settings.process_amqp_url(worker)

@@ -62,7 +62,9 @@ for _ in $(seq 1 120); do as_root rabbitmqctl -q ping >/dev/null 2>&1 && break; 
 as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
 # The management API: the containers' `cbs migrate` makes the broker users through it (compose.yaml),
 # and a test checks that path here too. Idempotent.
-as_root rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+# And its Prometheus exporter (port 15692): the dashboards' queue panels (deploy/prometheus), which
+# tests/e2e/test_dashboards.py scrapes.
+as_root rabbitmq-plugins enable --quiet rabbitmq_management rabbitmq_prometheus >/dev/null
 
 # --- Redis (shared rate limits when CBS_REDIS_URL is set; the tests use it) ------------------
 if ! command -v redis-server >/dev/null; then

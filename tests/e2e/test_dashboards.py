@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import time
 import uuid
-from pathlib import Path
+from datetime import UTC, date, datetime
+from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
@@ -22,7 +24,12 @@ import pytest
 from bus.settings import WORKERS, broker_user, load
 from contracts import customer as cu
 from tests.e2e.conftest import ROOT, Cluster
-from tests.e2e.test_flows import open_account_when_eligible, post, register_body, verified_customer
+from tests.e2e.test_flows import (
+    open_account_when_eligible,
+    post,
+    register_body,
+    verified_customer,
+)
 from tests.promql import dashboard_exprs, metric_names
 
 pytestmark = pytest.mark.e2e
@@ -40,12 +47,18 @@ def samples(text: str) -> dict[str, list[tuple[str, float]]]:
     return found
 
 
+# RabbitMQ's own exporter (the rabbitmq_prometheus plugin scripts/prepare.sh enables), per object, as
+# deploy/prometheus/prometheus.yml scrapes it: the dashboards' queue panels read it.
+RABBITMQ_METRICS = f"http://{urlsplit(os.environ['CBS_AMQP_URL']).hostname}:15692/metrics/per-object"
+
+
 def scrape(cluster: Cluster) -> dict[str, dict[str, list[tuple[str, float]]]]:
-    """Process -> its samples: the edge's /metrics and each worker's metrics port."""
+    """Process -> its samples: the edge's /metrics, each worker's metrics port, and the broker's."""
     scraped = {"edge": samples(httpx.get(f"{cluster.base_url}/metrics", timeout=5).text)}
     for worker in WORKERS:
         port = cluster.metrics_ports[worker]
         scraped[worker] = samples(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text)
+    scraped["rabbitmq"] = samples(httpx.get(RABBITMQ_METRICS, timeout=10).text)
     return scraped
 
 
@@ -115,6 +128,14 @@ def test_every_dashboard_metric_is_exported_by_a_running_process(cluster: Cluste
     # The edge's per-route metrics are by template: a read of any account is one series.
     assert total(scraped, "cbs_http_requests_total", 'route="/v1/accounts/{account_id}"', 'status="404"') >= 1
     assert total(scraped, "cbs_http_requests_total", 'route="unmatched"') >= 1
+    # The business day as the day worker exports it: the date the edge answers, no close running.
+    with cluster.client(timeout=10) as client:
+        business_date = date.fromisoformat(client.get("/v1/business-day").json()["business_date"])
+    midnight = datetime.combine(business_date, datetime.min.time(), tzinfo=UTC).timestamp()
+    assert total(scraped, "cbs_business_date_seconds") == midnight
+    assert total(scraped, "cbs_business_day_closing") == 0 and total(scraped, "cbs_cob_steps") == 0
+    # The broker's per-queue series name the queues CBS declared.
+    assert total(scraped, "rabbitmq_queue_consumers", 'queue="ledger.create_transfers"') >= 1
     # Every worker exports its pool and its outbox lag (a gauge: present from the start).
     for worker in WORKERS:
         assert "cbs_db_pool_connections" in scraped[worker], worker

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 from typing import Any
 
+from prometheus_client import Gauge
+
 from bus.handling import Context
-from contracts import day as c
 from contracts import account, ledger, loan
+from contracts import day as c
 from contracts.common import Reply
 from workers.day import domain, store
 from workers.day.domain import Day
@@ -165,6 +168,46 @@ async def ask_unreported_again(ctx: Context) -> bool:
         return False
     for step in await store.unreported_since(ctx.conn, day.business_date, STEP_RESEND_S):
         await _ask(ctx, day.business_date, step, await store.steps(ctx.conn, day.business_date))
+    return False
+
+
+# --- the business day as metrics (issue 14: "business-day status") --------------------------------
+# Read from the day's row by a duty every SWEEP_S, so a restarted worker exports it again within one
+# sweep. Prometheus has no date type: the open business date is its 00:00 UTC as Unix seconds (a
+# dashboard shows it as a date; `time() - cbs_business_date_seconds` grows past a day when a close is late).
+
+BUSINESS_DATE_SECONDS = Gauge(
+    "cbs_business_date_seconds", "The open business date, as its 00:00 UTC in Unix seconds", registry=None,
+)  # fmt: skip
+CLOSING = Gauge(
+    "cbs_business_day_closing", "1 while close of business runs on the open date, else 0", registry=None,
+)  # fmt: skip
+COB_STEPS = Gauge(
+    "cbs_cob_steps", "The steps of the close under way by status (a failed one stops the close until asked "
+    "again); all 0 while the day is open", ["status"], registry=None,
+)  # fmt: skip
+METRICS = (BUSINESS_DATE_SECONDS, CLOSING, COB_STEPS)
+
+
+def _export(business_date: dt.date, status: c.DayStatus, step_statuses: Iterable[str]) -> None:
+    midnight = dt.datetime.combine(business_date, dt.time(0), tzinfo=dt.UTC)
+    BUSINESS_DATE_SECONDS.set(midnight.timestamp())
+    closing = status is c.DayStatus.closing
+    CLOSING.set(1 if closing else 0)
+    counts = dict.fromkeys((s.value for s in c.StepStatus), 0)
+    for step_status in step_statuses if closing else ():
+        counts[step_status] = counts.get(step_status, 0) + 1
+    for step_status, n in counts.items():
+        COB_STEPS.labels(step_status).set(n)
+
+
+async def export_status(ctx: Context) -> bool:
+    """Duty: the business date and the close's progress, as metrics."""
+    found = await store.read_day(ctx.conn)
+    if found is not None:
+        day = found[0]
+        steps = await store.steps(ctx.conn, day.business_date) if day.status == c.DayStatus.closing else []
+        _export(day.business_date, day.status, (row["status"] for row in steps))
     return False
 
 

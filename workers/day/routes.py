@@ -24,7 +24,9 @@ ROUTES = Routes(
     duties=(
         Duty("close_when_due", handlers.close_when_due, handlers.SWEEP_S),
         Duty("ask_unreported_again", handlers.ask_unreported_again, handlers.SWEEP_S),
+        Duty("export_status", handlers.export_status, handlers.SWEEP_S),
     ),
+    metrics=handlers.METRICS,
     on_start=handlers.open_first_day,
     publishes=day.EVENTS,
 )
