@@ -308,22 +308,16 @@ async def ledger_verify(conn: asyncpg.Connection) -> dict[str, Any]:
 
 async def audit_chain(conn: asyncpg.Connection) -> dict[str, Any]:
     """The hash chain from its first record to the stored head, as `cbs audit verify` walks it."""
+    import sys
+
     from workers.audit import store
     from workers.audit.domain import chain
+    from workers.audit.handlers.records import walk_chain
 
     head = await store.head(conn)
-    seq, prev, checked = 1, chain.GENESIS, 0
-    while seq <= head.last_seq:
-        rows = await store.chain_page(conn, seq, head.last_seq, store.VERIFY_PAGE)
-        if not rows:
-            break
-        check = chain.verify_chain(((r["prev_hash"], r["hash"], store.chained_fields(r)) for r in rows), prev)
-        checked += check.records_checked
-        if not check.ok:
-            assert check.first_broken_index is not None and check.reason is not None
-            return {"ok": False, "records_checked": checked, "first_broken_seq": rows[check.first_broken_index]["seq"],
-                    "reason": check.reason.value}  # fmt: skip
-        prev, seq = check.last_hash, rows[-1]["seq"] + 1
-    if prev != head.last_hash:
-        return {"ok": False, "records_checked": checked, "first_broken_seq": head.last_seq, "reason": "head_mismatch"}
-    return {"ok": True, "records_checked": checked, "last_seq": head.last_seq}
+    walk = await walk_chain(conn, 1, chain.GENESIS, head.last_seq, sys.maxsize)
+    if walk.broken is not None:
+        return {"ok": False, "records_checked": walk.checked, "first_broken_seq": walk.broken[0], "reason": walk.broken[1]}
+    if walk.last_hash != head.last_hash:
+        return {"ok": False, "records_checked": walk.checked, "first_broken_seq": head.last_seq, "reason": "head_mismatch"}
+    return {"ok": True, "records_checked": walk.checked, "last_seq": head.last_seq}

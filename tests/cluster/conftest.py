@@ -19,10 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 import asyncpg
 import pytest
 
-from bus.settings import WORKERS
 from tests.cluster.rabbit import RabbitCluster
 from tests.conftest import RUN_ID, separate_infra
-from tests.e2e.conftest import ROOT, Cluster, _free_port
+from tests.e2e.conftest import ROOT, Cluster, every_process
 
 LOGS = ROOT / ".test-logs-cluster"
 
@@ -103,15 +102,5 @@ async def admin_db(infra: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture(scope="package")
 def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
     """The edge and every worker, as `make test`'s end-to-end tests start them."""
-    shutil.rmtree(LOGS, ignore_errors=True)
-    env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5",
-           "CBS_RATE_AUTH_PER_MIN": "1000", "CBS_RATE_ADMIN_PER_MIN": "100000",
-           "CBS_NOTIFY_QUIET_HOURS": "00:00-00:00"}  # fmt: skip
-    c = Cluster(env, logs=LOGS)
-    for name in ("edge", *WORKERS):
-        c.start(name)
-    try:
-        c.wait_ready(timeout_s=120)
+    with every_process(LOGS, ready_timeout_s=120) as c:
         yield c
-    finally:
-        c.stop_all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -142,21 +143,30 @@ async def admin_db(infra: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-# Package scope: the processes are gone before the integration tests start their in-process workers.
-@pytest.fixture(scope="package")
-def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
-    shutil.rmtree(LOGS, ignore_errors=True)  # this run's logs only
+@contextlib.contextmanager
+def every_process(logs: Path, *, metrics_ports: bool = False, ready_timeout_s: float = 60) -> Iterator[Cluster]:
+    """The edge and every worker as real processes, on the infrastructure `os.environ` names, each
+    logging to `logs` (emptied first: this run's logs only); all stopped at the end."""
+    shutil.rmtree(logs, ignore_errors=True)
     # The auth class allows 10 requests a minute per address; these tests log in more often.
     env = {**os.environ, "CBS_EDGE_PORT": str(_free_port()), "CBS_REQUEST_TIMEOUT_S": "5",
            "CBS_RATE_AUTH_PER_MIN": "1000", "CBS_RATE_ADMIN_PER_MIN": "100000",
            # No quiet hours unless a test stores them: an SMS must not wait for 07:00 because CI runs at night.
            "CBS_NOTIFY_QUIET_HOURS": "00:00-00:00"}  # fmt: skip
-    c = Cluster(env)
-    c.metrics_ports = {worker: _free_port() for worker in WORKERS}
+    c = Cluster(env, logs=logs)
+    if metrics_ports:
+        c.metrics_ports = {worker: _free_port() for worker in WORKERS}
     for name in ("edge", *WORKERS):
         c.start(name)
     try:
-        c.wait_ready()
+        c.wait_ready(timeout_s=ready_timeout_s)
         yield c
     finally:
         c.stop_all()
+
+
+# Package scope: the processes are gone before the integration tests start their in-process workers.
+@pytest.fixture(scope="package")
+def cluster(infra: dict[str, str]) -> Iterator[Cluster]:
+    with every_process(LOGS, metrics_ports=True) as c:
+        yield c

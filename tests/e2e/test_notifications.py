@@ -15,6 +15,7 @@ modules' notifications that the providers' rate limits would make these tests wa
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import os
@@ -41,7 +42,7 @@ from tests.conftest import separate_infra
 from tests.e2e.conftest import Cluster, _free_port
 from tests.e2e.test_auth import login, new_user
 from tests.e2e.test_flows import post, verified_customer
-from tests.e2e.test_payments import deposit, internal, payable_account
+from tests.e2e.test_payments import deposit, internal, payable_account, wait_for
 from tests.integration.conftest import publish_as
 from tests.notify_peers import Mailbox, signature_verifies
 
@@ -156,14 +157,8 @@ def query(infra: dict[str, str], sql: str, *args: Any) -> list[Any]:
     return asyncio.run(run())
 
 
-def eventually(check: Any, timeout_s: float = 30) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {result!r}"
-        time.sleep(0.2)
+# test_payments.wait_for, the package's one poll, with this module's longer default wait.
+eventually = functools.partial(wait_for, timeout_s=30)
 
 
 def test_the_edge_routes_and_a_sigkill_mid_send(mini: Cluster, receiver: str, infra: dict[str, str]) -> None:

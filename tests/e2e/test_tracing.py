@@ -16,6 +16,7 @@ with the SQL of each worker inside, and the trace id in the JSON logs of every p
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -38,7 +39,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from tests.conftest import separate_infra
 from tests.e2e.conftest import LOGS, Cluster, _free_port
 from tests.e2e.test_flows import post, verified_customer
-from tests.e2e.test_payments import deposit, internal, payable_account
+from tests.e2e.test_payments import deposit, internal, payable_account, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -168,14 +169,8 @@ def traced(infra: dict[str, str], receiver: tuple[Receiver, str]) -> Iterator[Cl
         cluster.stop_all()
 
 
-def eventually(check: Callable[[], Any], timeout_s: float = 30, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"{what} not met within {timeout_s} s (last: {result!r})"
-        time.sleep(0.2)
+# test_payments.wait_for, the package's one poll, with this module's longer default wait.
+eventually = functools.partial(wait_for, timeout_s=30)
 
 
 class Tree:

@@ -3,23 +3,24 @@ the stream's offset), and audit's own commands, `audit.list_records` and `audit.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
-import datetime as dt
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from bus import grants, outbox
-from bus.paging import cursor_or_refusal, decode_seq, page_of
 from bus.handling import Context
+from bus.paging import cursor_or_refusal, decode_seq, page_of
+from bus.settings import broker_user
 from bus.streams import ApplyBatch, StreamBatch
 from contracts import audit as c
 from contracts.common import Event, Reply
-from workers.audit import store
-from bus.settings import broker_user
 from contracts.day import BANK_TIME_ZONE
+from workers.audit import store
 from workers.audit.domain import chain, classification
 from workers.audit.handlers import taps
 from workers.audit.handlers.taps import Draft, Kind
@@ -201,17 +202,25 @@ async def list_records(ctx: Context, cmd: c.ListRecords) -> Reply:
     return Reply.success(c.AuditRecordPage(items=[_view(r) for r in page], next_cursor=cursor))
 
 
-async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:
-    """Walk from `from_seq` to the head as it was when the walk began, in pages."""
-    head = await store.head(ctx.conn)
-    start_prev = chain.GENESIS if cmd.from_seq == 1 else await store.prev_hash_at(ctx.conn, cmd.from_seq)
-    if start_prev is None:
-        return Reply.refusal(c.AuditError.invalid_range, f"no audit record {cmd.from_seq}")
-    seq, prev, checked, last_ok = cmd.from_seq, start_prev, 0, None
+@dataclass(frozen=True, slots=True)
+class ChainWalk:
+    """What a walk along the chain found: records checked, the last hash verified, the last good
+    seq, and the first break (seq, reason), if any."""
+
+    checked: int
+    last_hash: bytes
+    last_ok: int | None
+    broken: tuple[int, str] | None
+
+
+async def walk_chain(conn: asyncpg.Connection, from_seq: int, prev: bytes, last_seq: int, max_records: int) -> ChainWalk:
+    """Verify records `from_seq`..`last_seq` (at most `max_records`) in pages, from the hash `prev`
+    before them; stops at the first break. Used by `audit.verify_chain` and by `cbs restore`'s check."""
+    seq, checked, last_ok = from_seq, 0, None
     broken: tuple[int, str] | None = None
-    while seq <= head.last_seq and checked < cmd.max_records:
-        limit = min(store.VERIFY_PAGE, cmd.max_records - checked)
-        rows = await store.chain_page(ctx.conn, seq, head.last_seq, limit)
+    while seq <= last_seq and checked < max_records:
+        limit = min(store.VERIFY_PAGE, max_records - checked)
+        rows = await store.chain_page(conn, seq, last_seq, limit)
         if not rows:
             break
         check = chain.verify_chain(((r["prev_hash"], r["hash"], store.chained_fields(r)) for r in rows), prev)
@@ -223,6 +232,17 @@ async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:
                 last_ok = rows[check.first_broken_index - 1]["seq"]
             break
         prev, last_ok, seq = check.last_hash, rows[-1]["seq"], rows[-1]["seq"] + 1
+    return ChainWalk(checked, prev, last_ok, broken)
+
+
+async def verify_chain(ctx: Context, cmd: c.VerifyChain) -> Reply:
+    """Walk from `from_seq` to the head as it was when the walk began, in pages."""
+    head = await store.head(ctx.conn)
+    start_prev = chain.GENESIS if cmd.from_seq == 1 else await store.prev_hash_at(ctx.conn, cmd.from_seq)
+    if start_prev is None:
+        return Reply.refusal(c.AuditError.invalid_range, f"no audit record {cmd.from_seq}")
+    walk = await walk_chain(ctx.conn, cmd.from_seq, start_prev, head.last_seq, cmd.max_records)
+    checked, prev, last_ok, broken = walk.checked, walk.last_hash, walk.last_ok, walk.broken
     complete = broken is None and (last_ok or cmd.from_seq - 1) >= head.last_seq
     if complete and prev != head.last_hash:
         broken = head.last_seq, "head_mismatch"  # the tail was cut or rewritten
