@@ -261,6 +261,7 @@ async def refund_payment(
         data["verified"] = True  # never from the body (RefundPaymentBody has no such field)
     return await _change(request, c.RefundPayment, data, who, key, created=True)
 
+
 _payment_action("reverse", c.ReversePayment, ReversePaymentBody, "payments:reverse", created=True,
                 doc="Staff correction: principal and fee back to the payer in full, as a new payment `reversal_id`.")
 
