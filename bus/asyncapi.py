@@ -15,7 +15,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue
 from faststream.specification import AsyncAPI
 
 from bus import topology
-from contracts.common import Command, Event, GetOperation, Reply
+from contracts.common import Command, Event, GetOperation, Reply, ReplyCopies
 
 TITLE = "CBS bus"
 VERSION = "1.0.0"
@@ -96,6 +96,18 @@ def _replies(broker: RabbitBroker) -> None:
     )  # fmt: skip
 
 
+def _reply_copies(broker: RabbitBroker) -> None:
+    broker.publisher(
+        RabbitQueue(topology.AUDIT_REPLIES_TAP, durable=True), schema=ReplyCopies, title="reply copies",
+        description=(
+            f"{(ReplyCopies.__doc__ or '').strip()} Published by a worker on the default exchange to the stream"
+            f" `{topology.AUDIT_REPLIES_TAP}` with `type` `{ReplyCopies.message_type}`; a single reply's copy"
+            f" reaches the same stream through the reply's `BCC` header instead, with header"
+            f" `{topology.REPLY_COMMAND_HEADER}` naming its command."
+        ),
+    )  # fmt: skip
+
+
 def _check_unique_names() -> None:
     # Schemas are keyed by class name in the document: two contracts with one name would
     # silently show one payload for both.
@@ -121,6 +133,7 @@ def docs_broker() -> RabbitBroker:
             GET_OPERATION_TYPE,
         )  # fmt: skip
     _replies(broker)
+    _reply_copies(broker)
     for contracts in (*topology.WORKER_CONTRACTS.values(), *topology.OPERATOR_CONTRACTS.values()):
         events: tuple[type[Event], ...] = tuple(contracts.EVENTS)
         for event in events:

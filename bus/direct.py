@@ -89,7 +89,7 @@ class DirectBatchedConsumer:
                 command = await self.runtime.parse(self.contract, message.body, delivery)  # type: ignore[arg-type]
                 reply = await self.submit(Delivered(command, delivery, message.body, tracing.current()))  # type: ignore[arg-type]
                 if reply is not None:
-                    await self.runtime.reply_to_sender(delivery, reply)  # type: ignore[arg-type]
+                    await self.runtime.reply_to_sender(delivery, reply, copy=False)  # type: ignore[arg-type]
         except RejectMessage:
             await message.reject(requeue=False)  # answered already; to the dead-letter exchange
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -26,7 +27,7 @@ from faststream.rabbit import RabbitMessage
 from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from bus import grants, inbox, joint, outbox, saga, topology, tracing
+from bus import grants, inbox, joint, outbox, replies, saga, topology, tracing
 from bus.actor import Trust, actor_of, believed, unauthenticated
 from bus.db import DB_ATTEMPTS, TRANSIENT_DB_ERRORS
 from bus.handling import BatchHandler, CommandHandler, Context, Deferred, Routes, duty_context, each
@@ -34,7 +35,7 @@ from bus import observability
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
 from contracts import security
-from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply, holds_nul
+from contracts.common import Command, ErrorCode, Event, GetOperation, OperationStatus, Reply, ReplyCopies, ReplyCopy, holds_nul
 from contracts.partner import PartnerAccessChanged
 
 log = logging.getLogger("cbs.runtime")
@@ -130,6 +131,33 @@ class Runtime:
         or None while a saga step still owes it."""
         with tracing.batch(f"commit {contract.routing_key}", [d.trace for d in batch]) if tracing.ON else tracing.OFF:
             return await self.in_transaction(lambda conn: self._commit(conn, contract, handler, batch))
+
+    async def commit_and_copy(self, contract: type[Command], handler: BatchHandler,
+                              batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
+        """`commit` a group-committed batch, then copy its replies to audit's outcome tap as one
+        message (`ReplyCopies`); each delivery's reply is then sent without its own copy
+        (`reply_to_sender(..., copy=False)`). A crash before the copy loses nothing: the
+        deliveries are redelivered, and their stored replies copied with a later batch."""
+        answers = await self.commit(contract, handler, batch)
+        await self.copy_replies([(d.msg.raw_message, reply) for d, reply in zip(batch, answers, strict=True)
+                                 if reply is not None])  # fmt: skip
+        return answers
+
+    async def copy_replies(self, answered: Sequence[tuple[Any, Reply]]) -> None:
+        """Audit's copies of these replies to commands (raw AMQP message, reply), as few messages as
+        the bounds allow (bus/replies.py)."""
+        copies = [ReplyCopy(message_id=f"{raw.message_id}.reply", command=raw.routing_key,
+                            correlation_id=raw.correlation_id, body=replies.reply_body(reply).decode())
+                  for raw, reply in answered]  # fmt: skip
+        assert self.reply_channel is not None, "the worker opens its reply channel before it consumes"
+        for body in replies.copies_bodies(copies, self.max_body_bytes):
+            message = aio_pika.Message(
+                body, content_type="application/json", message_id=uuid.uuid4().hex, type=ReplyCopies.message_type,
+                user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            )  # fmt: skip
+            # mandatory=False, as for a reply's own copy: a committed batch is not undone for audit.
+            await self.reply_channel.default_exchange.publish(message, routing_key=topology.AUDIT_REPLIES_TAP,
+                                                              mandatory=False)  # fmt: skip
 
     async def _commit(self, conn: asyncpg.Connection, contract: type[Command], handler: BatchHandler,
                       batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
@@ -465,10 +493,12 @@ class Runtime:
             now=datetime.now(UTC),
         )
 
-    async def reply_to_sender(self, msg: RabbitMessage, reply: Reply) -> None:
+    async def reply_to_sender(self, msg: RabbitMessage, reply: Reply, *, copy: bool = True) -> None:
+        """Answer the delivery; with `copy`, audit's outcome tap gets the reply too (without, the
+        caller copied it already: `commit_and_copy`)."""
         raw = msg.raw_message
         # Audit keeps the outcome of every command; an event's refusal is only its dead letter.
-        command = raw.routing_key if raw.exchange == topology.COMMANDS.name else None
+        command = raw.routing_key if copy and raw.exchange == topology.COMMANDS.name else None
         await self._publish_reply(reply, raw.reply_to, raw.correlation_id, raw.message_id, command)
 
     async def _publish_reply(
@@ -483,7 +513,7 @@ class Runtime:
         if not reply_to and not to_tap:
             return  # fire and forget: the partner follows events, or asks for the operation
         assert self.reply_channel is not None, "the worker opens its reply channel before it consumes"
-        body = json.dumps(reply.model_dump(mode="json")).encode()
+        body = replies.reply_body(reply)
         direct = not reply_to or reply_to.startswith(topology.DIRECT_REPLY_TO)
 
         def message(bcc: bool) -> aio_pika.Message:

@@ -201,7 +201,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     batched: list[tuple[Any, Committer]] = []
     for contract, batch_handler in routes.batched.items():
         committers[contract] = GroupCommitter(
-            contract.routing_key, functools.partial(runtime.commit, contract, batch_handler), limits,
+            contract.routing_key, functools.partial(runtime.commit_and_copy, contract, batch_handler), limits,
             lambda delivered: routes.batch_units(delivered.command),
         )  # fmt: skip
         batched.append((contract, committers[contract]))

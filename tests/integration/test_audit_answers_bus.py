@@ -5,6 +5,7 @@ and the chain still verifying with the outcomes in it."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from dataclasses import replace
@@ -15,13 +16,17 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from bus.replies import copies_bodies, reply_body
 from bus.settings import broker_user
 from contracts import audit as au
 from contracts import day as dy
 from contracts import identity as idn
+from contracts import ledger as L
 from contracts import payment as p
+from contracts.common import Reply, ReplyCopy
 from ops import cli
 from tests.integration.conftest import BusClient, eventually, publish_as
+from tests.integration.test_ledger_bus import A, accounts, nt
 from tests.integration.test_payment_bus import deposit, open_account, pay
 from workers.audit.handlers import reports
 
@@ -95,7 +100,12 @@ async def test_a_refused_commands_outcome_is_its_refusal_code(bus: BusClient, ad
                                               "result": "refused", "code": "insufficient_funds"}  # fmt: skip
 
     # The command's own record (chained when it arrived, never changed) now reads with its outcome.
-    [view] = (await bus.ok(au.ListRecords(routing_key_prefix="payment.initiate_payment", entity_id=str(command.payment_id))))["items"]
+    # Its tap is another stream than the outcome's, read on its own: it may be recorded later.
+    async def command_record() -> list[dict[str, Any]]:
+        query = au.ListRecords(routing_key_prefix="payment.initiate_payment", entity_id=str(command.payment_id))
+        return (await bus.ok(query))["items"]
+
+    [view] = await eventually(command_record)
     assert view["event_id"] == message_id and view["status"] == "pending"
     assert (view["outcome"]["result"], view["outcome"]["code"], view["outcome"]["status"]) == (
         "refused", "insufficient_funds", "failure")  # fmt: skip
@@ -129,6 +139,40 @@ async def test_a_reply_from_anyone_but_the_commands_worker_is_not_believed(bus: 
     # Somebody answering for another worker is a security event, with its investigation.
     assert await admin_db.fetchval("SELECT status FROM audit.audit_investigation WHERE record_seq = $1 "
                                    "AND kind = 'security'", row["seq"]) == "open"  # fmt: skip
+
+
+async def test_a_group_commits_outcomes_each_hash_the_reply_its_asker_received(bus: BusClient,
+                                                                              admin_db: asyncpg.Pool) -> None:
+    """Group-committed commands' replies reach audit as one `ReplyCopies` message a commit
+    (bus/replies.py); each is still its own outcome record, hashing the bytes its asker got."""
+    payer, payee = await accounts(bus, A(dr=True, fund=1_000), A())
+    amounts = [100] * 8 + [1_000_000]  # eight fit, the last exceeds the payer's credits
+    ids = [f"copied-{uuid.uuid4()}" for _ in amounts]
+    replies = await asyncio.gather(*(bus.send(L.CreateTransfers(transfers=[nt(payer, payee, amount)]), message_id=i)
+                                     for i, amount in zip(ids, amounts, strict=True)))  # fmt: skip
+    for message_id, reply, amount in zip(ids, replies, amounts, strict=True):
+        row = await outcome_of(admin_db, message_id)
+        assert (row["result"], row["command_key"]) == ("success" if amount == 100 else "refused", "ledger.create_transfers")
+        record = await admin_db.fetchrow("SELECT * FROM audit.audit_record WHERE seq = $1", row["outcome_seq"])
+        assert (record["event_id"], record["broker_user"]) == (f"{message_id}.reply", broker_user("ledger"))
+        assert record["payload_sha256"] == hashlib.sha256(reply_body(reply)).hexdigest()
+
+
+async def test_reply_copies_from_anyone_but_the_commands_worker_are_not_believed(bus: BusClient,
+                                                                                admin_db: asyncpg.Pool) -> None:
+    forged = f"forged-{uuid.uuid4()}"
+    copy = ReplyCopy(message_id=f"{forged}.reply", command="ledger.create_transfers",
+                     body=reply_body(Reply.success({"results": []})).decode())  # fmt: skip
+    [body] = copies_bodies([copy], 1_000_000)
+    await publish_as("payment", "audit.tap.replies", body, exchange="", message_id=uuid.uuid4().hex,
+                     type="reply_copies.v1")  # fmt: skip
+
+    async def recorded() -> asyncpg.Record | None:
+        return await admin_db.fetchrow("SELECT * FROM audit.audit_record WHERE event_id = $1", f"{forged}.reply")
+
+    row = await eventually(recorded)
+    assert row["kind"] == "outcome" and "broker user" in row["parse_error"]
+    assert await admin_db.fetchval("SELECT count(*) FROM audit.audit_outcome WHERE command_id = $1", forged) == 0
 
 
 # --- a payment's whole flow, and the account's trail ---------------------------------------------

@@ -11,8 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus.replies import copies_bodies, reply_body
 from bus.settings import broker_user
-from workers.audit.domain.outcomes import classify_outcome, outcome_of_reply, outcome_payload
+from contracts.common import MAX_REPLY_COPIES, Reply, ReplyCopies, ReplyCopy
+from workers.audit.domain.outcomes import (
+    classify_outcome,
+    outcome_of_reply,
+    outcome_payload,
+)
 from workers.audit.domain.reports import (
     Movement,
     ReportConfig,
@@ -26,7 +32,7 @@ from workers.audit.domain.reports import (
     structuring_cases,
 )
 from workers.audit.domain.subjects import accounts_of
-from workers.audit.handlers.taps import draft_of_reply
+from workers.audit.handlers.taps import draft_of_reply, drafts_of_reply_copies
 
 # --- outcomes --------------------------------------------------------------------------------
 
@@ -114,6 +120,59 @@ def test_a_reply_not_believed_is_recorded_with_why_and_indexes_nothing(body: byt
     assert draft.outcome is None and draft.parse_error is not None and why in draft.parse_error
     # A reply for a worker from anyone else raises a security event.
     assert draft.classification.security_followup == ("broker user" in why)
+
+
+# --- a group commit's replies, copied as one message -----------------------------------------------
+
+
+def _copy(n: int, reply: Reply, command: str = "ledger.create_transfers") -> ReplyCopy:
+    return ReplyCopy(message_id=f"cmd-{n}.reply", command=command, correlation_id=f"c{n}",
+                     body=reply_body(reply).decode())  # fmt: skip
+
+
+def test_each_copy_is_the_outcome_record_its_own_reply_would_have_made() -> None:
+    answers = [Reply.success({"results": [{"result": "ok"}]}), Reply.refusal("forbidden", "no"),
+               Reply.success({"results": [{"result": "exceeds_credits"}]})]  # fmt: skip
+    copies = [_copy(n, r) for n, r in enumerate(answers)]
+    [body] = copies_bodies(copies, 1_000_000)
+    assert ReplyCopies.model_validate_json(body) == ReplyCopies(replies=copies)  # what the contract reads
+    drafts = drafts_of_reply_copies(body, message_id="m", user_id=broker_user("ledger"), max_body_bytes=1_000_000)
+    singles = [draft_of_reply(reply_body(r), message_id=f"cmd-{n}.reply", command_key="ledger.create_transfers",
+                              correlation_id=f"c{n}", user_id=broker_user("ledger"), max_body_bytes=1_000_000)
+               for n, r in enumerate(answers)]  # fmt: skip
+    assert drafts == singles  # the same records, hashes of the bytes each asker received included
+    assert [d.outcome[2].result for d in drafts if d.outcome] == ["success", "refused", "refused"]
+
+
+def test_copies_from_another_worker_are_each_not_believed_and_raise_a_security_event() -> None:
+    body = copies_bodies([_copy(1, Reply.success({})), _copy(2, Reply.success({}))], 1_000_000)[0]
+    drafts = drafts_of_reply_copies(body, message_id="m", user_id=broker_user("payment"), max_body_bytes=1_000_000)
+    assert len(drafts) == 2
+    assert all(d.outcome is None and "broker user" in (d.parse_error or "") for d in drafts)
+    assert all(d.classification.security_followup for d in drafts)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [(b"not json", "reply copies: invalid body"), (b'{"replies": []}', "reply copies: invalid body"),
+     (b'{"replies": [{"message_id": "x.reply", "command": "a.b", "body": "{}", "extra": 1}]}', "reply copies"),
+     (b"x" * 2_000, "exceeds 1000 bytes")],
+)  # fmt: skip
+def test_what_is_not_reply_copies_is_recorded_once_with_why(body: bytes, why: str) -> None:
+    [draft] = drafts_of_reply_copies(body, message_id="m", user_id=broker_user("ledger"), max_body_bytes=1_000)
+    assert draft.kind == "outcome" and draft.outcome is None and draft.payload is None
+    assert draft.parse_error is not None and why in draft.parse_error and draft.message_type == "reply_copies.v1"
+
+
+@given(st.lists(st.integers(min_value=0, max_value=3_000), max_size=600), st.integers(min_value=500, max_value=20_000))
+def test_copies_are_chunked_in_order_within_both_bounds(sizes: list[int], max_bytes: int) -> None:
+    copies = [_copy(n, Reply.success({"pad": "x" * size})) for n, size in enumerate(sizes)]
+    bodies = copies_bodies(copies, max_bytes)
+    chunks = [ReplyCopies.model_validate_json(b).replies for b in bodies]
+    assert [c for chunk in chunks for c in chunk] == copies  # every copy once, in order
+    for body, chunk in zip(bodies, chunks):
+        assert len(chunk) <= MAX_REPLY_COPIES
+        assert len(body) <= max_bytes or len(chunk) == 1  # only a copy too large alone passes the bound
 
 
 # --- accounts a record names --------------------------------------------------------------------

@@ -140,8 +140,9 @@ def record_tap(exchange: str, kind: Kind) -> ApplyBatch:
 
 
 async def record_replies(conn: asyncpg.Connection, batch: StreamBatch) -> None:
-    """What audit does with a batch of its replies tap: each reply's outcome record, in order."""
-    drafts = [taps.draft_of_reply_delivery(m, max_body_bytes=batch.max_body_bytes) for m in batch.messages]
+    """What audit does with a batch of its replies tap: each reply's outcome record, in order (a
+    group commit's copies, one message, become one record each)."""
+    drafts = [d for m in batch.messages for d in taps.drafts_of_reply_delivery(m, max_body_bytes=batch.max_body_bytes)]
     if batch.gap is not None:
         drafts.insert(0, taps.gap_draft(batch.gap, stream=batch.stream, exchange=taps.REPLY_EXCHANGE, kind="outcome"))
     await append_refusing_none(conn, drafts)

@@ -30,7 +30,7 @@ from bus.settings import broker_user
 from contracts import (
     account, audit, customer, day, identity, ledger, loan, notification, operations, partner, payment, security,
 )
-from contracts.common import GetOperation, Reply
+from contracts.common import GetOperation, Reply, ReplyCopies
 from contracts.partner import PartnerAccessChanged
 from workers.audit.domain import chain, subjects
 from workers.audit.domain.classification import Classification, classify
@@ -273,9 +273,37 @@ def draft_of_reply(
     )  # fmt: skip
 
 
-def draft_of_reply_delivery(message: AbstractIncomingMessage, *, max_body_bytes: int) -> Draft:
+def drafts_of_reply_copies(body: bytes, *, message_id: str | None, user_id: str | None,
+                           max_body_bytes: int) -> list[Draft]:  # fmt: skip
+    """The outcome records of a group commit's replies (`ReplyCopies`): one per copy, each as
+    `draft_of_reply` makes it of a single reply (believed from the command's worker only). A
+    message that is not one is recorded once, with why, and indexes nothing."""
+    why: str | None = None
+    if len(body) > max_body_bytes:
+        why = f"body exceeds {max_body_bytes} bytes"
+    else:
+        try:
+            copies = ReplyCopies.model_validate_json(body)
+        except ValidationError as exc:
+            why = "reply copies: " + _parse_error(exc)
+    if why is not None:
+        unread = draft_of_reply(body, message_id=message_id, command_key=None, correlation_id=None, user_id=user_id,
+                                max_body_bytes=max_body_bytes)  # fmt: skip
+        return [replace(unread, message_type=ReplyCopies.message_type, parse_error=why, payload=None, outcome=None)]
+    return [
+        draft_of_reply(copy.body.encode(), message_id=copy.message_id, command_key=copy.command,
+                       correlation_id=copy.correlation_id, user_id=user_id, max_body_bytes=max_body_bytes)
+        for copy in copies.replies
+    ]  # fmt: skip
+
+
+def drafts_of_reply_delivery(message: AbstractIncomingMessage, *, max_body_bytes: int) -> list[Draft]:
+    """What one delivery of the replies tap holds: a reply's copy, or a group commit's copies."""
+    if message.type == ReplyCopies.message_type:
+        return drafts_of_reply_copies(message.body, message_id=message.message_id, user_id=message.user_id,
+                                      max_body_bytes=max_body_bytes)  # fmt: skip
     headers = dict(message.headers or {})
-    return draft_of_reply(
+    return [draft_of_reply(
         message.body, message_id=message.message_id, command_key=_text(headers.get(topology.REPLY_COMMAND_HEADER)),
         correlation_id=message.correlation_id, user_id=message.user_id, max_body_bytes=max_body_bytes,
-    )  # fmt: skip
+    )]  # fmt: skip
