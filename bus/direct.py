@@ -23,8 +23,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from faststream.exceptions import RejectMessage
 
 from bus import topology, tracing
-from bus.runtime import Delivered, Runtime
-from contracts.common import Reply
+from bus.runtime import Answered, Delivered, Runtime
 
 log = logging.getLogger("cbs.direct")
 
@@ -36,7 +35,7 @@ class RawDelivery:
     raw_message: AbstractIncomingMessage
 
 
-Submit = Callable[[Delivered], Awaitable[Reply | None]]
+Submit = Callable[[Delivered], Awaitable[Answered]]
 
 
 class DirectBatchedConsumer:
@@ -87,9 +86,10 @@ class DirectBatchedConsumer:
             # One span per message, from its delivery to its reply; its batch's commit links to it.
             with tracing.consuming(message):
                 command = await self.runtime.parse(self.contract, message.body, delivery)  # type: ignore[arg-type]
-                reply = await self.submit(Delivered(command, delivery, message.body, tracing.current()))  # type: ignore[arg-type]
-                if reply is not None:
-                    await self.runtime.reply_to_sender(delivery, reply, copy=False)  # type: ignore[arg-type]
+                answered = await self.submit(Delivered(command, delivery, message.body, tracing.current()))  # type: ignore[arg-type]
+                if answered.reply is not None:
+                    await self.runtime.reply_to_sender(delivery, answered.reply, copy=False)  # type: ignore[arg-type]
+                await answered.copied  # audit has the reply (its batch's copy) before the command is acked
         except RejectMessage:
             await message.reject(requeue=False)  # answered already; to the dead-letter exchange
             return

@@ -11,6 +11,7 @@ message is nacked for redelivery, up to the queue's delivery limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -58,6 +59,15 @@ def key_reused(message_id: str) -> Reply:
 
 def _validation_details(exc: ValidationError) -> list[Any]:
     return json.loads(exc.json(include_url=False, include_input=False))
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """A group-committed delivery's answer: its reply (None while a saga step owes it), and the
+    confirm of audit's copy of its batch's replies, awaited before the delivery is acked."""
+
+    reply: Reply | None
+    copied: asyncio.Future[None]
 
 
 @dataclass(frozen=True)
@@ -133,15 +143,16 @@ class Runtime:
             return await self.in_transaction(lambda conn: self._commit(conn, contract, handler, batch))
 
     async def commit_and_copy(self, contract: type[Command], handler: BatchHandler,
-                              batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
-        """`commit` a group-committed batch, then copy its replies to audit's outcome tap as one
-        message (`ReplyCopies`); each delivery's reply is then sent without its own copy
-        (`reply_to_sender(..., copy=False)`). A crash before the copy loses nothing: the
-        deliveries are redelivered, and their stored replies copied with a later batch."""
-        answers = await self.commit(contract, handler, batch)
-        await self.copy_replies([(d.msg.raw_message, reply) for d, reply in zip(batch, answers, strict=True)
-                                 if reply is not None])  # fmt: skip
-        return answers
+                              batch: Sequence[Delivered]) -> list[Answered]:  # fmt: skip
+        """`commit` a group-committed batch, and start copying its replies to audit's outcome tap
+        as one message (`ReplyCopies`). The copy is confirmed while the replies go out (each
+        without a copy of its own: `reply_to_sender(..., copy=False)`) and the next batch commits;
+        a delivery is acked only once it is (`Answered.copied`). A crash before that loses
+        nothing: the deliveries come back, and their stored replies are copied with a later batch."""
+        replies = await self.commit(contract, handler, batch)
+        answered = [(d.msg.raw_message, reply) for d, reply in zip(batch, replies, strict=True) if reply is not None]
+        copied = asyncio.ensure_future(self.copy_replies(answered))
+        return [Answered(reply, copied) for reply in replies]
 
     async def copy_replies(self, answered: Sequence[tuple[Any, Reply]]) -> None:
         """Audit's copies of these replies to commands (raw AMQP message, reply), as few messages as

@@ -21,14 +21,14 @@ from bus.broker import Delivery, make_broker
 from bus.direct import DirectBatchedConsumer
 from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
 from bus.outbox import OutboxRelay
-from bus.runtime import Delivered, Runtime
+from bus.runtime import Answered, Delivered, Runtime
 from bus.settings import Settings, broker_user, load
 from bus.streams import StreamLimits, StreamReader
-from contracts.common import Command, Reply
+from contracts.common import Command
 
 log = logging.getLogger("cbs.worker")
 # A batched command's gatherer: deliveries in, each one's reply (None: a saga step owes it) out.
-Committer = GroupCommitter[Delivered, Reply | None]
+Committer = GroupCommitter[Delivered, Answered]
 
 
 async def raw_body(msg: Any, original: Any = None) -> bytes:
