@@ -149,26 +149,33 @@ class Runtime:
         without a copy of its own: `reply_to_sender(..., copy=False)`) and the next batch commits;
         a delivery is acked only once it is (`Answered.copied`). A crash before that loses
         nothing: the deliveries come back, and their stored replies are copied with a later batch."""
-        replies = await self.commit(contract, handler, batch)
-        answered = [(d.msg.raw_message, reply) for d, reply in zip(batch, replies, strict=True) if reply is not None]
-        copied = asyncio.ensure_future(self.copy_replies(answered))
-        return [Answered(reply, copied) for reply in replies]
+        answers = await self.commit(contract, handler, batch)
+        answered = [(d, reply) for d, reply in zip(batch, answers, strict=True) if reply is not None]
+        copied = asyncio.ensure_future(self.copy_replies(contract.routing_key, answered))
+        return [Answered(reply, copied) for reply in answers]
 
-    async def copy_replies(self, answered: Sequence[tuple[Any, Reply]]) -> None:
-        """Audit's copies of these replies to commands (raw AMQP message, reply), as few messages as
-        the bounds allow (bus/replies.py)."""
-        copies = [ReplyCopy(message_id=f"{raw.message_id}.reply", command=raw.routing_key,
-                            correlation_id=raw.correlation_id, body=replies.reply_body(reply).decode())
-                  for raw, reply in answered]  # fmt: skip
+    async def copy_replies(self, command: str, answered: Sequence[tuple[Delivered, Reply]]) -> None:
+        """Audit's copies of these replies to `command`, as few messages as the bounds allow
+        (bus/replies.py). Traced as its batch is: a child of the first message's span."""
+        if not answered:
+            return
+        copies = [ReplyCopy(message_id=f"{d.message_id}.reply", command=command,
+                            correlation_id=d.msg.raw_message.correlation_id, body=replies.reply_body(reply).decode())
+                  for d, reply in answered]  # fmt: skip
         assert self.reply_channel is not None, "the worker opens its reply channel before it consumes"
-        for body in replies.copies_bodies(copies, self.max_body_bytes):
-            message = aio_pika.Message(
-                body, content_type="application/json", message_id=uuid.uuid4().hex, type=ReplyCopies.message_type,
-                user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            )  # fmt: skip
-            # mandatory=False, as for a reply's own copy: a committed batch is not undone for audit.
-            await self.reply_channel.default_exchange.publish(message, routing_key=topology.AUDIT_REPLIES_TAP,
-                                                              mandatory=False)  # fmt: skip
+        with tracing.batch(f"copy replies {command}", [d.trace for d, _ in answered]) if tracing.ON else tracing.OFF:
+            for body in replies.copies_bodies(copies, self.max_body_bytes):
+                message_id = uuid.uuid4().hex
+                with tracing.publishing(topology.AUDIT_REPLIES_TAP, exchange="", verb="copy", what=command,
+                                        message_id=message_id) if tracing.ON else tracing.OFF:  # fmt: skip
+                    message = aio_pika.Message(
+                        body, content_type="application/json", message_id=message_id, type=ReplyCopies.message_type,
+                        user_id=self.user_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        headers=tracing.inject({}) or None,  # audit's `process` span is the copy's child
+                    )  # fmt: skip
+                    # mandatory=False, as for a reply's own copy: a committed batch is not undone for audit.
+                    await self.reply_channel.default_exchange.publish(message, routing_key=topology.AUDIT_REPLIES_TAP,
+                                                                      mandatory=False)  # fmt: skip
 
     async def _commit(self, conn: asyncpg.Connection, contract: type[Command], handler: BatchHandler,
                       batch: Sequence[Delivered]) -> list[Reply | None]:  # fmt: skip
@@ -509,18 +516,18 @@ class Runtime:
         caller copied it already: `commit_and_copy`)."""
         raw = msg.raw_message
         # Audit keeps the outcome of every command; an event's refusal is only its dead letter.
-        command = raw.routing_key if copy and raw.exchange == topology.COMMANDS.name else None
-        await self._publish_reply(reply, raw.reply_to, raw.correlation_id, raw.message_id, command)
+        command = raw.routing_key if raw.exchange == topology.COMMANDS.name else None
+        await self._publish_reply(reply, raw.reply_to, raw.correlation_id, raw.message_id, command, tap=copy)
 
     async def _publish_reply(
         self, reply: Reply, reply_to: str | None, correlation_id: str | None, message_id: str | None,
-        command: str | None,
+        command: str | None, *, tap: bool = True,
     ) -> None:  # fmt: skip
         """Send the reply, and its copy to audit's outcome tap (`topology.AUDIT_REPLIES_TAP`): one
         publish, routed by the broker to both (a `BCC` header on the default exchange, removed before
         delivery). Without a reply queue (fire and forget), or to Direct Reply-To (which bypasses
-        routing), the copy alone goes to the tap."""
-        to_tap = command is not None
+        routing), the copy alone goes to the tap. Without `tap`, its batch's copy went already."""
+        to_tap = tap and command is not None
         if not reply_to and not to_tap:
             return  # fire and forget: the partner follows events, or asks for the operation
         assert self.reply_channel is not None, "the worker opens its reply channel before it consumes"
