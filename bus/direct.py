@@ -4,7 +4,8 @@ resolution, dependency injection, logging and metrics middlewares for every deli
 
 What a FastStream subscriber gave, kept: each delivery is validated by the runtime (an invalid
 one is answered `invalid_message` and rejected to the dead-letter exchange), handed to the group
-committer, answered, and acked only after its batch committed; an unexpected error nacks it back
+committer, answered, and acked only after its batch committed and its batch's reply copy for
+audit was confirmed; an unexpected error nacks it back
 to its quorum queue (whose delivery limit dead-letters a message that keeps failing). Bounded by
 the channel's prefetch. On shutdown the consumer is cancelled first, and what was delivered is
 finished (or, past the graceful timeout, left unacked: the broker redelivers it).

@@ -47,6 +47,7 @@ AUDIT_EVENTS_TAP = "audit.tap.events"
 # the asker's queue, which audit cannot bind; so a worker's reply carries a `BCC` header naming this
 # stream and the broker routes the one publish to both (bus/runtime.py `_publish_reply`). Bound to
 # no exchange: it is addressed by name. The command the reply answers is in REPLY_COMMAND_HEADER.
+# A group commit's replies go instead as one `ReplyCopies` message (bus/replies.py, issue 10).
 AUDIT_REPLIES_TAP = "audit.tap.replies"
 REPLY_COMMAND_HEADER = "x-command"
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # bypasses routing: no BCC copy is made of such a reply
