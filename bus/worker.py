@@ -27,7 +27,8 @@ from bus.streams import StreamLimits, StreamReader
 from contracts.common import Command
 
 log = logging.getLogger("cbs.worker")
-# A batched command's gatherer: deliveries in, each one's reply (None: a saga step owes it) out.
+# A batched command's gatherer: deliveries in, each one's `Answered` out (its reply, None while a saga step
+# owes it, and the confirm of audit's copy of its batch's replies).
 Committer = GroupCommitter[Delivered, Answered]
 
 
