@@ -272,7 +272,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         # The yardstick: raw ledger transfers through the same edge, measured just before.
         raw = _run(bt.run(dataclasses.replace(options, via="edge"), settings.process_amqp_url("ops"), settings.database_url))
         print(raw.text, end="\n\n", flush=True)
-    outcome = _run(bench_payments.run(options, settings.process_amqp_url("ops")))
+    outcome = _run(bench_payments.run(options, settings.process_amqp_url("ops"), settings.database_url))
     print(outcome.text)
     if raw is not None:
         print(f"\npayments completed/s per raw transfer/s (both via the edge): {outcome.per_second / raw.per_second:.2f}")

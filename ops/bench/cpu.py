@@ -85,10 +85,10 @@ def per_transfer_ms(before: Snapshot, after: Snapshot, transfers: int) -> list[t
     return sorted(rows, key=lambda r: -r[1])
 
 
-def rows(split: list[tuple[str, float]]) -> tuple[tuple[str, str], ...]:
-    """Table rows: the total, then each process."""
+def rows(split: list[tuple[str, float]], per: str = "transfer") -> tuple[tuple[str, str], ...]:
+    """Table rows: the total, then each process; `per` names the unit counted (a transfer, a payment)."""
     if not split:
         return ()
     total = sum(ms for _, ms in split)
-    return (("cpu ms/transfer", f"{total:.2f} in all"),
+    return ((f"cpu ms/{per}", f"{total:.2f} in all"),
             *((f"  {role}", f"{ms:.2f}") for role, ms in split))  # fmt: skip

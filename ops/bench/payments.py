@@ -21,6 +21,7 @@ import uuid
 from datetime import date
 from typing import Any
 
+from ops.bench import cpu, quiet
 from ops.bench import transfers as bt
 from ops.bench.register import registration
 
@@ -120,18 +121,23 @@ async def pay(sender: bt.Sender, order: dict[str, Any]) -> list[str]:
     return [f"{code} ({status})" if code else f"http_{status}"]
 
 
-async def run(options: bt.Options, amqp_url: str) -> bt.Outcome:
+async def run(options: bt.Options, amqp_url: str, database_url: str = "") -> bt.Outcome:
     assert options.via == "edge", "payments are benched through the edge"
     async with bt.Sender(options, amqp_url) as sender:
         t0 = time.perf_counter()
         accounts = await set_up(sender, options.accounts, parallel=options.concurrency)
+        opened_s = time.perf_counter() - t0
+        quiet_s = await quiet.wait_until_quiet(amqp_url)  # notifications and audit of the set-up are not the load's
         setup = (f"{math.ceil(options.accounts / ACCOUNTS_PER_CUSTOMER)} customers, {len(accounts)} {PRODUCT} "
-                 f"accounts opened and funded in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+                 f"accounts opened and funded in {opened_s:.1f} s, the cluster quiet {quiet_s:.1f} s later")  # fmt: skip
         rng = random.Random(7)
         picker = bt.Picker(options, accounts, rng)
+        before = cpu.snapshot(database_url)
         tally, elapsed = await bt.drive(options, lambda: pay(sender, _order(picker, rng)))
+        split = cpu.per_transfer_ms(before, cpu.snapshot(database_url), sum(tally.results.values()))
         result = await bt.verify_ledger(sender)
     completed = tally.results["completed"]
     text = bt.table(options, tally, elapsed, result, per_command="1 internal payment/order",
-                    counted=("payments completed", completed), before=(("set-up", setup),))  # fmt: skip
+                    counted=("payments completed", completed), before=(("set-up", setup),),
+                    after=cpu.rows(split, per="payment"))  # fmt: skip
     return bt.Outcome(text, bool(result.get("ok")) and not tally.errors and completed > 0, completed / elapsed)

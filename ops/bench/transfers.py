@@ -26,7 +26,7 @@ import aiohttp
 
 from bus import topology
 from bus.correlator import Correlator
-from ops.bench import cpu
+from ops.bench import cpu, quiet
 from contracts import ledger as c
 from contracts.common import Reply
 
@@ -263,6 +263,7 @@ async def verify_ledger(sender: Sender) -> dict[str, Any]:
 async def run(options: Options, amqp_url: str, database_url: str = "") -> Outcome:
     async with Sender(options, amqp_url) as sender:
         accounts = await set_up(sender, options.accounts)
+        await quiet.wait_until_quiet(amqp_url)  # the set-up's (and any earlier run's) work is not this load's
         rng = random.Random(7)
         picker = Picker(options, accounts, rng)
         before = cpu.snapshot(database_url)
