@@ -146,6 +146,24 @@ def test_templates_render_and_a_missing_variable_fails_at_once() -> None:
         render(t, {"amount": 1, "currency": "INR", "name": "Asha"})
 
 
+def test_a_template_text_is_compiled_once_and_each_render_has_its_own_data() -> None:
+    from workers.notification.domain import templates
+
+    body = "Dear {{ name }}, compiled once (a text no other test uses)."
+    t = Template("once", 1, "en", "Hi {{ name }}", body)
+    first = render(t, {"name": "Asha"})
+    compiled = templates._compiled_text.cache_info()
+    second = render(t, {"name": "Ravi"})
+    after = templates._compiled_text.cache_info()
+    assert (first.body, second.body) == ("Dear Asha, compiled once (a text no other test uses).",
+                                         "Dear Ravi, compiled once (a text no other test uses).")  # fmt: skip
+    assert after.misses == compiled.misses and after.hits == compiled.hits + 2, "subject and body came from the cache"
+    with pytest.raises(TemplateFailure):
+        render(Template("bad", 1, "en", "s", "{% if %}"), {})
+    with pytest.raises(TemplateFailure):  # a failed compile is not cached as a success
+        render(Template("bad", 1, "en", "s", "{% if %}"), {})
+
+
 def test_templates_are_sandboxed_and_html_is_escaped() -> None:
     escape = Template("x", 1, "en", "s", "{{ ''.__class__.__mro__[1].__subclasses__() }}")
     with pytest.raises(TemplateFailure):

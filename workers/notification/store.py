@@ -64,13 +64,15 @@ async def set_preference(conn: asyncpg.Connection, customer_id: UUID, rules: lis
     )  # fmt: skip
 
 
-async def sent_today(conn: asyncpg.Connection, customer_id: UUID, channel: str, since: dt.datetime) -> int:
-    """Messages on `channel` counted against the recipient's daily cap (those not given up)."""
-    return await conn.fetchval(
-        "SELECT count(*) FROM notification WHERE customer_id = $1 AND channel = $2 AND created_at >= $3 "
-        "AND status NOT IN ('failed', 'cancelled')",
-        customer_id, channel, since,
+async def sent_today(conn: asyncpg.Connection, customer_id: UUID, channels: list[str], since: dt.datetime) -> dict[str, int]:
+    """Messages on each of `channels` counted against the recipient's daily cap (those not given
+    up), in one query: channel -> count (absent: none)."""
+    rows = await conn.fetch(
+        "SELECT channel, count(*) AS n FROM notification WHERE customer_id = $1 AND channel = ANY($2::text[]) "
+        "AND created_at >= $3 AND status NOT IN ('failed', 'cancelled') GROUP BY channel",
+        customer_id, channels, since,
     )  # fmt: skip
+    return {r["channel"]: r["n"] for r in rows}
 
 
 # --- templates ------------------------------------------------------------------------------

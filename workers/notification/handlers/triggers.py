@@ -109,13 +109,16 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
         recipient, name = await recipient_of(ctx, customer_id, lock=True)
         language = recipient.language
         data = {"name": name, **data}
-        since = rules.bank_day_start(ctx.now, CONFIG.bank_time_zone)
-        for channel in channels:
-            address = {NotificationChannel.email: recipient.email, NotificationChannel.sms: recipient.phone}.get(channel)
-            if channel is not NotificationChannel.in_app and not address:
-                continue
-            count = await store.sent_today(ctx.conn, customer_id, channel.value, since)
-            placed = rules.place(recipient, channel, category, priority, now=ctx.now, sent_today=count, expires_in=expires_in)
+        addresses = {NotificationChannel.email: recipient.email, NotificationChannel.sms: recipient.phone}
+        reachable = [ch for ch in channels if ch is NotificationChannel.in_app or addresses.get(ch)]
+        # Only capped channels are counted, all in one query. Placing one of this event's messages
+        # cannot change another capped channel's count: one past its cap falls back to in-app, uncapped.
+        capped = [ch.value for ch in reachable if ch in rules.DAILY_CAPS]
+        sent = await store.sent_today(ctx.conn, customer_id, capped, rules.bank_day_start(ctx.now, CONFIG.bank_time_zone)) if capped else {}
+        for channel in reachable:
+            address = addresses.get(channel)
+            placed = rules.place(recipient, channel, category, priority, now=ctx.now, sent_today=sent.get(channel.value, 0),
+                                 expires_in=expires_in)  # fmt: skip
             if placed is None or (placed.channel is not channel and placed.channel in channels):
                 continue  # kept back, or over the cap onto a channel (in-app) that has it already
             made_id = await store_one(
