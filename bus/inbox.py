@@ -76,18 +76,22 @@ async def find_reply(conn: asyncpg.Connection, message_id: str, requester: str) 
     )
 
 
-async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tuple[str, Request]]) -> dict[str, Seen]:
+async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tuple[str, Request]],
+                     reply: dict[str, Any] | None = None) -> dict[str, Seen]:  # fmt: skip
     """`claim` for a batch in two round trips: returns what was already stored, by message_id.
-    A message_id twice in `messages` is claimed once, by its first copy (the caller compares)."""
+    A message_id twice in `messages` is claimed once, by its first copy (the caller compares).
+    `reply`, when every fresh message's reply is known before it is handled (an event's), is
+    stored with the claim: the transaction that handles them commits it, or none of it."""
     ids = [m for m, _ in messages]
     inserted = await conn.fetch(
-        "INSERT INTO inbox (consumer, message_id, request_hash, requester) "
-        "SELECT $1, m, h, r FROM unnest($2::text[], $3::text[], $4::text[]) AS t(m, h, r) "
+        "INSERT INTO inbox (consumer, message_id, request_hash, requester, reply) "
+        "SELECT $1, m, h, r, $5::jsonb FROM unnest($2::text[], $3::text[], $4::text[]) AS t(m, h, r) "
         "ON CONFLICT DO NOTHING RETURNING message_id",
         consumer,
         ids,
         [r.body_hash for _, r in messages],
         [r.requester for _, r in messages],
+        reply,
     )
     new = {r["message_id"] for r in inserted}
     old = [m for m in ids if m not in new]

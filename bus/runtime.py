@@ -31,7 +31,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt,
 from bus import grants, inbox, joint, outbox, replies, saga, topology, tracing
 from bus.actor import Trust, actor_of, believed, unauthenticated
 from bus.db import DB_ATTEMPTS, TRANSIENT_DB_ERRORS
-from bus.handling import BatchHandler, CommandHandler, Context, Deferred, Routes, duty_context, each
+from bus.handling import BatchHandler, CommandHandler, Context, Deferred, EventRoute, Routes, duty_context, each
 from bus import observability
 from bus.observability import correlation_id_var
 from bus.settings import broker_user, edge_users, publisher_of, service_users
@@ -88,6 +88,24 @@ class Delivered:
     @cached_property
     def body_hash(self) -> str:
         return inbox.request_hash(self.body)
+
+
+EVENT_HANDLED = {"ok": True}  # an event's stored reply: it has no asker, only a mark that it was handled
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveredEvent:
+    """A parsed event delivery, waiting for its commit."""
+
+    route: EventRoute
+    event: Event
+    msg: RabbitMessage
+    body_hash: str
+    trace: tracing.TraceContext | None = None
+
+    @property
+    def message_id(self) -> str:
+        return str(self.msg.raw_message.message_id)
 
 
 class Runtime:
@@ -381,7 +399,9 @@ class Runtime:
 
     # -- events ----------------------------------------------------------------------------
 
-    async def consume_event(self, body: bytes, msg: RabbitMessage) -> None:
+    async def take_event(self, body: bytes, msg: RabbitMessage, submit: Callable[[DeliveredEvent], Awaitable[None]]) -> None:
+        """A delivery on the worker's events queue: believed only from its owner (else dead-lettered),
+        then handed to the group committer (`submit`, which returns once its batch committed)."""
         raw = msg.raw_message
         correlation_id_var.set(raw.correlation_id)
         if raw.type == PartnerAccessChanged.message_type:
@@ -394,17 +414,28 @@ class Runtime:
         if route is None:
             return  # a fact this worker does not act on
         event = await self._parse_fact(route.contract, body, msg)
+        await submit(DeliveredEvent(route, event, msg, inbox.request_hash(body), tracing.current()))
+
+    async def commit_events(self, batch: Sequence[DeliveredEvent]) -> list[None]:
+        """Ack after commit for events, many at a time: in ONE transaction, claim each event's inbox
+        row, run each fresh one's handler in delivery order, and store their replies. An event
+        already handled (a redelivery) is skipped; so is its second copy within one batch."""
         consumer = f"{self.routes.worker}.events"
 
         async def apply(conn: asyncpg.Connection) -> None:
-            message_id = str(raw.message_id)
-            if await inbox.claim(conn, consumer, message_id, inbox.Request(inbox.request_hash(body), raw.user_id or "")):
-                observability.INBOX_DUPLICATES.labels(consumer).inc()
-                return
-            await route.handler(self.context_for(conn, msg, consumer), event)
-            await inbox.store_reply(conn, consumer, message_id, {"ok": True})
+            requests = [(d.message_id, inbox.Request(d.body_hash, d.msg.raw_message.user_id or "")) for d in batch]
+            claimed = await inbox.claim_many(conn, consumer, requests, reply=EVENT_HANDLED)
+            done: set[str] = set()
+            for d in batch:
+                if d.message_id in claimed or d.message_id in done:
+                    observability.INBOX_DUPLICATES.labels(consumer).inc()
+                    continue
+                await d.route.handler(self.context_for(conn, d.msg, consumer, d.trace), d.event)
+                done.add(d.message_id)
 
-        await self.in_transaction(apply)
+        with tracing.batch(f"commit {consumer}", [d.trace for d in batch]) if tracing.ON else tracing.OFF:
+            await self.in_transaction(apply)
+        return [None] * len(batch)
 
     async def _parse_fact(self, contract: type[E], body: bytes, msg: RabbitMessage) -> E:
         """An event, believed only from its owner: the broker-checked user that alone publishes its

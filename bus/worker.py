@@ -18,10 +18,10 @@ from prometheus_client import start_http_server
 from bus import db, observability, topology, tracing
 from bus.batching import BatchLimits, GroupCommitter
 from bus.broker import Delivery, make_broker
-from bus.direct import DirectBatchedConsumer
+from bus.direct import DirectConsumer, batched_command, batched_events
 from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
 from bus.outbox import OutboxRelay
-from bus.runtime import Answered, Delivered, Runtime
+from bus.runtime import Answered, Delivered, DeliveredEvent, Runtime
 from bus.settings import Settings, broker_user, load
 from bus.streams import StreamLimits, StreamReader
 from contracts.common import Command
@@ -30,6 +30,8 @@ log = logging.getLogger("cbs.worker")
 # A batched command's gatherer: deliveries in, each one's `Answered` out (its reply, None while a saga step
 # owes it, and the confirm of audit's copy of its batch's replies).
 Committer = GroupCommitter[Delivered, Answered]
+# A worker's events' gatherer: each event's answer is only that its batch committed.
+EventCommitter = GroupCommitter[DeliveredEvent, None]
 
 
 async def raw_body(msg: Any, original: Any = None) -> bytes:
@@ -61,21 +63,8 @@ def _subscribe_get_operation(broker: RabbitBroker, runtime: Runtime, worker: str
             await runtime.consume_get_operation(body, msg)
 
 
-def _subscribe_events(broker: RabbitBroker, runtime: Runtime, worker: str) -> None:
-    @broker.subscriber(
-        topology.event_queue(worker), topology.EVENTS, decoder=raw_body, no_reply=True,
-        title=f"{worker}.events", description=f"Events {worker} acts on: {topology.EVENT_BINDINGS[worker]}",
-    )
-    async def consume(body: bytes, msg: Delivery) -> None:
-        with tracing.consuming(msg.raw_message):
-            await runtime.consume_event(body, msg)
-
-
-def _consume_batched(app: FastStream, runtime: Runtime, contract: Any, committer: Committer, settings: Settings,
-                     amqp_url: str) -> None:  # fmt: skip
-    """A group-committed command: the hottest path, consumed on aio-pika directly (bus/direct.py)."""
-    consumer = DirectBatchedConsumer(runtime, contract, committer.submit, amqp_url=amqp_url,
-                                     prefetch=settings.batch_prefetch, graceful_timeout_s=settings.graceful_timeout_s)  # fmt: skip
+def _consume_direct(app: FastStream, consumer: DirectConsumer) -> None:
+    """The hottest paths, consumed on aio-pika directly (bus/direct.py): group-committed commands and events."""
 
     @app.after_startup  # the pool, the relay and the committers' runtime are ready by then
     async def start_consumer() -> None:
@@ -207,8 +196,12 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
         )  # fmt: skip
         batched.append((contract, committers[contract]))
     _subscribe_get_operation(broker, runtime, worker)
+    # Events commit in batches as batched commands do: a payment's completion reaches the account
+    # and notification workers as one event each, and one transaction an event cost each of them
+    # an fsync and FastStream's per-message pipeline (issue 10's payment profile).
+    events: EventCommitter | None = None
     if worker in topology.EVENT_BINDINGS:
-        _subscribe_events(broker, runtime, worker)
+        events = GroupCommitter(f"{worker}.events", runtime.commit_events, limits)
     if routes.continuations:
         _subscribe_saga_replies(broker, runtime, worker)
 
@@ -273,14 +266,20 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
 
     @app.after_shutdown
     async def stop_committers() -> None:
-        for committer in committers.values():
+        for committer in [*committers.values(), *([events] if events else [])]:
             await committer.stop()
         for server in metrics_server:
             server.shutdown()
             server.server_close()
 
     for contract, committer in batched:
-        _consume_batched(app, runtime, contract, committer, settings, amqp_url)
+        _consume_direct(app, DirectConsumer(topology.command_queue(contract.routing_key).name,
+                                            batched_command(runtime, contract, committer.submit), amqp_url=amqp_url,
+                                            prefetch=settings.batch_prefetch, graceful_timeout_s=settings.graceful_timeout_s))  # fmt: skip
+    if events is not None:
+        _consume_direct(app, DirectConsumer(topology.event_queue(worker).name, batched_events(runtime, events.submit),
+                                            amqp_url=amqp_url, prefetch=settings.batch_prefetch,
+                                            graceful_timeout_s=settings.graceful_timeout_s))  # fmt: skip
     if routes.on_start is not None:
         _add_start_up(app, runtime, routes.on_start)
     for duty in routes.duties:
