@@ -37,6 +37,10 @@ PUBLISH_TIMEOUT_S = 10.0
 DEFAULT_GRACE = timedelta(seconds=2)
 MAX_DIRECT_IN_FLIGHT = 2_000  # messages published on the fast path and not yet confirmed
 MARK_BATCH = 500  # message ids marked sent per UPDATE
+# Confirms gathered this long before they are marked sent: one UPDATE (one commit) serves every
+# message confirmed meanwhile instead of one a message (issue 10's payment profile: about two
+# commits a payment). Far below DEFAULT_GRACE, so the relay does not take a confirmed row over.
+MARK_GATHER_S = 0.05
 
 log = logging.getLogger("cbs.outbox")
 UNROUTED = object()
@@ -227,6 +231,7 @@ class OutboxRelay:
     async def _mark_forever(self) -> None:
         while True:
             await self._marked.wait()
+            await asyncio.sleep(MARK_GATHER_S)
             self._marked.clear()
             try:
                 await self._mark_confirmed()
@@ -239,7 +244,11 @@ class OutboxRelay:
         """One UPDATE for every confirmed id gathered meanwhile (ids stay queued if it fails)."""
         while self._confirmed:
             ids = self._confirmed[:MARK_BATCH]
-            async with self._pool.acquire() as conn:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # Not waiting for this commit's fsync: a mark lost in a crash only makes the relay
+                # publish the message again, under the same message_id, which every consumer's
+                # inbox (and audit's record key) takes once.
+                await conn.execute("SET LOCAL synchronous_commit = off")
                 await conn.execute(
                     "UPDATE outbox SET published_at = clock_timestamp() WHERE message_id = ANY($1::text[]) "
                     "AND published_at IS NULL",
