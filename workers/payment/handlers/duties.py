@@ -88,7 +88,7 @@ async def _place_occurrence(conn: Any, now: datetime, today: Any, order: store.S
         description=f"standing order {occurrence.nominal.isoformat()}", maker=order.actor,
         standing_order_id=v.standing_order_id,
     )  # fmt: skip
-    answer = await place(ctx, placed)
+    answer = await place(ctx, placed, await store.get_payment(conn, payment_id))
     if isinstance(answer, Reply) and not answer.ok:
         # Refused before the ledger was asked (limits, a closed account, …): a failed attempt.
         await store.record_occurrence_result(conn, payment_id, False)

@@ -94,7 +94,8 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
         payee=cmd.payee, payee_id=cmd.payee_id, amount=cmd.amount, currency=cmd.currency,
         description=cmd.description, maker=subject_of(ctx.actor, cmd.actor),
     )  # fmt: skip
-    if await store.get_payment(ctx.conn, order.payment_id) is None:  # a placed order is answered as it is
+    existing = await store.get_payment(ctx.conn, order.payment_id)
+    if existing is None:  # a placed order is answered as it is
         actor = ctx.actor
         refusal = step_up_refusal(cmd.kind, cmd.channel, cmd.amount, by_customer=actor is not None and actor.is_customer,
                                   by_partner=actor is not None and actor.via == PARTNER,
@@ -102,12 +103,12 @@ async def initiate_payment(ctx: Context, cmd: c.InitiatePayment) -> Reply | Defe
                                   threshold=lifecycle.CONFIG.step_up_threshold)  # fmt: skip
         if refusal is not None:
             return refuse(refusal)
-    return await place(ctx, order)
+    return await place(ctx, order, existing)
 
 
-
-async def place(ctx: Context, order: Order) -> Reply | Deferred:
-    existing = await store.get_payment(ctx.conn, order.payment_id)
+async def place(ctx: Context, order: Order, existing: PaymentRow | None) -> Reply | Deferred:
+    """Admit and store a new order; one already placed under its id (`existing`, looked up in
+    this transaction) is answered as it is, or refused when the fields differ."""
     if existing is not None:
         if order.same_as(existing):
             return reply_with(existing)
