@@ -66,11 +66,13 @@ def configure_logging(process: str) -> None:
 # path: a group commit observes once per batch, the outbox lag once per relay poll, the inbox and
 # dead-letter counters only when a repeat or a rejection happens.
 GROUP_COMMIT_MESSAGES = Counter(
-    "cbs_group_commit_messages", "Deliveries of a group-committed command by the outcome of their batch's commit "
-    "(consumed on aio-pika directly, so absent from faststream_received_*)", ["command", "outcome"], registry=None,
+    "cbs_group_commit_messages", "Deliveries of a group-committed command, or of a worker's events (command="
+    "'<worker>.events'), by the outcome of their batch's commit (consumed on aio-pika directly, so absent from "
+    "faststream_received_*)", ["command", "outcome"], registry=None,
 )  # fmt: skip
 GROUP_COMMIT_SECONDS = Histogram(
-    "cbs_group_commit_duration_seconds", "One group commit of a batched command: its transaction and answers",
+    "cbs_group_commit_duration_seconds", "One group commit of a batched command (or of a worker's events): its "
+    "transaction and answers",
     ["command"], registry=None, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )  # fmt: skip
 INBOX_DUPLICATES = Counter(
