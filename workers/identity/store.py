@@ -327,12 +327,17 @@ async def consume_otp(conn: asyncpg.Connection, otp_id: UUID, consumed_by: str, 
 
 async def forget_sent_secret(conn: asyncpg.Connection, message_id: str) -> None:
     """Blank the secrets of a command this worker sent once it was answered: the outbox row is
-    never sent again then, and the code need not rest here until its row is cleaned away."""
+    never sent again then, and the code need not rest here until its row is cleaned away.
+
+    The answer proves the command was delivered, so the row is marked sent here too: the fast
+    path's own mark may come later (it gathers confirms for a moment, bus/outbox.py), and waiting
+    for it would leave the code in the row."""
     await conn.execute(
         "UPDATE outbox SET payload = jsonb_set(payload, '{secret_data}', "
         "(SELECT coalesce(jsonb_object_agg(key, to_jsonb($2::text)), '{}'::jsonb)"
-        "   FROM jsonb_object_keys(payload->'secret_data') AS key))"
-        " WHERE message_id = $1 AND published_at IS NOT NULL AND payload ? 'secret_data'",
+        "   FROM jsonb_object_keys(payload->'secret_data') AS key)),"
+        " published_at = coalesce(published_at, clock_timestamp())"
+        " WHERE message_id = $1 AND payload ? 'secret_data'",
         message_id, REDACTED,
     )  # fmt: skip
 
