@@ -45,10 +45,17 @@ MARK_GATHER_S = 0.05
 log = logging.getLogger("cbs.outbox")
 UNROUTED = object()
 
+# One statement for a transaction's rows, however many: `executemany` would execute it once a row.
 _INSERT = (
     "INSERT INTO outbox (message_id, exchange, routing_key, message_type, payload, headers, correlation_id, "
-    "reply_to) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+    "reply_to) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], "
+    "$7::text[], $8::text[])"
 )
+
+
+async def _insert(conn: asyncpg.Connection, messages: list[Outgoing]) -> None:
+    columns = [list(column) for column in zip(*(m.row() for m in messages), strict=True)]
+    await conn.execute(_INSERT, *columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,7 @@ def collecting() -> Iterator[Written]:
 async def flush(conn: asyncpg.Connection) -> None:
     written = _written.get()
     if written is not None and written.unsaved:
-        await conn.executemany(_INSERT, [m.row() for m in written.unsaved])
+        await _insert(conn, written.unsaved)
         written.unsaved.clear()
 
 
@@ -104,7 +111,8 @@ async def _save(conn: asyncpg.Connection, messages: list[Outgoing]) -> None:
     """Queue the rows when a transaction collects them; else insert them now."""
     written = _written.get()
     if written is None:
-        await conn.executemany(_INSERT, [m.row() for m in messages])
+        if messages:
+            await _insert(conn, messages)
         return
     written.messages.extend(messages)
     written.unsaved.extend(messages)
