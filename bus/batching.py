@@ -69,6 +69,10 @@ class GroupCommitter(Generic[P, R]):
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, *self._in_flight, return_exceptions=True)
+        # A worker started again (the same app, as tests do) gathers anew: its first submit starts
+        # a new collector. What waited here is unacked, and its delivery comes back.
+        self._task, self._carry = None, None
+        self._queue = asyncio.Queue()
 
     async def submit(self, item: P) -> R:
         """`item`'s answer, once its batch has committed."""
