@@ -199,9 +199,13 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     # Events commit in batches as batched commands do: a payment's completion reaches the account
     # and notification workers as one event each, and one transaction an event cost each of them
     # an fsync and FastStream's per-message pipeline (issue 10's payment profile).
+    # No window: events come in chains (close of business asks each step by an event and learns it
+    # is done by another, 16 hops a day), and a 2 ms window at each hop made a 285-day catch-up
+    # take 95 s instead of 55. Batches still form: what arrives while a batch commits waits for
+    # the next, which takes it all at once.
     events: EventCommitter | None = None
     if worker in topology.EVENT_BINDINGS:
-        events = GroupCommitter(f"{worker}.events", runtime.commit_events, limits)
+        events = GroupCommitter(f"{worker}.events", runtime.commit_events, BatchLimits(window_ms=0))
     if routes.continuations:
         _subscribe_saga_replies(broker, runtime, worker)
 
