@@ -201,8 +201,8 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
     # an fsync and FastStream's per-message pipeline (issue 10's payment profile).
     # No window: events come in chains (close of business asks each step by an event and learns it
     # is done by another, 16 hops a day), and a 2 ms window at each hop made a 285-day catch-up
-    # take 95 s instead of 55. Batches still form: what arrives while a batch commits waits for
-    # the next, which takes it all at once.
+    # take 95 s instead of 55-78 (tests/integration/test_day_bus.py). Batches still form: what
+    # arrives while a batch commits waits for the next, which takes it all at once.
     events: EventCommitter | None = None
     if worker in topology.EVENT_BINDINGS:
         events = GroupCommitter(f"{worker}.events", runtime.commit_events, BatchLimits(window_ms=0))
