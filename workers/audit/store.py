@@ -170,13 +170,21 @@ async def list_records(
 # --- indexes derived from the chain (migration 0003) ------------------------------------------
 
 
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as the columns an `unnest` insert takes: one statement, not one execute a row."""
+    assert all(len(r) == width for r in rows)
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 async def insert_outcomes(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     """(command_id, command_key, result, status, code, outcome_seq, recorded_at); the first wins."""
     if rows:
-        await conn.executemany(
+        # One statement for the batch (unnest keeps the order, so the first of two still wins).
+        await conn.execute(
             "INSERT INTO audit_outcome (command_id, command_key, result, status, code, outcome_seq, recorded_at) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (command_id) DO NOTHING",
-            rows,
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+            "$7::timestamptz[]) ON CONFLICT (command_id) DO NOTHING",
+            *_columns(rows, 7),
         )
 
 
@@ -213,11 +221,13 @@ def movement_row(body: dict[str, Any], seq: int, business_date: dt.date) -> tupl
 
 async def insert_movements(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     if rows:
-        await conn.executemany(
+        await conn.execute(
             "INSERT INTO audit_movement (payment_id, seq, business_date, customer_id, kind, payer_account_id, "
-            "payee_account_id, amount, currency, occurred_at) VALUES ($1::text::uuid, $2, $3, $4::text::uuid, $5, "
-            "$6::text::uuid, $7::text::uuid, $8, $9, $10) ON CONFLICT (payment_id) DO NOTHING",
-            rows,
+            "payee_account_id, amount, currency, occurred_at) SELECT p::uuid, s, d, c::uuid, k, pa::uuid, pe::uuid, a, cu, o "
+            "FROM unnest($1::text[], $2::bigint[], $3::date[], $4::text[], $5::text[], $6::text[], $7::text[], "
+            "$8::bigint[], $9::text[], $10::timestamptz[]) AS t(p, s, d, c, k, pa, pe, a, cu, o) "
+            "ON CONFLICT (payment_id) DO NOTHING",
+            *_columns(rows, 10),
         )
 
 
