@@ -70,9 +70,11 @@ class GroupCommitter(Generic[P, R]):
             self._task.cancel()
             await asyncio.gather(self._task, *self._in_flight, return_exceptions=True)
         # A worker started again (the same app, as tests do) gathers anew: its first submit starts
-        # a new collector. What waited here is unacked, and its delivery comes back.
+        # a new collector, with every slot free (the cancelled collector held one while it waited
+        # for a first item). What waited here is unacked, and its delivery comes back.
         self._task, self._carry = None, None
         self._queue = asyncio.Queue()
+        self._slots = asyncio.Semaphore(self.limits.concurrent_batches)
 
     async def submit(self, item: P) -> R:
         """`item`'s answer, once its batch has committed."""

@@ -50,6 +50,7 @@ async def test_a_stopped_committer_gathers_again_when_its_worker_starts_again() 
     commits = Commits()
     committer = GroupCommitter("t", commits, BatchLimits(window_ms=1))
     assert await committer.submit(1) == 2
+    await asyncio.sleep(0.05)  # idle: the collector waits for a first item, holding a batch's slot
     await committer.stop()
     # The same app started again (tests restart a worker in-process): it must not wait forever.
     assert await asyncio.wait_for(committer.submit(2), timeout=5) == 4
