@@ -69,3 +69,26 @@ def test_the_loan_repayment_bench_collects_every_instalment_it_set_up_and_the_le
     assert re.search(r"^ledger.verify\s+ok$", done.stdout, re.M), done.stdout
     seconds = re.search(r"^step seconds\s+([0-9.]+) ", done.stdout, re.M)
     assert seconds is not None and float(seconds.group(1)) > 0
+
+def test_the_payment_bench_waits_for_a_quiet_cluster_and_splits_the_cpu_per_payment(cluster: Cluster) -> None:
+    """`cbs bench --kind payment --against-raw`, small: raw transfers through the edge, then payment
+    orders on accounts it opened, once the set-up's work has drained; each table says where the
+    CPU went, and the ratio is printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "bench", "--kind", "payment", "--against-raw", "--seconds", "2",
+         "--accounts", "10", "--concurrency", "4"],
+        env=cluster.env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    raw, payments = done.stdout.split("\n\n")[:2]
+    setup = re.search(r"^set-up\s+(.+)$", payments, re.M)
+    assert setup is not None and re.search(r"the cluster quiet [0-9.]+ s later", setup.group(1)), payments
+    completed = re.search(r"^payments completed\s+(\d+)$", payments, re.M)
+    assert completed is not None and int(completed.group(1)) > 0, payments
+    assert re.search(r"^cpu ms/transfer\s+[0-9.]+ in all$", raw, re.M), raw
+    assert re.search(r"^cpu ms/payment\s+[0-9.]+ in all$", payments, re.M), payments
+    for worker in ("payment", "ledger", "edge"):
+        spent = re.search(rf"^  {worker}\s+([0-9.]+)$", payments, re.M)
+        assert spent is not None and float(spent.group(1)) > 0, f"no CPU of {worker} in:\n{payments}"
+    ratio = re.search(r"payments completed/s per raw transfer/s \(both via the edge\): ([0-9.]+)", done.stdout)
+    assert ratio is not None and float(ratio.group(1)) > 0
