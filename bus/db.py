@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 
@@ -18,6 +20,13 @@ TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 DB_ATTEMPTS = 5  # tries of one transaction within a delivery, before it is nacked for redelivery
+
+
+def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as the arrays an `INSERT ... SELECT * FROM unnest($1::t[], ...)` takes: one statement
+    for a batch, where `executemany` executes once a row. `unnest` keeps the rows' order."""
+    assert all(len(r) == width for r in rows), f"every row has {width} columns"
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
 
 
 def _encode_jsonb(value: object) -> bytes:

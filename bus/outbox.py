@@ -27,7 +27,7 @@ import asyncpg
 from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 
-from bus import observability, tracing
+from bus import db, observability, tracing
 from bus.topology import COMMANDS, EVENTS
 from contracts.common import Command, Event
 
@@ -54,8 +54,7 @@ _INSERT = (
 
 
 async def _insert(conn: asyncpg.Connection, messages: list[Outgoing]) -> None:
-    columns = [list(column) for column in zip(*(m.row() for m in messages), strict=True)]
-    await conn.execute(_INSERT, *columns)
+    await conn.execute(_INSERT, *db.columns([m.row() for m in messages], 8))
 
 
 @dataclass(frozen=True, slots=True)

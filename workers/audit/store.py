@@ -11,6 +11,8 @@ from typing import Any
 
 import asyncpg
 
+from bus import db
+
 # The fields a record's hash covers, in the order of the table (the hash itself sorts them).
 # Everything but seq (the chain's position, handed out by the head), prev_hash and hash (the
 # chain itself) and archived_at (retention's mark, set later). Kept as stored, so a record read
@@ -170,12 +172,6 @@ async def list_records(
 # --- indexes derived from the chain (migration 0003) ------------------------------------------
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as the columns an `unnest` insert takes: one statement, not one execute a row."""
-    assert all(len(r) == width for r in rows)
-    return [list(column) for column in zip(*rows, strict=True)]
-
-
 async def insert_outcomes(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]) -> None:
     """(command_id, command_key, result, status, code, outcome_seq, recorded_at); the first wins."""
     if rows:
@@ -184,7 +180,7 @@ async def insert_outcomes(conn: asyncpg.Connection, rows: list[tuple[Any, ...]])
             "INSERT INTO audit_outcome (command_id, command_key, result, status, code, outcome_seq, recorded_at) "
             "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
             "$7::timestamptz[]) ON CONFLICT (command_id) DO NOTHING",
-            *_columns(rows, 7),
+            *db.columns(rows, 7),
         )
 
 
@@ -227,7 +223,7 @@ async def insert_movements(conn: asyncpg.Connection, rows: list[tuple[Any, ...]]
             "FROM unnest($1::text[], $2::bigint[], $3::date[], $4::text[], $5::text[], $6::text[], $7::text[], "
             "$8::bigint[], $9::text[], $10::timestamptz[]) AS t(p, s, d, c, k, pa, pe, a, cu, o) "
             "ON CONFLICT (payment_id) DO NOTHING",
-            *_columns(rows, 10),
+            *db.columns(rows, 10),
         )
 
 
