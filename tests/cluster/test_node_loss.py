@@ -34,6 +34,7 @@ from tests.cluster.rabbit import RabbitCluster
 from tests.e2e.conftest import Cluster
 from tests.e2e.test_flows import verified_customer
 from tests.e2e.test_payments import balance, deposit, internal, payable_account
+from workers.payment.domain.transfers import transfer_id
 
 pytestmark = pytest.mark.cluster
 
@@ -235,7 +236,11 @@ def test_payments_complete_once_while_a_node_is_killed_and_rejoins(
     except AssertionError:
         found = asyncio.run(statuses())
         missing = len(ids) - len(found)
-        raise AssertionError(f"missing {missing}, by status {Counter(found.values())}; {report}") from None
+        stuck = [i for i in ids if found.get(i) != "completed"][:3]
+        chains = "; ".join(asyncio.run(chain_of(infra["database_url"], i)) for i in stuck)
+        dead = next(q for q in rabbit_cluster.queues(first, vhost) if q["name"] == topology.DEAD_LETTER_QUEUE_NAME)
+        raise AssertionError(f"missing {missing}, by status {Counter(found.values())}; {report}; where the first "
+                             f"stuck orders stopped: {chains}; dead letters {dead['messages']}") from None  # fmt: skip
 
     async def ledger_rows() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(infra["database_url"])
@@ -281,6 +286,38 @@ def test_payments_complete_once_while_a_node_is_killed_and_rejoins(
     # Nothing the node loss redelivered went past its delivery limit to the dead letters.
     dead = next(q for q in rabbit_cluster.queues(first, vhost) if q["name"] == topology.DEAD_LETTER_QUEUE_NAME)
     assert dead["messages"] == 0, dead
+
+
+async def chain_of(database_url: str, payment_id: str) -> str:
+    """Where an order's way to the ledger and back stopped, for a failure's message: its saga
+    steps (and the joint step that carried them), their commands in the outbox, the ledger's
+    inbox rows for those commands, and whether the ledger holds its transfer."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        steps = await conn.fetch(
+            "SELECT step_id, kind, completed_at IS NOT NULL AS completed FROM payment.saga_step "
+            "WHERE state->>'payment_id' = $1", payment_id)  # fmt: skip
+        ids = [s["step_id"] for s in steps]
+        joints = await conn.fetch(
+            "SELECT step_id, completed_at IS NOT NULL AS completed FROM payment.saga_step WHERE kind = 'joint' "
+            "AND EXISTS (SELECT 1 FROM jsonb_array_elements(state->'members') m WHERE m->>0 = ANY($1::text[]))", ids)  # fmt: skip
+        asked = ids + [j["step_id"] for j in joints]
+        sent = await conn.fetch(
+            "SELECT message_id, published_at IS NOT NULL AS published, attempts, last_error FROM payment.outbox "
+            "WHERE message_id = ANY($1::text[])", asked)  # fmt: skip
+        received = await conn.fetch(
+            "SELECT consumer, message_id, reply IS NOT NULL AS replied FROM ledger.inbox WHERE message_id = ANY($1::text[])",
+            asked)  # fmt: skip
+        posted = await conn.fetchval("SELECT count(*) FROM ledger.transfer WHERE id = $1",
+                                     transfer_id(uuid.UUID(payment_id), "principal"))  # fmt: skip
+        return (f"{payment_id}: steps {_dicts(steps)}, joint {_dicts(joints)}, outbox {_dicts(sent)}, "
+                f"ledger inbox {_dicts(received)}, principal transfers posted {posted}")
+    finally:
+        await conn.close()
+
+
+def _dicts(records: list[asyncpg.Record]) -> list[dict[str, object]]:
+    return [dict(r) for r in records]
 
 
 def load_settings_url() -> str:
