@@ -242,7 +242,7 @@ class OutboxRelay:
             self._marked.clear()
             try:
                 await self._mark_confirmed()
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            except Exception as exc:  # e.g. the database out of reach: the ids stay queued
                 log.warning("marking published outbox rows failed, will retry: %r", exc)
                 self._marked.set()
                 await asyncio.sleep(self._poll_interval_s)
@@ -271,6 +271,9 @@ class OutboxRelay:
                 sent = await self.relay_once()
             except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
                 log.warning("outbox relay failed, will retry: %r", exc)
+                sent = 0
+            except Exception:  # the safety net must outlive what nobody foresaw; only cancel ends it
+                log.exception("outbox relay failed unexpectedly, will retry")
                 sent = 0
             if sent < RELAY_BATCH:  # a full batch means more may be waiting
                 await asyncio.sleep(self._poll_interval_s)
