@@ -91,12 +91,16 @@ OUTBOX_RELAYED = Counter(
     "cbs_outbox_relayed", "Outbox rows the relay (the safety net) published, not the committing process",
     registry=None,
 )  # fmt: skip
+SAGA_REASKED = Counter(
+    "cbs_saga_reasked", "Saga steps asked again because no answer came (bus/saga.py): a lost command or reply, "
+    "or a worker far behind; each is a warning in the log", ["worker"], registry=None,
+)  # fmt: skip
 DB_POOL_CONNECTIONS = Gauge(
     "cbs_db_pool_connections", "The worker's database pool, read at scrape time: connections open, idle, and "
     "its bound (CBS_DB_POOL_MAX)", ["state"], registry=None,
 )  # fmt: skip
 BUS_COLLECTORS = (GROUP_COMMIT_MESSAGES, GROUP_COMMIT_SECONDS, INBOX_DUPLICATES, DEAD_LETTERED, OUTBOX_LAG_SECONDS,
-                  OUTBOX_RELAYED, DB_POOL_CONNECTIONS)  # fmt: skip
+                  OUTBOX_RELAYED, SAGA_REASKED, DB_POOL_CONNECTIONS)  # fmt: skip
 
 
 class _Pool(Protocol):

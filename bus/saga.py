@@ -2,18 +2,33 @@
 
 A crash between sending and the reply loses nothing: the step is a row, the command left
 through the outbox, and the reply waits in `<worker>.replies` until the worker is back.
+
+And a step whose answer never comes is asked again (`reask_unanswered`): the same command under
+the same message_id, which the asked worker's inbox answers with the reply it stored (or, had
+the command never reached it, acts on once). The asker owns the step, so the asker makes sure it
+ends, whatever the broker lost on the way: CI saw one order of 370 wait forever after a RabbitMQ
+node was killed (tests/cluster).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 import asyncpg
 
 from bus import outbox, topology
 from contracts.common import Command
+
+# A step unanswered this long after its command was published is asked again; each further ask
+# waits twice as long as the one before, up to REASK_MAX_DOUBLINGS doublings (32 minutes), so a
+# worker that is down for hours is not flooded with repeats when it comes back. Every step asks
+# another worker, which answers as soon as it has the command: 30 s is far past any healthy answer.
+REASK_AFTER = timedelta(seconds=30)
+REASK_MAX_DOUBLINGS = 6
+REASK_BATCH = 100  # steps asked again per transaction
 
 
 
@@ -129,3 +144,35 @@ async def complete(conn: asyncpg.Connection, step_id: str, *, answer: Answer | N
         step_id,
         *answer,
     )
+
+
+@dataclass(frozen=True)
+class Reasked:
+    step_id: str
+    routing_key: str
+    times: int  # this ask included
+    waited_s: float  # since the command was last published
+
+
+async def reask_unanswered(conn: asyncpg.Connection, *, after: timedelta | None = None) -> list[Reasked]:
+    """Open steps whose command was published `after` (doubled per earlier ask) ago and got no
+    answer: their outbox rows are made unsent again, and the relay publishes them, unchanged, at
+    its next poll. A joint step's command is its own row (its members have none); a step whose
+    command is still unsent is the relay's already. Replicas share the work (SKIP LOCKED)."""
+    rows = await conn.fetch(
+        "WITH due AS ("
+        " SELECT s.step_id, o.id, extract(epoch FROM now() - o.published_at)::float8 AS waited_s"
+        " FROM saga_step s JOIN outbox o ON o.message_id = s.step_id"
+        " WHERE s.completed_at IS NULL AND o.published_at IS NOT NULL"
+        " AND o.published_at < now() - $1::interval * power(2, least(s.reasked, $2))"
+        " ORDER BY o.published_at LIMIT $3 FOR UPDATE OF s, o SKIP LOCKED),"
+        " asked AS (UPDATE outbox SET published_at = NULL, last_error = 'unanswered: asked again'"
+        "  FROM due WHERE outbox.id = due.id RETURNING outbox.message_id, outbox.routing_key)"
+        " UPDATE saga_step SET reasked = reasked + 1 FROM due JOIN asked ON asked.message_id = due.step_id"
+        " WHERE saga_step.step_id = due.step_id"
+        " RETURNING saga_step.step_id, asked.routing_key, saga_step.reasked, due.waited_s",
+        REASK_AFTER if after is None else after,
+        REASK_MAX_DOUBLINGS,
+        REASK_BATCH,
+    )
+    return [Reasked(r["step_id"], r["routing_key"], r["reasked"], r["waited_s"]) for r in rows]

@@ -15,7 +15,7 @@ from faststream.rabbit import RabbitBroker
 from faststream.specification import AsyncAPI
 from prometheus_client import start_http_server
 
-from bus import db, observability, topology, tracing
+from bus import db, observability, saga, topology, tracing
 from bus.batching import BatchLimits, GroupCommitter
 from bus.broker import Delivery, make_broker
 from bus.direct import DirectConsumer, batched_command, batched_events
@@ -118,6 +118,25 @@ def _add_duty(app: FastStream, runtime: Runtime, duty: Duty) -> None:
         return bool(await runtime.in_transaction(lambda conn: duty.run(runtime.duty_context(conn, duty.name))))
 
     _keep_running(app, f"{runtime.routes.worker} {duty.name}", run_once, duty.interval_s)
+
+
+REASK_INTERVAL_S = 5.0  # how often a worker with saga steps looks for unanswered ones
+
+
+def _reask_unanswered_steps(app: FastStream, runtime: Runtime) -> None:
+    """A step whose answer never came is asked again (bus/saga.py); each time is a warning."""
+    worker = runtime.routes.worker
+
+    async def run_once() -> bool:
+        asked = await runtime.in_transaction(saga.reask_unanswered)
+        for step in asked:
+            log.warning("saga step %s got no answer %.0f s after its %s was published: asked again (time %d)",
+                        step.step_id, step.waited_s, step.routing_key, step.times)  # fmt: skip
+        if asked:
+            observability.SAGA_REASKED.labels(worker).inc(len(asked))
+        return len(asked) == saga.REASK_BATCH
+
+    _keep_running(app, f"{worker} saga re-ask", run_once, REASK_INTERVAL_S)
 
 
 def _add_start_up(app: FastStream, runtime: Runtime, start_up: StartUp) -> None:
@@ -284,6 +303,8 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
         _consume_direct(app, DirectConsumer(topology.event_queue(worker).name, batched_events(runtime, events.submit),
                                             amqp_url=amqp_url, prefetch=settings.batch_prefetch,
                                             graceful_timeout_s=settings.graceful_timeout_s))  # fmt: skip
+    if routes.continuations:
+        _reask_unanswered_steps(app, runtime)
     if routes.on_start is not None:
         _add_start_up(app, runtime, routes.on_start)
     for duty in routes.duties:

@@ -241,6 +241,10 @@ def test_payments_complete_once_while_a_node_is_killed_and_rejoins(
         dead = next(q for q in rabbit_cluster.queues(first, vhost) if q["name"] == topology.DEAD_LETTER_QUEUE_NAME)
         raise AssertionError(f"missing {missing}, by status {Counter(found.values())}; {report}; where the first "
                              f"stuck orders stopped: {chains}; dead letters {dead['messages']}") from None  # fmt: skip
+    # A command or reply the node loss took is asked again (bus/saga.py): how often, in the report.
+    reasked = (cluster.logs / "payment.log").read_text().count("asked again")
+    print(f"saga steps asked again: {reasked}")
+    (cluster.logs / "node-loss.txt").write_text(f"{report}\nsaga steps asked again: {reasked}\n")
 
     async def ledger_rows() -> list[asyncpg.Record]:
         conn = await asyncpg.connect(infra["database_url"])
