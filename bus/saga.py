@@ -24,8 +24,11 @@ from contracts.common import Command
 
 # A step unanswered this long after its command was published is asked again; each further ask
 # waits twice as long as the one before, up to REASK_MAX_DOUBLINGS doublings (32 minutes), so a
-# worker that is down for hours is not flooded with repeats when it comes back. Every step asks
-# another worker, which answers as soon as it has the command: 30 s is far past any healthy answer.
+# worker that is down for hours is not flooded with repeats when it comes back. Most steps ask a
+# worker that answers as soon as it has the command (the ledger), and 30 s is far past a healthy
+# answer. A step that waits long by design (a loan's payout by an external rail, answered when the
+# clearing partner settles) is asked again too, harmlessly: the repeat finds the asked worker's
+# inbox row still without a reply, and gets none.
 REASK_AFTER = timedelta(seconds=30)
 REASK_MAX_DOUBLINGS = 6
 REASK_BATCH = 100  # steps asked again per transaction
