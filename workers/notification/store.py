@@ -25,14 +25,22 @@ async def learn_recipient(conn: asyncpg.Connection, customer_id: UUID, name: str
     )  # fmt: skip
 
 
-async def recipient(conn: asyncpg.Connection, customer_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
-    """With `lock`, held until commit: one decision at a time per recipient, so two events at once
-    cannot both count the same daily cap as not reached."""
-    return await conn.fetchrow(f"SELECT * FROM recipient WHERE customer_id = $1{' FOR UPDATE' if lock else ''}", customer_id)
-
-
 async def learn_account(conn: asyncpg.Connection, account_id: UUID, customer_id: UUID, number: str) -> None:
     await conn.execute("INSERT INTO account_holder VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", account_id, customer_id, number)
+
+
+async def recipient_and_preference(conn: asyncpg.Connection, customer_id: UUID, *,
+                                   lock: bool = False) -> tuple[asyncpg.Record | None, asyncpg.Record | None]:  # fmt: skip
+    """What is known of the customer and their preferences, in one round trip (a decision reads
+    both for every customer it notifies, two a payment). With `lock`, the recipient row is held
+    until commit: one decision at a time per recipient, so two events at once cannot both count
+    the same daily cap as not reached."""
+    row = await conn.fetchrow(
+        f"SELECT (SELECT r FROM recipient r WHERE customer_id = $1{' FOR UPDATE' if lock else ''}) AS recipient, "
+        "(SELECT p FROM preference p WHERE customer_id = $1) AS preference",
+        customer_id,
+    )  # fmt: skip
+    return row["recipient"], row["preference"]
 
 
 async def account_holder(conn: asyncpg.Connection, account_id: UUID | None) -> UUID | None:

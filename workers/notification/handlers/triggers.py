@@ -20,8 +20,11 @@ from contracts import account, audit, customer, identity, loan, payment
 from contracts.notification import NotificationCategory, NotificationChannel, NotificationDelivered, NotificationFailed, NotificationStatus, NotificationPriority
 from workers.notification import store
 from workers.notification.domain import rules
-from workers.notification.domain.templates import FALLBACK_LANGUAGE, TemplateFailure, render
+from workers.notification.domain.templates import FALLBACK_LANGUAGE, Template, TemplateFailure, render
 from workers.notification.handlers.config import CONFIG
+
+# The templates one event looked up, by (key, language): its messages in one language share one.
+Templates = dict[tuple[str, str], Template | None]
 
 CUSTOMER_CHANNELS = (NotificationChannel.email, NotificationChannel.sms, NotificationChannel.in_app)
 KIND_LABELS = {"cash_deposit": "Cash deposit", "cash_withdrawal": "Cash withdrawal", "incoming": "Incoming credit",
@@ -34,8 +37,7 @@ def _time(text: str) -> dt.time:
 
 async def recipient_of(ctx: Context, customer_id: UUID, *, lock: bool = False) -> tuple[rules.Recipient, str]:
     """What is known of the customer, with the defaults for what is not: (recipient, name)."""
-    known = await store.recipient(ctx.conn, customer_id, lock=lock)
-    pref = await store.preference(ctx.conn, customer_id)
+    known, pref = await store.recipient_and_preference(ctx.conn, customer_id, lock=lock)
     stored = {(NotificationChannel(r["channel"]), NotificationCategory(r["category"])): bool(r["enabled"]) for r in (pref["rules"] if pref else [])}
     return rules.Recipient(
         email=known["email"] if known else None,
@@ -67,17 +69,18 @@ async def _fail(ctx: Context, row: dict[str, Any], code: str, why: str) -> None:
 async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | None, channel: NotificationChannel, address: str | None,
                     endpoint_id: UUID | None, category: NotificationCategory, priority: NotificationPriority, template_key: str, language: str,
                     data: Mapping[str, Any], scheduled_at: dt.datetime, expires_at: dt.datetime,
-                    secret_data: Mapping[str, str] | None = None) -> UUID | None:  # fmt: skip
+                    secret_data: Mapping[str, str] | None = None, templates: Templates | None = None) -> UUID | None:  # fmt: skip
     """Render and store one notification (in-app: delivered at once). A missing template or a
     missing variable fails it at once: it is a bug, not an outage. `secret_data` (a one-time
-    password) is rendered into the message but not kept with its data."""
+    password) is rendered into the message but not kept with its data. `templates`: those one
+    event looked up already (each of its messages in one language renders the same template)."""
     row: dict[str, Any] = {
         "notification_id": notification_id, "customer_id": customer_id, "endpoint_id": endpoint_id, "address": address,
         "channel": channel.value, "category": category.value, "priority": priority.value, "template": template_key,
         "language": language, "payload": dict(data), "scheduled_at": scheduled_at, "expires_at": expires_at,
         "created_at": ctx.now, "updated_at": ctx.now, "correlation_id": ctx.correlation_id, "cause": ctx.message_id,
     }  # fmt: skip
-    template = await store.template(ctx.conn, template_key, language, FALLBACK_LANGUAGE)
+    template = await _template(ctx, template_key, language, {} if templates is None else templates)
     if template is None:
         await _fail(ctx, row, "template_not_found", f"no template {template_key!r}")
         return None
@@ -99,10 +102,18 @@ async def store_one(ctx: Context, *, notification_id: UUID, customer_id: UUID | 
     return notification_id
 
 
+async def _template(ctx: Context, key: str, language: str, templates: Templates) -> Template | None:
+    if (key, language) not in templates:
+        templates[key, language] = await store.template(ctx.conn, key, language, FALLBACK_LANGUAGE)
+    return templates[key, language]
+
+
 async def notify(ctx: Context, customer_id: UUID | None, template_key: str, category: NotificationCategory, priority: NotificationPriority,
                  data: Mapping[str, Any], *, channels: tuple[NotificationChannel, ...] = CUSTOMER_CHANNELS,
-                 expires_in: dt.timedelta = rules.EXPIRY, webhooks: bool = True) -> list[UUID]:  # fmt: skip
-    """The customer's channels under their preferences, and every webhook endpoint of the category."""
+                 expires_in: dt.timedelta = rules.EXPIRY, webhooks: bool = True, templates: Templates | None = None) -> list[UUID]:  # fmt: skip
+    """The customer's channels under their preferences, and every webhook endpoint of the category.
+    `templates`: those the event looked up already, shared by every customer it notifies."""
+    templates = {} if templates is None else templates
     made: list[UUID] = []
     language = FALLBACK_LANGUAGE
     if customer_id is not None:
@@ -125,7 +136,7 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
                 ctx, notification_id=notification_id_of(ctx.message_id, channel, customer_id), customer_id=customer_id, channel=placed.channel,
                 address=address if placed.channel is channel else None, endpoint_id=None, category=category,
                 priority=priority, template_key=template_key, language=language, data=data,
-                scheduled_at=placed.scheduled_at, expires_at=placed.expires_at,
+                scheduled_at=placed.scheduled_at, expires_at=placed.expires_at, templates=templates,
             )  # fmt: skip
             made += [made_id] if made_id else []
     for endpoint in await store.endpoints_for(ctx.conn, category.value, customer_id) if webhooks else []:
@@ -134,7 +145,7 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
             customer_id=customer_id,
             channel=NotificationChannel.webhook, address=None, endpoint_id=endpoint["endpoint_id"], category=category,
             priority=priority, template_key=template_key, language=language, data=data, scheduled_at=ctx.now,
-            expires_at=ctx.now + expires_in,
+            expires_at=ctx.now + expires_in, templates=templates,
         )  # fmt: skip
         made += [made_id] if made_id else []
     return made
@@ -168,8 +179,10 @@ async def on_payment_completed(ctx: Context, event: payment.PaymentCompleted) ->
     """A transaction alert to the payer's customer and to the credited account's holder."""
     data = _data(event) | {"kind_label": KIND_LABELS.get(event.kind.value, "Payment")}
     payee = await store.account_holder(ctx.conn, event.payee_account_id)
+    templates: Templates = {}  # both sides read it once (per language)
     for customer_id in dict.fromkeys(c for c in (event.customer_id, payee) if c is not None):
-        await notify(ctx, customer_id, "payment_completed", NotificationCategory.transaction, NotificationPriority.medium, data)
+        await notify(ctx, customer_id, "payment_completed", NotificationCategory.transaction, NotificationPriority.medium, data,
+                     templates=templates)  # fmt: skip
 
 
 async def on_payment_failed(ctx: Context, event: payment.PaymentFailed) -> None:
