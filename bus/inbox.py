@@ -109,7 +109,12 @@ async def claim_many(conn: asyncpg.Connection, consumer: str, messages: list[tup
 async def store_replies(conn: asyncpg.Connection, consumer: str, replies: list[tuple[str, dict[str, Any]]]) -> None:
     if not replies:
         return
-    await conn.executemany(
-        "UPDATE inbox SET reply = $3 WHERE consumer = $1 AND message_id = $2",
-        [(consumer, message_id, reply) for message_id, reply in replies],
+    # One statement for the batch (`executemany` executes once a row: a group commit of the
+    # ledger's transfers stored its replies one UPDATE each).
+    await conn.execute(
+        "UPDATE inbox SET reply = r.reply FROM unnest($2::text[], $3::jsonb[]) AS r(message_id, reply) "
+        "WHERE inbox.consumer = $1 AND inbox.message_id = r.message_id",
+        consumer,
+        [message_id for message_id, _ in replies],
+        [reply for _, reply in replies],
     )
