@@ -19,7 +19,7 @@ from bus import db, observability, saga, topology, tracing
 from bus.batching import BatchLimits, GroupCommitter
 from bus.broker import Delivery, make_broker
 from bus.direct import DirectConsumer, batched_command, batched_events
-from bus.handling import CommandHandler, Duty, Routes, StartUp, StreamRoute
+from bus.handling import CommandHandler, Context, Duty, Routes, StartUp, StreamRoute
 from bus.outbox import OutboxRelay
 from bus.runtime import Answered, Delivered, DeliveredEvent, Runtime
 from bus.settings import Settings, broker_user, load
@@ -123,12 +123,11 @@ def _add_duty(app: FastStream, runtime: Runtime, duty: Duty) -> None:
 REASK_INTERVAL_S = 5.0  # how often a worker with saga steps looks for unanswered ones
 
 
-def _reask_unanswered_steps(app: FastStream, runtime: Runtime) -> None:
+def _reask_duty(worker: str) -> Duty:
     """A step whose answer never came is asked again (bus/saga.py); each time is a warning."""
-    worker = runtime.routes.worker
 
-    async def run_once() -> bool:
-        asked = await runtime.in_transaction(saga.reask_unanswered)
+    async def run(ctx: Context) -> bool:
+        asked = await saga.reask_unanswered(ctx.conn)
         for step in asked:
             log.warning("saga step %s got no answer %.0f s after its %s was published: asked again (time %d)",
                         step.step_id, step.waited_s, step.routing_key, step.times)  # fmt: skip
@@ -136,7 +135,7 @@ def _reask_unanswered_steps(app: FastStream, runtime: Runtime) -> None:
             observability.SAGA_REASKED.labels(worker).inc(len(asked))
         return len(asked) == saga.REASK_BATCH
 
-    _keep_running(app, f"{worker} saga re-ask", run_once, REASK_INTERVAL_S)
+    return Duty("saga re-ask", run, REASK_INTERVAL_S)
 
 
 def _add_start_up(app: FastStream, runtime: Runtime, start_up: StartUp) -> None:
@@ -304,7 +303,7 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
                                             amqp_url=amqp_url, prefetch=settings.batch_prefetch,
                                             graceful_timeout_s=settings.graceful_timeout_s))  # fmt: skip
     if routes.continuations:
-        _reask_unanswered_steps(app, runtime)
+        _add_duty(app, runtime, _reask_duty(worker))
     if routes.on_start is not None:
         _add_start_up(app, runtime, routes.on_start)
     for duty in routes.duties:

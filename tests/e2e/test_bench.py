@@ -70,6 +70,7 @@ def test_the_loan_repayment_bench_collects_every_instalment_it_set_up_and_the_le
     seconds = re.search(r"^step seconds\s+([0-9.]+) ", done.stdout, re.M)
     assert seconds is not None and float(seconds.group(1)) > 0
 
+
 def test_the_payment_bench_waits_for_a_quiet_cluster_and_splits_the_cpu_per_payment(cluster: Cluster) -> None:
     """`cbs bench --kind payment --against-raw`, small: raw transfers through the edge, then payment
     orders on accounts it opened, once the set-up's work has drained; each table says where the
