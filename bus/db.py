@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from bus import tracing
+from contracts.wire import compact_json
 
 # Errors worth another try: the database said "try again" (or was briefly out of reach).
 TRANSIENT_DB_ERRORS: tuple[type[BaseException], ...] = (
@@ -30,7 +31,7 @@ def columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
 
 
 def _encode_jsonb(value: object) -> bytes:
-    return b"\x01" + json.dumps(value).encode()  # binary jsonb: a version byte, then the text
+    return b"\x01" + compact_json(value)  # binary jsonb: a version byte, then the text
 
 
 def _decode_jsonb(data: bytes) -> object:

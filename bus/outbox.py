@@ -11,7 +11,6 @@ rows. Publishing is at-least-once; consumers drop a repeat by its message_id.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
@@ -30,6 +29,7 @@ from pamqp.commands import Basic
 from bus import db, observability, tracing
 from bus.topology import COMMANDS, EVENTS
 from contracts.common import Command, Event
+from contracts.wire import sorted_json
 
 RELAY_BATCH = 200  # rows per relay transaction
 PUBLISH_TIMEOUT_S = 10.0
@@ -347,7 +347,7 @@ def body_of(payload: dict[str, Any]) -> bytes:
     publishes the dict it wrote, the relay the dict PostgreSQL gives back, and jsonb orders keys its
     own way: a command published by both (its sender died before marking it sent) must hash the
     same in the receiver's inbox, or the second is refused as `idempotency_key_reused`."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return sorted_json(payload, ascii_only=True)
 
 
 def _outgoing(row: asyncpg.Record) -> Outgoing:

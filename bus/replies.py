@@ -3,7 +3,6 @@ to audit's outcome tap (contracts/common.py). Pure: the runtime publishes what t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from contracts.common import MAX_REPLY_COPIES, Reply, ReplyCopy
@@ -14,7 +13,7 @@ _HEAD, _TAIL = b'{"replies":[', b"]}"
 def reply_body(reply: Reply) -> bytes:
     """The bytes a reply is sent as; its copy for audit carries the same text, so the outcome
     record's sha256 is that of what the asker received."""
-    return json.dumps(reply.model_dump(mode="json")).encode()
+    return reply.model_dump_json().encode()
 
 
 def copies_bodies(copies: Sequence[ReplyCopy], max_bytes: int) -> list[bytes]:

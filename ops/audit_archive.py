@@ -13,13 +13,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from workers.audit.domain.chain import chain_hash
+from workers.audit.domain.chain import hash_matches
 
 MAX_LISTED = 100  # broken seqs printed per file
 
 
 def verify_line(line: dict[str, Any]) -> bool:
-    return chain_hash(bytes.fromhex(line["prev_hash"]), line["record"]) == bytes.fromhex(line["hash"])
+    return hash_matches(bytes.fromhex(line["prev_hash"]), line["record"], bytes.fromhex(line["hash"]))
 
 
 def verify_file(path: Path) -> tuple[int, list[int]]:

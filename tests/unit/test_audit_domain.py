@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ops import cli
+from contracts.wire import standard_sorted_json
 from workers.audit.domain.chain import GENESIS, BreakReason, canonical_json, chain_hash, verify_chain
 from workers.audit.domain.classification import (
     ComplianceFlag,
@@ -377,9 +378,12 @@ def test_canonical_other_types() -> None:
     assert canonical_json({"d": date(2024, 2, 29), "x": Decimal("1.50"), "h": b"\x00\xff", "t": (1, 2)}) == (
         b'{"d":"2024-02-29","h":"00ff","t":[1,2],"x":"1.50"}'
     )
-    for bad in ({"s": {1, 2}}, {"f": float("nan")}, {"o": object()}):
+    for bad in ({"s": {1, 2}}, {"o": object()}):
         with pytest.raises((TypeError, ValueError)):
             canonical_json(bad)
+    # As pydantic's JSON mode writes them (every payload is dumped so), and as the record is stored:
+    # hashed and read back, it is the same `null`.
+    assert canonical_json({"f": float("nan"), "g": float("-inf")}) == b'{"f":null,"g":null}'
 
 
 json_values = st.recursive(
@@ -427,6 +431,17 @@ def test_an_intact_chain_verifies() -> None:
     assert check.last_hash == chain[-1][1]
     assert verify_chain([]) == verify_chain([], GENESIS)
     assert verify_chain([]).ok and verify_chain([]).last_hash == GENESIS
+
+
+def test_a_record_chained_by_the_standard_librarys_encoder_still_verifies() -> None:
+    """Before 2026-12-07 the chain was written by `json.dumps`, which spells a float below 1e-4
+    (`1e-07`) unlike orjson (`1e-7`): such an honest old record verifies, a changed one does not."""
+    old = {"seq": 0, "routing_key": "x.replied", "payload": {"result": {"tiny": 1e-7}}}
+    assert canonical_json(old) != standard_sorted_json(old, ascii_only=False)
+    written = hashlib.sha256(GENESIS + standard_sorted_json(old, ascii_only=False)).digest()
+    assert verify_chain([(GENESIS, written, old)]).ok
+    changed = {**old, "payload": {"result": {"tiny": 2e-7}}}
+    assert verify_chain([(GENESIS, written, changed)]).reason == BreakReason.hash_mismatch
 
 
 def test_a_paged_check_resumes_from_last_hash() -> None:

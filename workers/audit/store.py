@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 
 from bus import db
+from contracts.wire import compact_json
 
 # The fields a record's hash covers, in the order of the table (the hash itself sorts them).
 # Everything but seq (the chain's position, handed out by the head), prev_hash and hash (the
@@ -67,7 +68,7 @@ async def already_recorded(conn: asyncpg.Connection, keys: Sequence[tuple[str, s
 
 def _stored(record: dict[str, Any]) -> tuple[Any, ...]:
     payload = record["payload"]
-    values = {**record, "payload": None if payload is None else json.dumps(payload)}
+    values = {**record, "payload": None if payload is None else compact_json(payload).decode()}
     return tuple(values[c] for c in COLUMNS)
 
 

@@ -1,18 +1,19 @@
 """The hash chain that makes the audit trail append-only.
 
 `hash = SHA-256(prev_hash ‖ canonical_json(record))`, from `GENESIS` (32 zero bytes). Canonical
-JSON: keys sorted by code point, no whitespace, UTF-8 with `ensure_ascii=False`, no NaN or
-infinity; aware datetimes in UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (always 6 fraction digits, a
-Postgres timestamptz's precision, so a record read back hashes the same); naive datetimes and
-sets are refused (no zone, no order); dates ISO; UUIDs and Decimals as `str`; bytes as
-lower-case hex; tuples as lists. An expired record keeps its hashes but loses its payload:
-`verify_chain` then checks its link only.
+JSON (`contracts.wire.sorted_json`): keys sorted by code point, no whitespace, UTF-8 with
+`ensure_ascii=False`; NaN and infinity as `null` (pydantic's JSON mode, which every payload comes
+from, already writes them so; the standard library, which wrote the chain's first records, refused
+them, so no stored record holds one); aware datetimes in UTC as `YYYY-MM-DDTHH:MM:SS.ffffffZ`
+(always 6 fraction digits, a Postgres timestamptz's precision, so a record read back hashes the
+same); naive datetimes and sets are refused (no zone, no order); dates ISO; UUIDs and Decimals as
+`str`; bytes as lower-case hex; tuples as lists. An expired record keeps its hashes but loses its
+payload: `verify_chain` then checks its link only.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -20,6 +21,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
+
+from contracts.wire import sorted_json, standard_sorted_json
 
 GENESIS = bytes(32)
 
@@ -49,16 +52,24 @@ def _canonical_default(value: Any) -> Any:
 
 def canonical_json(record: Mapping[str, Any]) -> bytes:
     """The record's one byte form (module docstring)."""
-    return json.dumps(
-        record, default=_canonical_default, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-        allow_nan=False,
-    ).encode("utf-8")  # fmt: skip
+    return sorted_json(record, ascii_only=False, default=_canonical_default)
 
 
 def chain_hash(prev_hash: bytes, record: Mapping[str, Any]) -> bytes:
     """SHA-256(prev_hash ‖ canonical JSON of the record), 32 bytes."""
     assert len(prev_hash) == 32, "prev_hash is 32 bytes"
     return hashlib.sha256(bytes(prev_hash) + canonical_json(record)).digest()
+
+
+def hash_matches(prev_hash: bytes, record: Mapping[str, Any], stored_hash: bytes) -> bool:
+    """Does the record recompute to its stored hash? Records chained before 2026-12-07 were
+    written by the standard library's encoder, which spells a float below 1e-4 its own way
+    (`contracts.wire`): such a record is checked in that spelling too, so an honest old record is
+    never reported as tampered with."""
+    if chain_hash(prev_hash, record) == bytes(stored_hash):
+        return True
+    legacy = standard_sorted_json(record, ascii_only=False, default=_canonical_default)
+    return hashlib.sha256(bytes(prev_hash) + legacy).digest() == bytes(stored_hash)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,7 @@ def verify_chain(
         checked += 1
         if bytes(prev_hash) != expected_prev:
             return ChainCheck(False, checked, index, BreakReason.prev_hash_mismatch, expected_prev)
-        if record is not None and (len(prev_hash) != 32 or chain_hash(prev_hash, record) != bytes(stored_hash)):
+        if record is not None and (len(prev_hash) != 32 or not hash_matches(prev_hash, record, stored_hash)):
             return ChainCheck(False, checked, index, BreakReason.hash_mismatch, expected_prev)
         expected_prev = bytes(stored_hash)
     return ChainCheck(True, checked, None, None, expected_prev)
