@@ -155,6 +155,10 @@ class Routes:
     duties: tuple[Duty, ...] = ()
     streams: tuple[StreamRoute, ...] = ()
     on_start: StartUp | None = None
+    # Runs first in every transaction of events, with the fresh ones in delivery order. A worker
+    # whose handlers lock rows takes the whole transaction's locks here, in one order: locked event
+    # by event, two replicas' transactions could each hold a row the other waits for (deadlock).
+    lock_for_events: Callable[[asyncpg.Connection, Sequence[Event]], Awaitable[None]] | None = None
     # The events this worker publishes (its contracts module's EVENTS); the runtime refuses to
     # commit any other (the broker would refuse it after the commit, leaving it stuck in the
     # outbox). None: unchecked (a test's ad-hoc worker).

@@ -425,13 +425,15 @@ class Runtime:
         async def apply(conn: asyncpg.Connection) -> None:
             requests = [(d.message_id, inbox.Request(d.body_hash, d.msg.raw_message.user_id or "")) for d in batch]
             claimed = await inbox.claim_many(conn, consumer, requests, reply=EVENT_HANDLED)
-            done: set[str] = set()
+            fresh: dict[str, DeliveredEvent] = {}  # the first copy of each event not handled before
             for d in batch:
-                if d.message_id in claimed or d.message_id in done:
-                    observability.INBOX_DUPLICATES.labels(consumer).inc()
-                    continue
+                if d.message_id not in claimed:
+                    fresh.setdefault(d.message_id, d)
+            observability.INBOX_DUPLICATES.labels(consumer).inc(len(batch) - len(fresh))
+            if fresh and self.routes.lock_for_events is not None:
+                await self.routes.lock_for_events(conn, [d.event for d in fresh.values()])
+            for d in fresh.values():
                 await d.route.handler(self.context_for(conn, d.msg, consumer, d.trace), d.event)
-                done.add(d.message_id)
 
         with tracing.batch(f"commit {consumer}", [d.trace for d in batch]) if tracing.ON else tracing.OFF:
             await self.in_transaction(apply)

@@ -535,3 +535,41 @@ async def test_past_the_providers_rate_limit_messages_wait(ops: Client, admin_db
         assert len(waiting) == 2 and all(r["scheduled_at"] > dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1) for r in waiting)
     finally:
         delivery.RATE_LIMITS = shipped
+
+
+async def test_two_replicas_batches_that_cross_recipients_do_not_deadlock(notifier: Any, admin_db: Any) -> None:
+    """Two transactions of events, as two replicas run them, naming the same two customers in
+    opposite orders. Locked event by event they deadlock (shown first, so the test can fail);
+    `lock_for_events` takes the transaction's recipients first, in one order, and the second
+    transaction waits for the first instead."""
+    import asyncpg
+
+    from workers.notification import store
+    from workers.notification.handlers import triggers
+
+    first, second = await a_customer("x1@example.com", "+919800000101"), await a_customer("x2@example.com", "+919800000102")
+    await eventually(lambda: known(admin_db, first))
+    await eventually(lambda: known(admin_db, second))
+    crossing = [[deposit(first), deposit(second)], [deposit(second), deposit(first)]]
+
+    async def replica(events: list[payment.PaymentCompleted], pre_lock: bool, both_hold_one: asyncio.Barrier) -> None:
+        conn = await asyncpg.connect(load().admin_database_url("notification"), server_settings={"search_path": "notification"})
+        try:
+            async with conn.transaction():
+                if pre_lock:
+                    await triggers.lock_recipients(conn, events)
+                await store.recipient_and_preference(conn, events[0].customer_id, lock=True)
+                if not pre_lock:
+                    await both_hold_one.wait()  # each holds its first recipient, then asks for the other
+                await store.recipient_and_preference(conn, events[1].customer_id, lock=True)
+        finally:
+            await conn.close()
+
+    barrier = asyncio.Barrier(2)
+    outcomes = await asyncio.gather(*(replica(e, False, barrier) for e in crossing), return_exceptions=True)
+    assert any(isinstance(o, asyncpg.DeadlockDetectedError) for o in outcomes), outcomes
+
+    barrier = asyncio.Barrier(2)
+    outcomes = await asyncio.wait_for(asyncio.gather(*(replica(e, True, barrier) for e in crossing),
+                                                     return_exceptions=True), timeout=10)  # fmt: skip
+    assert outcomes == [None, None]

@@ -53,6 +53,7 @@ ROUTES = Routes(
         Duty("claim_due", sending.claim_due, CONFIG.sweep_s),
         Duty("send_claimed", sending.send_claimed, CONFIG.send_s),
     ),
+    lock_for_events=triggers.lock_recipients,
     on_start=commands.seed_templates,
     publishes=notification.EVENTS,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -41,6 +41,18 @@ async def recipient_and_preference(conn: asyncpg.Connection, customer_id: UUID, 
         customer_id,
     )  # fmt: skip
     return row["recipient"], row["preference"]
+
+
+async def lock_recipients(conn: asyncpg.Connection, customer_ids: Iterable[UUID], account_ids: Iterable[UUID],
+                          user_ids: Iterable[UUID]) -> None:  # fmt: skip
+    """Lock the recipients named directly, as the holders of accounts or as the customers of logins,
+    in one statement and in customer id order (rows are locked as the sort returns them)."""
+    await conn.execute(
+        "SELECT customer_id FROM recipient WHERE customer_id IN (SELECT unnest($1::uuid[]) "
+        "UNION SELECT customer_id FROM account_holder WHERE account_id = ANY($2::uuid[]) "
+        "UNION SELECT customer_id FROM login WHERE user_id = ANY($3::uuid[])) ORDER BY customer_id FOR UPDATE",
+        list(customer_ids), list(account_ids), list(user_ids),
+    )  # fmt: skip
 
 
 async def account_holder(conn: asyncpg.Connection, account_id: UUID | None) -> UUID | None:
