@@ -13,7 +13,10 @@ for every value but these (`tests/unit/test_wire.py` checks it on generated docu
   `…3e-4…` looks the same), so they are left to differ: no contract has a float field, and the
   chain's verification also accepts the standard library's form (`chain.hash_matches`);
 - NaN and infinity: orjson writes `null`, where the standard library (`allow_nan=False`) refused.
-  Bodies are dumped by pydantic's JSON mode, which writes `null` already.
+  Bodies are dumped by pydantic's JSON mode, which writes `null` already;
+- a UUID or an enum: orjson writes `str(uuid)` and the enum's value itself, where the standard
+  library asks `default` (or refuses): the chain's `default` writes a UUID as `str` too, and a
+  body dumped in JSON mode holds neither.
 
 Where orjson refuses (an integer beyond 64 bits, a key that is not a string), and, with
 `ascii_only`, where its bytes hold anything beyond ASCII (the standard library escapes U+007F and
