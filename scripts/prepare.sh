@@ -42,11 +42,40 @@ pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not answering on 127
 if ! command -v rabbitmqctl >/dev/null; then
   say "installing RabbitMQ"; apt_install rabbitmq-server
 fi
-if ! rabbitmqctl -q status >/dev/null 2>&1; then
+# With the default soft limit of 1024 open files, RabbitMQ 3.10's file handle cache (927 handles)
+# runs out once two vhosts' quorum queues, tap streams and message stores coexist, as they do in
+# `make test` (the end-to-end package's and a test's own), and every process that asks it for a
+# handle then waits forever: declaring a queue, `rabbitmqctl status`, the whole node (seen here on
+# 2026-12-06, and on 2026-12-07, when CI's run hung in `cbs migrate` until its time ran out).
+# A machine that starts RabbitMQ as root with `rabbitmq-server -detached` gets that limit (its su
+# to the rabbitmq user resets the soft limit): such a node, or one that does not answer, is
+# stopped here and started again with the hard limit.
+MIN_RABBITMQ_FILES=10000
+rabbitmq_pid() {  # the node tests and `make run` use (it listens on 5672, or is `rabbit` in epmd); empty if none
+  for port in 5672 $(epmd -names 2>/dev/null | awk '$2 == "rabbit" {print $5}'); do
+    pid=$(ss -Hltnp "sport = :$port" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+    if [ -n "$pid" ]; then echo "$pid"; return; fi
+  done
+}
+open_files_limit() {  # the soft limit; "unlimited" as a number that passes
+  awk '/^Max open files/ {print ($4 == "unlimited" ? 1000000000 : $4)}' "/proc/$1/limits" 2>/dev/null || true
+}
+# Bounded twice, and with no pipe: rabbitmqctl runs its Erlang CLI through su, in a session of its
+# own, which `timeout` cannot kill; a pipe would wait for that CLI as long as the node hangs.
+rabbitmq_answers() { timeout 90 rabbitmqctl -q status --timeout 60 >/dev/null 2>&1; }
+node_pid=$(rabbitmq_pid)
+if [ -n "$node_pid" ]; then
+  limit=$(open_files_limit "$node_pid")
+  if [ "$limit" -lt "$MIN_RABBITMQ_FILES" ] || ! rabbitmq_answers; then
+    if [ "$limit" -lt "$MIN_RABBITMQ_FILES" ]; then why="its limit of $limit open files is below $MIN_RABBITMQ_FILES"; else why="it does not answer"; fi
+    say "restarting RabbitMQ: $why"
+    as_root timeout 120 rabbitmqctl -q stop >/dev/null 2>&1 || true
+    if kill -0 "$node_pid" 2>/dev/null; then as_root kill -9 "$node_pid" || true; fi
+    for _ in $(seq 1 30); do kill -0 "$node_pid" 2>/dev/null || break; sleep 1; done
+  fi
+fi
+if ! rabbitmq_answers; then
   say "starting RabbitMQ"
-  # With the default soft limit of 1024 open files, RabbitMQ 3.10's file handle cache runs out
-  # once a few test runs' vhosts (quorum queues, tap streams, message stores) coexist, and a new
-  # vhost then hangs in "stopped" while `rabbitmqctl` waits forever (seen here, 2026-12-06).
   # Run as root, rabbitmq-server re-executes itself as the rabbitmq user through su, which
   # resets the soft limit: raise it in the rabbitmq user's own shell.
   start_rabbitmq='ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec rabbitmq-server -detached'
@@ -60,6 +89,11 @@ fi
 # `await_startup` fails at once on a node it cannot reach: wait for the node to answer first.
 for _ in $(seq 1 120); do as_root rabbitmqctl -q ping >/dev/null 2>&1 && break; sleep 1; done
 as_root rabbitmqctl -q await_startup --timeout 120 >/dev/null
+limit=$(open_files_limit "$(rabbitmq_pid)")
+if [ -n "$limit" ] && [ "$limit" -lt "$MIN_RABBITMQ_FILES" ]; then
+  echo "RabbitMQ runs with a limit of $limit open files, below $MIN_RABBITMQ_FILES: raise the rabbitmq user's hard limit (ulimit -Hn)" >&2
+  exit 1
+fi
 # The management API: the containers' `cbs migrate` makes the broker users through it (compose.yaml),
 # and a test checks that path here too. Idempotent.
 # And its Prometheus exporter (port 15692): the dashboards' queue panels (deploy/prometheus), which
