@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -352,3 +353,36 @@ async def test_an_expired_record_is_archived_whole_and_the_chain_still_verifies(
     async with admin_db.acquire() as conn, conn.transaction():
         await _as_audit(conn)
         assert await retention.archive_expired(conn, tmp_path) is None  # nothing more is due
+
+
+async def test_a_batch_chained_already_does_not_wait_for_the_chain_head(admin_db: asyncpg.Pool) -> None:
+    """A tap's batch read again (a reader's retry, a stream holding a message twice) finds its keys
+    stored before it asks for the head's lock, which the other taps' readers hold in turn: it takes
+    no place in their queue. And a new key still waits for the lock, as the chain needs."""
+    drafts = [
+        draft_of(json.dumps({"ids": [str(uuid.uuid4())]}).encode(), exchange=topology.COMMANDS.name, kind="command",
+                 message_id=f"again-{uuid.uuid4()}", routing_key=lg.LookupAccounts.routing_key,
+                 message_type=lg.LookupAccounts.message_type, correlation_id=None, headers={}, user_id="guest",
+                 max_body_bytes=1_000_000)  # fmt: skip
+        for _ in range(3)
+    ]
+    async with admin_db.acquire() as conn, conn.transaction():
+        await _as_audit(conn)
+        await records.append(conn, drafts)
+    async with admin_db.acquire() as holder, admin_db.acquire() as again:
+        async with holder.transaction():
+            await _as_audit(holder)
+            await store.lock_head(holder)  # another tap's batch, mid-append
+            async with again.transaction():
+                await _as_audit(again)
+                await again.execute("SET LOCAL lock_timeout = '2s'")
+                await records.append(again, drafts)  # every key stored: returns without the lock
+                before = await again.fetchval("SELECT count(*) FROM audit_record WHERE event_id = ANY($1::text[])",
+                                              [d.event_id for d in drafts])  # fmt: skip
+                assert before == 3
+            new = dataclasses.replace(drafts[0], event_id=f"new-{uuid.uuid4()}")
+            with pytest.raises(asyncpg.LockNotAvailableError):
+                async with again.transaction():
+                    await _as_audit(again)
+                    await again.execute("SET LOCAL lock_timeout = '200ms'")
+                    await records.append(again, [new])
