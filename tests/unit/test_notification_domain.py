@@ -188,3 +188,24 @@ def test_the_shipped_templates_parse_and_the_test_message_needs_no_note() -> Non
     assert new_device.subject == "New sign-in to your account"
     assert all(part in new_device.body for part in ("Firefox/121.0", "203.0.113.7", "2026-12-06T18:00:00Z",
                                                      "call the bank and change your password"))  # fmt: skip
+
+
+def test_each_event_names_its_recipients_in_one_place() -> None:
+    """`named_by` is what the triggers notify and what a transaction locks first: a payment's
+    payer and the credited account (its holder), a login's customer, a loan's customer, an
+    event's own customer_id, and no one for the security desk's facts."""
+    import uuid as _uuid
+
+    from contracts import audit, customer, identity, loan, payment
+    from workers.notification.handlers.triggers import Named, named_by
+
+    payer, account, user, borrower = (_uuid.uuid4() for _ in range(4))
+    assert named_by(payment.PaymentCompleted.model_construct(customer_id=payer, payee_account_id=account)) == Named(
+        customers=(payer,), accounts=(account,))  # fmt: skip
+    assert named_by(payment.PaymentCompleted.model_construct(customer_id=None, payee_account_id=None)) == Named()
+    assert named_by(identity.LockedOut.model_construct(user_id=user)) == Named(logins=(user,))
+    assert named_by(identity.NewDeviceLogin.model_construct(user_id=user)) == Named(logins=(user,))
+    assert named_by(loan.LoanDisbursed.model_construct(loan=loan.LoanView.model_construct(customer_id=borrower))) == Named(
+        customers=(borrower,))  # fmt: skip
+    assert named_by(customer.CustomerKycStatusChanged.model_construct(customer_id=payer)) == Named(customers=(payer,))
+    assert named_by(audit.SecurityEventRaised.model_construct()) == Named()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -153,23 +154,51 @@ async def notify(ctx: Context, customer_id: UUID | None, template_key: str, cate
     return made
 
 
+@dataclass(frozen=True, slots=True)
+class Named:
+    """Whom an event may notify or teach the worker about, as the event names them: customers
+    directly, accounts (their holders) and logins (their customers)."""
+
+    customers: tuple[UUID, ...] = ()
+    accounts: tuple[UUID, ...] = ()
+    logins: tuple[UUID, ...] = ()
+
+
+def named_by(event: Any) -> Named:
+    """The one place that says whom each event names: the triggers notify these customers
+    (`customers_named`) and the transaction locks them first (`lock_recipients`), so a trigger
+    that names someone new is locked in order as soon as it notifies them. An event's own
+    `customer_id` is the rule; the exceptions follow."""
+    if isinstance(event, payment.PaymentCompleted):  # the payer's customer, and the credited account's holder
+        return Named(customers=(event.customer_id,) if event.customer_id else (),
+                     accounts=(event.payee_account_id,) if event.payee_account_id else ())  # fmt: skip
+    if isinstance(event, loan.LoanDisbursed):
+        return Named(customers=(event.loan.customer_id,))
+    if isinstance(event, (identity.LockedOut, identity.NewDeviceLogin)):  # a staff login has no customer
+        return Named(logins=(event.user_id,))
+    customer_id = getattr(event, "customer_id", None)
+    return Named(customers=(customer_id,)) if isinstance(customer_id, UUID) else Named()
+
+
+async def customers_named(ctx: Context, event: Any) -> list[UUID]:
+    """The customers `named_by` the event, each once, in the order it names them."""
+    named = named_by(event)
+    found: list[UUID | None] = list(named.customers)
+    found += [await store.account_holder(ctx.conn, account_id) for account_id in named.accounts]
+    found += [await store.customer_of_login(ctx.conn, user_id) for user_id in named.logins]
+    return [c for c in dict.fromkeys(found) if c is not None]
+
+
 async def lock_recipients(conn: asyncpg.Connection, events: Sequence[Any]) -> None:
-    """Every recipient a transaction's events may notify or learn about, locked at once in one
-    order (`Routes.lock_for_events`). Locked event by event (`notify` locks each recipient it
-    decides for), two replicas' batches crossed: `cbs bench --kind payment` on two of each worker
-    saw 33 deadlocks in two minutes, each a one-second wait and the batch done again. `notify`
-    still locks each one: held already, that costs no wait."""
-    customers: set[UUID] = set()
-    accounts: list[UUID] = []
-    logins: list[UUID] = []
-    for event in events:
-        if isinstance(event, payment.PaymentCompleted) and event.payee_account_id is not None:
-            accounts.append(event.payee_account_id)
-        if isinstance(event, (identity.LockedOut, identity.NewDeviceLogin)):
-            logins.append(event.user_id)
-        named = event.loan.customer_id if isinstance(event, loan.LoanDisbursed) else getattr(event, "customer_id", None)
-        if isinstance(named, UUID):
-            customers.add(named)
+    """Every recipient a transaction's events name (`named_by`), locked at once in one order
+    (`Routes.lock_for_events`). Locked event by event (`notify` locks each recipient it decides
+    for), two replicas' batches crossed: a bench on two of each worker saw 33 deadlocks in two
+    minutes, each a one-second wait and the batch done again. `notify` still locks each one:
+    held already, that costs no wait."""
+    named = [named_by(event) for event in events]
+    customers = {c for n in named for c in n.customers}
+    accounts = {a for n in named for a in n.accounts}
+    logins = {u for n in named for u in n.logins}
     if customers or accounts or logins:
         await store.lock_recipients(conn, customers, accounts, logins)
 
@@ -201,9 +230,8 @@ async def on_account_opened(ctx: Context, event: account.AccountOpened) -> None:
 async def on_payment_completed(ctx: Context, event: payment.PaymentCompleted) -> None:
     """A transaction alert to the payer's customer and to the credited account's holder."""
     data = _data(event) | {"kind_label": KIND_LABELS.get(event.kind.value, "Payment")}
-    payee = await store.account_holder(ctx.conn, event.payee_account_id)
     templates: Templates = {}  # both sides read it once (per language)
-    for customer_id in dict.fromkeys(c for c in (event.customer_id, payee) if c is not None):
+    for customer_id in await customers_named(ctx, event):
         await notify(ctx, customer_id, "payment_completed", NotificationCategory.transaction, NotificationPriority.medium, data,
                      templates=templates)  # fmt: skip
 
@@ -241,7 +269,8 @@ async def on_loan_disbursed(ctx: Context, event: loan.LoanDisbursed) -> None:
     view = event.loan.model_dump(mode="json")
     data = {"number": view.get("number"), "amount": view.get("principal", 0), "currency": view.get("currency", "INR"),
             "loan_id": view.get("loan_id")}  # fmt: skip
-    await notify(ctx, event.loan.customer_id, "loan_disbursed", NotificationCategory.loan, NotificationPriority.medium, data)
+    for customer_id in await customers_named(ctx, event):
+        await notify(ctx, customer_id, "loan_disbursed", NotificationCategory.loan, NotificationPriority.medium, data)
 
 
 async def _security_desk(ctx: Context, template_key: str, data: dict[str, Any]) -> None:
@@ -267,8 +296,7 @@ async def on_user_created(ctx: Context, event: identity.UserCreated) -> None:
 async def on_locked_out(ctx: Context, event: identity.LockedOut) -> None:
     """The security desk, and the customer whose login it is (a security message: always sent)."""
     await _security_desk(ctx, "locked_out", _data(event))
-    customer_id = await store.customer_of_login(ctx.conn, event.user_id)
-    if customer_id is not None:
+    for customer_id in await customers_named(ctx, event):
         await notify(ctx, customer_id, "login_locked", NotificationCategory.security, NotificationPriority.critical,
                      _data(event), channels=(NotificationChannel.email, NotificationChannel.sms, NotificationChannel.in_app),
                      webhooks=False)  # fmt: skip
@@ -278,8 +306,7 @@ async def on_new_device_login(ctx: Context, event: identity.NewDeviceLogin) -> N
     """The customer whose login it is, on every channel they have (a security message: always
     sent, quiet hours and caps or not), so a stolen password shows at once. A staff login has no
     customer: nothing here (audit records the event)."""
-    customer_id = await store.customer_of_login(ctx.conn, event.user_id)
-    if customer_id is not None:
+    for customer_id in await customers_named(ctx, event):
         data = _data(event) | {"client_address": event.client_address or "an unknown address"}
         await notify(ctx, customer_id, "new_device_login", NotificationCategory.security, NotificationPriority.high, data,
                      channels=CUSTOMER_CHANNELS, webhooks=False)  # fmt: skip
