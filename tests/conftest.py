@@ -12,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -105,6 +108,87 @@ def _refuse_a_broker_too_small(amqp_address: str) -> None:
                     "Run scripts/prepare.sh (it restarts the node with a higher open-files limit).", returncode=3)  # fmt: skip
 
 
+# --- runs that died ------------------------------------------------------------------------------
+# A run killed before its teardown (CI's time running out, a SIGKILL) leaves its vhosts, with their
+# quorum queues and streams, its databases, broker users and secrets on the shared services; enough
+# of them and the broker runs out of file handles again. Each run holds an exclusive lock on a file
+# of its own while it lives (released by the kernel however it ends), and the next run to provision
+# deletes what belongs to a run whose file it can lock. A run of code older than this has no file:
+# it is never touched.
+RUNS_DIR = Path(os.environ.get("CBS_TEST_RUNS_DIR", Path.home() / ".cache" / "cbs-test-runs"))
+_RUN_LOCK_FILE: IO[str] | None = None
+
+
+def hold_run_lock(runs_dir: Path, run_id: str) -> IO[str]:
+    """This run's file, locked for as long as the returned file stays open."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    held = open(runs_dir / f"{run_id}.lock", "w")  # noqa: SIM115 (open for the whole run)
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return held
+
+
+def dead_runs(runs_dir: Path, own: str) -> list[str]:
+    """The run ids whose file no living run holds."""
+    dead = []
+    for path in sorted(runs_dir.glob("*.lock")):
+        if path.stem == own:
+            continue
+        with open(path) as probe:
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # alive
+            dead.append(path.stem)
+    return dead
+
+
+def reap_dead_runs(runs_dir: Path, own: str) -> list[str]:
+    """Delete what each dead run left: vhosts and databases `cbs_test_<run>*`, broker users
+    `cbs-t<run>.*`, secrets folders; then its file. Returns what was deleted."""
+    import glob
+
+    dead = dead_runs(runs_dir, own)
+    if not dead:
+        return []
+    gone: list[str] = []
+    vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, timeout=60).stdout.split()
+    users = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, timeout=60).stdout.split()
+    databases = asyncio.run(_databases())
+    for run_id in dead:
+        for vhost in (v for v in vhosts if v == f"cbs_test_{run_id}" or v.startswith(f"cbs_test_{run_id}_")):
+            _rabbitmqctl("delete_vhost", vhost)
+            gone.append(f"vhost {vhost}")
+        for user in (u for u in users if u.startswith(f"cbs-t{run_id}.") or u.startswith(f"cbs-t{run_id}_")):
+            _rabbitmqctl("delete_user", user)
+            gone.append(f"user {user}")
+        for database in (d for d in databases if d == f"cbs_test_{run_id}" or d.startswith(f"cbs_test_{run_id}_")):
+            asyncio.run(_drop_database(database))
+            gone.append(f"database {database}")
+        for folder in glob.glob(os.path.join(tempfile.gettempdir(), f"cbs-test-secrets-{run_id}*")):
+            shutil.rmtree(folder, ignore_errors=True)
+        (runs_dir / f"{run_id}.lock").unlink(missing_ok=True)
+    return gone
+
+
+async def _databases() -> list[str]:
+    conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
+    try:
+        return [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'cbs\\_test\\_%'")]
+    finally:
+        await conn.close()
+
+
+def _this_run_provisions() -> None:
+    """Once per run, before its first vhost: hold this run's file, and reap the dead runs."""
+    global _RUN_LOCK_FILE
+    if _RUN_LOCK_FILE is not None:
+        return
+    _RUN_LOCK_FILE = hold_run_lock(RUNS_DIR, RUN_ID)
+    atexit.register((RUNS_DIR / f"{RUN_ID}.lock").unlink, missing_ok=True)
+    for what in reap_dead_runs(RUNS_DIR, RUN_ID):
+        print(f"[tests] deleted what a dead run left: {what}")
+
+
 def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
 
@@ -127,6 +211,8 @@ def _provisioned() -> Iterator[dict[str, str]]:
             stack.callback(_restore_env, saved)
             os.environ.update(moved)
         _refuse_a_broker_too_small(urlsplit(os.environ["CBS_AMQP_URL"]).netloc.rpartition("@")[2])
+        if "RABBITMQ_NODENAME" not in os.environ:  # the shared node, not a test's private cluster
+            _this_run_provisions()
         _rabbitmqctl("add_vhost", vhost)
         _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
         from ops.cli import main as cbs
