@@ -153,7 +153,7 @@ def reap_dead_runs(runs_dir: Path, own: str) -> list[str]:
     gone: list[str] = []
     vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, timeout=60).stdout.split()
     users = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, timeout=60).stdout.split()
-    databases = asyncio.run(_databases())
+    databases = asyncio.run(run_databases())
     for run_id in dead:
         for vhost in (v for v in vhosts if v == f"cbs_test_{run_id}" or v.startswith(f"cbs_test_{run_id}_")):
             _rabbitmqctl("delete_vhost", vhost)
@@ -162,7 +162,7 @@ def reap_dead_runs(runs_dir: Path, own: str) -> list[str]:
             _rabbitmqctl("delete_user", user)
             gone.append(f"user {user}")
         for database in (d for d in databases if d == f"cbs_test_{run_id}" or d.startswith(f"cbs_test_{run_id}_")):
-            asyncio.run(_drop_database(database))
+            asyncio.run(drop_database(database))
             gone.append(f"database {database}")
         for folder in glob.glob(os.path.join(tempfile.gettempdir(), f"cbs-test-secrets-{run_id}*")):
             shutil.rmtree(folder, ignore_errors=True)
@@ -170,7 +170,8 @@ def reap_dead_runs(runs_dir: Path, own: str) -> list[str]:
     return gone
 
 
-async def _databases() -> list[str]:
+async def run_databases() -> list[str]:
+    """Every test run's databases on the server (`cbs_test_*`)."""
     conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
     try:
         return [r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'cbs\\_test\\_%'")]
@@ -228,7 +229,7 @@ def _provisioned() -> Iterator[dict[str, str]]:
                 broker_users.delete_users()
             finally:  # a broker that does not answer still leaves no database behind
                 shutil.rmtree(os.environ["CBS_SECRETS_DIR"], ignore_errors=True)
-                asyncio.run(_drop_database(database))
+                asyncio.run(drop_database(database))
 
 
 def _restore_env(saved: dict[str, str | None]) -> None:
@@ -271,12 +272,17 @@ def separate_infra(
                 os.environ[name] = value
 
 
-async def _drop_database(database: str) -> None:
+async def on_admin_database(statement: str) -> None:
+    """One statement on the server's `postgres` database, as the admin (CREATE or DROP DATABASE)."""
     conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await conn.execute(statement)
     finally:
         await conn.close()
+
+
+async def drop_database(database: str) -> None:
+    await on_admin_database(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import pytest
 from bus.settings import WORKERS, load, with_database
 from contracts import ledger as L
 from ops import backup
-from tests.conftest import ADMIN_DSN, DATABASE, SECOND_SERVER
+from tests.conftest import DATABASE, SECOND_SERVER, drop_database
 from tests.integration.conftest import BusClient, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,14 +33,6 @@ def cbs(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     """`cbs …` as an operator runs it: its own process, this run's environment (plus `env`)."""
     return subprocess.run([sys.executable, "-m", "ops.cli", *argv], cwd=ROOT, env={**os.environ, **(env or {})},
                           capture_output=True, text=True, timeout=300)  # fmt: skip
-
-
-async def _drop(database: str) -> None:
-    conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +73,7 @@ async def drill(state: dict[str, object], tmp_path_factory: pytest.TempPathFacto
         done = await asyncio.to_thread(cbs, "restore", str(folder), env={"CBS_DATABASE_URL": restored_url})
         yield {"folder": folder, "backup": json.loads(made.stdout), "restore": done, "url": restored_url}
     finally:
-        await _drop(RESTORED)
+        await drop_database(RESTORED)
 
 
 async def test_every_schema_is_backed_up_with_a_manifest(drill: dict[str, object]) -> None:

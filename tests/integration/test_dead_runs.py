@@ -8,29 +8,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import asyncpg
-
-from tests.conftest import ADMIN_DSN, RUN_ID, hold_run_lock, reap_dead_runs
+from tests.conftest import RUN_ID, hold_run_lock, on_admin_database, reap_dead_runs, run_databases
 
 
 def _ctl(*args: str) -> str:
     return subprocess.run(["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True).stdout
-
-
-async def _create_database(name: str) -> None:
-    conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _databases() -> set[str]:
-    conn = await asyncpg.connect(f"{ADMIN_DSN}/postgres")
-    try:
-        return {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
-    finally:
-        await conn.close()
 
 
 def _leave_behind(run_id: str) -> None:
@@ -38,7 +20,7 @@ def _leave_behind(run_id: str) -> None:
     for vhost in (f"cbs_test_{run_id}", f"cbs_test_{run_id}_e2e"):
         _ctl("add_vhost", vhost)
     _ctl("add_user", f"cbs-t{run_id}.edge", uuid.uuid4().hex)
-    asyncio.run(_create_database(f"cbs_test_{run_id}"))
+    asyncio.run(on_admin_database(f'CREATE DATABASE "cbs_test_{run_id}"'))
 
 
 def test_a_dead_runs_vhosts_users_and_databases_go_and_a_living_runs_stay(tmp_path: Path) -> None:
@@ -52,7 +34,7 @@ def test_a_dead_runs_vhosts_users_and_databases_go_and_a_living_runs_stay(tmp_pa
 
         assert sorted(gone) == sorted([f"vhost cbs_test_{dead}", f"vhost cbs_test_{dead}_e2e",
                                        f"user cbs-t{dead}.edge", f"database cbs_test_{dead}"])  # fmt: skip
-        vhosts, users, databases = _ctl("list_vhosts").split(), _ctl("list_users").split(), asyncio.run(_databases())
+        vhosts, users, databases = _ctl("list_vhosts").split(), _ctl("list_users").split(), set(asyncio.run(run_databases()))
         assert not [v for v in vhosts if dead in v] and not [u for u in users if dead in u]
         assert f"cbs_test_{dead}" not in databases
         assert not (tmp_path / f"{dead}.lock").exists()
