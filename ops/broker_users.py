@@ -146,9 +146,10 @@ def ensure_users(vhost: str, admin_url: str) -> list[str]:
     return [broker_user(process) for process in PROCESSES]
 
 
-def delete_users() -> list[str]:
-    """Delete the users of this prefix (a test run's own, at its end)."""
-    prefix = broker_user_prefix()
+def delete_users(prefix: str | None = None) -> list[str]:
+    """Delete the users whose names start with `prefix` (default: this process's prefix; a test
+    run's own, at its end, or a dead run's)."""
+    prefix = broker_user_prefix() if prefix is None else prefix
     gone = [str(u["user"]) for u in partners._json("list_users") if str(u["user"]).startswith(prefix)]  # noqa: SLF001
     for user in gone:
         partners.rabbitmqctl("delete_user", user)

@@ -63,18 +63,25 @@ open_files_limit() {  # the soft limit; "unlimited" as a number that passes
 # Bounded twice, and with no pipe: rabbitmqctl runs its Erlang CLI through su, in a session of its
 # own, which `timeout` cannot kill; a pipe would wait for that CLI as long as the node hangs.
 rabbitmq_answers() { timeout 90 rabbitmqctl -q status --timeout 60 >/dev/null 2>&1; }
-node_pid=$(rabbitmq_pid)
+node_pid=$(rabbitmq_pid) healthy=0
 if [ -n "$node_pid" ]; then
   limit=$(open_files_limit "$node_pid")
-  if [ "$limit" -lt "$MIN_RABBITMQ_FILES" ] || ! rabbitmq_answers; then
-    if [ "$limit" -lt "$MIN_RABBITMQ_FILES" ]; then why="its limit of $limit open files is below $MIN_RABBITMQ_FILES"; else why="it does not answer"; fi
-    say "restarting RabbitMQ: $why"
+  if [ "$limit" -lt "$MIN_RABBITMQ_FILES" ]; then
+    say "restarting RabbitMQ: its limit of $limit open files is below $MIN_RABBITMQ_FILES"
+  elif rabbitmq_answers; then
+    healthy=1
+  else
+    say "restarting RabbitMQ: it does not answer"
+  fi
+  if [ "$healthy" = 0 ]; then
     as_root timeout 120 rabbitmqctl -q stop >/dev/null 2>&1 || true
     if kill -0 "$node_pid" 2>/dev/null; then as_root kill -9 "$node_pid" || true; fi
     for _ in $(seq 1 30); do kill -0 "$node_pid" 2>/dev/null || break; sleep 1; done
   fi
+elif rabbitmq_answers; then
+  healthy=1  # a node this script cannot see (no `ss` here): taken as it is
 fi
-if ! rabbitmq_answers; then
+if [ "$healthy" = 0 ]; then
   say "starting RabbitMQ"
   # Run as root, rabbitmq-server re-executes itself as the rabbitmq user through su, which
   # resets the soft limit: raise it in the rabbitmq user's own shell.

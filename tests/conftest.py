@@ -147,21 +147,22 @@ def reap_dead_runs(runs_dir: Path, own: str) -> list[str]:
     `cbs-t<run>.*`, secrets folders; then its file. Returns what was deleted."""
     import glob
 
+    from ops import broker_users
+
     dead = dead_runs(runs_dir, own)
     if not dead:
         return []
     gone: list[str] = []
     vhosts = subprocess.run(["rabbitmqctl", "-q", "list_vhosts"], capture_output=True, text=True, timeout=60).stdout.split()
-    users = subprocess.run(["rabbitmqctl", "-q", "list_users"], capture_output=True, text=True, timeout=60).stdout.split()
     databases = asyncio.run(run_databases())
     for run_id in dead:
-        for vhost in (v for v in vhosts if v == f"cbs_test_{run_id}" or v.startswith(f"cbs_test_{run_id}_")):
+        # Run ids are all RUN_ID's length: a name that starts with one run's belongs to that run
+        # (`cbs_test_<run>`, `cbs_test_<run>_<package>`, users `cbs-t<run>.<process>`, …).
+        for vhost in (v for v in vhosts if v.startswith(f"cbs_test_{run_id}")):
             _rabbitmqctl("delete_vhost", vhost)
             gone.append(f"vhost {vhost}")
-        for user in (u for u in users if u.startswith(f"cbs-t{run_id}.") or u.startswith(f"cbs-t{run_id}_")):
-            _rabbitmqctl("delete_user", user)
-            gone.append(f"user {user}")
-        for database in (d for d in databases if d == f"cbs_test_{run_id}" or d.startswith(f"cbs_test_{run_id}_")):
+        gone += [f"user {user}" for user in broker_users.delete_users(prefix=f"cbs-t{run_id}")]
+        for database in (d for d in databases if d.startswith(f"cbs_test_{run_id}")):
             asyncio.run(drop_database(database))
             gone.append(f"database {database}")
         for folder in glob.glob(os.path.join(tempfile.gettempdir(), f"cbs-test-secrets-{run_id}*")):
@@ -180,10 +181,12 @@ async def run_databases() -> list[str]:
 
 
 def _this_run_provisions() -> None:
-    """Once per run, before its first vhost: hold this run's file, and reap the dead runs."""
+    """Once per run, before its first vhost on the shared node: refuse a node that would hang the
+    run, hold this run's file, and reap the dead runs."""
     global _RUN_LOCK_FILE
     if _RUN_LOCK_FILE is not None:
         return
+    _refuse_a_broker_too_small(AMQP_ADDRESS)
     _RUN_LOCK_FILE = hold_run_lock(RUNS_DIR, RUN_ID)
     atexit.register((RUNS_DIR / f"{RUN_ID}.lock").unlink, missing_ok=True)
     for what in reap_dead_runs(RUNS_DIR, RUN_ID):
@@ -211,7 +214,6 @@ def _provisioned() -> Iterator[dict[str, str]]:
             saved = {name: os.environ.get(name) for name in moved}
             stack.callback(_restore_env, saved)
             os.environ.update(moved)
-        _refuse_a_broker_too_small(urlsplit(os.environ["CBS_AMQP_URL"]).netloc.rpartition("@")[2])
         if "RABBITMQ_NODENAME" not in os.environ:  # the shared node, not a test's private cluster
             _this_run_provisions()
         _rabbitmqctl("add_vhost", vhost)
