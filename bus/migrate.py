@@ -42,9 +42,11 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 
+from bus import db
 from bus.settings import Settings, database_name, role_name, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,3 +257,16 @@ async def migrate_on(dsn: str, workers: tuple[str, ...], password: str | None = 
             await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
     finally:
         await conn.close()
+
+
+async def upkeep_warnings(settings: Settings, workers: tuple[str, ...]) -> list[str]:
+    """`db.upkeep_warnings` of every server that holds a worker's schema, each named by host and port."""
+    warnings = []
+    for dsn in settings.servers(workers):
+        where = urlsplit(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            warnings += [f"{where.hostname}:{where.port or 5432}: {w}" for w in await db.server_upkeep_warnings(conn)]
+        finally:
+            await conn.close()
+    return warnings

@@ -236,6 +236,9 @@ def worker_app(routes: Routes, settings: Settings | None = None) -> WorkerApp:
             traced=tracing.ON,
         )
         observability.watch_pool(runtime.pool)
+        async with runtime.pool.acquire() as conn:
+            for warning in await db.server_upkeep_warnings(conn):
+                log.warning("%s", warning)
         try:
             yield
         finally:

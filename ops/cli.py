@@ -15,7 +15,7 @@ from typing import Any
 
 from bus import observability, topology
 from ops import dlq
-from bus.migrate import migrate
+from bus.migrate import migrate, upkeep_warnings
 from bus.settings import WORKERS, load
 from ops.supervisor import ProcessSpec, Supervisor, cbs_process
 
@@ -36,7 +36,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     applied = _run(migrate(settings, WORKERS))
     _run(topology.declare_on(settings.amqp_url))
     users = broker_users.ensure_users(partners.vhost_of(settings.amqp_url), settings.amqp_url)
-    print(json.dumps({"migrated": applied, "topology": "declared", "broker_users": users}))
+    warnings = _run(upkeep_warnings(settings, WORKERS))
+    for warning in warnings:
+        print(f"cbs migrate: warning: {warning}", file=sys.stderr)
+    print(json.dumps({"migrated": applied, "topology": "declared", "broker_users": users, "warnings": warnings}))
     return 0
 
 
@@ -244,6 +247,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(outcome.text)  # type: ignore[union-attr]
         return 0 if outcome.ok else 1  # type: ignore[union-attr]
     from ops.bench import transfers as bt
+
+    for warning in _run(upkeep_warnings(settings, WORKERS)):  # the figures would not be the code's
+        print(f"cbs bench: warning: {warning}", file=sys.stderr)
 
     if args.kind == "payment" and (args.via == "bus" or args.batch != 1):
         print("cbs bench --kind payment: payments go through the edge, one order a request (no --via bus, --batch)",

@@ -37,6 +37,17 @@ if [ "${fresh_pg:-0}" = 1 ]; then
   as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main reload
 fi
 pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL is not answering on 127.0.0.1:5432" >&2; exit 1; }
+# A server without autovacuum never analyzes a table, and the workers' statements, prepared once
+# per pooled connection, keep the plans PostgreSQL made for them on empty tables: the ledger's
+# group commit came to read its whole inbox each time (bus/db.py, UPKEEP_SETTINGS). Some machines
+# of this kind turn it off in a conf.d file; ALTER SYSTEM overrides that, and a reload applies it.
+pg_admin() { psql -q -X -h 127.0.0.1 -p 5432 -U postgres -d postgres -At "$@"; }
+if [ "$(pg_admin -c 'SHOW autovacuum')" != on ]; then
+  say "turning PostgreSQL's autovacuum on (it was off: tables would never be analyzed)"
+  pg_admin -c 'ALTER SYSTEM SET autovacuum = on' -c 'SELECT pg_reload_conf()' >/dev/null
+  for _ in $(seq 1 10); do [ "$(pg_admin -c 'SHOW autovacuum')" = on ] && break; sleep 0.5; done
+  [ "$(pg_admin -c 'SHOW autovacuum')" = on ] || { echo "PostgreSQL's autovacuum is still off" >&2; exit 1; }
+fi
 
 # --- RabbitMQ ---------------------------------------------------------------------------
 if ! command -v rabbitmqctl >/dev/null; then
