@@ -31,7 +31,8 @@ from workers.audit.domain.reports import (
     security_summary,
     structuring_cases,
 )
-from workers.audit.domain.subjects import accounts_of
+from workers.audit.domain.chain import canonical_json
+from workers.audit.domain.subjects import LEDGER_ACCOUNT_KEYS, accounts_of
 from workers.audit.handlers.taps import draft_of_reply, drafts_of_reply_copies
 
 # --- outcomes --------------------------------------------------------------------------------
@@ -180,24 +181,78 @@ def test_copies_are_chunked_in_order_within_both_bounds(sizes: list[int], max_by
 A, B, C = (str(uuid.uuid4()) for _ in range(3))
 
 
+def named(routing_key: str, body: object) -> tuple[str, ...]:
+    return accounts_of(routing_key, canonical_json({"body": body}) if not isinstance(body, dict) else canonical_json(body))
+
+
 def test_accounts_of_a_payment_and_of_a_ledger_transfer() -> None:
     order = {"payment_id": str(uuid.uuid4()), "payer_account_id": A, "payee": {"account_id": B, "name": None}}
-    assert accounts_of("payment.initiate_payment", order) == tuple(sorted((A, B)))
+    assert named("payment.initiate_payment", order) == tuple(sorted((A, B)))
     transfers = {"transfers": [{"id": str(uuid.uuid4()), "debit_account_id": A, "credit_account_id": C},
                                {"id": str(uuid.uuid4()), "debit_account_id": B, "credit_account_id": C}]}  # fmt: skip
-    assert accounts_of("ledger.create_transfers", transfers) == tuple(sorted((A, B, C)))
+    assert named("ledger.create_transfers", transfers) == tuple(sorted((A, B, C)))
     # A transfer's own id is no account; on the ledger's account messages a bare id is.
-    assert accounts_of("ledger.create_accounts", {"accounts": [{"id": A, "code": "x"}]}) == (A,)
-    assert accounts_of("ledger.lookup_accounts", {"ids": [A, B]}) == tuple(sorted((A, B)))
-    assert accounts_of("ledger.lookup_transfers", {"ids": [A]}) == ()
-    assert accounts_of("payment.initiate_payment", {"payer_account_id": "not-a-uuid", "account_id": None}) == ()
+    assert named("ledger.create_accounts", {"accounts": [{"id": A, "code": "x"}]}) == (A,)
+    assert named("ledger.lookup_accounts", {"ids": [A, B]}) == tuple(sorted((A, B)))
+    assert named("ledger.lookup_transfers", {"ids": [A]}) == ()
+    assert named("payment.initiate_payment", {"payer_account_id": "not-a-uuid", "account_id": None}) == ()
+
+
+def test_accounts_of_reads_ids_as_uuids_and_never_inside_a_string() -> None:
+    # Another spelling of a UUID is the same account; text that only looks like a key is not one.
+    assert named("payment.initiate_payment", {"account_id": A.upper(), "note": f'"account_id":"{B}"'}) == (A,)
+    assert named("customer.x", {"account_ids": [A, None, 7, "nope", B]}) == tuple(sorted((A, B)))
+    assert named("ledger.lookup_transfers", {"pending_id": A, "ids": [B]}) == ()
+
+
+def reference(routing_key: str, value: object) -> set[str]:
+    """What a body names, found by walking it (as the first version did, without its depth bound)."""
+    bare = routing_key in LEDGER_ACCOUNT_KEYS
+    found: set[str] = set()
+
+    def add(item: object) -> None:
+        if isinstance(item, str):
+            try:
+                found.add(str(uuid.UUID(item)))
+            except ValueError:
+                pass
+
+    def walk(item: object) -> None:
+        if isinstance(item, dict):
+            for key, each in item.items():
+                if (key.endswith("account_id") or (bare and key == "id")) and isinstance(each, str):
+                    add(each)
+                elif (key == "account_ids" or (bare and key == "ids")) and isinstance(each, list) and all(
+                    not isinstance(one, (list, dict)) for one in each
+                ):
+                    for one in each:
+                        add(one)
+                else:
+                    walk(each)
+        elif isinstance(item, list):
+            for each in item:
+                walk(each)
+
+    walk(value)
+    return found
+
+
+KEYS = st.sampled_from(["id", "ids", "account_id", "debit_account_id", "account_ids", "payee", "x", 'a"account_id'])
+LEAVES = st.none() | st.integers() | st.sampled_from([A, B, C.upper(), "{" + A + "}", "not-a-uuid", "a\\\"b\\\\"]) | st.text(max_size=5)
+
+
+@given(st.sampled_from(["ledger.create_accounts", "payment.initiate_payment"]),
+       st.dictionaries(KEYS, st.recursive(LEAVES, lambda inner: st.lists(inner, max_size=3)
+                                          | st.dictionaries(KEYS, inner, max_size=3), max_leaves=12), max_size=4))  # fmt: skip
+def test_accounts_of_finds_what_a_walk_of_the_body_finds(routing_key: str, body: dict[str, object]) -> None:
+    assert set(named(routing_key, body)) == reference(routing_key, body)
 
 
 @given(st.recursive(st.none() | st.integers() | st.text(max_size=5),
                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
                     max_leaves=30))  # fmt: skip
 def test_accounts_of_never_raises(body: object) -> None:
-    found = accounts_of("ledger.create_accounts", {"x": body})
+    found = named("ledger.create_accounts", {"x": body})
     assert list(found) == sorted(set(found))
 
 

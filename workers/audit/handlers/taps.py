@@ -130,25 +130,32 @@ def _parse_error(exc: ValidationError) -> str:
     return "invalid body: " + json.dumps(errors[:20])
 
 
-def parse(body: bytes, message_type: str | None, routing_key: str, max_body_bytes: int) -> tuple[
-    dict[str, Any] | None, str | None, BaseModel | None
-]:  # fmt: skip
-    """(redacted payload, parse error, the model) of a body; the payload is None when it did not parse."""
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What audit keeps of a body that parsed with its contract."""
+
+    payload: dict[str, Any]  # secrets redacted
+    canonical: bytes  # the payload's canonical JSON (`chain.canonical_json`)
+    model: BaseModel
+
+
+def parse(body: bytes, message_type: str | None, routing_key: str, max_body_bytes: int) -> Parsed | str:
+    """The body parsed with its contract, or why it did not parse."""
     if len(body) > max_body_bytes:
-        return None, f"body exceeds {max_body_bytes} bytes", None
+        return f"body exceeds {max_body_bytes} bytes"
     contract, why = _contract_for(message_type, routing_key)
     if contract is None:
-        return None, why, None
+        return why or "no contract"
     try:
         model = contract.model_validate_json(body)
     except ValidationError as exc:
-        return None, _parse_error(exc), None
+        return _parse_error(exc)
     payload = model.model_dump(mode="json", context={"redact": True})
     try:
-        chain.canonical_json(payload)  # a payload that cannot be hashed cannot be chained
+        canonical = chain.canonical_json(payload)  # a payload that cannot be hashed cannot be chained
     except (TypeError, ValueError):
-        return None, "body has no canonical JSON form", None
-    return payload, None, model
+        return "body has no canonical JSON form"
+    return Parsed(payload, canonical, model)
 
 
 def draft_of(
@@ -169,10 +176,11 @@ def draft_of(
     message_type = _text(message_type)
     sha256 = hashlib.sha256(body).hexdigest()
     try:
-        payload, error, model = parse(body, message_type, routing_key, max_body_bytes)
+        parsed = parse(body, message_type, routing_key, max_body_bytes)
     except Exception as exc:  # a bug here must not turn into a nack: the message is stored anyway
         log.exception("audit could not parse %s", routing_key)
-        payload, error, model = None, f"audit could not parse it: {type(exc).__name__}", None
+        parsed = f"audit could not parse it: {type(exc).__name__}"
+    payload, error = (parsed.payload, None) if isinstance(parsed, Parsed) else (None, parsed)
     if not message_id:
         # Without a message_id a redelivery is recognised by its body (and the record says so).
         message_id = f"sha256:{sha256}"
@@ -195,8 +203,8 @@ def draft_of(
         payload_sha256=sha256,
         payload_bytes=len(body),
         parse_error=error,
-        grant=model if isinstance(model, PartnerAccessChanged) else None,
-        accounts=subjects.accounts_of(routing_key, payload) if payload is not None else (),
+        grant=parsed.model if isinstance(parsed, Parsed) and isinstance(parsed.model, PartnerAccessChanged) else None,
+        accounts=subjects.accounts_of(routing_key, parsed.canonical) if isinstance(parsed, Parsed) else (),
     )
 
 
