@@ -231,6 +231,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.rounds > 1 and not (args.baseline and args.kind == "transfers"):
+        print("cbs bench --rounds: only with --baseline (transfers)", file=sys.stderr)
+        return 2
     settings = load()
     url = args.url or f"http://{settings.edge_host}:{settings.edge_port}"
     if args.kind == "register":
@@ -261,18 +264,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )  # fmt: skip
     from ops.bench import payments as bench_payments
 
-    if args.kind != "payment":
-        peer = None
-        if args.baseline:
-            from ops.bench import baseline
-
-            peer = _run(baseline.run_peer(options, settings.amqp_url, settings.database_url, args.peer_queue))
-            print(peer.text, end="\n\n", flush=True)
+    if args.kind != "payment" and not args.baseline:
         outcome = _run(bt.run(options, settings.process_amqp_url("ops"), settings.database_url))
         print(outcome.text)
-        if peer is not None:
-            print("\n" + baseline.ratio_line(outcome, peer, options.via))
-        return 0 if outcome.ok and (peer is None or peer.ok) else 1
+        return 0 if outcome.ok else 1
+    if args.kind != "payment":
+        from ops.bench import baseline
+
+        ok, ratios = True, []
+        for round_no in range(args.rounds):
+            if round_no:
+                print(f"\n--- round {round_no + 1} of {args.rounds}\n")
+            peer = _run(baseline.run_peer(options, settings.amqp_url, settings.database_url, args.peer_queue))
+            print(peer.text, end="\n\n", flush=True)
+            outcome = _run(bt.run(options, settings.process_amqp_url("ops"), settings.database_url))
+            print(outcome.text)
+            print("\n" + baseline.ratio_line(outcome, peer, options.via), flush=True)
+            ok, ratios = ok and outcome.ok and peer.ok, [*ratios, outcome.per_second / peer.per_second]
+        if args.rounds > 1:
+            print("\n" + baseline.rounds_line(ratios))
+        return 0 if ok else 1
     raw = None
     if args.against_raw:
         # The yardstick: raw ledger transfers through the same edge, measured just before.
@@ -724,6 +735,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--baseline", action="store_true",
                    help="transfers: first the bare peer (ops/bench/baseline.py), same load, same broker and database; "
                         "then CBS, and the ratio")  # fmt: skip
+    b.add_argument("--rounds", type=int, default=1, choices=range(1, 11), metavar="N",
+                   help="--baseline: N rounds of the peer then CBS, interleaved so both meet the machine's same "
+                        "drift; each round's ratio, then their median and lowest")  # fmt: skip
     b.set_defaults(func=cmd_bench)
     dy = sub.add_parser("day", help="the business date and close of business")
     dy.add_argument("action", choices=("status", "close"))

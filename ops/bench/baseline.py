@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -243,6 +244,14 @@ async def run_peer(options: bt.Options, amqp_url: str, database_url: str, queue_
 
 def ratio_line(cbs: bt.Outcome, peer: bt.Outcome, via: str) -> str:
     return f"CBS transfers/s ({via}) per peer transfers/s (bus), same load: {cbs.per_second / peer.per_second:.2f}"
+
+
+def rounds_line(ratios: list[float]) -> str:
+    """The ratios of `--rounds` (peer then CBS, again and again): each, their median and their
+    lowest. Interleaved rounds see the same drift of a shared machine; one pair of runs 20 s apart
+    gave 0.60 and the next 0.85 on 2026-12-07."""
+    shown = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"ratios by round: {shown}; median {statistics.median(ratios):.2f}, lowest {min(ratios):.2f}"
 
 
 if __name__ == "__main__":
