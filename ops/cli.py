@@ -235,6 +235,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("cbs bench --rounds: only with --baseline (transfers)", file=sys.stderr)
         return 2
     settings = load()
+    for warning in _run(upkeep_warnings(settings, WORKERS)):  # the figures would not be the code's
+        print(f"cbs bench: warning: {warning}", file=sys.stderr)
     url = args.url or f"http://{settings.edge_host}:{settings.edge_port}"
     if args.kind == "register":
         from ops.bench import register as bench
@@ -250,9 +252,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print(outcome.text)  # type: ignore[union-attr]
         return 0 if outcome.ok else 1  # type: ignore[union-attr]
     from ops.bench import transfers as bt
-
-    for warning in _run(upkeep_warnings(settings, WORKERS)):  # the figures would not be the code's
-        print(f"cbs bench: warning: {warning}", file=sys.stderr)
 
     if args.kind == "payment" and (args.via == "bus" or args.batch != 1):
         print("cbs bench --kind payment: payments go through the edge, one order a request (no --via bus, --batch)",
