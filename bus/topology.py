@@ -49,6 +49,7 @@ AUDIT_EVENTS_TAP = "audit.tap.events"
 # no exchange: it is addressed by name. The command the reply answers is in REPLY_COMMAND_HEADER.
 # A group commit's replies go instead as one `ReplyCopies` message (bus/replies.py, issue 10).
 AUDIT_REPLIES_TAP = "audit.tap.replies"
+AUDIT_TAPS = (AUDIT_COMMANDS_TAP, AUDIT_EVENTS_TAP, AUDIT_REPLIES_TAP)  # streams: their depth is a retained log
 REPLY_COMMAND_HEADER = "x-command"
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"  # bypasses routing: no BCC copy is made of such a reply
 # Retention of each tap: 24 hours of `cbs bench`'s load with audit stopped, with room to spare

@@ -33,7 +33,7 @@ from bus import topology
 from bus.settings import WORKERS, Settings, server_label
 from ops import dlq
 
-STREAMS = frozenset({topology.AUDIT_COMMANDS_TAP, topology.AUDIT_EVENTS_TAP})  # depth = retained log, not backlog
+STREAMS = frozenset(topology.AUDIT_TAPS)  # depth = retained log, not backlog
 API_TIMEOUT_S = 5.0
 LETTERS_PEEKED = 1_000
 

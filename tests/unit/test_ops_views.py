@@ -38,7 +38,8 @@ def test_status_rows_count_replicas_depth_dead_letters_and_outbox_per_worker() -
     queues = [
         QueueStat("ledger.create_transfers", 7, 2, 10.0, 9.5), QueueStat("ledger.get_balances", 1, 2, 0.0, 0.0),
         QueueStat("ledger.events", 0, 2, 1.0, 1.0), QueueStat("ledger.replies", 0, 0),
-        QueueStat("audit.tap.events", 123_456, 1, 50.0, 50.0), QueueStat("audit.list_records", 0, 1),
+        QueueStat("audit.tap.events", 123_456, 1, 50.0, 50.0), QueueStat("audit.tap.replies", 4_892, 1, 9.0, 9.0),
+        QueueStat("audit.list_records", 0, 1),
         QueueStat("cbs.dead", 2, 0), QueueStat("edge.replies.x", 0, 1),
     ]  # fmt: skip
     died = dt.datetime(2026, 12, 6, 10, tzinfo=dt.UTC)
